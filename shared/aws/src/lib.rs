@@ -1,0 +1,24 @@
+//! Purser's ports on AWS: the [`EventBus`](purser_core::EventBus) on Amazon
+//! EventBridge and the [`Store`](purser_core::Store) on Amazon DynamoDB.
+//!
+//! The domain never sees the SDK: functions build these adapters once per
+//! cold start from [`load_config`] and hand them to their handlers as ports.
+//! Their contract tests run against moto's server (`tests/`); what moto
+//! cannot show (throttling, partial transient failures) is covered by unit
+//! tests with a fake `PutEvents`.
+
+mod event_bus;
+mod store;
+
+pub use event_bus::{EventBridgeBus, RetryPolicy};
+pub use store::DynamoStore;
+
+use aws_config::BehaviorVersion;
+
+/// The SDK configuration of the environment: the Lambda role's credentials
+/// and region in the cloud. It honours `AWS_ENDPOINT_URL` and
+/// `AWS_ENDPOINT_URL_<SERVICE>`, which is how the same binaries talk to moto
+/// or to `purser up` instead of AWS.
+pub async fn load_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}

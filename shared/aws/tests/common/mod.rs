@@ -1,0 +1,43 @@
+//! What every AWS contract test needs: an SDK configuration for the moto
+//! server that `scripts/test` starts, and resource names of its own so tests
+//! run in parallel against one server without resetting it.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::config::Credentials;
+
+/// The configuration for moto at `PURSER_MOTO_ENDPOINT`, or `None` (after
+/// saying so) when `PURSER_SKIP_AWS_CONTRACT=1`. Without either the test
+/// fails: a contract test that silently passes tests nothing.
+pub async fn moto_config() -> Option<SdkConfig> {
+    let endpoint = match std::env::var("PURSER_MOTO_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => endpoint,
+        _ if std::env::var("PURSER_SKIP_AWS_CONTRACT").as_deref() == Ok("1") => {
+            eprintln!("skipped: PURSER_SKIP_AWS_CONTRACT=1 and no PURSER_MOTO_ENDPOINT");
+            return None;
+        }
+        _ => panic!(
+            "PURSER_MOTO_ENDPOINT is not set: run scripts/test (it starts moto), \
+             or set PURSER_MOTO_ENDPOINT (PURSER_SKIP_AWS_CONTRACT=1 skips these tests)"
+        ),
+    };
+    Some(
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "purser-contract-tests",
+            ))
+            .load()
+            .await,
+    )
+}
+
+/// A resource name no other test uses (at most 40 characters with a short
+/// prefix, within every service's limits).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}

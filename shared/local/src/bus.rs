@@ -1,0 +1,346 @@
+//! The in-process event bus: EventBridge's `PutEvents` semantics on SQLite.
+//! Accepted events are archived and matched against the template's rules;
+//! each match becomes a persisted delivery that the dispatcher invokes.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use purser_core::event::{MAX_ENTRIES_PER_PUT, MAX_PUT_BYTES};
+use purser_core::{
+    BusError, Clock, EntryError, Event, EventBus, EventEntry, EventPattern, RejectedEntry,
+};
+use rusqlite::{Transaction, params};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::db::{Db, DbError, epoch_ms};
+use crate::template::RetryPolicy;
+
+/// A rule of the template: events on `bus` matching `pattern` go to
+/// `function`, shaped by `input` / `input_path`.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub function: String,
+    pub bus: String,
+    pub pattern: EventPattern,
+    pub retry: RetryPolicy,
+    pub input: Option<Value>,
+    pub input_path: Option<String>,
+}
+
+impl Rule {
+    /// The payload the target receives for `event`, as EventBridge's
+    /// `Input` (a constant) or `InputPath` (a JSONPath into the event) shape it.
+    pub fn payload(&self, event: &Value) -> Value {
+        if let Some(input) = &self.input {
+            return input.clone();
+        }
+        match &self.input_path {
+            Some(path) => select_path(event, path).cloned().unwrap_or(Value::Null),
+            None => event.clone(),
+        }
+    }
+}
+
+/// `$`, `$.a.b`: the JSONPath subset `InputPath` is used with.
+fn select_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let rest = path.strip_prefix('$')?;
+    rest.split('.')
+        .filter(|s| !s.is_empty())
+        .try_fold(value, |v, key| v.get(key))
+}
+
+/// Why a whole `PutEvents` call is refused (EventBridge's `ValidationException`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PutEventsError {
+    #[error(
+        "1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length greater than or equal to 1"
+    )]
+    NoEntries,
+    #[error(
+        "1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length less than or equal to {MAX_ENTRIES_PER_PUT} (got {0})"
+    )]
+    TooManyEntries(usize),
+    #[error(
+        "Total size of the entries in the request is over the limit ({0} bytes > {MAX_PUT_BYTES})."
+    )]
+    TooLarge(usize),
+    #[error("the local bus could not store the events: {0}")]
+    Storage(String),
+}
+
+/// The outcome of one entry: its event id, or why it was refused.
+pub type EntryResult = Result<String, EntryError>;
+
+#[derive(Clone)]
+pub struct LocalBus {
+    db: Db,
+    rules: Arc<Vec<Rule>>,
+    buses: Arc<Vec<String>>,
+    region: String,
+    own_account: String,
+    allow_aws_sources: bool,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for LocalBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalBus")
+            .field("rules", &self.rules.len())
+            .field("buses", &self.buses)
+            .finish()
+    }
+}
+
+pub struct LocalBusConfig {
+    pub rules: Vec<Rule>,
+    pub buses: Vec<String>,
+    pub region: String,
+    /// The account of events Purser puts itself (the management account).
+    pub own_account: String,
+    pub allow_aws_sources: bool,
+}
+
+impl LocalBus {
+    pub fn new(db: Db, config: LocalBusConfig, clock: Arc<dyn Clock>, wake: Arc<Notify>) -> Self {
+        Self {
+            db,
+            rules: Arc::new(config.rules),
+            buses: Arc::new(config.buses),
+            region: config.region,
+            own_account: config.own_account,
+            allow_aws_sources: config.allow_aws_sources,
+            clock,
+            wake,
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// `PutEvents` from `account`: validates the call and each entry as
+    /// EventBridge does, archives accepted events and queues a delivery per
+    /// matching rule, all in one transaction.
+    pub async fn put_events(
+        &self,
+        entries: Vec<EventEntry>,
+        account: &str,
+    ) -> Result<Vec<EntryResult>, PutEventsError> {
+        if entries.is_empty() {
+            return Err(PutEventsError::NoEntries);
+        }
+        if entries.len() > MAX_ENTRIES_PER_PUT {
+            return Err(PutEventsError::TooManyEntries(entries.len()));
+        }
+        let size: usize = entries.iter().map(EventEntry::size).sum();
+        if size > MAX_PUT_BYTES {
+            return Err(PutEventsError::TooLarge(size));
+        }
+        let now = self.clock.now();
+        let mut results = Vec::with_capacity(entries.len());
+        let mut accepted = Vec::new();
+        for entry in &entries {
+            let checked = entry.validate(self.allow_aws_sources).and_then(|detail| {
+                let bus = entry.bus_name();
+                if self.buses.iter().any(|b| b == bus) {
+                    Ok((bus.to_string(), detail))
+                } else {
+                    Err(EntryError::UnknownBus(bus.into()))
+                }
+            });
+            match checked {
+                Ok((bus, detail)) => {
+                    let event = Event::from_entry(entry, detail, account, &self.region, now);
+                    results.push(Ok(event.id.clone()));
+                    accepted.push((bus, event));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if accepted.is_empty() {
+            return Ok(results);
+        }
+        let rules = Arc::clone(&self.rules);
+        let received = epoch_ms(Utc::now());
+        let matched = self
+            .db
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                let mut matched = 0;
+                for (bus, event) in &accepted {
+                    matched += record(&tx, &rules, bus, event, received)?;
+                }
+                tx.commit()?;
+                Ok(matched)
+            })
+            .await
+            .map_err(|e: DbError| PutEventsError::Storage(e.to_string()))?;
+        tracing::debug!(
+            account,
+            entries = entries.len(),
+            matched,
+            "events put on the local bus"
+        );
+        if matched > 0 {
+            self.wake.notify_one();
+        }
+        Ok(results)
+    }
+
+    /// Queues a delivery that no event caused (a schedule firing).
+    pub async fn enqueue(
+        &self,
+        target: &str,
+        function: &str,
+        payload: &Value,
+        retry: RetryPolicy,
+    ) -> Result<(), DbError> {
+        let (target, function, payload) = (
+            target.to_string(),
+            function.to_string(),
+            payload.to_string(),
+        );
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let now = epoch_ms(Utc::now());
+        self.db
+            .call(move |conn| {
+                insert_delivery(conn, &event_id, &target, &function, &payload, retry, now)
+            })
+            .await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+}
+
+/// Archives one event and queues its deliveries; returns how many rules matched.
+fn record(
+    tx: &Transaction<'_>,
+    rules: &[Rule],
+    bus: &str,
+    event: &Event,
+    received_ms: i64,
+) -> Result<usize, rusqlite::Error> {
+    let envelope = event.to_value();
+    tx.execute(
+        "INSERT INTO archive (id, bus, source, detail_type, account, time, received_ms, envelope)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            event.id,
+            bus,
+            event.source,
+            event.detail_type,
+            event.account,
+            envelope["time"].as_str().unwrap_or_default(),
+            received_ms,
+            envelope.to_string()
+        ],
+    )?;
+    let mut matched = 0;
+    for rule in rules
+        .iter()
+        .filter(|r| r.bus == bus && r.pattern.matches(&envelope))
+    {
+        let payload = rule.payload(&envelope).to_string();
+        insert_delivery(
+            tx,
+            &event.id,
+            &rule.name,
+            &rule.function,
+            &payload,
+            rule.retry,
+            received_ms,
+        )?;
+        matched += 1;
+    }
+    Ok(matched)
+}
+
+fn insert_delivery(
+    conn: &rusqlite::Connection,
+    event_id: &str,
+    target: &str,
+    function: &str,
+    payload: &str,
+    retry: RetryPolicy,
+    now_ms: i64,
+) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "INSERT INTO deliveries (event_id, target, function, payload, max_retries, max_age_ms, first_ms, due_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            event_id,
+            target,
+            function,
+            payload,
+            retry.maximum_retry_attempts,
+            retry.maximum_event_age.as_millis() as i64,
+            now_ms
+        ],
+    )?;
+    Ok(())
+}
+
+/// Purser's own handlers put events through this port; they come from the
+/// management account, like Purser's functions on AWS.
+#[async_trait]
+impl EventBus for LocalBus {
+    async fn put(&self, entries: Vec<EventEntry>) -> Result<(), BusError> {
+        let total = entries.len();
+        let mut rejected = Vec::new();
+        // Honour the same limits as EventBridge, so code that passes here
+        // does not fail there.
+        let mut batch: Vec<EventEntry> = Vec::new();
+        let mut batch_size = 0;
+        let mut batches = Vec::new();
+        for entry in entries {
+            let size = entry.size();
+            if !batch.is_empty()
+                && (batch.len() == MAX_ENTRIES_PER_PUT || batch_size + size > MAX_PUT_BYTES)
+            {
+                batches.push(std::mem::take(&mut batch));
+                batch_size = 0;
+            }
+            batch_size += size;
+            batch.push(entry);
+        }
+        batches.push(batch);
+        for batch in batches.into_iter().filter(|b| !b.is_empty()) {
+            let results = self
+                .put_events(batch.clone(), &self.own_account)
+                .await
+                .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            for (entry, result) in batch.into_iter().zip(results) {
+                if let Err(e) = result {
+                    rejected.push(RejectedEntry {
+                        entry,
+                        code: e.code().into(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        if rejected.is_empty() {
+            Ok(())
+        } else {
+            Err(BusError::Rejected { total, rejected })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn input_path_selects_part_of_the_event() {
+        let event = json!({"detail": {"a": {"b": 1}}});
+        assert_eq!(select_path(&event, "$.detail.a"), Some(&json!({"b": 1})));
+        assert_eq!(select_path(&event, "$"), Some(&event));
+        assert_eq!(select_path(&event, "$.nope"), None);
+    }
+}

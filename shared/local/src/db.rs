@@ -1,0 +1,159 @@
+//! The local state: one SQLite file in the data directory, in WAL mode so
+//! the CLI can read it while `purser up` writes.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+pub const DB_FILE: &str = "purser.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open the local database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("local database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("a local database task failed: {0}")]
+    Task(String),
+}
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how
+/// many have run. Append, never edit.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE archive (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    bus          TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    detail_type  TEXT NOT NULL,
+    account      TEXT NOT NULL,
+    time         TEXT NOT NULL,
+    received_ms  INTEGER NOT NULL,
+    envelope     TEXT NOT NULL
+);
+CREATE INDEX archive_received ON archive (received_ms);
+
+-- Deliveries not yet acknowledged by their target. A row is deleted only
+-- after the handler succeeded, so a crash re-delivers (at least once).
+CREATE TABLE deliveries (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id      TEXT NOT NULL,
+    target        TEXT NOT NULL,
+    function      TEXT NOT NULL,
+    payload       TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    max_retries   INTEGER NOT NULL,
+    max_age_ms    INTEGER NOT NULL,
+    first_ms      INTEGER NOT NULL,
+    due_ms        INTEGER NOT NULL,
+    in_flight     INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT
+);
+CREATE INDEX deliveries_due ON deliveries (in_flight, due_ms);
+
+CREATE TABLE dead_letters (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    function    TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    attempts    INTEGER NOT NULL,
+    error       TEXT NOT NULL,
+    failed_ms   INTEGER NOT NULL
+);
+
+CREATE TABLE idempotency (
+    key         TEXT PRIMARY KEY,
+    expires_ms  INTEGER NOT NULL
+);
+"#];
+
+/// A shared handle on the database. SQLite calls block, so they run on
+/// tokio's blocking pool, one at a time on one connection.
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish()
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, DbError> {
+        let path = data_dir.join(DB_FILE);
+        let open_err = |source| DbError::Open {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            open_err(rusqlite::Error::InvalidPath(
+                format!("{}: {e}", data_dir.display()).into(),
+            ))
+        })?;
+        let mut conn = Connection::open(&path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn).map_err(DbError::from)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` on the calling thread: for the CLI, which has no runtime to
+    /// spare and reads a handful of rows.
+    pub fn call_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, DbError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(DbError::from)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), DbError> {
+    let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+pub fn epoch_ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_millis()
+}

@@ -1,0 +1,26 @@
+//! Purser's embedded backends and the local runtime behind `purser up`:
+//! SQLite for state, an in-process EventBridge that runs the SAM
+//! template's rules and schedules, and the template's HTTP API routes.
+
+pub mod bus;
+pub mod db;
+pub mod dispatch;
+pub mod http;
+pub mod inspect;
+pub mod registry;
+pub mod runtime;
+pub mod store;
+pub mod template;
+pub mod timers;
+
+pub use bus::{LocalBus, PutEventsError, Rule};
+pub use db::Db;
+pub use dispatch::RetryTiming;
+pub use registry::{Ports, Registry, RegistryError};
+pub use runtime::{Running, RuntimeConfig, StartError, start};
+pub use store::SqliteStore;
+pub use template::{BUILTIN_TEMPLATE, LocalContext, Template};
+
+/// The account Purser itself runs in locally (moto's default account).
+pub const LOCAL_ACCOUNT: &str = "123456789012";
+pub const LOCAL_REGION: &str = "us-east-1";

@@ -1,0 +1,277 @@
+//! `purser up`: the whole control plane in one process, wired by the template.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use purser_core::{Clock, SystemClock};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{LocalBus, LocalBusConfig, Rule};
+use crate::db::{Db, DbError};
+use crate::dispatch::{Dispatcher, RetryTiming, Target};
+use crate::http::{HttpState, Route};
+use crate::registry::{Ports, Registry, RegistryError};
+use crate::store::SqliteStore;
+use crate::template::{LocalContext, Template, TemplateError, Trigger};
+use crate::timers::Timer;
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub allow_aws_sources: bool,
+    pub context: LocalContext,
+    pub retry_timing: RetryTiming,
+    /// Deliveries running at once.
+    pub concurrency: usize,
+    /// How long Ctrl-C waits for in-flight deliveries.
+    pub shutdown_grace: Duration,
+}
+
+impl RuntimeConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, port: u16) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            allow_aws_sources: false,
+            context: LocalContext::default(),
+            retry_timing: RetryTiming::default(),
+            concurrency: 16,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("infra/template.yaml: {0}")]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot listen on {addr}: {source} (is another `purser up` running? try --port)")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running local control plane.
+pub struct Running {
+    addr: SocketAddr,
+    bus: LocalBus,
+    db: Db,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub summary: Summary,
+}
+
+/// What the runtime wired up, for the start-up banner.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub functions: Vec<String>,
+    pub rules: Vec<String>,
+    pub timers: Vec<String>,
+    pub routes: Vec<String>,
+}
+
+pub async fn start(
+    config: RuntimeConfig,
+    template: &Template,
+    registry: &Registry,
+    clock: Option<Arc<dyn Clock>>,
+) -> Result<Running, StartError> {
+    let wiring = template.wiring(&config.context)?;
+    registry.check(&wiring)?;
+    let db = Db::open(&config.data_dir)?;
+    let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let ctx = &config.context;
+
+    let mut rules = Vec::new();
+    let mut timers = Vec::new();
+    let mut routes = Vec::new();
+    for wire in &wiring.wires {
+        match &wire.trigger {
+            Trigger::Rule {
+                bus,
+                pattern,
+                retry,
+                input,
+                input_path,
+                ..
+            } => rules.push(Rule {
+                name: wire.name(),
+                function: wire.function.clone(),
+                bus: bus.clone(),
+                pattern: pattern.clone(),
+                retry: *retry,
+                input: input.clone(),
+                input_path: input_path.clone(),
+            }),
+            Trigger::Schedule {
+                expression,
+                scheduler,
+                input,
+                enabled,
+                retry,
+                ..
+            } => {
+                if *enabled {
+                    timers.push(Timer {
+                        name: wire.name(),
+                        function: wire.function.clone(),
+                        expression: expression.clone(),
+                        scheduler: *scheduler,
+                        input: input.clone(),
+                        retry: *retry,
+                    });
+                }
+            }
+            Trigger::HttpRoute { method, path } => {
+                routes.push(Route::new(method, path, &wire.function))
+            }
+        }
+    }
+    let summary = Summary {
+        functions: wiring
+            .functions
+            .iter()
+            .map(|f| f.logical_id.clone())
+            .collect(),
+        rules: rules.iter().map(|r| format!("{} (bus {})", r.name, r.bus)).collect(),
+        timers: timers
+            .iter()
+            .map(|t| format!("{} {}", t.name, t.expression))
+            .collect(),
+        routes: routes
+            .iter()
+            .map(|r| format!("{} -> {}", r.key(), r.function))
+            .collect(),
+    };
+
+    let wake = Arc::new(Notify::new());
+    let bus = LocalBus::new(
+        db.clone(),
+        LocalBusConfig {
+            rules,
+            buses: wiring.buses.clone(),
+            region: ctx.region.clone(),
+            own_account: ctx.account_id.clone(),
+            allow_aws_sources: config.allow_aws_sources,
+        },
+        Arc::clone(&clock),
+        Arc::clone(&wake),
+    );
+    let ports = Ports {
+        store: Arc::new(SqliteStore::new(db.clone())),
+        bus: Arc::new(bus.clone()),
+        clock,
+    };
+    let handlers = registry.build(&ports);
+    let timeouts: BTreeMap<&str, Duration> = wiring
+        .functions
+        .iter()
+        .map(|f| (f.logical_id.as_str(), f.timeout))
+        .collect();
+    let targets = handlers
+        .iter()
+        .map(|(name, handler)| {
+            let timeout = timeouts.get(name.as_str()).copied().unwrap_or(Duration::from_secs(3));
+            (
+                name.clone(),
+                Target {
+                    handler: Arc::clone(handler),
+                    timeout,
+                },
+            )
+        })
+        .collect();
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let dispatcher = Dispatcher {
+        db: db.clone(),
+        targets: Arc::new(targets),
+        wake,
+        timing: config.retry_timing,
+        concurrency: config.concurrency.max(1),
+        grace: config.shutdown_grace,
+    };
+    let token = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = dispatcher.run(token).await {
+            tracing::error!(error = %e, "the local dispatcher stopped");
+        }
+    }));
+    for timer in timers {
+        let (bus, token) = (bus.clone(), stop.clone());
+        let (account, region) = (ctx.account_id.clone(), ctx.region.clone());
+        tasks.push(tokio::spawn(timer.run(bus, account, region, token)));
+    }
+    let state = Arc::new(HttpState::new(
+        routes,
+        handlers,
+        bus.clone(),
+        ctx.account_id.clone(),
+        ctx.region.clone(),
+    ));
+    let token = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        let app = crate::http::router(state);
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the local HTTP endpoint stopped");
+        }
+    }));
+    tracing::info!(%addr, data = %db.path().display(), "purser is up");
+    Ok(Running {
+        addr,
+        bus,
+        db,
+        stop,
+        tasks,
+        summary,
+    })
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn bus(&self) -> &LocalBus {
+        &self.bus
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Stops taking requests and firing timers, lets in-flight deliveries
+    /// finish (within the grace period) and returns. Undelivered events stay
+    /// queued in the database for the next start.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}

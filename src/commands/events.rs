@@ -1,0 +1,225 @@
+//! `purser events …`
+
+use anyhow::{Context, bail};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use chrono::{DateTime, Duration, Utc};
+use purser_core::EventPattern;
+use purser_local::{Db, inspect};
+use serde_json::Value;
+
+use super::json_argument;
+use crate::cli::{ArchiveArgs, DlqArgs, Output, PutArgs, TestPatternArgs};
+use crate::output::{print_json, table};
+
+pub async fn put(args: PutArgs) -> anyhow::Result<()> {
+    let detail = json_argument("detail", &args.detail)?;
+    if !detail.is_object() {
+        bail!("--detail must be a JSON object, like '{{\"key\": \"value\"}}'");
+    }
+    let local = args.endpoint.starts_with("http://127.0.0.1")
+        || args.endpoint.starts_with("http://localhost");
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(args.region.clone()))
+        .endpoint_url(&args.endpoint);
+    if let Some(account) = &args.account {
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("--account must be a 12-digit AWS account id, got {account:?}");
+        }
+    }
+    // A local endpoint needs no real credentials; its access key id names
+    // the caller's account.
+    if local || args.account.is_some() {
+        let key = args.account.clone().unwrap_or_else(|| "purser-local".into());
+        loader = loader.credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+            key, "local", None, None, "purser-cli",
+        ));
+    }
+    let client = aws_sdk_eventbridge::Client::new(&loader.load().await);
+    let entry = PutEventsRequestEntry::builder()
+        .source(&args.source)
+        .detail_type(&args.detail_type)
+        .detail(detail.to_string())
+        .set_resources((!args.resources.is_empty()).then(|| args.resources.clone()))
+        .event_bus_name(&args.bus)
+        .build();
+    let reply = client
+        .put_events()
+        .entries(entry)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", aws_sdk_eventbridge::error::DisplayErrorContext(e)))
+        .with_context(|| {
+            format!(
+                "could not put the event on {}{}",
+                args.endpoint,
+                if local { " (is `purser up` running?)" } else { "" }
+            )
+        })?;
+    for entry in reply.entries() {
+        match (entry.event_id(), entry.error_code()) {
+            (Some(id), _) => println!("{id}"),
+            (None, code) => bail!(
+                "the bus refused the event: {} ({})",
+                entry.error_message().unwrap_or("no message"),
+                code.unwrap_or("no code")
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3339, or an age like `90s`, `15m`, `2h`, `7d`.
+fn parse_since(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number
+        .parse()
+        .ok()
+        .filter(|n| *n >= 0)
+        .with_context(|| format!("--since {text:?}: give RFC 3339 (2026-11-21T10:00:00Z) or an age like 30s, 15m, 2h, 7d"))?;
+    let age = match unit {
+        "s" => Duration::seconds(n),
+        "m" => Duration::minutes(n),
+        "h" => Duration::hours(n),
+        "d" => Duration::days(n),
+        _ => bail!("--since {text:?}: the unit must be s, m, h or d"),
+    };
+    Ok(now - age)
+}
+
+fn open(data_dir: &std::path::Path) -> anyhow::Result<Db> {
+    if !data_dir.join(purser_local::db::DB_FILE).exists() {
+        bail!(
+            "no local Purser state in {} yet: start it with `purser up` (or pass --data-dir)",
+            data_dir.display()
+        );
+    }
+    Ok(Db::open(data_dir)?)
+}
+
+pub fn archive(args: ArchiveArgs) -> anyhow::Result<()> {
+    let db = open(&args.data_dir)?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, Utc::now()))
+        .transpose()?;
+    let filter = inspect::ArchiveFilter {
+        detail_type: args.detail_type,
+        source: args.source,
+        since_ms: since.map(|t| t.timestamp_millis()),
+        after_seq: None,
+        limit: args.limit,
+    };
+    let events = inspect::archive(&db, &filter)?;
+    match args.output {
+        Output::Json => print_json(&events.iter().map(|e| &e.envelope).collect::<Vec<_>>()),
+        Output::Table => {
+            let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+            let rows = events
+                .iter()
+                .map(|e| {
+                    let v = &e.envelope;
+                    vec![
+                        text(v, "time"),
+                        e.bus.clone(),
+                        text(v, "source"),
+                        text(v, "detail-type"),
+                        text(v, "account"),
+                        text(v, "id"),
+                    ]
+                })
+                .collect();
+            println!(
+                "{}",
+                table(&["TIME", "BUS", "SOURCE", "DETAIL-TYPE", "ACCOUNT", "ID"], rows)
+            );
+            if events.is_empty() {
+                println!("no events yet: put one with `purser events put`");
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn dlq(args: DlqArgs) -> anyhow::Result<()> {
+    let db = open(&args.data_dir)?;
+    let letters = inspect::dead_letters(&db, args.limit)?;
+    match args.output {
+        Output::Json => print_json(&letters),
+        Output::Table => {
+            let rows = letters
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.failed_at.clone(),
+                        d.target.clone(),
+                        d.attempts.to_string(),
+                        d.error.clone(),
+                        d.event_id.clone(),
+                    ]
+                })
+                .collect();
+            println!(
+                "{}",
+                table(&["FAILED AT", "TARGET", "ATTEMPTS", "ERROR", "EVENT ID"], rows)
+            );
+            if letters.is_empty() {
+                println!("no dead letters: every delivery succeeded or is still being retried");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The fields `aws events test-event-pattern` requires of the event.
+const REQUIRED_EVENT_FIELDS: [&str; 7] = [
+    "id",
+    "account",
+    "source",
+    "time",
+    "region",
+    "resources",
+    "detail-type",
+];
+
+pub fn test_pattern(args: TestPatternArgs) -> anyhow::Result<()> {
+    let pattern = json_argument("pattern", &args.pattern)?;
+    let pattern = EventPattern::from_value(&pattern).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let event = json_argument("event", &args.event)?;
+    let Some(fields) = event.as_object() else {
+        bail!("Event is not valid. Reason: the event must be a JSON object");
+    };
+    let missing: Vec<&str> = REQUIRED_EVENT_FIELDS
+        .into_iter()
+        .filter(|f| !fields.contains_key(*f))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "Event is not valid. Reason: it lacks the mandatory field(s) {}",
+            missing.join(", ")
+        );
+    }
+    // Printed the way the AWS CLI prints it.
+    println!("{{\n    \"Result\": {}\n}}", pattern.matches(&event));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_times_and_ages() {
+        let now = DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(parse_since("15m", now).unwrap().to_rfc3339(), "2026-11-21T09:45:00+00:00");
+        assert_eq!(parse_since("2026-11-20T00:00:00Z", now).unwrap().to_rfc3339(), "2026-11-20T00:00:00+00:00");
+        assert!(parse_since("15x", now).is_err());
+        assert!(parse_since("soon", now).is_err());
+        assert!(parse_since("", now).is_err());
+    }
+}

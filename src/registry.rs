@@ -1,0 +1,28 @@
+//! The one place that maps each function of infra/template.yaml to the
+//! handler that implements it. `purser up` refuses to start when the two
+//! disagree, and a test checks them against the built-in template.
+
+use std::sync::Arc;
+
+use purser_local::Registry;
+
+pub fn handlers() -> Registry {
+    Registry::new().register("ApiFunction", |ports| {
+        Arc::new(purser_api::Api::new(Arc::clone(&ports.clock)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use purser_local::{LocalContext, Template};
+
+    #[test]
+    fn every_function_of_the_template_has_a_handler_and_back() {
+        let wiring = Template::builtin()
+            .wiring(&LocalContext::default())
+            .expect("the built-in template is valid");
+        super::handlers()
+            .check(&wiring)
+            .expect("registry and template agree");
+    }
+}
