@@ -22,7 +22,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the control plane locally: the template's functions, rules, schedules and HTTP routes.
-    #[command(after_help = "Examples:\n  purser up\n  purser up --port 9000 --data-dir /tmp/purser\n  purser up --allow-aws-sources   # accept aws.* events, to simulate AWS services")]
+    #[command(
+        after_help = "Examples:\n  purser up\n  purser up --port 9000 --data-dir /tmp/purser\n  purser up --allow-aws-sources   # accept aws.* events, to simulate AWS services"
+    )]
     Up(UpArgs),
     /// Put, inspect and test events.
     Events(EventsArgs),
@@ -54,15 +56,21 @@ pub struct EventsArgs {
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
     /// Put one event on the bus (of `purser up`, or any EventBridge endpoint).
-    #[command(after_help = "Examples:\n  purser events put --source ci --detail-type DeploymentReported --detail '{\"version\":1,\"stack\":\"web\",\"status\":\"SUCCEEDED\"}'\n  purser events put --account 210987654321 --source ci --detail-type Ping --detail file://event.json")]
+    #[command(
+        after_help = "Examples:\n  purser events put --source ci --detail-type DeploymentReported --detail '{\"version\":1,\"stack\":\"web\",\"status\":\"SUCCEEDED\"}'\n  purser events put --account 210987654321 --source ci --detail-type Ping --detail file://event.json"
+    )]
     Put(PutArgs),
     /// List the events the local bus has archived (every event put on it).
-    #[command(after_help = "Examples:\n  purser events archive\n  purser events archive --detail-type AccountReady --since 15m --output json")]
+    #[command(
+        after_help = "Examples:\n  purser events archive\n  purser events archive --detail-type AccountReady --since 15m --output json"
+    )]
     Archive(ArchiveArgs),
     /// List the deliveries that failed after all their retries, with their errors.
     Dlq(DlqArgs),
     /// Test an event pattern against an event, like `aws events test-event-pattern`.
-    #[command(after_help = "Examples:\n  purser events test-pattern --pattern '{\"source\":[\"ci\"]}' --event file://event.json")]
+    #[command(
+        after_help = "Examples:\n  purser events test-pattern --pattern '{\"source\":[\"ci\"]}' --event file://event.json"
+    )]
     TestPattern(TestPatternArgs),
 }
 

@@ -32,7 +32,9 @@ impl Handler for Recorder {
                 "body": payload["body"],
                 "user": payload["requestContext"]["authorizer"]["iam"]["userArn"],
             });
-            return Ok(json!({"statusCode": 201, "headers": {"x-test": "yes"}, "body": body.to_string()}));
+            return Ok(
+                json!({"statusCode": 201, "headers": {"x-test": "yes"}, "body": body.to_string()}),
+            );
         }
         Ok(Value::Null)
     }
@@ -236,7 +238,11 @@ async fn entries_are_refused_per_entry_as_eventbridge_refuses_them() {
     let client = h.events("local").await;
     let reply = client
         .put_events()
-        .entries(entry("aws.cloudformation", "CloudFormation Stack Status Change", json!({})))
+        .entries(entry(
+            "aws.cloudformation",
+            "CloudFormation Stack Status Change",
+            json!({}),
+        ))
         .entries(
             PutEventsRequestEntry::builder()
                 .source("ci")
@@ -281,7 +287,11 @@ async fn aws_sources_are_accepted_when_allowed() {
         .events("local")
         .await
         .put_events()
-        .entries(entry("aws.cloudformation", "CloudFormation Stack Status Change", json!({})))
+        .entries(entry(
+            "aws.cloudformation",
+            "CloudFormation Stack Status Change",
+            json!({}),
+        ))
         .send()
         .await
         .unwrap();
@@ -300,7 +310,10 @@ async fn calls_over_eventbridge_limits_fail_whole() {
     }
     let err = eleven.send().await.unwrap_err();
     let err = aws_sdk_eventbridge::error::DisplayErrorContext(err).to_string();
-    assert!(err.contains("ValidationException") && err.contains("10"), "{err}");
+    assert!(
+        err.contains("ValidationException") && err.contains("10"),
+        "{err}"
+    );
 
     let big = "x".repeat(200 * 1024);
     let err = client
@@ -340,10 +353,18 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].target, "Broken.Broken");
     assert_eq!(letters[0].attempts, 3, "one attempt and two retries");
-    assert!(letters[0].error.contains("panicked"), "{}", letters[0].error);
+    assert!(
+        letters[0].error.contains("panicked"),
+        "{}",
+        letters[0].error
+    );
     assert_eq!(letters[0].payload["detail"]["why"], "panics");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(h.flaky.calls.load(Ordering::SeqCst), 3, "no delivery after success");
+    assert_eq!(
+        h.flaky.calls.load(Ordering::SeqCst),
+        3,
+        "no delivery after success"
+    );
     assert_eq!(inspect::pending_deliveries(&db).unwrap(), 0);
     h.running.shutdown().await;
 }
@@ -369,7 +390,11 @@ async fn http_routes_reach_their_function_as_api_gateway_requests() {
     assert_eq!(body["body"], r#"{"k":1}"#);
     assert_eq!(body["user"], "arn:aws:iam::123456789012:user/dev");
 
-    let missing = http.get(format!("{}/things/t-1", h.url())).send().await.unwrap();
+    let missing = http
+        .get(format!("{}/things/t-1", h.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404, "GET is not a declared route");
     h.running.shutdown().await;
 }
@@ -419,7 +444,10 @@ async fn a_function_without_a_handler_stops_start_up() {
         .err()
         .expect("start-up is refused");
     let text = err.to_string();
-    assert!(text.contains("Broken") && text.contains("Flaky") && text.contains("Slow"), "{text}");
+    assert!(
+        text.contains("Broken") && text.contains("Flaky") && text.contains("Slow"),
+        "{text}"
+    );
 
     let registry = Registry::new()
         .register("Recorder", |_| Arc::new(Recorder::default()))

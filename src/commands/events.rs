@@ -29,9 +29,16 @@ pub async fn put(args: PutArgs) -> anyhow::Result<()> {
     // A local endpoint needs no real credentials; its access key id names
     // the caller's account.
     if local || args.account.is_some() {
-        let key = args.account.clone().unwrap_or_else(|| "purser-local".into());
+        let key = args
+            .account
+            .clone()
+            .unwrap_or_else(|| "purser-local".into());
         loader = loader.credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
-            key, "local", None, None, "purser-cli",
+            key,
+            "local",
+            None,
+            None,
+            "purser-cli",
         ));
     }
     let client = aws_sdk_eventbridge::Client::new(&loader.load().await);
@@ -52,7 +59,11 @@ pub async fn put(args: PutArgs) -> anyhow::Result<()> {
             format!(
                 "could not put the event on {}{}",
                 args.endpoint,
-                if local { " (is `purser up` running?)" } else { "" }
+                if local {
+                    " (is `purser up` running?)"
+                } else {
+                    ""
+                }
             )
         })?;
     for entry in reply.entries() {
@@ -74,11 +85,11 @@ fn parse_since(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> 
         return Ok(t.with_timezone(&Utc));
     }
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: i64 = number
-        .parse()
-        .ok()
-        .filter(|n| *n >= 0)
-        .with_context(|| format!("--since {text:?}: give RFC 3339 (2026-11-21T10:00:00Z) or an age like 30s, 15m, 2h, 7d"))?;
+    let n: i64 = number.parse().ok().filter(|n| *n >= 0).with_context(|| {
+        format!(
+            "--since {text:?}: give RFC 3339 (2026-11-21T10:00:00Z) or an age like 30s, 15m, 2h, 7d"
+        )
+    })?;
     let age = match unit {
         "s" => Duration::seconds(n),
         "m" => Duration::minutes(n),
@@ -134,7 +145,10 @@ pub fn archive(args: ArchiveArgs) -> anyhow::Result<()> {
                 .collect();
             println!(
                 "{}",
-                table(&["TIME", "BUS", "SOURCE", "DETAIL-TYPE", "ACCOUNT", "ID"], rows)
+                table(
+                    &["TIME", "BUS", "SOURCE", "DETAIL-TYPE", "ACCOUNT", "ID"],
+                    rows
+                )
             );
             if events.is_empty() {
                 println!("no events yet: put one with `purser events put`");
@@ -164,7 +178,10 @@ pub fn dlq(args: DlqArgs) -> anyhow::Result<()> {
                 .collect();
             println!(
                 "{}",
-                table(&["FAILED AT", "TARGET", "ATTEMPTS", "ERROR", "EVENT ID"], rows)
+                table(
+                    &["FAILED AT", "TARGET", "ATTEMPTS", "ERROR", "EVENT ID"],
+                    rows
+                )
             );
             if letters.is_empty() {
                 println!("no dead letters: every delivery succeeded or is still being retried");
@@ -216,8 +233,16 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        assert_eq!(parse_since("15m", now).unwrap().to_rfc3339(), "2026-11-21T09:45:00+00:00");
-        assert_eq!(parse_since("2026-11-20T00:00:00Z", now).unwrap().to_rfc3339(), "2026-11-20T00:00:00+00:00");
+        assert_eq!(
+            parse_since("15m", now).unwrap().to_rfc3339(),
+            "2026-11-21T09:45:00+00:00"
+        );
+        assert_eq!(
+            parse_since("2026-11-20T00:00:00Z", now)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-20T00:00:00+00:00"
+        );
         assert!(parse_since("15x", now).is_err());
         assert!(parse_since("soon", now).is_err());
         assert!(parse_since("", now).is_err());

@@ -27,7 +27,10 @@ pub async fn run(args: UpArgs, template: Option<&Path>) -> anyhow::Result<()> {
         .context("purser up could not start")?;
     let url = format!("http://{}", running.addr());
     let s = &running.summary;
-    println!("Purser is up at {url}  (data in {})", args.data_dir.display());
+    println!(
+        "Purser is up at {url}  (data in {})",
+        args.data_dir.display()
+    );
     println!(
         "  {} functions, {} rules, {} schedules, {} routes from the template",
         s.functions.len(),

@@ -42,9 +42,8 @@ impl Api {
 #[async_trait]
 impl Handler for Api {
     async fn handle(&self, payload: Value) -> Result<Value, HandlerError> {
-        let request: ApiGatewayV2httpRequest = serde_json::from_value(payload).map_err(|e| {
-            HandlerError::bad_payload(format!("not an HTTP API (v2) request: {e}"))
-        })?;
+        let request: ApiGatewayV2httpRequest = serde_json::from_value(payload)
+            .map_err(|e| HandlerError::bad_payload(format!("not an HTTP API (v2) request: {e}")))?;
         let reply = self.route(&request);
         tracing::info!(
             request_id = request.request_context.request_id.as_deref().unwrap_or(""),

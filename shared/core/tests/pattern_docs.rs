@@ -13,12 +13,18 @@ fn compile(pattern: Value) -> EventPattern {
 
 #[track_caller]
 fn assert_matches(pattern: &Value, event: &Value) {
-    assert!(compile(pattern.clone()).matches(event), "{pattern}\nshould match\n{event}");
+    assert!(
+        compile(pattern.clone()).matches(event),
+        "{pattern}\nshould match\n{event}"
+    );
 }
 
 #[track_caller]
 fn assert_no_match(pattern: &Value, event: &Value) {
-    assert!(!compile(pattern.clone()).matches(event), "{pattern}\nshould not match\n{event}");
+    assert!(
+        !compile(pattern.clone()).matches(event),
+        "{pattern}\nshould not match\n{event}"
+    );
 }
 
 /// An EventBridge envelope around `detail`.
@@ -68,22 +74,40 @@ fn fields_missing_from_the_event_fail_the_match() {
     let pattern = json!({"detail": {"state": ["terminated"]}});
     assert_no_match(&pattern, &json!({"source": "aws.ec2"}));
     assert_no_match(&pattern, &json!({"state": "terminated"}));
-    assert_no_match(&pattern, &json!({"detail": {"nested": {"state": "terminated"}}}));
+    assert_no_match(
+        &pattern,
+        &json!({"detail": {"nested": {"state": "terminated"}}}),
+    );
 }
 
 #[test]
 fn match_values_source_is_ec2_or_fargate() {
     let pattern = json!({"source": ["aws.ec2", "aws.fargate"]});
-    assert_matches(&pattern, &with(envelope(json!({})), "source", json!("aws.ec2")));
-    assert_matches(&pattern, &with(envelope(json!({})), "source", json!("aws.fargate")));
-    assert_no_match(&pattern, &with(envelope(json!({})), "source", json!("aws.ecs")));
+    assert_matches(
+        &pattern,
+        &with(envelope(json!({})), "source", json!("aws.ec2")),
+    );
+    assert_matches(
+        &pattern,
+        &with(envelope(json!({})), "source", json!("aws.fargate")),
+    );
+    assert_no_match(
+        &pattern,
+        &with(envelope(json!({})), "source", json!("aws.ecs")),
+    );
 }
 
 #[test]
 fn strings_match_character_by_character_without_case_folding() {
     let pattern = json!({"source": ["aws.ec2"]});
-    assert_no_match(&pattern, &with(envelope(json!({})), "source", json!("AWS.EC2")));
-    assert_no_match(&pattern, &with(envelope(json!({})), "source", json!("aws.ec2 ")));
+    assert_no_match(
+        &pattern,
+        &with(envelope(json!({})), "source", json!("AWS.EC2")),
+    );
+    assert_no_match(
+        &pattern,
+        &with(envelope(json!({})), "source", json!("aws.ec2 ")),
+    );
     let emoji = json!({"string": ["A CamelCase string with an emoji 🚀 and trailing whitespace "]});
     assert_matches(
         &emoji,
@@ -93,7 +117,10 @@ fn strings_match_character_by_character_without_case_folding() {
 
 #[test]
 fn field_names_are_case_sensitive() {
-    assert_no_match(&json!({"MY_KEY": ["my-value"]}), &json!({"my_key": "my-value"}));
+    assert_no_match(
+        &json!({"MY_KEY": ["my-value"]}),
+        &json!({"my_key": "my-value"}),
+    );
 }
 
 fn autoscaling_launch() -> Value {
@@ -337,18 +364,30 @@ fn operator_table_wildcard_dir_png() {
 
 #[test]
 fn empty_string_event_version_matches_empty_string_pattern() {
-    assert_matches(&json!({"detail": {"eventVersion": [""]}}), &autoscaling_launch());
+    assert_matches(
+        &json!({"detail": {"eventVersion": [""]}}),
+        &autoscaling_launch(),
+    );
 }
 
 #[test]
 fn null_response_elements_matches_null_pattern() {
-    assert_matches(&json!({"detail": {"responseElements": [null]}}), &autoscaling_launch());
+    assert_matches(
+        &json!({"detail": {"responseElements": [null]}}),
+        &autoscaling_launch(),
+    );
 }
 
 #[test]
 fn null_and_empty_string_are_not_interchangeable() {
-    assert_no_match(&json!({"detail": {"responseElements": [""]}}), &autoscaling_launch());
-    assert_no_match(&json!({"detail": {"eventVersion": [null]}}), &autoscaling_launch());
+    assert_no_match(
+        &json!({"detail": {"responseElements": [""]}}),
+        &autoscaling_launch(),
+    );
+    assert_no_match(
+        &json!({"detail": {"eventVersion": [null]}}),
+        &autoscaling_launch(),
+    );
     let mut quoted = autoscaling_launch();
     quoted["detail"]["responseElements"] = json!("null");
     assert_no_match(&json!({"detail": {"responseElements": [null]}}), &quoted);
@@ -389,8 +428,14 @@ fn an_empty_event_array_matches_no_value() {
 #[test]
 fn prefix_matching_time_on_2017_10_02() {
     let pattern = json!({"time": [{"prefix": "2017-10-02"}]});
-    assert_matches(&pattern, &with(envelope(json!({})), "time", json!("2017-10-02T18:43:48Z")));
-    assert_no_match(&pattern, &with(envelope(json!({})), "time", json!("2017-10-03T18:43:48Z")));
+    assert_matches(
+        &pattern,
+        &with(envelope(json!({})), "time", json!("2017-10-02T18:43:48Z")),
+    );
+    assert_no_match(
+        &pattern,
+        &with(envelope(json!({})), "time", json!("2017-10-03T18:43:48Z")),
+    );
 }
 
 #[test]
@@ -408,7 +453,10 @@ fn suffix_matching_file_name_png() {
     let pattern = json!({"FileName": [{"suffix": ".png"}]});
     assert_matches(&pattern, &json!({"FileName": "image.png"}));
     assert_no_match(&pattern, &json!({"FileName": "image.png.txt"}));
-    assert_no_match(&json!({"FileName": [{"suffix": ".PNG"}]}), &json!({"FileName": "image.png"}));
+    assert_no_match(
+        &json!({"FileName": [{"suffix": ".PNG"}]}),
+        &json!({"FileName": "image.png"}),
+    );
 }
 
 #[test]
@@ -476,7 +524,8 @@ fn anything_but_suffix_txt() {
 
 #[test]
 fn anything_but_suffix_list_1234_6789() {
-    let pattern = json!({"detail": {"instance-id": [{"anything-but": {"suffix": ["1234", "6789"]}}]}});
+    let pattern =
+        json!({"detail": {"instance-id": [{"anything-but": {"suffix": ["1234", "6789"]}}]}});
     assert_matches(&pattern, &envelope(json!({"instance-id": "i-0000"})));
     assert_no_match(&pattern, &envelope(json!({"instance-id": "i-1234"})));
     assert_no_match(&pattern, &envelope(json!({"instance-id": "i-6789"})));
@@ -484,7 +533,8 @@ fn anything_but_suffix_list_1234_6789() {
 
 #[test]
 fn anything_but_ignore_case_stopped() {
-    let pattern = json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": "Stopped"}}]}});
+    let pattern =
+        json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": "Stopped"}}]}});
     assert_matches(&pattern, &envelope(json!({"state": "running"})));
     assert_no_match(&pattern, &envelope(json!({"state": "STOPPED"})));
     assert_no_match(&pattern, &envelope(json!({"state": "stopped"})));
@@ -531,20 +581,41 @@ fn numeric_matching_all_fields_must_hold() {
         "d-count": [{"numeric": ["<", 10]}],
         "x-limit": [{"numeric": ["=", 3.018e2]}]
     }});
-    assert_matches(&pattern, &envelope(json!({"c-count": 5, "d-count": 9, "x-limit": 301.8})));
-    assert_no_match(&pattern, &envelope(json!({"c-count": 0, "d-count": 9, "x-limit": 301.8})));
-    assert_no_match(&pattern, &envelope(json!({"c-count": 42, "d-count": 9, "x-limit": 301.8})));
-    assert_no_match(&pattern, &envelope(json!({"c-count": 3, "d-count": 10, "x-limit": 301.8})));
-    assert_no_match(&pattern, &envelope(json!({"c-count": 3, "d-count": 9, "x-limit": 301.9})));
+    assert_matches(
+        &pattern,
+        &envelope(json!({"c-count": 5, "d-count": 9, "x-limit": 301.8})),
+    );
+    assert_no_match(
+        &pattern,
+        &envelope(json!({"c-count": 0, "d-count": 9, "x-limit": 301.8})),
+    );
+    assert_no_match(
+        &pattern,
+        &envelope(json!({"c-count": 42, "d-count": 9, "x-limit": 301.8})),
+    );
+    assert_no_match(
+        &pattern,
+        &envelope(json!({"c-count": 3, "d-count": 10, "x-limit": 301.8})),
+    );
+    assert_no_match(
+        &pattern,
+        &envelope(json!({"c-count": 3, "d-count": 9, "x-limit": 301.9})),
+    );
 }
 
 #[test]
 fn ip_address_matching_ipv4_10_0_0_0_slash_24() {
     let pattern = json!({"detail": {"sourceIPAddress": [{"cidr": "10.0.0.0/24"}]}});
     assert_matches(&pattern, &envelope(json!({"sourceIPAddress": "10.0.0.0"})));
-    assert_matches(&pattern, &envelope(json!({"sourceIPAddress": "10.0.0.255"})));
+    assert_matches(
+        &pattern,
+        &envelope(json!({"sourceIPAddress": "10.0.0.255"})),
+    );
     assert_no_match(&pattern, &envelope(json!({"sourceIPAddress": "10.0.1.0"})));
-    assert_no_match(&pattern, &envelope(json!({"sourceIPAddress": "10.0.0.256"})));
+    assert_no_match(
+        &pattern,
+        &envelope(json!({"sourceIPAddress": "10.0.0.256"})),
+    );
     assert_no_match(&pattern, &envelope(json!({"sourceIPAddress": 123})));
 }
 
@@ -553,7 +624,10 @@ fn ip_address_matching_ipv6() {
     let pattern = json!({"detail": {"sourceIPAddress": [{"cidr": "2001:db8:1234:1a00::/64"}]}});
     let inside = "2001:0db8:1234:1a00:0000:0000:0000:0000";
     assert_matches(&pattern, &envelope(json!({"sourceIPAddress": inside})));
-    assert_matches(&pattern, &envelope(json!({"sourceIPAddress": "2001:db8:1234:1a00:ffff::1"})));
+    assert_matches(
+        &pattern,
+        &envelope(json!({"sourceIPAddress": "2001:db8:1234:1a00:ffff::1"})),
+    );
     assert_no_match(
         &pattern,
         &envelope(json!({"sourceIPAddress": "2001:0db8:123f:1a01:0000:0000:0000:0000"})),
@@ -604,12 +678,16 @@ fn exists_works_on_leaf_nodes_only() {
     });
     assert_matches(&json!({"detail": {"c-count": [{"exists": false}]}}), &event);
     assert_no_match(&json!({"detail": {"c-count": [{"exists": true}]}}), &event);
-    assert_matches(&json!({"detail": {"c-count": {"c1": [{"exists": true}]}}}), &event);
+    assert_matches(
+        &json!({"detail": {"c-count": {"c1": [{"exists": true}]}}}),
+        &event,
+    );
 }
 
 #[test]
 fn equals_ignore_case_detail_type() {
-    let pattern = json!({"detail-type": [{"equals-ignore-case": "ec2 instance state-change notification"}]});
+    let pattern =
+        json!({"detail-type": [{"equals-ignore-case": "ec2 instance state-change notification"}]});
     let event = json!({
         "detail-type": ["EC2 Instance State-change Notification"],
         "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-02ebd4584a2ebd341"],
@@ -643,7 +721,10 @@ fn wildcard_event_bus_arn_any_account() {
 #[test]
 fn wildcard_spans_repeated_directories() {
     let file = "/Users/ls_user/dir/dir/dir/dir/dir/doc.txt";
-    assert_matches(&json!({"FileName": [{"wildcard": "/Users/*/doc.txt"}]}), &json!({"FileName": file}));
+    assert_matches(
+        &json!({"FileName": [{"wildcard": "/Users/*/doc.txt"}]}),
+        &json!({"FileName": file}),
+    );
     assert_matches(
         &json!({"FileName": [{"wildcard": "/Users/*/dir/dir/dir/dir/dir/doc.txt"}]}),
         &json!({"FileName": file}),
@@ -664,15 +745,24 @@ fn wildcard_escapes_match_a_literal_star_and_backslash() {
         "escape_star": [{"wildcard": "\\*"}],
         "escape_backslash": [{"wildcard": "\\\\"}]
     }});
-    assert_matches(&pattern, &envelope(json!({"escape_star": "*", "escape_backslash": "\\"})));
-    assert_no_match(&pattern, &envelope(json!({"escape_star": "x", "escape_backslash": "\\"})));
+    assert_matches(
+        &pattern,
+        &envelope(json!({"escape_star": "*", "escape_backslash": "\\"})),
+    );
+    assert_no_match(
+        &pattern,
+        &envelope(json!({"escape_star": "x", "escape_backslash": "\\"})),
+    );
 }
 
 #[test]
 fn wildcard_empty_matches_only_the_empty_string() {
     let pattern = json!({"EventBusArn": [{"wildcard": ""}]});
     assert_matches(&pattern, &json!({"EventBusArn": ""}));
-    assert_no_match(&pattern, &json!({"EventBusArn": "arn:aws:events:us-east-1:1:event-bus/b"}));
+    assert_no_match(
+        &pattern,
+        &json!({"EventBusArn": "arn:aws:events:us-east-1:1:event-bus/b"}),
+    );
 }
 
 #[test]
@@ -688,7 +778,9 @@ fn complex_example_with_multiple_matching() {
     });
     let event = |x_limit: Value| {
         with(
-            envelope(json!({"state": "processing", "c-count": 3, "d-count": 9, "x-limit": x_limit})),
+            envelope(
+                json!({"state": "processing", "c-count": 3, "d-count": 9, "x-limit": x_limit}),
+            ),
             "time",
             json!("2017-10-02T16:24:49Z"),
         )
@@ -712,16 +804,31 @@ fn complex_example_with_or_matching() {
         {"d-count": [{"numeric": ["<", 10]}]},
         {"x-limit": [{"numeric": ["=", 3.018e2]}]}
     ]}});
-    assert_matches(&pattern, &envelope(json!({"c-count": 0, "d-count": 0, "x-limit": 901.8})));
-    assert_matches(&pattern, &envelope(json!({"c-count": 1, "d-count": 10, "x-limit": 901.8})));
-    assert_matches(&pattern, &envelope(json!({"c-count": 0, "d-count": 10, "x-limit": 301.8})));
-    assert_no_match(&pattern, &envelope(json!({"c-count": 0, "d-count": 10, "x-limit": 901.8})));
+    assert_matches(
+        &pattern,
+        &envelope(json!({"c-count": 0, "d-count": 0, "x-limit": 901.8})),
+    );
+    assert_matches(
+        &pattern,
+        &envelope(json!({"c-count": 1, "d-count": 10, "x-limit": 901.8})),
+    );
+    assert_matches(
+        &pattern,
+        &envelope(json!({"c-count": 0, "d-count": 10, "x-limit": 301.8})),
+    );
+    assert_no_match(
+        &pattern,
+        &envelope(json!({"c-count": 0, "d-count": 10, "x-limit": 901.8})),
+    );
 }
 
 #[test]
 fn or_over_1000_rule_combinations_is_refused() {
     let alternatives = |n: usize| -> Value {
-        (0..n).map(|i| json!({ format!("k{i}"): [i] })).collect::<Vec<_>>().into()
+        (0..n)
+            .map(|i| json!({ format!("k{i}"): [i] }))
+            .collect::<Vec<_>>()
+            .into()
     };
     let ok = json!({"a": {"$or": alternatives(10)}, "b": {"$or": alternatives(100)}});
     assert!(EventPattern::from_value(&ok).is_ok());
@@ -832,9 +939,15 @@ fn ruler_readme_normal_or() {
             {"namespace": ["AWS/EC2", "AWS/ES"]}
         ]
     });
-    assert_matches(&rule, &cloudwatch_event(json!({"metricName": "ReadLatency"})));
+    assert_matches(
+        &rule,
+        &cloudwatch_event(json!({"metricName": "ReadLatency"})),
+    );
     assert_matches(&rule, &cloudwatch_event(json!({"namespace": "AWS/ES"})));
-    assert_no_match(&rule, &cloudwatch_event(json!({"metricName": "Errors", "namespace": "AWS/S3"})));
+    assert_no_match(
+        &rule,
+        &cloudwatch_event(json!({"metricName": "Errors", "namespace": "AWS/S3"})),
+    );
     assert_no_match(&rule, &json!({"source": "aws.ec2", "namespace": "AWS/ES"}));
 }
 
@@ -854,8 +967,14 @@ fn ruler_readme_parallel_or() {
         &rule,
         &json!({"namespace": "AWS/EC2", "detail": {"detail-type": "CloudWatch Alarm State Change"}}),
     );
-    assert_matches(&rule, &json!({"metricName": "CPUUtilization", "detail": {"source": "aws.cloudwatch"}}));
-    assert_no_match(&rule, &json!({"metricName": "CPUUtilization", "detail": {"source": "aws.ec2"}}));
+    assert_matches(
+        &rule,
+        &json!({"metricName": "CPUUtilization", "detail": {"source": "aws.cloudwatch"}}),
+    );
+    assert_no_match(
+        &rule,
+        &json!({"metricName": "CPUUtilization", "detail": {"source": "aws.ec2"}}),
+    );
     assert_no_match(&rule, &json!({"detail": {"source": "aws.cloudwatch"}}));
 }
 
@@ -869,9 +988,15 @@ fn ruler_readme_or_with_and_inside() {
             {"scope": ["Service"]}
         ]
     });
-    assert_matches(&rule, &cloudwatch_event(json!({"metricType": "MetricType", "namespace": "AWS/EC2"})));
+    assert_matches(
+        &rule,
+        &cloudwatch_event(json!({"metricType": "MetricType", "namespace": "AWS/EC2"})),
+    );
     assert_matches(&rule, &cloudwatch_event(json!({"scope": "Service"})));
-    assert_no_match(&rule, &cloudwatch_event(json!({"metricType": "MetricType"})));
+    assert_no_match(
+        &rule,
+        &cloudwatch_event(json!({"metricType": "MetricType"})),
+    );
     assert_no_match(&rule, &cloudwatch_event(json!({"namespace": "AWS/EC2"})));
 }
 
@@ -893,7 +1018,10 @@ fn ruler_readme_nested_or_and_and() {
     assert_matches(&rule, &cloudwatch_event(both));
     let neither = json!({"metricType": "MetricType", "namespace": "AWS/ES", "spaceId": 1001});
     assert_no_match(&rule, &cloudwatch_event(neither));
-    assert_matches(&rule, &cloudwatch_event(json!({"metricName": "CPUUtilization"})));
+    assert_matches(
+        &rule,
+        &cloudwatch_event(json!({"metricName": "CPUUtilization"})),
+    );
 }
 
 #[test]
@@ -920,7 +1048,10 @@ fn ruler_readme_array_consistency_refuses_fields_from_different_elements() {
         [{"firstName": "Peter", "lastName": "Jones"}]
     ]});
     assert_no_match(&rule, &event);
-    assert_matches(&json!({"employees": {"firstName": ["Anna"], "lastName": ["Smith"]}}), &event);
+    assert_matches(
+        &json!({"employees": {"firstName": ["Anna"], "lastName": ["Smith"]}}),
+        &event,
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -938,9 +1069,18 @@ fn booleans_match_booleans() {
 fn numbers_match_by_value() {
     assert_matches(&json!({"number": [300]}), &json!({"number": 300.0}));
     assert_matches(&json!({"number": [300]}), &json!({"number": 3e2}));
-    assert_matches(&json!({"number": [{"numeric": [">", 100]}]}), &json!({"number": 101.0}));
-    assert_no_match(&json!({"number": [{"numeric": [">", 100]}]}), &json!({"number": "300"}));
-    assert_no_match(&json!({"number": [{"numeric": [">", 100]}]}), &json!({"number": null}));
+    assert_matches(
+        &json!({"number": [{"numeric": [">", 100]}]}),
+        &json!({"number": 101.0}),
+    );
+    assert_no_match(
+        &json!({"number": [{"numeric": [">", 100]}]}),
+        &json!({"number": "300"}),
+    );
+    assert_no_match(
+        &json!({"number": [{"numeric": [">", 100]}]}),
+        &json!({"number": null}),
+    );
     assert_no_match(&json!({"number": ["300"]}), &json!({"number": 300}));
 }
 
@@ -959,7 +1099,10 @@ fn anything_but_matches_null_values() {
         json!({"wildcard": "*/dir/*"}),
         json!({"wildcard": ["*/init/*", "*/dir/*"]}),
     ] {
-        assert_matches(&json!({"detail": {"state": [{"anything-but": operand}]}}), &null_state);
+        assert_matches(
+            &json!({"detail": {"state": [{"anything-but": operand}]}}),
+            &null_state,
+        );
     }
 }
 
@@ -975,7 +1118,10 @@ fn anything_but_never_matches_a_missing_field() {
         json!({"equals-ignore-case": "initializing"}),
         json!({"wildcard": "*/init/*"}),
     ] {
-        assert_no_match(&json!({"detail": {"state": [{"anything-but": operand}]}}), &missing);
+        assert_no_match(
+            &json!({"detail": {"state": [{"anything-but": operand}]}}),
+            &missing,
+        );
     }
 }
 
@@ -988,13 +1134,19 @@ fn anything_but_string_operators_match_numbers() {
         json!({"wildcard": "*/dir/*"}),
         json!("12"),
     ] {
-        assert_matches(&json!({"detail": {"state": [{"anything-but": operand}]}}), &numeric_state);
+        assert_matches(
+            &json!({"detail": {"state": [{"anything-but": operand}]}}),
+            &numeric_state,
+        );
     }
 }
 
 #[test]
 fn exists_on_an_empty_list_does_not_match() {
-    assert_no_match(&json!({"resources": [{"exists": true}]}), &autoscaling_launch());
+    assert_no_match(
+        &json!({"resources": [{"exists": true}]}),
+        &autoscaling_launch(),
+    );
 }
 
 #[test]
@@ -1002,24 +1154,35 @@ fn exists_inside_a_list_of_objects() {
     let event = json!({"detail": {"automations": [
         {"key1": "value1"}, {"id": "match-does-exist"}, {"key2": "value2"}
     ]}});
-    assert_matches(&json!({"detail": {"automations": {"id": [{"exists": true}]}}}), &event);
+    assert_matches(
+        &json!({"detail": {"automations": {"id": [{"exists": true}]}}}),
+        &event,
+    );
 }
 
 #[test]
 fn exists_false_deep_under_a_misspelled_parent() {
     let event = envelope(json!({"level1": {"level2": "l2 value"}}));
-    let pattern = json!({"detail": {"level1": {"level2:": {"level3": {"level4": [{"exists": false}]}}}}});
+    let pattern =
+        json!({"detail": {"level1": {"level2:": {"level3": {"level4": [{"exists": false}]}}}}});
     assert_matches(&pattern, &event);
     let present = envelope(json!({"level1": {"level2": {"level3": {"level4": "l4 value"}}}}));
-    let pattern = json!({"detail": {"level1": {"level2": {"level3": {"level4": [{"exists": false}]}}}}});
+    let pattern =
+        json!({"detail": {"level1": {"level2": {"level3": {"level4": [{"exists": false}]}}}}});
     assert_no_match(&pattern, &present);
 }
 
 #[test]
 fn exists_true_on_an_object_valued_field_does_not_match() {
     let event = json!({"dynamodb": {"id": {"S": "test1234"}, "presentKey": {"S": "test123"}}});
-    assert_matches(&json!({"dynamodb": {"presentKey": {"S": [{"exists": true}]}}}), &event);
-    assert_no_match(&json!({"dynamodb": {"presentKey": [{"exists": true}]}}), &event);
+    assert_matches(
+        &json!({"dynamodb": {"presentKey": {"S": [{"exists": true}]}}}),
+        &event,
+    );
+    assert_no_match(
+        &json!({"dynamodb": {"presentKey": [{"exists": true}]}}),
+        &event,
+    );
 }
 
 #[test]
@@ -1029,7 +1192,10 @@ fn anything_but_or_exists_false_in_one_field() {
         {"exists": false}
     ]}}}});
     let stream = |image: Value| json!({"source": "order", "dynamodb": {"NewImage": image}});
-    assert_matches(&pattern, &stream(json!({"homemade": {"S": "ABCD", "N": "1234"}})));
+    assert_matches(
+        &pattern,
+        &stream(json!({"homemade": {"S": "ABCD", "N": "1234"}})),
+    );
     assert_matches(&pattern, &stream(json!({"homemade": {"N": "789"}})));
     assert_matches(&pattern, &stream(json!({"purchased": {"N": "789"}})));
     assert_no_match(&pattern, &stream(json!({"homemade": {"S": "roses"}})));
@@ -1057,9 +1223,12 @@ fn dynamodb_stream_keys_by_prefix() {
         "PK": {"S": "COMPANY#1000"}
     }}});
     assert_matches(&pattern, &event);
-    assert_matches(&json!({"dynamodb": {"NewImage": {"homemade": {"N": ["1234"]}}}}), &json!({
-        "dynamodb": {"NewImage": {"homemade": {"S": "ABCD", "N": "1234"}}}
-    }));
+    assert_matches(
+        &json!({"dynamodb": {"NewImage": {"homemade": {"N": ["1234"]}}}}),
+        &json!({
+            "dynamodb": {"NewImage": {"homemade": {"S": "ABCD", "N": "1234"}}}
+        }),
+    );
 }
 
 #[test]
@@ -1072,7 +1241,8 @@ fn a_json_string_is_not_parsed_as_an_object() {
 
 #[test]
 fn several_matchers_in_one_field_are_alternatives() {
-    let pattern = json!({"my_key": [{"exists": true}, {"prefix": "IGNORED"}, {"suffix": "IGNORED"}]});
+    let pattern =
+        json!({"my_key": [{"exists": true}, {"prefix": "IGNORED"}, {"suffix": "IGNORED"}]});
     assert_matches(&pattern, &json!({"my_key": "my-value"}));
     let admins = json!({"admins": ["skyli", {"prefix": "hey"}, {"prefix": "ad"}]});
     assert_matches(&admins, &json!({"admins": "admin"}));
@@ -1084,7 +1254,10 @@ fn empty_prefix_and_suffix_match_any_string() {
     let event = with(envelope(json!({})), "source", json!("test-source"));
     assert_matches(&json!({"source": [{"prefix": ""}]}), &event);
     assert_matches(&json!({"source": [{"suffix": ""}]}), &event);
-    assert_no_match(&json!({"account": [{"prefix": ""}]}), &json!({"account": 123}));
+    assert_no_match(
+        &json!({"account": [{"prefix": ""}]}),
+        &json!({"account": 123}),
+    );
 }
 
 #[test]
@@ -1131,8 +1304,9 @@ fn many_rules_in_one_pattern() {
 
 #[test]
 fn the_pattern_can_be_parsed_from_text() {
-    let pattern = EventPattern::parse(r#"{"source": ["aws.ec2"], "detail": {"state": ["terminated"]}}"#)
-        .unwrap();
+    let pattern =
+        EventPattern::parse(r#"{"source": ["aws.ec2"], "detail": {"state": ["terminated"]}}"#)
+            .unwrap();
     assert!(pattern.matches(&envelope(json!({"state": "terminated"}))));
 }
 
@@ -1148,15 +1322,24 @@ fn assert_refused(pattern: Value, expected: &str) {
         Ok(_) => panic!("{pattern} was accepted"),
         Err(e) => {
             assert_eq!(e.0, expected, "{pattern}");
-            assert_eq!(e.to_string(), format!("Event pattern is not valid. Reason: {expected}"));
+            assert_eq!(
+                e.to_string(),
+                format!("Event pattern is not valid. Reason: {expected}")
+            );
         }
     }
 }
 
 #[test]
 fn refuses_a_field_that_is_neither_object_nor_array() {
-    assert_refused(json!({"source": "aws.ec2"}), r#""source" must be an object or an array (at source)"#);
-    assert_refused(json!({"int": 42}), r#""int" must be an object or an array (at int)"#);
+    assert_refused(
+        json!({"source": "aws.ec2"}),
+        r#""source" must be an object or an array (at source)"#,
+    );
+    assert_refused(
+        json!({"int": 42}),
+        r#""int" must be an object or an array (at int)"#,
+    );
     assert_refused(
         json!({"detail": {"state": null}}),
         r#""state" must be an object or an array (at detail.state)"#,
@@ -1165,8 +1348,14 @@ fn refuses_a_field_that_is_neither_object_nor_array() {
 
 #[test]
 fn refuses_a_pattern_that_is_not_an_object() {
-    assert_refused(json!(["source"]), "Filter is not an object (at the top level)");
-    assert_refused(json!("source"), "Filter is not an object (at the top level)");
+    assert_refused(
+        json!(["source"]),
+        "Filter is not an object (at the top level)",
+    );
+    assert_refused(
+        json!("source"),
+        "Filter is not an object (at the top level)",
+    );
     assert_refused(json!(null), "Filter is not an object (at the top level)");
 }
 
@@ -1180,9 +1369,18 @@ fn refuses_text_that_is_not_json() {
 
 #[test]
 fn refuses_empty_arrays_and_objects() {
-    assert_refused(json!({"resources": []}), "Empty arrays are not allowed (at resources)");
-    assert_refused(json!({}), "Empty objects are not allowed (at the top level)");
-    assert_refused(json!({"detail": {}}), "Empty objects are not allowed (at detail)");
+    assert_refused(
+        json!({"resources": []}),
+        "Empty arrays are not allowed (at resources)",
+    );
+    assert_refused(
+        json!({}),
+        "Empty objects are not allowed (at the top level)",
+    );
+    assert_refused(
+        json!({"detail": {}}),
+        "Empty objects are not allowed (at detail)",
+    );
 }
 
 #[test]
@@ -1204,7 +1402,10 @@ fn refuses_unknown_operators() {
         json!({"detail": {"equal": [{"NUMERIC": ["=", 5]}]}}),
         "Unrecognized match type NUMERIC (at detail.equal[0])",
     );
-    assert_refused(json!({"my_key": [{"EXISTS": true}]}), "Unrecognized match type EXISTS (at my_key[0])");
+    assert_refused(
+        json!({"my_key": [{"EXISTS": true}]}),
+        "Unrecognized match type EXISTS (at my_key[0])",
+    );
 }
 
 #[test]
@@ -1213,17 +1414,26 @@ fn refuses_match_expressions_without_exactly_one_key() {
         json!({"source": [{"prefix": "a", "suffix": "b"}]}),
         "Only one key allowed in match expression (at source[0])",
     );
-    assert_refused(json!({"source": [{}]}), "Match expression name not found (at source[0])");
+    assert_refused(
+        json!({"source": [{}]}),
+        "Match expression name not found (at source[0])",
+    );
 }
 
 #[test]
 fn refuses_operands_of_the_wrong_type() {
-    assert_refused(json!({"time": [{"prefix": 123}]}), "prefix match pattern must be a string (at time[0])");
+    assert_refused(
+        json!({"time": [{"prefix": 123}]}),
+        "prefix match pattern must be a string (at time[0])",
+    );
     assert_refused(
         json!({"time": [{"prefix": ["2022-07-13"]}]}),
         "prefix match pattern must be a string (at time[0])",
     );
-    assert_refused(json!({"f": [{"suffix": 123}]}), "suffix match pattern must be a string (at f[0])");
+    assert_refused(
+        json!({"f": [{"suffix": 123}]}),
+        "suffix match pattern must be a string (at f[0])",
+    );
     assert_refused(
         json!({"f": [{"equals-ignore-case": ["x"]}]}),
         "equals-ignore-case match pattern must be a string (at f[0])",
@@ -1232,15 +1442,30 @@ fn refuses_operands_of_the_wrong_type() {
         json!({"f": [{"equals-ignore-case": {"prefix": "ec2"}}]}),
         "equals-ignore-case match pattern must be a string (at f[0])",
     );
-    assert_refused(json!({"f": [{"wildcard": 123}]}), "wildcard match pattern must be a string (at f[0])");
-    assert_refused(json!({"f": [{"wildcard": ["*"]}]}), "wildcard match pattern must be a string (at f[0])");
+    assert_refused(
+        json!({"f": [{"wildcard": 123}]}),
+        "wildcard match pattern must be a string (at f[0])",
+    );
+    assert_refused(
+        json!({"f": [{"wildcard": ["*"]}]}),
+        "wildcard match pattern must be a string (at f[0])",
+    );
     assert_refused(
         json!({"f": [{"exists": "yes"}]}),
         "exists match pattern must be either true or false. (at f[0])",
     );
-    assert_refused(json!({"f": [{"cidr": ["10.0.0.0/8"]}]}), "cidr match pattern must be a string (at f[0])");
-    assert_refused(json!({"f": [{"numeric": 10}]}), "Value of numeric must be an array. (at f[0])");
-    assert_refused(json!({"f": [{"exactly": 1}]}), "exact match pattern must be a string (at f[0])");
+    assert_refused(
+        json!({"f": [{"cidr": ["10.0.0.0/8"]}]}),
+        "cidr match pattern must be a string (at f[0])",
+    );
+    assert_refused(
+        json!({"f": [{"numeric": 10}]}),
+        "Value of numeric must be an array. (at f[0])",
+    );
+    assert_refused(
+        json!({"f": [{"exactly": 1}]}),
+        "exact match pattern must be a string (at f[0])",
+    );
 }
 
 #[test]
@@ -1257,13 +1482,19 @@ fn refuses_prefix_and_suffix_objects_other_than_equals_ignore_case() {
         json!({"f": [{"prefix": {"equals-ignore-case": 5}}]}),
         "equals-ignore-case match pattern must be a string (at f[0])",
     );
-    assert_refused(json!({"f": [{"prefix": {}}]}), "Prefix expression name not found (at f[0])");
+    assert_refused(
+        json!({"f": [{"prefix": {}}]}),
+        "Prefix expression name not found (at f[0])",
+    );
 }
 
 #[test]
 fn refuses_bad_numeric_expressions() {
     let refused = |terms: Value, reason: &str| {
-        assert_refused(json!({"c-count": [{"numeric": terms}]}), &format!("{reason} (at c-count[0])"));
+        assert_refused(
+            json!({"c-count": [{"numeric": terms}]}),
+            &format!("{reason} (at c-count[0])"),
+        );
     };
     refused(json!([">", 0, ">", 0]), "Bad numeric range operator: >");
     refused(json!([">", 5, "<", 1]), "Bottom must be less than top");
@@ -1271,9 +1502,18 @@ fn refuses_bad_numeric_expressions() {
     refused(json!([">", 0, "<"]), "Value of < must be numeric");
     refused(json!([">", "a"]), "Value of > must be numeric");
     refused(json!(["=", "5"]), "Value of equals must be numeric");
-    refused(json!(["<", 1, ">", 0]), "Too many elements in numeric expression");
-    refused(json!(["=", 1, 2]), "Too many elements in numeric expression");
-    refused(json!([">", 0, "<", 5, 6]), "Too many terms in numeric range expression");
+    refused(
+        json!(["<", 1, ">", 0]),
+        "Too many elements in numeric expression",
+    );
+    refused(
+        json!(["=", 1, 2]),
+        "Too many elements in numeric expression",
+    );
+    refused(
+        json!([">", 0, "<", 5, 6]),
+        "Too many terms in numeric range expression",
+    );
     refused(json!([">", 0, 5]), "Bad value in numeric range: 5");
     refused(json!(["!=", 1]), "Unrecognized numeric range operator: !=");
     refused(json!([5]), "Invalid member in numeric match: 5");
@@ -1283,12 +1523,21 @@ fn refuses_bad_numeric_expressions() {
 #[test]
 fn refuses_bad_cidrs() {
     let refused = |cidr: &str, reason: &str| {
-        assert_refused(json!({"ip": [{"cidr": cidr}]}), &format!("{reason} (at ip[0])"));
+        assert_refused(
+            json!({"ip": [{"cidr": cidr}]}),
+            &format!("{reason} (at ip[0])"),
+        );
     };
     refused("bad-filter", "Malformed CIDR, one '/' required");
-    refused("bad-/64filter", "Malformed CIDR, mask bits must be an integer");
+    refused(
+        "bad-/64filter",
+        "Malformed CIDR, mask bits must be an integer",
+    );
     refused("xx.11.xx/8", "Nonstandard IP address: xx.11.xx");
-    refused("xxxx:db8:1234:1a00::/64", "Nonstandard IP address: xxxx:db8:1234:1a00::");
+    refused(
+        "xxxx:db8:1234:1a00::/64",
+        "Nonstandard IP address: xxxx:db8:1234:1a00::",
+    );
     refused("10.0.0.300/24", "Invalid IP address: 10.0.0.300");
     refused("10.0.0.0/33", "IPv4 mask bits must be < 32");
 }
@@ -1312,13 +1561,22 @@ fn refuses_bad_wildcards() {
 #[test]
 fn refuses_bad_anything_but_operands() {
     let refused = |operand: Value, reason: &str| {
-        assert_refused(json!({"state": [{"anything-but": operand}]}), &format!("{reason} (at state[0])"));
+        assert_refused(
+            json!({"state": [{"anything-but": operand}]}),
+            &format!("{reason} (at state[0])"),
+        );
     };
     let wrong_type = "Value of anything-but must be an array or single string/number value.";
     refused(json!(null), wrong_type);
     refused(json!(true), wrong_type);
-    refused(json!({"prefix": {"equals-ignore-case": "file"}}), wrong_type);
-    refused(json!({"suffix": {"equals-ignore-case": ".png"}}), wrong_type);
+    refused(
+        json!({"prefix": {"equals-ignore-case": "file"}}),
+        wrong_type,
+    );
+    refused(
+        json!({"suffix": {"equals-ignore-case": ".png"}}),
+        wrong_type,
+    );
     refused(
         json!(["stopped", null]),
         "Inside anything but list, start|null|boolean is not supported.",
@@ -1331,19 +1589,41 @@ fn refuses_bad_anything_but_operands() {
         json!([]),
         "Inside anything but list, either all values are number or string, mixed type is not supported",
     );
-    refused(json!({"prefix": 123}), "prefix/suffix match pattern must be a string");
-    refused(json!({"suffix": [123, ".txt"]}), "prefix/suffix match pattern must be a string");
-    refused(json!({"suffix": [null, ".txt"]}), "prefix/suffix match pattern must be a string");
+    refused(
+        json!({"prefix": 123}),
+        "prefix/suffix match pattern must be a string",
+    );
+    refused(
+        json!({"suffix": [123, ".txt"]}),
+        "prefix/suffix match pattern must be a string",
+    );
+    refused(
+        json!({"suffix": [null, ".txt"]}),
+        "prefix/suffix match pattern must be a string",
+    );
     refused(json!({"prefix": ""}), "Null prefix/suffix not allowed");
     refused(json!({"suffix": ""}), "Null prefix/suffix not allowed");
-    let ignore_case = "Inside anything-but/equals-ignore-case list, number|start|null|boolean is not supported.";
+    let ignore_case =
+        "Inside anything-but/equals-ignore-case list, number|start|null|boolean is not supported.";
     refused(json!({"equals-ignore-case": 123}), ignore_case);
     refused(json!({"equals-ignore-case": [123, 456]}), ignore_case);
-    refused(json!({"wildcard": 123}), "wildcard match pattern must be a string");
-    refused(json!({"wildcard": [123, "*/dir/*"]}), "wildcard match pattern must be a string");
-    refused(json!({"numeric": [">", 1]}), "Unsupported anything-but pattern: numeric");
+    refused(
+        json!({"wildcard": 123}),
+        "wildcard match pattern must be a string",
+    );
+    refused(
+        json!({"wildcard": [123, "*/dir/*"]}),
+        "wildcard match pattern must be a string",
+    );
+    refused(
+        json!({"numeric": [">", 1]}),
+        "Unsupported anything-but pattern: numeric",
+    );
     refused(json!({}), "Anything-But expression name not found");
-    refused(json!({"prefix": "a", "suffix": "b"}), "Only one key allowed in anything-but expression");
+    refused(
+        json!({"prefix": "a", "suffix": "b"}),
+        "Only one key allowed in anything-but expression",
+    );
 }
 
 #[test]
@@ -1360,7 +1640,10 @@ fn refuses_or_that_is_not_an_array_of_at_least_two_objects() {
         json!({"$or": [{"a": [1]}]}),
         "There must have at least 2 Objects in $or relationship. (at $or)",
     );
-    assert_refused(json!({"$or": [{"a": [1]}, {}]}), "Empty objects are not allowed (at $or[1])");
+    assert_refused(
+        json!({"$or": [{"a": [1]}, {}]}),
+        "Empty objects are not allowed (at $or[1])",
+    );
 }
 
 #[test]

@@ -108,7 +108,10 @@ impl Dispatcher {
             }
         }
         tracker.close();
-        if tokio::time::timeout(this.grace, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(this.grace, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 in_flight = tracker.len(),
                 "deliveries still running at shutdown stay queued for the next start"
@@ -176,10 +179,14 @@ impl Dispatcher {
 
     async fn deliver(&self, d: Delivery) {
         let attempt = d.attempts + 1;
-        let span = tracing::info_span!("delivery", event_id = %d.event_id, target = %d.target, attempt);
+        let span =
+            tracing::info_span!("delivery", event_id = %d.event_id, target = %d.target, attempt);
         let _enter = span.enter();
         let outcome = match self.targets.get(&d.function) {
-            None => Err(format!("no handler is registered for function {}", d.function)),
+            None => Err(format!(
+                "no handler is registered for function {}",
+                d.function
+            )),
             Some(target) => invoke(target, &d.payload).await,
         };
         let result = match outcome {

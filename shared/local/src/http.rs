@@ -40,13 +40,15 @@ impl Route {
         } else {
             path.split('/')
                 .filter(|s| !s.is_empty())
-                .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(name) => match name.strip_suffix('+') {
-                        Some(greedy) => Segment::Greedy(greedy.into()),
-                        None => Segment::Param(name.into()),
+                .map(
+                    |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                        Some(name) => match name.strip_suffix('+') {
+                            Some(greedy) => Segment::Greedy(greedy.into()),
+                            None => Segment::Param(name.into()),
+                        },
+                        None => Segment::Literal(s.into()),
                     },
-                    None => Segment::Literal(s.into()),
-                })
+                )
                 .collect()
         };
         Self {
@@ -188,7 +190,9 @@ async fn serve(
         .filter(|_| state.principal_header)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    let request = api_gateway_request(&state, route, params, &method, &uri, &headers, &body, &caller, principal);
+    let request = api_gateway_request(
+        &state, route, params, &method, &uri, &headers, &body, &caller, principal,
+    );
     let request_id = request["requestContext"]["requestId"].clone();
     match handler.handle(request).await {
         Ok(reply) => api_gateway_response(reply),
@@ -282,9 +286,8 @@ fn api_gateway_request(
         Err(_) => (BASE64.encode(body), true),
     };
     let now = Utc::now();
-    let user_arn = principal.unwrap_or_else(|| {
-        format!("arn:aws:iam::{}:role/purser-local-admin", caller.account)
-    });
+    let user_arn = principal
+        .unwrap_or_else(|| format!("arn:aws:iam::{}:role/purser-local-admin", caller.account));
     let mut request = json!({
         "version": "2.0",
         "routeKey": route.key(),
@@ -379,7 +382,10 @@ fn api_gateway_response(reply: Value) -> Response {
         return (StatusCode::OK, axum::Json(reply)).into_response();
     };
     let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::BAD_GATEWAY);
-    let body = reply.get("body").and_then(Value::as_str).unwrap_or_default();
+    let body = reply
+        .get("body")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let body = if reply.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
         BASE64.decode(body).unwrap_or_default()
     } else {
@@ -393,7 +399,9 @@ fn api_gateway_response(reply: Value) -> Response {
         .into_iter()
         .flatten()
     {
-        let value = value.as_str().map_or_else(|| value.to_string(), String::from);
+        let value = value
+            .as_str()
+            .map_or_else(|| value.to_string(), String::from);
         if let (Ok(n), Ok(v)) = (
             HeaderName::try_from(name.as_str()),
             HeaderValue::try_from(value),
@@ -516,17 +524,33 @@ mod tests {
     fn the_caller_account_comes_from_a_numeric_access_key() {
         let mut h = HeaderMap::new();
         h.insert("authorization", HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=210987654321/20261121/us-east-1/events/aws4_request, SignedHeaders=host, Signature=x"));
-        assert_eq!(Caller::from_headers(&h, "123456789012").account, "210987654321");
-        h.insert("authorization", HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20261121/us-east-1/events/aws4_request"));
-        assert_eq!(Caller::from_headers(&h, "123456789012").account, "123456789012");
-        assert_eq!(Caller::from_headers(&HeaderMap::new(), "123456789012").account, "123456789012");
+        assert_eq!(
+            Caller::from_headers(&h, "123456789012").account,
+            "210987654321"
+        );
+        h.insert(
+            "authorization",
+            HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20261121/us-east-1/events/aws4_request",
+            ),
+        );
+        assert_eq!(
+            Caller::from_headers(&h, "123456789012").account,
+            "123456789012"
+        );
+        assert_eq!(
+            Caller::from_headers(&HeaderMap::new(), "123456789012").account,
+            "123456789012"
+        );
     }
 
     #[test]
     fn replies_without_status_code_are_json_bodies() {
         let r = api_gateway_response(json!({"ok": true}));
         assert_eq!(r.status(), StatusCode::OK);
-        let r = api_gateway_response(json!({"statusCode": 404, "body": "{}", "headers": {"content-type": "application/json"}}));
+        let r = api_gateway_response(
+            json!({"statusCode": 404, "body": "{}", "headers": {"content-type": "application/json"}}),
+        );
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(r.headers()["content-type"], "application/json");
     }

@@ -37,7 +37,13 @@ pub fn archive(db: &Db, filter: &ArchiveFilter) -> Result<Vec<ArchivedEvent>, Db
              ORDER BY seq LIMIT ?5",
         )?;
         stmt.query_map(
-            params![f.detail_type, f.source, f.since_ms, f.after_seq, f.limit as i64],
+            params![
+                f.detail_type,
+                f.source,
+                f.since_ms,
+                f.after_seq,
+                f.limit as i64
+            ],
             |r| {
                 let text: String = r.get(2)?;
                 Ok(ArchivedEvent {

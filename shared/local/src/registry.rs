@@ -46,7 +46,8 @@ impl Registry {
     where
         F: Fn(&Ports) -> Arc<dyn Handler> + Send + Sync + 'static,
     {
-        self.factories.insert(function.to_string(), Box::new(factory));
+        self.factories
+            .insert(function.to_string(), Box::new(factory));
         self
     }
 

@@ -143,7 +143,10 @@ pub async fn start(
             .iter()
             .map(|f| f.logical_id.clone())
             .collect(),
-        rules: rules.iter().map(|r| format!("{} (bus {})", r.name, r.bus)).collect(),
+        rules: rules
+            .iter()
+            .map(|r| format!("{} (bus {})", r.name, r.bus))
+            .collect(),
         timers: timers
             .iter()
             .map(|t| format!("{} {}", t.name, t.expression))
@@ -181,7 +184,10 @@ pub async fn start(
     let targets = handlers
         .iter()
         .map(|(name, handler)| {
-            let timeout = timeouts.get(name.as_str()).copied().unwrap_or(Duration::from_secs(3));
+            let timeout = timeouts
+                .get(name.as_str())
+                .copied()
+                .unwrap_or(Duration::from_secs(3));
             (
                 name.clone(),
                 Target {

@@ -156,7 +156,10 @@ impl Template {
 
     /// Extracts the wiring, resolving intrinsics against `ctx`.
     pub fn wiring(&self, ctx: &LocalContext) -> Result<Wiring, TemplateError> {
-        let resolver = Resolver { template: self, ctx };
+        let resolver = Resolver {
+            template: self,
+            ctx,
+        };
         let globals = self
             .document
             .pointer("/Globals/Function")
@@ -269,7 +272,10 @@ impl Resolver<'_> {
                     .map_err(|e| invalid(format!("{at}.{field}"), e.to_string()))?;
                 let enabled = match props.get("State").and_then(Value::as_str) {
                     Some(state) => state == "ENABLED",
-                    None => props.get("Enabled").and_then(Value::as_bool).unwrap_or(true),
+                    None => props
+                        .get("Enabled")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true),
                 };
                 let input = match props.get("Input") {
                     Some(text) => Some(self.json_text(text, &format!("{at}.Input"))?),
@@ -309,11 +315,10 @@ impl Resolver<'_> {
             return Ok(policy);
         };
         if let Some(n) = spec.get("MaximumRetryAttempts") {
-            policy.maximum_retry_attempts = n
-                .as_u64()
-                .filter(|n| *n <= 185)
-                .ok_or_else(|| invalid(at, "RetryPolicy.MaximumRetryAttempts must be 0..=185"))?
-                as u32;
+            policy.maximum_retry_attempts =
+                n.as_u64().filter(|n| *n <= 185).ok_or_else(|| {
+                    invalid(at, "RetryPolicy.MaximumRetryAttempts must be 0..=185")
+                })? as u32;
         }
         if let Some(n) = spec.get("MaximumEventAgeInSeconds") {
             let secs = n
@@ -390,7 +395,11 @@ impl Resolver<'_> {
         if let Some(value) = pseudo {
             return Ok(Value::String(value));
         }
-        if let Some(param) = self.template.document.pointer(&format!("/Parameters/{name}")) {
+        if let Some(param) = self
+            .template
+            .document
+            .pointer(&format!("/Parameters/{name}"))
+        {
             let text = match self.ctx.parameters.get(name) {
                 Some(v) => v.clone(),
                 None => match param.get("Default") {
@@ -416,7 +425,11 @@ impl Resolver<'_> {
                 Value::String(text)
             });
         }
-        match self.template.document.pointer(&format!("/Resources/{name}")) {
+        match self
+            .template
+            .document
+            .pointer(&format!("/Resources/{name}"))
+        {
             Some(r) if r.get("Type").and_then(Value::as_str) == Some("AWS::Events::EventBus") => {
                 let bus_name = r.pointer("/Properties/Name").cloned().unwrap_or_default();
                 self.resolve(&bus_name, at)
@@ -626,7 +639,10 @@ Resources:
             .unwrap()
             .wiring(&LocalContext::default())
             .unwrap_err();
-        assert!(err.to_string().starts_with("Worker.Events.OnThing.Pattern"), "{err}");
+        assert!(
+            err.to_string().starts_with("Worker.Events.OnThing.Pattern"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -636,13 +652,23 @@ Resources:
             .unwrap()
             .wiring(&LocalContext::default())
             .unwrap_err();
-        assert!(err.to_string().starts_with("Worker.Events.Tick.Schedule"), "{err}");
+        assert!(
+            err.to_string().starts_with("Worker.Events.Tick.Schedule"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_builtin_template_parses() {
-        let wiring = Template::builtin().wiring(&LocalContext::default()).unwrap();
+        let wiring = Template::builtin()
+            .wiring(&LocalContext::default())
+            .unwrap();
         assert!(wiring.buses.contains(&"purser".to_string()));
-        assert!(wiring.functions.iter().any(|f| f.logical_id == "ApiFunction"));
+        assert!(
+            wiring
+                .functions
+                .iter()
+                .any(|f| f.logical_id == "ApiFunction")
+        );
     }
 }

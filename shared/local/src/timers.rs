@@ -43,7 +43,13 @@ impl Timer {
         })
     }
 
-    pub async fn run(self, bus: LocalBus, account: String, region: String, stop: CancellationToken) {
+    pub async fn run(
+        self,
+        bus: LocalBus,
+        account: String,
+        region: String,
+        stop: CancellationToken,
+    ) {
         // Firings are placed on tokio's monotonic clock, so a wall-clock jump
         // neither skips nor repeats them (and tests can run in paused time).
         let (start, anchor) = (tokio::time::Instant::now(), Utc::now());
@@ -55,9 +61,14 @@ impl Timer {
                 _ = tokio::time::sleep_until(start + offset) => {}
             }
             let payload = self.payload(next, &account, &region);
-            match bus.enqueue(&self.name, &self.function, &payload, self.retry).await {
+            match bus
+                .enqueue(&self.name, &self.function, &payload, self.retry)
+                .await
+            {
                 Ok(()) => tracing::debug!(timer = %self.name, at = %next, "schedule fired"),
-                Err(e) => tracing::error!(timer = %self.name, error = %e, "could not queue a schedule's firing"),
+                Err(e) => {
+                    tracing::error!(timer = %self.name, error = %e, "could not queue a schedule's firing")
+                }
             }
             after = next;
         }

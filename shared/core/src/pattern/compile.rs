@@ -103,9 +103,15 @@ impl<'a> Compiler<'a> {
 
     /// An object pattern. `in_or` is set below a `$or`, where operator names
     /// are refused as field names.
-    fn object(&mut self, object: &'a Map<String, Value>, in_or: bool) -> Result<Node, PatternError> {
+    fn object(
+        &mut self,
+        object: &'a Map<String, Value>,
+        in_or: bool,
+    ) -> Result<Node, PatternError> {
         if self.path.len() > MAX_DEPTH {
-            return self.fail(format!("Patterns nested deeper than {MAX_DEPTH} levels are not supported"));
+            return self.fail(format!(
+                "Patterns nested deeper than {MAX_DEPTH} levels are not supported"
+            ));
         }
         if object.is_empty() {
             return self.fail("Empty objects are not allowed");
@@ -174,7 +180,9 @@ impl<'a> Compiler<'a> {
                 Value::Number(n) => leaf.numbers.push(self.number(n)?),
                 Value::Bool(b) => leaf.booleans[usize::from(*b)] = true,
                 Value::Null => leaf.null = true,
-                Value::Object(expression) => self.expression(expression, &mut leaf, &mut strings)?,
+                Value::Object(expression) => {
+                    self.expression(expression, &mut leaf, &mut strings)?
+                }
                 Value::Array(_) => {
                     return self.fail("Match value must be String, number, true, false, or null");
                 }
@@ -215,7 +223,9 @@ impl<'a> Compiler<'a> {
                 Matcher::SuffixIgnoreCase(self.ignoring_case(inner, "Suffix", "suffix")?)
             }
             ("suffix", _) => return self.fail("suffix match pattern must be a string"),
-            ("equals-ignore-case", Value::String(s)) => Matcher::EqualsIgnoreCase(IgnoreCase::new(s)),
+            ("equals-ignore-case", Value::String(s)) => {
+                Matcher::EqualsIgnoreCase(IgnoreCase::new(s))
+            }
             ("equals-ignore-case", _) => {
                 return self.fail("equals-ignore-case match pattern must be a string");
             }
@@ -232,7 +242,9 @@ impl<'a> Compiler<'a> {
                 leaf.absent = true;
                 return Ok(());
             }
-            ("exists", _) => return self.fail("exists match pattern must be either true or false."),
+            ("exists", _) => {
+                return self.fail("exists match pattern must be either true or false.");
+            }
             ("cidr", Value::String(s)) => Matcher::Cidr(self.cidr(s)?),
             // event-ruler says "prefix match pattern must be a string" here,
             // a copy-and-paste slip; name the operator actually used.
@@ -322,7 +334,9 @@ impl<'a> Compiler<'a> {
                     Some(Value::String(op)) => {
                         return self.fail(format!("Bad numeric range operator: {op}"));
                     }
-                    Some(other) => return self.fail(format!("Bad value in numeric range: {other}")),
+                    Some(other) => {
+                        return self.fail(format!("Bad value in numeric range: {other}"));
+                    }
                 };
                 let top = bound(terms.next(), top_operator)?;
                 if terms.next().is_some() {
@@ -371,13 +385,16 @@ impl<'a> Compiler<'a> {
                 }
             }
             Value::Object(inner) => self.anything_but_operator(inner),
-            Value::Null | Value::Bool(_) => self.fail(
-                "Value of anything-but must be an array or single string/number value.",
-            ),
+            Value::Null | Value::Bool(_) => {
+                self.fail("Value of anything-but must be an array or single string/number value.")
+            }
         }
     }
 
-    fn anything_but_operator(&self, inner: &Map<String, Value>) -> Result<AnythingBut, PatternError> {
+    fn anything_but_operator(
+        &self,
+        inner: &Map<String, Value>,
+    ) -> Result<AnythingBut, PatternError> {
         let mut entries = inner.iter();
         let Some((operator, operand)) = entries.next() else {
             return self.fail("Anything-But expression name not found");
@@ -407,9 +424,8 @@ impl<'a> Compiler<'a> {
             }
             Value::Number(_) => return self.fail(type_error),
             Value::Null | Value::Bool(_) | Value::Object(_) => {
-                return self.fail(
-                    "Value of anything-but must be an array or single string/number value.",
-                );
+                return self
+                    .fail("Value of anything-but must be an array or single string/number value.");
             }
         };
         let boxed = |operands: Vec<&str>| operands.into_iter().map(Box::from).collect();
@@ -462,7 +478,10 @@ impl<'a> Compiler<'a> {
             let family = if address.is_ipv4() { "IPv4" } else { "IPv6" };
             return self.fail(format!("{family} mask bits must be < {limit}"));
         }
-        match u8::try_from(mask).ok().and_then(|m| IpNet::new(address, m).ok()) {
+        match u8::try_from(mask)
+            .ok()
+            .and_then(|m| IpNet::new(address, m).ok())
+        {
             Some(net) => Ok(net.trunc()),
             None => self.fail(format!("Invalid CIDR: {text}")),
         }

@@ -117,8 +117,12 @@ mod tests {
         // As event-ruler's testACWithExistFalseRule: the first task instance
         // is ACTIVE and has no interfaceName, the second has one.
         let p = pattern(json!({"tasks": {"state": ["ACTIVE"], "name": [{"exists": false}]}}));
-        assert!(p.matches(&json!({"tasks": [{"state": "ACTIVE"}, {"state": "IDLE", "name": "n"}]})));
-        assert!(!p.matches(&json!({"tasks": [{"state": "ACTIVE", "name": "n"}, {"state": "IDLE"}]})));
+        assert!(
+            p.matches(&json!({"tasks": [{"state": "ACTIVE"}, {"state": "IDLE", "name": "n"}]}))
+        );
+        assert!(
+            !p.matches(&json!({"tasks": [{"state": "ACTIVE", "name": "n"}, {"state": "IDLE"}]}))
+        );
     }
 
     #[test]
@@ -131,7 +135,9 @@ mod tests {
         assert!(p.matches(&json!({"a": "scalar"})));
         assert!(p.matches(&json!({})));
         // One branch of a $or absent everywhere is enough...
-        let p = pattern(json!({"a": {"$or": [{"b": [{"exists": false}]}, {"c": [{"exists": false}]}]}}));
+        let p = pattern(
+            json!({"a": {"$or": [{"b": [{"exists": false}]}, {"c": [{"exists": false}]}]}}),
+        );
         assert!(p.matches(&json!({"a": [{"b": 1}, {"b": 2}]})));
         // ...but each branch is judged across all elements.
         assert!(!p.matches(&json!({"a": [{"b": 1}, {"c": 2}]})));
@@ -197,7 +203,10 @@ mod tests {
     fn too_many_combinations_are_refused() {
         let ten: Vec<Value> = (0..10).map(|i| json!({ format!("f{i}"): [i] })).collect();
         let p = json!({"a": {"$or": ten}, "b": {"$or": ten}, "c": {"$or": ten}});
-        assert!(EventPattern::from_value(&p).is_ok(), "exactly 1000 is allowed");
+        assert!(
+            EventPattern::from_value(&p).is_ok(),
+            "exactly 1000 is allowed"
+        );
         let p = json!({"a": {"$or": ten}, "b": {"$or": ten}, "c": {"$or": ten}, "$or": [{"x": [1]}, {"y": [1]}]});
         assert!(reason(p).contains("over 1000 rule combinations"));
     }
@@ -212,8 +221,14 @@ mod tests {
             reason(json!({"detail": {"$or": [{"a": [1]}, {"b": {"c": []}}]}})),
             "Empty arrays are not allowed (at detail.$or[1].b.c)"
         );
-        assert_eq!(reason(json!([])), "Filter is not an object (at the top level)");
-        assert_eq!(reason(json!({"$or": {}})), "It must be an Array followed with $or. (at $or)");
+        assert_eq!(
+            reason(json!([])),
+            "Filter is not an object (at the top level)"
+        );
+        assert_eq!(
+            reason(json!({"$or": {}})),
+            "It must be an Array followed with $or. (at $or)"
+        );
     }
 
     #[test]
@@ -226,14 +241,25 @@ mod tests {
     #[test]
     fn cidr_splits_like_java() {
         assert!(reason(json!({"ip": [{"cidr": "10.0.0.0/"}]})).contains("one '/' required"));
-        assert!(reason(json!({"ip": [{"cidr": "10.0.0.0/x"}]})).contains("mask bits must be an integer"));
+        assert!(
+            reason(json!({"ip": [{"cidr": "10.0.0.0/x"}]}))
+                .contains("mask bits must be an integer")
+        );
         assert!(reason(json!({"ip": [{"cidr": "10.0.0.0//8"}]})).contains("one '/' required"));
         // Trailing slashes vanish in Java's split, so this one is accepted.
         assert!(EventPattern::from_value(&json!({"ip": [{"cidr": "10.0.0.0/8//"}]})).is_ok());
         assert!(reason(json!({"ip": [{"cidr": "10.0.0.0/-1"}]})).contains("must not be negative"));
-        assert!(reason(json!({"ip": [{"cidr": "10.0.0.0/32"}]})).contains("IPv4 mask bits must be < 32"));
-        assert!(reason(json!({"ip": [{"cidr": "::/128"}]})).contains("IPv6 mask bits must be < 128"));
-        assert!(reason(json!({"ip": [{"cidr": "999.0.0.0/8"}]})).contains("Invalid IP address: 999.0.0.0"));
+        assert!(
+            reason(json!({"ip": [{"cidr": "10.0.0.0/32"}]}))
+                .contains("IPv4 mask bits must be < 32")
+        );
+        assert!(
+            reason(json!({"ip": [{"cidr": "::/128"}]})).contains("IPv6 mask bits must be < 128")
+        );
+        assert!(
+            reason(json!({"ip": [{"cidr": "999.0.0.0/8"}]}))
+                .contains("Invalid IP address: 999.0.0.0")
+        );
         // Host bits are cleared, as event-ruler floors the range.
         let p = pattern(json!({"ip": [{"cidr": "10.0.0.77/24"}]}));
         assert!(p.matches(&json!({"ip": "10.0.0.1"})));

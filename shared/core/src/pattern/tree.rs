@@ -68,7 +68,8 @@ impl Node {
         let absence_can_satisfy = fields.iter().all(|field| match &field.kind {
             FieldKind::Leaf(leaf) => leaf.absent,
             FieldKind::Object(node) => node.absence_can_satisfy,
-        }) && (any_of.is_empty() || any_of.iter().any(|alt| alt.absence_can_satisfy));
+        }) && (any_of.is_empty()
+            || any_of.iter().any(|alt| alt.absence_can_satisfy));
         Self {
             fields: fields.into_boxed_slice(),
             any_of: any_of.into_boxed_slice(),
@@ -116,9 +117,9 @@ impl Node {
                 FieldKind::Leaf(leaf) => {
                     any_item(child, |item| !item.is_object() && leaf.accepts(item))
                 }
-                FieldKind::Object(node) => {
-                    any_item(child, |item| item.as_object().is_some_and(|o| node.bound(o)))
-                }
+                FieldKind::Object(node) => any_item(child, |item| {
+                    item.as_object().is_some_and(|o| node.bound(o))
+                }),
             });
             if bound {
                 used_a_value = true;
@@ -234,7 +235,17 @@ mod tests {
             seen.push(item.clone());
             false
         });
-        assert_eq!(seen, vec![json!(1), json!(2), json!(3), json!(4), json!({"a": 5}), json!(6)]);
+        assert_eq!(
+            seen,
+            vec![
+                json!(1),
+                json!(2),
+                json!(3),
+                json!(4),
+                json!({"a": 5}),
+                json!(6)
+            ]
+        );
         assert!(any_item(&v, |item| *item == json!(4)));
         assert!(any_item(&json!("x"), |item| item.is_string()));
         assert!(!any_item(&json!([]), |_| true));
