@@ -21,10 +21,10 @@ pub async fn put(args: PutArgs) -> anyhow::Result<()> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(args.region.clone()))
         .endpoint_url(&args.endpoint);
-    if let Some(account) = &args.account {
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            bail!("--account must be a 12-digit AWS account id, got {account:?}");
-        }
+    if let Some(account) = &args.account
+        && (account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()))
+    {
+        bail!("--account must be a 12-digit AWS account id, got {account:?}");
     }
     // A local endpoint needs no real credentials; its access key id names
     // the caller's account.

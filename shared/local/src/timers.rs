@@ -75,3 +75,94 @@ impl Timer {
         tracing::info!(timer = %self.name, "schedule will not fire again");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use purser_core::SystemClock;
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::Db;
+    use crate::bus::LocalBusConfig;
+
+    fn timer(expression: &str, scheduler: bool, input: Option<Value>) -> Timer {
+        Timer {
+            name: "Reaper.Sweep".into(),
+            function: "Reaper".into(),
+            expression: ScheduleExpression::parse(expression).unwrap(),
+            scheduler,
+            input,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    #[test]
+    fn a_scheduled_rule_delivers_a_scheduled_event() {
+        let at = DateTime::parse_from_rfc3339("2026-11-21T10:05:00Z")
+            .unwrap()
+            .to_utc();
+        let p = timer("rate(5 minutes)", false, None).payload(at, "123456789012", "us-east-1");
+        assert_eq!(p["detail-type"], "Scheduled Event");
+        assert_eq!(p["source"], "aws.events");
+        assert_eq!(p["time"], "2026-11-21T10:05:00Z");
+        assert_eq!(
+            p["resources"][0],
+            "arn:aws:events:us-east-1:123456789012:rule/Reaper.Sweep"
+        );
+        let p = timer("rate(5 minutes)", true, None).payload(at, "1", "r");
+        assert_eq!(p, json!({}));
+        let p = timer("rate(5 minutes)", true, Some(json!({"k": 1}))).payload(at, "1", "r");
+        assert_eq!(p, json!({"k": 1}));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_schedule_queues_a_delivery_each_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let bus = LocalBus::new(
+            db.clone(),
+            LocalBusConfig {
+                rules: vec![],
+                buses: vec!["default".into()],
+                region: "us-east-1".into(),
+                own_account: "123456789012".into(),
+                allow_aws_sources: false,
+            },
+            Arc::new(SystemClock),
+            Arc::new(Notify::new()),
+        );
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(timer("rate(1 hour)", false, None).run(
+            bus,
+            "123456789012".into(),
+            "us-east-1".into(),
+            stop.clone(),
+        ));
+        // Paused time jumps straight to each firing.
+        tokio::time::sleep(std::time::Duration::from_secs(3 * 3600 + 60)).await;
+        stop.cancel();
+        task.await.unwrap();
+        let times: Vec<String> = db
+            .call(|c| {
+                let mut s = c.prepare("SELECT payload FROM deliveries ORDER BY id")?;
+                s.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<String>, _>>()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                serde_json::from_str::<Value>(&p).unwrap()["time"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert!(times.len() >= 3, "fired {times:?}");
+        let first = DateTime::parse_from_rfc3339(&times[0]).unwrap();
+        let second = DateTime::parse_from_rfc3339(&times[1]).unwrap();
+        assert_eq!((second - first).num_seconds(), 3600);
+    }
+}

@@ -93,6 +93,12 @@ mod tests {
     }
 
     #[test]
+    fn compiled_patterns_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<EventPattern>();
+    }
+
+    #[test]
     fn array_consistency_needs_one_element_for_a_sub_pattern() {
         let p = pattern(json!({"employees": {"firstName": ["Anna"], "lastName": ["Jones"]}}));
         let split = json!({"employees": [

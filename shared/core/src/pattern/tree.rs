@@ -147,8 +147,9 @@ impl Node {
         used_a_value
     }
 
-    /// Satisfied by absences alone, in every one of `objects` (the elements
-    /// of the arrays crossed on the way here, none of them bound).
+    /// Satisfied by absences alone across all of `objects` taken together
+    /// (the elements of the arrays crossed on the way here, none of them
+    /// bound): a field is absent only if no object has a leaf there.
     fn absent(&self, objects: &[&Object]) -> bool {
         if !self.absence_can_satisfy {
             return false;
