@@ -62,7 +62,7 @@ impl EventBus for EventBridgeBus {
 /// those before an error reaches the adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Calls that carry a given entry, the first one included.
+    /// Calls that carry a given entry, the first one included (at least 1).
     pub max_attempts: u32,
     /// The delay before the first retry; it doubles with each retry.
     pub base_delay: Duration,
@@ -140,7 +140,7 @@ impl SendBatch for aws_sdk_eventbridge::Client {
             .map_err(|e| {
                 BusError::Unavailable(format!("PutEvents: {}", DisplayErrorContext(&e)))
             })?;
-        outcomes(batch.len(), output.failed_entry_count(), output.entries())
+        Ok(outcomes(output.failed_entry_count(), output.entries()))
     }
 }
 
@@ -160,20 +160,8 @@ fn request_entry(entry: &EventEntry) -> PutEventsRequestEntry {
         .build()
 }
 
-/// Reads the per-entry results of a call. AWS answers one result per entry,
-/// in order; an answer of another length cannot be matched to the entries,
-/// so nothing can be said about which were accepted.
-fn outcomes(
-    sent: usize,
-    failed_entry_count: i32,
-    results: &[PutEventsResultEntry],
-) -> Result<Vec<Outcome>, BusError> {
-    if results.len() != sent {
-        return Err(BusError::Unavailable(format!(
-            "PutEvents answered {} results for {sent} entries ({failed_entry_count} failed)",
-            results.len()
-        )));
-    }
+/// Reads the per-entry results of a call: one per entry, in order.
+fn outcomes(failed_entry_count: i32, results: &[PutEventsResultEntry]) -> Vec<Outcome> {
     let outcomes: Vec<Outcome> = results
         .iter()
         .map(|r| match r.error_code().filter(|c| !c.is_empty()) {
@@ -192,7 +180,7 @@ fn outcomes(
             "PutEvents' FailedEntryCount disagrees with its entries; trusting the entries"
         );
     }
-    Ok(outcomes)
+    outcomes
 }
 
 /// Puts `entries` in calls within `PutEvents`' limits, retries the entries
@@ -238,6 +226,14 @@ async fn put_all<S: SendBatch>(
         for batch in batches(pending) {
             let sent = batch.len();
             let outcomes = sender.send(&batch).await?;
+            if outcomes.len() != sent {
+                // Results cannot be matched to entries: which were accepted
+                // is unknown, so the put as a whole did not go through.
+                return Err(BusError::Unavailable(format!(
+                    "PutEvents answered {} results for {sent} entries",
+                    outcomes.len()
+                )));
+            }
             let mut failed = 0;
             for (entry, outcome) in batch.into_iter().zip(outcomes) {
                 if let Outcome::Refused { code, message } = outcome {
@@ -641,16 +637,32 @@ mod tests {
                 .build(),
         ];
         assert_eq!(
-            outcomes(2, 1, &results).unwrap(),
+            outcomes(1, &results),
             [
                 Outcome::Accepted,
                 refused("MalformedDetail", "Detail is malformed.")
             ]
         );
-        assert!(matches!(
-            outcomes(3, 1, &results),
-            Err(BusError::Unavailable(m)) if m.contains("2 results for 3 entries")
-        ));
+    }
+
+    /// A fake that answers fewer results than entries.
+    struct ShortAnswer;
+
+    impl SendBatch for ShortAnswer {
+        async fn send(&self, batch: &[EventEntry]) -> Result<Vec<Outcome>, BusError> {
+            Ok(vec![Outcome::Accepted; batch.len() - 1])
+        }
+    }
+
+    #[tokio::test]
+    async fn results_that_do_not_match_the_entries_make_the_bus_unavailable() {
+        let err = put_all(&ShortAnswer, "purser", &FAST, vec![entry(0), entry(1)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BusError::Unavailable(ref m) if m.contains("1 results for 2 entries")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -2,15 +2,28 @@
 //! expressions, the ports the domain talks through and the handler contract
 //! every function implements. Nothing here knows AWS or does I/O.
 
+pub mod account;
+pub mod accounts;
+pub mod catalog;
 pub mod clock;
 pub mod event;
 pub mod handler;
 pub mod pattern;
+pub mod organization;
 pub mod ports;
 pub mod schedule;
+pub mod team;
+pub mod validation;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{EntryError, Event, EventEntry};
 pub use handler::{Handler, HandlerError};
 pub use pattern::{EventPattern, PatternError};
-pub use ports::{BusError, EventBus, RejectedEntry, Store, StoreError};
+pub use account::{Account, AccountState, NewAccount};
+pub use organization::{CreationState, CreationStatus, MemberStatus, Organization, OrganizationError};
+pub use ports::{
+    BusError, EventBus, IdempotencyKey, Inserted, Page, RejectedEntry, Store, StoreError,
+    Transitioned,
+};
+pub use team::{Team, TeamName};
+pub use validation::ValidationError;

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::account::{Account, AccountState};
 use crate::event::EventEntry;
+use crate::team::{Team, TeamName};
 
 /// Puts events on an event bus.
 #[async_trait]
@@ -42,9 +44,10 @@ fn summarize(rejected: &[RejectedEntry]) -> String {
         .join("; ")
 }
 
-/// Purser's state. This issue brings idempotency keys, which every handler
-/// uses to act once on events that arrive at least once; accounts, teams,
-/// budgets and spend counters join it with the features that own them.
+/// Purser's state: teams, accounts and the counters that keep their rules
+/// (a team's quota of open accounts, the organization's concurrent
+/// creations), and idempotency keys. Every write is conditional, so a
+/// repeated or concurrent event cannot apply twice.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Claims `key` until `expires_at`. Returns `true` for the first claim
@@ -56,6 +59,93 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    async fn put_team(&self, team: &Team) -> Result<(), StoreError>;
+
+    /// The team's settings, `None` when it was never configured.
+    async fn team(&self, name: &TeamName) -> Result<Option<Team>, StoreError>;
+
+    /// Accounts of the team that count against its quota.
+    async fn open_accounts(&self, team: &TeamName) -> Result<u32, StoreError>;
+
+    /// Inserts a new request in one atomic step with the team's quota
+    /// (`open_accounts < quota`) and the idempotency key, if any.
+    async fn insert_account(
+        &self,
+        account: &Account,
+        quota: u32,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Inserted, StoreError>;
+
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError>;
+
+    async fn account_by_creation(&self, creation_id: &str) -> Result<Option<Account>, StoreError>;
+
+    async fn account_by_account_id(&self, account_id: &str)
+    -> Result<Option<Account>, StoreError>;
+
+    /// A team's accounts (all teams' when `None`), newest first, a page at a
+    /// time; `page` is the `next` of the previous page.
+    async fn list_accounts(
+        &self,
+        team: Option<&TeamName>,
+        page: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, StoreError>;
+
+    /// Every account in `state`, oldest first.
+    async fn accounts_in_state(&self, state: AccountState) -> Result<Vec<Account>, StoreError>;
+
+    /// Writes `next` if the stored account is still in state `from`, in one
+    /// atomic step with the counters the change moves: the team's open
+    /// accounts, and the organization's creations in flight (refused with
+    /// `NoCreationSlot` when `MAX_CONCURRENT_CREATIONS` are in flight).
+    async fn transition(&self, from: AccountState, next: &Account)
+    -> Result<Transitioned, StoreError>;
+
+    /// How many accounts had `CloseAccount` called since `since`.
+    async fn closures_since(&self, since: DateTime<Utc>) -> Result<u32, StoreError>;
+}
+
+/// An `Idempotency-Key`, scoped to the caller, with a fingerprint of the
+/// request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub scope: String,
+    pub key: String,
+    pub fingerprint: String,
+}
+
+impl IdempotencyKey {
+    /// The key as stored: one namespace per caller.
+    pub fn storage_key(&self) -> String {
+        format!("{}#{}", self.scope, self.key)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    Created,
+    /// The key was used before with the same request: here is its account.
+    Replayed(Account),
+    /// The key was used before with another request.
+    KeyReused,
+    QuotaExceeded { quota: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transitioned {
+    Applied,
+    /// The account was not in the expected state (another event moved it);
+    /// here is how it stands, if it exists.
+    Stale(Option<Account>),
+    NoCreationSlot,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,4 +154,6 @@ pub enum StoreError {
     Unavailable(String),
     #[error("the store holds data Purser cannot read: {0}")]
     Corrupt(String),
+    #[error("the page token is not valid: {0}")]
+    BadPageToken(String),
 }

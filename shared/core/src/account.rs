@@ -1,0 +1,456 @@
+//! Developer accounts: the request a developer makes, its lifecycle, and
+//! the rules its fields follow.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::team::TeamName;
+use crate::validation::{ValidationError, invalid};
+
+/// Where an account is in its life.
+///
+/// `requested → creating → ready → (frozen ⇄ ready) → closing → closed`,
+/// with `failed` from `requested` or `creating`, and `closed` straight from
+/// `requested` when a request is withdrawn before creation starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountState {
+    Requested,
+    Creating,
+    Ready,
+    Frozen,
+    Closing,
+    Closed,
+    Failed,
+}
+
+impl AccountState {
+    pub const ALL: [AccountState; 7] = [
+        Self::Requested,
+        Self::Creating,
+        Self::Ready,
+        Self::Frozen,
+        Self::Closing,
+        Self::Closed,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Creating => "creating",
+            Self::Ready => "ready",
+            Self::Frozen => "frozen",
+            Self::Closing => "closing",
+            Self::Closed => "closed",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the lifecycle allows going from `self` to `next`.
+    pub fn can_become(self, next: AccountState) -> bool {
+        use AccountState::*;
+        matches!(
+            (self, next),
+            (Requested, Creating)
+                | (Requested, Failed)
+                | (Requested, Closed)
+                | (Creating, Ready)
+                | (Creating, Failed)
+                | (Ready, Frozen)
+                | (Frozen, Ready)
+                | (Ready, Closing)
+                | (Frozen, Closing)
+                | (Closing, Closed)
+        )
+    }
+
+    /// Open accounts count against the team's quota.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Self::Requested | Self::Creating | Self::Ready | Self::Frozen
+        )
+    }
+
+    /// An account being created holds one of the organization's (at most
+    /// five) concurrent creations.
+    pub fn holds_creation_slot(self) -> bool {
+        self == Self::Creating
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Closed | Self::Failed)
+    }
+}
+
+impl std::fmt::Display for AccountState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A developer's account: the request and, once created, the account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: String,
+    pub state: AccountState,
+    pub team: TeamName,
+    pub owner: String,
+    pub purpose: String,
+    pub lease_end: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub account_id: Option<String>,
+    /// The root email of the AWS account: the owner's address, tagged.
+    pub email: String,
+    pub ou: Option<String>,
+    pub failure_reason: Option<String>,
+    /// Organizations' `CreateAccountRequestId`, once creation started.
+    pub creation_id: Option<String>,
+    pub creation_started_at: Option<DateTime<Utc>>,
+    /// When Purser called `CloseAccount` (counts against the closure quota).
+    pub closure_started_at: Option<DateTime<Utc>>,
+    /// Who asked for the account (an IAM principal ARN).
+    pub requested_by: String,
+}
+
+/// Maximum length of `purpose`.
+pub const MAX_PURPOSE: usize = 128;
+/// Organizations accepts account emails of 6 to 64 characters.
+pub const MAX_ACCOUNT_EMAIL: usize = 64;
+/// Organizations accepts account names of 1 to 50 characters.
+pub const MAX_ACCOUNT_NAME: usize = 50;
+
+impl Account {
+    /// A new request, validated: `id` must be fresh (see [`new_id`]).
+    pub fn request(
+        id: String,
+        input: NewAccount,
+        requested_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ValidationError> {
+        let email = tagged_email(&input.owner, &short_id(&id))?;
+        Ok(Self {
+            state: AccountState::Requested,
+            team: input.team,
+            owner: input.owner,
+            purpose: input.purpose,
+            lease_end: input.lease_days.map(|d| now + Duration::days(i64::from(d))),
+            created_at: now,
+            updated_at: now,
+            account_id: None,
+            email,
+            ou: None,
+            failure_reason: None,
+            creation_id: None,
+            creation_started_at: None,
+            closure_started_at: None,
+            requested_by: requested_by.into(),
+            id,
+        })
+    }
+
+    /// The account's name in Organizations: team and purpose, printable
+    /// ASCII, at most 50 characters.
+    pub fn account_name(&self) -> String {
+        let text = format!("{}-{}", self.team, self.purpose);
+        let clean: String = text
+            .chars()
+            .map(|c| if (' '..='~').contains(&c) { c } else { '-' })
+            .take(MAX_ACCOUNT_NAME)
+            .collect();
+        clean.trim().to_string()
+    }
+
+    /// The tags Purser puts on the account.
+    pub fn tags(&self) -> Vec<(String, String)> {
+        let mut tags = vec![
+            ("purser:team".to_string(), self.team.to_string()),
+            ("purser:owner".to_string(), self.owner.clone()),
+            ("purser:request".to_string(), self.id.clone()),
+        ];
+        if let Some(end) = self.lease_end {
+            tags.push((
+                "purser:lease-end".to_string(),
+                end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ));
+        }
+        tags
+    }
+
+    /// The account as the API shows it.
+    pub fn to_view(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "state": self.state,
+            "team": self.team,
+            "owner": self.owner,
+            "purpose": self.purpose,
+            "account_id": self.account_id,
+            "email": self.email,
+            "ou": self.ou,
+            "lease_end": self.lease_end.map(rfc3339),
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+            "failure_reason": self.failure_reason,
+        })
+    }
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A fresh request id: `r-` and 12 hex digits.
+pub fn new_id() -> String {
+    let hex = uuid::Uuid::new_v4().simple().to_string();
+    format!("r-{}", &hex[..12])
+}
+
+/// The part of the id that tags the account's email.
+pub fn short_id(id: &str) -> String {
+    id.trim_start_matches("r-").to_string()
+}
+
+/// What a developer asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAccount {
+    pub team: TeamName,
+    pub owner: String,
+    pub purpose: String,
+    pub lease_days: Option<u32>,
+}
+
+impl NewAccount {
+    /// Validates a request body, naming the field that is wrong.
+    pub fn from_json(body: &Value) -> Result<Self, ValidationError> {
+        let Some(fields) = body.as_object() else {
+            return Err(invalid(None, "the body must be a JSON object"));
+        };
+        reject_unknown(fields, &["team", "owner", "purpose", "lease_days"])?;
+        let team = TeamName::parse(required_str(fields, "team")?)
+            .map_err(|m| invalid(Some("team"), &m))?;
+        let owner = required_str(fields, "owner")?;
+        validate_email(owner).map_err(|m| invalid(Some("owner"), &m))?;
+        let purpose = required_str(fields, "purpose")?.trim();
+        if purpose.is_empty() {
+            return Err(invalid(Some("purpose"), "purpose must not be empty"));
+        }
+        if purpose.chars().count() > MAX_PURPOSE {
+            return Err(invalid(
+                Some("purpose"),
+                &format!("purpose must be at most {MAX_PURPOSE} characters"),
+            ));
+        }
+        if purpose.chars().any(char::is_control) {
+            return Err(invalid(
+                Some("purpose"),
+                "purpose must not contain control characters",
+            ));
+        }
+        let lease_days = match fields.get("lease_days") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|d| (1..=365).contains(d))
+                    .ok_or_else(|| {
+                        invalid(
+                            Some("lease_days"),
+                            "lease_days must be a whole number of days from 1 to 365",
+                        )
+                    })? as u32,
+            ),
+        };
+        // The tagged email must fit Organizations' limit: check now, before
+        // anything is written.
+        tagged_email(owner, &"0".repeat(12))?;
+        Ok(Self {
+            team,
+            owner: owner.to_string(),
+            purpose: purpose.to_string(),
+            lease_days,
+        })
+    }
+}
+
+pub fn reject_unknown(fields: &Map<String, Value>, known: &[&str]) -> Result<(), ValidationError> {
+    match fields.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(invalid(
+            Some(unknown),
+            &format!(
+                "unknown field {unknown:?}; the fields are {}",
+                known.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+pub fn required_str<'a>(
+    fields: &'a Map<String, Value>,
+    name: &str,
+) -> Result<&'a str, ValidationError> {
+    match fields.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(invalid(Some(name), &format!("{name} is required"))),
+        Some(_) => Err(invalid(Some(name), &format!("{name} must be a string"))),
+    }
+}
+
+/// An email address as RFC 5321 allows it in a mailbox (dot-atom local
+/// part, DNS domain), within the limits AWS puts on account emails.
+pub fn validate_email(address: &str) -> Result<(), String> {
+    let (local, domain) = address
+        .rsplit_once('@')
+        .ok_or_else(|| format!("{address:?} is not an email address (no @)"))?;
+    if local.is_empty() || local.len() > 64 {
+        return Err("the part before @ must be 1 to 64 characters".into());
+    }
+    const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err("the part before @ must not start or end with a dot or have two in a row".into());
+    }
+    if let Some(c) = local
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || ATEXT.contains(*c)))
+    {
+        return Err(format!("{c:?} is not allowed before the @"));
+    }
+    if domain.len() > 253 || !domain.contains('.') {
+        return Err(format!("{domain:?} is not a valid mail domain"));
+    }
+    for label in domain.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !ok {
+            return Err(format!("{domain:?} is not a valid mail domain"));
+        }
+    }
+    if address.len() < 6 {
+        return Err("an account email must be at least 6 characters".into());
+    }
+    Ok(())
+}
+
+/// The owner's address with `+purser-<id>` added to the local part, so each
+/// account gets its own root email that still reaches the owner. Shortens
+/// the owner's local part when needed to stay within 64 characters.
+pub fn tagged_email(owner: &str, short_id: &str) -> Result<String, ValidationError> {
+    let (local, domain) = owner
+        .rsplit_once('@')
+        .ok_or_else(|| invalid(Some("owner"), "owner must be an email address"))?;
+    // Drop an existing sub-address: one tag is enough to route mail.
+    let base = local.split('+').next().unwrap_or(local);
+    let tag = format!("+purser-{short_id}");
+    let room = MAX_ACCOUNT_EMAIL.saturating_sub(tag.len() + 1 + domain.len());
+    if room == 0 {
+        return Err(invalid(
+            Some("owner"),
+            &format!(
+                "the address is too long: AWS account emails are at most {MAX_ACCOUNT_EMAIL} characters and Purser adds {tag:?}"
+            ),
+        ));
+    }
+    let kept: String = base.chars().take(room).collect();
+    let kept = kept.trim_end_matches('.');
+    let email = format!("{kept}{tag}@{domain}");
+    validate_email(&email).map_err(|m| invalid(Some("owner"), &m))?;
+    Ok(email)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_lifecycle_allows_only_its_transitions() {
+        use AccountState::*;
+        assert!(Requested.can_become(Creating));
+        assert!(Creating.can_become(Ready));
+        assert!(Ready.can_become(Closing));
+        assert!(Closing.can_become(Closed));
+        assert!(!Ready.can_become(Creating));
+        assert!(!Closed.can_become(Ready));
+        assert!(!Failed.can_become(Ready));
+        assert!(!Creating.can_become(Closing));
+        for s in AccountState::ALL {
+            assert!(!s.can_become(s), "{s} -> {s} is not a transition");
+            assert_eq!(AccountState::parse(s.as_str()), Some(s));
+        }
+    }
+
+    #[test]
+    fn requests_validate_each_field_by_name() {
+        let ok = json!({"team": "payments", "owner": "ana@example.com", "purpose": "load tests", "lease_days": 30});
+        let req = NewAccount::from_json(&ok).unwrap();
+        assert_eq!(req.lease_days, Some(30));
+        let field = |body: Value| NewAccount::from_json(&body).unwrap_err().field;
+        assert_eq!(field(json!({"team": "Payments!", "owner": "a@b.co", "purpose": "x"})), Some("team".into()));
+        assert_eq!(field(json!({"team": "pay", "owner": "not-an-email", "purpose": "x"})), Some("owner".into()));
+        assert_eq!(field(json!({"team": "pay", "owner": "a@b.co", "purpose": "  "})), Some("purpose".into()));
+        assert_eq!(field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x".repeat(129)})), Some("purpose".into()));
+        assert_eq!(field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x", "lease_days": 0})), Some("lease_days".into()));
+        assert_eq!(field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x", "lease_days": 366})), Some("lease_days".into()));
+        assert_eq!(field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x", "lease_days": "7"})), Some("lease_days".into()));
+        assert_eq!(field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x", "colour": "red"})), Some("colour".into()));
+        assert_eq!(field(json!({"owner": "a@b.co", "purpose": "x"})), Some("team".into()));
+        assert_eq!(field(json!([1])), None);
+    }
+
+    #[test]
+    fn emails_are_tagged_within_64_characters() {
+        assert_eq!(
+            tagged_email("ana@example.com", "0123456789ab").unwrap(),
+            "ana+purser-0123456789ab@example.com"
+        );
+        assert_eq!(
+            tagged_email("ana+ci@example.com", "0123456789ab").unwrap(),
+            "ana+purser-0123456789ab@example.com"
+        );
+        let long = format!("{}@example.com", "a".repeat(60));
+        let tagged = tagged_email(&long, "0123456789ab").unwrap();
+        assert_eq!(tagged.len(), 64);
+        assert!(tagged.ends_with("+purser-0123456789ab@example.com"));
+        let dotted = format!("{}.b@example.com", "a".repeat(31));
+        let tagged = tagged_email(&dotted, "0123456789ab").unwrap();
+        assert!(!tagged.contains(".+"), "{tagged}");
+        let huge_domain = format!("a@{}.com", "d".repeat(50));
+        assert_eq!(tagged_email(&huge_domain, "0123456789ab").unwrap_err().field.as_deref(), Some("owner"));
+    }
+
+    #[test]
+    fn email_validation_follows_rfc_5321_mailboxes() {
+        assert!(validate_email("first.last@sub.example.com").is_ok());
+        assert!(validate_email("o'hara+x@example.io").is_ok());
+        for bad in ["@example.com", "a@", "a@b", "a..b@example.com", ".a@example.com", "a b@example.com", "a@-x.com", "a@x_y.com", "a@b.c"] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn account_names_fit_organizations() {
+        let now = Utc::now();
+        let input = NewAccount {
+            team: TeamName::parse("payments").unwrap(),
+            owner: "ana@example.com".into(),
+            purpose: "a very long purpose that goes on and on — with unicode".into(),
+            lease_days: Some(3),
+        };
+        let account = Account::request(new_id(), input, "arn:aws:iam::1:user/ana", now).unwrap();
+        let name = account.account_name();
+        assert!(name.len() <= 50 && name.starts_with("payments-a very"), "{name}");
+        assert!(name.chars().all(|c| (' '..='~').contains(&c)));
+        assert_eq!(account.tags().len(), 4);
+        assert_eq!(account.lease_end, Some(now + Duration::days(3)));
+    }
+}

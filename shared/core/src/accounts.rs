@@ -1,0 +1,650 @@
+//! What Purser does with accounts, on the ports: requests from developers,
+//! creation within the organization's limits, completion, closing and
+//! leases. The functions (api, vend, account-events, reaper) are thin doors
+//! into this; each step is a conditional transition that emits one event,
+//! so a repeated or reordered event changes nothing.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+
+use crate::account::{Account, AccountState, NewAccount, new_id};
+use crate::catalog::{self, AccountEvent};
+use crate::clock::Clock;
+use crate::organization::{
+    CreationState, CreationStatus, MemberStatus, Organization, OrganizationError, closure_quota,
+    explain_failure,
+};
+use crate::ports::{
+    BusError, EventBus, IdempotencyKey, Inserted, Page, Store, StoreError, Transitioned,
+};
+use crate::team::{Team, TeamName};
+use crate::validation::ValidationError;
+
+/// Who is calling, as the API's authorizer established it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The IAM principal ARN (for an assumed role, the STS session ARN).
+    pub arn: String,
+    pub admin: bool,
+}
+
+impl Caller {
+    /// Whether `member` (a user or role ARN from a team's members) is this
+    /// caller. A role stands for every session of it.
+    pub fn is(&self, member: &str) -> bool {
+        if self.arn == member {
+            return true;
+        }
+        // arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION is a session of
+        // arn:aws:iam::ACCOUNT:role/ROLE (roles may have a path).
+        let Some(rest) = self.arn.strip_prefix("arn:aws:sts::") else {
+            return false;
+        };
+        let Some((account, session)) = rest.split_once(":assumed-role/") else {
+            return false;
+        };
+        let Some((role, _)) = session.rsplit_once('/') else {
+            return false;
+        };
+        member
+            .strip_prefix(&format!("arn:aws:iam::{account}:role/"))
+            .is_some_and(|path| path == role || path.ends_with(&format!("/{role}")))
+    }
+
+    pub fn may_use(&self, team: &Team) -> bool {
+        self.admin || team.members.iter().any(|m| self.is(m))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Organization(#[from] OrganizationError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// What became of an attempt to start creating an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    Started,
+    /// Five creations are in flight: the request waits its turn.
+    Waiting,
+    /// Nothing to do: the account is past that point.
+    Skipped,
+    Failed,
+}
+
+/// How long a creation may stay unconfirmed before the poller asks AWS.
+pub const POLL_AFTER: Duration = Duration::minutes(2);
+/// `LeaseExpiring` is emitted this long before a lease ends.
+pub const LEASE_WARNING: Duration = Duration::days(3);
+const CLOSURE_WINDOW: Duration = Duration::days(30);
+
+pub struct Accounts {
+    pub store: Arc<dyn Store>,
+    pub organization: Arc<dyn Organization>,
+    pub bus: Arc<dyn EventBus>,
+    pub clock: Arc<dyn Clock>,
+    /// Waits between retries of throttled Organizations calls.
+    pub backoff: Vec<StdDuration>,
+}
+
+impl Accounts {
+    pub fn new(
+        store: Arc<dyn Store>,
+        organization: Arc<dyn Organization>,
+        bus: Arc<dyn EventBus>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            organization,
+            bus,
+            clock,
+            backoff: [200, 800, 2_000]
+                .map(StdDuration::from_millis)
+                .to_vec(),
+        }
+    }
+
+    async fn team_or_default(&self, name: &TeamName) -> Result<Team, StoreError> {
+        Ok(self
+            .store
+            .team(name)
+            .await?
+            .unwrap_or_else(|| Team::unconfigured(name.clone())))
+    }
+
+    async fn emit(&self, detail_type: &str, event: AccountEvent) -> Result<(), BusError> {
+        tracing::info!(
+            request_id = %event.request_id,
+            team = %event.team,
+            account_id = event.account_id.as_deref().unwrap_or(""),
+            state = %event.state,
+            detail_type,
+            "account event"
+        );
+        self.bus.put(vec![event.entry(detail_type)]).await
+    }
+
+    // ------------------------------------------------------------ the API
+
+    /// A developer asks for an account. Returns the request and whether it
+    /// is new (false: the idempotency key replayed an earlier one).
+    pub async fn request(
+        &self,
+        input: NewAccount,
+        caller: &Caller,
+        key: Option<IdempotencyKey>,
+    ) -> Result<(Account, bool), AccountError> {
+        let team = self.team_or_default(&input.team).await?;
+        if !caller.may_use(&team) {
+            return Err(AccountError::Forbidden(format!(
+                "{} is not a member of team {}; ask a platform admin to add you (PUT /teams/{})",
+                caller.arn, team.name, team.name
+            )));
+        }
+        let now = self.clock.now();
+        let account = Account::request(new_id(), input, &caller.arn, now)?;
+        match self
+            .store
+            .insert_account(&account, team.quota, key.as_ref())
+            .await?
+        {
+            Inserted::Created => {
+                self.emit(catalog::ACCOUNT_REQUESTED, AccountEvent::of(&account, now))
+                    .await?;
+                Ok((account, true))
+            }
+            Inserted::Replayed(existing) => {
+                // The first attempt may have stopped before its event went
+                // out; handlers are idempotent, so say it again.
+                if existing.state == AccountState::Requested {
+                    self.emit(catalog::ACCOUNT_REQUESTED, AccountEvent::of(&existing, now))
+                        .await?;
+                }
+                Ok((existing, false))
+            }
+            Inserted::KeyReused => Err(AccountError::Conflict {
+                code: "idempotency_key_reused",
+                message: "this Idempotency-Key was used with a different request; use a new key for a new request".into(),
+            }),
+            Inserted::QuotaExceeded { quota } => Err(AccountError::Conflict {
+                code: "quota_exceeded",
+                message: format!(
+                    "team {} already has its quota of {quota} open accounts; close one, or ask a platform admin to raise the quota",
+                    team.name
+                ),
+            }),
+        }
+    }
+
+    /// An account the caller may see.
+    pub async fn get(&self, id: &str, caller: &Caller) -> Result<Account, AccountError> {
+        let not_found = || AccountError::NotFound(format!("no account request {id}"));
+        let account = self.store.account(id).await?.ok_or_else(not_found)?;
+        let team = self.team_or_default(&account.team).await?;
+        // Someone outside the team learns nothing, not even that it exists.
+        if !caller.may_use(&team) {
+            return Err(not_found());
+        }
+        Ok(account)
+    }
+
+    pub async fn list(
+        &self,
+        team: Option<&TeamName>,
+        caller: &Caller,
+        page: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, AccountError> {
+        match team {
+            Some(name) => {
+                let team = self.team_or_default(name).await?;
+                if !caller.may_use(&team) {
+                    return Err(AccountError::Forbidden(format!(
+                        "{} is not a member of team {name}",
+                        caller.arn
+                    )));
+                }
+            }
+            None if !caller.admin => {
+                return Err(AccountError::Invalid(crate::validation::invalid(
+                    Some("team"),
+                    "give ?team=TEAM (only platform admins may list every team's accounts)",
+                )));
+            }
+            None => {}
+        }
+        Ok(self.store.list_accounts(team, page, limit).await?)
+    }
+
+    /// `DELETE /accounts/{id}`: a ready or frozen account starts closing; a
+    /// request not yet being created is withdrawn. Repeating it is harmless.
+    pub async fn close(&self, id: &str, caller: &Caller) -> Result<Account, AccountError> {
+        let account = self.get(id, caller).await?;
+        self.close_account(account, "REQUESTED", &format!("closed by {}", caller.arn))
+            .await
+    }
+
+    async fn close_account(
+        &self,
+        account: Account,
+        code: &str,
+        reason: &str,
+    ) -> Result<Account, AccountError> {
+        let now = self.clock.now();
+        let (next_state, detail_type) = match account.state {
+            AccountState::Closing | AccountState::Closed => return Ok(account),
+            AccountState::Requested => (AccountState::Closed, catalog::ACCOUNT_CLOSED),
+            AccountState::Ready | AccountState::Frozen => {
+                (AccountState::Closing, catalog::ACCOUNT_CLOSE_REQUESTED)
+            }
+            AccountState::Creating | AccountState::Failed => {
+                return Err(AccountError::Conflict {
+                    code: "illegal_transition",
+                    message: format!(
+                        "account {} is {} and cannot be closed now{}",
+                        account.id,
+                        account.state,
+                        if account.state == AccountState::Creating {
+                            "; wait until it is ready"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+            }
+        };
+        let mut next = account.clone();
+        next.state = next_state;
+        next.updated_at = now;
+        match self.store.transition(account.state, &next).await? {
+            Transitioned::Applied => {
+                self.emit(detail_type, AccountEvent::of(&next, now).because(code, reason))
+                    .await?;
+                Ok(next)
+            }
+            Transitioned::Stale(Some(current)) => Box::pin(self.close_account(current, code, reason)).await,
+            Transitioned::Stale(None) => Err(AccountError::NotFound(format!(
+                "no account request {}",
+                account.id
+            ))),
+            Transitioned::NoCreationSlot => unreachable_slot(),
+        }
+    }
+
+    pub async fn put_team(&self, team: Team, caller: &Caller) -> Result<Team, AccountError> {
+        if !caller.admin {
+            return Err(AccountError::Forbidden(
+                "only platform admins may change a team".into(),
+            ));
+        }
+        self.store.put_team(&team).await?;
+        tracing::info!(team = %team.name, quota = team.quota, members = team.members.len(), "team updated");
+        Ok(team)
+    }
+
+    pub async fn team(&self, name: &TeamName, caller: &Caller) -> Result<(Team, u32), AccountError> {
+        let team = self.team_or_default(name).await?;
+        if !caller.may_use(&team) {
+            return Err(AccountError::Forbidden(format!(
+                "{} is not a member of team {name}",
+                caller.arn
+            )));
+        }
+        let open = self.store.open_accounts(name).await?;
+        Ok((team, open))
+    }
+
+    // ------------------------------------------------------------ vend
+
+    /// Starts creating the account, if a creation slot is free.
+    pub async fn start_creation(&self, id: &str) -> Result<Started, AccountError> {
+        let Some(account) = self.store.account(id).await? else {
+            return Ok(Started::Skipped);
+        };
+        let now = self.clock.now();
+        let mut next = account.clone();
+        match account.state {
+            AccountState::Requested => {
+                next.state = AccountState::Creating;
+                next.creation_started_at = Some(now);
+                next.updated_at = now;
+                match self.store.transition(AccountState::Requested, &next).await? {
+                    Transitioned::Applied => {}
+                    Transitioned::NoCreationSlot => {
+                        tracing::info!(request_id = id, "five creations in flight; the request waits its turn");
+                        return Ok(Started::Waiting);
+                    }
+                    Transitioned::Stale(_) => return Ok(Started::Skipped),
+                }
+            }
+            // Creation was claimed but CreateAccount never answered: ask again.
+            AccountState::Creating if account.creation_id.is_none() => {}
+            _ => return Ok(Started::Skipped),
+        }
+        let (name, tags) = (next.account_name(), next.tags());
+        let created = self
+            .with_retries(|| self.organization.create_account(&next.email, &name, &tags))
+            .await;
+        match created {
+            Ok(status) => {
+                let mut started = next.clone();
+                started.creation_id = Some(status.id.clone());
+                started.updated_at = self.clock.now();
+                match self.store.transition(AccountState::Creating, &started).await? {
+                    Transitioned::Applied => {
+                        self.emit(
+                            catalog::ACCOUNT_CREATION_STARTED,
+                            AccountEvent::of(&started, started.updated_at),
+                        )
+                        .await?;
+                    }
+                    _ => return Ok(Started::Skipped),
+                }
+                // Some organizations (and moto) answer at once.
+                if status.state != CreationState::InProgress {
+                    self.complete_creation(&status).await?;
+                }
+                Ok(Started::Started)
+            }
+            Err(OrganizationError::Constraint { reason, message }) => {
+                self.fail(next, &reason, &format!("{}: {message}", explain_failure(&reason)))
+                    .await?;
+                Ok(Started::Failed)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts waiting requests, oldest first, while slots are free; and
+    /// asks again for creations whose `CreateAccount` never answered.
+    pub async fn start_waiting(&self) -> Result<usize, AccountError> {
+        let now = self.clock.now();
+        let mut started = 0;
+        for stuck in self.store.accounts_in_state(AccountState::Creating).await? {
+            let since = stuck.creation_started_at.unwrap_or(stuck.updated_at);
+            if stuck.creation_id.is_none() && now - since > POLL_AFTER {
+                self.start_creation(&stuck.id).await?;
+            }
+        }
+        for waiting in self.store.accounts_in_state(AccountState::Requested).await? {
+            match self.start_creation(&waiting.id).await? {
+                Started::Waiting => break,
+                Started::Started => started += 1,
+                Started::Skipped | Started::Failed => {}
+            }
+        }
+        Ok(started)
+    }
+
+    async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, OrganizationError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, OrganizationError>>,
+    {
+        let mut waits = self.backoff.iter();
+        loop {
+            match call().await {
+                Err(e) if e.is_retryable() => match waits.next() {
+                    Some(wait) => {
+                        tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "retrying AWS Organizations");
+                        tokio_sleep(*wait).await;
+                    }
+                    None => return Err(e),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    async fn fail(&self, account: Account, code: &str, reason: &str) -> Result<(), AccountError> {
+        let from = account.state;
+        let mut next = account;
+        next.state = AccountState::Failed;
+        next.failure_reason = Some(reason.to_string());
+        next.updated_at = self.clock.now();
+        if let Transitioned::Applied = self.store.transition(from, &next).await? {
+            self.emit(
+                catalog::ACCOUNT_FAILED,
+                AccountEvent::of(&next, next.updated_at).because(code, reason),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ account-events
+
+    /// A creation finished (`CreateAccountResult`, or the poller's
+    /// `DescribeCreateAccountStatus`). Repeats and strays change nothing.
+    pub async fn complete_creation(&self, status: &CreationStatus) -> Result<(), AccountError> {
+        let Some(account) = self.store.account_by_creation(&status.id).await? else {
+            tracing::info!(creation_id = %status.id, "a creation Purser did not start; ignored");
+            return Ok(());
+        };
+        if account.state != AccountState::Creating {
+            return Ok(());
+        }
+        match status.state {
+            CreationState::InProgress => Ok(()),
+            CreationState::Failed => {
+                let code = status.failure_reason.as_deref().unwrap_or("UNKNOWN");
+                self.fail(account, code, &explain_failure(code)).await
+            }
+            CreationState::Succeeded => {
+                let Some(account_id) = status.account_id.clone() else {
+                    return Err(OrganizationError::Unavailable(format!(
+                        "creation {} succeeded without an account id",
+                        status.id
+                    ))
+                    .into());
+                };
+                let path = ["purser", account.team.as_str()];
+                let ou = self
+                    .with_retries(|| self.organization.ensure_ou(&path))
+                    .await?;
+                self.with_retries(|| self.organization.move_account(&account_id, &ou))
+                    .await?;
+                let tags = account.tags();
+                self.with_retries(|| self.organization.tag_account(&account_id, &tags))
+                    .await?;
+                let mut next = account.clone();
+                next.state = AccountState::Ready;
+                next.account_id = Some(account_id);
+                next.ou = Some(ou);
+                next.updated_at = self.clock.now();
+                if let Transitioned::Applied =
+                    self.store.transition(AccountState::Creating, &next).await?
+                {
+                    self.emit(catalog::ACCOUNT_READY, AccountEvent::of(&next, next.updated_at))
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The fallback for CloudTrail's best-effort delivery: asks AWS about
+    /// creations unconfirmed for over two minutes, and closures in progress.
+    pub async fn poll(&self) -> Result<(), AccountError> {
+        let now = self.clock.now();
+        for account in self.store.accounts_in_state(AccountState::Creating).await? {
+            let since = account.creation_started_at.unwrap_or(account.updated_at);
+            if let Some(creation_id) = &account.creation_id
+                && now - since > POLL_AFTER
+            {
+                let status = self
+                    .with_retries(|| self.organization.creation_status(creation_id))
+                    .await?;
+                self.complete_creation(&status).await?;
+            }
+        }
+        for account in self.store.accounts_in_state(AccountState::Closing).await? {
+            if let (Some(account_id), Some(_)) = (&account.account_id, account.closure_started_at) {
+                let status = self
+                    .with_retries(|| self.organization.member_status(account_id))
+                    .await?;
+                if status == MemberStatus::Suspended {
+                    self.closure_completed(account_id).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `CloseAccountResult`, or the poller: the account is closed.
+    pub async fn closure_completed(&self, account_id: &str) -> Result<(), AccountError> {
+        let Some(account) = self.store.account_by_account_id(account_id).await? else {
+            return Ok(());
+        };
+        if account.state != AccountState::Closing {
+            return Ok(());
+        }
+        let mut next = account;
+        next.state = AccountState::Closed;
+        next.updated_at = self.clock.now();
+        if let Transitioned::Applied = self.store.transition(AccountState::Closing, &next).await? {
+            self.emit(catalog::ACCOUNT_CLOSED, AccountEvent::of(&next, next.updated_at))
+                .await?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ reaper
+
+    /// Warns of leases ending within three days, starts closing accounts
+    /// whose lease ended, and closes what is closing within the quota.
+    pub async fn reap(&self) -> Result<(), AccountError> {
+        let now = self.clock.now();
+        for state in [AccountState::Ready, AccountState::Frozen] {
+            for account in self.store.accounts_in_state(state).await? {
+                let Some(end) = account.lease_end else { continue };
+                if end <= now {
+                    let reason = format!("the lease ended at {}", crate::account::rfc3339(end));
+                    self.close_account(account, "LEASE_ENDED", &reason).await?;
+                } else if end - now <= LEASE_WARNING {
+                    let key = format!("lease-expiring#{}", account.id);
+                    if self.store.claim_once(&key, now, end + Duration::days(1)).await? {
+                        self.emit(catalog::LEASE_EXPIRING, AccountEvent::of(&account, now))
+                            .await?;
+                    }
+                }
+            }
+        }
+        self.close_pending().await
+    }
+
+    /// Calls `CloseAccount` for closing accounts, never beyond the rolling
+    /// 30-day closure quota; what must wait is deferred, and said so once a day.
+    pub async fn close_pending(&self) -> Result<(), AccountError> {
+        let now = self.clock.now();
+        let pending: Vec<Account> = self
+            .store
+            .accounts_in_state(AccountState::Closing)
+            .await?
+            .into_iter()
+            .filter(|a| a.closure_started_at.is_none())
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let members = self
+            .with_retries(|| self.organization.member_account_count())
+            .await?;
+        let quota = closure_quota(members);
+        let mut used = self.store.closures_since(now - CLOSURE_WINDOW).await?;
+        for account in pending {
+            let Some(account_id) = account.account_id.clone() else {
+                continue;
+            };
+            let refused = if used >= quota {
+                Some(format!(
+                    "{used} of the {quota} closures AWS allows per 30 days are used; it will be closed when the quota allows"
+                ))
+            } else {
+                match self
+                    .with_retries(|| self.organization.close_account(&account_id))
+                    .await
+                {
+                    Ok(()) => None,
+                    Err(OrganizationError::Constraint { reason, message }) => {
+                        Some(format!("AWS refused: {reason}: {message}"))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            match refused {
+                None => {
+                    used += 1;
+                    let mut next = account.clone();
+                    next.closure_started_at = Some(now);
+                    next.updated_at = now;
+                    self.store.transition(AccountState::Closing, &next).await?;
+                    tracing::info!(request_id = %account.id, account_id, "CloseAccount called");
+                }
+                Some(reason) => {
+                    let key = format!("close-deferred#{}#{}", account.id, now.format("%Y-%m-%d"));
+                    if self.store.claim_once(&key, now, now + Duration::days(2)).await? {
+                        self.emit(
+                            catalog::ACCOUNT_CLOSE_DEFERRED,
+                            AccountEvent::of(&account, now).because("CLOSURE_QUOTA", &reason),
+                        )
+                        .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unreachable_slot<T>() -> Result<T, AccountError> {
+    // Only a move into `creating` takes a creation slot.
+    Err(AccountError::Conflict {
+        code: "illegal_transition",
+        message: "no creation slot is involved in closing".into(),
+    })
+}
+
+/// The core crate stays runtime-agnostic but for this timer.
+async fn tokio_sleep(d: StdDuration) {
+    tokio::time::sleep(d).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_members_cover_their_sessions() {
+        let caller = Caller {
+            arn: "arn:aws:sts::123456789012:assumed-role/Developers/ana".into(),
+            admin: false,
+        };
+        assert!(caller.is("arn:aws:iam::123456789012:role/Developers"));
+        assert!(caller.is("arn:aws:iam::123456789012:role/teams/Developers"));
+        assert!(!caller.is("arn:aws:iam::123456789012:role/Admins"));
+        assert!(!caller.is("arn:aws:iam::210987654321:role/Developers"));
+        let user = Caller {
+            arn: "arn:aws:iam::123456789012:user/ana".into(),
+            admin: false,
+        };
+        assert!(user.is("arn:aws:iam::123456789012:user/ana"));
+        assert!(!user.is("arn:aws:iam::123456789012:user/bob"));
+    }
+}

@@ -1,0 +1,89 @@
+//! The events Purser emits about accounts: detail-types and their detail.
+//! Each has a JSON Schema in infra/schemas/ (a test keeps them in step).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::account::{Account, AccountState, rfc3339};
+use crate::event::EventEntry;
+
+pub const ACCOUNT_REQUESTED: &str = "AccountRequested";
+pub const ACCOUNT_CREATION_STARTED: &str = "AccountCreationStarted";
+pub const ACCOUNT_READY: &str = "AccountReady";
+pub const ACCOUNT_FAILED: &str = "AccountFailed";
+pub const ACCOUNT_CLOSE_REQUESTED: &str = "AccountCloseRequested";
+pub const ACCOUNT_CLOSE_DEFERRED: &str = "AccountCloseDeferred";
+pub const LEASE_EXPIRING: &str = "LeaseExpiring";
+pub const ACCOUNT_CLOSED: &str = "AccountClosed";
+
+/// Every account event Purser emits.
+pub const ACCOUNT_EVENTS: [&str; 8] = [
+    ACCOUNT_REQUESTED,
+    ACCOUNT_CREATION_STARTED,
+    ACCOUNT_READY,
+    ACCOUNT_FAILED,
+    ACCOUNT_CLOSE_REQUESTED,
+    ACCOUNT_CLOSE_DEFERRED,
+    LEASE_EXPIRING,
+    ACCOUNT_CLOSED,
+];
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The detail of every account event: the account as it stands after the
+/// transition, and why, where there is a why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountEvent {
+    pub version: u32,
+    pub request_id: String,
+    pub state: AccountState,
+    pub team: String,
+    pub owner: String,
+    pub purpose: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ou: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_end: Option<String>,
+    /// AWS's or Purser's reason code (`EMAIL_ALREADY_EXISTS`, `CLOSURE_QUOTA`, `LEASE_ENDED`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_id: Option<String>,
+    pub at: String,
+}
+
+impl AccountEvent {
+    pub fn of(account: &Account, at: DateTime<Utc>) -> Self {
+        Self {
+            version: SCHEMA_VERSION,
+            request_id: account.id.clone(),
+            state: account.state,
+            team: account.team.to_string(),
+            owner: account.owner.clone(),
+            purpose: account.purpose.clone(),
+            account_id: account.account_id.clone(),
+            ou: account.ou.clone(),
+            lease_end: account.lease_end.map(rfc3339),
+            reason_code: None,
+            reason: None,
+            creation_id: account.creation_id.clone(),
+            at: rfc3339(at),
+        }
+    }
+
+    pub fn because(mut self, code: &str, reason: &str) -> Self {
+        self.reason_code = Some(code.into());
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// The entry for the `purser` bus.
+    pub fn entry(&self, detail_type: &str) -> EventEntry {
+        let detail = serde_json::to_value(self).expect("an account event serializes");
+        EventEntry::purser(detail_type, &detail)
+    }
+}
