@@ -3,7 +3,6 @@
 mod cli;
 mod commands;
 mod output;
-mod registry;
 
 use std::process::ExitCode;
 

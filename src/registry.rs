@@ -4,12 +4,25 @@
 
 use std::sync::Arc;
 
-use purser_local::Registry;
+use purser_local::{LOCAL_ADMIN, Registry};
 
 pub fn handlers() -> Registry {
-    Registry::new().register("ApiFunction", |ports| {
-        Arc::new(purser_api::Api::new(Arc::clone(&ports.clock)))
-    })
+    Registry::new()
+        .register("ApiFunction", |ports| {
+            Arc::new(purser_api::Api::new(
+                ports.accounts(),
+                vec![LOCAL_ADMIN.to_string()],
+            ))
+        })
+        .register("VendFunction", |ports| {
+            Arc::new(purser_vend::Vend::new(ports.accounts()))
+        })
+        .register("AccountEventsFunction", |ports| {
+            Arc::new(purser_account_events::AccountEvents::new(ports.accounts()))
+        })
+        .register("ReaperFunction", |ports| {
+            Arc::new(purser_reaper::Reaper::new(ports.accounts()))
+        })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ pub async fn run(args: UpArgs, template: Option<&Path>) -> anyhow::Result<()> {
     let template = load_template(template)?;
     let mut config = RuntimeConfig::new(&args.data_dir, args.port);
     config.allow_aws_sources = args.allow_aws_sources;
-    let running = purser_local::start(config, &template, &crate::registry::handlers(), None)
+    let running = purser_local::start(config, &template, &purser::registry::handlers(), None)
         .await
         .context("purser up could not start")?;
     let url = format!("http://{}", running.addr());

@@ -1,42 +1,184 @@
 //! Purser's HTTP API, as one Lambda handler behind API Gateway's HTTP API
-//! (payload format 2.0). The same handler serves `purser up` locally.
-
-use std::sync::Arc;
+//! (payload format 2.0, IAM auth). The same handler serves `purser up`.
+//!
+//! Every error has one shape, `{"error": {"code", "message", "field"}}`,
+//! and nothing is written for a refused request.
 
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use purser_core::{Clock, Handler, HandlerError};
+use base64::Engine as _;
+use purser_core::accounts::{AccountError, Accounts, Caller};
+use purser_core::validation::ValidationError;
+use purser_core::{Handler, HandlerError, IdempotencyKey, NewAccount, Team, TeamName};
 use serde_json::{Value, json};
 
+/// Bodies larger than this are refused before they are parsed.
+pub const MAX_BODY: usize = 64 * 1024;
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 200;
+
 pub struct Api {
-    clock: Arc<dyn Clock>,
+    accounts: Accounts,
+    admins: Vec<String>,
 }
 
 impl Api {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { clock }
+    /// `admins` are the IAM principal ARNs of platform admins.
+    pub fn new(accounts: Accounts, admins: Vec<String>) -> Self {
+        Self { accounts, admins }
     }
 
-    fn route(&self, request: &ApiGatewayV2httpRequest) -> Reply {
-        let method = request.request_context.http.method.as_str();
-        let path = request.raw_path.as_deref().unwrap_or("/");
-        match (method, path) {
-            ("GET", "/health") => Reply::json(
+    fn caller(&self, request: &ApiGatewayV2httpRequest) -> Option<Caller> {
+        let arn = request
+            .request_context
+            .authorizer
+            .as_ref()?
+            .iam
+            .as_ref()?
+            .user_arn
+            .clone()?;
+        let mut caller = Caller { arn, admin: false };
+        caller.admin = self.admins.iter().any(|a| caller.is(a));
+        Some(caller)
+    }
+
+    async fn route(&self, request: &ApiGatewayV2httpRequest) -> Result<Reply, Reply> {
+        let route = request.route_key.as_deref().unwrap_or_default();
+        if route == "GET /health" {
+            return Ok(Reply::json(
                 200,
-                json!({
-                    "status": "ok",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "time": self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                }),
-            ),
-            _ => Reply::error(
+                json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"),
+                       "time": purser_core::account::rfc3339(self.accounts.clock.now())}),
+            ));
+        }
+        let caller = self.caller(request).ok_or_else(|| {
+            Reply::error(
+                403,
+                "forbidden",
+                "the request carries no IAM identity",
+                None,
+            )
+        })?;
+        let param = |name: &str| {
+            request
+                .path_parameters
+                .get(name)
+                .map(String::as_str)
+                .unwrap_or_default()
+        };
+        match route {
+            "POST /accounts" => {
+                let body = body_json(request)?;
+                let input = NewAccount::from_json(&body).map_err(Reply::invalid)?;
+                let key = idempotency_key(request, &caller, &input)?;
+                let (account, new) = self.accounts.request(input, &caller, key).await?;
+                tracing::info!(request_id = %account.id, team = %account.team, new, "account requested");
+                Ok(Reply::json(202, account.to_view()))
+            }
+            "GET /accounts" => {
+                let query = &request.query_string_parameters;
+                let team = match query.first("team") {
+                    Some(t) => Some(TeamName::parse(t).map_err(|m| Reply::bad("team", &m))?),
+                    None => None,
+                };
+                let limit = match query.first("limit") {
+                    None => DEFAULT_PAGE,
+                    Some(l) => l
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_PAGE).contains(n))
+                        .ok_or_else(|| {
+                            Reply::bad("limit", &format!("limit must be 1 to {MAX_PAGE}"))
+                        })?,
+                };
+                let page = self
+                    .accounts
+                    .list(team.as_ref(), &caller, query.first("next"), limit)
+                    .await?;
+                let items: Vec<Value> = page.items.iter().map(|a| a.to_view()).collect();
+                Ok(Reply::json(200, json!({"items": items, "next": page.next})))
+            }
+            "GET /accounts/{id}" => {
+                let account = self.accounts.get(param("id"), &caller).await?;
+                Ok(Reply::json(200, account.to_view()))
+            }
+            "DELETE /accounts/{id}" => {
+                let account = self.accounts.close(param("id"), &caller).await?;
+                Ok(Reply::json(202, account.to_view()))
+            }
+            "PUT /teams/{team}" => {
+                let name = TeamName::parse(param("team")).map_err(|m| Reply::bad("team", &m))?;
+                let body = body_json(request)?;
+                let team = Team::from_json(name, &body).map_err(Reply::invalid)?;
+                let team = self.accounts.put_team(team, &caller).await?;
+                let (_, open) = self.accounts.team(&team.name, &caller).await?;
+                Ok(Reply::json(200, team.to_view(open)))
+            }
+            "GET /teams/{team}" => {
+                let name = TeamName::parse(param("team")).map_err(|m| Reply::bad("team", &m))?;
+                let (team, open) = self.accounts.team(&name, &caller).await?;
+                Ok(Reply::json(200, team.to_view(open)))
+            }
+            _ => Err(Reply::error(
                 404,
                 "not_found",
-                &format!("no route for {method} {path}"),
+                &format!("no route {route}"),
                 None,
-            ),
+            )),
         }
     }
+}
+
+/// The body as JSON, refusing what is too large or not JSON.
+fn body_json(request: &ApiGatewayV2httpRequest) -> Result<Value, Reply> {
+    let raw = request.body.as_deref().unwrap_or("");
+    let bytes = if request.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|_| Reply::bad_body("the body is not valid base64"))?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    if bytes.len() > MAX_BODY {
+        return Err(Reply::bad_body(&format!(
+            "the body is {} bytes; at most {MAX_BODY} are accepted",
+            bytes.len()
+        )));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Reply::bad_body("a JSON body is required"));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Reply::bad_body(&format!("the body is not valid JSON: {e}")))
+}
+
+/// The `Idempotency-Key` header, scoped to the caller, with a fingerprint of
+/// the validated request (so the same key with another body is caught).
+fn idempotency_key(
+    request: &ApiGatewayV2httpRequest,
+    caller: &Caller,
+    input: &NewAccount,
+) -> Result<Option<IdempotencyKey>, Reply> {
+    let Some(value) = request.headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| (1..=128).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            Reply::bad(
+                "Idempotency-Key",
+                "Idempotency-Key must be 1 to 128 visible ASCII characters",
+            )
+        })?;
+    let fingerprint = json!([input.team, input.owner, input.purpose, input.lease_days]).to_string();
+    Ok(Some(IdempotencyKey {
+        scope: caller.arn.clone(),
+        key: key.to_string(),
+        fingerprint,
+    }))
 }
 
 #[async_trait]
@@ -44,11 +186,18 @@ impl Handler for Api {
     async fn handle(&self, payload: Value) -> Result<Value, HandlerError> {
         let request: ApiGatewayV2httpRequest = serde_json::from_value(payload)
             .map_err(|e| HandlerError::bad_payload(format!("not an HTTP API (v2) request: {e}")))?;
-        let reply = self.route(&request);
+        let request_id = request
+            .request_context
+            .request_id
+            .clone()
+            .unwrap_or_default();
+        let reply = match self.route(&request).await {
+            Ok(reply) | Err(reply) => reply,
+        };
+        let reply = reply.with_request_id(&request_id);
         tracing::info!(
-            request_id = request.request_context.request_id.as_deref().unwrap_or(""),
-            method = %request.request_context.http.method,
-            path = request.raw_path.as_deref().unwrap_or(""),
+            request_id,
+            route = request.route_key.as_deref().unwrap_or(""),
             status = reply.status,
             "request"
         );
@@ -57,6 +206,7 @@ impl Handler for Api {
 }
 
 /// An HTTP API (payload 2.0) response with a JSON body.
+#[derive(Debug)]
 struct Reply {
     status: u16,
     body: Value,
@@ -67,12 +217,33 @@ impl Reply {
         Self { status, body }
     }
 
-    /// Every error has one shape: `{"error": {"code", "message", "field"}}`.
     fn error(status: u16, code: &str, message: &str, field: Option<&str>) -> Self {
         Self::json(
             status,
             json!({"error": {"code": code, "message": message, "field": field}}),
         )
+    }
+
+    fn bad(field: &str, message: &str) -> Self {
+        Self::error(400, "invalid_request", message, Some(field))
+    }
+
+    fn bad_body(message: &str) -> Self {
+        Self::error(400, "invalid_request", message, None)
+    }
+
+    fn invalid(e: ValidationError) -> Self {
+        Self::error(400, "invalid_request", &e.message, e.field.as_deref())
+    }
+
+    /// Server errors name the request id, so a user can report it.
+    fn with_request_id(mut self, request_id: &str) -> Self {
+        if self.status >= 500
+            && let Some(error) = self.body.get_mut("error")
+        {
+            error["request_id"] = json!(request_id);
+        }
+        self
     }
 
     fn into_value(self) -> Value {
@@ -85,54 +256,26 @@ impl Reply {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{TimeZone, Utc};
-    use purser_core::ManualClock;
-
-    fn request(method: &str, path: &str) -> Value {
-        json!({
-            "version": "2.0",
-            "routeKey": format!("{method} {path}"),
-            "rawPath": path,
-            "rawQueryString": "",
-            "headers": {},
-            "requestContext": {
-                "accountId": "123456789012", "apiId": "api", "domainName": "x", "domainPrefix": "x",
-                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
-                "requestId": "r1", "routeKey": format!("{method} {path}"), "stage": "$default",
-                "time": "21/Nov/2026:10:00:00 +0000", "timeEpoch": 0
-            },
-            "isBase64Encoded": false
-        })
-    }
-
-    fn api() -> Api {
-        let at = Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap();
-        Api::new(Arc::new(ManualClock::new(at)))
-    }
-
-    #[tokio::test]
-    async fn health_reports_version_and_time() {
-        let reply = api().handle(request("GET", "/health")).await.unwrap();
-        assert_eq!(reply["statusCode"], 200);
-        let body: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
-        assert_eq!(body["status"], "ok");
-        assert_eq!(body["time"], "2026-11-21T10:00:00Z");
-    }
-
-    #[tokio::test]
-    async fn unknown_routes_are_404_in_the_error_shape() {
-        let reply = api().handle(request("GET", "/nope")).await.unwrap();
-        assert_eq!(reply["statusCode"], 404);
-        let body: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
-        assert_eq!(body["error"]["code"], "not_found");
-    }
-
-    #[tokio::test]
-    async fn a_payload_that_is_not_a_request_is_an_error_not_a_panic() {
-        let err = api().handle(json!({"hello": 1})).await.unwrap_err();
-        assert_eq!(err.kind, "InvalidPayload");
+impl From<AccountError> for Reply {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Invalid(v) => Reply::invalid(v),
+            AccountError::Forbidden(m) => Reply::error(403, "forbidden", &m, None),
+            AccountError::NotFound(m) => Reply::error(404, "not_found", &m, None),
+            AccountError::Conflict { code, message } => Reply::error(409, code, &message, None),
+            AccountError::Store(purser_core::StoreError::BadPageToken(m)) => Reply::bad(
+                "next",
+                &format!("next is not a page token from this API: {m}"),
+            ),
+            other => {
+                tracing::error!(error = %other, "request failed");
+                Reply::error(
+                    503,
+                    "unavailable",
+                    "Purser could not complete the request; it is safe to retry (with the same Idempotency-Key)",
+                    None,
+                )
+            }
+        }
     }
 }

@@ -86,7 +86,7 @@ impl RetryPolicy {
     /// capped, with "equal jitter" (half fixed, half random) so that many
     /// functions throttled at once do not come back in step, yet every one
     /// still backs off.
-    fn delay(&self, retry: u32) -> Duration {
+    pub(crate) fn delay(&self, retry: u32) -> Duration {
         let factor = 1u32
             .checked_shl(retry.saturating_sub(1))
             .unwrap_or(u32::MAX);

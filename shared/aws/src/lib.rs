@@ -1,16 +1,19 @@
 //! Purser's ports on AWS: the [`EventBus`](purser_core::EventBus) on Amazon
-//! EventBridge and the [`Store`](purser_core::Store) on Amazon DynamoDB.
+//! EventBridge, the [`Store`](purser_core::Store) on Amazon DynamoDB and the
+//! [`Organization`](purser_core::Organization) on AWS Organizations.
 //!
 //! The domain never sees the SDK: functions build these adapters once per
 //! cold start from [`load_config`] and hand them to their handlers as ports.
 //! Their contract tests run against moto's server (`tests/`); what moto
-//! cannot show (throttling, partial transient failures) is covered by unit
-//! tests with a fake `PutEvents`.
+//! cannot show (throttling, partial transient failures, transaction
+//! conflicts, AWS's error shapes) is covered by unit tests with fakes.
 
 mod event_bus;
+mod organization;
 mod store;
 
 pub use event_bus::{EventBridgeBus, RetryPolicy};
+pub use organization::OrganizationsClient;
 pub use store::DynamoStore;
 
 use aws_config::BehaviorVersion;

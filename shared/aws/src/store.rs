@@ -1,13 +1,47 @@
 //! The [`Store`] port on Purser's single DynamoDB table.
 //!
 //! The table (`infra/template.yaml`) has a string partition key `pk`, a
-//! string sort key `sk` and the TTL attribute `expires_at` (epoch seconds).
+//! string sort key `sk`, the TTL attribute `expires_at` (epoch seconds) and
+//! four global secondary indexes, all projecting every attribute, all keyed
+//! by strings:
+//!
+//! | item | `pk` | `sk` | other attributes |
+//! |---|---|---|---|
+//! | account | `ACCOUNT#<id>` | `ACCOUNT` | `data` (the account as JSON), `state`, `closure_started_at`, index keys |
+//! | team | `TEAM#<team>` | `TEAM` | `name`, `quota`, `members` |
+//! | team counters | `TEAM#<team>` | `COUNTERS` | `open` |
+//! | creations in flight | `ORG` | `CREATIONS` | `in_flight` |
+//! | request idempotency key | `IDEMPOTENCY#<scope>#<key>` | `REQUEST` | `fingerprint`, `account`, `expires_at` |
+//! | event claim | `IDEMPOTENCY#<key>` | `IDEMPOTENCY` | `expires_at` |
+//!
+//! | index | hash | range | on accounts |
+//! |---|---|---|---|
+//! | `by-team` | `gsi1pk` | `gsi1sk` | `TEAM#<team>`, `<created_at>#<id>` |
+//! | `by-state` | `gsi2pk` | `gsi2sk` | `STATE#<state>`, `<created_at>#<id>` |
+//! | `by-creation` | `gsi3pk` | | `CREATION#<creation id>`, once known |
+//! | `by-account-id` | `gsi4pk` | | `AWSACCOUNT#<account id>`, once known |
+//!
+//! Counters move in the same transaction as the account that moves them,
+//! so they never drift from the accounts they count.
+
+mod accounts;
+mod items;
+mod page;
+mod teams;
+mod transact;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use purser_core::{Store, StoreError};
+use purser_core::{
+    Account, AccountState, IdempotencyKey, Inserted, Page, Store, StoreError, Team, TeamName,
+    Transitioned,
+};
+
+use crate::RetryPolicy;
 
 /// Sort key of idempotency items; their partition key is `IDEMPOTENCY#<key>`.
 const IDEMPOTENCY: &str = "IDEMPOTENCY";
@@ -22,6 +56,7 @@ const CLAIM_CONDITION: &str = "attribute_not_exists(#pk) OR #expires_at < :now";
 pub struct DynamoStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    retry: RetryPolicy,
 }
 
 impl DynamoStore {
@@ -29,11 +64,24 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            retry: RetryPolicy {
+                max_attempts: 6,
+                base_delay: Duration::from_millis(20),
+                max_delay: Duration::from_millis(500),
+            },
         }
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self::new(aws_sdk_dynamodb::Client::new(config), table)
+    }
+
+    /// Replaces how transactions cancelled for a passing reason (a conflict
+    /// with a concurrent transaction on the same item, throttling) are sent
+    /// again. The default tries six times, waiting at most 0.62 s in all.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -86,5 +134,71 @@ impl Store for DynamoStore {
                 DisplayErrorContext(&e)
             ))),
         }
+    }
+
+    async fn put_team(&self, team: &Team) -> Result<(), StoreError> {
+        self.write_team(team).await
+    }
+
+    async fn team(&self, name: &TeamName) -> Result<Option<Team>, StoreError> {
+        self.read_team(name).await
+    }
+
+    async fn open_accounts(&self, team: &TeamName) -> Result<u32, StoreError> {
+        self.open_counter(team).await
+    }
+
+    async fn insert_account(
+        &self,
+        account: &Account,
+        quota: u32,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Inserted, StoreError> {
+        self.insert(account, quota, key).await
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        self.read_account(id).await
+    }
+
+    async fn account_by_creation(&self, creation_id: &str) -> Result<Option<Account>, StoreError> {
+        self.account_by(&items::BY_CREATION, &items::creation_partition(creation_id))
+            .await
+    }
+
+    async fn account_by_account_id(&self, account_id: &str) -> Result<Option<Account>, StoreError> {
+        self.account_by(
+            &items::BY_ACCOUNT_ID,
+            &items::account_id_partition(account_id),
+        )
+        .await
+    }
+
+    async fn list_accounts(
+        &self,
+        team: Option<&TeamName>,
+        page: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, StoreError> {
+        match team {
+            Some(team) => self.list_team(team, page, limit).await,
+            None => self.list_all(page, limit).await,
+        }
+    }
+
+    async fn accounts_in_state(&self, state: AccountState) -> Result<Vec<Account>, StoreError> {
+        self.in_state(state).await
+    }
+
+    async fn transition(
+        &self,
+        from: AccountState,
+        next: &Account,
+    ) -> Result<Transitioned, StoreError> {
+        self.apply_transition(from, next).await
+    }
+
+    async fn closures_since(&self, since: DateTime<Utc>) -> Result<u32, StoreError> {
+        self.count_closures(since).await
     }
 }

@@ -1,9 +1,29 @@
 //! Contract of [`DynamoStore`] against moto's DynamoDB, on a table shaped as
-//! in `infra/template.yaml` (`pk`/`sk` strings, TTL on `expires_at`).
+//! in `infra/template.yaml`: `pk`/`sk` strings, TTL on `expires_at`, and the
+//! four global secondary indexes `by-team`, `by-state`, `by-creation` and
+//! `by-account-id` (string keys, every attribute projected).
 //!
-//! moto evaluates condition expressions as DynamoDB does but never deletes
-//! expired items: which is what the adapter must not rely on anyway, since
-//! DynamoDB deletes them lazily, so the expired-claim test holds for both.
+//! moto evaluates condition expressions, transactions (with their
+//! cancellation reasons, in order, and `ReturnValuesOnConditionCheckFailure`),
+//! `ADD` and queries on indexes as DynamoDB does. Where it is not faithful:
+//!
+//! - it never deletes expired items: which is what the adapter must not rely
+//!   on anyway, since DynamoDB deletes them lazily, so the expired-claim test
+//!   holds for both;
+//! - its indexes are updated with the write, where DynamoDB's are eventually
+//!   consistent: the adapter reads accounts found through an index again by
+//!   key, so the lookups hold for both, but listings may lag on AWS;
+//! - it does not lock conditional writes: moto's server handles requests on
+//!   threads, and a transaction checks its conditions, writes, and on
+//!   failure restores a copy of the whole table, with nothing keeping a
+//!   concurrent request out in between; nor is a transaction ever cancelled
+//!   with `TransactionConflict`, as DynamoDB cancels one that touches an
+//!   item another is writing. The concurrent tests below (quota, creation
+//!   slots) pass on moto because each request is short, not because moto
+//!   guarantees it: they show the conditions deciding under concurrent
+//!   calls, not isolation. The retry of conflicts is unit-tested
+//!   (`src/store/transact.rs`), and real concurrency is tested on Purser's
+//!   SQLite store too, which serializes writers.
 
 mod common;
 
@@ -11,14 +31,19 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use purser_aws::DynamoStore;
-use purser_core::{Store, StoreError};
+use purser_core::account::new_id;
+use purser_core::organization::MAX_CONCURRENT_CREATIONS;
+use purser_core::{
+    Account, AccountState, IdempotencyKey, Inserted, NewAccount, Store, StoreError, Team, TeamName,
+    Transitioned,
+};
 
-/// A fresh table shaped like Purser's.
+/// A fresh table shaped like Purser's, its indexes included.
 async fn table(config: &SdkConfig) -> (aws_sdk_dynamodb::Client, String) {
     let client = aws_sdk_dynamodb::Client::new(config);
     let name = common::unique("purser");
@@ -36,17 +61,38 @@ async fn table(config: &SdkConfig) -> (aws_sdk_dynamodb::Client, String) {
             .build()
             .expect("an attribute definition")
     };
-    client
+    let index = |name: &str, hash: &str, range: Option<&str>| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .set_key_schema(Some(
+                std::iter::once(key(hash, KeyType::Hash))
+                    .chain(range.map(|r| key(r, KeyType::Range)))
+                    .collect(),
+            ))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .expect("an index")
+    };
+    let mut create = client
         .create_table()
         .table_name(&name)
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("CreateTable");
+        .global_secondary_indexes(index("by-team", "gsi1pk", Some("gsi1sk")))
+        .global_secondary_indexes(index("by-state", "gsi2pk", Some("gsi2sk")))
+        .global_secondary_indexes(index("by-creation", "gsi3pk", None))
+        .global_secondary_indexes(index("by-account-id", "gsi4pk", None))
+        .billing_mode(BillingMode::PayPerRequest);
+    for name in [
+        "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi4pk",
+    ] {
+        create = create.attribute_definitions(attribute(name));
+    }
+    create.send().await.expect("CreateTable");
     client
         .update_time_to_live()
         .table_name(&name)
@@ -61,6 +107,77 @@ async fn table(config: &SdkConfig) -> (aws_sdk_dynamodb::Client, String) {
         .await
         .expect("UpdateTimeToLive");
     (client, name)
+}
+
+/// A store on a fresh table, or `None` when contract tests are skipped.
+async fn store() -> Option<(DynamoStore, aws_sdk_dynamodb::Client, String)> {
+    let config = common::moto_config().await?;
+    let (client, name) = table(&config).await;
+    Some((DynamoStore::from_config(&config, &name), client, name))
+}
+
+fn team(name: &str) -> TeamName {
+    TeamName::parse(name).expect("a team name")
+}
+
+/// A fixed instant, so accounts created `minutes` apart sort predictably.
+fn at(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 6, 1, 8, 0, 0)
+        .single()
+        .expect("a valid time")
+        + Duration::minutes(minutes)
+}
+
+/// A fresh request of `team`, made at `created_at`.
+fn request(team_name: &str, created_at: DateTime<Utc>) -> Account {
+    Account::request(
+        new_id(),
+        NewAccount {
+            team: team(team_name),
+            owner: "ana@example.com".into(),
+            purpose: "contract tests".into(),
+            lease_days: Some(7),
+        },
+        "arn:aws:iam::123456789012:user/ana",
+        created_at,
+    )
+    .expect("a valid request")
+}
+
+/// `account` moved to `state` at `minutes`.
+fn moved(account: &Account, state: AccountState, minutes: i64) -> Account {
+    let mut next = account.clone();
+    next.state = state;
+    next.updated_at = at(minutes);
+    next
+}
+
+fn key(key: &str, fingerprint: &str) -> IdempotencyKey {
+    IdempotencyKey {
+        scope: "arn:aws:iam::123456789012:user/ana".into(),
+        key: key.into(),
+        fingerprint: fingerprint.into(),
+    }
+}
+
+async fn insert(store: &DynamoStore, account: &Account, quota: u32) {
+    assert_eq!(
+        store.insert_account(account, quota, None).await.unwrap(),
+        Inserted::Created
+    );
+}
+
+async fn transition(store: &DynamoStore, from: AccountState, next: &Account) {
+    assert_eq!(
+        store.transition(from, next).await.unwrap(),
+        Transitioned::Applied,
+        "{from} -> {}",
+        next.state
+    );
+}
+
+fn ids(accounts: &[Account]) -> Vec<String> {
+    accounts.iter().map(|a| a.id.clone()).collect()
 }
 
 #[tokio::test]
@@ -191,4 +308,640 @@ async fn a_missing_table_makes_the_store_unavailable_and_says_why() {
     };
     assert!(message.contains(&name), "{message}");
     assert!(message.contains("ResourceNotFoundException"), "{message}");
+}
+
+#[tokio::test]
+async fn teams_read_back_as_written_and_unknown_ones_are_none() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let payments = Team {
+        name: team("payments"),
+        quota: 3,
+        members: vec!["arn:aws:iam::123456789012:role/Developers".into()],
+    };
+    store.put_team(&payments).await.unwrap();
+    assert_eq!(store.team(&team("payments")).await.unwrap(), Some(payments));
+
+    let raised = Team {
+        name: team("payments"),
+        quota: 10,
+        members: Vec::new(),
+    };
+    store.put_team(&raised).await.unwrap();
+    assert_eq!(store.team(&team("payments")).await.unwrap(), Some(raised));
+
+    assert_eq!(store.team(&team("nobody")).await.unwrap(), None);
+    assert_eq!(store.open_accounts(&team("nobody")).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn an_inserted_account_reads_back_and_counts_as_open() {
+    let Some((store, client, name)) = store().await else {
+        return;
+    };
+    let account = request("payments", at(0));
+    insert(&store, &account, 5).await;
+
+    assert_eq!(
+        store.account(&account.id).await.unwrap(),
+        Some(account.clone())
+    );
+    assert_eq!(store.account("r-000000000000").await.unwrap(), None);
+    assert_eq!(store.open_accounts(&team("payments")).await.unwrap(), 1);
+    assert_eq!(store.open_accounts(&team("core")).await.unwrap(), 0);
+
+    // The layout infra/template.yaml is written for.
+    let item = client
+        .get_item()
+        .table_name(&name)
+        .key("pk", AttributeValue::S(format!("ACCOUNT#{}", account.id)))
+        .key("sk", AttributeValue::S("ACCOUNT".into()))
+        .send()
+        .await
+        .expect("GetItem");
+    let item = item.item().expect("the account is stored");
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    assert_eq!(text("state").as_deref(), Some("requested"));
+    assert_eq!(text("gsi1pk").as_deref(), Some("TEAM#payments"));
+    assert_eq!(
+        text("gsi1sk"),
+        Some(format!("2025-06-01T08:00:00.000000Z#{}", account.id))
+    );
+    assert_eq!(text("gsi2pk").as_deref(), Some("STATE#requested"));
+    assert!(!item.contains_key("gsi3pk") && !item.contains_key("gsi4pk"));
+}
+
+#[tokio::test]
+async fn a_teams_accounts_are_listed_newest_first_two_at_a_time() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let accounts: Vec<Account> = (0..5).map(|m| request("payments", at(m))).collect();
+    for account in &accounts {
+        insert(&store, account, 10).await;
+    }
+    insert(&store, &request("core", at(10)), 10).await;
+
+    let payments = team("payments");
+    let first = store.list_accounts(Some(&payments), None, 2).await.unwrap();
+    let token = first.next.clone().expect("a second page");
+    let second = store
+        .list_accounts(Some(&payments), Some(&token), 2)
+        .await
+        .unwrap();
+    let token = second.next.clone().expect("a third page");
+    let third = store
+        .list_accounts(Some(&payments), Some(&token), 2)
+        .await
+        .unwrap();
+    assert_eq!(third.next, None, "the last page says so");
+
+    let newest_first: Vec<String> = accounts.iter().rev().map(|a| a.id.clone()).collect();
+    assert_eq!(ids(&first.items), newest_first[0..2]);
+    assert_eq!(ids(&second.items), newest_first[2..4]);
+    assert_eq!(ids(&third.items), newest_first[4..5]);
+    assert_eq!(third.items[0], accounts[0], "whole accounts come back");
+
+    let all = store.list_accounts(Some(&payments), None, 5).await.unwrap();
+    assert_eq!(ids(&all.items), newest_first);
+    assert_eq!(all.next, None, "exactly a page's worth leaves no next page");
+}
+
+#[tokio::test]
+async fn a_page_token_from_elsewhere_is_refused() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    for m in 0..3 {
+        insert(&store, &request("payments", at(m)), 10).await;
+    }
+    let page = store
+        .list_accounts(Some(&team("payments")), None, 1)
+        .await
+        .unwrap();
+    let token = page.next.expect("a next page");
+
+    for (listing, token) in [
+        (Some(team("core")), token.as_str()),
+        (None, token.as_str()),
+        (Some(team("payments")), "not-a-token"),
+        (Some(team("payments")), "eyJwayI6MX0"),
+    ] {
+        let err = store
+            .list_accounts(listing.as_ref(), Some(token), 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::BadPageToken(_)),
+            "{listing:?} {token}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_teams_accounts_are_listed_once_across_pages() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let mut expected = Vec::new();
+    for (m, name) in ["payments", "core", "payments", "data", "core"]
+        .into_iter()
+        .enumerate()
+    {
+        let account = request(name, at(i64::try_from(m).unwrap()));
+        insert(&store, &account, 10).await;
+        expected.push(account.id);
+    }
+    // Other items of the table are not accounts and are not listed.
+    store
+        .put_team(&Team::unconfigured(team("payments")))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    assert!(
+        store
+            .claim_once("event-1", now, now + Duration::hours(1))
+            .await
+            .unwrap()
+    );
+
+    let mut listed = Vec::new();
+    let mut token = None;
+    for _ in 0..10 {
+        let page = store
+            .list_accounts(None, token.as_deref(), 2)
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 2);
+        listed.extend(ids(&page.items));
+        token = page.next;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(token, None, "the listing ends");
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+
+#[tokio::test]
+async fn a_replayed_key_returns_the_first_account_and_a_reused_one_is_refused() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let first = request("payments", at(0));
+    let k = key("key-1", "fingerprint-a");
+    assert_eq!(
+        store.insert_account(&first, 2, Some(&k)).await.unwrap(),
+        Inserted::Created
+    );
+
+    // The client retries: a new request id, the same key and body.
+    let retry = request("payments", at(1));
+    assert_eq!(
+        store.insert_account(&retry, 2, Some(&k)).await.unwrap(),
+        Inserted::Replayed(first.clone())
+    );
+    assert_eq!(store.account(&retry.id).await.unwrap(), None);
+    assert_eq!(store.open_accounts(&team("payments")).await.unwrap(), 1);
+
+    // The same key with another body.
+    let other = request("payments", at(2));
+    assert_eq!(
+        store
+            .insert_account(&other, 2, Some(&key("key-1", "fingerprint-b")))
+            .await
+            .unwrap(),
+        Inserted::KeyReused
+    );
+
+    // The quota fills; a replay is still a replay, not a refusal.
+    insert(&store, &request("payments", at(3)), 2).await;
+    assert_eq!(
+        store
+            .insert_account(&request("payments", at(4)), 2, Some(&k))
+            .await
+            .unwrap(),
+        Inserted::Replayed(first.clone())
+    );
+    assert_eq!(
+        store
+            .insert_account(&request("payments", at(5)), 2, Some(&key("key-2", "x")))
+            .await
+            .unwrap(),
+        Inserted::QuotaExceeded { quota: 2 }
+    );
+
+    // Keys are scoped to their caller.
+    let mut elsewhere = key("key-1", "fingerprint-b");
+    elsewhere.scope = "arn:aws:iam::123456789012:user/bob".into();
+    assert_eq!(
+        store
+            .insert_account(&request("core", at(6)), 2, Some(&elsewhere))
+            .await
+            .unwrap(),
+        Inserted::Created
+    );
+}
+
+#[tokio::test]
+async fn an_expired_key_can_be_used_again() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let k = key("key-1", "fingerprint-a");
+    let first = request("payments", at(0));
+    assert_eq!(
+        store.insert_account(&first, 5, Some(&k)).await.unwrap(),
+        Inserted::Created
+    );
+    let day_later = request("payments", at(24 * 60 + 1));
+    assert_eq!(
+        store
+            .insert_account(&day_later, 5, Some(&key("key-1", "fingerprint-b")))
+            .await
+            .unwrap(),
+        Inserted::Created,
+        "the key stands 24 hours; moto never deletes it, and the condition does not count on that"
+    );
+}
+
+/// On DynamoDB, some of these transactions are cancelled with
+/// `TransactionConflict` (they all update the team's counter) and sent
+/// again by the adapter; moto serves them one after the other in practice.
+#[tokio::test]
+async fn of_concurrent_requests_only_the_quota_is_created() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..8)
+        .map(|m| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .insert_account(&request("payments", at(m)), 3, None)
+                    .await
+            })
+        })
+        .collect();
+    let (mut created, mut refused) = (0, 0);
+    for task in tasks {
+        match task
+            .await
+            .expect("the task ran")
+            .expect("the store answered")
+        {
+            Inserted::Created => created += 1,
+            Inserted::QuotaExceeded { quota: 3 } => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((created, refused), (3, 5));
+    assert_eq!(store.open_accounts(&team("payments")).await.unwrap(), 3);
+    let listed = store
+        .list_accounts(Some(&team("payments")), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items.len(),
+        3,
+        "refused requests left nothing behind"
+    );
+}
+
+#[tokio::test]
+async fn a_quota_of_zero_refuses_the_first_request() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    assert_eq!(
+        store
+            .insert_account(&request("payments", at(0)), 0, None)
+            .await
+            .unwrap(),
+        Inserted::QuotaExceeded { quota: 0 }
+    );
+    assert_eq!(store.open_accounts(&team("payments")).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_transition_from_a_stale_state_returns_the_account_as_it_stands() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let account = request("payments", at(0));
+    insert(&store, &account, 5).await;
+    let creating = moved(&account, AccountState::Creating, 1);
+    transition(&store, AccountState::Requested, &creating).await;
+
+    // A repeated event still believes the account is requested.
+    let failed = moved(&account, AccountState::Failed, 2);
+    assert_eq!(
+        store
+            .transition(AccountState::Requested, &failed)
+            .await
+            .unwrap(),
+        Transitioned::Stale(Some(creating.clone()))
+    );
+    assert_eq!(
+        store.account(&account.id).await.unwrap(),
+        Some(creating.clone())
+    );
+
+    // Updates within a state are conditional too, and move no counter.
+    let mut started = creating.clone();
+    started.creation_id = Some("car-1".into());
+    transition(&store, AccountState::Creating, &started).await;
+    assert_eq!(store.account(&account.id).await.unwrap(), Some(started));
+    assert_eq!(store.open_accounts(&team("payments")).await.unwrap(), 1);
+
+    let ghost = moved(&request("payments", at(3)), AccountState::Creating, 4);
+    assert_eq!(
+        store
+            .transition(AccountState::Requested, &ghost)
+            .await
+            .unwrap(),
+        Transitioned::Stale(None)
+    );
+}
+
+#[tokio::test]
+async fn at_most_five_creations_are_in_flight() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    assert_eq!(MAX_CONCURRENT_CREATIONS, 5);
+    let store = Arc::new(store);
+    let accounts: Vec<Account> = (0..6).map(|m| request("payments", at(m))).collect();
+    for account in &accounts {
+        insert(&store, account, 10).await;
+    }
+    let tasks: Vec<_> = accounts
+        .iter()
+        .map(|account| {
+            let store = Arc::clone(&store);
+            let creating = moved(account, AccountState::Creating, 10);
+            tokio::spawn(async move {
+                let outcome = store.transition(AccountState::Requested, &creating).await;
+                (creating, outcome)
+            })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    let mut waiting = Vec::new();
+    for task in tasks {
+        let (account, outcome) = task.await.expect("the task ran");
+        match outcome.expect("the store answered") {
+            Transitioned::Applied => applied.push(account),
+            Transitioned::NoCreationSlot => waiting.push(account),
+            Transitioned::Stale(current) => panic!("unexpected Stale({current:?})"),
+        }
+    }
+    assert_eq!((applied.len(), waiting.len()), (5, 1));
+    let waiting = &waiting[0];
+    assert_eq!(
+        store.account(&waiting.id).await.unwrap().map(|a| a.state),
+        Some(AccountState::Requested),
+        "a refused transition writes nothing"
+    );
+
+    // One creation completes: its slot goes to the request that waited.
+    transition(
+        &store,
+        AccountState::Creating,
+        &moved(&applied[0], AccountState::Ready, 11),
+    )
+    .await;
+    transition(&store, AccountState::Requested, waiting).await;
+    // And the organization is full again.
+    let seventh = request("payments", at(12));
+    insert(&store, &seventh, 10).await;
+    assert_eq!(
+        store
+            .transition(
+                AccountState::Requested,
+                &moved(&seventh, AccountState::Creating, 13)
+            )
+            .await
+            .unwrap(),
+        Transitioned::NoCreationSlot
+    );
+    // A failed creation frees its slot too.
+    transition(
+        &store,
+        AccountState::Creating,
+        &moved(&applied[1], AccountState::Failed, 14),
+    )
+    .await;
+    transition(
+        &store,
+        AccountState::Requested,
+        &moved(&seventh, AccountState::Creating, 15),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn closing_and_failing_give_back_the_teams_quota() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let payments = team("payments");
+    let a = request("payments", at(0));
+    let b = request("payments", at(1));
+    insert(&store, &a, 2).await;
+    insert(&store, &b, 2).await;
+    assert_eq!(
+        store
+            .insert_account(&request("payments", at(2)), 2, None)
+            .await
+            .unwrap(),
+        Inserted::QuotaExceeded { quota: 2 }
+    );
+
+    // a: requested -> creating -> ready -> frozen -> ready -> closing -> closed
+    let mut current = a.clone();
+    for (minutes, state) in [
+        (3, AccountState::Creating),
+        (4, AccountState::Ready),
+        (5, AccountState::Frozen),
+        (6, AccountState::Ready),
+    ] {
+        let next = moved(&current, state, minutes);
+        transition(&store, current.state, &next).await;
+        current = next;
+        assert_eq!(
+            store.open_accounts(&payments).await.unwrap(),
+            2,
+            "{state} is open"
+        );
+    }
+    let closing = moved(&current, AccountState::Closing, 7);
+    transition(&store, AccountState::Ready, &closing).await;
+    assert_eq!(store.open_accounts(&payments).await.unwrap(), 1);
+    transition(
+        &store,
+        AccountState::Closing,
+        &moved(&closing, AccountState::Closed, 8),
+    )
+    .await;
+    assert_eq!(store.open_accounts(&payments).await.unwrap(), 1);
+
+    // b: withdrawn before creation.
+    transition(
+        &store,
+        AccountState::Requested,
+        &moved(&b, AccountState::Closed, 9),
+    )
+    .await;
+    assert_eq!(store.open_accounts(&payments).await.unwrap(), 0);
+
+    insert(&store, &request("payments", at(10)), 2).await;
+    insert(&store, &request("payments", at(11)), 2).await;
+    assert_eq!(store.open_accounts(&payments).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn accounts_are_found_by_creation_and_by_account_id() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let account = request("payments", at(0));
+    let other = request("payments", at(1));
+    insert(&store, &account, 5).await;
+    insert(&store, &other, 5).await;
+    assert_eq!(store.account_by_creation("car-1").await.unwrap(), None);
+
+    let mut started = moved(&account, AccountState::Creating, 2);
+    started.creation_id = Some("car-1".into());
+    started.creation_started_at = Some(at(2));
+    transition(&store, AccountState::Requested, &started).await;
+    assert_eq!(
+        store.account_by_creation("car-1").await.unwrap(),
+        Some(started.clone())
+    );
+    assert_eq!(
+        store.account_by_account_id("111122223333").await.unwrap(),
+        None
+    );
+
+    let mut ready = moved(&started, AccountState::Ready, 3);
+    ready.account_id = Some("111122223333".into());
+    ready.ou = Some("ou-ab12-cd34ef56".into());
+    transition(&store, AccountState::Creating, &ready).await;
+    assert_eq!(
+        store.account_by_account_id("111122223333").await.unwrap(),
+        Some(ready.clone())
+    );
+    assert_eq!(
+        store.account_by_creation("car-1").await.unwrap(),
+        Some(ready),
+        "found by its creation, as it stands now"
+    );
+    assert_eq!(
+        store.account_by_account_id("999999999999").await.unwrap(),
+        None
+    );
+    assert_eq!(store.account_by_creation("car-2").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn accounts_in_a_state_come_oldest_first() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    // Inserted out of order, across teams.
+    let accounts = [
+        request("payments", at(3)),
+        request("core", at(1)),
+        request("payments", at(2)),
+        request("data", at(0)),
+    ];
+    for account in &accounts {
+        insert(&store, account, 10).await;
+    }
+    let creating = moved(&accounts[2], AccountState::Creating, 5);
+    transition(&store, AccountState::Requested, &creating).await;
+
+    let requested = store
+        .accounts_in_state(AccountState::Requested)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&requested),
+        ids(&[
+            accounts[3].clone(),
+            accounts[1].clone(),
+            accounts[0].clone()
+        ])
+    );
+    assert_eq!(
+        store
+            .accounts_in_state(AccountState::Creating)
+            .await
+            .unwrap(),
+        vec![creating]
+    );
+    assert!(
+        store
+            .accounts_in_state(AccountState::Ready)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn closures_are_counted_from_when_close_account_was_called() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    // Four accounts reach closing; CloseAccount was called for three of
+    // them, at minutes 10, 20 and 30; one of those has closed since.
+    let mut closing = Vec::new();
+    for m in 0..4 {
+        let account = request("payments", at(m));
+        insert(&store, &account, 10).await;
+        let mut current = account;
+        for state in [
+            AccountState::Creating,
+            AccountState::Ready,
+            AccountState::Closing,
+        ] {
+            let next = moved(&current, state, 5);
+            transition(&store, current.state, &next).await;
+            current = next;
+        }
+        closing.push(current);
+    }
+    for (account, minutes) in closing.iter_mut().zip([10, 20, 30]) {
+        let mut called = account.clone();
+        called.closure_started_at = Some(at(minutes));
+        transition(&store, AccountState::Closing, &called).await;
+        *account = called;
+    }
+    transition(
+        &store,
+        AccountState::Closing,
+        &moved(&closing[0], AccountState::Closed, 40),
+    )
+    .await;
+    // A request withdrawn before creation never called CloseAccount.
+    let withdrawn = request("payments", at(50));
+    insert(&store, &withdrawn, 10).await;
+    transition(
+        &store,
+        AccountState::Requested,
+        &moved(&withdrawn, AccountState::Closed, 51),
+    )
+    .await;
+
+    assert_eq!(store.closures_since(at(0)).await.unwrap(), 3);
+    assert_eq!(store.closures_since(at(10)).await.unwrap(), 3, "inclusive");
+    assert_eq!(store.closures_since(at(11)).await.unwrap(), 2);
+    assert_eq!(store.closures_since(at(30)).await.unwrap(), 1);
+    assert_eq!(store.closures_since(at(31)).await.unwrap(), 0);
 }

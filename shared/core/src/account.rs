@@ -314,7 +314,9 @@ pub fn validate_email(address: &str) -> Result<(), String> {
     }
     const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-        return Err("the part before @ must not start or end with a dot or have two in a row".into());
+        return Err(
+            "the part before @ must not start or end with a dot or have two in a row".into(),
+        );
     }
     if let Some(c) = local
         .chars()
@@ -330,7 +332,9 @@ pub fn validate_email(address: &str) -> Result<(), String> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !ok {
             return Err(format!("{domain:?} is not a valid mail domain"));
         }
@@ -395,15 +399,42 @@ mod tests {
         let req = NewAccount::from_json(&ok).unwrap();
         assert_eq!(req.lease_days, Some(30));
         let field = |body: Value| NewAccount::from_json(&body).unwrap_err().field;
-        assert_eq!(field(json!({"team": "Payments!", "owner": "a@b.co", "purpose": "x"})), Some("team".into()));
-        assert_eq!(field(json!({"team": "pay", "owner": "not-an-email", "purpose": "x"})), Some("owner".into()));
-        assert_eq!(field(json!({"team": "pay", "owner": "a@b.co", "purpose": "  "})), Some("purpose".into()));
-        assert_eq!(field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x".repeat(129)})), Some("purpose".into()));
-        assert_eq!(field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x", "lease_days": 0})), Some("lease_days".into()));
-        assert_eq!(field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x", "lease_days": 366})), Some("lease_days".into()));
-        assert_eq!(field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x", "lease_days": "7"})), Some("lease_days".into()));
-        assert_eq!(field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x", "colour": "red"})), Some("colour".into()));
-        assert_eq!(field(json!({"owner": "a@b.co", "purpose": "x"})), Some("team".into()));
+        assert_eq!(
+            field(json!({"team": "Payments!", "owner": "a@b.co", "purpose": "x"})),
+            Some("team".into())
+        );
+        assert_eq!(
+            field(json!({"team": "pay", "owner": "not-an-email", "purpose": "x"})),
+            Some("owner".into())
+        );
+        assert_eq!(
+            field(json!({"team": "pay", "owner": "a@b.co", "purpose": "  "})),
+            Some("purpose".into())
+        );
+        assert_eq!(
+            field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x".repeat(129)})),
+            Some("purpose".into())
+        );
+        assert_eq!(
+            field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x", "lease_days": 0})),
+            Some("lease_days".into())
+        );
+        assert_eq!(
+            field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x", "lease_days": 366})),
+            Some("lease_days".into())
+        );
+        assert_eq!(
+            field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x", "lease_days": "7"})),
+            Some("lease_days".into())
+        );
+        assert_eq!(
+            field(json!({"team": "pay", "owner": "a@b.co", "purpose": "x", "colour": "red"})),
+            Some("colour".into())
+        );
+        assert_eq!(
+            field(json!({"owner": "a@b.co", "purpose": "x"})),
+            Some("team".into())
+        );
         assert_eq!(field(json!([1])), None);
     }
 
@@ -425,14 +456,30 @@ mod tests {
         let tagged = tagged_email(&dotted, "0123456789ab").unwrap();
         assert!(!tagged.contains(".+"), "{tagged}");
         let huge_domain = format!("a@{}.com", "d".repeat(50));
-        assert_eq!(tagged_email(&huge_domain, "0123456789ab").unwrap_err().field.as_deref(), Some("owner"));
+        assert_eq!(
+            tagged_email(&huge_domain, "0123456789ab")
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("owner")
+        );
     }
 
     #[test]
     fn email_validation_follows_rfc_5321_mailboxes() {
         assert!(validate_email("first.last@sub.example.com").is_ok());
         assert!(validate_email("o'hara+x@example.io").is_ok());
-        for bad in ["@example.com", "a@", "a@b", "a..b@example.com", ".a@example.com", "a b@example.com", "a@-x.com", "a@x_y.com", "a@b.c"] {
+        for bad in [
+            "@example.com",
+            "a@",
+            "a@b",
+            "a..b@example.com",
+            ".a@example.com",
+            "a b@example.com",
+            "a@-x.com",
+            "a@x_y.com",
+            "a@b.c",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
     }
@@ -448,7 +495,10 @@ mod tests {
         };
         let account = Account::request(new_id(), input, "arn:aws:iam::1:user/ana", now).unwrap();
         let name = account.account_name();
-        assert!(name.len() <= 50 && name.starts_with("payments-a very"), "{name}");
+        assert!(
+            name.len() <= 50 && name.starts_with("payments-a very"),
+            "{name}"
+        );
         assert!(name.chars().all(|c| (' '..='~').contains(&c)));
         assert_eq!(account.tags().len(), 4);
         assert_eq!(account.lease_end, Some(now + Duration::days(3)));

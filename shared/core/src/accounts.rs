@@ -114,9 +114,7 @@ impl Accounts {
             organization,
             bus,
             clock,
-            backoff: [200, 800, 2_000]
-                .map(StdDuration::from_millis)
-                .to_vec(),
+            backoff: [200, 800, 2_000].map(StdDuration::from_millis).to_vec(),
         }
     }
 
@@ -274,11 +272,16 @@ impl Accounts {
         next.updated_at = now;
         match self.store.transition(account.state, &next).await? {
             Transitioned::Applied => {
-                self.emit(detail_type, AccountEvent::of(&next, now).because(code, reason))
-                    .await?;
+                self.emit(
+                    detail_type,
+                    AccountEvent::of(&next, now).because(code, reason),
+                )
+                .await?;
                 Ok(next)
             }
-            Transitioned::Stale(Some(current)) => Box::pin(self.close_account(current, code, reason)).await,
+            Transitioned::Stale(Some(current)) => {
+                Box::pin(self.close_account(current, code, reason)).await
+            }
             Transitioned::Stale(None) => Err(AccountError::NotFound(format!(
                 "no account request {}",
                 account.id
@@ -298,7 +301,11 @@ impl Accounts {
         Ok(team)
     }
 
-    pub async fn team(&self, name: &TeamName, caller: &Caller) -> Result<(Team, u32), AccountError> {
+    pub async fn team(
+        &self,
+        name: &TeamName,
+        caller: &Caller,
+    ) -> Result<(Team, u32), AccountError> {
         let team = self.team_or_default(name).await?;
         if !caller.may_use(&team) {
             return Err(AccountError::Forbidden(format!(
@@ -324,17 +331,39 @@ impl Accounts {
                 next.state = AccountState::Creating;
                 next.creation_started_at = Some(now);
                 next.updated_at = now;
-                match self.store.transition(AccountState::Requested, &next).await? {
+                match self
+                    .store
+                    .transition(AccountState::Requested, &next)
+                    .await?
+                {
                     Transitioned::Applied => {}
                     Transitioned::NoCreationSlot => {
-                        tracing::info!(request_id = id, "five creations in flight; the request waits its turn");
+                        tracing::info!(
+                            request_id = id,
+                            "five creations in flight; the request waits its turn"
+                        );
                         return Ok(Started::Waiting);
                     }
                     Transitioned::Stale(_) => return Ok(Started::Skipped),
                 }
             }
-            // Creation was claimed but CreateAccount never answered: ask again.
-            AccountState::Creating if account.creation_id.is_none() => {}
+            // Creation was claimed but CreateAccount never answered: ask
+            // again, but only once the claim is overdue, or this would race
+            // the caller still waiting for its answer (and AWS would refuse
+            // the second creation as EMAIL_ALREADY_EXISTS).
+            AccountState::Creating
+                if account.creation_id.is_none()
+                    && now - account.creation_started_at.unwrap_or(account.updated_at)
+                        > POLL_AFTER =>
+            {
+                next.creation_started_at = Some(now);
+                next.updated_at = now;
+                if self.store.transition(AccountState::Creating, &next).await?
+                    != Transitioned::Applied
+                {
+                    return Ok(Started::Skipped);
+                }
+            }
             _ => return Ok(Started::Skipped),
         }
         let (name, tags) = (next.account_name(), next.tags());
@@ -346,7 +375,11 @@ impl Accounts {
                 let mut started = next.clone();
                 started.creation_id = Some(status.id.clone());
                 started.updated_at = self.clock.now();
-                match self.store.transition(AccountState::Creating, &started).await? {
+                match self
+                    .store
+                    .transition(AccountState::Creating, &started)
+                    .await?
+                {
                     Transitioned::Applied => {
                         self.emit(
                             catalog::ACCOUNT_CREATION_STARTED,
@@ -363,8 +396,12 @@ impl Accounts {
                 Ok(Started::Started)
             }
             Err(OrganizationError::Constraint { reason, message }) => {
-                self.fail(next, &reason, &format!("{}: {message}", explain_failure(&reason)))
-                    .await?;
+                self.fail(
+                    next,
+                    &reason,
+                    &format!("{}: {message}", explain_failure(&reason)),
+                )
+                .await?;
                 Ok(Started::Failed)
             }
             Err(e) => Err(e.into()),
@@ -374,15 +411,17 @@ impl Accounts {
     /// Starts waiting requests, oldest first, while slots are free; and
     /// asks again for creations whose `CreateAccount` never answered.
     pub async fn start_waiting(&self) -> Result<usize, AccountError> {
-        let now = self.clock.now();
         let mut started = 0;
         for stuck in self.store.accounts_in_state(AccountState::Creating).await? {
-            let since = stuck.creation_started_at.unwrap_or(stuck.updated_at);
-            if stuck.creation_id.is_none() && now - since > POLL_AFTER {
+            if stuck.creation_id.is_none() {
                 self.start_creation(&stuck.id).await?;
             }
         }
-        for waiting in self.store.accounts_in_state(AccountState::Requested).await? {
+        for waiting in self
+            .store
+            .accounts_in_state(AccountState::Requested)
+            .await?
+        {
             match self.start_creation(&waiting.id).await? {
                 Started::Waiting => break,
                 Started::Started => started += 1,
@@ -471,8 +510,11 @@ impl Accounts {
                 if let Transitioned::Applied =
                     self.store.transition(AccountState::Creating, &next).await?
                 {
-                    self.emit(catalog::ACCOUNT_READY, AccountEvent::of(&next, next.updated_at))
-                        .await?;
+                    self.emit(
+                        catalog::ACCOUNT_READY,
+                        AccountEvent::of(&next, next.updated_at),
+                    )
+                    .await?;
                 }
                 Ok(())
             }
@@ -519,8 +561,11 @@ impl Accounts {
         next.state = AccountState::Closed;
         next.updated_at = self.clock.now();
         if let Transitioned::Applied = self.store.transition(AccountState::Closing, &next).await? {
-            self.emit(catalog::ACCOUNT_CLOSED, AccountEvent::of(&next, next.updated_at))
-                .await?;
+            self.emit(
+                catalog::ACCOUNT_CLOSED,
+                AccountEvent::of(&next, next.updated_at),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -533,13 +578,19 @@ impl Accounts {
         let now = self.clock.now();
         for state in [AccountState::Ready, AccountState::Frozen] {
             for account in self.store.accounts_in_state(state).await? {
-                let Some(end) = account.lease_end else { continue };
+                let Some(end) = account.lease_end else {
+                    continue;
+                };
                 if end <= now {
                     let reason = format!("the lease ended at {}", crate::account::rfc3339(end));
                     self.close_account(account, "LEASE_ENDED", &reason).await?;
                 } else if end - now <= LEASE_WARNING {
                     let key = format!("lease-expiring#{}", account.id);
-                    if self.store.claim_once(&key, now, end + Duration::days(1)).await? {
+                    if self
+                        .store
+                        .claim_once(&key, now, end + Duration::days(1))
+                        .await?
+                    {
                         self.emit(catalog::LEASE_EXPIRING, AccountEvent::of(&account, now))
                             .await?;
                     }
@@ -582,10 +633,14 @@ impl Accounts {
                     .await
                 {
                     Ok(()) => None,
-                    Err(OrganizationError::Constraint { reason, message }) => {
-                        Some(format!("AWS refused: {reason}: {message}"))
-                    }
-                    Err(e) => return Err(e.into()),
+                    Err(e) if e.is_retryable() => return Err(e.into()),
+                    // Already closing or closed (an earlier run called
+                    // CloseAccount but stopped before recording it): that
+                    // closure is under way, not refused.
+                    Err(e) => match self.organization.member_status(&account_id).await {
+                        Ok(MemberStatus::PendingClosure | MemberStatus::Suspended) => None,
+                        _ => Some(format!("AWS refused: {e}")),
+                    },
                 }
             };
             match refused {
@@ -599,7 +654,11 @@ impl Accounts {
                 }
                 Some(reason) => {
                     let key = format!("close-deferred#{}#{}", account.id, now.format("%Y-%m-%d"));
-                    if self.store.claim_once(&key, now, now + Duration::days(2)).await? {
+                    if self
+                        .store
+                        .claim_once(&key, now, now + Duration::days(2))
+                        .await?
+                    {
                         self.emit(
                             catalog::ACCOUNT_CLOSE_DEFERRED,
                             AccountEvent::of(&account, now).because("CLOSURE_QUOTA", &reason),

@@ -36,3 +36,12 @@ impl HandlerError {
         Self::new("InvalidPayload", message)
     }
 }
+
+/// The EventBridge envelope a rule or scheduled rule delivers.
+pub fn event_of(payload: Value) -> Result<crate::Event, HandlerError> {
+    serde_json::from_value(payload)
+        .map_err(|e| HandlerError::bad_payload(format!("not an EventBridge event: {e}")))
+}
+
+/// The detail-type of EventBridge's scheduled rules.
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";

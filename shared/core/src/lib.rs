@@ -8,19 +8,21 @@ pub mod catalog;
 pub mod clock;
 pub mod event;
 pub mod handler;
-pub mod pattern;
 pub mod organization;
+pub mod pattern;
 pub mod ports;
 pub mod schedule;
 pub mod team;
 pub mod validation;
 
+pub use account::{Account, AccountState, NewAccount};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{EntryError, Event, EventEntry};
 pub use handler::{Handler, HandlerError};
+pub use organization::{
+    CreationState, CreationStatus, MemberStatus, Organization, OrganizationError,
+};
 pub use pattern::{EventPattern, PatternError};
-pub use account::{Account, AccountState, NewAccount};
-pub use organization::{CreationState, CreationStatus, MemberStatus, Organization, OrganizationError};
 pub use ports::{
     BusError, EventBus, IdempotencyKey, Inserted, Page, RejectedEntry, Store, StoreError,
     Transitioned,

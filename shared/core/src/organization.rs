@@ -114,8 +114,12 @@ pub fn explain_failure(reason: &str) -> String {
         "CONCURRENT_ACCOUNT_MODIFICATION" => {
             "the organization was busy with another change; ask again in a minute"
         }
-        "INVALID_EMAIL" => "AWS does not accept this email address; ask again with another owner address",
-        "INVALID_ADDRESS" => "the organization's contact address is invalid; ask your platform team to fix it",
+        "INVALID_EMAIL" => {
+            "AWS does not accept this email address; ask again with another owner address"
+        }
+        "INVALID_ADDRESS" => {
+            "the organization's contact address is invalid; ask your platform team to fix it"
+        }
         "INTERNAL_FAILURE" => "AWS failed internally; ask again in a few minutes",
         "GOVCLOUD_ACCOUNT_ALREADY_EXISTS" => "a GovCloud account already exists for this account",
         "MISSING_BUSINESS_VALIDATION"
@@ -152,5 +156,145 @@ mod tests {
         let text = explain_failure("EMAIL_ALREADY_EXISTS");
         assert!(text.starts_with("EMAIL_ALREADY_EXISTS: an AWS account already uses"));
         assert!(explain_failure("SOMETHING_NEW").starts_with("SOMETHING_NEW: "));
+    }
+}
+
+/// What an Organizations CloudTrail service event reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceEvent {
+    /// `CreateAccountResult`: a creation finished (or failed).
+    CreateAccountResult {
+        status: CreationStatus,
+        completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// `CloseAccountResult`: a closure finished.
+    CloseAccountResult { account_id: String, succeeded: bool },
+}
+
+/// Reads the `detail` of an "AWS Service Event via CloudTrail" from
+/// `aws.organizations`. `Ok(None)` for other Organizations events.
+pub fn parse_service_event(detail: &serde_json::Value) -> Result<Option<ServiceEvent>, String> {
+    let name = detail["eventName"].as_str().unwrap_or_default();
+    let details = &detail["serviceEventDetails"];
+    let text = |v: &serde_json::Value, field: &str| v[field].as_str().map(String::from);
+    match name {
+        "CreateAccountResult" => {
+            let s = &details["createAccountStatus"];
+            let id = text(s, "id").ok_or("createAccountStatus.id is missing")?;
+            let state = match s["state"].as_str() {
+                Some("SUCCEEDED") => CreationState::Succeeded,
+                Some("FAILED") => CreationState::Failed,
+                Some("IN_PROGRESS") => CreationState::InProgress,
+                other => return Err(format!("createAccountStatus.state {other:?} is unknown")),
+            };
+            Ok(Some(ServiceEvent::CreateAccountResult {
+                status: CreationStatus {
+                    id,
+                    state,
+                    account_id: text(s, "accountId"),
+                    failure_reason: text(s, "failureReason"),
+                },
+                completed_at: s["completedTimestamp"]
+                    .as_str()
+                    .and_then(parse_cloudtrail_time),
+            }))
+        }
+        "CloseAccountResult" => {
+            let s = &details["closeAccountStatus"];
+            let account_id =
+                text(s, "accountId").ok_or("closeAccountStatus.accountId is missing")?;
+            Ok(Some(ServiceEvent::CloseAccountResult {
+                account_id,
+                succeeded: s["state"].as_str() == Some("SUCCEEDED"),
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// CloudTrail's service events write times like "Sep 16, 2020 9:20:50 PM" (UTC).
+pub fn parse_cloudtrail_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::NaiveDateTime::parse_from_str(text.trim(), "%b %d, %Y %I:%M:%S %p")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+#[cfg(test)]
+mod service_event_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_aws_create_account_result() {
+        // The shape AWS documents for the CloudTrail service event.
+        let detail = json!({
+            "eventVersion": "1.08",
+            "userIdentity": {"accountId": "111111111111", "invokedBy": "AWS Internal"},
+            "eventTime": "2020-09-16T21:20:54Z",
+            "eventSource": "organizations.amazonaws.com",
+            "eventName": "CreateAccountResult",
+            "awsRegion": "us-east-1",
+            "eventType": "AwsServiceEvent",
+            "serviceEventDetails": {"createAccountStatus": {
+                "id": "car-7a9e8f4a0b1c4d2e", "state": "SUCCEEDED", "accountName": "****",
+                "accountId": "222222222222",
+                "requestedTimestamp": "Sep 16, 2020 9:20:50 PM",
+                "completedTimestamp": "Sep 16, 2020 9:20:54 PM"
+            }}
+        });
+        let Some(ServiceEvent::CreateAccountResult {
+            status,
+            completed_at,
+        }) = parse_service_event(&detail).unwrap()
+        else {
+            panic!("not a creation result")
+        };
+        assert_eq!(status.state, CreationState::Succeeded);
+        assert_eq!(status.account_id.as_deref(), Some("222222222222"));
+        assert_eq!(
+            completed_at.unwrap().to_rfc3339(),
+            "2020-09-16T21:20:54+00:00"
+        );
+    }
+
+    #[test]
+    fn reads_failures_closures_and_ignores_the_rest() {
+        let failed = json!({"eventName": "CreateAccountResult", "serviceEventDetails": {"createAccountStatus": {"id": "car-1", "state": "FAILED", "failureReason": "EMAIL_ALREADY_EXISTS", "completedTimestamp": "Jan 2, 2026 12:05:09 AM"}}});
+        match parse_service_event(&failed).unwrap() {
+            Some(ServiceEvent::CreateAccountResult {
+                status,
+                completed_at,
+            }) => {
+                assert_eq!(
+                    status.failure_reason.as_deref(),
+                    Some("EMAIL_ALREADY_EXISTS")
+                );
+                assert_eq!(
+                    completed_at.unwrap().to_rfc3339(),
+                    "2026-01-02T00:05:09+00:00"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let closed = json!({"eventName": "CloseAccountResult", "serviceEventDetails": {"closeAccountStatus": {"accountId": "222222222222", "state": "SUCCEEDED"}}});
+        assert_eq!(
+            parse_service_event(&closed).unwrap(),
+            Some(ServiceEvent::CloseAccountResult {
+                account_id: "222222222222".into(),
+                succeeded: true
+            })
+        );
+        assert_eq!(
+            parse_service_event(&json!({"eventName": "CreateOrganizationalUnit"})).unwrap(),
+            None
+        );
+        assert!(parse_service_event(&json!({"eventName": "CreateAccountResult"})).is_err());
+        assert_eq!(
+            parse_cloudtrail_time("Dec 31, 2025 11:59:59 PM")
+                .unwrap()
+                .to_rfc3339(),
+            "2025-12-31T23:59:59+00:00"
+        );
+        assert_eq!(parse_cloudtrail_time("31/12/2025"), None);
     }
 }

@@ -81,8 +81,7 @@ pub trait Store: Send + Sync {
 
     async fn account_by_creation(&self, creation_id: &str) -> Result<Option<Account>, StoreError>;
 
-    async fn account_by_account_id(&self, account_id: &str)
-    -> Result<Option<Account>, StoreError>;
+    async fn account_by_account_id(&self, account_id: &str) -> Result<Option<Account>, StoreError>;
 
     /// A team's accounts (all teams' when `None`), newest first, a page at a
     /// time; `page` is the `next` of the previous page.
@@ -100,8 +99,11 @@ pub trait Store: Send + Sync {
     /// atomic step with the counters the change moves: the team's open
     /// accounts, and the organization's creations in flight (refused with
     /// `NoCreationSlot` when `MAX_CONCURRENT_CREATIONS` are in flight).
-    async fn transition(&self, from: AccountState, next: &Account)
-    -> Result<Transitioned, StoreError>;
+    async fn transition(
+        &self,
+        from: AccountState,
+        next: &Account,
+    ) -> Result<Transitioned, StoreError>;
 
     /// How many accounts had `CloseAccount` called since `since`.
     async fn closures_since(&self, since: DateTime<Utc>) -> Result<u32, StoreError>;
@@ -123,6 +125,8 @@ impl IdempotencyKey {
     }
 }
 
+// Returned once per write; boxing the account would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inserted {
     Created,
@@ -130,9 +134,12 @@ pub enum Inserted {
     Replayed(Account),
     /// The key was used before with another request.
     KeyReused,
-    QuotaExceeded { quota: u32 },
+    QuotaExceeded {
+        quota: u32,
+    },
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transitioned {
     Applied,

@@ -145,7 +145,11 @@ mod tests {
     #[test]
     fn team_settings_validate_by_field() {
         let name = TeamName::parse("pay").unwrap();
-        let t = Team::from_json(name.clone(), &json!({"quota": 2, "members": ["arn:aws:iam::123456789012:user/ana"]})).unwrap();
+        let t = Team::from_json(
+            name.clone(),
+            &json!({"quota": 2, "members": ["arn:aws:iam::123456789012:user/ana"]}),
+        )
+        .unwrap();
         assert_eq!(t.quota, 2);
         let field = |b| Team::from_json(name.clone(), &b).unwrap_err().field;
         assert_eq!(field(json!({"quota": -1})), Some("quota".into()));

@@ -191,6 +191,20 @@ impl LocalBus {
         Ok(results)
     }
 
+    /// `PutEvents` by an AWS service of this account (the simulated
+    /// organization's CloudTrail events): `aws.*` sources are allowed,
+    /// whatever callers from outside may use.
+    pub async fn put_service_events(
+        &self,
+        entries: Vec<EventEntry>,
+    ) -> Result<Vec<EntryResult>, PutEventsError> {
+        let service = Self {
+            allow_aws_sources: true,
+            ..self.clone()
+        };
+        service.put_events(entries, &self.own_account).await
+    }
+
     /// Queues a delivery that no event caused (a schedule firing).
     pub async fn enqueue(
         &self,

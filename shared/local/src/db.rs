@@ -23,7 +23,8 @@ pub enum DbError {
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run. Append, never edit.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE archive (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     id           TEXT NOT NULL UNIQUE,
@@ -70,7 +71,104 @@ CREATE TABLE idempotency (
     key         TEXT PRIMARY KEY,
     expires_ms  INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+-- Purser's accounts: the whole Account as JSON in `data`; the columns
+-- beside it are copies kept for lookups and ordering (times in epoch ms).
+CREATE TABLE accounts (
+    id                  TEXT PRIMARY KEY,
+    state               TEXT NOT NULL,
+    team                TEXT NOT NULL,
+    created_at          INTEGER NOT NULL,
+    creation_id         TEXT,
+    account_id          TEXT,
+    closure_started_at  INTEGER,
+    data                TEXT NOT NULL
+);
+CREATE INDEX accounts_team ON accounts (team, created_at, id);
+CREATE INDEX accounts_state ON accounts (state, created_at, id);
+CREATE INDEX accounts_creation ON accounts (creation_id);
+CREATE INDEX accounts_account_id ON accounts (account_id);
+
+CREATE TABLE teams (
+    name     TEXT PRIMARY KEY,
+    quota    INTEGER NOT NULL,
+    members  TEXT NOT NULL
+);
+
+-- Open accounts per team, moved in the same transaction as the account.
+CREATE TABLE team_counters (
+    team  TEXT PRIMARY KEY,
+    open  INTEGER NOT NULL
+);
+
+-- The organization's creations in flight (accounts in `creating`).
+CREATE TABLE creation_slots (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    in_flight  INTEGER NOT NULL
+);
+INSERT INTO creation_slots (id, in_flight) VALUES (1, 0);
+
+-- Idempotency-Key of account requests, with the request's fingerprint.
+CREATE TABLE request_keys (
+    key          TEXT PRIMARY KEY,
+    fingerprint  TEXT NOT NULL,
+    account_id   TEXT NOT NULL,
+    expires_ms   INTEGER NOT NULL
+);
+
+-- The simulated AWS Organization (see organization.rs).
+CREATE TABLE org_settings (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    root_id    TEXT NOT NULL,
+    fail_next  TEXT
+);
+
+CREATE TABLE org_accounts (
+    account_id  TEXT PRIMARY KEY,
+    email       TEXT NOT NULL UNIQUE,
+    name        TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('ACTIVE', 'SUSPENDED', 'PENDING_CLOSURE')),
+    parent      TEXT NOT NULL
+);
+
+CREATE TABLE org_ous (
+    id      TEXT PRIMARY KEY,
+    name    TEXT NOT NULL,
+    parent  TEXT NOT NULL,
+    UNIQUE (parent, name)
+);
+
+CREATE TABLE org_tags (
+    account_id  TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    PRIMARY KEY (account_id, key)
+);
+
+CREATE TABLE org_creations (
+    id              TEXT PRIMARY KEY,
+    email           TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    tags            TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('IN_PROGRESS', 'SUCCEEDED', 'FAILED')),
+    account_id      TEXT,
+    failure_reason  TEXT,
+    requested_ms    INTEGER NOT NULL,
+    complete_at_ms  INTEGER NOT NULL,
+    completed_ms    INTEGER
+);
+CREATE INDEX org_creations_due ON org_creations (state, complete_at_ms);
+
+CREATE TABLE org_closures (
+    account_id      TEXT PRIMARY KEY,
+    requested_ms    INTEGER NOT NULL,
+    complete_at_ms  INTEGER NOT NULL,
+    done            INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX org_closures_due ON org_closures (done, complete_at_ms);
+"#,
+];
 
 /// A shared handle on the database. SQLite calls block, so they run on
 /// tokio's blocking pool, one at a time on one connection.

@@ -7,6 +7,7 @@ pub mod db;
 pub mod dispatch;
 pub mod http;
 pub mod inspect;
+pub mod organization;
 pub mod registry;
 pub mod runtime;
 pub mod store;
@@ -16,6 +17,7 @@ pub mod timers;
 pub use bus::{LocalBus, PutEventsError, Rule};
 pub use db::Db;
 pub use dispatch::RetryTiming;
+pub use organization::{SimulatedOrganization, SimulationConfig};
 pub use registry::{Ports, Registry, RegistryError};
 pub use runtime::{Running, RuntimeConfig, StartError, start};
 pub use store::SqliteStore;
@@ -24,3 +26,6 @@ pub use template::{BUILTIN_TEMPLATE, LocalContext, Template};
 /// The account Purser itself runs in locally (moto's default account).
 pub const LOCAL_ACCOUNT: &str = "123456789012";
 pub const LOCAL_REGION: &str = "us-east-1";
+/// Who a local caller is when it does not say (`X-Purser-Principal`): a
+/// platform admin of the local control plane.
+pub const LOCAL_ADMIN: &str = "arn:aws:iam::123456789012:role/purser-local-admin";

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use purser_core::{Clock, EventBus, Handler, Store};
+use purser_core::accounts::Accounts;
+use purser_core::{Clock, EventBus, Handler, Organization, Store};
 
 use crate::template::Wiring;
 
@@ -12,7 +13,20 @@ use crate::template::Wiring;
 pub struct Ports {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn EventBus>,
+    pub organization: Arc<dyn Organization>,
     pub clock: Arc<dyn Clock>,
+}
+
+impl Ports {
+    /// The account service on these ports.
+    pub fn accounts(&self) -> Accounts {
+        Accounts::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.organization),
+            Arc::clone(&self.bus),
+            Arc::clone(&self.clock),
+        )
+    }
 }
 
 type Factory = Box<dyn Fn(&Ports) -> Arc<dyn Handler> + Send + Sync>;

@@ -14,6 +14,7 @@ use crate::bus::{LocalBus, LocalBusConfig, Rule};
 use crate::db::{Db, DbError};
 use crate::dispatch::{Dispatcher, RetryTiming, Target};
 use crate::http::{HttpState, Route};
+use crate::organization::{SimulatedOrganization, SimulationConfig};
 use crate::registry::{Ports, Registry, RegistryError};
 use crate::store::SqliteStore;
 use crate::template::{LocalContext, Template, TemplateError, Trigger};
@@ -30,6 +31,8 @@ pub struct RuntimeConfig {
     pub concurrency: usize,
     /// How long Ctrl-C waits for in-flight deliveries.
     pub shutdown_grace: Duration,
+    /// How the simulated AWS Organization behaves (creation delay, limits).
+    pub organization: SimulationConfig,
 }
 
 impl RuntimeConfig {
@@ -42,6 +45,7 @@ impl RuntimeConfig {
             retry_timing: RetryTiming::default(),
             concurrency: 16,
             shutdown_grace: Duration::from_secs(10),
+            organization: SimulationConfig::default(),
         }
     }
 }
@@ -65,6 +69,8 @@ pub enum StartError {
 pub struct Running {
     addr: SocketAddr,
     bus: LocalBus,
+    organization: Arc<SimulatedOrganization>,
+    ports: Ports,
     db: Db,
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -170,12 +176,22 @@ pub async fn start(
         Arc::clone(&clock),
         Arc::clone(&wake),
     );
+    let mut org_config = config.organization.clone();
+    org_config.management_account = ctx.account_id.clone();
+    org_config.region = ctx.region.clone();
+    let organization = Arc::new(SimulatedOrganization::new(
+        db.clone(),
+        bus.clone(),
+        org_config,
+    ));
     let ports = Ports {
         store: Arc::new(SqliteStore::new(db.clone())),
         bus: Arc::new(bus.clone()),
+        organization: organization.clone(),
         clock,
     };
     let handlers = registry.build(&ports);
+    let ports_kept = ports.clone();
     let timeouts: BTreeMap<&str, Duration> = wiring
         .functions
         .iter()
@@ -225,6 +241,7 @@ pub async fn start(
             tracing::error!(error = %e, "the local dispatcher stopped");
         }
     }));
+    tasks.push(tokio::spawn(Arc::clone(&organization).run(stop.clone())));
     for timer in timers {
         let (bus, token) = (bus.clone(), stop.clone());
         let (account, region) = (ctx.account_id.clone(), ctx.region.clone());
@@ -251,6 +268,8 @@ pub async fn start(
     Ok(Running {
         addr,
         bus,
+        organization,
+        ports: ports_kept,
         db,
         stop,
         tasks,
@@ -265,6 +284,16 @@ impl Running {
 
     pub fn bus(&self) -> &LocalBus {
         &self.bus
+    }
+
+    /// The simulated AWS Organization, e.g. to make the next creation fail.
+    pub fn organization(&self) -> &SimulatedOrganization {
+        &self.organization
+    }
+
+    /// The ports the handlers were built on, to drive a handler directly.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
     }
 
     pub fn db(&self) -> &Db {

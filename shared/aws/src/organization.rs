@@ -1,0 +1,659 @@
+//! The [`Organization`] port on AWS Organizations.
+//!
+//! Organizations changes slowly and asynchronously: `CreateAccount` and
+//! `CloseAccount` only start work, and an OU or a move may already have
+//! been made by an earlier attempt of the same step. Every method here is
+//! therefore safe to repeat: it looks before it changes, and takes "it is
+//! already so" answers (a duplicate OU, an account already in place or
+//! already closed) as success.
+//!
+//! AWS's refusals reach the domain as [`OrganizationError`]s it can act on:
+//! throttling and concurrent changes are retryable, a constraint carries
+//! AWS's reason code (`ACCOUNT_NUMBER_LIMIT_EXCEEDED`, …), a missing
+//! account or parent is `NotFound`; anything else is `Unavailable`, with the
+//! SDK's whole account of the failure.
+
+use async_trait::async_trait;
+use aws_sdk_organizations::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_organizations::operation::close_account::CloseAccountError;
+use aws_sdk_organizations::operation::create_account::CreateAccountError;
+use aws_sdk_organizations::operation::create_organizational_unit::CreateOrganizationalUnitError;
+use aws_sdk_organizations::operation::describe_account::DescribeAccountError;
+use aws_sdk_organizations::operation::describe_create_account_status::DescribeCreateAccountStatusError;
+use aws_sdk_organizations::operation::describe_organization::DescribeOrganizationError;
+use aws_sdk_organizations::operation::list_accounts::ListAccountsError;
+use aws_sdk_organizations::operation::list_organizational_units_for_parent::ListOrganizationalUnitsForParentError;
+use aws_sdk_organizations::operation::list_parents::ListParentsError;
+use aws_sdk_organizations::operation::list_roots::ListRootsError;
+use aws_sdk_organizations::operation::move_account::MoveAccountError;
+use aws_sdk_organizations::operation::tag_resource::TagResourceError;
+use aws_sdk_organizations::types::{
+    AccountState, AccountStatus, CreateAccountState, CreateAccountStatus, Tag,
+};
+use purser_core::{CreationState, CreationStatus, MemberStatus, Organization, OrganizationError};
+
+/// Purser's organization: the management account (or a delegated
+/// administrator) that Purser's role acts in.
+#[derive(Debug, Clone)]
+pub struct OrganizationsClient {
+    client: aws_sdk_organizations::Client,
+}
+
+impl OrganizationsClient {
+    pub fn new(client: aws_sdk_organizations::Client) -> Self {
+        Self { client }
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(aws_sdk_organizations::Client::new(config))
+    }
+
+    /// The id of the organization's root (an organization has one).
+    async fn root(&self) -> Result<String, OrganizationError> {
+        let mut pages = self.client.list_roots().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| error("ListRoots", e))?;
+            if let Some(id) = page.roots().iter().find_map(|r| r.id()) {
+                return Ok(id.to_owned());
+            }
+        }
+        Err(OrganizationError::NotFound(
+            "ListRoots: the organization has no root".into(),
+        ))
+    }
+
+    /// The id of the OU named `name` directly under `parent`, if any.
+    async fn child_ou(
+        &self,
+        parent: &str,
+        name: &str,
+    ) -> Result<Option<String>, OrganizationError> {
+        let mut pages = self
+            .client
+            .list_organizational_units_for_parent()
+            .parent_id(parent)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| error("ListOrganizationalUnitsForParent", e))?;
+            if let Some(id) = page
+                .organizational_units()
+                .iter()
+                .find(|ou| ou.name() == Some(name))
+                .and_then(|ou| ou.id())
+            {
+                return Ok(Some(id.to_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The OU named `name` under `parent`, created if missing. Two callers
+    /// may create it at once: AWS refuses the second as a duplicate, which
+    /// then finds the first's.
+    async fn ensure_child_ou(&self, parent: &str, name: &str) -> Result<String, OrganizationError> {
+        if let Some(id) = self.child_ou(parent, name).await? {
+            return Ok(id);
+        }
+        let created = self
+            .client
+            .create_organizational_unit()
+            .parent_id(parent)
+            .name(name)
+            .send()
+            .await;
+        match created {
+            Ok(output) => {
+                let id = output
+                    .organizational_unit()
+                    .and_then(|ou| ou.id())
+                    .ok_or_else(|| {
+                        OrganizationError::Unavailable(format!(
+                            "CreateOrganizationalUnit {name:?} under {parent} answered without an id"
+                        ))
+                    })?;
+                tracing::info!(parent, name, ou = id, "organizational unit created");
+                Ok(id.to_owned())
+            }
+            Err(e)
+                if e.as_service_error().is_some_and(
+                    CreateOrganizationalUnitError::is_duplicate_organizational_unit_exception,
+                ) =>
+            {
+                self.child_ou(parent, name).await?.ok_or_else(|| {
+                    OrganizationError::ConcurrentModification(format!(
+                        "CreateOrganizationalUnit: {name:?} under {parent} is said to exist, \
+                         but is not listed yet"
+                    ))
+                })
+            }
+            Err(e) => Err(error("CreateOrganizationalUnit", e)),
+        }
+    }
+
+    /// The account's parent (a root or an OU).
+    async fn parent(&self, account_id: &str) -> Result<String, OrganizationError> {
+        let output = self
+            .client
+            .list_parents()
+            .child_id(account_id)
+            .send()
+            .await
+            .map_err(|e| error("ListParents", e))?;
+        output
+            .parents()
+            .iter()
+            .find_map(|p| p.id())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                OrganizationError::NotFound(format!(
+                    "ListParents: account {account_id} has no parent"
+                ))
+            })
+    }
+
+    async fn describe_status(&self, account_id: &str) -> Result<MemberStatus, OrganizationError> {
+        let output = self
+            .client
+            .describe_account()
+            .account_id(account_id)
+            .send()
+            .await
+            .map_err(|e| error("DescribeAccount", e))?;
+        let account = output.account().ok_or_else(|| {
+            OrganizationError::Unavailable(format!(
+                "DescribeAccount {account_id} answered without an account"
+            ))
+        })?;
+        member_status(account.state(), account.status()).ok_or_else(|| {
+            OrganizationError::Unavailable(format!(
+                "DescribeAccount {account_id}: a state Purser does not know ({:?}, {:?})",
+                account.state(),
+                account.status()
+            ))
+        })
+    }
+}
+
+#[async_trait]
+impl Organization for OrganizationsClient {
+    async fn create_account(
+        &self,
+        email: &str,
+        name: &str,
+        tags: &[(String, String)],
+    ) -> Result<CreationStatus, OrganizationError> {
+        let output = self
+            .client
+            .create_account()
+            .email(email)
+            .account_name(name)
+            .set_tags(aws_tags(tags)?)
+            .send()
+            .await
+            .map_err(|e| error("CreateAccount", e))?;
+        let status = creation_status("CreateAccount", output.create_account_status())?;
+        tracing::info!(
+            account_name = name,
+            creation_id = %status.id,
+            state = ?status.state,
+            "CreateAccount started"
+        );
+        Ok(status)
+    }
+
+    async fn creation_status(
+        &self,
+        creation_id: &str,
+    ) -> Result<CreationStatus, OrganizationError> {
+        let output = self
+            .client
+            .describe_create_account_status()
+            .create_account_request_id(creation_id)
+            .send()
+            .await
+            .map_err(|e| error("DescribeCreateAccountStatus", e))?;
+        creation_status(
+            "DescribeCreateAccountStatus",
+            output.create_account_status(),
+        )
+    }
+
+    async fn ensure_ou(&self, path: &[&str]) -> Result<String, OrganizationError> {
+        let mut id = self.root().await?;
+        for name in path {
+            id = self.ensure_child_ou(&id, name).await?;
+        }
+        Ok(id)
+    }
+
+    /// `MoveAccount` needs the account's current parent: it is read first,
+    /// and read again if the move is refused, since another call may have
+    /// moved the account in between (or an earlier attempt of this one).
+    async fn move_account(&self, account_id: &str, ou_id: &str) -> Result<(), OrganizationError> {
+        let source = self.parent(account_id).await?;
+        if source == ou_id {
+            tracing::debug!(account_id, ou = ou_id, "account already in its OU");
+            return Ok(());
+        }
+        let moved = self
+            .client
+            .move_account()
+            .account_id(account_id)
+            .source_parent_id(&source)
+            .destination_parent_id(ou_id)
+            .send()
+            .await;
+        match moved {
+            Ok(_) => {
+                tracing::info!(account_id, from = %source, ou = ou_id, "account moved");
+                Ok(())
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(MoveAccountError::is_duplicate_account_exception) =>
+            {
+                tracing::debug!(account_id, ou = ou_id, "account already in its OU");
+                Ok(())
+            }
+            Err(e) => {
+                let refused = error("MoveAccount", e);
+                if matches!(
+                    refused,
+                    OrganizationError::NotFound(_) | OrganizationError::ConcurrentModification(_)
+                ) && self.parent(account_id).await? == ou_id
+                {
+                    return Ok(());
+                }
+                Err(refused)
+            }
+        }
+    }
+
+    async fn tag_account(
+        &self,
+        account_id: &str,
+        tags: &[(String, String)],
+    ) -> Result<(), OrganizationError> {
+        let Some(tags) = aws_tags(tags)? else {
+            return Ok(());
+        };
+        self.client
+            .tag_resource()
+            .resource_id(account_id)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| error("TagResource", e))?;
+        Ok(())
+    }
+
+    /// An account already closed, or whose closure is already under way,
+    /// is what was asked for.
+    async fn close_account(&self, account_id: &str) -> Result<(), OrganizationError> {
+        let closed = self
+            .client
+            .close_account()
+            .account_id(account_id)
+            .send()
+            .await;
+        match closed {
+            Ok(_) => {
+                tracing::info!(account_id, "CloseAccount started");
+                Ok(())
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(CloseAccountError::is_account_already_closed_exception) =>
+            {
+                tracing::debug!(account_id, "account already closed");
+                Ok(())
+            }
+            // AWS documents no more than "conflicts with the current state":
+            // a closure already in progress is one such state.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(CloseAccountError::is_conflict_exception) =>
+            {
+                match self.describe_status(account_id).await? {
+                    MemberStatus::PendingClosure | MemberStatus::Suspended => Ok(()),
+                    MemberStatus::Active => Err(OrganizationError::ConcurrentModification(
+                        format!("CloseAccount: {}", message(&e)),
+                    )),
+                }
+            }
+            Err(e) => Err(error("CloseAccount", e)),
+        }
+    }
+
+    async fn member_status(&self, account_id: &str) -> Result<MemberStatus, OrganizationError> {
+        self.describe_status(account_id).await
+    }
+
+    /// Accounts listed in the organization, but for the management
+    /// account, which is no member.
+    async fn member_account_count(&self) -> Result<u32, OrganizationError> {
+        let organization = self
+            .client
+            .describe_organization()
+            .send()
+            .await
+            .map_err(|e| error("DescribeOrganization", e))?;
+        let management = organization
+            .organization()
+            .and_then(|o| o.master_account_id())
+            .map(str::to_owned);
+        let mut count: u32 = 0;
+        let mut pages = self.client.list_accounts().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| error("ListAccounts", e))?;
+            let members = page
+                .accounts()
+                .iter()
+                .filter(|a| a.id().map(str::to_owned) != management)
+                .count();
+            count = count.saturating_add(u32::try_from(members).unwrap_or(u32::MAX));
+        }
+        Ok(count)
+    }
+}
+
+fn aws_tags(tags: &[(String, String)]) -> Result<Option<Vec<Tag>>, OrganizationError> {
+    if tags.is_empty() {
+        return Ok(None);
+    }
+    tags.iter()
+        .map(|(key, value)| {
+            Tag::builder().key(key).value(value).build().map_err(|e| {
+                OrganizationError::Unavailable(format!("a tag could not be built: {e}"))
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+fn creation_status(
+    operation: &str,
+    status: Option<&CreateAccountStatus>,
+) -> Result<CreationStatus, OrganizationError> {
+    let status = status.ok_or_else(|| {
+        OrganizationError::Unavailable(format!("{operation} answered without a status"))
+    })?;
+    let id = status.id().ok_or_else(|| {
+        OrganizationError::Unavailable(format!("{operation} answered a status without an id"))
+    })?;
+    let state = match status.state() {
+        Some(CreateAccountState::Succeeded) => CreationState::Succeeded,
+        Some(CreateAccountState::Failed) => CreationState::Failed,
+        Some(CreateAccountState::InProgress) => CreationState::InProgress,
+        // A state added after this SDK: still waiting, as far as Purser can
+        // tell; the poller asks again.
+        other => {
+            tracing::warn!(creation_id = id, state = ?other, "an unknown creation state; taken as in progress");
+            CreationState::InProgress
+        }
+    };
+    Ok(CreationStatus {
+        id: id.to_owned(),
+        state,
+        account_id: status.account_id().map(str::to_owned),
+        failure_reason: status.failure_reason().map(|r| r.as_str().to_owned()),
+    })
+}
+
+/// An account's status, from the `State` AWS reports since 2025 or else
+/// the older `Status`. An account closed for good (`CLOSED`, after its 90
+/// days suspended) is as closed as Purser needs; one still being activated
+/// (`PENDING_ACTIVATION`) is open.
+fn member_status(
+    state: Option<&AccountState>,
+    status: Option<&AccountStatus>,
+) -> Option<MemberStatus> {
+    let from_state = match state {
+        Some(AccountState::Active | AccountState::PendingActivation) => Some(MemberStatus::Active),
+        Some(AccountState::PendingClosure) => Some(MemberStatus::PendingClosure),
+        Some(AccountState::Suspended | AccountState::Closed) => Some(MemberStatus::Suspended),
+        _ => None,
+    };
+    from_state.or(match status {
+        Some(AccountStatus::Active) => Some(MemberStatus::Active),
+        Some(AccountStatus::PendingClosure) => Some(MemberStatus::PendingClosure),
+        Some(AccountStatus::Suspended) => Some(MemberStatus::Suspended),
+        _ => None,
+    })
+}
+
+/// The `Reason` of an operation's `ConstraintViolationException`, for the
+/// operations that can raise one.
+trait ConstraintReason {
+    fn constraint_reason(&self) -> Option<&str> {
+        None
+    }
+}
+
+macro_rules! constraint_reason {
+    ($($error:ty),* $(,)?) => {
+        $(impl ConstraintReason for $error {
+            fn constraint_reason(&self) -> Option<&str> {
+                match self {
+                    Self::ConstraintViolationException(e) => e.reason().map(|r| r.as_str()),
+                    _ => None,
+                }
+            }
+        })*
+    };
+}
+
+constraint_reason!(
+    CreateAccountError,
+    CreateOrganizationalUnitError,
+    TagResourceError,
+    CloseAccountError,
+);
+
+impl ConstraintReason for DescribeCreateAccountStatusError {}
+impl ConstraintReason for DescribeAccountError {}
+impl ConstraintReason for DescribeOrganizationError {}
+impl ConstraintReason for ListAccountsError {}
+impl ConstraintReason for ListOrganizationalUnitsForParentError {}
+impl ConstraintReason for ListParentsError {}
+impl ConstraintReason for ListRootsError {}
+impl ConstraintReason for MoveAccountError {}
+
+/// AWS's message of a service error, or the SDK's account of a failure
+/// that never reached the service.
+fn message<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error.as_service_error() {
+        Some(e) => e.message().unwrap_or_default().to_owned(),
+        None => DisplayErrorContext(error).to_string(),
+    }
+}
+
+/// Maps a failed call to what the domain can act on (see the module doc).
+fn error<E, R>(operation: &str, error: SdkError<E, R>) -> OrganizationError
+where
+    E: ProvideErrorMetadata + ConstraintReason + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let Some(service) = error.as_service_error() else {
+        return OrganizationError::Unavailable(format!(
+            "{operation}: {}",
+            DisplayErrorContext(&error)
+        ));
+    };
+    let text = format!("{operation}: {}", message(&error));
+    match service.code().unwrap_or_default() {
+        "TooManyRequestsException" => OrganizationError::Throttled(text),
+        "ConcurrentModificationException" => OrganizationError::ConcurrentModification(text),
+        "ConstraintViolationException" => OrganizationError::Constraint {
+            reason: service.constraint_reason().unwrap_or("UNKNOWN").to_owned(),
+            message: text,
+        },
+        code if is_not_found(code) => OrganizationError::NotFound(text),
+        _ => {
+            OrganizationError::Unavailable(format!("{operation}: {}", DisplayErrorContext(&error)))
+        }
+    }
+}
+
+fn is_not_found(code: &str) -> bool {
+    matches!(
+        code,
+        "AccountNotFoundException"
+            | "CreateAccountStatusNotFoundException"
+            | "ParentNotFoundException"
+            | "ChildNotFoundException"
+            | "TargetNotFoundException"
+            | "SourceParentNotFoundException"
+            | "DestinationParentNotFoundException"
+            | "OrganizationalUnitNotFoundException"
+            | "RootNotFoundException"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_organizations::error::ErrorMetadata;
+    use aws_sdk_organizations::types::ConstraintViolationExceptionReason;
+    use aws_sdk_organizations::types::error::{
+        AccountNotFoundException, ConcurrentModificationException, ConstraintViolationException,
+        ServiceException, TooManyRequestsException,
+    };
+
+    type Failure<E> = SdkError<E, &'static str>;
+
+    fn service<E>(e: E) -> Failure<E> {
+        SdkError::service_error(e, "raw response")
+    }
+
+    fn meta(code: &str, message: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message(message).build()
+    }
+
+    #[test]
+    fn throttling_and_concurrent_changes_are_retryable() {
+        let throttled = service(CreateAccountError::TooManyRequestsException(
+            TooManyRequestsException::builder()
+                .message("slow down")
+                .meta(meta("TooManyRequestsException", "slow down"))
+                .build(),
+        ));
+        let err = error("CreateAccount", throttled);
+        assert_eq!(
+            err,
+            OrganizationError::Throttled("CreateAccount: slow down".into())
+        );
+        assert!(err.is_retryable());
+
+        let busy = service(CreateAccountError::ConcurrentModificationException(
+            ConcurrentModificationException::builder()
+                .message("busy")
+                .meta(meta("ConcurrentModificationException", "busy"))
+                .build(),
+        ));
+        assert!(matches!(
+            error("CreateAccount", busy),
+            OrganizationError::ConcurrentModification(m) if m == "CreateAccount: busy"
+        ));
+    }
+
+    #[test]
+    fn a_constraint_carries_aws_reason_code() {
+        let refused = service(CloseAccountError::ConstraintViolationException(
+            ConstraintViolationException::builder()
+                .message("quota")
+                .reason(ConstraintViolationExceptionReason::CloseAccountQuotaExceeded)
+                .meta(meta("ConstraintViolationException", "quota"))
+                .build(),
+        ));
+        let err = error("CloseAccount", refused);
+        assert_eq!(
+            err,
+            OrganizationError::Constraint {
+                reason: "CLOSE_ACCOUNT_QUOTA_EXCEEDED".into(),
+                message: "CloseAccount: quota".into(),
+            }
+        );
+        assert!(!err.is_retryable());
+    }
+
+    #[test]
+    fn missing_things_are_not_found_and_the_rest_unavailable() {
+        let missing = service(DescribeAccountError::AccountNotFoundException(
+            AccountNotFoundException::builder()
+                .message("no such account")
+                .meta(meta("AccountNotFoundException", "no such account"))
+                .build(),
+        ));
+        assert!(matches!(
+            error("DescribeAccount", missing),
+            OrganizationError::NotFound(m) if m == "DescribeAccount: no such account"
+        ));
+
+        let broken = service(DescribeAccountError::ServiceException(
+            ServiceException::builder()
+                .message("internal")
+                .meta(meta("ServiceException", "internal"))
+                .build(),
+        ));
+        let err = error("DescribeAccount", broken);
+        assert!(
+            matches!(&err, OrganizationError::Unavailable(m) if m.contains("ServiceException") && m.contains("internal")),
+            "{err:?}"
+        );
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn the_new_state_wins_over_the_old_status() {
+        assert_eq!(
+            member_status(
+                Some(&AccountState::PendingClosure),
+                Some(&AccountStatus::Active)
+            ),
+            Some(MemberStatus::PendingClosure)
+        );
+        assert_eq!(
+            member_status(Some(&AccountState::Closed), None),
+            Some(MemberStatus::Suspended)
+        );
+        assert_eq!(
+            member_status(None, Some(&AccountStatus::Suspended)),
+            Some(MemberStatus::Suspended)
+        );
+        assert_eq!(
+            member_status(Some(&AccountState::PendingActivation), None),
+            Some(MemberStatus::Active)
+        );
+        assert_eq!(member_status(None, None), None);
+    }
+
+    #[test]
+    fn creation_statuses_keep_aws_failure_reason() {
+        let status = CreateAccountStatus::builder()
+            .id("car-1")
+            .state(CreateAccountState::Failed)
+            .failure_reason(
+                aws_sdk_organizations::types::CreateAccountFailureReason::EmailAlreadyExists,
+            )
+            .build();
+        assert_eq!(
+            creation_status("DescribeCreateAccountStatus", Some(&status)).unwrap(),
+            CreationStatus {
+                id: "car-1".into(),
+                state: CreationState::Failed,
+                account_id: None,
+                failure_reason: Some("EMAIL_ALREADY_EXISTS".into()),
+            }
+        );
+        assert!(matches!(
+            creation_status("CreateAccount", None),
+            Err(OrganizationError::Unavailable(_))
+        ));
+    }
+}

@@ -1,0 +1,391 @@
+//! How Purser's records are laid out as items of the single table: keys,
+//! index attributes, and the conversions between items and domain types.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, SecondsFormat, Utc};
+use purser_core::{Account, StoreError, Team, TeamName};
+
+/// One item, as the SDK reads and writes it.
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) const PK: &str = "pk";
+pub(super) const SK: &str = "sk";
+pub(super) const EXPIRES_AT: &str = "expires_at";
+
+pub(super) const ACCOUNT_PREFIX: &str = "ACCOUNT#";
+pub(super) const ACCOUNT_SK: &str = "ACCOUNT";
+/// The whole [`Account`] as JSON: one attribute reads back exactly what was
+/// written, whatever fields the account gains.
+pub(super) const DATA: &str = "data";
+/// The account's state on its own, for the conditions of transitions.
+pub(super) const STATE: &str = "state";
+/// When `CloseAccount` was called, [`sortable`], for `closures_since`.
+pub(super) const CLOSURE_STARTED_AT: &str = "closure_started_at";
+
+pub(super) const TEAM_PREFIX: &str = "TEAM#";
+pub(super) const TEAM_SK: &str = "TEAM";
+pub(super) const COUNTERS_SK: &str = "COUNTERS";
+/// A team's open accounts, on its `COUNTERS` item.
+pub(super) const OPEN: &str = "open";
+const NAME: &str = "name";
+const QUOTA: &str = "quota";
+const MEMBERS: &str = "members";
+
+pub(super) const ORG_PK: &str = "ORG";
+pub(super) const CREATIONS_SK: &str = "CREATIONS";
+/// The organization's `CreateAccount`s in flight, on `ORG`/`CREATIONS`.
+pub(super) const IN_FLIGHT: &str = "in_flight";
+
+pub(super) const REQUEST_KEY_PREFIX: &str = "IDEMPOTENCY#";
+pub(super) const REQUEST_KEY_SK: &str = "REQUEST";
+pub(super) const FINGERPRINT: &str = "fingerprint";
+/// The id of the account a request's idempotency key created.
+pub(super) const KEY_ACCOUNT: &str = "account";
+
+/// The global secondary indexes, with their key attributes (all strings,
+/// all projecting every attribute).
+pub(super) struct Index {
+    pub name: &'static str,
+    pub hash: &'static str,
+    pub range: Option<&'static str>,
+}
+
+/// A team's accounts by creation time: `TEAM#<team>`, `<created_at>#<id>`.
+pub(super) const BY_TEAM: Index = Index {
+    name: "by-team",
+    hash: "gsi1pk",
+    range: Some("gsi1sk"),
+};
+/// Accounts by state, by creation time: `STATE#<state>`, `<created_at>#<id>`.
+pub(super) const BY_STATE: Index = Index {
+    name: "by-state",
+    hash: "gsi2pk",
+    range: Some("gsi2sk"),
+};
+/// An account by its `CreateAccountRequestId`: `CREATION#<id>`.
+pub(super) const BY_CREATION: Index = Index {
+    name: "by-creation",
+    hash: "gsi3pk",
+    range: None,
+};
+/// An account by its AWS account id: `AWSACCOUNT#<account id>`.
+pub(super) const BY_ACCOUNT_ID: Index = Index {
+    name: "by-account-id",
+    hash: "gsi4pk",
+    range: None,
+};
+
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(super) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A time as text that sorts as the time does: RFC 3339 in UTC with a
+/// fixed six fractional digits (`2025-01-31T09:30:00.000000Z`).
+pub(super) fn sortable(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(super) fn account_key(id: &str) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(format!("{ACCOUNT_PREFIX}{id}"))),
+        (SK.to_owned(), s(ACCOUNT_SK)),
+    ])
+}
+
+pub(super) fn team_key(team: &TeamName) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(format!("{TEAM_PREFIX}{team}"))),
+        (SK.to_owned(), s(TEAM_SK)),
+    ])
+}
+
+pub(super) fn counters_key(team: &TeamName) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(format!("{TEAM_PREFIX}{team}"))),
+        (SK.to_owned(), s(COUNTERS_SK)),
+    ])
+}
+
+pub(super) fn creations_key() -> Item {
+    HashMap::from([(PK.to_owned(), s(ORG_PK)), (SK.to_owned(), s(CREATIONS_SK))])
+}
+
+pub(super) fn request_key(storage_key: &str) -> Item {
+    HashMap::from([
+        (
+            PK.to_owned(),
+            s(format!("{REQUEST_KEY_PREFIX}{storage_key}")),
+        ),
+        (SK.to_owned(), s(REQUEST_KEY_SK)),
+    ])
+}
+
+pub(super) fn state_partition(state: purser_core::AccountState) -> String {
+    format!("STATE#{state}")
+}
+
+pub(super) fn team_partition(team: &TeamName) -> String {
+    format!("{TEAM_PREFIX}{team}")
+}
+
+pub(super) fn creation_partition(creation_id: &str) -> String {
+    format!("CREATION#{creation_id}")
+}
+
+pub(super) fn account_id_partition(account_id: &str) -> String {
+    format!("AWSACCOUNT#{account_id}")
+}
+
+/// The account's item: the account itself, its state, and the keys of the
+/// indexes it belongs to (the sparse ones only once their value is known).
+pub(super) fn account_item(account: &Account) -> Result<Item, StoreError> {
+    let data = serde_json::to_string(account).map_err(|e| {
+        StoreError::Corrupt(format!("account {} cannot be written: {e}", account.id))
+    })?;
+    let ordered = format!("{}#{}", sortable(account.created_at), account.id);
+    let mut item = account_key(&account.id);
+    item.insert(DATA.to_owned(), s(data));
+    item.insert(STATE.to_owned(), s(account.state.as_str()));
+    item.insert(BY_TEAM.hash.to_owned(), s(team_partition(&account.team)));
+    item.insert(BY_TEAM.range.unwrap_or_default().to_owned(), s(&ordered));
+    item.insert(BY_STATE.hash.to_owned(), s(state_partition(account.state)));
+    item.insert(BY_STATE.range.unwrap_or_default().to_owned(), s(ordered));
+    if let Some(creation_id) = &account.creation_id {
+        item.insert(
+            BY_CREATION.hash.to_owned(),
+            s(creation_partition(creation_id)),
+        );
+    }
+    if let Some(account_id) = &account.account_id {
+        item.insert(
+            BY_ACCOUNT_ID.hash.to_owned(),
+            s(account_id_partition(account_id)),
+        );
+    }
+    if let Some(at) = account.closure_started_at {
+        item.insert(CLOSURE_STARTED_AT.to_owned(), s(sortable(at)));
+    }
+    Ok(item)
+}
+
+pub(super) fn account_from_item(item: &Item) -> Result<Account, StoreError> {
+    let data = string(item, DATA)?;
+    serde_json::from_str(data).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "item {} holds no account Purser can read: {e}",
+            describe_key(item)
+        ))
+    })
+}
+
+pub(super) fn team_item(team: &Team) -> Item {
+    let mut item = team_key(&team.name);
+    item.insert(NAME.to_owned(), s(team.name.as_str()));
+    item.insert(QUOTA.to_owned(), n(team.quota));
+    item.insert(
+        MEMBERS.to_owned(),
+        AttributeValue::L(team.members.iter().map(s).collect()),
+    );
+    item
+}
+
+pub(super) fn team_from_item(item: &Item) -> Result<Team, StoreError> {
+    let corrupt =
+        |what: &str| StoreError::Corrupt(format!("team item {}: {what}", describe_key(item)));
+    let name = TeamName::parse(string(item, NAME)?).map_err(|e| corrupt(&e))?;
+    let quota = number(item, QUOTA)?;
+    let quota = u32::try_from(quota).map_err(|_| corrupt(&format!("quota {quota}")))?;
+    let members = match item.get(MEMBERS) {
+        None => Vec::new(),
+        Some(AttributeValue::L(values)) => values
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(member) => Ok(member.clone()),
+                other => Err(corrupt(&format!(
+                    "a member that is not a string: {other:?}"
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(corrupt(&format!("members is not a list: {other:?}"))),
+    };
+    Ok(Team {
+        name,
+        quota,
+        members,
+    })
+}
+
+/// A string attribute of an item.
+pub(super) fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "attribute {name} of item {} is not a string: {other:?}",
+            describe_key(item)
+        ))),
+        None => Err(StoreError::Corrupt(format!(
+            "item {} has no attribute {name}",
+            describe_key(item)
+        ))),
+    }
+}
+
+/// A number attribute of an item, as a whole number.
+pub(super) fn number(item: &Item, name: &str) -> Result<i64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value.parse().map_err(|_| {
+            StoreError::Corrupt(format!(
+                "attribute {name} of item {} is not a whole number: {value}",
+                describe_key(item)
+            ))
+        }),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "attribute {name} of item {} is not a number: {other:?}",
+            describe_key(item)
+        ))),
+        None => Err(StoreError::Corrupt(format!(
+            "item {} has no attribute {name}",
+            describe_key(item)
+        ))),
+    }
+}
+
+/// A counter's value: absent is zero; below zero means a write went
+/// missing, which Purser must not paper over.
+pub(super) fn counter(item: Option<&Item>, name: &str) -> Result<u32, StoreError> {
+    let Some(item) = item.filter(|i| i.contains_key(name)) else {
+        return Ok(0);
+    };
+    let value = number(item, name)?;
+    u32::try_from(value).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "counter {name} of item {} is {value}",
+            describe_key(item)
+        ))
+    })
+}
+
+/// `pk`/`sk` of an item, for messages.
+pub(super) fn describe_key(item: &Item) -> String {
+    let part = |name| match item.get(name) {
+        Some(AttributeValue::S(v)) => v.as_str(),
+        _ => "?",
+    };
+    format!("{}/{}", part(PK), part(SK))
+}
+
+/// A call that failed as a whole: the store is unavailable, and the
+/// message carries the SDK's whole account of why.
+pub(super) fn unavailable<E>(operation: &str, table: &str, error: &E) -> StoreError
+where
+    E: std::error::Error,
+{
+    StoreError::Unavailable(format!(
+        "{operation} on table {table}: {}",
+        DisplayErrorContext(error)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use purser_core::AccountState;
+
+    fn account() -> Account {
+        let at = Utc.with_ymd_and_hms(2025, 3, 1, 9, 30, 0).single().unwrap();
+        Account {
+            id: "r-0123456789ab".into(),
+            state: AccountState::Ready,
+            team: TeamName::parse("payments").unwrap(),
+            owner: "ana@example.com".into(),
+            purpose: "load tests".into(),
+            lease_end: None,
+            created_at: at,
+            updated_at: at,
+            account_id: Some("111122223333".into()),
+            email: "ana+purser-0123456789ab@example.com".into(),
+            ou: Some("ou-ab12-cd34ef56".into()),
+            failure_reason: None,
+            creation_id: Some("car-0123".into()),
+            creation_started_at: Some(at),
+            closure_started_at: None,
+            requested_by: "arn:aws:iam::123456789012:user/ana".into(),
+        }
+    }
+
+    #[test]
+    fn an_account_item_reads_back_as_the_account() {
+        let account = account();
+        let item = account_item(&account).unwrap();
+        assert_eq!(account_from_item(&item).unwrap(), account);
+        assert_eq!(item["pk"], s("ACCOUNT#r-0123456789ab"));
+        assert_eq!(item["sk"], s("ACCOUNT"));
+        assert_eq!(item["state"], s("ready"));
+        assert_eq!(item["gsi1pk"], s("TEAM#payments"));
+        assert_eq!(
+            item["gsi1sk"],
+            s("2025-03-01T09:30:00.000000Z#r-0123456789ab")
+        );
+        assert_eq!(item["gsi2pk"], s("STATE#ready"));
+        assert_eq!(item["gsi3pk"], s("CREATION#car-0123"));
+        assert_eq!(item["gsi4pk"], s("AWSACCOUNT#111122223333"));
+        assert!(!item.contains_key("closure_started_at"));
+    }
+
+    #[test]
+    fn sparse_index_keys_are_left_out_until_known() {
+        let mut account = account();
+        account.creation_id = None;
+        account.account_id = None;
+        let item = account_item(&account).unwrap();
+        assert!(!item.contains_key("gsi3pk"));
+        assert!(!item.contains_key("gsi4pk"));
+    }
+
+    #[test]
+    fn sortable_times_sort_as_the_times_do() {
+        let a = Utc.with_ymd_and_hms(2025, 3, 1, 9, 30, 0).single().unwrap();
+        let b = a + chrono::Duration::microseconds(1);
+        let c = a + chrono::Duration::seconds(1);
+        assert!(sortable(a) < sortable(b) && sortable(b) < sortable(c));
+        assert_eq!(sortable(a).len(), sortable(b).len());
+    }
+
+    #[test]
+    fn unreadable_items_are_corrupt_and_named() {
+        let mut item = account_item(&account()).unwrap();
+        item.insert(DATA.into(), s("{"));
+        let err = account_from_item(&item).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains("ACCOUNT#r-0123456789ab/ACCOUNT")),
+            "{err:?}"
+        );
+        let mut counters = counters_key(&account().team);
+        counters.insert(OPEN.into(), n(-1));
+        assert!(matches!(
+            counter(Some(&counters), OPEN),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(counter(None, OPEN).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_team_item_reads_back_as_the_team() {
+        let team = Team {
+            name: TeamName::parse("payments").unwrap(),
+            quota: 3,
+            members: vec!["arn:aws:iam::123456789012:user/ana".into()],
+        };
+        assert_eq!(team_from_item(&team_item(&team)).unwrap(), team);
+        let empty = Team::unconfigured(TeamName::parse("core").unwrap());
+        assert_eq!(team_from_item(&team_item(&empty)).unwrap(), empty);
+    }
+}

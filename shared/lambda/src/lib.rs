@@ -1,0 +1,77 @@
+//! What every Purser Lambda function's `main` does: read its configuration
+//! from the environment the template sets, build the ports on AWS, and run
+//! the handler on `lambda_runtime`.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use purser_aws::{DynamoStore, EventBridgeBus, OrganizationsClient};
+use purser_core::accounts::Accounts;
+use purser_core::{Clock, EventBus, Handler, Organization, Store, SystemClock};
+use serde_json::Value;
+
+/// The ports on AWS, as the template configures them.
+pub struct AwsPorts {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn EventBus>,
+    pub organization: Arc<dyn Organization>,
+    pub clock: Arc<dyn Clock>,
+    /// IAM principal ARNs of platform admins (`AdminPrincipals`).
+    pub admins: Vec<String>,
+}
+
+impl AwsPorts {
+    pub fn accounts(&self) -> Accounts {
+        Accounts::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.organization),
+            Arc::clone(&self.bus),
+            Arc::clone(&self.clock),
+        )
+    }
+}
+
+fn env(name: &str) -> Result<String, Error> {
+    std::env::var(name).map_err(|_| {
+        format!("{name} is not set: the function must be deployed by infra/template.yaml").into()
+    })
+}
+
+/// Reads `PURSER_TABLE`, `PURSER_BUS` and `PURSER_ADMIN_PRINCIPALS`.
+pub async fn ports() -> Result<AwsPorts, Error> {
+    let config = purser_aws::load_config().await;
+    Ok(AwsPorts {
+        store: Arc::new(DynamoStore::from_config(&config, env("PURSER_TABLE")?)),
+        bus: Arc::new(EventBridgeBus::from_config(&config, env("PURSER_BUS")?)),
+        organization: Arc::new(OrganizationsClient::from_config(&config)),
+        clock: Arc::new(SystemClock),
+        admins: std::env::var("PURSER_ADMIN_PRINCIPALS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+/// Runs `handler` for every invocation; a handler error is reported to
+/// Lambda as the invocation's error (EventBridge then retries it).
+pub async fn serve(handler: impl Handler + 'static) -> Result<(), Error> {
+    let handler = Arc::new(handler);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let handler = Arc::clone(&handler);
+        async move {
+            handler.handle(event.payload).await.map_err(|e| Diagnostic {
+                error_type: e.kind,
+                error_message: e.message,
+            })
+        }
+    }))
+    .await
+}
+
+/// Structured JSON logs, as the template's `LoggingConfig` asks.
+pub fn init_tracing() {
+    lambda_runtime::tracing::init_default_subscriber();
+}

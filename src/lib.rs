@@ -1,0 +1,4 @@
+//! The `purser` CLI's library side: what the binary and the whole-system
+//! tests share.
+
+pub mod registry;

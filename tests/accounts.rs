@@ -1,0 +1,568 @@
+//! Account vending end to end on the embedded backends: the real handlers,
+//! the real template's wiring, the simulated organization, driven through
+//! the HTTP API as a developer and a platform admin would.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use purser_core::{Handler, ManualClock};
+use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
+use serde_json::{Value, json};
+
+const DEV: &str = "arn:aws:iam::123456789012:user/ana";
+const OUTSIDER: &str = "arn:aws:iam::123456789012:user/mallory";
+
+struct Local {
+    running: Running,
+    http: reqwest::Client,
+    url: String,
+    clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Local {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RuntimeConfig::new(dir.path(), 0);
+    config.retry_timing = RetryTiming {
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(200),
+    };
+    config.organization.delay = Duration::from_millis(150);
+    config.shutdown_grace = Duration::from_millis(200);
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap(),
+    ));
+    let running = purser_local::start(
+        config,
+        &Template::builtin(),
+        &purser::registry::handlers(),
+        Some(clock.clone()),
+    )
+    .await
+    .expect("purser starts");
+    let url = format!("http://{}", running.addr());
+    Local {
+        running,
+        http: reqwest::Client::new(),
+        url,
+        clock,
+        _dir: dir,
+    }
+}
+
+impl Local {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        who: Option<&str>,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(who) = who {
+            request = request.header("x-purser-principal", who);
+        }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let reply = request.send().await.unwrap();
+        let status = reply.status().as_u16();
+        let text = reply.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn team(&self, team: &str, quota: u32) {
+        let (status, body) = self
+            .call(
+                "PUT",
+                &format!("/teams/{team}"),
+                None,
+                Some(json!({"quota": quota, "members": [DEV]})),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    async fn request(&self, team: &str, purpose: &str) -> (u16, Value) {
+        self.call(
+            "POST",
+            "/accounts",
+            Some(DEV),
+            Some(json!({"team": team, "owner": "ana@example.com", "purpose": purpose, "lease_days": 30})),
+            None,
+        )
+        .await
+    }
+
+    /// Polls the account until it reaches `state`.
+    async fn until(&self, id: &str, state: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, body) = self
+                .call("GET", &format!("/accounts/{id}"), Some(DEV), None, None)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            if body["state"] == state {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} never became {state}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn events(&self, detail_type: &str) -> Vec<Value> {
+        inspect::archive(
+            self.running.db(),
+            &inspect::ArchiveFilter {
+                detail_type: Some(detail_type.into()),
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope)
+        .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_becomes_a_ready_account_in_the_teams_ou() {
+    let local = start().await;
+    local.team("payments", 5).await;
+    let (status, body) = local.request("payments", "load tests").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["state"], "requested");
+    assert_eq!(body["team"], "payments");
+    let id = body["id"].as_str().unwrap().to_string();
+    assert!(
+        body["lease_end"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-12-21")
+    );
+
+    let ready = local.until(&id, "ready").await;
+    let account_id = ready["account_id"].as_str().unwrap();
+    assert_eq!(account_id.len(), 12);
+    assert!(account_id.bytes().all(|b| b.is_ascii_digit()));
+    assert!(ready["ou"].as_str().unwrap().starts_with("ou-"));
+    let email = ready["email"].as_str().unwrap();
+    assert!(
+        email.starts_with("ana+purser-") && email.ends_with("@example.com"),
+        "{email}"
+    );
+
+    // One event per transition, with the account on AccountReady.
+    for dt in ["AccountRequested", "AccountCreationStarted", "AccountReady"] {
+        let events = local.events(dt);
+        assert_eq!(events.len(), 1, "{dt}: {events:?}");
+        assert_eq!(events[0]["source"], "purser");
+        assert_eq!(events[0]["detail"]["request_id"], id.as_str());
+    }
+    assert_eq!(
+        local.events("AccountReady")[0]["detail"]["account_id"],
+        account_id
+    );
+    local.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_keys_replay_and_refuse_reuse() {
+    let local = start().await;
+    local.team("payments", 5).await;
+    let body = json!({"team": "payments", "owner": "ana@example.com", "purpose": "ci"});
+    let (s1, first) = local
+        .call(
+            "POST",
+            "/accounts",
+            Some(DEV),
+            Some(body.clone()),
+            Some("k-1"),
+        )
+        .await;
+    let (s2, again) = local
+        .call(
+            "POST",
+            "/accounts",
+            Some(DEV),
+            Some(body.clone()),
+            Some("k-1"),
+        )
+        .await;
+    assert_eq!((s1, s2), (202, 202));
+    assert_eq!(
+        first["id"], again["id"],
+        "the same key and body give the same request"
+    );
+    let other =
+        json!({"team": "payments", "owner": "ana@example.com", "purpose": "something else"});
+    let (s3, reused) = local
+        .call("POST", "/accounts", Some(DEV), Some(other), Some("k-1"))
+        .await;
+    assert_eq!(s3, 409);
+    assert_eq!(reused["error"]["code"], "idempotency_key_reused");
+    let (_, list) = local
+        .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    local.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_requests_name_the_field_and_write_nothing() {
+    let local = start().await;
+    local.team("payments", 5).await;
+    let good =
+        json!({"team": "payments", "owner": "ana@example.com", "purpose": "x", "lease_days": 7});
+    let mut cases: Vec<(Value, Option<&str>)> = Vec::new();
+    for (field, value) in [
+        ("team", json!("Payments!")),
+        ("owner", json!("not an email")),
+        ("purpose", json!("")),
+        ("purpose", json!("p".repeat(129))),
+        ("lease_days", json!(0)),
+        ("lease_days", json!(366)),
+    ] {
+        let mut body = good.clone();
+        body[field] = value;
+        cases.push((body, Some(field)));
+    }
+    let mut unknown = good.clone();
+    unknown["colour"] = json!("red");
+    cases.push((unknown, Some("colour")));
+    for (body, field) in cases {
+        let (status, reply) = local
+            .call("POST", "/accounts", Some(DEV), Some(body.clone()), None)
+            .await;
+        assert_eq!(status, 400, "{body} -> {reply}");
+        assert_eq!(reply["error"]["code"], "invalid_request");
+        assert_eq!(reply["error"]["field"].as_str(), field, "{reply}");
+        assert!(!reply["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // Malformed JSON and oversized bodies.
+    let raw = local
+        .http
+        .post(format!("{}/accounts", local.url))
+        .body("{\"team\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+    let big =
+        json!({"team": "payments", "owner": "ana@example.com", "purpose": "x".repeat(70 * 1024)});
+    let (status, reply) = local
+        .call("POST", "/accounts", Some(DEV), Some(big), None)
+        .await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("65536")
+    );
+
+    let (_, list) = local
+        .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+        .await;
+    assert_eq!(list["items"], json!([]), "nothing was written");
+    assert!(local.events("AccountRequested").is_empty());
+    local.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_members_and_admins_reach_a_team() {
+    let local = start().await;
+    local.team("payments", 5).await;
+    let body = json!({"team": "payments", "owner": "m@example.com", "purpose": "x"});
+    let (status, reply) = local
+        .call("POST", "/accounts", Some(OUTSIDER), Some(body), None)
+        .await;
+    assert_eq!(status, 403, "{reply}");
+    assert_eq!(reply["error"]["code"], "forbidden");
+    let (_, mine) = local.request("payments", "mine").await;
+    let id = mine["id"].as_str().unwrap();
+    let (status, _) = local
+        .call(
+            "GET",
+            &format!("/accounts/{id}"),
+            Some(OUTSIDER),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "an outsider does not learn the account exists");
+    let (status, _) = local
+        .call(
+            "DELETE",
+            &format!("/accounts/{id}"),
+            Some(OUTSIDER),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = local
+        .call("GET", "/accounts?team=payments", Some(OUTSIDER), None, None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, reply) = local
+        .call(
+            "PUT",
+            "/teams/payments",
+            Some(DEV),
+            Some(json!({"quota": 50})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "only admins change teams: {reply}");
+    let (status, team) = local
+        .call("GET", "/teams/payments", Some(DEV), None, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(team["quota"], 5);
+    assert_eq!(team["open_accounts"], 1);
+    local.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_quota_holds_under_eight_concurrent_requests() {
+    let local = Arc::new(start().await);
+    local.team("payments", 3).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let local = Arc::clone(&local);
+            tokio::spawn(async move { local.request("payments", &format!("burst {i}")).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    let mut refused = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            202 => accepted += 1,
+            409 => {
+                assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!((accepted, refused), (3, 5));
+    let (_, list) = local
+        .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+        .await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        3,
+        "nothing beyond the quota was created"
+    );
+    assert_eq!(local.events("AccountRequested").len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_closed_account_is_closed_and_frees_the_quota() {
+    let local = start().await;
+    local.team("payments", 1).await;
+    let (_, body) = local.request("payments", "short").await;
+    let id = body["id"].as_str().unwrap().to_string();
+    local.until(&id, "ready").await;
+    let (status, _) = local.request("payments", "second").await;
+    assert_eq!(status, 409, "the quota of one is used");
+
+    let (status, closing) = local
+        .call("DELETE", &format!("/accounts/{id}"), Some(DEV), None, None)
+        .await;
+    assert_eq!(status, 202, "{closing}");
+    assert_eq!(closing["state"], "closing");
+    let (status, again) = local
+        .call("DELETE", &format!("/accounts/{id}"), Some(DEV), None, None)
+        .await;
+    assert_eq!(status, 202, "closing twice is harmless: {again}");
+    local.until(&id, "closed").await;
+    assert_eq!(local.events("AccountCloseRequested").len(), 1);
+    assert_eq!(local.events("AccountClosed").len(), 1);
+    let (status, _) = local.request("payments", "second").await;
+    assert_eq!(status, 202, "closing freed the quota");
+    local.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duplicate_email_fails_with_awss_reason_in_words() {
+    let local = start().await;
+    local.team("payments", 5).await;
+    local
+        .running
+        .organization()
+        .fail_next_creation("EMAIL_ALREADY_EXISTS");
+    let (_, body) = local.request("payments", "dup").await;
+    let id = body["id"].as_str().unwrap().to_string();
+    let failed = local.until(&id, "failed").await;
+    let reason = failed["failure_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("EMAIL_ALREADY_EXISTS: an AWS account already uses this email"),
+        "{reason}"
+    );
+    let events = local.events("AccountFailed");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["detail"]["reason_code"], "EMAIL_ALREADY_EXISTS");
+    let (_, team) = local
+        .call("GET", "/teams/payments", Some(DEV), None, None)
+        .await;
+    assert_eq!(
+        team["open_accounts"], 0,
+        "a failed request does not hold the quota"
+    );
+    local.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn never_more_than_five_creations_at_once_and_the_rest_wait_their_turn() {
+    let local = start().await;
+    local.team("payments", 8).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let (status, body) = local.request("payments", &format!("p{i}")).await;
+        assert_eq!(status, 202);
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, list) = local
+            .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+            .await;
+        let states: Vec<String> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["state"].as_str().unwrap().to_string())
+            .collect();
+        let creating = states.iter().filter(|s| *s == "creating").count();
+        assert!(creating <= 5, "{creating} creations in flight: {states:?}");
+        assert!(
+            !states.iter().any(|s| s == "failed"),
+            "none is failed for waiting: {states:?}"
+        );
+        if states.iter().all(|s| s == "ready") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all ready: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    local.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_reaper_warns_before_a_lease_ends_and_closes_after() {
+    let local = start().await;
+    local.team("payments", 5).await;
+    let (_, body) = local
+        .call("POST", "/accounts", Some(DEV), Some(json!({"team": "payments", "owner": "ana@example.com", "purpose": "lease", "lease_days": 5})), None)
+        .await;
+    let id = body["id"].as_str().unwrap().to_string();
+    local.until(&id, "ready").await;
+    let reaper = purser_reaper::Reaper::new(local.running.ports().accounts());
+    let tick = json!({"version": "0", "id": "t", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-21T09:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+
+    reaper.handle(tick.clone()).await.unwrap();
+    assert!(
+        local.events("LeaseExpiring").is_empty(),
+        "five days out: no warning yet"
+    );
+    local.clock.advance(chrono::Duration::days(3));
+    reaper.handle(tick.clone()).await.unwrap();
+    reaper.handle(tick.clone()).await.unwrap();
+    assert_eq!(
+        local.events("LeaseExpiring").len(),
+        1,
+        "warned once, within three days"
+    );
+    local.clock.advance(chrono::Duration::days(3));
+    reaper.handle(tick.clone()).await.unwrap();
+    local.until(&id, "closed").await;
+    let requested = local.events("AccountCloseRequested");
+    assert_eq!(requested.len(), 1);
+    assert_eq!(requested[0]["detail"]["reason_code"], "LEASE_ENDED");
+    local.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn closures_beyond_the_30_day_quota_are_deferred_and_said_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RuntimeConfig::new(dir.path(), 0);
+    config.retry_timing = RetryTiming {
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(200),
+    };
+    config.organization.delay = Duration::from_millis(50);
+    config.organization.account_limit = 50;
+    let running = purser_local::start(
+        config,
+        &Template::builtin(),
+        &purser::registry::handlers(),
+        None,
+    )
+    .await
+    .unwrap();
+    let local = Local {
+        url: format!("http://{}", running.addr()),
+        running,
+        http: reqwest::Client::new(),
+        clock: Arc::new(ManualClock::new(Utc::now())),
+        _dir: dir,
+    };
+    local.team("payments", 20).await;
+    let mut ids = Vec::new();
+    for i in 0..11 {
+        let (_, body) = local.request("payments", &format!("c{i}")).await;
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        local.until(id, "ready").await;
+    }
+    // 12 member accounts (11 and the management account): the quota is the minimum, 10.
+    for id in &ids {
+        let (status, _) = local
+            .call("DELETE", &format!("/accounts/{id}"), Some(DEV), None, None)
+            .await;
+        assert_eq!(status, 202);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, list) = local
+            .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+            .await;
+        let items = list["items"].as_array().unwrap();
+        let closed = items.iter().filter(|a| a["state"] == "closed").count();
+        let closing = items.iter().filter(|a| a["state"] == "closing").count();
+        if closed == 10 && closing == 1 && !local.events("AccountCloseDeferred").is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "closed {closed}, closing {closing}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deferred = local.events("AccountCloseDeferred");
+    assert_eq!(deferred.len(), 1, "said once a day, not on every try");
+    assert_eq!(deferred[0]["detail"]["reason_code"], "CLOSURE_QUOTA");
+    local.running.shutdown().await;
+}

@@ -1,0 +1,158 @@
+//! No handler panics, whatever it is handed: arbitrary JSON, and arbitrary
+//! values in the shapes its triggers deliver (EventBridge envelopes, API
+//! Gateway requests). A handler may refuse a payload; it may not crash.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use purser_core::Handler;
+use purser_local::{Running, RuntimeConfig, Template};
+use serde_json::{Map, Value, json};
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        ".{0,40}".prop_map(Value::String),
+        prop_oneof![
+            Just("requested"),
+            Just("AccountRequested"),
+            Just("Scheduled Event"),
+            Just("CreateAccountResult"),
+            Just("r-000000000000"),
+            Just("payments"),
+            Just("POST /accounts"),
+            Just("GET /accounts/{id}"),
+            Just("DELETE /accounts/{id}"),
+            Just("PUT /teams/{team}"),
+            Just("SUCCEEDED"),
+            Just("FAILED"),
+        ]
+        .prop_map(|s| Value::String(s.into())),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    ".{0,12}",
+                    prop_oneof![
+                        Just("detail"),
+                        Just("detail-type"),
+                        Just("source"),
+                        Just("request_id"),
+                        Just("eventName"),
+                        Just("serviceEventDetails"),
+                        Just("createAccountStatus"),
+                        Just("id"),
+                        Just("state"),
+                        Just("accountId"),
+                        Just("team"),
+                        Just("owner"),
+                        Just("purpose"),
+                        Just("lease_days"),
+                        Just("quota"),
+                        Just("members"),
+                    ]
+                    .prop_map(String::from)
+                ],
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+fn envelope(detail_type: Value, source: Value, detail: Value) -> Value {
+    json!({"version": "0", "id": "e", "detail-type": detail_type, "source": source,
+           "account": "123456789012", "time": "2026-11-21T10:00:00Z", "region": "us-east-1",
+           "resources": [], "detail": detail})
+}
+
+fn api_request(route: Value, body: Value, params: Value, query: Value) -> Value {
+    json!({"version": "2.0", "routeKey": route, "rawPath": "/x", "rawQueryString": "",
+           "headers": {"idempotency-key": "k"}, "pathParameters": params, "queryStringParameters": query,
+           "requestContext": {"accountId": "123456789012", "apiId": "local", "domainName": "l", "domainPrefix": "l",
+               "authorizer": {"iam": {"userArn": purser_local::LOCAL_ADMIN, "accountId": "123456789012", "accessKey": "k", "callerId": "c", "userId": "u"}},
+               "http": {"method": "POST", "path": "/x", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+               "requestId": "r", "routeKey": route, "stage": "$default", "time": "21/Nov/2026:10:00:00 +0000", "timeEpoch": 0},
+           "body": if body.is_string() { body } else { Value::String(body.to_string()) },
+           "isBase64Encoded": false})
+}
+
+struct Handlers {
+    all: Vec<(String, Arc<dyn Handler>)>,
+    rt: tokio::runtime::Runtime,
+    _running: Running,
+    _dir: tempfile::TempDir,
+}
+
+fn handlers() -> Handlers {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = purser::registry::handlers();
+    let running = rt
+        .block_on(purser_local::start(
+            RuntimeConfig::new(dir.path(), 0),
+            &Template::builtin(),
+            &registry,
+            None,
+        ))
+        .unwrap();
+    let all = registry.build(running.ports()).into_iter().collect();
+    Handlers {
+        all,
+        rt,
+        _running: running,
+        _dir: dir,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_handler_panics_on_any_input(
+        raw in arbitrary_json(),
+        detail_type in arbitrary_json(),
+        source in arbitrary_json(),
+        detail in arbitrary_json(),
+        route in arbitrary_json(),
+        body in arbitrary_json(),
+        params in arbitrary_json(),
+        query in arbitrary_json(),
+    ) {
+        thread_local! { static H: Handlers = handlers(); }
+        H.with(|h| {
+            let payloads = [
+                raw.clone(),
+                envelope(detail_type.clone(), source.clone(), detail.clone()),
+                envelope(json!("AccountRequested"), json!("purser"), detail.clone()),
+                envelope(json!("AWS Service Event via CloudTrail"), json!("aws.organizations"), detail.clone()),
+                api_request(route.clone(), body.clone(), params.clone(), query.clone()),
+                api_request(json!("POST /accounts"), body.clone(), json!({}), json!({})),
+                api_request(json!("PUT /teams/{team}"), body.clone(), params.clone(), json!({})),
+            ];
+            for (name, handler) in &h.all {
+                for payload in &payloads {
+                    let handler = Arc::clone(handler);
+                    let payload = payload.clone();
+                    // A panic inside the spawned task surfaces as a JoinError.
+                    let joined = h.rt.block_on(async move {
+                        tokio::spawn(async move { handler.handle(payload).await }).await
+                    });
+                    prop_assert!(joined.is_ok(), "{} panicked", name);
+                }
+            }
+            Ok(())
+        })?;
+    }
+}
