@@ -156,13 +156,13 @@ impl EntryError {
 }
 
 impl EventEntry {
-    /// A Purser event for the `purser` bus.
+    /// A Purser event. The bus is the adapter's to choose (the `purser` bus
+    /// the template defines), so it is left unnamed here.
     pub fn purser(detail_type: &str, detail: &Value) -> Self {
         Self {
             source: Some(PURSER_SOURCE.into()),
             detail_type: Some(detail_type.into()),
             detail: Some(detail.to_string()),
-            event_bus_name: Some(PURSER_BUS.into()),
             ..Self::default()
         }
     }

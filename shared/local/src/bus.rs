@@ -310,7 +310,11 @@ impl EventBus for LocalBus {
         let mut batch: Vec<EventEntry> = Vec::new();
         let mut batch_size = 0;
         let mut batches = Vec::new();
-        for entry in entries {
+        for mut entry in entries {
+            // Purser's own events go to the purser bus unless they say otherwise.
+            if entry.event_bus_name.as_deref().is_none_or(str::is_empty) {
+                entry.event_bus_name = Some(purser_core::event::PURSER_BUS.into());
+            }
             let size = entry.size();
             if !batch.is_empty()
                 && (batch.len() == MAX_ENTRIES_PER_PUT || batch_size + size > MAX_PUT_BYTES)

@@ -1,0 +1,367 @@
+//! Account vending on the AWS adapters, against moto's server: the real
+//! handlers (api, vend, account-events, reaper) on DynamoDB, Organizations
+//! and EventBridge, with the events each one emits asserted the way
+//! sls-test-tools asserts them: a rule on the bus delivers them to an SQS
+//! queue the test reads. The DynamoDB table is created from
+//! infra/template.yaml itself, so the template and the store cannot disagree.
+//!
+//! moto differs from AWS where it matters here: `CreateAccount` succeeds at
+//! once (so vend completes the creation itself), `CloseAccount` suspends at
+//! once, and the envelopes its EventBridge delivers to SQS lack `account`
+//! (the test fills it in). Waiting creations, failures and the closure quota
+//! are exercised on the local backends (tests/accounts.rs).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use purser_aws::{DynamoStore, EventBridgeBus, OrganizationsClient};
+use purser_core::accounts::Accounts;
+use purser_core::{Handler, SystemClock};
+use purser_local::Template;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "arn:aws:iam::123456789012:role/platform-admin";
+
+async fn moto() -> Option<SdkConfig> {
+    let endpoint = match std::env::var("PURSER_MOTO_ENDPOINT") {
+        Ok(e) if !e.is_empty() => e,
+        _ if std::env::var("PURSER_SKIP_AWS_CONTRACT").as_deref() == Ok("1") => {
+            eprintln!("skipped: PURSER_SKIP_AWS_CONTRACT=1 and no PURSER_MOTO_ENDPOINT");
+            return None;
+        }
+        _ => panic!(
+            "PURSER_MOTO_ENDPOINT is not set: run scripts/test (it starts moto), or set PURSER_MOTO_ENDPOINT"
+        ),
+    };
+    Some(
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "purser-tests",
+            ))
+            .load()
+            .await,
+    )
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// The table exactly as infra/template.yaml declares it.
+async fn create_table_from_template(config: &SdkConfig, name: &str) {
+    let template = Template::builtin();
+    let props = &template.document["Resources"]["Table"]["Properties"];
+    let key = |k: &Value| {
+        KeySchemaElement::builder()
+            .attribute_name(k["AttributeName"].as_str().unwrap())
+            .key_type(KeyType::from(k["KeyType"].as_str().unwrap()))
+            .build()
+            .unwrap()
+    };
+    let mut request = aws_sdk_dynamodb::Client::new(config)
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::from(props["BillingMode"].as_str().unwrap()));
+    for a in props["AttributeDefinitions"].as_array().unwrap() {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(a["AttributeName"].as_str().unwrap())
+                .attribute_type(ScalarAttributeType::from(
+                    a["AttributeType"].as_str().unwrap(),
+                ))
+                .build()
+                .unwrap(),
+        );
+    }
+    for k in props["KeySchema"].as_array().unwrap() {
+        request = request.key_schema(key(k));
+    }
+    for g in props["GlobalSecondaryIndexes"].as_array().unwrap() {
+        let mut index = GlobalSecondaryIndex::builder()
+            .index_name(g["IndexName"].as_str().unwrap())
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            );
+        for k in g["KeySchema"].as_array().unwrap() {
+            index = index.key_schema(key(k));
+        }
+        request = request.global_secondary_indexes(index.build().unwrap());
+    }
+    request
+        .send()
+        .await
+        .expect("the template's table can be created");
+}
+
+/// A bus whose `purser` events land in an SQS queue.
+async fn bus_into_queue(config: &SdkConfig, bus: &str) -> String {
+    let events = aws_sdk_eventbridge::Client::new(config);
+    let sqs = aws_sdk_sqs::Client::new(config);
+    events.create_event_bus().name(bus).send().await.unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(bus)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    events
+        .put_rule()
+        .name(bus)
+        .event_bus_name(bus)
+        .event_pattern(r#"{"source": ["purser"]}"#)
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule(bus)
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    queue_url
+}
+
+/// Reads the queue until an event of `detail_type` arrives; returns it and
+/// what came before it.
+async fn next_event(
+    config: &SdkConfig,
+    queue: &str,
+    seen: &mut Vec<Value>,
+    detail_type: &str,
+) -> Value {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(found) = seen.iter().find(|e| e["detail-type"] == detail_type) {
+            return found.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {detail_type} among {seen:#?}"
+        );
+        let out = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            let mut event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            // moto's default target input leaves out the envelope's account.
+            event
+                .as_object_mut()
+                .unwrap()
+                .entry("account")
+                .or_insert(json!("123456789012"));
+            seen.push(event);
+            sqs.delete_message()
+                .queue_url(queue)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn http(method: &str, path: &str, route: &str, params: Value, body: Option<Value>) -> Value {
+    json!({
+        "version": "2.0", "routeKey": format!("{method} {route}"), "rawPath": path, "rawQueryString": "",
+        "headers": {}, "pathParameters": params,
+        "requestContext": {"accountId": "123456789012", "apiId": "api", "domainName": "d", "domainPrefix": "d",
+            "authorizer": {"iam": {"userArn": ADMIN, "accountId": "123456789012", "accessKey": "k", "callerId": "c", "userId": "u"}},
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "10.0.0.1", "userAgent": "t"},
+            "requestId": "r", "routeKey": format!("{method} {route}"), "stage": "$default",
+            "time": "21/Nov/2026:10:00:00 +0000", "timeEpoch": 0},
+        "body": body.map(|b| b.to_string()), "isBase64Encoded": false
+    })
+}
+
+fn reply_body(reply: &Value) -> Value {
+    serde_json::from_str(reply["body"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let Some(config) = moto().await else { return };
+    let organizations = aws_sdk_organizations::Client::new(&config);
+    // One organization per moto server; later tests find it there.
+    let _ = organizations
+        .create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await;
+
+    let (table, bus) = (unique("purser"), unique("purser-bus"));
+    create_table_from_template(&config, &table).await;
+    let queue = bus_into_queue(&config, &bus).await;
+    let accounts = || {
+        Accounts::new(
+            Arc::new(DynamoStore::from_config(&config, &table)),
+            Arc::new(OrganizationsClient::from_config(&config)),
+            Arc::new(EventBridgeBus::from_config(&config, &bus)),
+            Arc::new(SystemClock),
+        )
+    };
+    let api = purser_api::Api::new(accounts(), vec![ADMIN.into()]);
+    let vend = purser_vend::Vend::new(accounts());
+    let reaper = purser_reaper::Reaper::new(accounts());
+    let account_events = purser_account_events::AccountEvents::new(accounts());
+    let mut seen = Vec::new();
+
+    let team = unique("t");
+    let reply = api
+        .handle(http(
+            "PUT",
+            &format!("/teams/{team}"),
+            "/teams/{team}",
+            json!({"team": team}),
+            Some(json!({"quota": 2})),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(reply["statusCode"], 200, "{reply}");
+    let owner = format!("{}@example.com", unique("dev"));
+    let reply = api
+        .handle(http(
+            "POST",
+            "/accounts",
+            "/accounts",
+            json!({}),
+            Some(json!({"team": team, "owner": owner, "purpose": "contract"})),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(reply["statusCode"], 202, "{reply}");
+    let id = reply_body(&reply)["id"].as_str().unwrap().to_string();
+
+    // api → AccountRequested → vend → AccountCreationStarted, AccountReady.
+    let requested = next_event(&config, &queue, &mut seen, "AccountRequested").await;
+    assert_eq!(requested["detail"]["request_id"], id.as_str());
+    vend.handle(requested.clone()).await.unwrap();
+    vend.handle(requested).await.unwrap(); // delivered twice: nothing more happens
+    next_event(&config, &queue, &mut seen, "AccountCreationStarted").await;
+    let ready = next_event(&config, &queue, &mut seen, "AccountReady").await;
+    let account_id = ready["detail"]["account_id"].as_str().unwrap().to_string();
+    assert_eq!(account_id.len(), 12);
+
+    // The account sits in purser/<team>, tagged.
+    let parents = organizations
+        .list_parents()
+        .child_id(&account_id)
+        .send()
+        .await
+        .unwrap();
+    let ou = parents.parents()[0].id().unwrap().to_string();
+    assert_eq!(ready["detail"]["ou"], ou.as_str());
+    let ou_name = organizations
+        .describe_organizational_unit()
+        .organizational_unit_id(&ou)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ou_name.organizational_unit().unwrap().name(),
+        Some(team.as_str())
+    );
+    let tags = organizations
+        .list_tags_for_resource()
+        .resource_id(&account_id)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags()
+            .iter()
+            .any(|t| t.key() == "purser:request" && t.value() == id)
+    );
+
+    let reply = api
+        .handle(http(
+            "GET",
+            &format!("/accounts/{id}"),
+            "/accounts/{id}",
+            json!({"id": id}),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(reply_body(&reply)["state"], "ready");
+
+    // api DELETE → AccountCloseRequested → reaper → CloseAccount; the poller sees it suspended → AccountClosed.
+    let reply = api
+        .handle(http(
+            "DELETE",
+            &format!("/accounts/{id}"),
+            "/accounts/{id}",
+            json!({"id": id}),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(reply["statusCode"], 202);
+    let close = next_event(&config, &queue, &mut seen, "AccountCloseRequested").await;
+    reaper.handle(close).await.unwrap();
+    let tick = json!({"version": "0", "id": "t", "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
+        "time": "2026-11-21T10:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+    account_events.handle(tick).await.unwrap();
+    let closed = next_event(&config, &queue, &mut seen, "AccountClosed").await;
+    assert_eq!(closed["detail"]["account_id"], account_id.as_str());
+
+    let kinds: Vec<&str> = seen
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap())
+        .collect();
+    for once in [
+        "AccountRequested",
+        "AccountCreationStarted",
+        "AccountReady",
+        "AccountCloseRequested",
+        "AccountClosed",
+    ] {
+        assert_eq!(
+            kinds.iter().filter(|k| **k == once).count(),
+            1,
+            "{once} exactly once in {kinds:?}"
+        );
+    }
+}
