@@ -566,3 +566,90 @@ async fn closures_beyond_the_30_day_quota_are_deferred_and_said_so() {
     assert_eq!(deferred[0]["detail"]["reason_code"], "CLOSURE_QUOTA");
     local.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_passing_creation_failure_is_retried_not_reported() {
+    let local = start().await;
+    local.team("payments", 5).await;
+    local
+        .running
+        .organization()
+        .fail_next_creation("CONCURRENT_ACCOUNT_MODIFICATION");
+    let (_, body) = local.request("payments", "busy org").await;
+    let id = body["id"].as_str().unwrap().to_string();
+    local.until(&id, "ready").await;
+    assert!(local.events("AccountFailed").is_empty());
+    assert_eq!(
+        local.events("AccountCreationStarted").len(),
+        2,
+        "a second CreateAccount was made"
+    );
+    local.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replaying_every_event_in_any_order_changes_nothing() {
+    let local = start().await;
+    local.team("payments", 5).await;
+    let (_, a) = local.request("payments", "kept").await;
+    let (_, b) = local.request("payments", "closed").await;
+    let (a, b) = (
+        a["id"].as_str().unwrap().to_string(),
+        b["id"].as_str().unwrap().to_string(),
+    );
+    local.until(&a, "ready").await;
+    local.until(&b, "ready").await;
+    local
+        .running
+        .organization()
+        .fail_next_creation("EMAIL_ALREADY_EXISTS");
+    let (_, c) = local.request("payments", "failed").await;
+    let c = c["id"].as_str().unwrap().to_string();
+    local
+        .call("DELETE", &format!("/accounts/{b}"), Some(DEV), None, None)
+        .await;
+    local.until(&b, "closed").await;
+    local.until(&c, "failed").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let snapshot = |local: &Local| {
+        let archive = inspect::archive(
+            local.running.db(),
+            &inspect::ArchiveFilter {
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        archive.into_iter().map(|e| e.envelope).collect::<Vec<_>>()
+    };
+    let before = snapshot(&local);
+    let (_, list_before) = local
+        .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+        .await;
+
+    // Every event, newest first, to every event-driven handler, twice.
+    let handlers = purser::registry::handlers().build(local.running.ports());
+    for round in 0..2 {
+        for event in before.iter().rev() {
+            for name in ["VendFunction", "AccountEventsFunction", "ReaperFunction"] {
+                let _ = handlers[name].handle(event.clone()).await;
+            }
+        }
+        let (_, list_after) = local
+            .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+            .await;
+        let states = |l: &Value| {
+            l["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| (a["id"].clone(), a["state"].clone(), a["account_id"].clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(states(&list_after), states(&list_before), "round {round}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(snapshot(&local).len(), before.len(), "no new events");
+    local.running.shutdown().await;
+}

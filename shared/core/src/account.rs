@@ -114,6 +114,9 @@ pub struct Account {
     /// Organizations' `CreateAccountRequestId`, once creation started.
     pub creation_id: Option<String>,
     pub creation_started_at: Option<DateTime<Utc>>,
+    /// How many `CreateAccount`s were made for it (passing failures are retried).
+    #[serde(default)]
+    pub creation_attempts: u32,
     /// When Purser called `CloseAccount` (counts against the closure quota).
     pub closure_started_at: Option<DateTime<Utc>>,
     /// Who asked for the account (an IAM principal ARN).
@@ -150,6 +153,7 @@ impl Account {
             failure_reason: None,
             creation_id: None,
             creation_started_at: None,
+            creation_attempts: 0,
             closure_started_at: None,
             requested_by: requested_by.into(),
             id,

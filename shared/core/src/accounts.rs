@@ -89,9 +89,14 @@ pub enum Started {
 
 /// How long a creation may stay unconfirmed before the poller asks AWS.
 pub const POLL_AFTER: Duration = Duration::minutes(2);
+/// Creation failures that say "try again", and how often Purser does.
+pub const RETRIED_FAILURES: [&str; 2] = ["CONCURRENT_ACCOUNT_MODIFICATION", "INTERNAL_FAILURE"];
+pub const MAX_CREATION_ATTEMPTS: u32 = 3;
 /// `LeaseExpiring` is emitted this long before a lease ends.
 pub const LEASE_WARNING: Duration = Duration::days(3);
 const CLOSURE_WINDOW: Duration = Duration::days(30);
+/// How long one run holds an account it is closing before another may try.
+const CLOSURE_CLAIM: Duration = Duration::minutes(10);
 
 pub struct Accounts {
     pub store: Arc<dyn Store>,
@@ -366,6 +371,12 @@ impl Accounts {
             }
             _ => return Ok(Started::Skipped),
         }
+        self.create(next).await
+    }
+
+    /// Calls `CreateAccount` for an account this caller has claimed (it is
+    /// `creating` without a creation id) and records the creation.
+    async fn create(&self, next: Account) -> Result<Started, AccountError> {
         let (name, tags) = (next.account_name(), next.tags());
         let created = self
             .with_retries(|| self.organization.create_account(&next.email, &name, &tags))
@@ -374,6 +385,7 @@ impl Accounts {
             Ok(status) => {
                 let mut started = next.clone();
                 started.creation_id = Some(status.id.clone());
+                started.creation_attempts += 1;
                 started.updated_at = self.clock.now();
                 match self
                     .store
@@ -483,6 +495,27 @@ impl Accounts {
             CreationState::InProgress => Ok(()),
             CreationState::Failed => {
                 let code = status.failure_reason.as_deref().unwrap_or("UNKNOWN");
+                if RETRIED_FAILURES.contains(&code)
+                    && account.creation_attempts < MAX_CREATION_ATTEMPTS
+                {
+                    // A passing failure: claim the account for a new
+                    // creation (clearing this one) and ask again.
+                    tracing::warn!(request_id = %account.id, reason = code, attempt = account.creation_attempts, "creation failed for a passing reason; asking again");
+                    let mut again = account.clone();
+                    again.creation_id = None;
+                    again.creation_started_at = Some(self.clock.now());
+                    again.updated_at = self.clock.now();
+                    if self
+                        .store
+                        .transition(AccountState::Creating, &again)
+                        .await?
+                        == Transitioned::Applied
+                    {
+                        // `create` may complete at once and come back here.
+                        Box::pin(self.create(again)).await?;
+                    }
+                    return Ok(());
+                }
                 self.fail(account, code, &explain_failure(code)).await
             }
             CreationState::Succeeded => {
@@ -623,6 +656,17 @@ impl Accounts {
             let Some(account_id) = account.account_id.clone() else {
                 continue;
             };
+            // Runs overlap (one per AccountCloseRequested, and the schedule):
+            // each account is handled by one run at a time, so none is
+            // closed twice, counted twice or deferred by a run that lost it.
+            let claim = format!("closing#{account_id}");
+            if !self
+                .store
+                .claim_once(&claim, now, now + CLOSURE_CLAIM)
+                .await?
+            {
+                continue;
+            }
             let refused = if used >= quota {
                 Some(format!(
                     "{used} of the {quota} closures AWS allows per 30 days are used; it will be closed when the quota allows"

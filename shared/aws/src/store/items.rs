@@ -316,6 +316,7 @@ mod tests {
             failure_reason: None,
             creation_id: Some("car-0123".into()),
             creation_started_at: Some(at),
+            creation_attempts: 1,
             closure_started_at: None,
             requested_by: "arn:aws:iam::123456789012:user/ana".into(),
         }
