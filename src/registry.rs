@@ -4,14 +4,16 @@
 
 use std::sync::Arc;
 
-use purser_local::{LOCAL_ADMIN, Registry};
+use purser_local::{LOCAL_ADMIN, LOCAL_REGION, Registry};
 
 pub fn handlers() -> Registry {
     Registry::new()
         .register("ApiFunction", |ports| {
             Arc::new(purser_api::Api::new(
                 ports.accounts(),
+                ports.recorder(),
                 vec![LOCAL_ADMIN.to_string()],
+                LOCAL_REGION.to_string(),
             ))
         })
         .register("VendFunction", |ports| {
@@ -22,6 +24,9 @@ pub fn handlers() -> Registry {
         })
         .register("ReaperFunction", |ports| {
             Arc::new(purser_reaper::Reaper::new(ports.accounts()))
+        })
+        .register("RecorderFunction", |ports| {
+            Arc::new(purser_recorder::RecorderHandler::new(ports.recorder()))
         })
 }
 

@@ -242,7 +242,25 @@ async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
             Arc::new(SystemClock),
         )
     };
-    let api = purser_api::Api::new(accounts(), vec![ADMIN.into()]);
+    // The recorder is not exercised here (tests/lake.rs and the Firehose
+    // contract tests are); the API needs one all the same.
+    let recorder = purser_core::recorder::Recorder::new(
+        Arc::new(DynamoStore::from_config(&config, &table)),
+        Arc::new(purser_aws::FirehoseSink::from_config(
+            &config,
+            purser_aws::LakeStreams {
+                invocations: "none".into(),
+                deployments: "none".into(),
+            },
+            purser_aws::DeadLetterBucket {
+                bucket: "none".into(),
+                prefix: "dead-letter/".into(),
+            },
+        )),
+        Arc::new(EventBridgeBus::from_config(&config, &bus)),
+        Arc::new(SystemClock),
+    );
+    let api = purser_api::Api::new(accounts(), recorder, vec![ADMIN.into()], "us-east-1".into());
     let vend = purser_vend::Vend::new(accounts());
     let reaper = purser_reaper::Reaper::new(accounts());
     let account_events = purser_account_events::AccountEvents::new(accounts());

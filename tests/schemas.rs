@@ -14,6 +14,7 @@ use jsonschema::Validator;
 use purser_core::account::{Account, AccountState, NewAccount, new_id, rfc3339};
 use purser_core::catalog::{self, ACCOUNT_EVENTS, AccountEvent};
 use purser_core::event::{PURSER_BUS, PURSER_SOURCE};
+use purser_core::lake::{self, DeploymentReported, InvocationsReported, StackStatusChange};
 use purser_core::organization::{ServiceEvent, explain_failure, parse_service_event};
 use purser_core::team::TeamName;
 use serde_json::{Value, json};
@@ -21,6 +22,17 @@ use serde_json::{Value, json};
 const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 /// The AWS service events Purser accepts (source `aws.organizations`).
 const AWS_EVENTS: [&str; 2] = ["CreateAccountResult", "CloseAccountResult"];
+/// The lake's events: accepted from member accounts and CI
+/// (`InvocationsReported`, `DeploymentReported`) or emitted by the recorder
+/// and spend functions (`TeamSpendUpdated`).
+const LAKE_EVENTS: [&str; 3] = [
+    lake::INVOCATIONS_REPORTED,
+    lake::DEPLOYMENT_REPORTED,
+    lake::TEAM_SPEND_UPDATED,
+];
+/// The schema of CloudFormation's `CloudFormation Stack Status Change`
+/// (a detail-type with spaces, so the file is named without them).
+const STACK_STATUS_CHANGE_SCHEMA: &str = "CloudFormationStackStatusChange";
 const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS Service Event via CloudTrail";
 
 /// What the code guarantees of each detail-type, beyond the fields
@@ -361,11 +373,18 @@ fn every_account_event_has_a_schema_and_every_schema_a_known_event() {
     }
     for name in &names {
         assert!(
-            ACCOUNT_EVENTS.contains(&name.as_str()) || AWS_EVENTS.contains(&name.as_str()),
-            "infra/schemas/{name}.json names no detail-type in catalog::ACCOUNT_EVENTS nor an AWS event Purser accepts"
+            ACCOUNT_EVENTS.contains(&name.as_str())
+                || AWS_EVENTS.contains(&name.as_str())
+                || LAKE_EVENTS.contains(&name.as_str())
+                || name == STACK_STATUS_CHANGE_SCHEMA,
+            "infra/schemas/{name}.json names no detail-type in catalog::ACCOUNT_EVENTS nor an event of the lake nor an AWS event Purser accepts"
         );
     }
-    for name in AWS_EVENTS {
+    for name in AWS_EVENTS
+        .into_iter()
+        .chain(LAKE_EVENTS)
+        .chain([STACK_STATUS_CHANGE_SCHEMA])
+    {
         assert!(names.contains(name), "{name} has no schema");
     }
     let contracted: BTreeSet<&str> = CONTRACT.iter().map(|(t, _, _)| *t).collect();
@@ -661,4 +680,286 @@ fn aws_service_event_schemas_match_what_purser_parses() {
     let mut bad = example.clone();
     bad["eventName"] = json!("CreateAccountResult");
     assert_invalid("CloseAccountResult", &close, &bad, "another eventName");
+}
+
+// ------------------------------------------------------------ the lake's events
+
+fn examples(name: &str) -> Vec<Value> {
+    schema(name)["examples"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name}: no examples"))
+        .clone()
+}
+
+#[test]
+fn lake_schemas_name_their_source_bus_and_detail_type() {
+    for (name, source) in [
+        (lake::INVOCATIONS_REPORTED, Some(lake::TELEMETRY_SOURCE)),
+        (lake::TEAM_SPEND_UPDATED, Some(PURSER_SOURCE)),
+        (STACK_STATUS_CHANGE_SCHEMA, Some("aws.cloudformation")),
+        // CI chooses its source: any but AWS's.
+        (lake::DEPLOYMENT_REPORTED, None),
+    ] {
+        let schema = schema(name);
+        assert_eq!(
+            schema["x-purser-bus"], PURSER_BUS,
+            "{name}: consumed on the purser bus"
+        );
+        match source {
+            Some(source) => assert_eq!(schema["x-purser-source"], source, "{name}"),
+            None => assert_eq!(
+                schema["x-purser-source-pattern"],
+                json!([{"anything-but": {"prefix": "aws."}}]),
+                "{name}"
+            ),
+        }
+    }
+    for name in LAKE_EVENTS {
+        assert_eq!(schema(name)["x-purser-detail-type"], name);
+    }
+    assert_eq!(
+        schema(STACK_STATUS_CHANGE_SCHEMA)["x-purser-detail-type"],
+        lake::STACK_STATUS_CHANGE
+    );
+}
+
+#[test]
+fn accepted_purser_event_schemas_are_closed_like_the_structs() {
+    // The structs deny unknown fields: so do their schemas, at every level,
+    // and their properties are exactly the structs' fields.
+    for name in [lake::INVOCATIONS_REPORTED, lake::DEPLOYMENT_REPORTED] {
+        assert_eq!(schema(name)["additionalProperties"], false, "{name}");
+    }
+    let invocations = schema(lake::INVOCATIONS_REPORTED);
+    let report_schema = &invocations["properties"]["reports"]["items"];
+    assert_eq!(report_schema["additionalProperties"], false);
+    assert_eq!(
+        strings(&invocations["required"]),
+        keys(&invocations["properties"]),
+        "every field of InvocationsReported is required"
+    );
+    assert_eq!(
+        strings(&report_schema["required"]),
+        &keys(&report_schema["properties"]) - &BTreeSet::from(["init_duration_ms".to_string()]),
+        "every field of a report but init_duration_ms (cold starts only) is required"
+    );
+    let deployments = schema(lake::DEPLOYMENT_REPORTED);
+    assert_eq!(
+        strings(&deployments["required"]),
+        BTreeSet::from(["version", "stack", "status"].map(String::from))
+    );
+
+    // A parsed example serializes every field of the struct (options as null).
+    let (batch, _) = InvocationsReported::parse(&examples(lake::INVOCATIONS_REPORTED)[0]).unwrap();
+    let value = serde_json::to_value(&batch).unwrap();
+    assert_eq!(keys(&value), keys(&invocations["properties"]));
+    assert_eq!(
+        keys(&value["reports"][0]),
+        keys(&report_schema["properties"])
+    );
+    let deployment = DeploymentReported::parse(&examples(lake::DEPLOYMENT_REPORTED)[0]).unwrap();
+    let value = serde_json::to_value(&deployment).unwrap();
+    assert_eq!(keys(&value), keys(&deployments["properties"]));
+}
+
+#[test]
+fn examples_of_accepted_events_parse_as_purser_reads_them() {
+    for example in examples(lake::INVOCATIONS_REPORTED) {
+        let (batch, arch) = InvocationsReported::parse(&example)
+            .unwrap_or_else(|e| panic!("InvocationsReported example {example}: {e}"));
+        assert_eq!(arch.as_str(), batch.architecture);
+        assert_eq!(
+            batch.reports.len(),
+            example["reports"].as_array().unwrap().len()
+        );
+    }
+    for example in examples(lake::DEPLOYMENT_REPORTED) {
+        let d = DeploymentReported::parse(&example)
+            .unwrap_or_else(|e| panic!("DeploymentReported example {example}: {e}"));
+        assert_eq!(d.stack, example["stack"].as_str().unwrap());
+    }
+    for example in examples(STACK_STATUS_CHANGE_SCHEMA) {
+        let change = StackStatusChange::parse(&example)
+            .unwrap_or_else(|e| panic!("stack status change example {example}: {e}"));
+        assert!(
+            example["stack-id"]
+                .as_str()
+                .unwrap()
+                .contains(&format!(":stack/{}/", change.stack))
+        );
+        assert_eq!(
+            change.status,
+            example["status-details"]["status"].as_str().unwrap()
+        );
+    }
+}
+
+#[test]
+fn broken_accepted_events_are_refused_by_schema_and_parser_alike() {
+    let invocations = validator(lake::INVOCATIONS_REPORTED);
+    let good = examples(lake::INVOCATIONS_REPORTED)[0].clone();
+    let broken: [(&str, Value); 10] = [
+        ("/colour", json!("red")),
+        ("/version", json!(2)),
+        ("/batch_id", json!("")),
+        ("/function_name", json!("")),
+        ("/architecture", json!("sparc")),
+        ("/memory_mb", json!(64)),
+        ("/reports", json!([])),
+        ("/reports/0/request_id", json!("")),
+        ("/reports/0/duration_ms", json!(-1.0)),
+        ("/reports/0/extra", json!(1)),
+    ];
+    for (pointer, value) in broken {
+        let bad = set(&good, pointer, Some(value.clone()));
+        assert_invalid(
+            lake::INVOCATIONS_REPORTED,
+            &invocations,
+            &bad,
+            &format!("{pointer} = {value}"),
+        );
+        assert!(
+            InvocationsReported::parse(&bad).is_err(),
+            "the recorder accepts what the schema refuses: {pointer} = {value}"
+        );
+    }
+    for field in ["/version", "/batch_id", "/reports", "/reports/0/timestamp"] {
+        let bad = set(&good, field, None);
+        assert_invalid(
+            lake::INVOCATIONS_REPORTED,
+            &invocations,
+            &bad,
+            &format!("no {field}"),
+        );
+        assert!(InvocationsReported::parse(&bad).is_err(), "no {field}");
+    }
+
+    let deployments = validator(lake::DEPLOYMENT_REPORTED);
+    let good = examples(lake::DEPLOYMENT_REPORTED)[0].clone();
+    let broken: [(&str, Value); 7] = [
+        ("/extra", json!(1)),
+        ("/version", json!(2)),
+        ("/stack", json!("")),
+        ("/status", json!("DONE")),
+        ("/started_at", json!("yesterday")),
+        ("/commit", json!("x".repeat(513))),
+        ("/ref", json!(7)),
+    ];
+    for (pointer, value) in broken {
+        let bad = set(&good, pointer, Some(value.clone()));
+        assert_invalid(
+            lake::DEPLOYMENT_REPORTED,
+            &deployments,
+            &bad,
+            &format!("{pointer} = {value}"),
+        );
+        assert!(
+            DeploymentReported::parse(&bad).is_err(),
+            "the recorder accepts what the schema refuses: {pointer} = {value}"
+        );
+    }
+    // Optional fields may be absent or null, for schema and parser alike.
+    let minimal = json!({"version": 1, "stack": "web", "status": "STARTED", "commit": null});
+    assert_valid(lake::DEPLOYMENT_REPORTED, &deployments, &minimal);
+    assert!(DeploymentReported::parse(&minimal).is_ok());
+
+    let stacks = validator(STACK_STATUS_CHANGE_SCHEMA);
+    let good = examples(STACK_STATUS_CHANGE_SCHEMA)[0].clone();
+    // AWS adds fields: accepted at every level.
+    let more = set(
+        &set(&good, "/new-field", Some(json!(1))),
+        "/status-details/new",
+        Some(json!("x")),
+    );
+    assert_valid(STACK_STATUS_CHANGE_SCHEMA, &stacks, &more);
+    assert!(StackStatusChange::parse(&more).is_ok());
+    for (pointer, value) in [
+        ("/stack-id", None),
+        ("/stack-id", Some(json!("teststack"))),
+        ("/status-details", None),
+        ("/status-details/status", None),
+    ] {
+        let bad = set(&good, pointer, value.clone());
+        assert_invalid(
+            STACK_STATUS_CHANGE_SCHEMA,
+            &stacks,
+            &bad,
+            &format!("{pointer} = {value:?}"),
+        );
+        assert!(
+            StackStatusChange::parse(&bad).is_err(),
+            "{pointer} = {value:?}"
+        );
+    }
+}
+
+/// `value` with the field at `pointer` set, or removed when `None`.
+fn set(value: &Value, pointer: &str, field: Option<Value>) -> Value {
+    let mut out = value.clone();
+    let (parent, key) = pointer.rsplit_once('/').expect("a JSON pointer");
+    let target = out
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("no {parent}"));
+    match (target, field) {
+        (Value::Object(map), Some(v)) => {
+            map.insert(key.to_string(), v);
+        }
+        (Value::Object(map), None) => {
+            map.remove(key);
+        }
+        (Value::Array(items), Some(v)) => items[key.parse::<usize>().unwrap()] = v,
+        (other, _) => panic!("{pointer}: cannot set a field of {other}"),
+    }
+    out
+}
+
+#[test]
+fn team_spend_updated_as_purser_builds_it_validates() {
+    let validator = validator(lake::TEAM_SPEND_UPDATED);
+    let as_of = lake::timestamp(now());
+    let detail = |spend: &str, source: &str| lake::TeamSpendUpdated {
+        version: 1,
+        team: "payments".into(),
+        period: now().format("%Y-%m").to_string(),
+        spend: spend.into(),
+        currency: "USD".into(),
+        source: source.into(),
+        as_of: as_of.clone(),
+    };
+    // As the recorder writes spend: an exact decimal, normalized.
+    for spend in ["0", "12.5", "0.0000021", "1312.07", "-3.2"] {
+        for source in ["stream", "athena", "cur"] {
+            let value = serde_json::to_value(detail(spend, source)).unwrap();
+            assert_valid(lake::TEAM_SPEND_UPDATED, &validator, &value);
+            assert_eq!(
+                keys(&value),
+                keys(&schema(lake::TEAM_SPEND_UPDATED)["properties"]),
+                "the properties are the fields of TeamSpendUpdated"
+            );
+        }
+    }
+    let good = serde_json::to_value(detail("12.5", "stream")).unwrap();
+    for (pointer, value) in [
+        ("/colour", Some(json!("red"))),
+        ("/version", Some(json!(2))),
+        ("/team", Some(json!("Payments!"))),
+        ("/period", Some(json!("2026-13"))),
+        ("/period", Some(json!("2026-05-02"))),
+        ("/spend", Some(json!(12.5))),
+        ("/spend", Some(json!("1e3"))),
+        ("/spend", Some(json!("12,50"))),
+        ("/currency", Some(json!("usd"))),
+        ("/source", Some(json!("guess"))),
+        ("/as_of", Some(json!("yesterday"))),
+        ("/as_of", None),
+        ("/team", None),
+    ] {
+        let bad = set(&good, pointer, value.clone());
+        assert_invalid(
+            lake::TEAM_SPEND_UPDATED,
+            &validator,
+            &bad,
+            &format!("{pointer} = {value:?}"),
+        );
+    }
 }

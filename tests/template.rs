@@ -2,13 +2,18 @@
 //! flag a wrong runtime, architecture, memory size or timeout on
 //! `AWS::Serverless::Function`, nor know Purser's own rules (every function
 //! built from a crate of this workspace, every asynchronous target retried
-//! and dead-lettered, no `*` action on `*` resource). cfn-lint itself runs
-//! in scripts/test.
+//! and dead-lettered, no `*` action on `*` resource, no event loop), nor
+//! whether the lake's Glue tables, Firehose streams and bucket fit the
+//! records the code writes. infra/member-account.yaml is checked too.
+//! cfn-lint itself runs in scripts/test.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
+use purser_core::EventPattern;
+use purser_core::lake::{self, DeploymentRecord, InvocationRecord, LakeTable, TeamSpendUpdated};
 use purser_local::template::{LocalContext, Template, Trigger};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn template() -> Template {
     Template::builtin()
@@ -150,8 +155,11 @@ fn every_asynchronous_target_is_retried_and_dead_lettered() {
 fn statements(value: &Value, found: &mut Vec<Value>) {
     match value {
         Value::Object(map) => {
-            if let Some(Value::Array(list)) = map.get("Statement") {
-                found.extend(list.iter().cloned());
+            match map.get("Statement") {
+                Some(Value::Array(list)) => found.extend(list.iter().cloned()),
+                // An event bus policy holds one statement, not a list.
+                Some(one @ Value::Object(_)) => found.push(one.clone()),
+                _ => {}
             }
             map.values().for_each(|v| statements(v, found));
         }
@@ -173,8 +181,13 @@ fn as_list(v: &Value) -> Vec<String> {
 
 #[test]
 fn no_statement_allows_every_action_on_every_resource() {
+    assert_least_privilege(&template().document);
+}
+
+fn assert_least_privilege(document: &Value) {
     let mut found = Vec::new();
-    statements(&template().document, &mut found);
+    statements(document, &mut found);
+    assert!(!found.is_empty(), "the template has IAM statements");
     for s in found {
         if s["Effect"] != "Allow" {
             continue;
@@ -229,4 +242,871 @@ fn the_purser_bus_is_archived_and_has_a_dead_letter_queue() {
         t.resources().any(|(_, r)| r["Type"] == "AWS::SQS::Queue"),
         "a dead-letter queue exists"
     );
+}
+
+// ------------------------------------------------------------ the lake
+
+fn resource<'a>(t: &'a Template, id: &str) -> &'a Value {
+    let r = &t.document["Resources"][id];
+    assert!(r.is_object(), "the template has no resource {id}");
+    r
+}
+
+fn reference(id: &str) -> Value {
+    json!({ "Ref": id })
+}
+
+fn get_att(id: &str, attribute: &str) -> Value {
+    json!({ "Fn::GetAtt": [id, attribute] })
+}
+
+/// The text of a `!Sub` without variables map.
+fn sub(v: &Value) -> &str {
+    v["Fn::Sub"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v} is not a !Sub string"))
+}
+
+/// The statements of a function's inline `Statement` policies.
+fn inline_statements(function: &Value) -> Vec<Value> {
+    let mut found = Vec::new();
+    for policy in function["Properties"]["Policies"].as_array().unwrap() {
+        if let Some(Value::Array(list)) = policy.get("Statement") {
+            found.extend(list.iter().cloned());
+        }
+    }
+    found
+}
+
+fn statement_with_action<'a>(statements: &'a [Value], action: &str) -> &'a Value {
+    let with: Vec<&Value> = statements
+        .iter()
+        .filter(|s| as_list(&s["Action"]).iter().any(|a| a == action))
+        .collect();
+    assert_eq!(with.len(), 1, "one statement allows {action}: {with:?}");
+    with[0]
+}
+
+#[test]
+fn the_lake_bucket_is_private_encrypted_and_denies_plain_http() {
+    let t = template();
+    let bucket = &resource(&t, "LakeBucket")["Properties"];
+    for flag in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            bucket["PublicAccessBlockConfiguration"][flag], true,
+            "LakeBucket: {flag}"
+        );
+    }
+    assert_eq!(
+        bucket["OwnershipControls"]["Rules"][0]["ObjectOwnership"], "BucketOwnerEnforced",
+        "ACLs are off"
+    );
+    let sse = &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+        ["SSEAlgorithm"];
+    assert!(
+        ["AES256", "aws:kms", "aws:kms:dsse"].contains(&sse.as_str().unwrap_or_default()),
+        "LakeBucket: default encryption, found {sse}"
+    );
+    assert_eq!(resource(&t, "LakeBucket")["DeletionPolicy"], "Retain");
+
+    // A bucket policy on the lake bucket denies every request without TLS,
+    // on the bucket and on its objects.
+    let policies: Vec<&Value> = t
+        .resources()
+        .filter(|(_, r)| {
+            r["Type"] == "AWS::S3::BucketPolicy"
+                && r["Properties"]["Bucket"] == reference("LakeBucket")
+        })
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(policies.len(), 1, "the lake bucket has one bucket policy");
+    let statements = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let deny_http = statements.iter().find(|s| {
+        s["Effect"] == "Deny"
+            && s["Condition"]["Bool"]["aws:SecureTransport"].as_str().or(
+                s["Condition"]["Bool"]["aws:SecureTransport"]
+                    .as_bool()
+                    .map(|b| if b { "true" } else { "false" }),
+            ) == Some("false")
+    });
+    let deny_http = deny_http.expect("a statement denies aws:SecureTransport false");
+    assert_eq!(deny_http["Principal"], "*", "for everyone");
+    assert!(
+        as_list(&deny_http["Action"]).contains(&"s3:*".to_string()),
+        "every S3 action"
+    );
+    let resources = deny_http["Resource"].as_array().unwrap();
+    assert!(
+        resources.contains(&get_att("LakeBucket", "Arn")),
+        "the bucket"
+    );
+    assert!(
+        resources
+            .iter()
+            .any(|r| r.get("Fn::Sub").and_then(Value::as_str) == Some("${LakeBucket.Arn}/*")),
+        "its objects"
+    );
+}
+
+#[test]
+fn the_lake_bucket_expires_what_is_not_the_lake() {
+    let t = template();
+    let rules = resource(&t, "LakeBucket")["Properties"]["LifecycleConfiguration"]["Rules"]
+        .as_array()
+        .unwrap();
+    let expiry = |prefix: &str| {
+        rules
+            .iter()
+            .find(|r| r["Prefix"] == prefix && r["Status"] == "Enabled")
+            .and_then(|r| r["ExpirationInDays"].as_u64())
+            .unwrap_or_else(|| panic!("objects under {prefix} expire"))
+    };
+    assert_eq!(expiry("dead-letter/"), 90);
+    assert_eq!(expiry("errors/"), 90);
+    assert_eq!(expiry("athena-results/"), 30);
+    for table in LakeTable::ALL {
+        let prefix = format!("{table}/");
+        let rule = rules
+            .iter()
+            .find(|r| r["Prefix"] == prefix.as_str())
+            .unwrap_or_else(|| panic!("a lifecycle rule for {prefix}"));
+        assert!(
+            rule.get("ExpirationInDays").is_none(),
+            "the lake's own data never expires by itself"
+        );
+        assert_eq!(
+            rule["Transitions"][0]["StorageClass"],
+            "INTELLIGENT_TIERING"
+        );
+    }
+}
+
+/// A record of each table with every optional field set, as the recorder
+/// writes it.
+fn sample_records() -> Vec<(LakeTable, Value)> {
+    let invocation = InvocationRecord {
+        schema_version: lake::LAKE_SCHEMA_VERSION,
+        account_id: "210987654321".into(),
+        team: Some("payments".into()),
+        region: "eu-west-1".into(),
+        function_name: "checkout-api".into(),
+        architecture: "arm64".into(),
+        memory_mb: 512,
+        request_id: "5f0e4a0c-9b1d-4c2e-8f3a-6b7c8d9e0f1a".into(),
+        timestamp: "2026-05-02T09:30:00.125Z".into(),
+        duration_ms: 182.36,
+        billed_duration_ms: 183,
+        max_memory_used_mb: 96,
+        init_duration_ms: Some(241.5),
+        cost_usd: 0.0000014203,
+    };
+    let deployment = DeploymentRecord {
+        schema_version: lake::LAKE_SCHEMA_VERSION,
+        account_id: "210987654321".into(),
+        team: Some("payments".into()),
+        region: "eu-west-1".into(),
+        source: "ci".into(),
+        stack: "checkout-service".into(),
+        status: "SUCCEEDED".into(),
+        status_reason: Some("deployed".into()),
+        commit: Some("9fceb02".into()),
+        git_ref: Some("main".into()),
+        pipeline: Some("https://ci.example.com/runs/1".into()),
+        started_at: Some("2026-05-02T09:28:10.000Z".into()),
+        finished_at: Some("2026-05-02T09:31:42.000Z".into()),
+        duration_s: Some(212.0),
+        timestamp: "2026-05-02T09:31:43.000Z".into(),
+    };
+    vec![
+        (
+            LakeTable::Invocations,
+            serde_json::to_value(invocation).unwrap(),
+        ),
+        (
+            LakeTable::Deployments,
+            serde_json::to_value(deployment).unwrap(),
+        ),
+    ]
+}
+
+fn glue_table<'a>(t: &'a Template, table: LakeTable) -> (&'a String, &'a Value) {
+    let found: Vec<_> = t
+        .resources()
+        .filter(|(_, r)| {
+            r["Type"] == "AWS::Glue::Table" && r["Properties"]["TableInput"]["Name"] == table.name()
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one Glue table {table}");
+    found[0]
+}
+
+#[test]
+fn the_glue_tables_project_days_and_have_the_records_columns() {
+    let t = template();
+    let database = &resource(&t, "LakeDatabase")["Properties"]["DatabaseInput"]["Name"];
+    assert!(database.is_string(), "the lake database is named");
+    for (table, record) in sample_records() {
+        let (id, glue) = glue_table(&t, table);
+        let props = &glue["Properties"];
+        assert_eq!(props["DatabaseName"], reference("LakeDatabase"), "{id}");
+        let input = &props["TableInput"];
+        assert_eq!(input["TableType"], "EXTERNAL_TABLE", "{id}");
+
+        // Partitioned by day only; team and account_id are columns.
+        assert_eq!(
+            input["PartitionKeys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| (k["Name"].as_str().unwrap(), k["Type"].as_str().unwrap()))
+                .collect::<Vec<_>>(),
+            [("dt", "string")],
+            "{id}: partitioned by dt"
+        );
+        let p = &input["Parameters"];
+        assert_eq!(p["projection.enabled"], "true", "{id}");
+        assert_eq!(p["projection.dt.type"], "date", "{id}");
+        assert_eq!(p["projection.dt.format"], "yyyy-MM-dd", "{id}");
+        assert_eq!(p["projection.dt.interval"], "1", "{id}");
+        assert_eq!(p["projection.dt.interval.unit"], "DAYS", "{id}");
+        let range = p["projection.dt.range"].as_str().unwrap();
+        let (start, end) = range.split_once(',').expect("a range is start,end");
+        assert!(
+            chrono::NaiveDate::parse_from_str(start, "%Y-%m-%d").is_ok(),
+            "{id}: range starts on a day: {range}"
+        );
+        assert_eq!(end, "NOW", "{id}: the range ends today");
+        // `${!dt}` in a !Sub is the literal `${dt}` Athena fills in.
+        assert_eq!(
+            sub(&p["storage.location.template"]),
+            format!("s3://${{LakeBucket}}/{table}/dt=${{!dt}}/"),
+            "{id}: the location template"
+        );
+
+        let storage = &input["StorageDescriptor"];
+        assert_eq!(
+            sub(&storage["Location"]),
+            format!("s3://${{LakeBucket}}/{table}/"),
+            "{id}"
+        );
+        assert_eq!(
+            storage["SerdeInfo"]["SerializationLibrary"],
+            "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+        );
+        assert_eq!(
+            storage["InputFormat"],
+            "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+        );
+        assert_eq!(
+            storage["OutputFormat"],
+            "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+        );
+
+        // The columns are the record's fields, in order, with types that
+        // hold the JSON values serde writes.
+        let columns: Vec<(String, String)> = storage["Columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["Name"].as_str().unwrap().to_string(),
+                    c["Type"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let fields: Vec<&String> = record.as_object().unwrap().keys().collect();
+        let names: Vec<&String> = columns.iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names.iter().collect::<BTreeSet<_>>(),
+            fields.iter().collect::<BTreeSet<_>>(),
+            "{id}: the Glue columns are the fields of the {table} record"
+        );
+        for (name, kind) in &columns {
+            let value = &record[name];
+            let fits = match kind.as_str() {
+                "string" => value.is_string(),
+                "int" => value.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
+                "bigint" => value.is_i64() || value.is_u64(),
+                "double" => value.is_f64(),
+                other => panic!("{id}.{name}: unexpected column type {other}"),
+            };
+            assert!(fits, "{id}.{name}: a {kind} column cannot hold {value}");
+        }
+    }
+    // Where integers could exceed an int, the column is a bigint.
+    let t = template();
+    let (_, invocations) = glue_table(&t, LakeTable::Invocations);
+    let billed = invocations["Properties"]["TableInput"]["StorageDescriptor"]["Columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Name"] == "billed_duration_ms")
+        .unwrap();
+    assert_eq!(billed["Type"], "bigint");
+}
+
+#[test]
+fn each_lake_stream_converts_to_parquet_by_day_and_keeps_its_errors() {
+    let t = template();
+    for (stream, table) in [
+        ("InvocationsStream", LakeTable::Invocations),
+        ("DeploymentsStream", LakeTable::Deployments),
+    ] {
+        let props = &resource(&t, stream)["Properties"];
+        assert_eq!(props["DeliveryStreamType"], "DirectPut", "{stream}");
+        assert!(
+            props["DeliveryStreamEncryptionConfigurationInput"]["KeyType"].is_string(),
+            "{stream}: server-side encryption"
+        );
+        let s3 = &props["ExtendedS3DestinationConfiguration"];
+        assert_eq!(s3["BucketARN"], get_att("LakeBucket", "Arn"), "{stream}");
+
+        let conversion = &s3["DataFormatConversionConfiguration"];
+        assert_eq!(conversion["Enabled"], true, "{stream}: converts");
+        assert!(
+            conversion["InputFormatConfiguration"]["Deserializer"]
+                .get("OpenXJsonSerDe")
+                .is_some(),
+            "{stream}: reads JSON"
+        );
+        assert!(
+            conversion["OutputFormatConfiguration"]["Serializer"]
+                .get("ParquetSerDe")
+                .is_some(),
+            "{stream}: writes Parquet"
+        );
+        let (glue_id, _) = glue_table(&t, table);
+        assert_eq!(
+            conversion["SchemaConfiguration"]["TableName"],
+            reference(glue_id),
+            "{stream}: with the schema of the {table} table"
+        );
+        assert_eq!(
+            conversion["SchemaConfiguration"]["DatabaseName"],
+            reference("LakeDatabase")
+        );
+        assert_eq!(
+            s3["CompressionFormat"], "UNCOMPRESSED",
+            "{stream}: Parquet compresses itself"
+        );
+
+        // Dynamic partitioning on the record's own day.
+        assert_eq!(s3["DynamicPartitioningConfiguration"]["Enabled"], true);
+        assert_eq!(
+            s3["Prefix"],
+            format!("{table}/dt=!{{partitionKeyFromQuery:dt}}/"),
+            "{stream}: the prefix the Glue projection reads"
+        );
+        let processors = s3["ProcessingConfiguration"]["Processors"]
+            .as_array()
+            .unwrap();
+        let extraction = processors
+            .iter()
+            .find(|p| p["Type"] == "MetadataExtraction")
+            .expect("a MetadataExtraction processor");
+        let parameter = |name: &str| {
+            extraction["Parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["ParameterName"] == name)
+                .map(|p| p["ParameterValue"].clone())
+        };
+        assert_eq!(
+            parameter("MetadataExtractionQuery"),
+            Some(json!("{dt: .timestamp[0:10]}"))
+        );
+        assert_eq!(parameter("JsonParsingEngine"), Some(json!("JQ-1.6")));
+
+        let errors = s3["ErrorOutputPrefix"].as_str().unwrap_or_default();
+        assert!(
+            errors.starts_with(&format!("errors/{table}/"))
+                && errors.contains("!{firehose:error-output-type}"),
+            "{stream}: failures go to errors/ (which expires), by error type: {errors:?}"
+        );
+
+        // 64 MB is the minimum with conversion and dynamic partitioning.
+        let size = s3["BufferingHints"]["SizeInMBs"].as_u64().unwrap();
+        assert!((64..=128).contains(&size), "{stream}: SizeInMBs {size}");
+        let interval = &s3["BufferingHints"]["IntervalInSeconds"];
+        let interval = match interval.get("Ref").and_then(Value::as_str) {
+            Some(param) => t.document["Parameters"][param]["Default"].as_u64(),
+            None => interval.as_u64(),
+        };
+        assert!(
+            interval.is_some_and(|s| (60..=900).contains(&s)),
+            "{stream}: IntervalInSeconds {interval:?}"
+        );
+        assert_eq!(s3["CloudWatchLoggingOptions"]["Enabled"], true, "{stream}");
+    }
+    // The JQ query's slice is the record's UTC day, as the lake writes it.
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-05-02T23:59:59.999+00:00")
+        .unwrap()
+        .to_utc();
+    assert_eq!(&lake::timestamp(t0)[0..10], "2026-05-02");
+    for (table, record) in sample_records() {
+        let ts = record["timestamp"].as_str().unwrap();
+        assert!(
+            chrono::NaiveDate::parse_from_str(&ts[0..10], "%Y-%m-%d").is_ok(),
+            "{table}: {ts}"
+        );
+    }
+}
+
+#[test]
+fn firehose_may_write_only_the_lake_and_read_only_its_tables() {
+    let t = template();
+    let role = &resource(&t, "FirehoseRole")["Properties"];
+    assert_eq!(
+        role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+        "firehose.amazonaws.com"
+    );
+    let mut found = Vec::new();
+    statements(&role["Policies"], &mut found);
+    for s in &found {
+        for action in as_list(&s["Action"]) {
+            let service = action.split(':').next().unwrap();
+            assert!(
+                ["s3", "glue", "logs"].contains(&service),
+                "FirehoseRole: {action} is more than delivery needs"
+            );
+            assert!(!action.ends_with('*'), "FirehoseRole: {action}");
+        }
+        assert!(
+            !as_list(&s["Resource"]).contains(&"*".to_string()),
+            "FirehoseRole: {s} names its resources"
+        );
+    }
+    let glue = statement_with_action(&found, "glue:GetTable");
+    let texts: Vec<String> = glue["Resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| sub(r).to_string())
+        .collect();
+    for (table, _) in sample_records() {
+        let (id, _) = glue_table(&t, table);
+        assert!(
+            texts
+                .iter()
+                .any(|r| r.ends_with(&format!(":table/${{LakeDatabase}}/${{{id}}}"))),
+            "FirehoseRole reads the {table} table: {texts:?}"
+        );
+    }
+}
+
+// ------------------------------------------------------------ the recorder
+
+/// An event as EventBridge delivers it.
+fn envelope(source: &str, detail_type: &str, account: &str, detail: Value) -> Value {
+    json!({
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": detail_type,
+        "source": source,
+        "account": account,
+        "time": "2026-05-02T09:31:05Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    })
+}
+
+/// Every rule of a function, compiled as EventBridge would.
+fn rules_of(t: &Template, function: &str) -> Vec<(String, String, EventPattern)> {
+    let wiring = t.wiring(&LocalContext::default()).unwrap();
+    wiring
+        .wires
+        .iter()
+        .filter(|w| w.function == function)
+        .filter_map(|w| match &w.trigger {
+            Trigger::Rule {
+                bus, pattern_json, ..
+            } => Some((
+                w.event.clone(),
+                bus.clone(),
+                EventPattern::from_value(pattern_json)
+                    .unwrap_or_else(|e| panic!("{}: {e}", w.name())),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn schema_example(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("infra/schemas/{name}.json"));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    schema["examples"][0].clone()
+}
+
+#[test]
+fn no_rule_of_the_recorder_matches_its_own_output() {
+    let t = template();
+    let rules = rules_of(&t, "RecorderFunction");
+    assert_eq!(
+        rules.len(),
+        3,
+        "the recorder's rules: {:?}",
+        rules.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
+    let detail = serde_json::to_value(TeamSpendUpdated {
+        version: 1,
+        team: "payments".into(),
+        period: "2026-05".into(),
+        spend: "41.0273318".into(),
+        currency: "USD".into(),
+        source: "stream".into(),
+        as_of: "2026-05-02T09:31:05.412Z".into(),
+    })
+    .unwrap();
+    let ctx = LocalContext::default();
+    // From Purser's own account, and as a member account might forge it.
+    for account in [ctx.account_id.as_str(), "210987654321"] {
+        let own = envelope(
+            purser_core::event::PURSER_SOURCE,
+            lake::TEAM_SPEND_UPDATED,
+            account,
+            detail.clone(),
+        );
+        for (event, _, pattern) in &rules {
+            assert!(
+                !pattern.matches(&own),
+                "RecorderFunction.{event} matches the recorder's own TeamSpendUpdated: an event loop"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_recorder_takes_what_it_records_and_nothing_from_aws_posing_as_ci() {
+    let t = template();
+    let rules = rules_of(&t, "RecorderFunction");
+    let member = "210987654321";
+    let cases = [
+        (
+            envelope(
+                lake::TELEMETRY_SOURCE,
+                lake::INVOCATIONS_REPORTED,
+                member,
+                schema_example(lake::INVOCATIONS_REPORTED),
+            ),
+            Some("Invocations"),
+        ),
+        (
+            envelope(
+                "ci.github",
+                lake::DEPLOYMENT_REPORTED,
+                member,
+                schema_example(lake::DEPLOYMENT_REPORTED),
+            ),
+            Some("CiDeployments"),
+        ),
+        (
+            envelope(
+                "aws.cloudformation",
+                lake::STACK_STATUS_CHANGE,
+                member,
+                schema_example("CloudFormationStackStatusChange"),
+            ),
+            Some("StackChanges"),
+        ),
+        // Only AWS sends `aws.*`; a DeploymentReported from it is no CI's.
+        (
+            envelope(
+                "aws.codepipeline",
+                lake::DEPLOYMENT_REPORTED,
+                member,
+                schema_example(lake::DEPLOYMENT_REPORTED),
+            ),
+            None,
+        ),
+        (
+            envelope(
+                "purser",
+                lake::INVOCATIONS_REPORTED,
+                member,
+                schema_example(lake::INVOCATIONS_REPORTED),
+            ),
+            None,
+        ),
+    ];
+    for (event, expected) in cases {
+        let matched: Vec<&str> = rules
+            .iter()
+            .filter(|(_, _, p)| p.matches(&event))
+            .map(|(name, _, _)| name.as_str())
+            .collect();
+        assert_eq!(
+            matched,
+            expected.into_iter().collect::<Vec<_>>(),
+            "{} / {}",
+            event["source"],
+            event["detail-type"]
+        );
+    }
+    for (name, bus, _) in &rules {
+        assert_eq!(
+            bus,
+            purser_core::event::PURSER_BUS,
+            "RecorderFunction.{name}"
+        );
+    }
+}
+
+#[test]
+fn the_recorder_and_the_api_write_only_their_streams_and_dead_letters() {
+    let t = template();
+    for (function, streams) in [
+        (
+            "RecorderFunction",
+            vec![
+                get_att("InvocationsStream", "Arn"),
+                get_att("DeploymentsStream", "Arn"),
+            ],
+        ),
+        ("ApiFunction", vec![get_att("DeploymentsStream", "Arn")]),
+    ] {
+        let f = resource(&t, function);
+        let vars = &f["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            vars["PURSER_INVOCATIONS_STREAM"],
+            reference("InvocationsStream"),
+            "{function}"
+        );
+        assert_eq!(
+            vars["PURSER_DEPLOYMENTS_STREAM"],
+            reference("DeploymentsStream"),
+            "{function}"
+        );
+        assert_eq!(
+            vars["PURSER_LAKE_BUCKET"],
+            reference("LakeBucket"),
+            "{function}"
+        );
+
+        let statements = inline_statements(f);
+        let put = statement_with_action(&statements, "firehose:PutRecordBatch");
+        let resources = match &put["Resource"] {
+            Value::Array(items) => items.clone(),
+            one => vec![one.clone()],
+        };
+        assert_eq!(
+            resources, streams,
+            "{function}: PutRecordBatch on its streams only"
+        );
+        let dead = statement_with_action(&statements, "s3:PutObject");
+        assert_eq!(
+            sub(&dead["Resource"]),
+            "${LakeBucket.Arn}/dead-letter/*",
+            "{function}: writes dead letters only"
+        );
+    }
+    let t = template();
+    let wiring = t.wiring(&LocalContext::default()).unwrap();
+    assert!(
+        wiring.wires.iter().any(|w| w.function == "ApiFunction"
+            && matches!(&w.trigger, Trigger::HttpRoute { method, path } if method == "POST" && path == "/deployments")),
+        "the API records deployments at POST /deployments"
+    );
+}
+
+#[test]
+fn the_purser_bus_takes_events_from_the_organization_only() {
+    let t = template();
+    let policy = &resource(&t, "PurserBusPolicy")["Properties"];
+    assert_eq!(policy["EventBusName"], reference("PurserBus"));
+    let s = &policy["Statement"];
+    assert_eq!(s["Effect"], "Allow");
+    assert_eq!(as_list(&s["Action"]), ["events:PutEvents"]);
+    assert_eq!(s["Resource"], get_att("PurserBus", "Arn"));
+    assert_eq!(
+        s["Condition"]["StringEquals"]["aws:PrincipalOrgID"],
+        reference("OrganizationId")
+    );
+}
+
+#[test]
+fn the_telemetry_layers_are_shared_with_the_organization() {
+    let t = template();
+    let mut uris = BTreeSet::new();
+    for (layer, arch) in [
+        ("TelemetryLayerArm64", "arm64"),
+        ("TelemetryLayerX8664", "x86_64"),
+    ] {
+        let props = &resource(&t, layer)["Properties"];
+        assert_eq!(resource(&t, layer)["Type"], "AWS::Serverless::LayerVersion");
+        assert_eq!(props["CompatibleArchitectures"], json!([arch]), "{layer}");
+        let uri = props["ContentUri"].as_str().unwrap();
+        assert!(
+            uri.contains(arch) || uri.contains(&arch.replace('_', "-")),
+            "{layer}: {uri}"
+        );
+        uris.insert(uri.to_string());
+        let permission = t
+            .resources()
+            .find(|(_, r)| {
+                r["Type"] == "AWS::Lambda::LayerVersionPermission"
+                    && r["Properties"]["LayerVersionArn"] == reference(layer)
+            })
+            .map(|(_, r)| &r["Properties"])
+            .unwrap_or_else(|| panic!("{layer} is shared"));
+        assert_eq!(permission["Action"], "lambda:GetLayerVersion");
+        assert_eq!(permission["OrganizationId"], reference("OrganizationId"));
+        assert!(
+            t.document["Outputs"]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|o| o["Value"] == reference(layer)),
+            "{layer}: an output gives its ARN"
+        );
+    }
+    assert_eq!(
+        uris.len(),
+        2,
+        "each architecture has its own build directory"
+    );
+}
+
+#[test]
+fn the_lake_is_in_the_outputs() {
+    let t = template();
+    let outputs: Vec<&Value> = t.document["Outputs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|o| &o["Value"])
+        .collect();
+    for id in [
+        "LakeBucket",
+        "LakeDatabase",
+        "InvocationsStream",
+        "DeploymentsStream",
+    ] {
+        assert!(outputs.contains(&&reference(id)), "an output gives {id}");
+    }
+}
+
+// ------------------------------------------------------------ member accounts
+
+fn member_account() -> Template {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/member-account.yaml");
+    Template::parse(&std::fs::read_to_string(path).unwrap())
+        .expect("infra/member-account.yaml parses")
+}
+
+#[test]
+fn the_member_account_template_grants_least_privilege() {
+    let m = member_account();
+    assert_least_privilege(&m.document);
+    let mut found = Vec::new();
+    statements(&m.document["Resources"], &mut found);
+    for s in found.iter().filter(|s| s["Effect"] == "Allow") {
+        if s["Action"] == "sts:AssumeRole" || s["Action"] == "sqs:SendMessage" {
+            continue;
+        }
+        assert_eq!(
+            as_list(&s["Action"]),
+            ["events:PutEvents"],
+            "member accounts grant only PutEvents: {s}"
+        );
+    }
+    let role = &m.document["Resources"]["ForwardToPurserRole"]["Properties"];
+    assert_eq!(
+        role["Policies"][0]["PolicyDocument"]["Statement"][0]["Resource"],
+        reference("PurserBusArn"),
+        "the forwarding role may put on the central bus only"
+    );
+    let telemetry = &m.document["Resources"]["PurserTelemetryPolicy"];
+    assert_eq!(telemetry["Type"], "AWS::IAM::ManagedPolicy");
+    let s = &telemetry["Properties"]["PolicyDocument"]["Statement"][0];
+    assert!(
+        sub(&s["Resource"]).ends_with(":event-bus/default"),
+        "PurserTelemetryPolicy: the default bus only"
+    );
+}
+
+#[test]
+fn member_accounts_forward_what_the_recorder_takes() {
+    let m = member_account();
+    let t = template();
+    let recorder = rules_of(&t, "RecorderFunction");
+    let rules: Vec<(&String, &Value)> = m
+        .resources()
+        .filter(|(_, r)| r["Type"] == "AWS::Events::Rule")
+        .collect();
+    assert_eq!(rules.len(), 2, "stack changes and invocation reports");
+    let member = "210987654321";
+    let events = [
+        envelope(
+            "aws.cloudformation",
+            lake::STACK_STATUS_CHANGE,
+            member,
+            schema_example("CloudFormationStackStatusChange"),
+        ),
+        envelope(
+            lake::TELEMETRY_SOURCE,
+            lake::INVOCATIONS_REPORTED,
+            member,
+            schema_example(lake::INVOCATIONS_REPORTED),
+        ),
+    ];
+    for (id, rule) in &rules {
+        let props = &rule["Properties"];
+        assert!(
+            props.get("EventBusName").is_none_or(|b| b == "default"),
+            "{id}: on the member account's default bus"
+        );
+        let pattern = EventPattern::from_value(&props["EventPattern"])
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        // Whatever a member rule forwards, a rule of the recorder takes.
+        let forwarded: Vec<&Value> = events.iter().filter(|e| pattern.matches(e)).collect();
+        assert_eq!(forwarded.len(), 1, "{id} forwards one kind of event");
+        assert!(
+            recorder.iter().any(|(_, _, p)| p.matches(forwarded[0])),
+            "{id}: the recorder takes what it forwards"
+        );
+        let targets = props["Targets"].as_array().unwrap();
+        assert_eq!(targets.len(), 1, "{id}");
+        let target = &targets[0];
+        assert_eq!(
+            target["Arn"],
+            reference("PurserBusArn"),
+            "{id}: to the central bus"
+        );
+        assert_eq!(
+            target["RoleArn"],
+            get_att("ForwardToPurserRole", "Arn"),
+            "{id}"
+        );
+        assert!(
+            target["RetryPolicy"]["MaximumRetryAttempts"].is_u64(),
+            "{id}: retried"
+        );
+        assert_eq!(
+            target["DeadLetterConfig"]["Arn"],
+            get_att("ForwardDeadLetterQueue", "Arn"),
+            "{id}: dead-lettered"
+        );
+    }
+    // The dead-letter queue lets these rules, and only them, send to it.
+    let policy = &m.document["Resources"]["ForwardDeadLetterQueuePolicy"]["Properties"];
+    let sources =
+        &policy["PolicyDocument"]["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"];
+    let sources = sources.as_array().expect("a list of rule ARNs");
+    assert_eq!(sources.len(), rules.len(), "{sources:?}");
+    for (id, _) in &rules {
+        assert!(
+            sources.contains(&get_att(id, "Arn")),
+            "{id} may dead-letter"
+        );
+    }
 }

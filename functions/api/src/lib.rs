@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use base64::Engine as _;
 use purser_core::accounts::{AccountError, Accounts, Caller};
+use purser_core::recorder::{Recorded, Recorder, RecorderError};
 use purser_core::validation::ValidationError;
 use purser_core::{Handler, HandlerError, IdempotencyKey, NewAccount, Team, TeamName};
 use serde_json::{Value, json};
@@ -19,13 +20,26 @@ const MAX_PAGE: usize = 200;
 
 pub struct Api {
     accounts: Accounts,
+    recorder: Recorder,
     admins: Vec<String>,
+    /// The region the API runs in: the region of deployments it records.
+    region: String,
 }
 
 impl Api {
     /// `admins` are the IAM principal ARNs of platform admins.
-    pub fn new(accounts: Accounts, admins: Vec<String>) -> Self {
-        Self { accounts, admins }
+    pub fn new(
+        accounts: Accounts,
+        recorder: Recorder,
+        admins: Vec<String>,
+        region: String,
+    ) -> Self {
+        Self {
+            accounts,
+            recorder,
+            admins,
+            region,
+        }
     }
 
     fn caller(&self, request: &ApiGatewayV2httpRequest) -> Option<Caller> {
@@ -118,6 +132,42 @@ impl Api {
                 let name = TeamName::parse(param("team")).map_err(|m| Reply::bad("team", &m))?;
                 let (team, open) = self.accounts.team(&name, &caller).await?;
                 Ok(Reply::json(200, team.to_view(open)))
+            }
+            "POST /deployments" => {
+                // The account is the caller's own, from its IAM identity, so
+                // no account can report deployments for another.
+                let account_id = request
+                    .request_context
+                    .authorizer
+                    .as_ref()
+                    .and_then(|a| a.iam.as_ref())
+                    .and_then(|iam| iam.account_id.clone())
+                    .ok_or_else(|| {
+                        Reply::error(403, "forbidden", "the request carries no AWS account", None)
+                    })?;
+                let body = body_json(request)?;
+                let now = self.accounts.clock.now();
+                let outcome = self
+                    .recorder
+                    .ci_deployment(&account_id, &self.region, &body, now)
+                    .await
+                    .map_err(|e| match e {
+                        RecorderError::Invalid(e) => Reply::bad(&e.field, &e.message),
+                        other => {
+                            tracing::error!(error = %other, "recording a deployment failed");
+                            Reply::error(
+                                503,
+                                "unavailable",
+                                "the deployment could not be recorded; it is safe to retry",
+                                None,
+                            )
+                        }
+                    })?;
+                let recorded = matches!(outcome, Recorded::Written { .. });
+                Ok(Reply::json(
+                    202,
+                    json!({"recorded": recorded, "account_id": account_id}),
+                ))
             }
             _ => Err(Reply::error(
                 404,

@@ -4,5 +4,12 @@ use purser_api::Api;
 async fn main() -> Result<(), lambda_runtime::Error> {
     purser_lambda::init_tracing();
     let ports = purser_lambda::ports().await?;
-    purser_lambda::serve(Api::new(ports.accounts(), ports.admins.clone())).await
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    let api = Api::new(
+        ports.accounts(),
+        ports.recorder()?,
+        ports.admins.clone(),
+        region,
+    );
+    purser_lambda::serve(api).await
 }

@@ -1,18 +1,23 @@
 //! Purser's ports on AWS: the [`EventBus`](purser_core::EventBus) on Amazon
-//! EventBridge, the [`Store`](purser_core::Store) on Amazon DynamoDB and the
-//! [`Organization`](purser_core::Organization) on AWS Organizations.
+//! EventBridge, the [`Store`](purser_core::Store) on Amazon DynamoDB, the
+//! [`Organization`](purser_core::Organization) on AWS Organizations and the
+//! [`LakeSink`](purser_core::LakeSink) on Amazon Data Firehose (with S3 for
+//! its dead letters).
 //!
 //! The domain never sees the SDK: functions build these adapters once per
 //! cold start from [`load_config`] and hand them to their handlers as ports.
 //! Their contract tests run against moto's server (`tests/`); what moto
 //! cannot show (throttling, partial transient failures, transaction
-//! conflicts, AWS's error shapes) is covered by unit tests with fakes.
+//! conflicts, Firehose refusing records, AWS's error shapes) is covered by
+//! unit tests with fakes.
 
 mod event_bus;
+mod lake;
 mod organization;
 mod store;
 
 pub use event_bus::{EventBridgeBus, RetryPolicy};
+pub use lake::{DeadLetterBucket, FirehoseSink, LakeStreams};
 pub use organization::OrganizationsClient;
 pub use store::DynamoStore;
 

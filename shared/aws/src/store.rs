@@ -13,6 +13,9 @@
 //! | creations in flight | `ORG` | `CREATIONS` | `in_flight` |
 //! | request idempotency key | `IDEMPOTENCY#<scope>#<key>` | `REQUEST` | `fingerprint`, `account`, `expires_at` |
 //! | event claim | `IDEMPOTENCY#<key>` | `IDEMPOTENCY` | `expires_at` |
+//! | team spend of a day | `SPEND#TEAM#<team>` | `DAY#<YYYY-MM-DD>` | `nanos` |
+//! | account spend of a day | `SPEND#ACCOUNT#<account id>` | `DAY#<YYYY-MM-DD>` | `nanos`, `team` (once known) |
+//! | marker | `MARKER#<key>` | `MARKER` | `value`, `expires_at` |
 //!
 //! | index | hash | range | on accounts |
 //! |---|---|---|---|
@@ -22,11 +25,18 @@
 //! | `by-account-id` | `gsi4pk` | | `AWSACCOUNT#<account id>`, once known |
 //!
 //! Counters move in the same transaction as the account that moves them,
-//! so they never drift from the accounts they count.
+//! so they never drift from the accounts they count; spend counters move in
+//! the same transaction as the claim of the batch they add, so a batch
+//! delivered twice adds once. A day's spend of a team or an account is one
+//! item, and a range of days one `Query` on its partition. Claims and
+//! markers carry `expires_at`, and every read and condition compares it
+//! with the caller's `now` itself: TTL deletes expired items only lazily.
 
 mod accounts;
 mod items;
+mod markers;
 mod page;
+mod spend;
 mod teams;
 mod transact;
 
@@ -35,21 +45,28 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use purser_core::{
-    Account, AccountState, IdempotencyKey, Inserted, Page, Store, StoreError, Team, TeamName,
-    Transitioned,
+    Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, Store, StoreError, Team,
+    TeamName, Transitioned,
 };
 
 use crate::RetryPolicy;
-
-/// Sort key of idempotency items; their partition key is `IDEMPOTENCY#<key>`.
-const IDEMPOTENCY: &str = "IDEMPOTENCY";
 
 /// Claims a key only if nobody holds it: absent, or its claim expired.
 /// DynamoDB deletes expired items lazily (up to days later), so the
 /// condition must not rely on TTL having removed them.
 const CLAIM_CONDITION: &str = "attribute_not_exists(#pk) OR #expires_at < :now";
+
+/// The claim of `key` until `expires_at`, in whole seconds (TTL's unit).
+fn claim_item(key: &str, expires_at: DateTime<Utc>) -> items::Item {
+    let mut item = items::claim_key(key);
+    item.insert(
+        items::EXPIRES_AT.to_owned(),
+        items::n(expires_at.timestamp()),
+    );
+    item
+}
 
 /// Purser's state in one DynamoDB table.
 #[derive(Debug, Clone)]
@@ -104,12 +121,7 @@ impl Store for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(format!("{IDEMPOTENCY}#{key}")))
-            .item("sk", AttributeValue::S(IDEMPOTENCY.into()))
-            .item(
-                "expires_at",
-                AttributeValue::N(expires_at.timestamp().to_string()),
-            )
+            .set_item(Some(claim_item(key, expires_at)))
             .condition_expression(CLAIM_CONDITION)
             .expression_attribute_names("#pk", "pk")
             .expression_attribute_names("#expires_at", "expires_at")
@@ -200,5 +212,66 @@ impl Store for DynamoStore {
 
     async fn closures_since(&self, since: DateTime<Utc>) -> Result<u32, StoreError> {
         self.count_closures(since).await
+    }
+
+    /// A strongly consistent read of the claim, so a claim just taken by
+    /// another function is seen.
+    async fn is_claimed(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        match self.get(items::claim_key(key), "claim").await? {
+            Some(item) => items::unexpired(&item, now),
+            None => Ok(false),
+        }
+    }
+
+    async fn record_spend_once(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        adds: &[SpendAdd],
+    ) -> Result<bool, StoreError> {
+        self.add_spend_once(key, now, expires_at, adds).await
+    }
+
+    async fn team_spend(
+        &self,
+        team: &TeamName,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
+        self.spend_between(format!("{}{team}", items::SPEND_TEAM_PREFIX), from, to)
+            .await
+    }
+
+    async fn account_spend(
+        &self,
+        account_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
+        self.spend_between(
+            format!("{}{account_id}", items::SPEND_ACCOUNT_PREFIX),
+            from,
+            to,
+        )
+        .await
+    }
+
+    async fn remember(
+        &self,
+        key: &str,
+        value: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.put_marker(key, value, now, expires_at).await
+    }
+
+    async fn recall(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+        self.read_marker(key, now).await
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        self.delete_marker(key).await
     }
 }

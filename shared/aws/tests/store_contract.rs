@@ -21,7 +21,10 @@
 //!   item another is writing. The concurrent tests below (quota, creation
 //!   slots) pass on moto because each request is short, not because moto
 //!   guarantees it: they show the conditions deciding under concurrent
-//!   calls, not isolation. The retry of conflicts is unit-tested
+//!   calls, not isolation. The concurrent recordings of one spend batch
+//!   would not pass (a batch's transaction is longer, and a cancelled one
+//!   undoes the winner's adds in about a third of runs): that test sends
+//!   moto one request at a time. The retry of conflicts is unit-tested
 //!   (`src/store/transact.rs`), and real concurrency is tested on Purser's
 //!   SQLite store too, which serializes writers.
 
@@ -34,13 +37,17 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use purser_aws::DynamoStore;
 use purser_core::account::new_id;
 use purser_core::organization::MAX_CONCURRENT_CREATIONS;
 use purser_core::{
-    Account, AccountState, IdempotencyKey, Inserted, NewAccount, Store, StoreError, Team, TeamName,
-    Transitioned,
+    Account, AccountState, IdempotencyKey, Inserted, NewAccount, SpendAdd, Store, StoreError, Team,
+    TeamName, Transitioned,
 };
 
 /// A fresh table shaped like Purser's, its indexes included.
@@ -944,4 +951,595 @@ async fn closures_are_counted_from_when_close_account_was_called() {
     assert_eq!(store.closures_since(at(11)).await.unwrap(), 2);
     assert_eq!(store.closures_since(at(30)).await.unwrap(), 1);
     assert_eq!(store.closures_since(at(31)).await.unwrap(), 0);
+}
+
+// ------------------------------------------------------------ spend counters
+
+fn day(d: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(d, "%Y-%m-%d").expect("a day")
+}
+
+fn add(team_name: Option<&str>, account_id: &str, d: &str, nanos: i64) -> SpendAdd {
+    SpendAdd {
+        team: team_name.map(team),
+        account_id: account_id.into(),
+        day: day(d),
+        nanos,
+    }
+}
+
+/// November 2026, where the spend tests' days fall.
+fn november() -> (NaiveDate, NaiveDate) {
+    (day("2026-11-01"), day("2026-11-30"))
+}
+
+#[tokio::test]
+async fn a_batch_recorded_twice_adds_once() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let now = Utc::now();
+    let later = now + Duration::hours(1);
+    let adds = [
+        add(Some("payments"), "111111111111", "2026-11-21", 1_500),
+        add(Some("payments"), "111111111111", "2026-11-22", 20),
+    ];
+    assert!(!store.is_claimed("batch#1", now).await.unwrap());
+    assert!(
+        store
+            .record_spend_once("batch#1", now, later, &adds)
+            .await
+            .unwrap()
+    );
+    assert!(store.is_claimed("batch#1", now).await.unwrap());
+    assert!(store.is_claimed("batch#1", later).await.unwrap());
+    assert!(
+        !store
+            .record_spend_once("batch#1", now, later, &adds)
+            .await
+            .unwrap(),
+        "the key is claimed: nothing is added"
+    );
+    let (from, to) = november();
+    let expected = vec![(day("2026-11-21"), 1_500), (day("2026-11-22"), 20)];
+    assert_eq!(
+        store.team_spend(&team("payments"), from, to).await.unwrap(),
+        expected
+    );
+    assert_eq!(
+        store.account_spend("111111111111", from, to).await.unwrap(),
+        expected
+    );
+
+    // `claim_once` and `record_spend_once` share one namespace of keys.
+    assert!(store.claim_once("batch#2", now, later).await.unwrap());
+    assert!(store.is_claimed("batch#2", now).await.unwrap());
+    assert!(
+        !store
+            .record_spend_once("batch#2", now, later, &adds)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.claim_once("batch#1", now, later).await.unwrap(),
+        "a recorded batch's key is claimed"
+    );
+
+    // Once the claim expired (whole seconds: the second after it), the key
+    // is free and adds again.
+    let after = later + Duration::seconds(1);
+    assert!(!store.is_claimed("batch#1", after).await.unwrap());
+    assert!(
+        store
+            .record_spend_once("batch#1", after, after + Duration::hours(1), &adds)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.account_spend("111111111111", from, to).await.unwrap(),
+        vec![(day("2026-11-21"), 3_000), (day("2026-11-22"), 40)]
+    );
+
+    // An empty batch still takes its key.
+    assert!(
+        store
+            .record_spend_once("batch#3", now, later, &[])
+            .await
+            .unwrap()
+    );
+    assert!(store.is_claimed("batch#3", now).await.unwrap());
+}
+
+/// A connector that lets one request at a time through to moto.
+#[derive(Debug)]
+struct OneAtATime {
+    inner: SharedHttpConnector,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl HttpConnector for OneAtATime {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let (inner, turn) = (self.inner.clone(), Arc::clone(&self.turn));
+        HttpConnectorFuture::new(async move {
+            let _turn = turn.lock().await;
+            inner.call(request).await
+        })
+    }
+}
+
+/// `config`, its requests sent one at a time: each then runs alone in
+/// moto, as a transaction is isolated in DynamoDB.
+fn one_request_at_a_time(config: &SdkConfig) -> SdkConfig {
+    // Plain HTTP, as moto listens on the loopback.
+    let inner = aws_smithy_http_client::Builder::new().build_http();
+    let turn = Arc::new(tokio::sync::Mutex::new(()));
+    let client = http_client_fn(move |settings, components| {
+        SharedHttpConnector::new(OneAtATime {
+            inner: inner.http_connector(settings, components),
+            turn: Arc::clone(&turn),
+        })
+    });
+    config.to_builder().http_client(client).build()
+}
+
+/// moto does not isolate transactions (see the module doc: a cancelled
+/// one restores a copy of the table taken when it began, undoing what
+/// others committed meanwhile, and it applies a cancelled transaction's
+/// other items before restoring); run against it directly, concurrent
+/// losers undo the winner's adds or add twice in about a third of runs.
+/// So moto gets the requests one at a time, while the eight tasks still
+/// race to send them in any order. What this shows is the adapter's part:
+/// one conditional transaction per batch decides, where a read of the
+/// claim followed by the adds would count a batch several times.
+#[tokio::test]
+async fn of_8_concurrent_recordings_of_one_batch_one_adds() {
+    let Some(config) = common::moto_config().await else {
+        return;
+    };
+    let config = one_request_at_a_time(&config);
+    let (_, name) = table(&config).await;
+    let store = Arc::new(DynamoStore::from_config(&config, name));
+    let now = Utc::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let adds = [
+                    add(Some("payments"), "111111111111", "2026-11-21", 7),
+                    add(Some("payments"), "111111111111", "2026-11-22", 11),
+                ];
+                store
+                    .record_spend_once("same", now, now + Duration::minutes(5), &adds)
+                    .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        if task
+            .await
+            .expect("the task ran")
+            .expect("the store answered")
+        {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1);
+    let (from, to) = november();
+    let expected = vec![(day("2026-11-21"), 7), (day("2026-11-22"), 11)];
+    assert_eq!(
+        store.team_spend(&team("payments"), from, to).await.unwrap(),
+        expected
+    );
+    assert_eq!(
+        store.account_spend("111111111111", from, to).await.unwrap(),
+        expected
+    );
+}
+
+#[tokio::test]
+async fn spend_sums_per_team_account_and_day_across_batches() {
+    let Some((store, client, name)) = store().await else {
+        return;
+    };
+    let now = Utc::now();
+    let later = now + Duration::hours(1);
+    let batches = [
+        vec![
+            add(Some("payments"), "111111111111", "2026-11-20", 100),
+            add(Some("payments"), "111111111111", "2026-11-21", 200),
+        ],
+        vec![
+            add(Some("payments"), "222222222222", "2026-11-21", 30),
+            add(Some("search"), "333333333333", "2026-11-21", 4),
+            // Two adds to the same counters in one batch: summed before
+            // the transaction, which may touch an item only once.
+            add(Some("search"), "333333333333", "2026-11-21", 6),
+        ],
+        // One account in another batch, the same day: it adds up.
+        vec![add(Some("payments"), "111111111111", "2026-11-21", 5)],
+        // An account Purser does not know: only the account counts it.
+        vec![add(None, "444444444444", "2026-11-21", 9_000)],
+    ];
+    for (i, adds) in batches.iter().enumerate() {
+        assert!(
+            store
+                .record_spend_once(&format!("batch#{i}"), now, later, adds)
+                .await
+                .unwrap()
+        );
+    }
+    let (from, to) = november();
+    assert_eq!(
+        store.team_spend(&team("payments"), from, to).await.unwrap(),
+        vec![(day("2026-11-20"), 100), (day("2026-11-21"), 235)]
+    );
+    assert_eq!(
+        store.team_spend(&team("search"), from, to).await.unwrap(),
+        vec![(day("2026-11-21"), 10)]
+    );
+    assert_eq!(
+        store.account_spend("111111111111", from, to).await.unwrap(),
+        vec![(day("2026-11-20"), 100), (day("2026-11-21"), 205)]
+    );
+    assert_eq!(
+        store.account_spend("222222222222", from, to).await.unwrap(),
+        vec![(day("2026-11-21"), 30)]
+    );
+    assert_eq!(
+        store.account_spend("333333333333", from, to).await.unwrap(),
+        vec![(day("2026-11-21"), 10)]
+    );
+    assert_eq!(
+        store.account_spend("444444444444", from, to).await.unwrap(),
+        vec![(day("2026-11-21"), 9_000)]
+    );
+    assert!(
+        store
+            .team_spend(&team("nobody"), from, to)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .account_spend("payments", from, to)
+            .await
+            .unwrap()
+            .is_empty(),
+        "team and account counters of the same name do not mix"
+    );
+
+    // The items, as the layout in the store's module doc says.
+    let get = |pk: &str, sk: &str| {
+        client
+            .get_item()
+            .table_name(&name)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .send()
+    };
+    let known = get("SPEND#ACCOUNT#111111111111", "DAY#2026-11-21")
+        .await
+        .expect("GetItem")
+        .item
+        .expect("the account's counter");
+    assert_eq!(known.get("nanos"), Some(&AttributeValue::N("205".into())));
+    assert_eq!(
+        known.get("team"),
+        Some(&AttributeValue::S("payments".into()))
+    );
+    let unknown = get("SPEND#ACCOUNT#444444444444", "DAY#2026-11-21")
+        .await
+        .expect("GetItem")
+        .item
+        .expect("the unknown account's counter");
+    assert!(!unknown.contains_key("team"), "{unknown:?}");
+    let team_day = get("SPEND#TEAM#payments", "DAY#2026-11-20")
+        .await
+        .expect("GetItem")
+        .item
+        .expect("the team's counter");
+    assert_eq!(
+        team_day.get("nanos"),
+        Some(&AttributeValue::N("100".into()))
+    );
+    // The unknown account's spend went to no team's counter.
+    let teams = client
+        .scan()
+        .table_name(&name)
+        .filter_expression("begins_with(pk, :teams)")
+        .expression_attribute_values(":teams", AttributeValue::S("SPEND#TEAM#".into()))
+        .send()
+        .await
+        .expect("Scan");
+    let total: i64 = teams
+        .items()
+        .iter()
+        .map(|i| match i.get("nanos") {
+            Some(AttributeValue::N(n)) => n.parse::<i64>().expect("a whole number"),
+            other => panic!("a team counter without nanos: {other:?}"),
+        })
+        .sum();
+    assert_eq!(total, 100 + 235 + 10);
+}
+
+#[tokio::test]
+async fn spend_ranges_are_inclusive_and_ordered() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let now = Utc::now();
+    let later = now + Duration::hours(1);
+    // Out of order, across a month and a year, with a gap.
+    let adds = [
+        add(Some("payments"), "111111111111", "2027-01-01", 3),
+        add(Some("payments"), "111111111111", "2026-12-31", 2),
+        add(Some("payments"), "111111111111", "2026-11-30", 1),
+        add(Some("payments"), "111111111111", "2027-01-03", 4),
+    ];
+    assert!(
+        store
+            .record_spend_once("k", now, later, &adds)
+            .await
+            .unwrap()
+    );
+    let payments = team("payments");
+    let spend = |from: &str, to: &str| {
+        let (store, payments) = (&store, &payments);
+        let (from, to) = (day(from), day(to));
+        async move { store.team_spend(payments, from, to).await.unwrap() }
+    };
+    assert_eq!(
+        spend("2026-01-01", "2027-12-31").await,
+        vec![
+            (day("2026-11-30"), 1),
+            (day("2026-12-31"), 2),
+            (day("2027-01-01"), 3),
+            (day("2027-01-03"), 4)
+        ]
+    );
+    assert_eq!(
+        spend("2026-12-31", "2027-01-01").await,
+        vec![(day("2026-12-31"), 2), (day("2027-01-01"), 3)],
+        "both ends inclusive"
+    );
+    assert_eq!(
+        spend("2027-01-03", "2027-01-03").await,
+        vec![(day("2027-01-03"), 4)]
+    );
+    assert!(spend("2026-12-01", "2026-12-30").await.is_empty());
+    assert!(
+        spend("2027-01-03", "2026-11-30").await.is_empty(),
+        "a reversed range is empty, not an error"
+    );
+}
+
+#[tokio::test]
+async fn a_range_over_several_pages_reads_them_all_in_order() {
+    let Some((store, client, name)) = store().await else {
+        return;
+    };
+    let now = Utc::now();
+    let later = now + Duration::hours(1);
+    // 99 counters, the most one transaction moves besides the claim.
+    let first = day("2026-01-01");
+    let adds: Vec<SpendAdd> = (0..99)
+        .map(|i| SpendAdd {
+            team: None,
+            account_id: "555555555555".into(),
+            day: first + Duration::days(i),
+            nanos: i + 1,
+        })
+        .collect();
+    assert!(
+        store
+            .record_spend_once("days", now, later, &adds)
+            .await
+            .unwrap()
+    );
+    // Counters are small; padding six of them to 300 KB makes a Query
+    // return more than DynamoDB's (and moto's) 1 MB a page.
+    for i in [3, 20, 40, 60, 80, 98] {
+        client
+            .update_item()
+            .table_name(&name)
+            .key("pk", AttributeValue::S("SPEND#ACCOUNT#555555555555".into()))
+            .key(
+                "sk",
+                AttributeValue::S(format!("DAY#{}", first + Duration::days(i))),
+            )
+            .update_expression("SET padding = :padding")
+            .expression_attribute_values(":padding", AttributeValue::S("x".repeat(300_000)))
+            .send()
+            .await
+            .expect("UpdateItem");
+    }
+    let one_page = client
+        .query()
+        .table_name(&name)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            AttributeValue::S("SPEND#ACCOUNT#555555555555".into()),
+        )
+        .send()
+        .await
+        .expect("Query");
+    assert!(
+        one_page.last_evaluated_key.is_some(),
+        "the range does not fit one page"
+    );
+
+    let all = store
+        .account_spend("555555555555", first, first + Duration::days(98))
+        .await
+        .unwrap();
+    let expected: Vec<_> = (0..99)
+        .map(|i| (first + Duration::days(i), i + 1))
+        .collect();
+    assert_eq!(all, expected);
+}
+
+#[tokio::test]
+async fn a_batch_of_more_than_99_counters_is_refused_and_claims_nothing() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let now = Utc::now();
+    let later = now + Duration::hours(1);
+    let first = day("2026-01-01");
+    // 50 days of a known account: 100 counters (the team's and the account's).
+    let adds: Vec<SpendAdd> = (0..50)
+        .map(|i| SpendAdd {
+            team: Some(team("payments")),
+            account_id: "111111111111".into(),
+            day: first + Duration::days(i),
+            nanos: 1,
+        })
+        .collect();
+    let err = store
+        .record_spend_once("big", now, later, &adds)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains("100 spend counters") && m.contains("at most 99")),
+        "{err:?}"
+    );
+    assert!(!store.is_claimed("big", now).await.unwrap());
+    assert!(
+        store
+            .record_spend_once("big", now, later, &adds[..49])
+            .await
+            .unwrap(),
+        "98 counters fit"
+    );
+}
+
+// ------------------------------------------------------------ markers
+
+#[tokio::test]
+async fn a_marker_is_remembered_once_recalled_until_it_expires_and_forgotten() {
+    let Some((store, client, name)) = store().await else {
+        return;
+    };
+    let now = Utc::now();
+    let until = now + Duration::minutes(10);
+    assert_eq!(
+        store.recall("threshold#payments#80", now).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .remember("threshold#payments#80", "fired", now, until)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remember("threshold#payments#80", "again", now, until)
+            .await
+            .unwrap(),
+        "an unexpired marker is kept"
+    );
+    assert_eq!(
+        store
+            .recall("threshold#payments#80", now)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("fired")
+    );
+    assert_eq!(
+        store
+            .recall("threshold#payments#80", until)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("fired"),
+        "still there at its expiry"
+    );
+    assert_eq!(
+        store.recall("threshold#payments#100", now).await.unwrap(),
+        None,
+        "keys are independent"
+    );
+
+    // The item, as the layout in the store's module doc says.
+    let item = client
+        .get_item()
+        .table_name(&name)
+        .key(
+            "pk",
+            AttributeValue::S("MARKER#threshold#payments#80".into()),
+        )
+        .key("sk", AttributeValue::S("MARKER".into()))
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+        .expect("the marker is stored");
+    assert_eq!(item.get("value"), Some(&AttributeValue::S("fired".into())));
+    assert_eq!(
+        item.get("expires_at"),
+        Some(&AttributeValue::N(until.timestamp().to_string())),
+        "epoch seconds, a Number, as TTL requires"
+    );
+
+    // Expired (moto, like DynamoDB for a while, still holds the item): it
+    // is not recalled, and a new value can be remembered over it.
+    let after = until + Duration::seconds(1);
+    assert_eq!(
+        store.recall("threshold#payments#80", after).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .remember(
+                "threshold#payments#80",
+                "next period",
+                after,
+                after + Duration::minutes(10)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .recall("threshold#payments#80", after)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("next period")
+    );
+
+    store.forget("threshold#payments#80").await.unwrap();
+    assert_eq!(
+        store.recall("threshold#payments#80", after).await.unwrap(),
+        None
+    );
+    store
+        .forget("threshold#payments#80")
+        .await
+        .expect("forgetting what is not there is no error");
+    assert!(
+        store
+            .remember("threshold#payments#80", "fresh", after, until)
+            .await
+            .unwrap(),
+        "a forgotten marker can be remembered again"
+    );
+}
+
+#[tokio::test]
+async fn markers_and_claims_do_not_share_keys() {
+    let Some((store, _, _)) = store().await else {
+        return;
+    };
+    let now = Utc::now();
+    let later = now + Duration::hours(1);
+    assert!(store.remember("k", "v", now, later).await.unwrap());
+    assert!(!store.is_claimed("k", now).await.unwrap());
+    assert!(store.claim_once("k", now, later).await.unwrap());
+    assert_eq!(store.recall("k", now).await.unwrap().as_deref(), Some("v"));
 }

@@ -8,9 +8,12 @@ pub mod catalog;
 pub mod clock;
 pub mod event;
 pub mod handler;
+pub mod lake;
 pub mod organization;
 pub mod pattern;
 pub mod ports;
+pub mod pricing;
+pub mod recorder;
 pub mod schedule;
 pub mod team;
 pub mod validation;
@@ -24,8 +27,8 @@ pub use organization::{
 };
 pub use pattern::{EventPattern, PatternError};
 pub use ports::{
-    BusError, EventBus, IdempotencyKey, Inserted, Page, RejectedEntry, Store, StoreError,
-    Transitioned,
+    Appended, BusError, EventBus, IdempotencyKey, Inserted, LakeError, LakeSink, Page,
+    RejectedEntry, SpendAdd, Store, StoreError, Transitioned,
 };
 pub use team::{Team, TeamName};
 pub use validation::ValidationError;

@@ -2,10 +2,12 @@
 //! adapter (`purser-aws`) and an embedded one (`purser-local`).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
 
 use crate::account::{Account, AccountState};
 use crate::event::EventEntry;
+use crate::lake::LakeTable;
 use crate::team::{Team, TeamName};
 
 /// Puts events on an event bus.
@@ -107,6 +109,87 @@ pub trait Store: Send + Sync {
 
     /// How many accounts had `CloseAccount` called since `since`.
     async fn closures_since(&self, since: DateTime<Utc>) -> Result<u32, StoreError>;
+
+    /// Whether `key` stands claimed (by `claim_once` or `record_spend_once`)
+    /// and unexpired at `now`.
+    async fn is_claimed(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Claims `key` (as `claim_once`) and adds each amount to its team's and
+    /// its account's counter for its day, all in one atomic step: `false`,
+    /// and nothing added, when the key was already claimed. This is how a
+    /// batch that arrives twice is counted once.
+    async fn record_spend_once(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        adds: &[SpendAdd],
+    ) -> Result<bool, StoreError>;
+
+    /// A team's spend per day (nano-units of the currency), for the days
+    /// from `from` to `to` inclusive that have any; in day order.
+    async fn team_spend(
+        &self,
+        team: &TeamName,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, i64)>, StoreError>;
+
+    /// An account's spend per day, as `team_spend`.
+    async fn account_spend(
+        &self,
+        account_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, i64)>, StoreError>;
+
+    /// Keeps `value` under `key` until `expires_at`, unless an unexpired
+    /// value is there already (then returns `false` and keeps that one).
+    async fn remember(
+        &self,
+        key: &str,
+        value: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// The unexpired value under `key`.
+    async fn recall(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError>;
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// An amount of spend for a team's and an account's counters of one day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendAdd {
+    /// `None` for accounts Purser does not know: only the account counts it.
+    pub team: Option<TeamName>,
+    pub account_id: String,
+    pub day: NaiveDate,
+    /// Nano-units of the currency (see `pricing::to_nanos`).
+    pub nanos: i64,
+}
+
+/// Appends records to the data lake's tables.
+#[async_trait]
+pub trait LakeSink: Send + Sync {
+    /// Appends `records` (JSON objects) to `table`. Records the lake refuses
+    /// after retries go to its dead-letter location and are counted in
+    /// `dead_lettered`, never dropped; an error means nothing could be
+    /// stored, and the caller should retry.
+    async fn append(&self, table: LakeTable, records: Vec<Value>) -> Result<Appended, LakeError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Appended {
+    pub written: usize,
+    pub dead_lettered: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("the data lake could not be reached: {0}")]
+    Unavailable(String),
 }
 
 /// An `Idempotency-Key`, scoped to the caller, with a fingerprint of the

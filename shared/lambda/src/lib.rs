@@ -5,8 +5,11 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
-use purser_aws::{DynamoStore, EventBridgeBus, OrganizationsClient};
+use purser_aws::{
+    DeadLetterBucket, DynamoStore, EventBridgeBus, FirehoseSink, LakeStreams, OrganizationsClient,
+};
 use purser_core::accounts::Accounts;
+use purser_core::recorder::Recorder;
 use purser_core::{Clock, EventBus, Handler, Organization, Store, SystemClock};
 use serde_json::Value;
 
@@ -18,6 +21,7 @@ pub struct AwsPorts {
     pub clock: Arc<dyn Clock>,
     /// IAM principal ARNs of platform admins (`AdminPrincipals`).
     pub admins: Vec<String>,
+    config: aws_config::SdkConfig,
 }
 
 impl AwsPorts {
@@ -28,6 +32,30 @@ impl AwsPorts {
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),
         )
+    }
+
+    /// The recorder on Firehose; only functions the template gives the lake
+    /// streams (`PURSER_INVOCATIONS_STREAM`, `PURSER_DEPLOYMENTS_STREAM`,
+    /// `PURSER_LAKE_BUCKET`) have one.
+    pub fn recorder(&self) -> Result<Recorder, Error> {
+        let lake = FirehoseSink::from_config(
+            &self.config,
+            LakeStreams {
+                invocations: env("PURSER_INVOCATIONS_STREAM")?,
+                deployments: env("PURSER_DEPLOYMENTS_STREAM")?,
+            },
+            DeadLetterBucket {
+                bucket: env("PURSER_LAKE_BUCKET")?,
+                // The lake bucket's lifecycle rule expires this prefix.
+                prefix: "dead-letter/".into(),
+            },
+        );
+        Ok(Recorder::new(
+            Arc::clone(&self.store),
+            Arc::new(lake),
+            Arc::clone(&self.bus),
+            Arc::clone(&self.clock),
+        ))
     }
 }
 
@@ -52,6 +80,7 @@ pub async fn ports() -> Result<AwsPorts, Error> {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect(),
+        config,
     })
 }
 

@@ -168,6 +168,24 @@ CREATE TABLE org_closures (
 );
 CREATE INDEX org_closures_due ON org_closures (done, complete_at_ms);
 "#,
+    r#"
+-- Streamed spend per team or account and day (`YYYY-MM-DD`), in nano-units
+-- of the currency; a batch adds to it once, with its idempotency claim.
+CREATE TABLE spend (
+    scope  TEXT NOT NULL CHECK (scope IN ('team', 'account')),
+    key    TEXT NOT NULL,
+    day    TEXT NOT NULL,
+    nanos  INTEGER NOT NULL,
+    PRIMARY KEY (scope, key, day)
+);
+
+-- Short-lived values kept between events (a stack operation's start).
+CREATE TABLE markers (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL,
+    expires_ms  INTEGER NOT NULL
+);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use purser_core::accounts::Accounts;
-use purser_core::{Clock, EventBus, Handler, Organization, Store};
+use purser_core::recorder::Recorder;
+use purser_core::{Clock, EventBus, Handler, LakeSink, Organization, Store};
 
 use crate::template::Wiring;
 
@@ -14,6 +15,7 @@ pub struct Ports {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn EventBus>,
     pub organization: Arc<dyn Organization>,
+    pub lake: Arc<dyn LakeSink>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -23,6 +25,16 @@ impl Ports {
         Accounts::new(
             Arc::clone(&self.store),
             Arc::clone(&self.organization),
+            Arc::clone(&self.bus),
+            Arc::clone(&self.clock),
+        )
+    }
+
+    /// The recorder on these ports.
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.lake),
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),
         )

@@ -188,6 +188,7 @@ pub async fn start(
         store: Arc::new(SqliteStore::new(db.clone())),
         bus: Arc::new(bus.clone()),
         organization: organization.clone(),
+        lake: Arc::new(crate::lake::LocalLakeSink::new(&config.data_dir)),
         clock,
     };
     let handlers = registry.build(&ports);

@@ -6,11 +6,11 @@
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use purser_core::organization::MAX_CONCURRENT_CREATIONS;
 use purser_core::{
-    Account, AccountState, IdempotencyKey, Inserted, Page, Store, StoreError, Team, TeamName,
-    Transitioned,
+    Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, Store, StoreError, Team,
+    TeamName, Transitioned,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -18,6 +18,21 @@ use crate::db::{Db, DbError, epoch_ms};
 
 /// How long an `Idempotency-Key` stands for its request.
 const KEY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Claims a key (?1) until ?2: inserts it, or takes over a claim that
+/// expired before ?3 (now). A claim stands through its expiry instant. SQLite
+/// serializes writers, so of concurrent claims exactly one changes a row.
+const CLAIM: &str = "INSERT INTO idempotency (key, expires_ms) VALUES (?1, ?2)
+     ON CONFLICT (key) DO UPDATE SET expires_ms = excluded.expires_ms
+     WHERE idempotency.expires_ms < ?3";
+
+/// Adds nanos (?4) to the counter of a scope (?1), key (?2) and day (?3).
+const ADD_SPEND: &str = "INSERT INTO spend (scope, key, day, nanos) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (scope, key, day) DO UPDATE SET nanos = nanos + excluded.nanos";
+
+/// The `spend` scopes.
+const TEAM: &str = "team";
+const ACCOUNT: &str = "account";
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -143,18 +158,10 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let key = key.to_string();
         let (now, expires) = (epoch_ms(now), epoch_ms(expires_at));
-        // One statement: insert, or take over an expired claim. SQLite
-        // serializes writers, so of concurrent claims exactly one changes a row.
+        // One statement: insert, or take over an expired claim.
         let changed = self
             .db
-            .call(move |conn| {
-                conn.execute(
-                    "INSERT INTO idempotency (key, expires_ms) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET expires_ms = excluded.expires_ms
-                     WHERE idempotency.expires_ms < ?3",
-                    params![key, expires, now],
-                )
-            })
+            .call(move |conn| conn.execute(CLAIM, params![key, expires, now]))
             .await
             .map_err(unavailable)?;
         Ok(changed == 1)
@@ -481,9 +488,173 @@ impl Store for SqliteStore {
             .map_err(unavailable)?;
         count(n)
     }
+
+    async fn is_claimed(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let (key, now) = (key.to_string(), epoch_ms(now));
+        self.db
+            .call(move |conn| {
+                conn.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM idempotency WHERE key = ?1 AND expires_ms >= ?2)",
+                    params![key, now],
+                    |r| r.get(0),
+                )
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    /// One immediate transaction: the claim, then every add. A lost claim
+    /// rolls back with nothing written.
+    async fn record_spend_once(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        adds: &[SpendAdd],
+    ) -> Result<bool, StoreError> {
+        let key = key.to_string();
+        let (now, expires) = (epoch_ms(now), epoch_ms(expires_at));
+        let adds: Vec<(Option<String>, String, String, i64)> = adds
+            .iter()
+            .map(|a| {
+                (
+                    a.team.as_ref().map(TeamName::to_string),
+                    a.account_id.clone(),
+                    day_key(a.day),
+                    a.nanos,
+                )
+            })
+            .collect();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if tx.execute(CLAIM, params![key, expires, now])? != 1 {
+                    return Ok(false);
+                }
+                {
+                    let mut add = tx.prepare(ADD_SPEND)?;
+                    for (team, account_id, day, nanos) in &adds {
+                        if let Some(team) = team {
+                            add.execute(params![TEAM, team, day, nanos])?;
+                        }
+                        add.execute(params![ACCOUNT, account_id, day, nanos])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn team_spend(
+        &self,
+        team: &TeamName,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
+        self.spend(TEAM, team.to_string(), from, to).await
+    }
+
+    async fn account_spend(
+        &self,
+        account_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
+        self.spend(ACCOUNT, account_id.to_string(), from, to).await
+    }
+
+    async fn remember(
+        &self,
+        key: &str,
+        value: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (key, value) = (key.to_string(), value.to_string());
+        let (now, expires) = (epoch_ms(now), epoch_ms(expires_at));
+        // As a claim: insert, or take over an expired value, in one statement.
+        let changed = self
+            .db
+            .call(move |conn| {
+                conn.execute(
+                    "INSERT INTO markers (key, value, expires_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                         expires_ms = excluded.expires_ms
+                     WHERE markers.expires_ms < ?4",
+                    params![key, value, expires, now],
+                )
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(changed == 1)
+    }
+
+    async fn recall(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+        let (key, now) = (key.to_string(), epoch_ms(now));
+        self.db
+            .call(move |conn| {
+                conn.query_row(
+                    "SELECT value FROM markers WHERE key = ?1 AND expires_ms >= ?2",
+                    params![key, now],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.db
+            .call(move |conn| conn.execute("DELETE FROM markers WHERE key = ?1", [key]))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// A day as the `spend` table keeps it: `YYYY-MM-DD`, which sorts as dates do.
+fn day_key(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
 }
 
 impl SqliteStore {
+    /// The counters of one `scope` and `key` from `from` to `to`, in day order.
+    async fn spend(
+        &self,
+        scope: &'static str,
+        key: String,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
+        let (from, to) = (day_key(from), day_key(to));
+        let rows: Vec<(String, i64)> = self
+            .db
+            .call(move |conn| {
+                conn.prepare(
+                    "SELECT day, nanos FROM spend
+                     WHERE scope = ?1 AND key = ?2 AND day BETWEEN ?3 AND ?4
+                     ORDER BY day",
+                )?
+                .query_map(params![scope, key, from, to], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect()
+            })
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|(day, nanos)| {
+                NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                    .map(|day| (day, nanos))
+                    .map_err(|e| StoreError::Corrupt(format!("a spend day {day:?}: {e}")))
+            })
+            .collect()
+    }
+
     /// The account whose `column` equals `value`. `column` is one of this
     /// file's literals, never input.
     async fn one(&self, column: &'static str, value: &str) -> Result<Option<Account>, StoreError> {
@@ -1060,6 +1231,311 @@ mod tests {
         }
         assert_eq!(created, 1);
         assert_eq!(store.open_accounts(&team("payments")).await.unwrap(), 1);
+    }
+
+    fn day(d: &str) -> NaiveDate {
+        d.parse().unwrap()
+    }
+
+    fn add(team_name: Option<&str>, account_id: &str, d: &str, nanos: i64) -> SpendAdd {
+        SpendAdd {
+            team: team_name.map(team),
+            account_id: account_id.into(),
+            day: day(d),
+            nanos,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spend_key_adds_once() {
+        let (_dir, store) = store();
+        let now = Utc::now();
+        let later = now + Duration::hours(1);
+        let adds = [add(Some("payments"), "111111111111", "2026-11-21", 1_500)];
+        assert!(!store.is_claimed("batch#1", now).await.unwrap());
+        assert!(
+            store
+                .record_spend_once("batch#1", now, later, &adds)
+                .await
+                .unwrap()
+        );
+        assert!(store.is_claimed("batch#1", now).await.unwrap());
+        assert!(store.is_claimed("batch#1", later).await.unwrap());
+        assert!(
+            !store
+                .record_spend_once("batch#1", now, later, &adds)
+                .await
+                .unwrap()
+        );
+        let (from, to) = (day("2026-11-01"), day("2026-11-30"));
+        assert_eq!(
+            store.team_spend(&team("payments"), from, to).await.unwrap(),
+            vec![(day("2026-11-21"), 1_500)]
+        );
+        assert_eq!(
+            store.account_spend("111111111111", from, to).await.unwrap(),
+            vec![(day("2026-11-21"), 1_500)]
+        );
+        // A key taken by `claim_once` counts as claimed too, and the two
+        // share one namespace.
+        assert!(store.claim_once("batch#2", now, later).await.unwrap());
+        assert!(store.is_claimed("batch#2", now).await.unwrap());
+        assert!(
+            !store
+                .record_spend_once("batch#2", now, later, &adds)
+                .await
+                .unwrap()
+        );
+        // Once the claim expired, the key is free and adds again.
+        let after = later + Duration::milliseconds(1);
+        assert!(!store.is_claimed("batch#1", after).await.unwrap());
+        assert!(
+            store
+                .record_spend_once("batch#1", after, after + Duration::hours(1), &adds)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.account_spend("111111111111", from, to).await.unwrap(),
+            vec![(day("2026-11-21"), 3_000)]
+        );
+        // An empty batch still takes its key.
+        assert!(
+            store
+                .record_spend_once("batch#3", now, later, &[])
+                .await
+                .unwrap()
+        );
+        assert!(store.is_claimed("batch#3", now).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_8_concurrent_recordings_of_one_key_one_adds() {
+        let (_dir, store) = store();
+        let now = Utc::now();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let adds = [
+                        add(Some("payments"), "111111111111", "2026-11-21", 7),
+                        add(Some("payments"), "111111111111", "2026-11-22", 11),
+                    ];
+                    store
+                        .record_spend_once("same", now, now + Duration::minutes(5), &adds)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap());
+        }
+        assert_eq!(wins, 1);
+        let (from, to) = (day("2026-11-01"), day("2026-11-30"));
+        let expected = vec![(day("2026-11-21"), 7), (day("2026-11-22"), 11)];
+        assert_eq!(
+            store.team_spend(&team("payments"), from, to).await.unwrap(),
+            expected
+        );
+        assert_eq!(
+            store.account_spend("111111111111", from, to).await.unwrap(),
+            expected
+        );
+    }
+
+    #[tokio::test]
+    async fn spend_sums_per_team_account_and_day() {
+        let (_dir, store) = store();
+        let now = Utc::now();
+        let later = now + Duration::hours(1);
+        let batches = [
+            vec![
+                add(Some("payments"), "111111111111", "2026-11-20", 100),
+                add(Some("payments"), "111111111111", "2026-11-21", 200),
+            ],
+            vec![
+                add(Some("payments"), "222222222222", "2026-11-21", 30),
+                add(Some("search"), "333333333333", "2026-11-21", 4),
+            ],
+            // One account in another batch, the same day: it adds up.
+            vec![add(Some("payments"), "111111111111", "2026-11-21", 5)],
+            // An account Purser does not know: only the account counts it.
+            vec![add(None, "444444444444", "2026-11-21", 9_000)],
+        ];
+        for (i, adds) in batches.iter().enumerate() {
+            assert!(
+                store
+                    .record_spend_once(&format!("batch#{i}"), now, later, adds)
+                    .await
+                    .unwrap()
+            );
+        }
+        let (from, to) = (day("2026-11-01"), day("2026-11-30"));
+        assert_eq!(
+            store.team_spend(&team("payments"), from, to).await.unwrap(),
+            vec![(day("2026-11-20"), 100), (day("2026-11-21"), 235)]
+        );
+        assert_eq!(
+            store.team_spend(&team("search"), from, to).await.unwrap(),
+            vec![(day("2026-11-21"), 4)]
+        );
+        assert_eq!(
+            store.account_spend("111111111111", from, to).await.unwrap(),
+            vec![(day("2026-11-20"), 100), (day("2026-11-21"), 205)]
+        );
+        assert_eq!(
+            store.account_spend("222222222222", from, to).await.unwrap(),
+            vec![(day("2026-11-21"), 30)]
+        );
+        assert_eq!(
+            store.account_spend("444444444444", from, to).await.unwrap(),
+            vec![(day("2026-11-21"), 9_000)]
+        );
+        // The unknown account's spend went to no team; team and account
+        // counters of the same name do not mix.
+        let teams: i64 = store
+            .db
+            .call_blocking(|c| {
+                c.query_row(
+                    "SELECT COALESCE(SUM(nanos), 0) FROM spend WHERE scope = 'team'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap();
+        assert_eq!(teams, 339);
+        assert!(
+            store
+                .team_spend(&team("nobody"), from, to)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .account_spend("payments", from, to)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn spend_ranges_are_inclusive_and_ordered() {
+        let (_dir, store) = store();
+        let now = Utc::now();
+        let later = now + Duration::hours(1);
+        // Out of order, across a month and a year, with a gap.
+        let adds = [
+            add(Some("payments"), "111111111111", "2027-01-01", 3),
+            add(Some("payments"), "111111111111", "2026-12-31", 2),
+            add(Some("payments"), "111111111111", "2026-11-30", 1),
+            add(Some("payments"), "111111111111", "2027-01-03", 4),
+        ];
+        store
+            .record_spend_once("k", now, later, &adds)
+            .await
+            .unwrap();
+        let payments = team("payments");
+        let spend = |from: &str, to: &str| {
+            let (store, payments) = (store.clone(), payments.clone());
+            let (from, to) = (day(from), day(to));
+            async move { store.team_spend(&payments, from, to).await.unwrap() }
+        };
+        assert_eq!(
+            spend("2026-01-01", "2027-12-31").await,
+            vec![
+                (day("2026-11-30"), 1),
+                (day("2026-12-31"), 2),
+                (day("2027-01-01"), 3),
+                (day("2027-01-03"), 4)
+            ]
+        );
+        assert_eq!(
+            spend("2026-12-31", "2027-01-01").await,
+            vec![(day("2026-12-31"), 2), (day("2027-01-01"), 3)]
+        );
+        assert_eq!(
+            spend("2027-01-03", "2027-01-03").await,
+            vec![(day("2027-01-03"), 4)]
+        );
+        assert!(spend("2027-01-02", "2027-01-02").await.is_empty());
+        assert!(spend("2027-01-04", "2027-12-31").await.is_empty());
+        // An empty range (from after to) has nothing.
+        assert!(spend("2027-01-03", "2026-11-30").await.is_empty());
+        assert_eq!(
+            store
+                .account_spend("111111111111", day("2026-12-01"), day("2027-01-02"))
+                .await
+                .unwrap(),
+            vec![(day("2026-12-31"), 2), (day("2027-01-01"), 3)]
+        );
+    }
+
+    #[tokio::test]
+    async fn markers_are_kept_until_they_expire() {
+        let (_dir, store) = store();
+        let now = Utc::now();
+        let later = now + Duration::hours(1);
+        assert_eq!(store.recall("stack#1", now).await.unwrap(), None);
+        assert!(
+            store
+                .remember("stack#1", "first", now, later)
+                .await
+                .unwrap()
+        );
+        // An unexpired value stays.
+        assert!(
+            !store
+                .remember("stack#1", "second", now, later)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.recall("stack#1", now).await.unwrap().as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            store.recall("stack#1", later).await.unwrap().as_deref(),
+            Some("first")
+        );
+        assert!(
+            store
+                .remember("stack#2", "other", now, later)
+                .await
+                .unwrap()
+        );
+        // Expired: not recalled, and a new value takes its place.
+        let after = later + Duration::milliseconds(1);
+        assert_eq!(store.recall("stack#1", after).await.unwrap(), None);
+        assert!(
+            store
+                .remember("stack#1", "third", after, after + Duration::hours(1))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.recall("stack#1", after).await.unwrap().as_deref(),
+            Some("third")
+        );
+        // Forgotten: gone at once, and free to remember again.
+        store.forget("stack#1").await.unwrap();
+        store.forget("never-there").await.unwrap();
+        assert_eq!(store.recall("stack#1", after).await.unwrap(), None);
+        assert!(
+            store
+                .remember("stack#1", "fourth", now, later)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.recall("stack#2", now).await.unwrap().as_deref(),
+            Some("other")
+        );
+        // Markers and claims are separate namespaces.
+        assert!(!store.is_claimed("stack#2", now).await.unwrap());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use purser_core::{Account, StoreError, Team, TeamName};
 
 /// One item, as the SDK reads and writes it.
@@ -44,6 +44,24 @@ pub(super) const REQUEST_KEY_SK: &str = "REQUEST";
 pub(super) const FINGERPRINT: &str = "fingerprint";
 /// The id of the account a request's idempotency key created.
 pub(super) const KEY_ACCOUNT: &str = "account";
+
+/// Sort key of event claims (`claim_once`, `record_spend_once`); their
+/// partition key is `IDEMPOTENCY#<key>`.
+pub(super) const CLAIM_SK: &str = "IDEMPOTENCY";
+
+pub(super) const SPEND_TEAM_PREFIX: &str = "SPEND#TEAM#";
+pub(super) const SPEND_ACCOUNT_PREFIX: &str = "SPEND#ACCOUNT#";
+/// Sort keys of spend counters: `DAY#YYYY-MM-DD`, which sorts as days do.
+pub(super) const DAY_PREFIX: &str = "DAY#";
+/// A counter's spend, in nano-units of the currency.
+pub(super) const NANOS: &str = "nanos";
+/// The team of an account's counter, when Purser knows the account.
+pub(super) const SPEND_TEAM: &str = "team";
+
+pub(super) const MARKER_PREFIX: &str = "MARKER#";
+pub(super) const MARKER_SK: &str = "MARKER";
+/// What `remember` keeps, on a marker item.
+pub(super) const VALUE: &str = "value";
 
 /// The global secondary indexes, with their key attributes (all strings,
 /// all projecting every attribute).
@@ -125,6 +143,67 @@ pub(super) fn request_key(storage_key: &str) -> Item {
         ),
         (SK.to_owned(), s(REQUEST_KEY_SK)),
     ])
+}
+
+pub(super) fn claim_key(key: &str) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(format!("{REQUEST_KEY_PREFIX}{key}"))),
+        (SK.to_owned(), s(CLAIM_SK)),
+    ])
+}
+
+pub(super) fn marker_key(key: &str) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(format!("{MARKER_PREFIX}{key}"))),
+        (SK.to_owned(), s(MARKER_SK)),
+    ])
+}
+
+/// `DAY#YYYY-MM-DD`: four-digit years, so the text sorts as the days do.
+pub(super) fn day_sort_key(day: NaiveDate) -> String {
+    format!("{DAY_PREFIX}{}", day.format("%Y-%m-%d"))
+}
+
+pub(super) fn team_spend_key(team: &TeamName, day: NaiveDate) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(format!("{SPEND_TEAM_PREFIX}{team}"))),
+        (SK.to_owned(), s(day_sort_key(day))),
+    ])
+}
+
+pub(super) fn account_spend_key(account_id: &str, day: NaiveDate) -> Item {
+    HashMap::from([
+        (
+            PK.to_owned(),
+            s(format!("{SPEND_ACCOUNT_PREFIX}{account_id}")),
+        ),
+        (SK.to_owned(), s(day_sort_key(day))),
+    ])
+}
+
+/// A spend counter read back: its day and its nanos.
+pub(super) fn spend_from_item(item: &Item) -> Result<(NaiveDate, i64), StoreError> {
+    let sk = string(item, SK)?;
+    let day = sk
+        .strip_prefix(DAY_PREFIX)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "item {} is not a spend counter of a day",
+                describe_key(item)
+            ))
+        })?;
+    Ok((day, number(item, NANOS)?))
+}
+
+/// Whether a claim or marker still stands at `now`: the negation of
+/// `CLAIM_CONDITION`, in the same whole seconds. An item without an expiry
+/// never expires, as that condition treats it.
+pub(super) fn unexpired(item: &Item, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    if !item.contains_key(EXPIRES_AT) {
+        return Ok(true);
+    }
+    Ok(number(item, EXPIRES_AT)? >= now.timestamp())
 }
 
 pub(super) fn state_partition(state: purser_core::AccountState) -> String {
@@ -376,6 +455,41 @@ mod tests {
             Err(StoreError::Corrupt(_))
         ));
         assert_eq!(counter(None, OPEN).unwrap(), 0);
+    }
+
+    #[test]
+    fn spend_counters_are_keyed_by_day_in_sortable_text() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 9).unwrap();
+        let team = TeamName::parse("payments").unwrap();
+        let key = team_spend_key(&team, day);
+        assert_eq!(key["pk"], s("SPEND#TEAM#payments"));
+        assert_eq!(key["sk"], s("DAY#2026-03-09"));
+        let mut item = account_spend_key("111122223333", day);
+        assert_eq!(item["pk"], s("SPEND#ACCOUNT#111122223333"));
+        item.insert(NANOS.into(), n(1_500));
+        assert_eq!(spend_from_item(&item).unwrap(), (day, 1_500));
+        item.insert(SK.into(), s("DAY#March"));
+        assert!(matches!(
+            spend_from_item(&item),
+            Err(StoreError::Corrupt(_))
+        ));
+        let later = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        assert!(day_sort_key(day) < day_sort_key(later));
+    }
+
+    #[test]
+    fn a_claim_stands_through_the_second_it_expires_in() {
+        let expires = Utc.with_ymd_and_hms(2026, 3, 9, 12, 0, 0).single().unwrap();
+        let mut item = claim_key("k");
+        item.insert(EXPIRES_AT.into(), n(expires.timestamp()));
+        let at = |ms| expires + chrono::Duration::milliseconds(ms);
+        assert!(unexpired(&item, at(-1)).unwrap());
+        assert!(unexpired(&item, at(999)).unwrap());
+        assert!(!unexpired(&item, at(1_000)).unwrap());
+        assert!(
+            unexpired(&claim_key("k"), at(1_000)).unwrap(),
+            "no expiry: held"
+        );
     }
 
     #[test]

@@ -1,0 +1,260 @@
+//! What the recorder does with deployments and invocations: normalise them
+//! into lake records, send them to the lake, add invocation costs to the
+//! streaming spend counters (once per batch, however often it arrives) and
+//! tell budgets about it with `TeamSpendUpdated`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::clock::Clock;
+use crate::event::{Event, EventEntry};
+use crate::lake::{
+    self, DeploymentReported, InvocationsReported, LakeTable, RecordError, StackStatusChange,
+    TeamSpendUpdated,
+};
+use crate::ports::{BusError, EventBus, LakeError, LakeSink, SpendAdd, Store, StoreError};
+use crate::pricing::{PriceTable, from_nanos, to_nanos};
+use crate::team::TeamName;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    #[error("the event cannot be recorded: {0}")]
+    Invalid(#[from] RecordError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// What became of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Records written to the lake (and, for invocations, counted).
+    Written {
+        records: usize,
+        dead_lettered: usize,
+    },
+    /// This batch was recorded before: nothing was written or counted again.
+    Duplicate,
+}
+
+/// How long a batch id is remembered: longer than any redelivery, and
+/// longer than a month so a late batch cannot be counted twice.
+const BATCH_MEMORY: Duration = Duration::days(40);
+/// How long a stack operation's start is kept for pairing with its end.
+const STACK_MEMORY: Duration = Duration::days(3);
+
+pub struct Recorder {
+    pub store: Arc<dyn Store>,
+    pub lake: Arc<dyn LakeSink>,
+    pub bus: Arc<dyn EventBus>,
+    pub clock: Arc<dyn Clock>,
+    pub prices: PriceTable,
+}
+
+impl Recorder {
+    pub fn new(
+        store: Arc<dyn Store>,
+        lake: Arc<dyn LakeSink>,
+        bus: Arc<dyn EventBus>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            lake,
+            bus,
+            clock,
+            prices: PriceTable::builtin(),
+        }
+    }
+
+    /// The account's team in Purser's registry; `None` for accounts Purser
+    /// does not know (their records are kept, with no team).
+    async fn team_of(&self, account_id: &str) -> Result<Option<TeamName>, StoreError> {
+        Ok(self
+            .store
+            .account_by_account_id(account_id)
+            .await?
+            .map(|a| a.team))
+    }
+
+    /// `InvocationsReported` from a member account.
+    pub async fn invocations(&self, event: &Event) -> Result<Recorded, RecorderError> {
+        let (batch, architecture) = InvocationsReported::parse(&event.detail)?;
+        let key = format!("batch#{}#{}", event.account, batch.batch_id);
+        if self.store.is_claimed(&key, self.clock.now()).await? {
+            tracing::info!(account_id = %event.account, batch_id = %batch.batch_id, "batch already recorded");
+            return Ok(Recorded::Duplicate);
+        }
+        let team = self.team_of(&event.account).await?;
+        let region = event.region.as_str();
+        let priced = lake::invocation_records(
+            &batch,
+            architecture,
+            &event.account,
+            region,
+            team.as_ref().map(TeamName::as_str),
+            |day| self.prices.lambda(region, day).ok().cloned(),
+        )?;
+        let records: Vec<Value> = priced
+            .iter()
+            .map(|p| serde_json::to_value(&p.record).expect("a record serializes"))
+            .collect();
+        let sent = self.lake.append(LakeTable::Invocations, records).await?;
+
+        let mut by_day: BTreeMap<NaiveDate, Decimal> = BTreeMap::new();
+        for p in &priced {
+            *by_day.entry(p.day).or_default() += p.cost;
+        }
+        let adds: Vec<SpendAdd> = by_day
+            .iter()
+            .map(|(day, cost)| SpendAdd {
+                team: team.clone(),
+                account_id: event.account.clone(),
+                day: *day,
+                nanos: to_nanos(*cost),
+            })
+            .collect();
+        let now = self.clock.now();
+        if !self
+            .store
+            .record_spend_once(&key, now, now + BATCH_MEMORY, &adds)
+            .await?
+        {
+            // Another delivery of the same batch won the race; the lake may
+            // hold it twice, which the queries handle.
+            return Ok(Recorded::Duplicate);
+        }
+        match &team {
+            Some(team) => {
+                let latest = by_day
+                    .keys()
+                    .next_back()
+                    .copied()
+                    .unwrap_or(now.date_naive());
+                self.spend_updated(team, latest, now).await?;
+            }
+            None => tracing::warn!(
+                account_id = %event.account,
+                batch_id = %batch.batch_id,
+                "invocations from an account Purser does not know: recorded without a team"
+            ),
+        }
+        tracing::info!(account_id = %event.account, team = team.as_ref().map(TeamName::as_str).unwrap_or(""), batch_id = %batch.batch_id, records = priced.len(), "invocations recorded");
+        Ok(Recorded::Written {
+            records: sent.written,
+            dead_lettered: sent.dead_lettered,
+        })
+    }
+
+    /// Emits the team's month-to-date spend for the month of `day`.
+    async fn spend_updated(
+        &self,
+        team: &TeamName,
+        day: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<(), RecorderError> {
+        let first = day.with_day(1).unwrap_or(day);
+        let last = last_day_of_month(day);
+        let days = self.store.team_spend(team, first, last).await?;
+        let total: i64 = days.iter().map(|(_, n)| n).sum();
+        let detail = TeamSpendUpdated {
+            version: 1,
+            team: team.to_string(),
+            period: day.format("%Y-%m").to_string(),
+            spend: from_nanos(total).normalize().to_string(),
+            currency: "USD".into(),
+            source: "stream".into(),
+            as_of: lake::timestamp(now),
+        };
+        let detail = serde_json::to_value(&detail).expect("a detail serializes");
+        self.bus
+            .put(vec![EventEntry::purser(lake::TEAM_SPEND_UPDATED, &detail)])
+            .await?;
+        Ok(())
+    }
+
+    /// `DeploymentReported` from CI, by event or `POST /deployments`; the
+    /// account is the envelope's (or the API caller's), never the detail's.
+    pub async fn ci_deployment(
+        &self,
+        account_id: &str,
+        region: &str,
+        detail: &Value,
+        at: DateTime<Utc>,
+    ) -> Result<Recorded, RecorderError> {
+        let deployment = DeploymentReported::parse(detail)?;
+        let team = self.team_of(account_id).await?;
+        let record = deployment.record(account_id, region, team.as_ref().map(TeamName::as_str), at);
+        self.write_deployment(record).await
+    }
+
+    /// `CloudFormation Stack Status Change` forwarded from a member account:
+    /// an operation's end is paired with its start to give its duration.
+    pub async fn cloudformation(&self, event: &Event) -> Result<Recorded, RecorderError> {
+        let change = StackStatusChange::parse(&event.detail)?;
+        let key = format!("stack#{}#{}", event.account, change.stack_id);
+        let mut started_at = None;
+        if change.starts() {
+            // Only the first IN_PROGRESS of an operation marks its start.
+            self.store
+                .remember(
+                    &key,
+                    &lake::timestamp(event.time),
+                    self.clock.now(),
+                    self.clock.now() + STACK_MEMORY,
+                )
+                .await?;
+        } else if change.ends() {
+            started_at = self
+                .store
+                .recall(&key, self.clock.now())
+                .await?
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.to_utc());
+            self.store.forget(&key).await?;
+        }
+        let team = self.team_of(&event.account).await?;
+        let record = change.record(
+            &event.account,
+            &event.region,
+            team.as_ref().map(TeamName::as_str),
+            event.time,
+            started_at,
+        );
+        self.write_deployment(record).await
+    }
+
+    async fn write_deployment(
+        &self,
+        record: lake::DeploymentRecord,
+    ) -> Result<Recorded, RecorderError> {
+        tracing::info!(account_id = %record.account_id, team = record.team.as_deref().unwrap_or(""), stack = %record.stack, status = %record.status, "deployment recorded");
+        let value = serde_json::to_value(&record).expect("a record serializes");
+        let sent = self
+            .lake
+            .append(LakeTable::Deployments, vec![value])
+            .await?;
+        Ok(Recorded::Written {
+            records: sent.written,
+            dead_lettered: sent.dead_lettered,
+        })
+    }
+}
+
+pub fn last_day_of_month(day: NaiveDate) -> NaiveDate {
+    let (y, m) = if day.month() == 12 {
+        (day.year() + 1, 1)
+    } else {
+        (day.year(), day.month() + 1)
+    };
+    NaiveDate::from_ymd_opt(y, m, 1)
+        .and_then(|d| d.pred_opt())
+        .unwrap_or(day)
+}

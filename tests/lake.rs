@@ -1,0 +1,352 @@
+//! Recording end to end on the embedded backends: events put on the local
+//! endpoint with a member account's access key, found in the lake files with
+//! the right account, team, partition and cost, and counted once.
+
+use std::time::Duration;
+
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
+use serde_json::{Value, json};
+
+const DEV: &str = "arn:aws:iam::123456789012:user/ana";
+
+struct Local {
+    running: Running,
+    http: reqwest::Client,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+async fn start() -> Local {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RuntimeConfig::new(dir.path(), 0);
+    config.allow_aws_sources = true; // to play CloudFormation
+    config.retry_timing = RetryTiming {
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(200),
+    };
+    config.organization.delay = Duration::from_millis(100);
+    let running = purser_local::start(
+        config,
+        &Template::builtin(),
+        &purser::registry::handlers(),
+        None,
+    )
+    .await
+    .unwrap();
+    Local {
+        url: format!("http://{}", running.addr()),
+        running,
+        http: reqwest::Client::new(),
+        dir,
+    }
+}
+
+impl Local {
+    /// A ready account of team `payments`; returns its 12-digit id.
+    async fn member_account(&self) -> String {
+        let put = self
+            .http
+            .put(format!("{}/teams/payments", self.url))
+            .body(json!({"members": [DEV]}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 200);
+        let reply: Value = self
+            .http
+            .post(format!("{}/accounts", self.url))
+            .header("x-purser-principal", DEV)
+            .body(
+                json!({"team": "payments", "owner": "ana@example.com", "purpose": "lake"})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = reply["id"].as_str().unwrap().to_string();
+        for _ in 0..300 {
+            let a: Value = self
+                .http
+                .get(format!("{}/accounts/{id}", self.url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if a["state"] == "ready" {
+                return a["account_id"].as_str().unwrap().to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the account never became ready");
+    }
+
+    async fn events_as(&self, account: &str) -> aws_sdk_eventbridge::Client {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.url)
+            .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+                account, "x", None, None, "t",
+            ))
+            .load()
+            .await;
+        aws_sdk_eventbridge::Client::new(&config)
+    }
+
+    async fn put(&self, account: &str, source: &str, detail_type: &str, detail: Value) {
+        let reply = self
+            .events_as(account)
+            .await
+            .put_events()
+            .entries(
+                PutEventsRequestEntry::builder()
+                    .source(source)
+                    .detail_type(detail_type)
+                    .detail(detail.to_string())
+                    .event_bus_name("purser")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.failed_entry_count(), 0, "{reply:?}");
+    }
+
+    fn lake_lines(&self, table: &str) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        let root = self.dir.path().join("lake").join(table);
+        let Ok(parts) = std::fs::read_dir(&root) else {
+            return out;
+        };
+        for part in parts {
+            let part = part.unwrap().path();
+            let dt = part.file_name().unwrap().to_string_lossy().to_string();
+            for file in std::fs::read_dir(&part).unwrap() {
+                let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+                for line in text.lines() {
+                    out.push((dt.clone(), serde_json::from_str(line).unwrap()));
+                }
+            }
+        }
+        out
+    }
+
+    fn archived(&self, detail_type: &str) -> Vec<Value> {
+        inspect::archive(
+            self.running.db(),
+            &inspect::ArchiveFilter {
+                detail_type: Some(detail_type.into()),
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope)
+        .collect()
+    }
+
+    async fn eventually(&self, what: &str, mut check: impl FnMut(&Self) -> bool) {
+        for _ in 0..500 {
+            if check(self) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+}
+
+fn batch(batch_id: &str, reports: usize) -> Value {
+    let reports: Vec<Value> = (0..reports)
+        .map(|i| json!({"request_id": format!("{batch_id}-{i}"), "timestamp": "2026-11-20T23:59:59.500Z",
+            "duration_ms": 95.5, "billed_duration_ms": 100, "max_memory_used_mb": 70, "init_duration_ms": null}))
+        .collect();
+    json!({"version": 1, "batch_id": batch_id, "function_name": "checkout", "architecture": "arm64",
+           "memory_mb": 512, "reports": reports})
+}
+
+/// 100 ms at 512 MB on arm64: 0.05 GB-s × $0.0000133334 + $0.0000002, computed here, not by Purser.
+const COST_PER_INVOCATION: f64 = 0.05 * 0.0000133334 + 0.0000002;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invocations_land_in_the_lake_priced_and_counted_once() {
+    let local = start().await;
+    let account = local.member_account().await;
+    local
+        .put(
+            &account,
+            "purser.telemetry",
+            "InvocationsReported",
+            batch("b-1", 3),
+        )
+        .await;
+    local
+        .eventually("three invocation records", |l| {
+            l.lake_lines("invocations").len() == 3
+        })
+        .await;
+    let lines = local.lake_lines("invocations");
+    for (dt, record) in &lines {
+        assert_eq!(dt, "dt=2026-11-20", "partitioned by the invocation's day");
+        assert_eq!(
+            record["account_id"],
+            account.as_str(),
+            "the envelope's account"
+        );
+        assert_eq!(record["team"], "payments");
+        assert_eq!(record["region"], "us-east-1");
+        assert_eq!(record["schema_version"], 1);
+        let cost = record["cost_usd"].as_f64().unwrap();
+        assert!((cost - COST_PER_INVOCATION).abs() < 1e-12, "{cost}");
+    }
+    local
+        .eventually("the spend update", |l| {
+            l.archived("TeamSpendUpdated").len() == 1
+        })
+        .await;
+    let update = &local.archived("TeamSpendUpdated")[0]["detail"];
+    assert_eq!(update["team"], "payments");
+    assert_eq!(update["period"], "2026-11");
+    let spend: f64 = update["spend"].as_str().unwrap().parse().unwrap();
+    assert!((spend - 3.0 * COST_PER_INVOCATION).abs() < 1e-9, "{spend}");
+
+    // The sender retries the same batch: neither the lake nor the counters see it again.
+    local
+        .put(
+            &account,
+            "purser.telemetry",
+            "InvocationsReported",
+            batch("b-1", 3),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(local.lake_lines("invocations").len(), 3);
+    assert_eq!(local.archived("TeamSpendUpdated").len(), 1);
+    let team = purser_core::TeamName::parse("payments").unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let spend = local
+        .running
+        .ports()
+        .store
+        .team_spend(&team, day, day)
+        .await
+        .unwrap();
+    assert_eq!(spend.len(), 1);
+    assert_eq!(
+        spend[0].1,
+        purser_core::pricing::to_nanos(
+            rust_decimal::Decimal::try_from(3.0 * COST_PER_INVOCATION).unwrap()
+        )
+    );
+    local.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invocations_from_unknown_accounts_are_recorded_without_a_team() {
+    let local = start().await;
+    local
+        .put(
+            "999999999999",
+            "purser.telemetry",
+            "InvocationsReported",
+            batch("b-x", 2),
+        )
+        .await;
+    local
+        .eventually("two records", |l| l.lake_lines("invocations").len() == 2)
+        .await;
+    for (_, record) in local.lake_lines("invocations") {
+        assert_eq!(record["account_id"], "999999999999");
+        assert_eq!(record["team"], Value::Null);
+    }
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let spend = local
+        .running
+        .ports()
+        .store
+        .account_spend("999999999999", day, day)
+        .await
+        .unwrap();
+    assert_eq!(spend.len(), 1, "counted on the account");
+    assert!(local.archived("TeamSpendUpdated").is_empty());
+    local.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deployments_from_ci_and_cloudformation_are_recorded() {
+    let local = start().await;
+    let account = local.member_account().await;
+    local.put(&account, "ci.github", "DeploymentReported", json!({"version": 1, "stack": "web", "status": "SUCCEEDED",
+        "commit": "4f2a9c1", "ref": "main", "pipeline": "deploy", "started_at": "2026-11-21T10:00:00Z", "finished_at": "2026-11-21T10:03:00Z"})).await;
+    let stack_id = format!(
+        "arn:aws:cloudformation:us-east-1:{account}:stack/api/0c8e7f40-8238-11eb-b5e2-02a0b6a6ae39"
+    );
+    local.put(&account, "aws.cloudformation", "CloudFormation Stack Status Change",
+        json!({"stack-id": stack_id, "status-details": {"status": "UPDATE_IN_PROGRESS", "status-reason": "User Initiated"}, "client-request-token": ""})).await;
+    local
+        .eventually("the in-progress record", |l| {
+            l.lake_lines("deployments").len() == 2
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    local.put(&account, "aws.cloudformation", "CloudFormation Stack Status Change",
+        json!({"stack-id": stack_id, "status-details": {"status": "UPDATE_COMPLETE", "status-reason": ""}, "client-request-token": ""})).await;
+    local
+        .eventually("three deployment records", |l| {
+            l.lake_lines("deployments").len() == 3
+        })
+        .await;
+
+    let records: Vec<Value> = local
+        .lake_lines("deployments")
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    let ci = records.iter().find(|r| r["source"] == "ci").unwrap();
+    assert_eq!(ci["account_id"], account.as_str());
+    assert_eq!(ci["team"], "payments");
+    assert_eq!(ci["duration_s"], 180.0);
+    assert_eq!(ci["ref"], "main");
+    let done = records
+        .iter()
+        .find(|r| r["status"] == "UPDATE_COMPLETE")
+        .unwrap();
+    assert_eq!(done["stack"], "api");
+    assert_eq!(done["source"], "cloudformation");
+    assert!(
+        done["duration_s"].as_f64().unwrap() >= 1.0,
+        "paired with its start: {done}"
+    );
+
+    // CI systems that prefer HTTP: POST /deployments, the account from the caller's identity.
+    let reply = local
+        .http
+        .post(format!("{}/deployments", local.url))
+        .body(json!({"version": 1, "stack": "batch", "status": "STARTED"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 202);
+    local
+        .eventually("the HTTP deployment", |l| {
+            l.lake_lines("deployments").len() == 4
+        })
+        .await;
+    let bad = local
+        .http
+        .post(format!("{}/deployments", local.url))
+        .body(json!({"version": 1, "stack": "batch", "status": "DONE"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "status");
+    local.running.shutdown().await;
+}
