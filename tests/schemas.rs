@@ -5,6 +5,9 @@
 //! serialized with serde_json, in the states the lifecycle gives them) validate
 //! against their schema, with `format` checked; and broken details (a required
 //! field missing, a wrong state, an extra field, a malformed value) do not.
+//! For the lake's events: the examples of what Purser accepts parse with the
+//! parsers the recorder uses, schema and parser refuse the same broken
+//! details, and `TeamSpendUpdated` as the code builds it validates.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

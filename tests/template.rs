@@ -436,7 +436,7 @@ fn sample_records() -> Vec<(LakeTable, Value)> {
     ]
 }
 
-fn glue_table<'a>(t: &'a Template, table: LakeTable) -> (&'a String, &'a Value) {
+fn glue_table(t: &Template, table: LakeTable) -> (&String, &Value) {
     let found: Vec<_> = t
         .resources()
         .filter(|(_, r)| {

@@ -177,17 +177,25 @@ pub fn invocation_records(
     team: Option<&str>,
     prices: impl Fn(NaiveDate) -> Option<LambdaPrices>,
 ) -> Result<Vec<PricedInvocation>, RecordError> {
+    // A batch spans a day or two: look prices up once per day.
+    let mut in_force: Option<(NaiveDate, LambdaPrices)> = None;
     batch
         .reports
         .iter()
         .map(|r| {
             let day = r.timestamp.date_naive();
-            let price = prices(day).ok_or_else(|| {
-                bad(
-                    "timestamp",
-                    format!("no Lambda prices for {region} on {day}"),
-                )
-            })?;
+            let price = match &in_force {
+                Some((d, price)) if *d == day => price,
+                _ => {
+                    let price = prices(day).ok_or_else(|| {
+                        bad(
+                            "timestamp",
+                            format!("no Lambda prices for {region} on {day}"),
+                        )
+                    })?;
+                    &in_force.insert((day, price)).1
+                }
+            };
             let cost = price.invocation(architecture, r.billed_duration_ms, batch.memory_mb);
             Ok(PricedInvocation {
                 record: InvocationRecord {
