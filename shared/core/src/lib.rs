@@ -4,6 +4,8 @@
 
 pub mod account;
 pub mod accounts;
+pub mod budget;
+pub mod budgets;
 pub mod catalog;
 pub mod clock;
 pub mod event;
@@ -13,6 +15,8 @@ pub mod organization;
 pub mod pattern;
 pub mod ports;
 pub mod pricing;
+pub mod queries;
+pub mod query;
 pub mod recorder;
 pub mod schedule;
 pub mod team;

@@ -91,7 +91,40 @@ pub trait Organization: Send + Sync {
 
     /// Member accounts in the organization (for the closure quota).
     async fn member_account_count(&self) -> Result<u32, OrganizationError>;
+
+    /// The id of the service control policy named `name`, created with
+    /// `content` if missing and updated if its content differs.
+    async fn ensure_policy(
+        &self,
+        name: &str,
+        description: &str,
+        content: &str,
+    ) -> Result<String, OrganizationError>;
+
+    /// Attaches a policy to an account; attaching it again is a no-op.
+    /// Refused with `Constraint { reason: "POLICY_NUMBER_LIMIT_EXCEEDED" }`
+    /// when the account has its five SCPs already.
+    async fn attach_policy(
+        &self,
+        policy_id: &str,
+        account_id: &str,
+    ) -> Result<(), OrganizationError>;
+
+    /// Detaches a policy from an account; detaching what is not attached is a no-op.
+    async fn detach_policy(
+        &self,
+        policy_id: &str,
+        account_id: &str,
+    ) -> Result<(), OrganizationError>;
+
+    /// The ids of the service control policies attached directly to an account.
+    async fn policies_of(&self, account_id: &str) -> Result<Vec<String>, OrganizationError>;
 }
+
+/// At most this many SCPs may be attached to one target.
+pub const MAX_POLICIES_PER_TARGET: usize = 5;
+/// An SCP's document may hold at most this many characters.
+pub const MAX_POLICY_CHARS: usize = 5120;
 
 /// At most this many `CreateAccount`s may be in progress at once.
 pub const MAX_CONCURRENT_CREATIONS: u32 = 5;

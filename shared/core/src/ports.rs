@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use crate::account::{Account, AccountState};
+use crate::budget::Budget;
 use crate::event::EventEntry;
 use crate::lake::LakeTable;
 use crate::team::{Team, TeamName};
@@ -157,6 +158,16 @@ pub trait Store: Send + Sync {
     async fn recall(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError>;
 
     async fn forget(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Stores `budget` as the team's budget with revision `budget.revision`,
+    /// if the stored one's revision is `budget.revision - 1` (or there is
+    /// none and it is 1): `false` when another change came first.
+    async fn put_budget(&self, budget: &Budget) -> Result<bool, StoreError>;
+
+    async fn budget(&self, team: &TeamName) -> Result<Option<Budget>, StoreError>;
+
+    /// Every team's budget (for the start of a period).
+    async fn budgets(&self) -> Result<Vec<Budget>, StoreError>;
 }
 
 /// An amount of spend for a team's and an account's counters of one day.

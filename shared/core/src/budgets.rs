@@ -1,0 +1,384 @@
+//! Budgets enforced within minutes: each change of a team's spend (from the
+//! streaming counters) is weighed against its budget; thresholds fire once
+//! per period and budget revision; crossing a `freeze` threshold attaches a
+//! deny-all SCP to the team's accounts, and falling back under it (a raised
+//! budget, a new period) takes it off again.
+//!
+//! Everything is derived from the counters and the budget as they stand, not
+//! from the event that triggered the evaluation, so updates may arrive in
+//! any order, or twice, and the outcome is the same.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use crate::account::{Account, AccountState, rfc3339};
+use crate::accounts::{AccountError, Caller};
+use crate::budget::{Budget, BudgetAction, forecast, period_of};
+use crate::catalog::AccountEvent;
+use crate::clock::Clock;
+use crate::event::EventEntry;
+use crate::organization::{
+    MAX_POLICIES_PER_TARGET, MAX_POLICY_CHARS, Organization, OrganizationError,
+};
+use crate::ports::{EventBus, Store, StoreError, Transitioned};
+use crate::pricing::from_nanos;
+use crate::team::{Team, TeamName};
+use crate::validation::{ValidationError, invalid};
+
+pub const BUDGET_CHANGED: &str = "BudgetChanged";
+pub const BUDGET_THRESHOLD_CROSSED: &str = "BudgetThresholdCrossed";
+pub const ACCOUNT_FROZEN: &str = "AccountFrozen";
+pub const ACCOUNT_UNFROZEN: &str = "AccountUnfrozen";
+pub const ACCOUNT_FREEZE_FAILED: &str = "AccountFreezeFailed";
+
+/// The name of the SCP Purser attaches to freeze an account.
+pub const FREEZE_POLICY: &str = "purser-budget-freeze";
+
+/// Who must still be able to act in a frozen account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreezeExemptions {
+    /// Break-glass role names (a template parameter).
+    pub break_glass_roles: Vec<String>,
+    /// The role Purser itself uses in member accounts.
+    pub purser_role: String,
+}
+
+impl FreezeExemptions {
+    /// The deny-all SCP, exempting the break-glass roles and Purser's own,
+    /// checked against the 5,120-character limit.
+    pub fn policy(&self) -> Result<String, ValidationError> {
+        let exempt: Vec<String> = self
+            .break_glass_roles
+            .iter()
+            .chain(std::iter::once(&self.purser_role))
+            .filter(|r| !r.is_empty())
+            .map(|r| format!("arn:aws:iam::*:role/{r}"))
+            .collect();
+        let doc = json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "PurserBudgetFreeze",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"ArnNotLike": {"aws:PrincipalArn": exempt}}
+            }]
+        })
+        .to_string();
+        if doc.chars().count() > MAX_POLICY_CHARS {
+            return Err(invalid(
+                Some("break_glass_roles"),
+                &format!(
+                    "the freeze policy would be {} characters; SCPs hold at most {MAX_POLICY_CHARS}: name fewer break-glass roles",
+                    doc.chars().count()
+                ),
+            ));
+        }
+        Ok(doc)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Accounts(#[from] AccountError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Organization(#[from] OrganizationError),
+    #[error(transparent)]
+    Bus(#[from] crate::ports::BusError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the budget changed meanwhile; read it again and retry")]
+    Conflict,
+}
+
+pub struct Budgets {
+    pub store: Arc<dyn Store>,
+    pub organization: Arc<dyn Organization>,
+    pub bus: Arc<dyn EventBus>,
+    pub clock: Arc<dyn Clock>,
+    pub exemptions: FreezeExemptions,
+}
+
+/// A team's spend and forecast this period, in the budget's currency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeriodSpend {
+    pub period: String,
+    pub spend: Decimal,
+    pub forecast: Decimal,
+}
+
+impl Budgets {
+    async fn team(&self, name: &TeamName) -> Result<Team, StoreError> {
+        Ok(self
+            .store
+            .team(name)
+            .await?
+            .unwrap_or_else(|| Team::unconfigured(name.clone())))
+    }
+
+    /// `PUT /teams/{team}/budget` (admins).
+    pub async fn put(&self, mut budget: Budget, caller: &Caller) -> Result<Budget, BudgetError> {
+        if !caller.admin {
+            return Err(BudgetError::Forbidden(
+                "only platform admins may set a team's budget".into(),
+            ));
+        }
+        self.exemptions.policy()?;
+        let previous = self.store.budget(&budget.team).await?;
+        budget.revision = previous.map_or(1, |b| b.revision + 1);
+        budget.updated_at = self.clock.now();
+        if !self.store.put_budget(&budget).await? {
+            return Err(BudgetError::Conflict);
+        }
+        let detail = json!({"version": 1, "team": budget.team, "revision": budget.revision,
+            "amount": budget.amount.normalize().to_string(), "currency": budget.currency,
+            "mode": budget.mode, "thresholds": budget.thresholds, "changed_by": caller.arn});
+        self.bus
+            .put(vec![EventEntry::purser(BUDGET_CHANGED, &detail)])
+            .await?;
+        tracing::info!(team = %budget.team, revision = budget.revision, amount = %budget.amount, "budget set");
+        Ok(budget)
+    }
+
+    pub async fn spend(
+        &self,
+        team: &TeamName,
+        now: DateTime<Utc>,
+    ) -> Result<PeriodSpend, StoreError> {
+        let (period, first, last) = period_of(now);
+        let nanos: i64 = self
+            .store
+            .team_spend(team, first, last)
+            .await?
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        let spend = from_nanos(nanos);
+        Ok(PeriodSpend {
+            period,
+            forecast: forecast(spend, now),
+            spend,
+        })
+    }
+
+    /// `GET /teams/{team}/budget`: the budget and where the team stands.
+    pub async fn view(&self, name: &TeamName, caller: &Caller) -> Result<Value, BudgetError> {
+        let team = self.team(name).await?;
+        if !caller.may_use(&team) {
+            return Err(BudgetError::Forbidden(format!(
+                "{} is not a member of team {name}",
+                caller.arn
+            )));
+        }
+        let budget = self.store.budget(name).await?.ok_or_else(|| {
+            BudgetError::NotFound(format!(
+                "team {name} has no budget; set one with PUT /teams/{name}/budget"
+            ))
+        })?;
+        let now = self.clock.now();
+        let spend = self.spend(name, now).await?;
+        let mut crossed = Vec::new();
+        for t in &budget.thresholds {
+            if self
+                .store
+                .is_claimed(&threshold_key(&budget, &spend.period, *t), now)
+                .await?
+            {
+                crossed.push(*t);
+            }
+        }
+        let frozen = self
+            .store
+            .accounts_in_state(AccountState::Frozen)
+            .await?
+            .iter()
+            .any(|a| a.team == *name);
+        let mut view = budget.to_view();
+        view["period"] = json!(spend.period);
+        view["spend"] = json!(spend.spend.round_dp(6).normalize().to_string());
+        view["forecast"] = json!(spend.forecast.round_dp(6).normalize().to_string());
+        view["crossed_thresholds"] = json!(crossed);
+        view["frozen"] = json!(frozen);
+        Ok(view)
+    }
+
+    /// Weighs the team's spend against its budget and acts: on
+    /// `TeamSpendUpdated`, `BudgetChanged` and the start of a period.
+    pub async fn evaluate(&self, team: &TeamName) -> Result<(), BudgetError> {
+        let Some(budget) = self.store.budget(team).await? else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let spend = self.spend(team, now).await?;
+        let measure = budget.measure(spend.spend, spend.forecast);
+        for t in budget.crossed(measure) {
+            let key = threshold_key(&budget, &spend.period, t);
+            if self
+                .store
+                .claim_once(&key, now, now + Duration::days(62))
+                .await?
+            {
+                let actions = budget.actions.get(&t).cloned().unwrap_or_default();
+                let detail = json!({"version": 1, "team": team, "period": spend.period, "threshold": t,
+                    "amount": budget.amount.normalize().to_string(),
+                    "spend": spend.spend.round_dp(6).normalize().to_string(),
+                    "forecast": spend.forecast.round_dp(6).normalize().to_string(),
+                    "currency": budget.currency, "mode": budget.mode, "actions": actions,
+                    "revision": budget.revision, "at": rfc3339(now)});
+                tracing::warn!(team = %team, threshold = t, spend = %spend.spend, "budget threshold crossed");
+                self.bus
+                    .put(vec![EventEntry::purser(BUDGET_THRESHOLD_CROSSED, &detail)])
+                    .await?;
+            }
+        }
+        if budget.demands(measure, BudgetAction::ThrottleLambdas) {
+            tracing::warn!(team = %team, "throttle-lambdas is asked for but not available yet; freezing covers new spend");
+        }
+        if budget.demands(measure, BudgetAction::Freeze) {
+            self.freeze(team).await
+        } else {
+            self.unfreeze(team).await
+        }
+    }
+
+    /// Every team with a budget (the start of a period, and a safety net).
+    pub async fn evaluate_all(&self) -> Result<usize, BudgetError> {
+        let budgets = self.store.budgets().await?;
+        for b in &budgets {
+            self.evaluate(&b.team).await?;
+        }
+        Ok(budgets.len())
+    }
+
+    async fn team_accounts(
+        &self,
+        team: &TeamName,
+        state: AccountState,
+    ) -> Result<Vec<Account>, StoreError> {
+        Ok(self
+            .store
+            .accounts_in_state(state)
+            .await?
+            .into_iter()
+            .filter(|a| a.team == *team && a.account_id.is_some())
+            .collect())
+    }
+
+    async fn freeze(&self, team: &TeamName) -> Result<(), BudgetError> {
+        let ready = self.team_accounts(team, AccountState::Ready).await?;
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let policy = self
+            .organization
+            .ensure_policy(
+                FREEZE_POLICY,
+                "Purser: denies everything but break-glass roles while the team is over budget",
+                &self.exemptions.policy()?,
+            )
+            .await?;
+        for account in ready {
+            let account_id = account.account_id.clone().unwrap_or_default();
+            let attached = self.organization.policies_of(&account_id).await?;
+            let refused = if attached.contains(&policy) {
+                None
+            } else if attached.len() >= MAX_POLICIES_PER_TARGET {
+                Some(format!(
+                    "account {account_id} already has {} SCPs attached, the most AWS allows; detach one so Purser can freeze it",
+                    attached.len()
+                ))
+            } else {
+                match self.organization.attach_policy(&policy, &account_id).await {
+                    Ok(()) => None,
+                    Err(OrganizationError::Constraint { reason, message }) => Some(format!(
+                        "AWS refused to attach the freeze policy: {reason}: {message}"
+                    )),
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            let now = self.clock.now();
+            if let Some(reason) = refused {
+                tracing::error!(team = %team, account_id, %reason, "could not freeze an account");
+                let key = format!("freeze-failed#{}#{}", account.id, now.format("%Y-%m-%d"));
+                if self
+                    .store
+                    .claim_once(&key, now, now + Duration::days(2))
+                    .await?
+                {
+                    self.bus
+                        .put(vec![
+                            AccountEvent::of(&account, now)
+                                .because("POLICY_LIMIT", &reason)
+                                .entry(ACCOUNT_FREEZE_FAILED),
+                        ])
+                        .await?;
+                }
+                continue;
+            }
+            let mut next = account.clone();
+            next.state = AccountState::Frozen;
+            next.updated_at = now;
+            if self.store.transition(AccountState::Ready, &next).await? == Transitioned::Applied {
+                self.bus
+                    .put(vec![
+                        AccountEvent::of(&next, now)
+                            .because("BUDGET_EXCEEDED", "the team is over its budget")
+                            .entry(ACCOUNT_FROZEN),
+                    ])
+                    .await?;
+                tracing::warn!(team = %team, account_id, request_id = %next.id, "account frozen");
+            }
+        }
+        Ok(())
+    }
+
+    async fn unfreeze(&self, team: &TeamName) -> Result<(), BudgetError> {
+        let frozen = self.team_accounts(team, AccountState::Frozen).await?;
+        if frozen.is_empty() {
+            return Ok(());
+        }
+        let policy = self
+            .organization
+            .ensure_policy(
+                FREEZE_POLICY,
+                "Purser: denies everything but break-glass roles while the team is over budget",
+                &self.exemptions.policy()?,
+            )
+            .await?;
+        for account in frozen {
+            let account_id = account.account_id.clone().unwrap_or_default();
+            self.organization
+                .detach_policy(&policy, &account_id)
+                .await?;
+            let now = self.clock.now();
+            let mut next = account.clone();
+            next.state = AccountState::Ready;
+            next.updated_at = now;
+            if self.store.transition(AccountState::Frozen, &next).await? == Transitioned::Applied {
+                self.bus
+                    .put(vec![
+                        AccountEvent::of(&next, now)
+                            .because("BUDGET_RESTORED", "the team is back within its budget")
+                            .entry(ACCOUNT_UNFROZEN),
+                    ])
+                    .await?;
+                tracing::info!(team = %team, account_id, request_id = %next.id, "account unfrozen");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn threshold_key(budget: &Budget, period: &str, t: u32) -> String {
+    format!("threshold#{}#{period}#{}#{t}", budget.team, budget.revision)
+}
