@@ -28,6 +28,11 @@ pub enum Command {
     Up(UpArgs),
     /// Put, inspect and test events.
     Events(EventsArgs),
+    /// Run a named query (infra/queries) or SQL on the local lake, with DataFusion.
+    #[command(
+        after_help = "Examples:\n  purser query --list\n  purser query cost_per_team_daily --param 2026-11-01 --param 2026-11-30\n  purser query top_functions --param 2026-11 --param 10 --output json\n  purser query --sql 'SELECT team, count(*) AS n FROM invocations WHERE dt = ? GROUP BY team' --param 2026-11-21"
+    )]
+    Query(QueryArgs),
 }
 
 pub const DEFAULT_DATA_DIR: &str = ".purser";
@@ -148,4 +153,26 @@ pub struct TestPatternArgs {
     /// The event (a full envelope): JSON, or file://PATH.
     #[arg(long)]
     pub event: String,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The named query to run (see --list).
+    #[arg(value_name = "NAME", conflicts_with_all = ["sql", "list"])]
+    pub name: Option<String>,
+    /// Run this SQL (Athena's dialect, `?` placeholders) instead of a named query.
+    #[arg(long, value_name = "TEXT", conflicts_with = "list")]
+    pub sql: Option<String>,
+    /// A value for the query's next `?` placeholder, in order (repeatable).
+    #[arg(long = "param", value_name = "VALUE")]
+    pub params: Vec<String>,
+    /// List the named queries with their parameters.
+    #[arg(long)]
+    pub list: bool,
+    /// Where the local state lives; the lake is its lake/ folder.
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "PURSER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// An aligned table, or JSON (an array of row objects).
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
 }

@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
             EventsCommand::Dlq(args) => commands::events::dlq(args),
             EventsCommand::TestPattern(args) => commands::events::test_pattern(args),
         },
+        Command::Query(args) => commands::query::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

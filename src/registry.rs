@@ -12,6 +12,7 @@ pub fn handlers() -> Registry {
             Arc::new(purser_api::Api::new(
                 ports.accounts(),
                 ports.recorder(),
+                ports.budgets(),
                 vec![LOCAL_ADMIN.to_string()],
                 LOCAL_REGION.to_string(),
             ))
@@ -24,6 +25,9 @@ pub fn handlers() -> Registry {
         })
         .register("ReaperFunction", |ports| {
             Arc::new(purser_reaper::Reaper::new(ports.accounts()))
+        })
+        .register("BudgetsFunction", |ports| {
+            Arc::new(purser_budgets::BudgetsHandler::new(ports.budgets()))
         })
         .register("RecorderFunction", |ports| {
             Arc::new(purser_recorder::RecorderHandler::new(ports.recorder()))

@@ -260,7 +260,23 @@ async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
         Arc::new(EventBridgeBus::from_config(&config, &bus)),
         Arc::new(SystemClock),
     );
-    let api = purser_api::Api::new(accounts(), recorder, vec![ADMIN.into()], "us-east-1".into());
+    let budgets = purser_core::budgets::Budgets {
+        store: Arc::new(DynamoStore::from_config(&config, &table)),
+        organization: Arc::new(OrganizationsClient::from_config(&config)),
+        bus: Arc::new(EventBridgeBus::from_config(&config, &bus)),
+        clock: Arc::new(SystemClock),
+        exemptions: purser_core::budgets::FreezeExemptions {
+            break_glass_roles: vec![],
+            purser_role: "OrganizationAccountAccessRole".into(),
+        },
+    };
+    let api = purser_api::Api::new(
+        accounts(),
+        recorder,
+        budgets,
+        vec![ADMIN.into()],
+        "us-east-1".into(),
+    );
     let vend = purser_vend::Vend::new(accounts());
     let reaper = purser_reaper::Reaper::new(accounts());
     let account_events = purser_account_events::AccountEvents::new(accounts());

@@ -1,4 +1,5 @@
 pub mod events;
+pub mod query;
 pub mod up;
 
 use anyhow::Context;

@@ -7,7 +7,11 @@
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use base64::Engine as _;
+use chrono::Datelike;
 use purser_core::accounts::{AccountError, Accounts, Caller};
+use purser_core::budget::Budget;
+use purser_core::budgets::{BudgetError, Budgets};
+use purser_core::pricing::from_nanos;
 use purser_core::recorder::{Recorded, Recorder, RecorderError};
 use purser_core::validation::ValidationError;
 use purser_core::{Handler, HandlerError, IdempotencyKey, NewAccount, Team, TeamName};
@@ -21,6 +25,7 @@ const MAX_PAGE: usize = 200;
 pub struct Api {
     accounts: Accounts,
     recorder: Recorder,
+    budgets: Budgets,
     admins: Vec<String>,
     /// The region the API runs in: the region of deployments it records.
     region: String,
@@ -31,12 +36,14 @@ impl Api {
     pub fn new(
         accounts: Accounts,
         recorder: Recorder,
+        budgets: Budgets,
         admins: Vec<String>,
         region: String,
     ) -> Self {
         Self {
             accounts,
             recorder,
+            budgets,
             admins,
             region,
         }
@@ -133,6 +140,19 @@ impl Api {
                 let (team, open) = self.accounts.team(&name, &caller).await?;
                 Ok(Reply::json(200, team.to_view(open)))
             }
+            "PUT /teams/{team}/budget" => {
+                let name = TeamName::parse(param("team")).map_err(|m| Reply::bad("team", &m))?;
+                let body = body_json(request)?;
+                let budget = Budget::from_json(name.clone(), &body, self.accounts.clock.now())
+                    .map_err(Reply::invalid)?;
+                self.budgets.put(budget, &caller).await?;
+                Ok(Reply::json(200, self.budgets.view(&name, &caller).await?))
+            }
+            "GET /teams/{team}/budget" => {
+                let name = TeamName::parse(param("team")).map_err(|m| Reply::bad("team", &m))?;
+                Ok(Reply::json(200, self.budgets.view(&name, &caller).await?))
+            }
+            "GET /teams/{team}/costs" => self.costs(request, param("team"), &caller).await,
             "POST /deployments" => {
                 // The account is the caller's own, from its IAM identity, so
                 // no account can report deployments for another.
@@ -177,6 +197,101 @@ impl Api {
             )),
         }
     }
+}
+
+impl Api {
+    /// `GET /teams/{team}/costs?from=&to=&by=day|account`: from the streaming
+    /// counters (`source: stream`), which the recorder keeps within seconds.
+    async fn costs(
+        &self,
+        request: &ApiGatewayV2httpRequest,
+        team: &str,
+        caller: &Caller,
+    ) -> Result<Reply, Reply> {
+        let name = TeamName::parse(team).map_err(|m| Reply::bad("team", &m))?;
+        let (team_view, _) = self.accounts.team(&name, caller).await?;
+        let query = &request.query_string_parameters;
+        let today = self.accounts.clock.now().date_naive();
+        let day = |field: &str, default: chrono::NaiveDate| match query.first(field) {
+            None => Ok(default),
+            Some(text) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| Reply::bad(field, &format!("{field} must be a date like 2026-11-01"))),
+        };
+        let from = day("from", today.with_day0(0).unwrap_or(today))?;
+        let to = day("to", today)?;
+        if to < from {
+            return Err(Reply::bad("to", "to is before from"));
+        }
+        if (to - from).num_days() > 366 {
+            return Err(Reply::bad("from", "ask for at most 366 days at a time"));
+        }
+        let store = &self.accounts.store;
+        let unavailable = |e: purser_core::StoreError| Reply::from(AccountError::from(e));
+        let (items, total) = match query.first("by").unwrap_or("day") {
+            "day" => {
+                let days = store
+                    .team_spend(&team_view.name, from, to)
+                    .await
+                    .map_err(unavailable)?;
+                let total: i64 = days.iter().map(|(_, n)| n).sum();
+                let items: Vec<Value> = days
+                    .into_iter()
+                    .map(|(d, n)| json!({"day": d.to_string(), "amount": money(n)}))
+                    .collect();
+                (items, total)
+            }
+            "account" => {
+                let mut items = Vec::new();
+                let mut total = 0;
+                let mut page: Option<String> = None;
+                loop {
+                    let accounts = store
+                        .list_accounts(Some(&team_view.name), page.as_deref(), 200)
+                        .await
+                        .map_err(unavailable)?;
+                    for account in &accounts.items {
+                        let Some(id) = &account.account_id else {
+                            continue;
+                        };
+                        let n: i64 = store
+                            .account_spend(id, from, to)
+                            .await
+                            .map_err(unavailable)?
+                            .iter()
+                            .map(|(_, n)| n)
+                            .sum();
+                        total += n;
+                        items.push(
+                            json!({"account_id": id, "request_id": account.id, "amount": money(n)}),
+                        );
+                    }
+                    match accounts.next {
+                        Some(next) => page = Some(next),
+                        None => break,
+                    }
+                }
+                (items, total)
+            }
+            "function" => {
+                return Err(Reply::bad(
+                    "by",
+                    "costs by function come from the lake: run `purser query top_functions` (or the Athena named query)",
+                ));
+            }
+            _ => return Err(Reply::bad("by", "by must be day, account or function")),
+        };
+        Ok(Reply::json(
+            200,
+            json!({"team": team_view.name, "currency": "USD", "from": from.to_string(), "to": to.to_string(),
+                   "total": money(total), "items": items,
+                   "source": {"stream": "estimated from invocation reports as they arrive"}}),
+        ))
+    }
+}
+
+/// Nano-units as a decimal string.
+fn money(nanos: i64) -> String {
+    from_nanos(nanos).round_dp(6).normalize().to_string()
 }
 
 /// The body as JSON, refusing what is too large or not JSON.
@@ -303,6 +418,27 @@ impl Reply {
             "body": self.body.to_string(),
             "isBase64Encoded": false,
         })
+    }
+}
+
+impl From<BudgetError> for Reply {
+    fn from(e: BudgetError) -> Self {
+        match e {
+            BudgetError::Invalid(v) => Reply::invalid(v),
+            BudgetError::Accounts(a) => Reply::from(a),
+            BudgetError::Forbidden(m) => Reply::error(403, "forbidden", &m, None),
+            BudgetError::NotFound(m) => Reply::error(404, "not_found", &m, None),
+            BudgetError::Conflict => Reply::error(409, "conflict", &e.to_string(), None),
+            other => {
+                tracing::error!(error = %other, "budget request failed");
+                Reply::error(
+                    503,
+                    "unavailable",
+                    "Purser could not complete the request; it is safe to retry",
+                    None,
+                )
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let api = Api::new(
         ports.accounts(),
         ports.recorder()?,
+        ports.budgets(),
         ports.admins.clone(),
         region,
     );

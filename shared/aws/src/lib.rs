@@ -14,11 +14,13 @@
 mod event_bus;
 mod lake;
 mod organization;
+mod query;
 mod store;
 
 pub use event_bus::{EventBridgeBus, RetryPolicy};
 pub use lake::{DeadLetterBucket, FirehoseSink, LakeStreams};
 pub use organization::OrganizationsClient;
+pub use query::AthenaEngine;
 pub use store::DynamoStore;
 
 use aws_config::BehaviorVersion;

@@ -7,28 +7,42 @@
 //! already so" answers (a duplicate OU, an account already in place or
 //! already closed) as success.
 //!
+//! Service control policies are found by name (Purser names its own), and
+//! their content is read before it is written, so `ensure_policy` changes
+//! nothing when the policy is as asked. Attaching what is attached, and
+//! detaching what is not, are taken as done.
+//!
 //! AWS's refusals reach the domain as [`OrganizationError`]s it can act on:
 //! throttling and concurrent changes are retryable, a constraint carries
 //! AWS's reason code (`ACCOUNT_NUMBER_LIMIT_EXCEEDED`, …), a missing
-//! account or parent is `NotFound`; anything else is `Unavailable`, with the
-//! SDK's whole account of the failure.
+//! account, parent or policy is `NotFound`; a malformed policy document and
+//! SCPs not enabled in the organization are constraints of their own
+//! (`MALFORMED_POLICY_DOCUMENT`, `POLICY_TYPE_NOT_ENABLED`); anything else
+//! is `Unavailable`, with the SDK's whole account of the failure.
 
 use async_trait::async_trait;
 use aws_sdk_organizations::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_organizations::operation::attach_policy::AttachPolicyError;
 use aws_sdk_organizations::operation::close_account::CloseAccountError;
 use aws_sdk_organizations::operation::create_account::CreateAccountError;
 use aws_sdk_organizations::operation::create_organizational_unit::CreateOrganizationalUnitError;
+use aws_sdk_organizations::operation::create_policy::CreatePolicyError;
 use aws_sdk_organizations::operation::describe_account::DescribeAccountError;
 use aws_sdk_organizations::operation::describe_create_account_status::DescribeCreateAccountStatusError;
 use aws_sdk_organizations::operation::describe_organization::DescribeOrganizationError;
+use aws_sdk_organizations::operation::describe_policy::DescribePolicyError;
+use aws_sdk_organizations::operation::detach_policy::DetachPolicyError;
 use aws_sdk_organizations::operation::list_accounts::ListAccountsError;
 use aws_sdk_organizations::operation::list_organizational_units_for_parent::ListOrganizationalUnitsForParentError;
 use aws_sdk_organizations::operation::list_parents::ListParentsError;
+use aws_sdk_organizations::operation::list_policies::ListPoliciesError;
+use aws_sdk_organizations::operation::list_policies_for_target::ListPoliciesForTargetError;
 use aws_sdk_organizations::operation::list_roots::ListRootsError;
 use aws_sdk_organizations::operation::move_account::MoveAccountError;
 use aws_sdk_organizations::operation::tag_resource::TagResourceError;
+use aws_sdk_organizations::operation::update_policy::UpdatePolicyError;
 use aws_sdk_organizations::types::{
-    AccountState, AccountStatus, CreateAccountState, CreateAccountStatus, Tag,
+    AccountState, AccountStatus, CreateAccountState, CreateAccountStatus, PolicyType, Tag,
 };
 use purser_core::{CreationState, CreationStatus, MemberStatus, Organization, OrganizationError};
 
@@ -172,6 +186,61 @@ impl OrganizationsClient {
                 account.status()
             ))
         })
+    }
+
+    /// The id of the service control policy named `name`, if any.
+    async fn find_policy(&self, name: &str) -> Result<Option<String>, OrganizationError> {
+        let mut pages = self
+            .client
+            .list_policies()
+            .filter(PolicyType::ServiceControlPolicy)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| error("ListPolicies", e))?;
+            if let Some(id) = page
+                .policies()
+                .iter()
+                .find(|p| p.name() == Some(name))
+                .and_then(|p| p.id())
+            {
+                return Ok(Some(id.to_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Gives policy `id` the document `content` (and `description`), unless
+    /// it has that document already.
+    async fn update_policy_if_changed(
+        &self,
+        id: &str,
+        name: &str,
+        description: &str,
+        content: &str,
+    ) -> Result<(), OrganizationError> {
+        let described = self
+            .client
+            .describe_policy()
+            .policy_id(id)
+            .send()
+            .await
+            .map_err(|e| error("DescribePolicy", e))?;
+        let current = described.policy().and_then(|p| p.content());
+        if current.is_some_and(|current| same_document(current, content)) {
+            tracing::debug!(policy_id = id, name, "policy already as asked");
+            return Ok(());
+        }
+        self.client
+            .update_policy()
+            .policy_id(id)
+            .description(description)
+            .content(content)
+            .send()
+            .await
+            .map_err(|e| error("UpdatePolicy", e))?;
+        tracing::info!(policy_id = id, name, "policy updated");
+        Ok(())
     }
 }
 
@@ -356,6 +425,151 @@ impl Organization for OrganizationsClient {
         }
         Ok(count)
     }
+
+    /// Found by name among the organization's SCPs (AWS refuses a second
+    /// policy of one name), read, and updated only if its document differs.
+    /// Two callers may create it at once: AWS refuses the second as a
+    /// duplicate, which then finds the first's.
+    async fn ensure_policy(
+        &self,
+        name: &str,
+        description: &str,
+        content: &str,
+    ) -> Result<String, OrganizationError> {
+        if let Some(id) = self.find_policy(name).await? {
+            self.update_policy_if_changed(&id, name, description, content)
+                .await?;
+            return Ok(id);
+        }
+        let created = self
+            .client
+            .create_policy()
+            .name(name)
+            .description(description)
+            .content(content)
+            .r#type(PolicyType::ServiceControlPolicy)
+            .send()
+            .await;
+        match created {
+            Ok(output) => {
+                let id = output
+                    .policy()
+                    .and_then(|p| p.policy_summary())
+                    .and_then(|s| s.id())
+                    .ok_or_else(|| {
+                        OrganizationError::Unavailable(format!(
+                            "CreatePolicy {name:?} answered without an id"
+                        ))
+                    })?;
+                tracing::info!(policy_id = id, name, "policy created");
+                Ok(id.to_owned())
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(CreatePolicyError::is_duplicate_policy_exception) =>
+            {
+                let id = self.find_policy(name).await?.ok_or_else(|| {
+                    OrganizationError::ConcurrentModification(format!(
+                        "CreatePolicy: policy {name:?} is said to exist, but is not listed yet"
+                    ))
+                })?;
+                self.update_policy_if_changed(&id, name, description, content)
+                    .await?;
+                Ok(id)
+            }
+            Err(e) => Err(error("CreatePolicy", e)),
+        }
+    }
+
+    async fn attach_policy(
+        &self,
+        policy_id: &str,
+        account_id: &str,
+    ) -> Result<(), OrganizationError> {
+        let attached = self
+            .client
+            .attach_policy()
+            .policy_id(policy_id)
+            .target_id(account_id)
+            .send()
+            .await;
+        match attached {
+            Ok(_) => {
+                tracing::info!(policy_id, account_id, "policy attached");
+                Ok(())
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(AttachPolicyError::is_duplicate_policy_attachment_exception) =>
+            {
+                tracing::debug!(policy_id, account_id, "policy already attached");
+                Ok(())
+            }
+            Err(e) => Err(error("AttachPolicy", e)),
+        }
+    }
+
+    async fn detach_policy(
+        &self,
+        policy_id: &str,
+        account_id: &str,
+    ) -> Result<(), OrganizationError> {
+        let detached = self
+            .client
+            .detach_policy()
+            .policy_id(policy_id)
+            .target_id(account_id)
+            .send()
+            .await;
+        match detached {
+            Ok(_) => {
+                tracing::info!(policy_id, account_id, "policy detached");
+                Ok(())
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(DetachPolicyError::is_policy_not_attached_exception) =>
+            {
+                tracing::debug!(policy_id, account_id, "policy already detached");
+                Ok(())
+            }
+            Err(e) => Err(error("DetachPolicy", e)),
+        }
+    }
+
+    /// The SCPs attached to the account itself, not those it inherits from
+    /// its OUs and the root (which count against their own targets' limit).
+    async fn policies_of(&self, account_id: &str) -> Result<Vec<String>, OrganizationError> {
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .list_policies_for_target()
+            .target_id(account_id)
+            .filter(PolicyType::ServiceControlPolicy)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| error("ListPoliciesForTarget", e))?;
+            ids.extend(
+                page.policies()
+                    .iter()
+                    .filter_map(|p| p.id().map(str::to_owned)),
+            );
+        }
+        Ok(ids)
+    }
+}
+
+/// Whether two policy documents say the same: compared as JSON where both
+/// are (AWS may give back the document with other spacing), else as text.
+fn same_document(current: &str, wanted: &str) -> bool {
+    match (
+        serde_json::from_str::<serde_json::Value>(current),
+        serde_json::from_str::<serde_json::Value>(wanted),
+    ) {
+        (Ok(current), Ok(wanted)) => current == wanted,
+        _ => current == wanted,
+    }
 }
 
 fn aws_tags(tags: &[(String, String)]) -> Result<Option<Vec<Tag>>, OrganizationError> {
@@ -449,6 +663,10 @@ constraint_reason!(
     CreateOrganizationalUnitError,
     TagResourceError,
     CloseAccountError,
+    CreatePolicyError,
+    UpdatePolicyError,
+    AttachPolicyError,
+    DetachPolicyError,
 );
 
 impl ConstraintReason for DescribeCreateAccountStatusError {}
@@ -459,6 +677,9 @@ impl ConstraintReason for ListOrganizationalUnitsForParentError {}
 impl ConstraintReason for ListParentsError {}
 impl ConstraintReason for ListRootsError {}
 impl ConstraintReason for MoveAccountError {}
+impl ConstraintReason for ListPoliciesError {}
+impl ConstraintReason for DescribePolicyError {}
+impl ConstraintReason for ListPoliciesForTargetError {}
 
 /// AWS's message of a service error, or the SDK's account of a failure
 /// that never reached the service.
@@ -488,10 +709,31 @@ where
     let text = format!("{operation}: {}", message(&error));
     match service.code().unwrap_or_default() {
         "TooManyRequestsException" => OrganizationError::Throttled(text),
-        "ConcurrentModificationException" => OrganizationError::ConcurrentModification(text),
+        // A change to a policy is still being applied: a passing state.
+        "ConcurrentModificationException" | "PolicyChangesInProgressException" => {
+            OrganizationError::ConcurrentModification(text)
+        }
         "ConstraintViolationException" => OrganizationError::Constraint {
             reason: service.constraint_reason().unwrap_or("UNKNOWN").to_owned(),
             message: text,
+        },
+        "MalformedPolicyDocumentException" => OrganizationError::Constraint {
+            reason: "MALFORMED_POLICY_DOCUMENT".into(),
+            message: text,
+        },
+        "PolicyTypeNotEnabledException" => OrganizationError::Constraint {
+            reason: "POLICY_TYPE_NOT_ENABLED".into(),
+            message: format!(
+                "{text} (enable service control policies in the organization: \
+                 EnablePolicyType SERVICE_CONTROL_POLICY on its root)"
+            ),
+        },
+        "PolicyTypeNotAvailableForOrganizationException" => OrganizationError::Constraint {
+            reason: "POLICY_TYPE_NOT_AVAILABLE_FOR_ORGANIZATION".into(),
+            message: format!(
+                "{text} (service control policies need an organization with all features \
+                 enabled, not only consolidated billing)"
+            ),
         },
         code if is_not_found(code) => OrganizationError::NotFound(text),
         _ => {
@@ -512,6 +754,7 @@ fn is_not_found(code: &str) -> bool {
             | "DestinationParentNotFoundException"
             | "OrganizationalUnitNotFoundException"
             | "RootNotFoundException"
+            | "PolicyNotFoundException"
     )
 }
 
@@ -607,6 +850,92 @@ mod tests {
             "{err:?}"
         );
         assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn policy_refusals_say_what_to_do() {
+        use aws_sdk_organizations::types::error::{
+            MalformedPolicyDocumentException, PolicyChangesInProgressException,
+            PolicyNotFoundException, PolicyTypeNotEnabledException,
+        };
+        let malformed = service(CreatePolicyError::MalformedPolicyDocumentException(
+            MalformedPolicyDocumentException::builder()
+                .message("bad JSON")
+                .meta(meta("MalformedPolicyDocumentException", "bad JSON"))
+                .build(),
+        ));
+        assert_eq!(
+            error("CreatePolicy", malformed),
+            OrganizationError::Constraint {
+                reason: "MALFORMED_POLICY_DOCUMENT".into(),
+                message: "CreatePolicy: bad JSON".into(),
+            }
+        );
+
+        let disabled = service(AttachPolicyError::PolicyTypeNotEnabledException(
+            PolicyTypeNotEnabledException::builder()
+                .message("not enabled")
+                .meta(meta("PolicyTypeNotEnabledException", "not enabled"))
+                .build(),
+        ));
+        let err = error("AttachPolicy", disabled);
+        assert!(
+            matches!(&err, OrganizationError::Constraint { reason, message }
+                if reason == "POLICY_TYPE_NOT_ENABLED"
+                    && message.starts_with("AttachPolicy: not enabled")
+                    && message.contains("EnablePolicyType SERVICE_CONTROL_POLICY")),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+
+        let full = service(AttachPolicyError::ConstraintViolationException(
+            ConstraintViolationException::builder()
+                .message("too many")
+                .reason(ConstraintViolationExceptionReason::MaxPolicyTypeAttachmentLimitExceeded)
+                .meta(meta("ConstraintViolationException", "too many"))
+                .build(),
+        ));
+        assert_eq!(
+            error("AttachPolicy", full),
+            OrganizationError::Constraint {
+                reason: "MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED".into(),
+                message: "AttachPolicy: too many".into(),
+            }
+        );
+
+        let gone = service(DetachPolicyError::PolicyNotFoundException(
+            PolicyNotFoundException::builder()
+                .message("no such policy")
+                .meta(meta("PolicyNotFoundException", "no such policy"))
+                .build(),
+        ));
+        assert_eq!(
+            error("DetachPolicy", gone),
+            OrganizationError::NotFound("DetachPolicy: no such policy".into())
+        );
+
+        let applying = service(UpdatePolicyError::PolicyChangesInProgressException(
+            PolicyChangesInProgressException::builder()
+                .message("in progress")
+                .meta(meta("PolicyChangesInProgressException", "in progress"))
+                .build(),
+        ));
+        let err = error("UpdatePolicy", applying);
+        assert_eq!(
+            err,
+            OrganizationError::ConcurrentModification("UpdatePolicy: in progress".into())
+        );
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn policy_documents_are_compared_as_json() {
+        let wanted = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+        let spaced = "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [{\"Effect\": \"Deny\", \"Action\": \"*\", \"Resource\": \"*\"}]\n}";
+        assert!(same_document(spaced, wanted));
+        assert!(!same_document(&wanted.replace("Deny", "Allow"), wanted));
+        assert!(same_document("not json", "not json"));
+        assert!(!same_document("not json", wanted));
     }
 
     #[test]

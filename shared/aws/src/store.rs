@@ -10,6 +10,7 @@
 //! | account | `ACCOUNT#<id>` | `ACCOUNT` | `data` (the account as JSON), `state`, `closure_started_at`, index keys |
 //! | team | `TEAM#<team>` | `TEAM` | `name`, `quota`, `members` |
 //! | team counters | `TEAM#<team>` | `COUNTERS` | `open` |
+//! | team budget | `TEAM#<team>` | `BUDGET` | `revision`, `data` (the budget as JSON) |
 //! | creations in flight | `ORG` | `CREATIONS` | `in_flight` |
 //! | request idempotency key | `IDEMPOTENCY#<scope>#<key>` | `REQUEST` | `fingerprint`, `account`, `expires_at` |
 //! | event claim | `IDEMPOTENCY#<key>` | `IDEMPOTENCY` | `expires_at` |
@@ -31,8 +32,12 @@
 //! item, and a range of days one `Query` on its partition. Claims and
 //! markers carry `expires_at`, and every read and condition compares it
 //! with the caller's `now` itself: TTL deletes expired items only lazily.
+//! A budget is replaced whole, on the condition that the stored revision is
+//! the one before the new one, so of two changes from one revision one is
+//! stored.
 
 mod accounts;
+mod budgets;
 mod items;
 mod markers;
 mod page;
@@ -46,6 +51,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
+use purser_core::budget::Budget;
 use purser_core::{
     Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, Store, StoreError, Team,
     TeamName, Transitioned,
@@ -273,5 +279,19 @@ impl Store for DynamoStore {
 
     async fn forget(&self, key: &str) -> Result<(), StoreError> {
         self.delete_marker(key).await
+    }
+
+    /// One conditional `PutItem` on the stored revision, so DynamoDB
+    /// decides between concurrent changes.
+    async fn put_budget(&self, budget: &Budget) -> Result<bool, StoreError> {
+        self.write_budget(budget).await
+    }
+
+    async fn budget(&self, team: &TeamName) -> Result<Option<Budget>, StoreError> {
+        self.read_budget(team).await
+    }
+
+    async fn budgets(&self) -> Result<Vec<Budget>, StoreError> {
+        self.all_budgets().await
     }
 }

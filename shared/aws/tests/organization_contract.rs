@@ -22,12 +22,35 @@
 //!   (AWS: `CreateAccountStatusNotFoundException`); both are `NotFound`.
 //! - It never throttles nor reports a concurrent modification: the mapping
 //!   of those errors is unit-tested with the SDK's own error types.
+//! - Service control policies: moto attaches and lists them without SCPs
+//!   being enabled on the root (AWS: `PolicyTypeNotEnabledException`; the
+//!   organization here enables them anyway, as AWS requires), attaches
+//!   `FullAWSAccess` (`p-FullAWSAccess`) to every new account as AWS does,
+//!   and accepts any text as a policy document (AWS:
+//!   `MalformedPolicyDocumentException`, and
+//!   `ConstraintViolationException` past 5,120 characters). It answers a
+//!   second attachment and the detachment of a policy that is not attached
+//!   with success (AWS: `DuplicatePolicyAttachmentException`,
+//!   `PolicyNotAttachedException`), does not enforce AWS's five SCPs per
+//!   target (AWS: `ConstraintViolationException` with reason
+//!   `MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED`), and names an unknown
+//!   account `AccountNotFoundException` (AWS: `TargetNotFoundException`;
+//!   both `NotFound`). The answers moto does not give are sent to the
+//!   adapter as AWS documents them by a connector that stands in for
+//!   Organizations on chosen operations (`aws_answers_moto_does_not_give`).
 
 mod common;
 
 use aws_config::SdkConfig;
-use aws_sdk_organizations::types::OrganizationFeatureSet;
+use aws_sdk_organizations::types::{OrganizationFeatureSet, PolicyType};
+use aws_sdk_s3::primitives::SdkBody;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::http::StatusCode;
 use purser_aws::OrganizationsClient;
+use purser_core::organization::MAX_POLICIES_PER_TARGET;
 use purser_core::{CreationState, MemberStatus, Organization, OrganizationError};
 use tokio::sync::OnceCell;
 
@@ -54,6 +77,31 @@ async fn organization() -> Option<(OrganizationsClient, aws_sdk_organizations::C
                         .is_some_and(|e| e.is_already_in_organization_exception()) => {}
                 Err(e) => panic!(
                     "CreateOrganization: {}",
+                    aws_sdk_organizations::error::DisplayErrorContext(&e)
+                ),
+            }
+            // AWS attaches no SCP until they are enabled on the root; moto
+            // does not require it, but the organization is set up as on AWS.
+            let roots = client.list_roots().send().await.expect("ListRoots");
+            let root = roots
+                .roots()
+                .first()
+                .and_then(|r| r.id())
+                .expect("a root")
+                .to_owned();
+            let enabled = client
+                .enable_policy_type()
+                .root_id(root)
+                .policy_type(PolicyType::ServiceControlPolicy)
+                .send()
+                .await;
+            match enabled {
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_policy_type_already_enabled_exception()) => {}
+                Err(e) => panic!(
+                    "EnablePolicyType: {}",
                     aws_sdk_organizations::error::DisplayErrorContext(&e)
                 ),
             }
@@ -263,4 +311,370 @@ async fn unknown_accounts_and_creations_are_not_found() {
         );
         assert!(!err.is_retryable());
     }
+}
+
+// ------------------------------------------------------------ policies
+
+/// A deny-all document, as the freeze policy is (without its exemptions).
+const DENY_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Freeze","Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+
+/// The document of policy `id`, as DescribePolicy gives it.
+async fn content(client: &aws_sdk_organizations::Client, id: &str) -> String {
+    client
+        .describe_policy()
+        .policy_id(id)
+        .send()
+        .await
+        .expect("DescribePolicy")
+        .policy()
+        .and_then(|p| p.content())
+        .expect("a document")
+        .to_owned()
+}
+
+/// The ids of the organization's SCPs named `name`.
+async fn named(client: &aws_sdk_organizations::Client, name: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut pages = client
+        .list_policies()
+        .filter(PolicyType::ServiceControlPolicy)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("ListPolicies");
+        ids.extend(
+            page.policies()
+                .iter()
+                .filter(|p| p.name() == Some(name))
+                .filter_map(|p| p.id().map(str::to_owned)),
+        );
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_policy_is_ensured_once_and_attached_listed_and_detached_repeatably() {
+    let Some((organization, client)) = organization().await else {
+        return;
+    };
+    let account_id = organization
+        .create_account(&email(), "payments-freeze", &[])
+        .await
+        .unwrap()
+        .account_id
+        .expect("an account id");
+    // Policies are the shared organization's: a name of this test's own.
+    let name = common::unique("purser-freeze");
+    let description = "Purser: denies everything while the team is over budget";
+
+    let id = organization
+        .ensure_policy(&name, description, DENY_ALL)
+        .await
+        .unwrap();
+    assert!(id.starts_with("p-"), "{id}");
+    assert_eq!(content(&client, &id).await, DENY_ALL);
+    let spaced = serde_json::to_string_pretty(
+        &serde_json::from_str::<serde_json::Value>(DENY_ALL).expect("JSON"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        organization
+            .ensure_policy(&name, description, &spaced)
+            .await
+            .unwrap(),
+        id,
+        "the second call finds what the first made"
+    );
+    assert_eq!(
+        content(&client, &id).await,
+        DENY_ALL,
+        "the same document, spaced otherwise, is not written again"
+    );
+    let changed = DENY_ALL.replace("\"Freeze\"", "\"FreezeAgain\"");
+    assert_eq!(
+        organization
+            .ensure_policy(&name, description, &changed)
+            .await
+            .unwrap(),
+        id
+    );
+    assert_eq!(
+        content(&client, &id).await,
+        changed,
+        "a changed document is written"
+    );
+    assert_eq!(
+        named(&client, &name).await,
+        [id.as_str()],
+        "one policy of the name"
+    );
+
+    // moto, as AWS, gives every new account FullAWSAccess.
+    let before = organization.policies_of(&account_id).await.unwrap();
+    assert_eq!(before, ["p-FullAWSAccess"]);
+
+    organization.attach_policy(&id, &account_id).await.unwrap();
+    organization
+        .attach_policy(&id, &account_id)
+        .await
+        .expect("attaching it again changes nothing");
+    let mut attached = organization.policies_of(&account_id).await.unwrap();
+    attached.sort();
+    let mut expected = vec![id.clone(), "p-FullAWSAccess".to_owned()];
+    expected.sort();
+    assert_eq!(attached, expected, "listed once");
+
+    organization.detach_policy(&id, &account_id).await.unwrap();
+    organization
+        .detach_policy(&id, &account_id)
+        .await
+        .expect("detaching what is not attached changes nothing");
+    assert_eq!(organization.policies_of(&account_id).await.unwrap(), before);
+}
+
+/// AWS refuses a sixth SCP on one target. moto 5.2.5 does not: there the
+/// sixth is attached, and the refusal is shown by
+/// `aws_answers_moto_does_not_give` instead; the domain also counts an
+/// account's policies (`policies_of`) before attaching one.
+#[tokio::test]
+async fn a_sixth_policy_on_one_account_is_refused_where_aws_enforces_it() {
+    let Some((organization, _)) = organization().await else {
+        return;
+    };
+    let account_id = organization
+        .create_account(&email(), "payments-limit", &[])
+        .await
+        .unwrap()
+        .account_id
+        .expect("an account id");
+    let prefix = common::unique("purser-limit");
+    let mut policies = Vec::new();
+    for i in 0..MAX_POLICIES_PER_TARGET {
+        policies.push(
+            organization
+                .ensure_policy(&format!("{prefix}-{i}"), "limit test", DENY_ALL)
+                .await
+                .unwrap(),
+        );
+    }
+    // FullAWSAccess and four more: the five AWS allows.
+    for policy in &policies[..MAX_POLICIES_PER_TARGET - 1] {
+        organization
+            .attach_policy(policy, &account_id)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        organization.policies_of(&account_id).await.unwrap().len(),
+        MAX_POLICIES_PER_TARGET
+    );
+    match organization
+        .attach_policy(&policies[MAX_POLICIES_PER_TARGET - 1], &account_id)
+        .await
+    {
+        // moto: attached.
+        Ok(()) => assert_eq!(
+            organization.policies_of(&account_id).await.unwrap().len(),
+            MAX_POLICIES_PER_TARGET + 1
+        ),
+        // AWS.
+        Err(OrganizationError::Constraint { reason, .. }) => {
+            assert_eq!(reason, "MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED");
+        }
+        Err(other) => panic!("expected a constraint, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unknown_policies_and_targets_are_not_found() {
+    let Some((organization, _)) = organization().await else {
+        return;
+    };
+    let account_id = organization
+        .create_account(&email(), "payments-unknown", &[])
+        .await
+        .unwrap()
+        .account_id
+        .expect("an account id");
+    let policy = organization
+        .ensure_policy(&common::unique("purser-unknown"), "unknown test", DENY_ALL)
+        .await
+        .unwrap();
+    let (unknown_policy, unknown_account) = ("p-0123456789", "000000000000");
+    for err in [
+        organization
+            .attach_policy(unknown_policy, &account_id)
+            .await
+            .unwrap_err(),
+        organization
+            .detach_policy(unknown_policy, &account_id)
+            .await
+            .unwrap_err(),
+        organization
+            .attach_policy(&policy, unknown_account)
+            .await
+            .unwrap_err(),
+        organization
+            .detach_policy(&policy, unknown_account)
+            .await
+            .unwrap_err(),
+        organization.policies_of(unknown_account).await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, OrganizationError::NotFound(_)),
+            "expected NotFound, got {err:?}"
+        );
+    }
+}
+
+/// A connector that answers one operation of Organizations with `answer`
+/// (after moto has carried the request out, when `forward`), and sends
+/// every other request to moto.
+#[derive(Debug)]
+struct Answering {
+    inner: SharedHttpConnector,
+    operation: &'static str,
+    forward: bool,
+    answer: &'static str,
+}
+
+impl HttpConnector for Answering {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let target = format!("AWSOrganizationsV20161128.{}", self.operation);
+        if request.headers().get("x-amz-target") != Some(target.as_str()) {
+            return self.inner.call(request);
+        }
+        let (inner, forward, answer) = (self.inner.clone(), self.forward, self.answer);
+        HttpConnectorFuture::new(async move {
+            if forward {
+                inner.call(request).await?;
+            }
+            let mut response = HttpResponse::new(
+                StatusCode::try_from(400).expect("a status"),
+                SdkBody::from(answer),
+            );
+            response
+                .headers_mut()
+                .insert("content-type", "application/x-amz-json-1.1");
+            Ok(response)
+        })
+    }
+}
+
+/// The adapter on `config`, with `operation` answered as `answer` says.
+fn answering(
+    config: &SdkConfig,
+    operation: &'static str,
+    forward: bool,
+    answer: &'static str,
+) -> OrganizationsClient {
+    // Plain HTTP, as moto listens on the loopback.
+    let inner = aws_smithy_http_client::Builder::new().build_http();
+    let client = http_client_fn(move |settings, components| {
+        SharedHttpConnector::new(Answering {
+            inner: inner.http_connector(settings, components),
+            operation,
+            forward,
+            answer,
+        })
+    });
+    OrganizationsClient::from_config(&config.to_builder().http_client(client).build())
+}
+
+/// AWS's refusals that moto never sends, in the shape AWS documents them
+/// (awsJson 1.1: `__type`, `Message`, and a `Reason` for constraints).
+#[tokio::test]
+async fn aws_answers_moto_does_not_give() {
+    let Some((organization, client)) = organization().await else {
+        return;
+    };
+    let config = common::moto_config().await.expect("moto");
+    let account_id = organization
+        .create_account(&email(), "payments-answers", &[])
+        .await
+        .unwrap()
+        .account_id
+        .expect("an account id");
+    let policy = organization
+        .ensure_policy(&common::unique("purser-answers"), "answers test", DENY_ALL)
+        .await
+        .unwrap();
+
+    answering(
+        &config,
+        "AttachPolicy",
+        true,
+        r#"{"__type":"DuplicatePolicyAttachmentException","Message":"The selected policy is already attached to the specified target."}"#,
+    )
+    .attach_policy(&policy, &account_id)
+    .await
+    .expect("already attached is attached");
+    answering(
+        &config,
+        "DetachPolicy",
+        true,
+        r#"{"__type":"PolicyNotAttachedException","Message":"The policy isn't attached to the specified target in the specified root."}"#,
+    )
+    .detach_policy(&policy, &account_id)
+    .await
+    .expect("not attached is detached");
+
+    let err = answering(
+        &config,
+        "AttachPolicy",
+        false,
+        r#"{"__type":"ConstraintViolationException","Message":"You attempted to exceed the number of policies of a certain type that can be attached to an entity at one time.","Reason":"MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED"}"#,
+    )
+    .attach_policy(&policy, &account_id)
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, OrganizationError::Constraint { reason, message }
+            if reason == "MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED"
+                && message.starts_with("AttachPolicy: You attempted to exceed")),
+        "{err:?}"
+    );
+    let err = answering(
+        &config,
+        "AttachPolicy",
+        false,
+        r#"{"__type":"PolicyTypeNotEnabledException","Message":"This operation can be performed only for enabled policy types."}"#,
+    )
+    .attach_policy(&policy, &account_id)
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, OrganizationError::Constraint { reason, message }
+            if reason == "POLICY_TYPE_NOT_ENABLED" && message.contains("EnablePolicyType")),
+        "{err:?}"
+    );
+    let err = answering(
+        &config,
+        "CreatePolicy",
+        false,
+        r#"{"__type":"MalformedPolicyDocumentException","Message":"The provided policy document doesn't meet the requirements of the specified policy type."}"#,
+    )
+    .ensure_policy(&common::unique("purser-malformed"), "malformed test", "{")
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, OrganizationError::Constraint { reason, .. } if reason == "MALFORMED_POLICY_DOCUMENT"),
+        "{err:?}"
+    );
+
+    // Another caller created the policy between this one's listing and its
+    // CreatePolicy: AWS refuses the second as a duplicate, and the adapter
+    // finds the first's.
+    let name = common::unique("purser-race");
+    let id = answering(
+        &config,
+        "CreatePolicy",
+        true,
+        r#"{"__type":"DuplicatePolicyException","Message":"A policy with the same name already exists."}"#,
+    )
+    .ensure_policy(&name, "race test", DENY_ALL)
+    .await
+    .unwrap();
+    assert_eq!(named(&client, &name).await, [id.as_str()]);
+    assert_eq!(content(&client, &id).await, DENY_ALL);
 }

@@ -24,7 +24,8 @@
 //!   calls, not isolation. The concurrent recordings of one spend batch
 //!   would not pass (a batch's transaction is longer, and a cancelled one
 //!   undoes the winner's adds in about a third of runs): that test sends
-//!   moto one request at a time. The retry of conflicts is unit-tested
+//!   moto one request at a time, as does the race of budget changes, whose
+//!   conditional `PutItem`s moto does not isolate either. The retry of conflicts is unit-tested
 //!   (`src/store/transact.rs`), and real concurrency is tested on Purser's
 //!   SQLite store too, which serializes writers.
 
@@ -44,6 +45,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use purser_aws::DynamoStore;
 use purser_core::account::new_id;
+use purser_core::budget::Budget;
 use purser_core::organization::MAX_CONCURRENT_CREATIONS;
 use purser_core::{
     Account, AccountState, IdempotencyKey, Inserted, NewAccount, SpendAdd, Store, StoreError, Team,
@@ -1542,4 +1544,226 @@ async fn markers_and_claims_do_not_share_keys() {
     assert!(!store.is_claimed("k", now).await.unwrap());
     assert!(store.claim_once("k", now, later).await.unwrap());
     assert_eq!(store.recall("k", now).await.unwrap().as_deref(), Some("v"));
+}
+
+// ------------------------------------------------------------ budgets
+
+/// A budget of `team_name` of `amount` dollars, at revision `revision`.
+fn budget(team_name: &str, amount: &str, revision: u64) -> Budget {
+    let mut budget = Budget::from_json(
+        team(team_name),
+        &serde_json::json!({
+            "amount": amount,
+            "thresholds": [50, 80, 100],
+            "actions": {"100": ["notify", "freeze"]},
+            "mode": "forecast",
+        }),
+        at(i64::try_from(revision).expect("a small revision")),
+    )
+    .expect("a valid budget");
+    budget.revision = revision;
+    budget
+}
+
+#[tokio::test]
+async fn a_budget_is_stored_revision_after_revision_and_a_stale_one_refused() {
+    let Some((store, client, name)) = store().await else {
+        return;
+    };
+    let payments = team("payments");
+    assert_eq!(store.budget(&payments).await.unwrap(), None);
+    assert!(
+        !store
+            .put_budget(&budget("payments", "10", 2))
+            .await
+            .unwrap(),
+        "revision 2 needs a revision 1"
+    );
+    assert!(
+        !store
+            .put_budget(&budget("payments", "10", 0))
+            .await
+            .unwrap(),
+        "no budget comes before revision 0"
+    );
+    assert_eq!(store.budget(&payments).await.unwrap(), None);
+
+    let first = budget("payments", "100.50", 1);
+    assert!(store.put_budget(&first).await.unwrap());
+    assert_eq!(store.budget(&payments).await.unwrap(), Some(first.clone()));
+    assert!(
+        !store
+            .put_budget(&budget("payments", "999", 1))
+            .await
+            .unwrap(),
+        "a second revision 1: another change came first"
+    );
+    assert!(
+        !store
+            .put_budget(&budget("payments", "999", 3))
+            .await
+            .unwrap(),
+        "revision 3 does not follow 1"
+    );
+    assert_eq!(store.budget(&payments).await.unwrap(), Some(first));
+
+    let second = budget("payments", "250", 2);
+    assert!(store.put_budget(&second).await.unwrap());
+    assert!(
+        !store.put_budget(&budget("payments", "5", 2)).await.unwrap(),
+        "a change made from revision 1 is stale"
+    );
+    assert_eq!(store.budget(&payments).await.unwrap(), Some(second.clone()));
+
+    // The item, as the layout in the store's module doc says, beside the
+    // team's settings in its partition.
+    store
+        .put_team(&Team {
+            name: payments.clone(),
+            quota: 3,
+            members: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let item = client
+        .get_item()
+        .table_name(&name)
+        .key("pk", AttributeValue::S("TEAM#payments".into()))
+        .key("sk", AttributeValue::S("BUDGET".into()))
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+        .expect("the budget is stored");
+    assert_eq!(item.get("revision"), Some(&AttributeValue::N("2".into())));
+    let Some(AttributeValue::S(data)) = item.get("data") else {
+        panic!("data is a string: {item:?}");
+    };
+    assert_eq!(
+        serde_json::from_str::<Budget>(data).expect("the budget as JSON"),
+        second
+    );
+    assert_eq!(
+        store.team(&payments).await.unwrap().map(|t| t.quota),
+        Some(3)
+    );
+    assert_eq!(store.budget(&payments).await.unwrap(), Some(second));
+    assert_eq!(store.budget(&team("core")).await.unwrap(), None);
+}
+
+/// moto does not isolate a conditional write from a concurrent one (see
+/// the module doc), so it gets the requests one at a time while the tasks
+/// race to send them: what this shows is that the revision's condition,
+/// not a read before the write, decides.
+#[tokio::test]
+async fn of_8_concurrent_changes_from_one_revision_one_is_stored() {
+    let Some(config) = common::moto_config().await else {
+        return;
+    };
+    let config = one_request_at_a_time(&config);
+    let (_, name) = table(&config).await;
+    let store = Arc::new(DynamoStore::from_config(&config, name));
+    let race = |revision: u64| {
+        let tasks: Vec<_> = (1..=8)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let candidate = budget("payments", &format!("{i}00"), revision);
+                tokio::spawn(async move {
+                    let stored = store.put_budget(&candidate).await;
+                    (candidate, stored)
+                })
+            })
+            .collect();
+        async move {
+            let mut winners = Vec::new();
+            for task in tasks {
+                let (candidate, stored) = task.await.expect("the task ran");
+                if stored.expect("the store answered") {
+                    winners.push(candidate);
+                }
+            }
+            winners
+        }
+    };
+    for revision in [1, 2] {
+        let winners = race(revision).await;
+        let [winner] = winners.as_slice() else {
+            panic!("one of the revision {revision} changes is stored, not {winners:?}");
+        };
+        assert_eq!(
+            store.budget(&team("payments")).await.unwrap().as_ref(),
+            Some(winner),
+            "the stored budget is the winner's"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_teams_budget_is_listed_in_team_order_across_pages() {
+    let Some((store, client, name)) = store().await else {
+        return;
+    };
+    assert_eq!(store.budgets().await.unwrap(), Vec::new());
+    // Budgets between items of other kinds, two of them padded to 300 KB
+    // after each budget: the Scan reads more than its 1 MB a page, and
+    // (moto scans in the order items were written) the budgets span pages.
+    let mut expected = Vec::new();
+    for (i, name_of_team) in ["zeta", "alpha", "mid"].into_iter().enumerate() {
+        let first = budget(name_of_team, "100", 1);
+        assert!(store.put_budget(&first).await.unwrap());
+        let latest = budget(name_of_team, &format!("{}", 200 + i), 2);
+        assert!(store.put_budget(&latest).await.unwrap());
+        expected.push(latest);
+        store
+            .put_team(&Team::unconfigured(team(name_of_team)))
+            .await
+            .unwrap();
+        let now = Utc::now();
+        assert!(
+            store
+                .remember(
+                    &format!("threshold#{name_of_team}#50"),
+                    "fired",
+                    now,
+                    now + Duration::hours(1)
+                )
+                .await
+                .unwrap()
+        );
+        for pad in 0..2 {
+            client
+                .put_item()
+                .table_name(&name)
+                .item(
+                    "pk",
+                    AttributeValue::S(format!("PADDING#{name_of_team}#{pad}")),
+                )
+                .item("sk", AttributeValue::S("PADDING".into()))
+                .item("padding", AttributeValue::S("x".repeat(300_000)))
+                .send()
+                .await
+                .expect("PutItem");
+        }
+    }
+    let first_page = client
+        .scan()
+        .table_name(&name)
+        .filter_expression("sk = :budget")
+        .expression_attribute_values(":budget", AttributeValue::S("BUDGET".into()))
+        .send()
+        .await
+        .expect("Scan");
+    assert!(
+        first_page.last_evaluated_key.is_some() && first_page.items().len() < 3,
+        "the budgets span pages: the first holds {} of 3",
+        first_page.items().len()
+    );
+
+    expected.sort_by(|a, b| a.team.as_str().cmp(b.team.as_str()));
+    let listed = store.budgets().await.unwrap();
+    assert_eq!(
+        listed.iter().map(|b| b.team.as_str()).collect::<Vec<_>>(),
+        ["alpha", "mid", "zeta"]
+    );
+    assert_eq!(listed, expected, "each team's latest revision, once");
 }

@@ -102,7 +102,7 @@ pub trait Organization: Send + Sync {
     ) -> Result<String, OrganizationError>;
 
     /// Attaches a policy to an account; attaching it again is a no-op.
-    /// Refused with `Constraint { reason: "POLICY_NUMBER_LIMIT_EXCEEDED" }`
+    /// Refused with `Constraint { reason: "MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED" }`
     /// when the account has its five SCPs already.
     async fn attach_policy(
         &self,

@@ -9,6 +9,7 @@ use purser_aws::{
     DeadLetterBucket, DynamoStore, EventBridgeBus, FirehoseSink, LakeStreams, OrganizationsClient,
 };
 use purser_core::accounts::Accounts;
+use purser_core::budgets::{Budgets, FreezeExemptions};
 use purser_core::recorder::Recorder;
 use purser_core::{Clock, EventBus, Handler, Organization, Store, SystemClock};
 use serde_json::Value;
@@ -32,6 +33,22 @@ impl AwsPorts {
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),
         )
+    }
+
+    /// Budgets, with the roles a freeze exempts (`PURSER_BREAK_GLASS_ROLES`,
+    /// `PURSER_MEMBER_ROLE`).
+    pub fn budgets(&self) -> Budgets {
+        Budgets {
+            store: Arc::clone(&self.store),
+            organization: Arc::clone(&self.organization),
+            bus: Arc::clone(&self.bus),
+            clock: Arc::clone(&self.clock),
+            exemptions: FreezeExemptions {
+                break_glass_roles: list_env("PURSER_BREAK_GLASS_ROLES"),
+                purser_role: std::env::var("PURSER_MEMBER_ROLE")
+                    .unwrap_or_else(|_| "OrganizationAccountAccessRole".into()),
+            },
+        }
     }
 
     /// The recorder on Firehose; only functions the template gives the lake
@@ -65,6 +82,17 @@ fn env(name: &str) -> Result<String, Error> {
     })
 }
 
+/// A comma-separated list from the environment (empty when unset).
+fn list_env(name: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// Reads `PURSER_TABLE`, `PURSER_BUS` and `PURSER_ADMIN_PRINCIPALS`.
 pub async fn ports() -> Result<AwsPorts, Error> {
     let config = purser_aws::load_config().await;
@@ -73,13 +101,7 @@ pub async fn ports() -> Result<AwsPorts, Error> {
         bus: Arc::new(EventBridgeBus::from_config(&config, env("PURSER_BUS")?)),
         organization: Arc::new(OrganizationsClient::from_config(&config)),
         clock: Arc::new(SystemClock),
-        admins: std::env::var("PURSER_ADMIN_PRINCIPALS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
+        admins: list_env("PURSER_ADMIN_PRINCIPALS"),
         config,
     })
 }

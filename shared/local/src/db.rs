@@ -186,6 +186,42 @@ CREATE TABLE markers (
     expires_ms  INTEGER NOT NULL
 );
 "#,
+    r#"
+-- Teams' budgets: the whole Budget as JSON in `data`, with its revision
+-- beside it for the conditional write.
+CREATE TABLE budgets (
+    team      TEXT PRIMARY KEY,
+    revision  INTEGER NOT NULL,
+    data      TEXT NOT NULL
+);
+
+-- The simulated organization's service control policies. AWS manages
+-- `FullAWSAccess`, which every account has attached until it is detached.
+CREATE TABLE org_policies (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    description  TEXT NOT NULL,
+    content      TEXT NOT NULL,
+    aws_managed  INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO org_policies (id, name, description, content, aws_managed) VALUES (
+    'p-FullAWSAccess',
+    'FullAWSAccess',
+    'Allows access to every operation',
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}',
+    1
+);
+
+-- Policies attached to accounts, in the order they were attached. A target
+-- without rows has never been changed and has `FullAWSAccess` alone (see
+-- organization.rs); the first change writes that default down.
+CREATE TABLE org_policy_attachments (
+    policy_id  TEXT NOT NULL REFERENCES org_policies (id),
+    target_id  TEXT NOT NULL,
+    PRIMARY KEY (policy_id, target_id)
+);
+CREATE INDEX org_policy_attachments_target ON org_policy_attachments (target_id);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

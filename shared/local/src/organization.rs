@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use purser_core::organization::{MAX_CONCURRENT_CREATIONS, closure_quota};
+use purser_core::organization::{
+    MAX_CONCURRENT_CREATIONS, MAX_POLICIES_PER_TARGET, MAX_POLICY_CHARS, closure_quota,
+};
 use purser_core::{
     CreationState, CreationStatus, EventEntry, MemberStatus, Organization, OrganizationError,
 };
@@ -37,6 +39,12 @@ const POST_CLOSURE_MS: i64 = 90 * 24 * 60 * 60 * 1000;
 const MAX_OU_DEPTH: usize = 5;
 const MAX_OUS: i64 = 1000;
 const MAX_TAGS: i64 = 50;
+/// The SCP AWS manages and attaches to every account when SCPs are enabled.
+pub const FULL_AWS_ACCESS: &str = "p-FullAWSAccess";
+const FULL_AWS_ACCESS_NAME: &str = "FullAWSAccess";
+/// AWS's bounds on a policy's name and description.
+const MAX_POLICY_NAME_CHARS: usize = 128;
+const MAX_POLICY_DESCRIPTION_CHARS: usize = 512;
 
 #[derive(Debug, Clone)]
 pub struct SimulationConfig {
@@ -516,6 +524,114 @@ fn status_of(conn: &Connection, account_id: &str) -> Result<Option<String>, rusq
     .optional()
 }
 
+fn no_policy(policy_id: &str) -> OrganizationError {
+    OrganizationError::NotFound(format!(
+        "no service control policy {policy_id} in the organization"
+    ))
+}
+
+/// Whether a policy can be attached to `account_id`: a member account, or
+/// the management account (where SCPs have no effect, as in AWS).
+fn is_target(
+    conn: &Connection,
+    account_id: &str,
+    management: &str,
+) -> Result<bool, rusqlite::Error> {
+    Ok(account_id == management || status_of(conn, account_id)?.is_some())
+}
+
+fn policy_exists(conn: &Connection, policy_id: &str) -> Result<bool, rusqlite::Error> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM org_policies WHERE id = ?1",
+            [policy_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// The policies attached to a target, ids and names, in the order they
+/// were attached. AWS never leaves a target without an SCP, so a target
+/// without rows was never changed and has its default, `FullAWSAccess`.
+fn attached(conn: &Connection, target: &str) -> Result<Vec<(String, String)>, rusqlite::Error> {
+    let rows: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT a.policy_id, p.name FROM org_policy_attachments a
+             JOIN org_policies p ON p.id = a.policy_id
+             WHERE a.target_id = ?1 ORDER BY a.rowid",
+        )?
+        .query_map([target], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    if rows.is_empty() {
+        return Ok(vec![(
+            FULL_AWS_ACCESS.to_string(),
+            FULL_AWS_ACCESS_NAME.to_string(),
+        )]);
+    }
+    Ok(rows)
+}
+
+/// Writes a target's default attachment down before its first change.
+fn seed_attachments(conn: &Connection, target: &str) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "INSERT INTO org_policy_attachments (policy_id, target_id)
+         SELECT ?1, ?2 WHERE NOT EXISTS
+             (SELECT 1 FROM org_policy_attachments WHERE target_id = ?2)",
+        params![FULL_AWS_ACCESS, target],
+    )?;
+    Ok(())
+}
+
+/// Checks a policy as `CreatePolicy` and `UpdatePolicy` do: AWS counts the
+/// document's characters (not bytes), and refuses what is not a policy
+/// document, a JSON object.
+fn check_policy(name: &str, description: &str, content: &str) -> Result<(), OrganizationError> {
+    let name_chars = name.chars().count();
+    if name_chars == 0 || name_chars > MAX_POLICY_NAME_CHARS {
+        return Err(constraint(
+            "InvalidInputException",
+            format!(
+                "a policy's name has 1 to {MAX_POLICY_NAME_CHARS} characters; {name:?} has {name_chars}"
+            ),
+        ));
+    }
+    if description.chars().count() > MAX_POLICY_DESCRIPTION_CHARS {
+        return Err(constraint(
+            "InvalidInputException",
+            format!("a policy's description has at most {MAX_POLICY_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    let chars = content.chars().count();
+    if chars > MAX_POLICY_CHARS {
+        return Err(constraint(
+            "POLICY_CONTENT_LIMIT_EXCEEDED",
+            format!("policy {name} is {chars} characters; an SCP holds at most {MAX_POLICY_CHARS}"),
+        ));
+    }
+    match serde_json::from_str::<Value>(content) {
+        Ok(Value::Object(_)) => Ok(()),
+        Ok(_) => Err(constraint(
+            "MALFORMED_POLICY_DOCUMENT",
+            format!("policy {name} is not a JSON object"),
+        )),
+        Err(e) => Err(constraint(
+            "MALFORMED_POLICY_DOCUMENT",
+            format!("policy {name} is not JSON: {e}"),
+        )),
+    }
+}
+
+/// A policy id no policy has: `p-` and eight of `[a-z0-9]`, as AWS's.
+fn fresh_policy_id(conn: &Connection) -> Result<String, rusqlite::Error> {
+    loop {
+        let id = format!("p-{}", random_id_chars(8));
+        if !policy_exists(conn, &id)? {
+            return Ok(id);
+        }
+    }
+}
+
 fn no_account(account_id: &str) -> OrganizationError {
     OrganizationError::NotFound(format!(
         "account {account_id} is not a member of the organization"
@@ -830,6 +946,184 @@ impl Organization for SimulatedOrganization {
             .await
             .map_err(unavailable)?;
         u32::try_from(n).map_err(|_| OrganizationError::Unavailable(format!("{n} members")))
+    }
+
+    /// Policy names are unique, as `CreatePolicy` keeps them. AWS's own
+    /// `FullAWSAccess` cannot be changed: a different content for it is
+    /// refused with `PolicyChangesNotAllowedException` as the reason.
+    async fn ensure_policy(
+        &self,
+        name: &str,
+        description: &str,
+        content: &str,
+    ) -> Result<String, OrganizationError> {
+        check_policy(name, description, content)?;
+        let (name, description, content) = (
+            name.to_string(),
+            description.to_string(),
+            content.to_string(),
+        );
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let found: Option<(String, String, String, bool)> = tx
+                    .query_row(
+                        "SELECT id, description, content, aws_managed FROM org_policies
+                         WHERE name = ?1",
+                        [&name],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()?;
+                let id = match found {
+                    Some((id, held_description, held_content, aws_managed)) => {
+                        if held_content == content
+                            && (held_description == description || aws_managed)
+                        {
+                            return Ok(Ok(id));
+                        }
+                        if aws_managed {
+                            return Ok(Err(constraint(
+                                "PolicyChangesNotAllowedException",
+                                format!("{name} is managed by AWS and cannot be changed"),
+                            )));
+                        }
+                        tx.execute(
+                            "UPDATE org_policies SET description = ?2, content = ?3 WHERE id = ?1",
+                            params![id, description, content],
+                        )?;
+                        id
+                    }
+                    None => {
+                        let id = fresh_policy_id(&tx)?;
+                        tx.execute(
+                            "INSERT INTO org_policies (id, name, description, content)
+                             VALUES (?1, ?2, ?3, ?4)",
+                            params![id, name, description, content],
+                        )?;
+                        id
+                    }
+                };
+                tx.commit()?;
+                Ok(Ok(id))
+            })
+            .await
+            .map_err(unavailable)?
+    }
+
+    /// Counts `FullAWSAccess` while it is attached, as AWS does: a member
+    /// account takes four more SCPs unless it was detached.
+    async fn attach_policy(
+        &self,
+        policy_id: &str,
+        account_id: &str,
+    ) -> Result<(), OrganizationError> {
+        let (policy, account) = (policy_id.to_string(), account_id.to_string());
+        let management = self.config.management_account.clone();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if !policy_exists(&tx, &policy)? {
+                    return Ok(Err(no_policy(&policy)));
+                }
+                if !is_target(&tx, &account, &management)? {
+                    return Ok(Err(no_account(&account)));
+                }
+                let held = attached(&tx, &account)?;
+                if held.iter().any(|(id, _)| *id == policy) {
+                    return Ok(Ok(()));
+                }
+                if held.len() >= MAX_POLICIES_PER_TARGET {
+                    let names: Vec<&str> = held.iter().map(|(_, name)| name.as_str()).collect();
+                    return Ok(Err(constraint(
+                        "MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED",
+                        format!(
+                            "account {account} has {MAX_POLICIES_PER_TARGET} SCPs attached already ({})",
+                            names.join(", ")
+                        ),
+                    )));
+                }
+                seed_attachments(&tx, &account)?;
+                tx.execute(
+                    "INSERT INTO org_policy_attachments (policy_id, target_id) VALUES (?1, ?2)",
+                    params![policy, account],
+                )?;
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await
+            .map_err(unavailable)?
+    }
+
+    /// AWS keeps at least one SCP on every target: detaching the last is
+    /// refused with `MIN_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED`.
+    async fn detach_policy(
+        &self,
+        policy_id: &str,
+        account_id: &str,
+    ) -> Result<(), OrganizationError> {
+        let (policy, account) = (policy_id.to_string(), account_id.to_string());
+        let management = self.config.management_account.clone();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if !policy_exists(&tx, &policy)? {
+                    return Ok(Err(no_policy(&policy)));
+                }
+                if !is_target(&tx, &account, &management)? {
+                    return Ok(Err(no_account(&account)));
+                }
+                let held = attached(&tx, &account)?;
+                if !held.iter().any(|(id, _)| *id == policy) {
+                    return Ok(Ok(()));
+                }
+                if held.len() == 1 {
+                    return Ok(Err(constraint(
+                        "MIN_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED",
+                        format!(
+                            "{policy} is the last SCP of account {account}; attach another first"
+                        ),
+                    )));
+                }
+                // Two or more attached: the target's rows are written down.
+                tx.execute(
+                    "DELETE FROM org_policy_attachments WHERE policy_id = ?1 AND target_id = ?2",
+                    params![policy, account],
+                )?;
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await
+            .map_err(unavailable)?
+    }
+
+    async fn policies_of(&self, account_id: &str) -> Result<Vec<String>, OrganizationError> {
+        Ok(self
+            .attached_policies(account_id)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+}
+
+impl SimulatedOrganization {
+    /// The ids and names of the SCPs attached to an account, in the order
+    /// they were attached, for tests and the demo.
+    pub async fn attached_policies(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<(String, String)>, OrganizationError> {
+        let account = account_id.to_string();
+        let management = self.config.management_account.clone();
+        self.db
+            .call(move |conn| {
+                if !is_target(conn, &account, &management)? {
+                    return Ok(Err(no_account(&account)));
+                }
+                Ok(Ok(attached(conn, &account)?))
+            })
+            .await
+            .map_err(unavailable)?
     }
 }
 
@@ -1367,6 +1661,386 @@ mod tests {
             sim.org.member_status(&ids[10]).await.unwrap(),
             MemberStatus::Active
         );
+        sim.stop().await;
+    }
+
+    /// Member accounts put straight into the organization.
+    fn members(db: &Db, ids: &[&str]) {
+        db.call_blocking(|c| {
+            let root = root_id(c)?;
+            for id in ids {
+                c.execute(
+                    "INSERT INTO org_accounts (account_id, email, name, status, parent)
+                     VALUES (?1, ?1 || '@example.com', 'x', 'ACTIVE', ?2)",
+                    params![id, root],
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    const DENY_ALL: &str =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+
+    /// A policy document of exactly `chars` characters, some of them
+    /// two bytes long, so it is longer in bytes.
+    fn document_of(chars: usize) -> String {
+        let head = r#"{"Version":"2012-10-17","Statement":[{"Sid":""#;
+        let tail = r#"","Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+        let pad = chars - head.len() - tail.len();
+        let doc = format!("{head}{}{tail}", "é".repeat(pad));
+        assert_eq!(doc.chars().count(), chars);
+        doc
+    }
+
+    fn reason_of(result: Result<impl std::fmt::Debug, OrganizationError>) -> String {
+        match result {
+            Err(OrganizationError::Constraint { reason, .. }) => reason,
+            other => panic!("not a constraint: {other:?}"),
+        }
+    }
+
+    fn policy_rows(db: &Db) -> Vec<(String, String, String)> {
+        db.call_blocking(|c| {
+            c.prepare("SELECT id, name, content FROM org_policies ORDER BY name")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn ensure_policy_creates_once_and_updates_changed_content() {
+        let sim = start_with(config(60_000, 10));
+        let freeze = sim
+            .org
+            .ensure_policy("purser-freeze", "Purser: deny all", DENY_ALL)
+            .await
+            .unwrap();
+        assert!(is_id(&freeze, "p-", 8), "{freeze}");
+        assert_eq!(
+            sim.org
+                .ensure_policy("purser-freeze", "Purser: deny all", DENY_ALL)
+                .await
+                .unwrap(),
+            freeze
+        );
+        // Changed content: the same policy, updated.
+        let wider = DENY_ALL.replace("\"*\",\"Resource\"", "[\"*\"],\"Resource\"");
+        assert_ne!(wider, DENY_ALL);
+        assert_eq!(
+            sim.org
+                .ensure_policy("purser-freeze", "Purser: deny all", &wider)
+                .await
+                .unwrap(),
+            freeze
+        );
+        let other = sim
+            .org
+            .ensure_policy("purser-other", "", DENY_ALL)
+            .await
+            .unwrap();
+        assert!(is_id(&other, "p-", 8) && other != freeze, "{other}");
+        let rows = policy_rows(&sim.db);
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[0].0, FULL_AWS_ACCESS);
+        assert_eq!(rows[0].1, "FullAWSAccess");
+        assert_eq!(rows[1], (freeze.clone(), "purser-freeze".into(), wider));
+        assert_eq!(rows[2].0, other);
+
+        // AWS's own policy is there, and cannot be changed.
+        let full = rows[0].2.clone();
+        assert_eq!(
+            sim.org
+                .ensure_policy("FullAWSAccess", "anything", &full)
+                .await
+                .unwrap(),
+            FULL_AWS_ACCESS
+        );
+        assert_eq!(
+            reason_of(sim.org.ensure_policy("FullAWSAccess", "", DENY_ALL).await),
+            "PolicyChangesNotAllowedException"
+        );
+        assert_eq!(
+            reason_of(sim.org.ensure_policy("", "", DENY_ALL).await),
+            "InvalidInputException"
+        );
+
+        // Policies are the database's: the same after a restart.
+        let dir = sim.stop().await;
+        let again = Db::open(dir.path()).unwrap();
+        let org = SimulatedOrganization::new(again.clone(), bus(&again), config(50, 10));
+        assert_eq!(
+            org.ensure_policy("purser-other", "", DENY_ALL)
+                .await
+                .unwrap(),
+            other
+        );
+    }
+
+    #[tokio::test]
+    async fn policy_documents_are_checked_for_size_and_form() {
+        let sim = start_with(config(60_000, 10));
+        // The limit is in characters: this one is longer in bytes.
+        let largest = document_of(MAX_POLICY_CHARS);
+        assert!(largest.len() > MAX_POLICY_CHARS);
+        let id = sim
+            .org
+            .ensure_policy("purser-freeze", "", &largest)
+            .await
+            .unwrap();
+        assert_eq!(
+            reason_of(
+                sim.org
+                    .ensure_policy("purser-freeze", "", &document_of(MAX_POLICY_CHARS + 1))
+                    .await
+            ),
+            "POLICY_CONTENT_LIMIT_EXCEEDED"
+        );
+        for bad in ["", "{", "not json", "[]", "\"Deny\""] {
+            assert_eq!(
+                reason_of(sim.org.ensure_policy("purser-freeze", "", bad).await),
+                "MALFORMED_POLICY_DOCUMENT",
+                "{bad:?}"
+            );
+            assert_eq!(
+                reason_of(sim.org.ensure_policy("purser-new", "", bad).await),
+                "MALFORMED_POLICY_DOCUMENT",
+                "{bad:?}"
+            );
+        }
+        // Nothing refused was written.
+        let rows = policy_rows(&sim.db);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[1], (id, "purser-freeze".into(), largest));
+        sim.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_account_starts_with_full_aws_access() {
+        let sim = start();
+        let account = created(&sim.org, "a@example.com").await;
+        assert_eq!(
+            sim.org.policies_of(&account).await.unwrap(),
+            [FULL_AWS_ACCESS]
+        );
+        assert_eq!(
+            sim.org.attached_policies(&account).await.unwrap(),
+            [(FULL_AWS_ACCESS.to_string(), "FullAWSAccess".to_string())]
+        );
+        // The management account too, though SCPs do not bind it.
+        assert_eq!(
+            sim.org.policies_of(MANAGEMENT).await.unwrap(),
+            [FULL_AWS_ACCESS]
+        );
+        assert!(matches!(
+            sim.org.policies_of("000000000000").await,
+            Err(OrganizationError::NotFound(_))
+        ));
+        assert!(matches!(
+            sim.org.attached_policies("000000000000").await,
+            Err(OrganizationError::NotFound(_))
+        ));
+        sim.stop().await;
+    }
+
+    #[tokio::test]
+    async fn attaching_is_idempotent_and_stops_at_five_with_full_aws_access() {
+        let sim = start_with(config(60_000, 10));
+        members(&sim.db, &["111111111111", "222222222222"]);
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let id = sim
+                .org
+                .ensure_policy(&format!("policy-{i}"), "", DENY_ALL)
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        let account = "111111111111";
+        for id in &ids[..4] {
+            sim.org.attach_policy(id, account).await.unwrap();
+        }
+        // Again: a no-op, not a second attachment.
+        sim.org.attach_policy(&ids[0], account).await.unwrap();
+        sim.org
+            .attach_policy(FULL_AWS_ACCESS, account)
+            .await
+            .unwrap();
+        let mut expected = vec![FULL_AWS_ACCESS.to_string()];
+        expected.extend(ids[..4].iter().cloned());
+        assert_eq!(sim.org.policies_of(account).await.unwrap(), expected);
+        let named = sim.org.attached_policies(account).await.unwrap();
+        assert_eq!(named[1], (ids[0].clone(), "policy-0".to_string()));
+
+        // FullAWSAccess counts: a fifth of Purser's is the sixth SCP.
+        assert_eq!(
+            reason_of(sim.org.attach_policy(&ids[4], account).await),
+            "MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED"
+        );
+        assert_eq!(sim.org.policies_of(account).await.unwrap(), expected);
+        // Another account has its own five.
+        sim.org
+            .attach_policy(&ids[4], "222222222222")
+            .await
+            .unwrap();
+        assert_eq!(
+            sim.org.policies_of("222222222222").await.unwrap(),
+            [FULL_AWS_ACCESS.to_string(), ids[4].clone()]
+        );
+        // A detach frees a place.
+        sim.org.detach_policy(&ids[1], account).await.unwrap();
+        sim.org.attach_policy(&ids[4], account).await.unwrap();
+        assert_eq!(
+            sim.org.policies_of(account).await.unwrap(),
+            [
+                FULL_AWS_ACCESS,
+                ids[0].as_str(),
+                ids[2].as_str(),
+                ids[3].as_str(),
+                ids[4].as_str()
+            ]
+        );
+
+        assert!(matches!(
+            sim.org.attach_policy("p-nothere1", account).await,
+            Err(OrganizationError::NotFound(_))
+        ));
+        assert!(matches!(
+            sim.org.attach_policy(&ids[0], "000000000000").await,
+            Err(OrganizationError::NotFound(_))
+        ));
+        sim.org.attach_policy(&ids[0], MANAGEMENT).await.unwrap();
+        assert_eq!(
+            sim.org.policies_of(MANAGEMENT).await.unwrap(),
+            [FULL_AWS_ACCESS.to_string(), ids[0].clone()]
+        );
+        sim.stop().await;
+    }
+
+    #[tokio::test]
+    async fn detaching_what_is_not_attached_is_a_no_op() {
+        let sim = start_with(config(60_000, 10));
+        members(&sim.db, &["111111111111"]);
+        let account = "111111111111";
+        let freeze = sim
+            .org
+            .ensure_policy("purser-freeze", "", DENY_ALL)
+            .await
+            .unwrap();
+        sim.org.detach_policy(&freeze, account).await.unwrap();
+        assert_eq!(
+            sim.org.policies_of(account).await.unwrap(),
+            [FULL_AWS_ACCESS]
+        );
+        sim.org.attach_policy(&freeze, account).await.unwrap();
+        sim.org.detach_policy(&freeze, account).await.unwrap();
+        sim.org.detach_policy(&freeze, account).await.unwrap();
+        assert_eq!(
+            sim.org.policies_of(account).await.unwrap(),
+            [FULL_AWS_ACCESS]
+        );
+
+        // FullAWSAccess can be detached while another SCP stays, and then
+        // five of others fit; the last SCP of an account cannot go.
+        assert_eq!(
+            reason_of(sim.org.detach_policy(FULL_AWS_ACCESS, account).await),
+            "MIN_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED"
+        );
+        sim.org.attach_policy(&freeze, account).await.unwrap();
+        sim.org
+            .detach_policy(FULL_AWS_ACCESS, account)
+            .await
+            .unwrap();
+        assert_eq!(
+            sim.org.policies_of(account).await.unwrap(),
+            [freeze.as_str()]
+        );
+        assert_eq!(
+            reason_of(sim.org.detach_policy(&freeze, account).await),
+            "MIN_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED"
+        );
+        for i in 0..4 {
+            let id = sim
+                .org
+                .ensure_policy(&format!("policy-{i}"), "", DENY_ALL)
+                .await
+                .unwrap();
+            sim.org.attach_policy(&id, account).await.unwrap();
+        }
+        assert_eq!(sim.org.policies_of(account).await.unwrap().len(), 5);
+
+        assert!(matches!(
+            sim.org.detach_policy("p-nothere1", account).await,
+            Err(OrganizationError::NotFound(_))
+        ));
+        assert!(matches!(
+            sim.org.detach_policy(&freeze, "000000000000").await,
+            Err(OrganizationError::NotFound(_))
+        ));
+        sim.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_concurrent_attachments_only_four_fit_beside_full_aws_access() {
+        let sim = start_with(config(60_000, 10));
+        members(&sim.db, &["111111111111"]);
+        let mut ids = Vec::new();
+        for i in 0..8 {
+            ids.push(
+                sim.org
+                    .ensure_policy(&format!("policy-{i}"), "", DENY_ALL)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let tasks: Vec<_> = ids
+            .into_iter()
+            .map(|id| {
+                let org = Arc::clone(&sim.org);
+                tokio::spawn(async move { org.attach_policy(&id, "111111111111").await })
+            })
+            .collect();
+        let (mut attached, mut refused) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => attached += 1,
+                Err(OrganizationError::Constraint { reason, .. })
+                    if reason == "MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED" =>
+                {
+                    refused += 1
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!((attached, refused), (4, 4));
+        let held = sim.org.policies_of("111111111111").await.unwrap();
+        assert_eq!(held.len(), MAX_POLICIES_PER_TARGET);
+        assert_eq!(held[0], FULL_AWS_ACCESS);
+        sim.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_ensures_of_one_name_make_one_policy() {
+        let sim = start_with(config(60_000, 10));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let org = Arc::clone(&sim.org);
+                tokio::spawn(async move {
+                    org.ensure_policy("purser-freeze", "", DENY_ALL)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(policy_rows(&sim.db).len(), 2);
         sim.stop().await;
     }
 }

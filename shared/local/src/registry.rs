@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use purser_core::accounts::Accounts;
+use purser_core::budgets::{Budgets, FreezeExemptions};
 use purser_core::recorder::Recorder;
 use purser_core::{Clock, EventBus, Handler, LakeSink, Organization, Store};
 
@@ -28,6 +29,21 @@ impl Ports {
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),
         )
+    }
+
+    /// Budgets on these ports; locally the freeze exempts a `break-glass`
+    /// role and the role Organizations creates in each account.
+    pub fn budgets(&self) -> Budgets {
+        Budgets {
+            store: Arc::clone(&self.store),
+            organization: Arc::clone(&self.organization),
+            bus: Arc::clone(&self.bus),
+            clock: Arc::clone(&self.clock),
+            exemptions: FreezeExemptions {
+                break_glass_roles: vec!["break-glass".into()],
+                purser_role: "OrganizationAccountAccessRole".into(),
+            },
+        }
     }
 
     /// The recorder on these ports.

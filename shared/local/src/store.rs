@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
+use purser_core::budget::Budget;
 use purser_core::organization::MAX_CONCURRENT_CREATIONS;
 use purser_core::{
     Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, Store, StoreError, Team,
@@ -126,6 +127,10 @@ fn parse_page_token(token: &str) -> Result<(i64, String), StoreError> {
         return Err(bad("is not a page token"));
     }
     Ok((created_at, id.to_string()))
+}
+
+fn decode_budget(data: &str) -> Result<Budget, StoreError> {
+    serde_json::from_str(data).map_err(|e| StoreError::Corrupt(format!("a budget row: {e}")))
 }
 
 fn count(n: i64) -> Result<u32, StoreError> {
@@ -613,6 +618,82 @@ impl Store for SqliteStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    /// One immediate transaction: the stored revision, then the write. Of
+    /// concurrent puts of one revision exactly one finds its predecessor.
+    async fn put_budget(&self, budget: &Budget) -> Result<bool, StoreError> {
+        let team = budget.team.to_string();
+        let out_of_range = || {
+            StoreError::Corrupt(format!(
+                "budget of team {team}: revision {} is out of range",
+                budget.revision
+            ))
+        };
+        let revision = i64::try_from(budget.revision).map_err(|_| out_of_range())?;
+        if revision < 1 {
+            // Revisions start at 1: there is no stored revision 0 to follow.
+            return Ok(false);
+        }
+        let data = serde_json::to_string(budget)
+            .map_err(|e| StoreError::Corrupt(format!("budget of team {team}: {e}")))?;
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let stored: Option<i64> = tx
+                    .query_row(
+                        "SELECT revision FROM budgets WHERE team = ?1",
+                        [&team],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let follows = match stored {
+                    Some(stored) => stored == revision - 1,
+                    None => revision == 1,
+                };
+                if !follows {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "INSERT INTO budgets (team, revision, data) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (team) DO UPDATE SET revision = excluded.revision,
+                         data = excluded.data",
+                    params![team, revision, data],
+                )?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn budget(&self, team: &TeamName) -> Result<Option<Budget>, StoreError> {
+        let team = team.to_string();
+        let data: Option<String> = self
+            .db
+            .call(move |conn| {
+                conn.query_row("SELECT data FROM budgets WHERE team = ?1", [team], |r| {
+                    r.get(0)
+                })
+                .optional()
+            })
+            .await
+            .map_err(unavailable)?;
+        data.as_deref().map(decode_budget).transpose()
+    }
+
+    /// By team name.
+    async fn budgets(&self) -> Result<Vec<Budget>, StoreError> {
+        let rows: Vec<String> = self
+            .db
+            .call(|conn| {
+                conn.prepare("SELECT data FROM budgets ORDER BY team")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(|data| decode_budget(data)).collect()
     }
 }
 
@@ -1536,6 +1617,138 @@ mod tests {
         );
         // Markers and claims are separate namespaces.
         assert!(!store.is_claimed("stack#2", now).await.unwrap());
+    }
+
+    fn budget(team_name: &str, amount: &str, revision: u64) -> Budget {
+        let mut b = Budget::from_json(
+            team(team_name),
+            &serde_json::json!({ "amount": amount }),
+            Utc::now(),
+        )
+        .unwrap();
+        b.revision = revision;
+        b
+    }
+
+    #[tokio::test]
+    async fn budgets_are_written_revision_by_revision() {
+        let (_dir, store) = store();
+        let payments = team("payments");
+        assert_eq!(store.budget(&payments).await.unwrap(), None);
+        // Nothing stored: only revision 1 may be written.
+        assert!(
+            !store
+                .put_budget(&budget("payments", "10", 0))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .put_budget(&budget("payments", "10", 2))
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.budget(&payments).await.unwrap(), None);
+
+        let first = budget("payments", "10", 1);
+        assert!(store.put_budget(&first).await.unwrap());
+        assert_eq!(store.budget(&payments).await.unwrap(), Some(first.clone()));
+        // Revision 1 again is a change that lost: refused, the first stays.
+        assert!(
+            !store
+                .put_budget(&budget("payments", "99", 1))
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.budget(&payments).await.unwrap(), Some(first));
+
+        let second = budget("payments", "20.50", 2);
+        assert!(store.put_budget(&second).await.unwrap());
+        assert_eq!(store.budget(&payments).await.unwrap(), Some(second.clone()));
+        // Stale, repeated and skipped revisions are all refused.
+        for stale in [1, 2, 4] {
+            assert!(
+                !store
+                    .put_budget(&budget("payments", "1", stale))
+                    .await
+                    .unwrap(),
+                "revision {stale}"
+            );
+        }
+        assert_eq!(store.budget(&payments).await.unwrap(), Some(second));
+        assert!(
+            store
+                .put_budget(&budget("payments", "30", 3))
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.budget(&payments).await.unwrap().unwrap().revision, 3);
+        // Another team counts its own revisions.
+        assert_eq!(store.budget(&team("search")).await.unwrap(), None);
+        assert!(store.put_budget(&budget("search", "5", 1)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn budgets_are_listed_by_team_name() {
+        let (_dir, store) = store();
+        assert!(store.budgets().await.unwrap().is_empty());
+        for name in ["search", "ops", "payments"] {
+            assert!(store.put_budget(&budget(name, "10", 1)).await.unwrap());
+        }
+        let latest = budget("ops", "12", 2);
+        assert!(store.put_budget(&latest).await.unwrap());
+        let all = store.budgets().await.unwrap();
+        let names: Vec<String> = all.iter().map(|b| b.team.to_string()).collect();
+        assert_eq!(names, ["ops", "payments", "search"]);
+        assert_eq!(all[0], latest);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_budget_is_reported_as_corrupt() {
+        let (_dir, store) = store();
+        store
+            .db
+            .call_blocking(|c| {
+                c.execute(
+                    "INSERT INTO budgets (team, revision, data) VALUES ('payments', 1, '{')",
+                    [],
+                )
+            })
+            .unwrap();
+        assert!(matches!(
+            store.budget(&team("payments")).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(store.budgets().await, Err(StoreError::Corrupt(_))));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_concurrent_puts_of_one_revision_exactly_one_wins() {
+        let (_dir, store) = store();
+        for revision in [1, 2] {
+            let tasks: Vec<_> = (1..=8)
+                .map(|i| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let b = budget("payments", &format!("{i}"), revision);
+                        let won = store.put_budget(&b).await.unwrap();
+                        (won, b)
+                    })
+                })
+                .collect();
+            let mut winners = Vec::new();
+            for t in tasks {
+                let (won, b) = t.await.unwrap();
+                if won {
+                    winners.push(b);
+                }
+            }
+            assert_eq!(winners.len(), 1, "revision {revision}");
+            assert_eq!(
+                store.budget(&team("payments")).await.unwrap().as_ref(),
+                winners.first()
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use purser_core::budget::Budget;
 use purser_core::{Account, StoreError, Team, TeamName};
 
 /// One item, as the SDK reads and writes it.
@@ -33,6 +34,10 @@ pub(super) const OPEN: &str = "open";
 const NAME: &str = "name";
 const QUOTA: &str = "quota";
 const MEMBERS: &str = "members";
+/// Sort key of a team's budget, in the team's partition.
+pub(super) const BUDGET_SK: &str = "BUDGET";
+/// The budget's revision on its own, for the condition of the next change.
+pub(super) const REVISION: &str = "revision";
 
 pub(super) const ORG_PK: &str = "ORG";
 pub(super) const CREATIONS_SK: &str = "CREATIONS";
@@ -128,6 +133,13 @@ pub(super) fn counters_key(team: &TeamName) -> Item {
     HashMap::from([
         (PK.to_owned(), s(format!("{TEAM_PREFIX}{team}"))),
         (SK.to_owned(), s(COUNTERS_SK)),
+    ])
+}
+
+pub(super) fn budget_key(team: &TeamName) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(team_partition(team))),
+        (SK.to_owned(), s(BUDGET_SK)),
     ])
 }
 
@@ -299,6 +311,44 @@ pub(super) fn team_from_item(item: &Item) -> Result<Team, StoreError> {
         quota,
         members,
     })
+}
+
+/// The budget's item: the budget itself as JSON, and its revision.
+pub(super) fn budget_item(budget: &Budget) -> Result<Item, StoreError> {
+    let data = serde_json::to_string(budget).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "the budget of team {} cannot be written: {e}",
+            budget.team
+        ))
+    })?;
+    let mut item = budget_key(&budget.team);
+    item.insert(REVISION.to_owned(), n(budget.revision));
+    item.insert(DATA.to_owned(), s(data));
+    Ok(item)
+}
+
+/// A budget read back, checked against its item: the team of its key and
+/// the revision its condition compares.
+pub(super) fn budget_from_item(item: &Item) -> Result<Budget, StoreError> {
+    let corrupt =
+        |what: String| StoreError::Corrupt(format!("budget item {}: {what}", describe_key(item)));
+    let budget: Budget = serde_json::from_str(string(item, DATA)?)
+        .map_err(|e| corrupt(format!("holds no budget Purser can read: {e}")))?;
+    if string(item, PK)? != team_partition(&budget.team) {
+        return Err(corrupt(format!("holds the budget of team {}", budget.team)));
+    }
+    let revision = match item.get(REVISION) {
+        Some(AttributeValue::N(value)) => value.parse::<u64>().ok(),
+        _ => None,
+    };
+    if revision != Some(budget.revision) {
+        return Err(corrupt(format!(
+            "its revision attribute ({:?}) is not its budget's ({})",
+            item.get(REVISION),
+            budget.revision
+        )));
+    }
+    Ok(budget)
 }
 
 /// A string attribute of an item.
@@ -490,6 +540,54 @@ mod tests {
             unexpired(&claim_key("k"), at(1_000)).unwrap(),
             "no expiry: held"
         );
+    }
+
+    fn budget() -> Budget {
+        let at = Utc.with_ymd_and_hms(2026, 3, 9, 12, 0, 0).single().unwrap();
+        let mut budget = Budget::from_json(
+            TeamName::parse("payments").unwrap(),
+            &serde_json::json!({"amount": "250.50", "mode": "forecast",
+                "actions": {"80": ["notify"], "100": ["notify", "freeze"]},
+                "thresholds": [80, 100]}),
+            at,
+        )
+        .unwrap();
+        budget.revision = 3;
+        budget
+    }
+
+    #[test]
+    fn a_budget_item_reads_back_as_the_budget() {
+        let budget = budget();
+        let item = budget_item(&budget).unwrap();
+        assert_eq!(item["pk"], s("TEAM#payments"));
+        assert_eq!(item["sk"], s("BUDGET"));
+        assert_eq!(item["revision"], n(3));
+        assert_eq!(budget_from_item(&item).unwrap(), budget);
+    }
+
+    #[test]
+    fn a_budget_item_that_contradicts_itself_is_corrupt() {
+        let budget = budget();
+        let mut moved = budget_item(&budget).unwrap();
+        moved.insert(PK.into(), s("TEAM#core"));
+        let err = budget_from_item(&moved).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains("TEAM#core/BUDGET") && m.contains("payments")),
+            "{err:?}"
+        );
+        let mut stale = budget_item(&budget).unwrap();
+        stale.insert(REVISION.into(), n(2));
+        assert!(matches!(
+            budget_from_item(&stale),
+            Err(StoreError::Corrupt(m)) if m.contains("revision")
+        ));
+        let mut unreadable = budget_item(&budget).unwrap();
+        unreadable.insert(DATA.into(), s("{\"team\": \"payments\"}"));
+        assert!(matches!(
+            budget_from_item(&unreadable),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]

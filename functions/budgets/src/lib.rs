@@ -1,0 +1,50 @@
+//! `budgets`: weighs a team's spend against its budget and acts, on
+//! `TeamSpendUpdated` (the recorder's streaming counters, within seconds of
+//! the spend), on `BudgetChanged`, and on a schedule that covers the start
+//! of each period.
+
+use async_trait::async_trait;
+use purser_core::budgets::{BUDGET_CHANGED, Budgets};
+use purser_core::handler::{SCHEDULED_EVENT, event_of};
+use purser_core::lake::TEAM_SPEND_UPDATED;
+use purser_core::{Handler, HandlerError, TeamName};
+use serde_json::{Value, json};
+
+pub struct BudgetsHandler {
+    budgets: Budgets,
+}
+
+impl BudgetsHandler {
+    pub fn new(budgets: Budgets) -> Self {
+        Self { budgets }
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::new("BudgetsFailed", e.to_string())
+}
+
+#[async_trait]
+impl Handler for BudgetsHandler {
+    async fn handle(&self, payload: Value) -> Result<Value, HandlerError> {
+        let event = event_of(payload)?;
+        match event.detail_type.as_str() {
+            TEAM_SPEND_UPDATED | BUDGET_CHANGED => {
+                let team = event.detail["team"]
+                    .as_str()
+                    .and_then(|t| TeamName::parse(t).ok())
+                    .ok_or_else(|| HandlerError::bad_payload("the detail has no valid team"))?;
+                self.budgets.evaluate(&team).await.map_err(failed)?;
+                Ok(json!({"team": team}))
+            }
+            SCHEDULED_EVENT => {
+                let teams = self.budgets.evaluate_all().await.map_err(failed)?;
+                Ok(json!({"teams": teams}))
+            }
+            other => {
+                tracing::warn!(detail_type = other, "budgets ignores this event");
+                Ok(Value::Null)
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+use purser_budgets::BudgetsHandler;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    purser_lambda::init_tracing();
+    let ports = purser_lambda::ports().await?;
+    purser_lambda::serve(BudgetsHandler::new(ports.budgets())).await
+}
