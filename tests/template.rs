@@ -1110,3 +1110,44 @@ fn member_accounts_forward_what_the_recorder_takes() {
         );
     }
 }
+
+#[test]
+fn every_named_query_ships_the_text_of_its_file_and_back() {
+    let t = template();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/queries");
+    let shipped: std::collections::BTreeMap<String, String> = t
+        .resources()
+        .filter(|(_, r)| r["Type"] == "AWS::Athena::NamedQuery")
+        .map(|(_, r)| {
+            (
+                r["Properties"]["Name"].as_str().unwrap().to_string(),
+                r["Properties"]["QueryString"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            shipped.get(&name).map(|s| s.trim_end()),
+            Some(text.trim_end()),
+            "infra/queries/{name}.sql and its AWS::Athena::NamedQuery differ: copy the file's text into the template"
+        );
+        files.push(name);
+    }
+    files.sort();
+    assert_eq!(shipped.keys().cloned().collect::<Vec<_>>(), files, "a NamedQuery without its file");
+}
+
+#[test]
+fn the_athena_workgroup_caps_scans_and_encrypts_results() {
+    let t = template();
+    let wg = &t.document["Resources"]["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"];
+    let cutoff = wg["BytesScannedCutoffPerQuery"].as_u64().unwrap();
+    assert!(cutoff >= 10_000_000 && cutoff <= 100 * 1024 * 1024 * 1024, "{cutoff}");
+    assert_eq!(wg["EnforceWorkGroupConfiguration"], true);
+    assert!(wg["ResultConfiguration"]["EncryptionConfiguration"]["EncryptionOption"].is_string());
+    assert_eq!(wg["EngineVersion"]["SelectedEngineVersion"], "Athena engine version 3");
+}

@@ -5,7 +5,9 @@
 -- or IMPORT_COMPLETE) recorded at or before the invocation's timestamp.
 -- Invocations before any recorded deployment of their account have no
 -- deployment (stack and deployed_at null). Each invocation and each
--- deployment record counts once, however often it was delivered.
+-- deployment record counts once, however often it was delivered; of two
+-- deployments of one account recorded in the same millisecond, the first
+-- by stack name is taken.
 --
 -- Deployments are read whole (not restricted by `dt`): the one live at the
 -- start of the month may be older than the month, and the table is small
