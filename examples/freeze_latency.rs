@@ -17,7 +17,10 @@ use serde_json::{Value, json};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20);
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20);
     let mut samples = Vec::with_capacity(rounds);
     for round in 0..rounds {
         samples.push(one_round(round).await?);
@@ -38,10 +41,19 @@ async fn one_round(round: usize) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
     let mut config = RuntimeConfig::new(dir.path(), 0);
     config.organization.delay = Duration::from_millis(20);
-    let running = purser_local::start(config, &Template::builtin(), &purser::registry::handlers(), None).await?;
+    let running = purser_local::start(
+        config,
+        &Template::builtin(),
+        &purser::registry::handlers(),
+        None,
+    )
+    .await?;
     let url = format!("http://{}", running.addr());
     let http = reqwest::Client::new();
-    http.put(format!("{url}/teams/ops")).body("{}").send().await?;
+    http.put(format!("{url}/teams/ops"))
+        .body("{}")
+        .send()
+        .await?;
     let reply: Value = http
         .post(format!("{url}/accounts"))
         .body(json!({"team": "ops", "owner": "ops@example.com", "purpose": "latency"}).to_string())
@@ -57,12 +69,21 @@ async fn one_round(round: usize) -> anyhow::Result<Duration> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    http.put(format!("{url}/teams/ops/budget")).body(json!({"amount": "1"}).to_string()).send().await?;
+    http.put(format!("{url}/teams/ops/budget"))
+        .body(json!({"amount": "1"}).to_string())
+        .send()
+        .await?;
 
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&url)
-        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(&account_id, "x", None, None, "bench"))
+        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+            &account_id,
+            "x",
+            None,
+            None,
+            "bench",
+        ))
         .load()
         .await;
     let client = aws_sdk_eventbridge::Client::new(&config);
@@ -76,12 +97,24 @@ async fn one_round(round: usize) -> anyhow::Result<Duration> {
     let started = Instant::now();
     client
         .put_events()
-        .entries(PutEventsRequestEntry::builder().source("purser.telemetry").detail_type("InvocationsReported")
-            .detail(detail.to_string()).event_bus_name("purser").build())
+        .entries(
+            PutEventsRequestEntry::builder()
+                .source("purser.telemetry")
+                .detail_type("InvocationsReported")
+                .detail(detail.to_string())
+                .event_bus_name("purser")
+                .build(),
+        )
         .send()
         .await?;
     loop {
-        if running.ports().store.account(&id).await?.is_some_and(|a| a.state == AccountState::Frozen) {
+        if running
+            .ports()
+            .store
+            .account(&id)
+            .await?
+            .is_some_and(|a| a.state == AccountState::Frozen)
+        {
             break;
         }
         if started.elapsed() > Duration::from_secs(30) {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Purser: developer AWS accounts, what they cost, and budgets enforced in minutes.
@@ -12,7 +13,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "purser", version, propagate_version = true)]
 pub struct Cli {
     /// Use this SAM template instead of the built-in infra/template.yaml.
-    #[arg(long, global = true, value_name = "PATH", env = "PURSER_TEMPLATE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "PURSER_TEMPLATE",
+        display_order = 900
+    )]
     pub template: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -26,13 +33,39 @@ pub enum Command {
         after_help = "Examples:\n  purser up\n  purser up --port 9000 --data-dir /tmp/purser\n  purser up --allow-aws-sources   # accept aws.* events, to simulate AWS services"
     )]
     Up(UpArgs),
-    /// Put, inspect and test events.
-    Events(EventsArgs),
-    /// Run a named query (infra/queries) or SQL on the local lake, with DataFusion.
+    /// Tell Purser's story in half a minute, with the real handlers on a fresh data dir.
+    ///
+    /// Three teams with budgets, account requests (one refused by AWS
+    /// Organizations), deployments, a stream of invocation reports, a team
+    /// crossing its thresholds and frozen, its budget raised and unfrozen,
+    /// then the cost per team from the named query Athena runs.
     #[command(
-        after_help = "Examples:\n  purser query --list\n  purser query cost_per_team_daily --param 2026-11-01 --param 2026-11-30\n  purser query top_functions --param 2026-11 --param 10 --output json\n  purser query --sql 'SELECT team, count(*) AS n FROM invocations WHERE dt = ? GROUP BY team' --param 2026-11-21"
+        after_help = "Examples:\n  purser demo\n  purser demo --data-dir /tmp/purser-demo\n  purser up --data-dir .purser-demo     # then explore what the demo left"
+    )]
+    Demo(DemoArgs),
+    /// Request, list, show and close developer accounts.
+    Accounts(AccountsArgs),
+    /// Create or change a team (its quota of open accounts, its members) and show it.
+    Teams(TeamsArgs),
+    /// What a team has spent, by day, account or function.
+    #[command(
+        after_help = "Examples:\n  purser costs --team payments\n  purser costs --team payments --from 2026-11-01 --to 2026-11-30 --by account\n  purser costs --team payments --by function          # from the local lake (top_functions)\n  purser costs --team payments --output json"
+    )]
+    Costs(CostsArgs),
+    /// Set and show a team's monthly budget, its thresholds and what they do.
+    Budgets(BudgetsArgs),
+    /// Put, follow, inspect and test events.
+    Events(EventsArgs),
+    /// Run a named query (infra/queries) or SQL on the local lake with DataFusion, or on Athena.
+    #[command(
+        after_help = "Examples:\n  purser query --list\n  purser query cost_per_team_daily --param 2026-11-01 --param 2026-11-30\n  purser query top_functions --param 2026-11 --param 10 --output json\n  purser query --sql 'SELECT team, count(*) AS n FROM invocations WHERE dt = ? GROUP BY team' --param 2026-11-21\n  purser query cost_per_team_monthly --param 2026-11 --athena          # on Athena, with your AWS credentials\n  purser query top_functions --param 2026-11 --param 5 --athena --workgroup purser --database purser_lake"
     )]
     Query(QueryArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  purser completions bash > ~/.local/share/bash-completion/completions/purser\n  purser completions zsh > \"${fpath[1]}/_purser\"\n  purser completions fish > ~/.config/fish/completions/purser.fish"
+    )]
+    Completions(CompletionsArgs),
 }
 
 pub const DEFAULT_DATA_DIR: &str = ".purser";
@@ -50,6 +83,16 @@ pub struct UpArgs {
     /// callers; allow them to simulate CloudFormation or Organizations).
     #[arg(long)]
     pub allow_aws_sources: bool,
+}
+
+pub const DEFAULT_DEMO_DIR: &str = ".purser-demo";
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// A new or empty directory for the demo's state, left there to explore
+    /// afterwards (with `purser up --data-dir`, `purser query --data-dir`).
+    #[arg(long, default_value = DEFAULT_DEMO_DIR)]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +113,11 @@ pub enum EventsCommand {
         after_help = "Examples:\n  purser events archive\n  purser events archive --detail-type AccountReady --since 15m --output json"
     )]
     Archive(ArchiveArgs),
+    /// Follow the local bus: print events as they are archived, until Ctrl-C.
+    #[command(
+        after_help = "Examples:\n  purser events tail\n  purser events tail --detail-type AccountReady\n  purser events tail --last 10 --output json | jq .detail"
+    )]
+    Tail(TailArgs),
     /// List the deliveries that failed after all their retries, with their errors.
     Dlq(DlqArgs),
     /// Test an event pattern against an event, like `aws events test-event-pattern`.
@@ -131,6 +179,7 @@ pub struct ArchiveArgs {
     /// At most this many events.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// An aligned table for people, or the JSON for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -141,6 +190,7 @@ pub struct DlqArgs {
     pub data_dir: PathBuf,
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// An aligned table for people, or the JSON for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -172,7 +222,388 @@ pub struct QueryArgs {
     /// Where the local state lives; the lake is its lake/ folder.
     #[arg(long, default_value = DEFAULT_DATA_DIR, env = "PURSER_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// Run on Amazon Athena, with your AWS credentials, instead of the local lake.
+    #[arg(long, conflicts_with = "list")]
+    pub athena: bool,
+    /// The Athena workgroup (it holds the results' location and the scan limit).
+    #[arg(long, default_value = "purser", requires = "athena")]
+    pub workgroup: String,
+    /// The Glue database of the lake's tables.
+    #[arg(long, default_value = "purser_lake", requires = "athena")]
+    pub database: String,
+    /// The AWS region of the Athena workgroup (your AWS config's by default).
+    #[arg(long, requires = "athena")]
+    pub region: Option<String>,
     /// An aligned table, or JSON (an array of row objects).
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+}
+
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8787";
+
+/// Where Purser's HTTP API is, and who calls it.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "API")]
+pub struct ApiArgs {
+    /// Purser's HTTP API: a local `purser up` by default, or a deployed API's
+    /// URL, whose requests are signed (SigV4) with your AWS credentials.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_ENDPOINT, env = "PURSER_ENDPOINT")]
+    pub endpoint: String,
+    /// Act as this IAM principal (a local `purser up` only; you are the local
+    /// platform admin otherwise). A deployed API knows you by your credentials.
+    #[arg(long = "as", value_name = "ARN", env = "PURSER_PRINCIPAL")]
+    pub principal: Option<String>,
+    /// The region a deployed API is in, to sign for (its URL's or your AWS
+    /// config's by default).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AccountsArgs {
+    #[command(subcommand)]
+    pub command: AccountsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Ask for a new developer account for a team (`--wait` follows it until it is ready).
+    #[command(
+        after_help = "Examples:\n  purser accounts request --team payments --owner ana@example.com --purpose 'load tests' --wait\n  purser accounts request --team payments --owner ana@example.com --purpose demo --lease-days 7 --idempotency-key ana-1\n  ID=$(purser accounts request --team payments --owner ana@example.com --purpose ci --wait)   # prints the account id"
+    )]
+    Request(RequestArgs),
+    /// List accounts, a page at a time (or every page with --all-pages).
+    #[command(
+        after_help = "Examples:\n  purser accounts list --team payments\n  purser accounts list --team payments --all-pages --output json"
+    )]
+    List(ListArgs),
+    /// Show one account request: its state, account id, OU, email and lease.
+    #[command(
+        after_help = "Examples:\n  purser accounts show r-0123456789ab\n  purser accounts show r-0123456789ab --output json"
+    )]
+    Show(ShowArgs),
+    /// Close an account: it is frozen, then closed through AWS Organizations.
+    #[command(
+        after_help = "Examples:\n  purser accounts close r-0123456789ab\n  purser accounts close r-0123456789ab --wait"
+    )]
+    Close(CloseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The team the account is for (its quota of open accounts applies).
+    #[arg(long)]
+    pub team: String,
+    /// The owner's email address.
+    #[arg(long, value_name = "EMAIL")]
+    pub owner: String,
+    /// What the account is for.
+    #[arg(long)]
+    pub purpose: String,
+    /// Close the account this many days from now.
+    #[arg(long, value_name = "N")]
+    pub lease_days: Option<u32>,
+    /// Makes the request safe to retry: the same key returns the same request.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// Follow the request until the account is ready (or failed), then print its account id.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait, give up after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600, requires = "wait")]
+    pub timeout: u64,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this team's accounts (platform admins may list every team's).
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Fetch every page, not only the first.
+    #[arg(long, conflicts_with = "next")]
+    pub all_pages: bool,
+    /// Accounts per page (1 to 200).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// The page after this token (printed by the previous page).
+    #[arg(long, value_name = "TOKEN")]
+    pub next: Option<String>,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The request id (`r-…`), as `accounts request` and `accounts list` print it.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CloseArgs {
+    /// The request id (`r-…`) of the account to close.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Follow the closure until the account is closed.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait, give up after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600, requires = "wait")]
+    pub timeout: u64,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TeamsArgs {
+    #[command(subcommand)]
+    pub command: TeamsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamsCommand {
+    /// Create a team or change it; what you do not give stays as it was.
+    #[command(
+        after_help = "Examples:\n  purser teams set payments --quota 3 --member arn:aws:iam::123456789012:user/ana\n  purser teams set payments --quota 5                     # members stay as they were\n  purser teams set payments --member arn:aws:iam::123456789012:role/ci --member arn:aws:iam::123456789012:user/bo"
+    )]
+    Set(TeamSetArgs),
+    /// Show a team: its quota, open accounts and members.
+    #[command(
+        after_help = "Examples:\n  purser teams show payments\n  purser teams show payments --output json"
+    )]
+    Show(TeamShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TeamSetArgs {
+    /// The team's name: a lowercase slug, like `payments`.
+    #[arg(value_name = "TEAM")]
+    pub team: String,
+    /// How many accounts the team may have open at once.
+    #[arg(long, value_name = "N")]
+    pub quota: Option<u32>,
+    /// An IAM principal ARN of a member (repeatable; replaces the members).
+    #[arg(long = "member", value_name = "ARN")]
+    pub members: Vec<String>,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TeamShowArgs {
+    #[arg(value_name = "TEAM")]
+    pub team: String,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CostsBy {
+    Day,
+    Account,
+    Function,
+}
+
+#[derive(Debug, Args)]
+pub struct CostsArgs {
+    /// The team.
+    #[arg(long)]
+    pub team: String,
+    /// The first day (YYYY-MM-DD; the first of this month by default).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub from: Option<NaiveDate>,
+    /// The last day (YYYY-MM-DD; today by default).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub to: Option<NaiveDate>,
+    /// How to break the spend down; `function` runs the named query
+    /// top_functions on the local lake, a calendar month at a time.
+    #[arg(long, value_enum, default_value = "day")]
+    pub by: CostsBy,
+    /// Where the local state lives (for --by function: the lake is its lake/ folder).
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "PURSER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BudgetsArgs {
+    #[command(subcommand)]
+    pub command: BudgetsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BudgetsCommand {
+    /// Set a team's monthly budget (it replaces the one before).
+    #[command(
+        after_help = "Examples:\n  purser budgets set payments --amount 100              # thresholds 50/80/100 %, freeze at 100 %\n  purser budgets set payments --amount 250.50 --threshold 80 --threshold 100 --action 80=notify --action 100=notify,freeze\n  purser budgets set payments --amount 100 --mode forecast --action 100=notify,freeze,throttle-lambdas"
+    )]
+    Set(BudgetSetArgs),
+    /// Show a team's budget with this period's spend, forecast and crossed thresholds.
+    #[command(
+        after_help = "Examples:\n  purser budgets show payments\n  purser budgets show payments --output json"
+    )]
+    Show(BudgetShowArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BudgetMode {
+    /// Act on spend to date.
+    Actual,
+    /// Act on the month-end forecast (run rate).
+    Forecast,
+}
+
+#[derive(Debug, Args)]
+pub struct BudgetSetArgs {
+    #[arg(value_name = "TEAM")]
+    pub team: String,
+    /// The monthly amount, in USD (up to 6 decimal places).
+    #[arg(long)]
+    pub amount: String,
+    /// A threshold, in percent of the amount (repeatable; 50, 80 and 100 by default).
+    #[arg(long = "threshold", value_name = "PERCENT")]
+    pub thresholds: Vec<u32>,
+    /// What a threshold does: PERCENT=ACTION[,ACTION] with the actions notify,
+    /// freeze, throttle-lambdas (repeatable; notify, and freeze from 100 %, by default).
+    #[arg(long = "action", value_name = "PERCENT=ACTIONS", value_parser = parse_action)]
+    pub actions: Vec<(u32, Vec<String>)>,
+    /// Act on spend to date, or on the month-end forecast.
+    #[arg(long, value_enum)]
+    pub mode: Option<BudgetMode>,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BudgetShowArgs {
+    #[arg(value_name = "TEAM")]
+    pub team: String,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "PURSER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Only events of this detail-type.
+    #[arg(long)]
+    pub detail_type: Option<String>,
+    /// Only events from this source.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Print the last N archived events first.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub last: usize,
+    /// How often to look for new events, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 250)]
+    pub interval: u64,
+    /// One line per event, or one JSON envelope per line.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// The actions a budget threshold can take.
+pub const BUDGET_ACTIONS: [&str; 3] = ["notify", "freeze", "throttle-lambdas"];
+
+/// `--action 100=notify,freeze`.
+fn parse_action(text: &str) -> Result<(u32, Vec<String>), String> {
+    let usage = "give PERCENT=ACTION[,ACTION], like 100=notify,freeze";
+    let (percent, actions) = text.split_once('=').ok_or(usage)?;
+    let percent = percent
+        .trim()
+        .trim_end_matches('%')
+        .parse::<u32>()
+        .map_err(|_| format!("{percent:?} is not a whole percentage; {usage}"))?;
+    let actions: Vec<String> = actions
+        .split(',')
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    if actions.is_empty() {
+        return Err(format!("no action for {percent} %; {usage}"));
+    }
+    if let Some(bad) = actions
+        .iter()
+        .find(|a| !BUDGET_ACTIONS.contains(&a.as_str()))
+    {
+        return Err(format!(
+            "{bad:?} is not an action; the actions are {}",
+            BUDGET_ACTIONS.join(", ")
+        ));
+    }
+    Ok((percent, actions))
+}
+
+/// `--from 2026-11-01`.
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("{text:?} is not a date like 2026-11-01"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn actions_parse_percent_and_actions() {
+        assert_eq!(
+            parse_action("100=notify,freeze").unwrap(),
+            (100, vec!["notify".to_string(), "freeze".to_string()])
+        );
+        assert_eq!(parse_action("80%=notify").unwrap().0, 80);
+        assert!(parse_action("100").is_err());
+        assert!(parse_action("x=notify").is_err());
+        assert!(parse_action("100=").is_err());
+        assert!(
+            parse_action("100=explode")
+                .unwrap_err()
+                .contains("throttle-lambdas")
+        );
+    }
 }

@@ -6,9 +6,9 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, Command, EventsCommand};
+use crate::cli::{AccountsCommand, BudgetsCommand, Cli, Command, EventsCommand, TeamsCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -16,13 +16,39 @@ async fn main() -> ExitCode {
     init_tracing(matches!(cli.command, Command::Up(_)));
     let result = match cli.command {
         Command::Up(args) => commands::up::run(args, cli.template.as_deref()).await,
+        Command::Demo(args) => purser::demo::run(&args.data_dir).await,
+        Command::Accounts(accounts) => match accounts.command {
+            AccountsCommand::Request(args) => commands::accounts::request(args).await,
+            AccountsCommand::List(args) => commands::accounts::list(args).await,
+            AccountsCommand::Show(args) => commands::accounts::show(args).await,
+            AccountsCommand::Close(args) => commands::accounts::close(args).await,
+        },
+        Command::Teams(teams) => match teams.command {
+            TeamsCommand::Set(args) => commands::teams::set(args).await,
+            TeamsCommand::Show(args) => commands::teams::show(args).await,
+        },
+        Command::Costs(args) => commands::costs::run(args).await,
+        Command::Budgets(budgets) => match budgets.command {
+            BudgetsCommand::Set(args) => commands::budgets::set(args).await,
+            BudgetsCommand::Show(args) => commands::budgets::show(args).await,
+        },
         Command::Events(events) => match events.command {
             EventsCommand::Put(args) => commands::events::put(args).await,
+            EventsCommand::Tail(args) => commands::events::tail(args).await,
             EventsCommand::Archive(args) => commands::events::archive(args),
             EventsCommand::Dlq(args) => commands::events::dlq(args),
             EventsCommand::TestPattern(args) => commands::events::test_pattern(args),
         },
         Command::Query(args) => commands::query::run(args).await,
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "purser",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,18 +8,39 @@
 //! For the lake's events: the examples of what Purser accepts parse with the
 //! parsers the recorder uses, schema and parser refuse the same broken
 //! details, and `TeamSpendUpdated` as the code builds it validates.
+//! For budgets (shared/core/src/budgets.rs): `BudgetChanged` and
+//! `BudgetThresholdCrossed` as the code builds them validate, and so do
+//! `AccountFrozen`, `AccountUnfrozen` and `AccountFreezeFailed` (the detail
+//! of account events, with their reason); the events the local runtime
+//! archives while it really sets budgets, weighs spend and freezes and
+//! unfreezes accounts validate too; broken details do not.
+//! And docs/events.md is the catalog generated from the schemas, not stale
+//! (`PURSER_REGENERATE_DOCS=1 cargo test --test schemas` writes it).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Write as _};
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use jsonschema::Validator;
 use purser_core::account::{Account, AccountState, NewAccount, new_id, rfc3339};
+use purser_core::accounts::Caller;
+use purser_core::budget::{Budget, forecast, period_of};
+use purser_core::budgets::{self, PeriodSpend};
 use purser_core::catalog::{self, ACCOUNT_EVENTS, AccountEvent};
 use purser_core::event::{PURSER_BUS, PURSER_SOURCE};
 use purser_core::lake::{self, DeploymentReported, InvocationsReported, StackStatusChange};
-use purser_core::organization::{ServiceEvent, explain_failure, parse_service_event};
+use purser_core::organization::{
+    MAX_POLICIES_PER_TARGET, ServiceEvent, explain_failure, parse_service_event,
+};
+use purser_core::ports::SpendAdd;
+use purser_core::pricing::{from_nanos, to_nanos};
 use purser_core::team::TeamName;
+use purser_core::{Organization, Store};
+use purser_local::inspect::{self, ArchiveFilter};
+use purser_local::{LOCAL_ADMIN, RetryTiming, Running, RuntimeConfig, Template};
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
@@ -37,11 +58,30 @@ const LAKE_EVENTS: [&str; 3] = [
 /// (a detail-type with spaces, so the file is named without them).
 const STACK_STATUS_CHANGE_SCHEMA: &str = "CloudFormationStackStatusChange";
 const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS Service Event via CloudTrail";
+/// The budget's own events, emitted by the api (`BudgetChanged`) and the
+/// budgets function (`BudgetThresholdCrossed`).
+const BUDGET_EVENTS: [&str; 2] = [budgets::BUDGET_CHANGED, budgets::BUDGET_THRESHOLD_CROSSED];
+/// What budgets do to accounts: events with the detail of account events
+/// (`AccountEvent`), emitted by the budgets function.
+const FREEZE_EVENTS: [&str; 3] = [
+    budgets::ACCOUNT_FROZEN,
+    budgets::ACCOUNT_UNFROZEN,
+    budgets::ACCOUNT_FREEZE_FAILED,
+];
+/// The one `reason_code` each of the freeze events carries (budgets.rs).
+const FREEZE_REASONS: [(&str, &str); 3] = [
+    (budgets::ACCOUNT_FROZEN, "BUDGET_EXCEEDED"),
+    (budgets::ACCOUNT_UNFROZEN, "BUDGET_RESTORED"),
+    (budgets::ACCOUNT_FREEZE_FAILED, "POLICY_LIMIT"),
+];
+/// The generated event catalog, and how to bring it up to date.
+const CATALOG: &str = "docs/events.md";
+const REGENERATE: &str = "PURSER_REGENERATE_DOCS";
 
 /// What the code guarantees of each detail-type, beyond the fields
 /// `AccountEvent` always serializes: the states it carries and the optional
 /// fields it always sets.
-const CONTRACT: [(&str, &[&str], &[&str]); 8] = [
+const CONTRACT: [(&str, &[&str], &[&str]); 11] = [
     (catalog::ACCOUNT_REQUESTED, &["requested"], &[]),
     (
         catalog::ACCOUNT_CREATION_STARTED,
@@ -74,7 +114,29 @@ const CONTRACT: [(&str, &[&str], &[&str]); 8] = [
         &["lease_end", "account_id"],
     ),
     (catalog::ACCOUNT_CLOSED, &["closed"], &[]),
+    // budgets: only accounts with an id are frozen or unfrozen, always
+    // `.because(code, reason)`.
+    (
+        budgets::ACCOUNT_FROZEN,
+        &["frozen"],
+        &["account_id", "reason_code", "reason"],
+    ),
+    (
+        budgets::ACCOUNT_UNFROZEN,
+        &["ready"],
+        &["account_id", "reason_code", "reason"],
+    ),
+    (
+        budgets::ACCOUNT_FREEZE_FAILED,
+        &["ready"],
+        &["account_id", "reason_code", "reason"],
+    ),
 ];
+
+/// Every detail-type whose detail is an `AccountEvent`.
+fn account_shaped() -> Vec<&'static str> {
+    ACCOUNT_EVENTS.into_iter().chain(FREEZE_EVENTS).collect()
+}
 
 fn schema_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("infra/schemas")
@@ -348,6 +410,52 @@ fn real_details() -> Vec<(&'static str, &'static str, AccountEvent)> {
             .because("REQUESTED", "closed by arn:aws:iam::123456789012:user/ana"),
     ));
 
+    // budgets: the team is over a `freeze` threshold; a ready account is
+    // frozen (with or without a lease), as `Budgets::freeze` does it.
+    for lease in [Some(30), None] {
+        let a = with_state(ready(lease), AccountState::Frozen, t);
+        cases.push((
+            budgets::ACCOUNT_FROZEN,
+            "frozen over budget",
+            AccountEvent::of(&a, t).because("BUDGET_EXCEEDED", "the team is over its budget"),
+        ));
+    }
+    // budgets: the team is back within its budget; `Budgets::unfreeze`.
+    let frozen = with_state(ready(Some(30)), AccountState::Frozen, t);
+    let a = with_state(frozen, AccountState::Ready, t + Duration::hours(3));
+    cases.push((
+        budgets::ACCOUNT_UNFROZEN,
+        "back within budget",
+        AccountEvent::of(&a, a.updated_at)
+            .because("BUDGET_RESTORED", "the team is back within its budget"),
+    ));
+    // budgets: the freeze SCP could not be attached; the account stays
+    // ready, and the event carries it as it stands (no transition).
+    let a = ready(None);
+    let account_id = a.account_id.clone().expect("a ready account has an id");
+    cases.push((
+        budgets::ACCOUNT_FREEZE_FAILED,
+        "five SCPs attached already",
+        AccountEvent::of(&a, t).because(
+            "POLICY_LIMIT",
+            &format!(
+                "account {account_id} already has {MAX_POLICIES_PER_TARGET} SCPs attached, the most AWS allows; detach one so Purser can freeze it"
+            ),
+        ),
+    ));
+    let (reason, message) = (
+        "MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED",
+        format!("account {account_id} has 5 SCPs attached already"),
+    );
+    cases.push((
+        budgets::ACCOUNT_FREEZE_FAILED,
+        "AWS refused the attachment",
+        AccountEvent::of(&a, t).because(
+            "POLICY_LIMIT",
+            &format!("AWS refused to attach the freeze policy: {reason}: {message}"),
+        ),
+    ));
+
     cases
 }
 
@@ -368,7 +476,7 @@ fn detail(detail_type: &str, event: &AccountEvent) -> Value {
 #[test]
 fn every_account_event_has_a_schema_and_every_schema_a_known_event() {
     let names = schema_names();
-    for detail_type in ACCOUNT_EVENTS {
+    for detail_type in account_shaped().into_iter().chain(BUDGET_EVENTS) {
         assert!(
             names.contains(detail_type),
             "{detail_type} has no schema: add infra/schemas/{detail_type}.json"
@@ -376,11 +484,12 @@ fn every_account_event_has_a_schema_and_every_schema_a_known_event() {
     }
     for name in &names {
         assert!(
-            ACCOUNT_EVENTS.contains(&name.as_str())
+            account_shaped().contains(&name.as_str())
+                || BUDGET_EVENTS.contains(&name.as_str())
                 || AWS_EVENTS.contains(&name.as_str())
                 || LAKE_EVENTS.contains(&name.as_str())
                 || name == STACK_STATUS_CHANGE_SCHEMA,
-            "infra/schemas/{name}.json names no detail-type in catalog::ACCOUNT_EVENTS nor an event of the lake nor an AWS event Purser accepts"
+            "infra/schemas/{name}.json names no detail-type in catalog::ACCOUNT_EVENTS nor an event of budgets or of the lake nor an AWS event Purser accepts"
         );
     }
     for name in AWS_EVENTS
@@ -393,7 +502,7 @@ fn every_account_event_has_a_schema_and_every_schema_a_known_event() {
     let contracted: BTreeSet<&str> = CONTRACT.iter().map(|(t, _, _)| *t).collect();
     assert_eq!(
         contracted,
-        ACCOUNT_EVENTS.into_iter().collect(),
+        account_shaped().into_iter().collect(),
         "every detail-type has a contract in this test"
     );
 }
@@ -448,9 +557,10 @@ fn purser_schemas_describe_the_account_event_detail_exactly() {
     let always = keys(&serde_json::to_value(&bare).unwrap());
     assert!(always.contains("state") && !always.contains("account_id"));
 
-    for detail_type in ACCOUNT_EVENTS {
+    for detail_type in account_shaped() {
         let schema = schema(detail_type);
         assert_eq!(schema["x-purser-source"], PURSER_SOURCE, "{detail_type}");
+        assert_eq!(schema["x-purser-detail-type"], detail_type);
         assert_eq!(schema["x-purser-bus"], PURSER_BUS, "{detail_type}");
         assert_eq!(
             schema["additionalProperties"], false,
@@ -487,6 +597,14 @@ fn purser_schemas_describe_the_account_event_detail_exactly() {
             catalog::SCHEMA_VERSION
         );
     }
+    // Each freeze event has one reason, and its schema holds it to that.
+    for (detail_type, code) in FREEZE_REASONS {
+        assert_eq!(
+            schema(detail_type)["properties"]["reason_code"]["const"],
+            code,
+            "{detail_type}: reason_code"
+        );
+    }
 }
 
 #[test]
@@ -514,7 +632,7 @@ fn the_details_purser_emits_validate() {
     }
     assert_eq!(
         covered,
-        ACCOUNT_EVENTS.into_iter().collect(),
+        account_shaped().into_iter().collect(),
         "a real detail of every detail-type is checked"
     );
 }
@@ -572,7 +690,7 @@ fn a_detail_validates_only_against_schemas_of_its_state() {
         catalog::ACCOUNT_READY,
         &AccountEvent::of(&ready(Some(30)), now()),
     );
-    for detail_type in ACCOUNT_EVENTS {
+    for detail_type in account_shaped() {
         let (states, extra) = contract(detail_type);
         let fits = states.contains(&"ready") && extra.iter().all(|f| ready.get(*f).is_some());
         assert_eq!(
@@ -965,4 +1083,1113 @@ fn team_spend_updated_as_purser_builds_it_validates() {
             &format!("{pointer} = {value:?}"),
         );
     }
+}
+
+// ------------------------------------------------------------ budgets
+
+/// A platform admin, as the api sees one (an assumed role's session).
+fn admin() -> Caller {
+    Caller {
+        arn: "arn:aws:sts::123456789012:assumed-role/platform-admin/maria".into(),
+        admin: true,
+    }
+}
+
+/// A budget as `PUT /teams/{team}/budget` takes it, stored at `revision`.
+fn budget(team: &str, body: Value, revision: u64) -> Budget {
+    let team = TeamName::parse(team).expect("a valid team");
+    let mut budget =
+        Budget::from_json(team, &body, now()).unwrap_or_else(|e| panic!("{body}: {e}"));
+    budget.revision = revision;
+    budget
+}
+
+/// The detail of `BudgetChanged`, built as `Budgets::put` builds it.
+fn budget_changed(budget: &Budget, caller: &Caller) -> Value {
+    json!({"version": 1, "team": budget.team, "revision": budget.revision,
+        "amount": budget.amount.normalize().to_string(), "currency": budget.currency,
+        "mode": budget.mode, "thresholds": budget.thresholds, "changed_by": caller.arn})
+}
+
+/// The details of `BudgetThresholdCrossed` when the team has spent `spend`
+/// at `now`, built as `Budgets::evaluate` builds them: one per threshold
+/// reached (each fires once; here every one is new).
+fn thresholds_crossed(budget: &Budget, spend: Decimal, now: DateTime<Utc>) -> Vec<Value> {
+    let (period, _, _) = period_of(now);
+    let spend = PeriodSpend {
+        period,
+        forecast: forecast(spend, now),
+        spend,
+    };
+    let team = &budget.team;
+    let measure = budget.measure(spend.spend, spend.forecast);
+    budget
+        .crossed(measure)
+        .into_iter()
+        .map(|t| {
+            let actions = budget.actions.get(&t).cloned().unwrap_or_default();
+            json!({"version": 1, "team": team, "period": spend.period, "threshold": t,
+                "amount": budget.amount.normalize().to_string(),
+                "spend": spend.spend.round_dp(6).normalize().to_string(),
+                "forecast": spend.forecast.round_dp(6).normalize().to_string(),
+                "currency": budget.currency, "mode": budget.mode, "actions": actions,
+                "revision": budget.revision, "at": rfc3339(now)})
+        })
+        .collect()
+}
+
+/// Budgets as admins set them: defaults, every option, the extremes.
+fn budget_cases() -> Vec<Budget> {
+    vec![
+        budget("payments", json!({"amount": "250.00"}), 1),
+        budget(
+            "payments",
+            json!({"amount": 12.5, "thresholds": [100, 50, 80], "mode": "forecast",
+                "actions": {"100": ["notify", "freeze", "throttle-lambdas"]}}),
+            2,
+        ),
+        budget(
+            "data-eng",
+            json!({"amount": "0.000001", "thresholds": [1, 1000],
+                "actions": {"1": [], "1000": ["freeze", "freeze"]}}),
+            17,
+        ),
+        budget(
+            "ml",
+            json!({"amount": "1000000000000", "currency": "USD", "thresholds": [75], "mode": "actual"}),
+            1,
+        ),
+    ]
+}
+
+/// Times in a period: its first minute (the forecast runs far ahead), a
+/// day in, its last second.
+fn times_in_a_period() -> [DateTime<Utc>; 3] {
+    [
+        "2026-05-01T00:01:00Z",
+        "2026-05-02T09:30:00Z",
+        "2026-05-31T23:59:59Z",
+    ]
+    .map(|t| {
+        DateTime::parse_from_rfc3339(t)
+            .expect("a valid time")
+            .with_timezone(&Utc)
+    })
+}
+
+/// Spend as the counters hold it (nano-dollars), from a request's worth to
+/// more than any team spends.
+const SPENDS_NANOS: [i64; 6] = [
+    0,
+    16_867,
+    1_200_000_000,
+    3_333_333_333,
+    1_234_567_891_234,
+    999_999_999_999_999_999,
+];
+
+#[test]
+fn budget_events_as_budgets_rs_builds_them_validate() {
+    let changed = validator(budgets::BUDGET_CHANGED);
+    let changed_fields = keys(&schema(budgets::BUDGET_CHANGED)["properties"]);
+    let crossed = validator(budgets::BUDGET_THRESHOLD_CROSSED);
+    let crossed_fields = keys(&schema(budgets::BUDGET_THRESHOLD_CROSSED)["properties"]);
+    let users = [
+        admin(),
+        Caller {
+            arn: "arn:aws:iam::123456789012:user/ana".into(),
+            admin: true,
+        },
+        Caller {
+            arn: LOCAL_ADMIN.into(),
+            admin: true,
+        },
+    ];
+    let (mut crossings, mut modes, mut actions) = (0, BTreeSet::new(), BTreeSet::new());
+    for budget in budget_cases() {
+        for caller in &users {
+            let detail = budget_changed(&budget, caller);
+            assert_valid(budgets::BUDGET_CHANGED, &changed, &detail);
+            assert_eq!(
+                keys(&detail),
+                changed_fields,
+                "the properties of BudgetChanged are the fields budgets.rs sets"
+            );
+        }
+        for at in times_in_a_period() {
+            for nanos in SPENDS_NANOS {
+                for detail in thresholds_crossed(&budget, from_nanos(nanos), at) {
+                    let name = format!(
+                        "{} ({nanos} nano-USD at {at})",
+                        budgets::BUDGET_THRESHOLD_CROSSED
+                    );
+                    assert_valid(&name, &crossed, &detail);
+                    assert_eq!(
+                        keys(&detail),
+                        crossed_fields,
+                        "the properties of BudgetThresholdCrossed are the fields budgets.rs sets"
+                    );
+                    modes.insert(detail["mode"].as_str().unwrap().to_string());
+                    actions.extend(strings(&detail["actions"]));
+                    crossings += 1;
+                }
+            }
+        }
+    }
+    assert!(crossings > 20, "only {crossings} crossings were checked");
+    assert_eq!(
+        modes,
+        BTreeSet::from(["actual", "forecast"].map(String::from))
+    );
+    assert_eq!(
+        actions,
+        BTreeSet::from(["notify", "freeze", "throttle-lambdas"].map(String::from)),
+        "every action is checked"
+    );
+}
+
+#[test]
+fn broken_budget_details_fail_validation() {
+    let changed = validator(budgets::BUDGET_CHANGED);
+    let good = budget_changed(&budget_cases()[1], &admin());
+    for field in strings(&schema(budgets::BUDGET_CHANGED)["required"]) {
+        let bad = set(&good, &format!("/{field}"), None);
+        assert_invalid(
+            budgets::BUDGET_CHANGED,
+            &changed,
+            &bad,
+            &format!("no {field}"),
+        );
+    }
+    let broken: [(&str, Value); 20] = [
+        ("/colour", json!("red")),
+        ("/actions", json!({"100": ["freeze"]})),
+        ("/version", json!(2)),
+        ("/team", json!("Payments!")),
+        ("/revision", json!(0)),
+        ("/revision", json!("2")),
+        ("/amount", json!(12.5)),
+        ("/amount", json!("1e3")),
+        ("/amount", json!("-5")),
+        ("/amount", json!("12,50")),
+        ("/amount", json!("0.0000001")),
+        ("/currency", json!("usd")),
+        ("/mode", json!("psychic")),
+        ("/thresholds", json!([])),
+        ("/thresholds", json!([50, 50])),
+        ("/thresholds", json!([0, 50])),
+        ("/thresholds", json!([1001])),
+        ("/thresholds", json!(["50"])),
+        ("/changed_by", json!("")),
+        ("/changed_by", json!("maria")),
+    ];
+    for (pointer, value) in broken {
+        let bad = set(&good, pointer, Some(value.clone()));
+        assert_invalid(
+            budgets::BUDGET_CHANGED,
+            &changed,
+            &bad,
+            &format!("{pointer} = {value}"),
+        );
+    }
+
+    let crossed = validator(budgets::BUDGET_THRESHOLD_CROSSED);
+    let good = thresholds_crossed(&budget_cases()[1], from_nanos(12_600_000_000), now())
+        .pop()
+        .expect("100 % of 12.5 is crossed at 12.6");
+    for field in strings(&schema(budgets::BUDGET_THRESHOLD_CROSSED)["required"]) {
+        let bad = set(&good, &format!("/{field}"), None);
+        assert_invalid(
+            budgets::BUDGET_THRESHOLD_CROSSED,
+            &crossed,
+            &bad,
+            &format!("no {field}"),
+        );
+    }
+    let broken: [(&str, Value); 22] = [
+        ("/colour", json!("red")),
+        ("/version", json!(2)),
+        ("/team", json!("Payments!")),
+        ("/period", json!("2026-13")),
+        ("/period", json!("2026-05-02")),
+        ("/threshold", json!(0)),
+        ("/threshold", json!("100")),
+        ("/threshold", json!(99.5)),
+        ("/amount", json!(12.5)),
+        ("/spend", json!(12.6)),
+        ("/spend", json!("12,60")),
+        ("/spend", json!("-1")),
+        ("/forecast", json!("1.2345678")),
+        ("/forecast", json!(null)),
+        ("/currency", json!("USD ")),
+        ("/mode", json!(null)),
+        ("/actions", json!("notify")),
+        ("/actions", json!(["explode"])),
+        ("/actions", json!(["notify", "notify"])),
+        ("/revision", json!(0)),
+        ("/at", json!("2026-05-02 09:30")),
+        ("/at", json!("yesterday")),
+    ];
+    for (pointer, value) in broken {
+        let bad = set(&good, pointer, Some(value.clone()));
+        assert_invalid(
+            budgets::BUDGET_THRESHOLD_CROSSED,
+            &crossed,
+            &bad,
+            &format!("{pointer} = {value}"),
+        );
+    }
+    // No budget action is required, and none is missing from the enum.
+    assert_valid(
+        budgets::BUDGET_THRESHOLD_CROSSED,
+        &crossed,
+        &set(&good, "/actions", Some(json!([]))),
+    );
+}
+
+#[test]
+fn a_freeze_event_carries_only_its_own_reason() {
+    for (detail_type, case, event) in real_details() {
+        let Some((_, code)) = FREEZE_REASONS.iter().find(|(t, _)| *t == detail_type) else {
+            continue;
+        };
+        assert_eq!(
+            event.reason_code.as_deref(),
+            Some(*code),
+            "{detail_type} ({case})"
+        );
+        let validator = validator(detail_type);
+        let good = detail(detail_type, &event);
+        for (_, other) in FREEZE_REASONS.iter().filter(|(t, _)| *t != detail_type) {
+            let bad = set(&good, "/reason_code", Some(json!(other)));
+            assert_invalid(
+                detail_type,
+                &validator,
+                &bad,
+                &format!("reason_code {other}"),
+            );
+        }
+        for code in ["REQUESTED", "LEASE_ENDED", ""] {
+            let bad = set(&good, "/reason_code", Some(json!(code)));
+            assert_invalid(
+                detail_type,
+                &validator,
+                &bad,
+                &format!("reason_code {code:?}"),
+            );
+        }
+        let bad = set(&good, "/reason", Some(json!("")));
+        assert_invalid(detail_type, &validator, &bad, "an empty reason");
+    }
+}
+
+// ------------------------------------------------------------ budgets, for real
+
+/// Waits until the local runtime delivered everything queued (the budgets
+/// function's own evaluations included).
+async fn settle(running: &Running) {
+    for _ in 0..1000 {
+        if inspect::pending_deliveries(running.db()).expect("the queue is readable") == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the local runtime did not deliver its queue in 10 s");
+}
+
+async fn until_ready(store: &dyn Store, id: &str) -> Account {
+    for _ in 0..1000 {
+        let account = store.account(id).await.expect("the store is readable");
+        if let Some(account) = account.filter(|a| a.state == AccountState::Ready) {
+            return account;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("account request {id} was not ready in 10 s");
+}
+
+/// The real code path on the embedded backends: an admin sets budgets, the
+/// team spends, budgets weighs it (as its handler and directly), freezes one
+/// account, fails to freeze another that has the most SCPs AWS allows, and
+/// unfreezes when the budget is raised; a forecast-mode team crosses too.
+/// Every event Purser archived meanwhile validates against its schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_of_budgets_the_local_runtime_archives_validate() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut config = RuntimeConfig::new(dir.path(), 0);
+    config.retry_timing = RetryTiming {
+        base: std::time::Duration::from_millis(20),
+        cap: std::time::Duration::from_millis(200),
+    };
+    config.organization.delay = std::time::Duration::from_millis(20);
+    let running = purser_local::start(
+        config,
+        &Template::builtin(),
+        &purser::registry::handlers(),
+        None,
+    )
+    .await
+    .expect("the local runtime starts");
+    let ports = running.ports();
+    let admin = Caller {
+        arn: LOCAL_ADMIN.into(),
+        admin: true,
+    };
+    let payments = TeamName::parse("payments").unwrap();
+    let data_eng = TeamName::parse("data-eng").unwrap();
+
+    // Two ready accounts; the second already has the most SCPs AWS allows.
+    let accounts = ports.accounts();
+    let mut ready = Vec::new();
+    for purpose in [
+        "load tests for the checkout service",
+        "a full house of SCPs",
+    ] {
+        let input = NewAccount {
+            team: payments.clone(),
+            owner: "ana@example.com".into(),
+            purpose: purpose.into(),
+            lease_days: Some(30),
+        };
+        let (account, _) = accounts
+            .request(input, &admin, None)
+            .await
+            .expect("an admin may request an account");
+        ready.push(until_ready(ports.store.as_ref(), &account.id).await);
+    }
+    let (open, full) = (&ready[0], &ready[1]);
+    let id = |a: &Account| a.account_id.clone().expect("a ready account has an id");
+    let (open_id, full_id) = (id(open), id(full));
+    let org = running.organization();
+    for i in 1.. {
+        if org.policies_of(&full_id).await.unwrap().len() >= MAX_POLICIES_PER_TARGET {
+            break;
+        }
+        let policy = org
+            .ensure_policy(
+                &format!("guardrail-{i}"),
+                "a guardrail of the platform team",
+                r#"{"Version": "2012-10-17", "Statement": []}"#,
+            )
+            .await
+            .unwrap();
+        org.attach_policy(&policy, &full_id).await.unwrap();
+    }
+    settle(&running).await;
+
+    // payments: $1.00 a month; the budgets function weighs it at once.
+    let budgets = ports.budgets();
+    let now = ports.clock.now();
+    let body = json!({"amount": "1.00", "thresholds": [50, 80, 100], "mode": "actual",
+        "actions": {"50": ["notify"], "80": ["notify", "throttle-lambdas"], "100": ["notify", "freeze"]}});
+    budgets
+        .put(
+            Budget::from_json(payments.clone(), &body, now).unwrap(),
+            &admin,
+        )
+        .await
+        .expect("an admin sets a budget");
+    settle(&running).await;
+
+    // $1.20 spent on the first account: over 100 %.
+    let now = ports.clock.now();
+    let spend = |team: &TeamName, account_id: &str, amount: &str| SpendAdd {
+        team: Some(team.clone()),
+        account_id: account_id.to_string(),
+        day: now.date_naive(),
+        nanos: to_nanos(Decimal::from_str(amount).unwrap()),
+    };
+    let recorded = ports
+        .store
+        .record_spend_once(
+            "schemas-test#payments",
+            now,
+            now + Duration::days(1),
+            &[spend(&payments, &open_id, "1.20")],
+        )
+        .await
+        .unwrap();
+    assert!(recorded);
+    budgets
+        .evaluate(&payments)
+        .await
+        .expect("budgets weighs the spend");
+    settle(&running).await;
+
+    // Raised to $100: within budget again.
+    let raised = Budget::from_json(payments.clone(), &json!({"amount": "100"}), now).unwrap();
+    budgets.put(raised, &admin).await.unwrap();
+    settle(&running).await;
+    budgets.evaluate(&payments).await.unwrap();
+
+    // data-eng weighs its forecast.
+    let body = json!({"amount": "1", "thresholds": [10, 100], "mode": "forecast"});
+    budgets
+        .put(
+            Budget::from_json(data_eng.clone(), &body, now).unwrap(),
+            &admin,
+        )
+        .await
+        .unwrap();
+    settle(&running).await;
+    ports
+        .store
+        .record_spend_once(
+            "schemas-test#data-eng",
+            now,
+            now + Duration::days(1),
+            // an account Purser does not know: the team counter takes it all the same
+            &[spend(&data_eng, "345678901234", "0.2")],
+        )
+        .await
+        .unwrap();
+    budgets.evaluate(&data_eng).await.unwrap();
+    settle(&running).await;
+
+    // Every event Purser put on its bus has a schema and validates.
+    let archived = inspect::archive(
+        running.db(),
+        &ArchiveFilter {
+            source: Some(PURSER_SOURCE.into()),
+            limit: 10_000,
+            ..Default::default()
+        },
+    )
+    .expect("the archive is readable");
+    let names = schema_names();
+    let mut validators: BTreeMap<String, Validator> = BTreeMap::new();
+    let mut emitted: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for event in &archived {
+        let detail_type = event.envelope["detail-type"]
+            .as_str()
+            .expect("an archived event has a detail-type");
+        assert!(
+            names.contains(detail_type),
+            "Purser emitted {detail_type}, which has no schema: add infra/schemas/{detail_type}.json"
+        );
+        let validator = validators
+            .entry(detail_type.to_string())
+            .or_insert_with(|| validator(detail_type));
+        let detail = &event.envelope["detail"];
+        assert_valid(
+            &format!("{detail_type} (archived as #{})", event.seq),
+            validator,
+            detail,
+        );
+        emitted
+            .entry(detail_type.to_string())
+            .or_default()
+            .push(detail.clone());
+    }
+    assert!(
+        inspect::dead_letters(running.db(), 10).unwrap().is_empty(),
+        "no delivery failed"
+    );
+
+    // And they are the events the scenario makes.
+    let of = |detail_type: &str| emitted.get(detail_type).cloned().unwrap_or_default();
+    let changes: Vec<(String, u64)> = of(budgets::BUDGET_CHANGED)
+        .iter()
+        .map(|d| {
+            (
+                d["team"].as_str().unwrap().into(),
+                d["revision"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("payments".into(), 1),
+            ("payments".into(), 2),
+            ("data-eng".into(), 1)
+        ]
+    );
+    assert!(
+        of(budgets::BUDGET_CHANGED)
+            .iter()
+            .all(|d| d["changed_by"] == LOCAL_ADMIN)
+    );
+    let crossings = of(budgets::BUDGET_THRESHOLD_CROSSED);
+    let team_crossings = |team: &str| -> Vec<Value> {
+        crossings
+            .iter()
+            .filter(|d| d["team"] == team)
+            .cloned()
+            .collect()
+    };
+    let thresholds: Vec<u64> = team_crossings("payments")
+        .iter()
+        .map(|d| d["threshold"].as_u64().unwrap())
+        .collect();
+    assert_eq!(thresholds, [50, 80, 100], "each once, in order");
+    assert_eq!(
+        team_crossings("payments")[1]["actions"],
+        json!(["notify", "throttle-lambdas"])
+    );
+    assert!(
+        team_crossings("payments")
+            .iter()
+            .all(|d| d["spend"] == "1.2" && d["mode"] == "actual" && d["revision"] == 1)
+    );
+    let forecasts = team_crossings("data-eng");
+    assert_eq!(forecasts[0]["threshold"], 10, "{forecasts:?}");
+    assert!(forecasts.iter().all(|d| d["mode"] == "forecast"));
+
+    let only = |detail_type: &str| -> Value {
+        let details = of(detail_type);
+        assert_eq!(details.len(), 1, "{detail_type}: {details:?}");
+        details[0].clone()
+    };
+    for (detail_type, account, state) in [
+        (budgets::ACCOUNT_FROZEN, open, "frozen"),
+        (budgets::ACCOUNT_UNFROZEN, open, "ready"),
+        (budgets::ACCOUNT_FREEZE_FAILED, full, "ready"),
+    ] {
+        let detail = only(detail_type);
+        assert_eq!(detail["request_id"], account.id.as_str(), "{detail_type}");
+        assert_eq!(
+            detail["account_id"],
+            json!(account.account_id),
+            "{detail_type}"
+        );
+        assert_eq!(detail["state"], state, "{detail_type}");
+        let (_, code) = FREEZE_REASONS
+            .iter()
+            .find(|(t, _)| *t == detail_type)
+            .unwrap();
+        assert_eq!(detail["reason_code"], *code, "{detail_type}");
+    }
+
+    running.shutdown().await;
+}
+
+// ------------------------------------------------------------ the catalog
+
+/// JSON with the keys of its objects in the order written: serde_json's
+/// `Value` sorts them, and the catalog keeps the order of the schemas.
+#[derive(Debug, Clone)]
+enum Json {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl<'de> serde::Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Json;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Json, E> {
+                Ok(Json::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Json, E> {
+                Ok(Json::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Json, E> {
+                Ok(Json::Number(n.into()))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Json, E> {
+                Ok(Json::Number(n.into()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Json, E> {
+                serde_json::Number::from_f64(n)
+                    .map(Json::Number)
+                    .ok_or_else(|| E::custom("a number that is not finite"))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Json, E> {
+                Ok(Json::String(s.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Json::Array(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(field) = map.next_entry::<String, Json>()? {
+                    fields.push(field);
+                }
+                Ok(Json::Object(fields))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl Json {
+    fn get(&self, key: &str) -> Option<&Json> {
+        self.fields().iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn fields(&self) -> &[(String, Json)] {
+        match self {
+            Json::Object(fields) => fields,
+            _ => &[],
+        }
+    }
+
+    fn items(&self) -> &[Json] {
+        match self {
+            Json::Array(items) => items,
+            _ => &[],
+        }
+    }
+
+    fn str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A value within text: a string as it is, anything else as JSON.
+    fn inline(&self) -> String {
+        match self {
+            Json::String(s) => s.clone(),
+            other => {
+                let mut out = String::new();
+                other.write(None, 0, &mut out);
+                out
+            }
+        }
+    }
+
+    /// Written as JSON: compact (`indent` None) or pretty, two spaces a
+    /// level, as `serde_json::to_string_pretty` writes it.
+    fn write(&self, indent: Option<usize>, level: usize, out: &mut String) {
+        let (open, close, items): (char, char, Vec<(Option<&str>, &Json)>) = match self {
+            Json::Null => return out.push_str("null"),
+            Json::Bool(b) => return out.push_str(&b.to_string()),
+            Json::Number(n) => return out.push_str(&n.to_string()),
+            Json::String(s) => return out.push_str(&serde_json::to_string(s).unwrap()),
+            Json::Array(items) => ('[', ']', items.iter().map(|v| (None, v)).collect()),
+            Json::Object(fields) => (
+                '{',
+                '}',
+                fields.iter().map(|(k, v)| (Some(k.as_str()), v)).collect(),
+            ),
+        };
+        out.push(open);
+        for (i, (key, value)) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            if let Some(width) = indent {
+                out.push('\n');
+                out.push_str(&" ".repeat(width * (level + 1)));
+            }
+            if let Some(key) = key {
+                out.push_str(&serde_json::to_string(key).unwrap());
+                out.push_str(if indent.is_some() { ": " } else { ":" });
+            }
+            value.write(indent, level + 1, out);
+        }
+        if let (Some(width), false) = (indent, items.is_empty()) {
+            out.push('\n');
+            out.push_str(&" ".repeat(width * level));
+        }
+        out.push(close);
+    }
+}
+
+/// A schema, its keys in file order.
+fn ordered_schema(name: &str) -> Json {
+    let path = schema_dir().join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// The keywords the catalog renders: any other in a schema fails the test,
+/// so that the catalog never leaves a rule out.
+const SCHEMA_KEYWORDS: [&str; 13] = [
+    "$schema",
+    "$id",
+    "title",
+    "description",
+    "x-purser-source",
+    "x-purser-source-pattern",
+    "x-purser-bus",
+    "x-purser-detail-type",
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "examples",
+];
+const FIELD_KEYWORDS: [&str; 17] = [
+    "description",
+    "type",
+    "const",
+    "enum",
+    "format",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "items",
+    "properties",
+    "required",
+    "additionalProperties",
+];
+
+/// Text for a cell of a Markdown table.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn code(value: &Json) -> String {
+    format!("`{}`", value.inline())
+}
+
+fn type_of(field: &Json) -> String {
+    let one = |t: &Json| match t.str() {
+        Some("array") => match field.get("items") {
+            Some(items) => format!("array of {}", type_of(items)),
+            None => "array".to_string(),
+        },
+        Some(t) => t.to_string(),
+        None => t.inline(),
+    };
+    match field.get("type") {
+        Some(Json::Array(types)) => types.iter().map(one).collect::<Vec<_>>().join(" or "),
+        Some(t) => one(t),
+        None => "any".to_string(),
+    }
+}
+
+/// A range in words: "From 1 to 1000 items.", "At least 1 item.", "At
+/// most 512 characters.", "At least 0."
+fn range(low: Option<&Json>, high: Option<&Json>, unit: &str) -> Option<String> {
+    let unit = |bound: &str| match unit {
+        "" => String::new(),
+        _ if bound == "1" => format!(" {unit}"),
+        _ => format!(" {unit}s"),
+    };
+    let (low, high) = (low.map(Json::inline), high.map(Json::inline));
+    match (low, high) {
+        (Some(l), Some(h)) => Some(format!("From {l} to {h}{}.", unit(&h))),
+        (Some(l), None) => Some(format!("At least {l}{}.", unit(&l))),
+        (None, Some(h)) => Some(format!("At most {h}{}.", unit(&h))),
+        (None, None) => None,
+    }
+}
+
+/// The rules of a field, in words (its description first).
+fn rules(field: &Json, what: &str) -> Vec<String> {
+    for (keyword, _) in field.fields() {
+        assert!(
+            FIELD_KEYWORDS.contains(&keyword.as_str()),
+            "{what}: the catalog does not render `{keyword}`; teach events_catalog() in tests/schemas.rs about it"
+        );
+    }
+    let mut parts = Vec::new();
+    if let Some(description) = field.get("description").and_then(Json::str) {
+        parts.push(description.to_string());
+    }
+    if let Some(value) = field.get("const") {
+        parts.push(format!("Always {}.", code(value)));
+    }
+    if let Some(values) = field.get("enum") {
+        let values: Vec<String> = values.items().iter().map(code).collect();
+        parts.push(format!("One of {}.", values.join(", ")));
+    }
+    if let Some(format) = field.get("format") {
+        parts.push(format!("Format {}.", code(format)));
+    }
+    if let Some(pattern) = field.get("pattern") {
+        parts.push(format!("Pattern {}.", code(pattern)));
+    }
+    parts.extend(range(
+        field.get("minLength"),
+        field.get("maxLength"),
+        "character",
+    ));
+    parts.extend(range(field.get("minimum"), field.get("maximum"), ""));
+    parts.extend(range(field.get("minItems"), field.get("maxItems"), "item"));
+    if let Some(Json::Bool(true)) = field.get("uniqueItems") {
+        parts.push("No duplicates.".to_string());
+    }
+    if let Some(items) = field.get("items") {
+        let of_items = rules(items, &format!("{what}[]")).join(" ");
+        if let Some(first) = of_items.chars().next() {
+            // "Each item: one of …", unless the items have a description.
+            let rest = &of_items[first.len_utf8()..];
+            let first = match items.get("description") {
+                Some(_) => first,
+                None => first.to_ascii_lowercase(),
+            };
+            parts.push(format!("Each item: {first}{rest}"));
+        }
+    }
+    match field.get("additionalProperties") {
+        Some(Json::Bool(false)) => parts.push("No other fields.".to_string()),
+        Some(Json::Bool(true)) => parts.push("Other fields are allowed.".to_string()),
+        Some(other) => panic!("{what}: additionalProperties {}", other.inline()),
+        None => {}
+    }
+    parts
+}
+
+/// The rows of the fields table: nested fields as `parent.field` and, in
+/// the objects of an array, `parent[].field`.
+fn field_rows(object: &Json, prefix: &str, what: &str, rows: &mut Vec<String>) {
+    let required: Vec<&str> = object
+        .get("required")
+        .map(|r| r.items().iter().filter_map(Json::str).collect())
+        .unwrap_or_default();
+    for (name, field) in object
+        .get("properties")
+        .map(Json::fields)
+        .unwrap_or_default()
+    {
+        let path = format!("{prefix}{name}");
+        let what = format!("{what}: {path}");
+        rows.push(format!(
+            "| `{}` | {} | {} | {} |",
+            cell(&path),
+            cell(&type_of(field)),
+            if required.contains(&name.as_str()) {
+                "yes"
+            } else {
+                "no"
+            },
+            cell(&rules(field, &what).join(" ")),
+        ));
+        if field.get("properties").is_some() {
+            field_rows(field, &format!("{path}."), &what, rows);
+        }
+        if let Some(items) = field.get("items").filter(|i| i.get("properties").is_some()) {
+            field_rows(items, &format!("{path}[]."), &what, rows);
+        }
+    }
+}
+
+fn source_of(schema: &Json) -> String {
+    match (
+        schema.get("x-purser-source"),
+        schema.get("x-purser-source-pattern"),
+    ) {
+        (Some(source), None) => code(source),
+        (None, Some(pattern)) => format!("any that matches {}", code(pattern)),
+        _ => panic!("a schema names its source or a source pattern, not both"),
+    }
+}
+
+/// One event's section of the catalog.
+fn catalog_section(name: &str, schema: &Json, out: &mut String) {
+    for (keyword, _) in schema.fields() {
+        assert!(
+            SCHEMA_KEYWORDS.contains(&keyword.as_str()),
+            "{name}.json: the catalog does not render `{keyword}`; teach events_catalog() in tests/schemas.rs about it"
+        );
+    }
+    let text = |key: &str| {
+        schema
+            .get(key)
+            .map(Json::inline)
+            .unwrap_or_else(|| panic!("{name}.json has no {key}"))
+    };
+    writeln!(out, "### {name}\n").unwrap();
+    writeln!(out, "- **detail-type:** `{}`", text("x-purser-detail-type")).unwrap();
+    writeln!(out, "- **source:** {}", source_of(schema)).unwrap();
+    writeln!(out, "- **bus:** `{}`", text("x-purser-bus")).unwrap();
+    writeln!(
+        out,
+        "- **schema:** [`infra/schemas/{name}.json`](../infra/schemas/{name}.json)"
+    )
+    .unwrap();
+    let others = match schema.get("additionalProperties") {
+        Some(Json::Bool(false)) => "refused",
+        Some(Json::Bool(true)) => "allowed",
+        _ => panic!("{name}.json: say whether other fields are allowed"),
+    };
+    writeln!(out, "- **other fields:** {others}\n").unwrap();
+    writeln!(out, "{}\n", text("description")).unwrap();
+
+    writeln!(out, "| Field | Type | Required | Description |").unwrap();
+    writeln!(out, "|---|---|---|---|").unwrap();
+    let mut rows = Vec::new();
+    field_rows(schema, "", name, &mut rows);
+    for row in rows {
+        writeln!(out, "{row}").unwrap();
+    }
+    let examples = schema.get("examples").map(Json::items).unwrap_or_default();
+    let label = if examples.len() == 1 {
+        "Example"
+    } else {
+        "Examples"
+    };
+    writeln!(out, "\n{label}:\n").unwrap();
+    for example in examples {
+        let mut json = String::new();
+        example.write(Some(2), 0, &mut json);
+        writeln!(out, "```json\n{json}\n```\n").unwrap();
+    }
+}
+
+/// The event catalog, docs/events.md, generated from infra/schemas/.
+fn events_catalog() -> String {
+    let schemas: Vec<(String, Json)> = schema_names()
+        .into_iter()
+        .map(|name| {
+            let schema = ordered_schema(&name);
+            (name, schema)
+        })
+        .collect();
+    let (emitted, accepted): (Vec<_>, Vec<_>) = schemas.iter().partition(|(_, schema)| {
+        schema.get("x-purser-source").and_then(Json::str) == Some(PURSER_SOURCE)
+    });
+
+    let mut out = String::new();
+    writeln!(out, "# Event catalog\n").unwrap();
+    writeln!(
+        out,
+        "<!-- Generated from infra/schemas/*.json by tests/schemas.rs: do not edit by hand.\n     \
+         Regenerate with `{REGENERATE}=1 cargo test --test schemas`. -->\n"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "Every event Purser emits or accepts, from its JSON Schema (draft 2020-12) in \
+         [`infra/schemas/`](../infra/schemas/). A schema describes the event's `detail`; the \
+         envelope (`source`, `detail-type`, `account`, `time`, …) is EventBridge's. A required \
+         field is always present (a nested one, `parent.field` or `parent[].field`, whenever its \
+         parent is); the others may be absent. Purser's own events carry a `version`: a breaking \
+         change gets a new version.\n"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "This file is generated: after changing a schema, run \
+         `{REGENERATE}=1 cargo test --test schemas` (`cargo test --test schemas` fails while it \
+         is stale).\n"
+    )
+    .unwrap();
+    let groups = [
+        (
+            "Events Purser emits",
+            "Purser's functions put these on the `purser` bus, with source `purser`.",
+            &emitted,
+        ),
+        (
+            "Events Purser accepts",
+            "AWS services, member accounts, CI systems and the telemetry extension send these; \
+             Purser's functions consume them.",
+            &accepted,
+        ),
+    ];
+    for (title, intro, group) in groups {
+        writeln!(out, "## {title}\n\n{intro}\n").unwrap();
+        writeln!(out, "| Event | detail-type | source | bus |").unwrap();
+        writeln!(out, "|---|---|---|---|").unwrap();
+        for (name, schema) in group.iter() {
+            writeln!(
+                out,
+                "| [{name}](#{}) | `{}` | {} | `{}` |",
+                name.to_lowercase(),
+                cell(
+                    &schema
+                        .get("x-purser-detail-type")
+                        .map(Json::inline)
+                        .unwrap_or_default()
+                ),
+                cell(&source_of(schema)),
+                cell(
+                    &schema
+                        .get("x-purser-bus")
+                        .map(Json::inline)
+                        .unwrap_or_default()
+                ),
+            )
+            .unwrap();
+        }
+        writeln!(out).unwrap();
+        for (name, schema) in group.iter() {
+            catalog_section(name, schema, &mut out);
+        }
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
+
+#[test]
+fn the_event_catalog_is_generated_from_the_schemas() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(CATALOG);
+    let generated = events_catalog();
+    if std::env::var_os(REGENERATE).is_some_and(|v| !v.is_empty() && v != "0") {
+        std::fs::write(&path, &generated)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        return;
+    }
+    let Ok(written) = std::fs::read_to_string(&path) else {
+        panic!(
+            "{CATALOG} is missing: generate it with `{REGENERATE}=1 cargo test --test schemas` and commit it with the schemas"
+        );
+    };
+    if written != generated {
+        let line = written
+            .lines()
+            .zip(generated.lines())
+            .position(|(w, g)| w != g)
+            .unwrap_or_else(|| written.lines().count().min(generated.lines().count()))
+            + 1;
+        panic!(
+            "{CATALOG} is stale (it differs from the schemas in infra/schemas/ from line {line}): \
+             regenerate it with `{REGENERATE}=1 cargo test --test schemas` and commit it with the schemas"
+        );
+    }
+}
+
+#[test]
+fn the_catalog_lists_every_schema_with_its_fields_and_examples() {
+    let catalog = events_catalog();
+    for name in schema_names() {
+        let schema = ordered_schema(&name);
+        assert!(
+            catalog.contains(&format!("\n### {name}\n")),
+            "{name} has no section"
+        );
+        let description = schema.get("description").and_then(Json::str).unwrap();
+        assert!(catalog.contains(description), "{name}: its description");
+        for (field, _) in schema
+            .get("properties")
+            .map(Json::fields)
+            .unwrap_or_default()
+        {
+            assert!(
+                catalog.contains(&format!("| `{field}` |")),
+                "{name}: field {field}"
+            );
+        }
+        for example in schema.get("examples").map(Json::items).unwrap_or_default() {
+            // The pretty example is the same JSON as the schema's.
+            let mut text = String::new();
+            example.write(Some(2), 0, &mut text);
+            assert!(catalog.contains(&text), "{name}: an example");
+            let reparsed: Value = serde_json::from_str(&text).unwrap();
+            assert!(schema_examples_contain(&name, &reparsed), "{name}: {text}");
+        }
+    }
+}
+
+fn schema_examples_contain(name: &str, example: &Value) -> bool {
+    schema(name)["examples"]
+        .as_array()
+        .is_some_and(|examples| examples.contains(example))
 }

@@ -1138,7 +1138,11 @@ fn every_named_query_ships_the_text_of_its_file_and_back() {
         files.push(name);
     }
     files.sort();
-    assert_eq!(shipped.keys().cloned().collect::<Vec<_>>(), files, "a NamedQuery without its file");
+    assert_eq!(
+        shipped.keys().cloned().collect::<Vec<_>>(),
+        files,
+        "a NamedQuery without its file"
+    );
 }
 
 #[test]
@@ -1146,8 +1150,14 @@ fn the_athena_workgroup_caps_scans_and_encrypts_results() {
     let t = template();
     let wg = &t.document["Resources"]["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"];
     let cutoff = wg["BytesScannedCutoffPerQuery"].as_u64().unwrap();
-    assert!(cutoff >= 10_000_000 && cutoff <= 100 * 1024 * 1024 * 1024, "{cutoff}");
+    assert!(
+        (10_000_000..=100 * 1024 * 1024 * 1024).contains(&cutoff),
+        "{cutoff}"
+    );
     assert_eq!(wg["EnforceWorkGroupConfiguration"], true);
     assert!(wg["ResultConfiguration"]["EncryptionConfiguration"]["EncryptionOption"].is_string());
-    assert_eq!(wg["EngineVersion"]["SelectedEngineVersion"], "Athena engine version 3");
+    assert_eq!(
+        wg["EngineVersion"]["SelectedEngineVersion"],
+        "Athena engine version 3"
+    );
 }

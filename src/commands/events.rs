@@ -8,7 +8,7 @@ use purser_local::{Db, inspect};
 use serde_json::Value;
 
 use super::json_argument;
-use crate::cli::{ArchiveArgs, DlqArgs, Output, PutArgs, TestPatternArgs};
+use crate::cli::{ArchiveArgs, DlqArgs, Output, PutArgs, TailArgs, TestPatternArgs};
 use crate::output::{print_json, table};
 
 pub async fn put(args: PutArgs) -> anyhow::Result<()> {
@@ -155,6 +155,103 @@ pub fn archive(args: ArchiveArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Archive rows read at a time while following.
+const TAIL_BATCH: usize = 500;
+
+/// Follows the archive: the last `--last` events, then every new one as it
+/// is archived, until Ctrl-C (or until the reader of stdout goes away).
+pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
+    let db = open(&args.data_dir)?;
+    let filter = |after_seq: Option<i64>| inspect::ArchiveFilter {
+        detail_type: args.detail_type.clone(),
+        source: args.source.clone(),
+        since_ms: None,
+        after_seq,
+        limit: TAIL_BATCH,
+    };
+    // To the end of the archive, keeping the last N.
+    let mut after: Option<i64> = None;
+    let mut last = std::collections::VecDeque::new();
+    loop {
+        let batch = inspect::archive(&db, &filter(after))?;
+        let n = batch.len();
+        for event in batch {
+            after = Some(event.seq);
+            if args.last > 0 {
+                if last.len() == args.last {
+                    last.pop_front();
+                }
+                last.push_back(event);
+            }
+        }
+        if n < TAIL_BATCH {
+            break;
+        }
+    }
+    for event in &last {
+        if !emit(&tail_line(event, args.output))? {
+            return Ok(());
+        }
+    }
+    eprintln!(
+        "following the events of {} (Ctrl-C to stop)",
+        args.data_dir.display()
+    );
+    let interval = std::time::Duration::from_millis(args.interval.max(10));
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => return Ok(()),
+            () = tokio::time::sleep(interval) => {}
+        }
+        loop {
+            let batch = inspect::archive(&db, &filter(after))?;
+            let n = batch.len();
+            for event in &batch {
+                after = Some(event.seq);
+                if !emit(&tail_line(event, args.output))? {
+                    return Ok(());
+                }
+            }
+            if n < TAIL_BATCH {
+                break;
+            }
+        }
+    }
+}
+
+/// One event on one line: for people, its time, source, detail-type,
+/// account and detail; for scripts, its envelope as JSON.
+fn tail_line(event: &inspect::ArchivedEvent, output: Output) -> String {
+    let v = &event.envelope;
+    match output {
+        Output::Json => v.to_string(),
+        Output::Table => {
+            let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            format!(
+                "{}  {:<18}  {:<24}  {:<12}  {}",
+                text("time"),
+                text("source"),
+                text("detail-type"),
+                text("account"),
+                v["detail"]
+            )
+        }
+    }
+}
+
+/// Writes a line to stdout at once; `false` when its reader went away.
+fn emit(line: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -1,5 +1,10 @@
+pub mod accounts;
+pub mod budgets;
+pub mod client;
+pub mod costs;
 pub mod events;
 pub mod query;
+pub mod teams;
 pub mod up;
 
 use anyhow::Context;

@@ -1,5 +1,7 @@
 //! `purser query …`: the named queries of infra/queries (or any SQL in
-//! Athena's dialect) on the local lake, with DataFusion.
+//! Athena's dialect) on the local lake with DataFusion, or on Athena (`--athena`).
+
+use std::time::Duration;
 
 use anyhow::bail;
 use purser_core::queries;
@@ -8,7 +10,7 @@ use purser_query::LocalQueryEngine;
 use serde_json::Value;
 
 use crate::cli::{Output, QueryArgs};
-use crate::output::table;
+use crate::output::{print, print_json, table};
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     if args.list {
@@ -33,11 +35,15 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     if args.params.len() != query.params.len() {
         bail!("{}", missing_params(&query, args.params.len()));
     }
-    let engine = LocalQueryEngine::new(&args.data_dir)?;
-    let result = match engine.run(&query, &args.params).await {
-        Ok(result) => result,
-        Err(QueryError::InvalidParameters(m)) => bail!("{m}"),
-        Err(e) => bail!("{}: {e}", query.name),
+    let result = if args.athena {
+        on_athena(&args, &query).await?
+    } else {
+        let engine = LocalQueryEngine::new(&args.data_dir)?;
+        match engine.run(&query, &args.params).await {
+            Ok(result) => result,
+            Err(QueryError::InvalidParameters(m)) => bail!("{m}"),
+            Err(e) => bail!("{}: {e}", query.name),
+        }
     };
     match args.output {
         Output::Json => print_json(&result.objects()),
@@ -50,18 +56,39 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Writes to stdout; a reader that went away (`| head`) is no error.
-fn print(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
-}
+/// How long a query may run on Athena before it is stopped.
+const ATHENA_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    print(&format!("{}\n", serde_json::to_string_pretty(value)?))
+/// Runs the query on Athena, in the workgroup and database given, with the
+/// caller's AWS credentials.
+async fn on_athena(args: &QueryArgs, query: &NamedQuery) -> anyhow::Result<QueryResult> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &args.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        bail!("no AWS region for Athena: give --region, or set AWS_REGION (or a profile's region)");
+    }
+    let engine = purser_aws::AthenaEngine::from_config(&config, &args.workgroup, &args.database)
+        .with_timeout(ATHENA_TIMEOUT);
+    match engine.run(query, &args.params).await {
+        Ok(result) => Ok(result),
+        Err(QueryError::InvalidParameters(m)) => bail!("{m}"),
+        Err(e @ QueryError::Unavailable(_)) => bail!(
+            "{} on Athena (workgroup {}, database {}): {e}\n  next:  check your AWS credentials \
+             (`aws sts get-caller-identity`), --region, and that the workgroup exists",
+            query.name,
+            args.workgroup,
+            args.database
+        ),
+        Err(e) => bail!(
+            "{} on Athena (workgroup {}, database {}): {e}",
+            query.name,
+            args.workgroup,
+            args.database
+        ),
+    }
 }
 
 /// What a query takes, as `--param` flags to give.

@@ -1,0 +1,192 @@
+//! `purser budgets set|show`
+
+use serde_json::{Map, Value, json};
+
+use super::client::{ApiError, Client};
+use crate::cli::{BudgetMode, BudgetSetArgs, BudgetShowArgs, Output};
+use crate::output::{cell, money, print_json, println, record, table_right};
+
+pub async fn set(args: BudgetSetArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api).await?;
+    let mut body = json!({"amount": args.amount.trim()});
+    if !args.thresholds.is_empty() {
+        body["thresholds"] = json!(args.thresholds);
+    }
+    if !args.actions.is_empty() {
+        let mut actions = Map::new();
+        for (percent, list) in &args.actions {
+            actions.insert(percent.to_string(), json!(list));
+        }
+        body["actions"] = Value::Object(actions);
+    }
+    if let Some(mode) = args.mode {
+        body["mode"] = json!(match mode {
+            BudgetMode::Actual => "actual",
+            BudgetMode::Forecast => "forecast",
+        });
+    }
+    let budget = client
+        .put(&["teams", &args.team, "budget"], &body)
+        .await
+        .map_err(|e| no_team(e, &args.team))?;
+    match args.output {
+        Output::Json => print_json(&budget),
+        Output::Table => println(budget_view(&budget)),
+    }
+}
+
+pub async fn show(args: BudgetShowArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api).await?;
+    let budget = client
+        .get(&["teams", &args.team, "budget"], &[])
+        .await
+        .map_err(|e| {
+            ApiError::rehint(
+                e,
+                "not_found",
+                format!(
+                    "set one with `purser budgets set {} --amount AMOUNT` \
+                     (or create the team first with `purser teams set {}`)",
+                    args.team, args.team
+                ),
+            )
+        })?;
+    match args.output {
+        Output::Json => print_json(&budget),
+        Output::Table => println(budget_view(&budget)),
+    }
+}
+
+fn no_team(e: anyhow::Error, team: &str) -> anyhow::Error {
+    ApiError::rehint(
+        e,
+        "not_found",
+        format!("create the team first: `purser teams set {team} --quota N --member ARN`"),
+    )
+}
+
+/// The budget, this period's spend against it, and its thresholds.
+fn budget_view(b: &Value) -> String {
+    let currency = b["currency"].as_str().unwrap_or("USD");
+    let amount: f64 = number(&b["amount"]).unwrap_or(0.0);
+    let percent_of = |v: &Value| match number(v) {
+        Some(x) if amount > 0.0 => format!(" ({:.1} % of the budget)", x / amount * 100.0),
+        _ => String::new(),
+    };
+    let frozen = if b["frozen"].as_bool().unwrap_or(false) {
+        "yes: the team's accounts are frozen (raise the budget, or wait for the next period)"
+    } else {
+        "no"
+    };
+    let mut text = record(&[
+        ("TEAM", cell(&b["team"])),
+        (
+            "AMOUNT",
+            format!(
+                "{} a month, on {} spend",
+                money(&b["amount"], currency),
+                match b["mode"].as_str() {
+                    Some("forecast") => "forecast",
+                    _ => "actual",
+                }
+            ),
+        ),
+        ("PERIOD", cell(&b["period"])),
+        (
+            "SPEND",
+            format!(
+                "{}{}",
+                money(&b["spend"], currency),
+                percent_of(&b["spend"])
+            ),
+        ),
+        (
+            "FORECAST",
+            format!(
+                "{}{}",
+                money(&b["forecast"], currency),
+                percent_of(&b["forecast"])
+            ),
+        ),
+        ("FROZEN", frozen.to_string()),
+    ]);
+    let crossed: Vec<u64> = b["crossed_thresholds"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    let rows: Vec<Vec<String>> = b["thresholds"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .filter_map(Value::as_u64)
+                .map(|t| {
+                    let at = amount * t as f64 / 100.0;
+                    let actions: Vec<&str> = b["actions"][t.to_string()]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    vec![
+                        format!("{t} %"),
+                        format!("{} {currency}", trim_number(at)),
+                        if actions.is_empty() {
+                            "-".into()
+                        } else {
+                            actions.join(", ")
+                        },
+                        if crossed.contains(&t) {
+                            "crossed".into()
+                        } else {
+                            "-".into()
+                        },
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !rows.is_empty() {
+        text.push_str("\n\n");
+        text.push_str(
+            &table_right(
+                &["THRESHOLD", "AT", "ACTIONS", "THIS PERIOD"],
+                rows,
+                &[0, 1],
+            )
+            .to_string(),
+        );
+    }
+    text
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_f64(),
+        _ => None,
+    }
+}
+
+/// A figure with at most 6 decimals and no trailing zeros.
+fn trim_number(x: f64) -> String {
+    let text = format!("{x:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_reads_with_its_currency_and_thresholds() {
+        let view = budget_view(&json!({
+            "team": "payments", "amount": "10", "currency": "USD", "mode": "actual",
+            "thresholds": [50, 100], "actions": {"50": ["notify"], "100": ["notify", "freeze"]},
+            "period": "2026-11", "spend": "6.5", "forecast": "12", "crossed_thresholds": [50],
+            "frozen": false,
+        }));
+        assert!(view.contains("10 USD a month, on actual spend"), "{view}");
+        assert!(view.contains("6.5 USD (65.0 % of the budget)"), "{view}");
+        assert!(view.contains("notify, freeze"), "{view}");
+        assert!(view.contains("crossed"), "{view}");
+        assert!(view.contains("5 USD"), "{view}");
+    }
+}
