@@ -3,3 +3,6 @@
 
 pub mod demo;
 pub mod registry;
+
+/// The HTTP API's OpenAPI 3 document (`purser up` serves it at /openapi.json).
+pub const OPENAPI: &str = include_str!("../infra/openapi.json");

@@ -22,6 +22,7 @@ pub async fn run(args: UpArgs, template: Option<&Path>) -> anyhow::Result<()> {
     let template = load_template(template)?;
     let mut config = RuntimeConfig::new(&args.data_dir, args.port);
     config.allow_aws_sources = args.allow_aws_sources;
+    config.openapi = Some(purser::OPENAPI.to_string());
     let running = purser_local::start(config, &template, &purser::registry::handlers(), None)
         .await
         .context("purser up could not start")?;

@@ -126,6 +126,8 @@ pub struct HttpState {
     pub region: String,
     /// Accept `X-Purser-Principal` to act as another caller (local only).
     pub principal_header: bool,
+    /// The OpenAPI document served at `GET /openapi.json`.
+    pub openapi: Option<String>,
 }
 
 impl HttpState {
@@ -144,6 +146,7 @@ impl HttpState {
             own_account,
             region,
             principal_header: true,
+            openapi: None,
         }
     }
 }
@@ -167,6 +170,16 @@ async fn serve(
         return aws_json(&state, target, &caller, &body).await;
     }
     let path = uri.path();
+    if method == Method::GET
+        && path == "/openapi.json"
+        && let Some(doc) = &state.openapi
+    {
+        let mut response = doc.clone().into_response();
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        return response;
+    }
     let Some((route, params)) = state
         .routes
         .iter()

@@ -33,6 +33,8 @@ pub struct RuntimeConfig {
     pub shutdown_grace: Duration,
     /// How the simulated AWS Organization behaves (creation delay, limits).
     pub organization: SimulationConfig,
+    /// The HTTP API's OpenAPI document, served at `/openapi.json`.
+    pub openapi: Option<String>,
 }
 
 impl RuntimeConfig {
@@ -46,6 +48,7 @@ impl RuntimeConfig {
             concurrency: 16,
             shutdown_grace: Duration::from_secs(10),
             organization: SimulationConfig::default(),
+            openapi: None,
         }
     }
 }
@@ -248,13 +251,15 @@ pub async fn start(
         let (account, region) = (ctx.account_id.clone(), ctx.region.clone());
         tasks.push(tokio::spawn(timer.run(bus, account, region, token)));
     }
-    let state = Arc::new(HttpState::new(
+    let mut state = HttpState::new(
         routes,
         handlers,
         bus.clone(),
         ctx.account_id.clone(),
         ctx.region.clone(),
-    ));
+    );
+    state.openapi = config.openapi.clone();
+    let state = Arc::new(state);
     let token = stop.clone();
     tasks.push(tokio::spawn(async move {
         let app = crate::http::router(state);
