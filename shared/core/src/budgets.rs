@@ -274,19 +274,24 @@ impl Budgets {
             .collect())
     }
 
-    async fn freeze(&self, team: &TeamName) -> Result<(), BudgetError> {
-        let ready = self.team_accounts(team, AccountState::Ready).await?;
-        if ready.is_empty() {
-            return Ok(());
-        }
-        let policy = self
+    /// The id of the freeze SCP, created or brought up to date.
+    async fn freeze_policy(&self) -> Result<String, BudgetError> {
+        Ok(self
             .organization
             .ensure_policy(
                 FREEZE_POLICY,
                 "Purser: denies everything but break-glass roles while the team is over budget",
                 &self.exemptions.policy()?,
             )
-            .await?;
+            .await?)
+    }
+
+    async fn freeze(&self, team: &TeamName) -> Result<(), BudgetError> {
+        let ready = self.team_accounts(team, AccountState::Ready).await?;
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let policy = self.freeze_policy().await?;
         for account in ready {
             let account_id = account.account_id.clone().unwrap_or_default();
             let attached = self.organization.policies_of(&account_id).await?;
@@ -347,14 +352,7 @@ impl Budgets {
         if frozen.is_empty() {
             return Ok(());
         }
-        let policy = self
-            .organization
-            .ensure_policy(
-                FREEZE_POLICY,
-                "Purser: denies everything but break-glass roles while the team is over budget",
-                &self.exemptions.policy()?,
-            )
-            .await?;
+        let policy = self.freeze_policy().await?;
         for account in frozen {
             let account_id = account.account_id.clone().unwrap_or_default();
             self.organization

@@ -540,6 +540,23 @@ fn is_target(
     Ok(account_id == management || status_of(conn, account_id)?.is_some())
 }
 
+/// The policies attached to `account`, once both the policy and the
+/// account are known to exist (else the NotFound AWS answers).
+fn attachments_of(
+    conn: &Connection,
+    policy: &str,
+    account: &str,
+    management: &str,
+) -> Result<Result<Vec<(String, String)>, OrganizationError>, rusqlite::Error> {
+    if !policy_exists(conn, policy)? {
+        return Ok(Err(no_policy(policy)));
+    }
+    if !is_target(conn, account, management)? {
+        return Ok(Err(no_account(account)));
+    }
+    attached(conn, account).map(Ok)
+}
+
 fn policy_exists(conn: &Connection, policy_id: &str) -> Result<bool, rusqlite::Error> {
     Ok(conn
         .query_row(
@@ -1022,13 +1039,10 @@ impl Organization for SimulatedOrganization {
         self.db
             .call(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                if !policy_exists(&tx, &policy)? {
-                    return Ok(Err(no_policy(&policy)));
-                }
-                if !is_target(&tx, &account, &management)? {
-                    return Ok(Err(no_account(&account)));
-                }
-                let held = attached(&tx, &account)?;
+                let held = match attachments_of(&tx, &policy, &account, &management)? {
+                    Ok(held) => held,
+                    Err(missing) => return Ok(Err(missing)),
+                };
                 if held.iter().any(|(id, _)| *id == policy) {
                     return Ok(Ok(()));
                 }
@@ -1066,13 +1080,10 @@ impl Organization for SimulatedOrganization {
         self.db
             .call(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                if !policy_exists(&tx, &policy)? {
-                    return Ok(Err(no_policy(&policy)));
-                }
-                if !is_target(&tx, &account, &management)? {
-                    return Ok(Err(no_account(&account)));
-                }
-                let held = attached(&tx, &account)?;
+                let held = match attachments_of(&tx, &policy, &account, &management)? {
+                    Ok(held) => held,
+                    Err(missing) => return Ok(Err(missing)),
+                };
                 if !held.iter().any(|(id, _)| *id == policy) {
                     return Ok(Ok(()));
                 }
