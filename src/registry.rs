@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
+use purser_core::spend::SpendSettler;
 use purser_local::{LOCAL_ADMIN, LOCAL_REGION, Registry};
+use purser_query::LocalLake;
 
 pub fn handlers() -> Registry {
     Registry::new()
@@ -13,6 +15,7 @@ pub fn handlers() -> Registry {
                 ports.accounts(),
                 ports.recorder(),
                 ports.budgets(),
+                Arc::new(LocalLake::new(&ports.data_dir)),
                 vec![LOCAL_ADMIN.to_string()],
                 LOCAL_REGION.to_string(),
             ))
@@ -28,6 +31,17 @@ pub fn handlers() -> Registry {
         })
         .register("BudgetsFunction", |ports| {
             Arc::new(purser_budgets::BudgetsHandler::new(ports.budgets()))
+        })
+        .register("SpendFunction", |ports| {
+            Arc::new(purser_spend::SpendHandler::new(SpendSettler {
+                store: Arc::clone(&ports.store),
+                query: Arc::new(LocalLake::new(&ports.data_dir)),
+                bus: Arc::clone(&ports.bus),
+                clock: Arc::clone(&ports.clock),
+                // Locally the CUR is whatever <data-dir>/lake/cur/ holds
+                // (an empty table without it).
+                cur: true,
+            }))
         })
         .register("RecorderFunction", |ports| {
             Arc::new(purser_recorder::RecorderHandler::new(ports.recorder()))

@@ -274,6 +274,11 @@ async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
         accounts(),
         recorder,
         budgets,
+        Arc::new(purser_aws::AthenaEngine::from_config(
+            &config,
+            "primary",
+            "purser_lake",
+        )),
         vec![ADMIN.into()],
         "us-east-1".into(),
     );

@@ -4,6 +4,8 @@
 //! Every error has one shape, `{"error": {"code", "message", "field"}}`,
 //! and nothing is written for a refused request.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use base64::Engine as _;
@@ -12,7 +14,9 @@ use purser_core::accounts::{AccountError, Accounts, Caller};
 use purser_core::budget::Budget;
 use purser_core::budgets::{BudgetError, Budgets};
 use purser_core::pricing::from_nanos;
+use purser_core::query::{QueryEngine, QueryError};
 use purser_core::recorder::{Recorded, Recorder, RecorderError};
+use purser_core::spend::{self, SpendSource};
 use purser_core::validation::ValidationError;
 use purser_core::{Handler, HandlerError, IdempotencyKey, NewAccount, Team, TeamName};
 use serde_json::{Value, json};
@@ -26,6 +30,8 @@ pub struct Api {
     accounts: Accounts,
     recorder: Recorder,
     budgets: Budgets,
+    /// The lake's named queries (costs by function): Athena on AWS.
+    lake: Arc<dyn QueryEngine>,
     admins: Vec<String>,
     /// The region the API runs in: the region of deployments it records.
     region: String,
@@ -37,6 +43,7 @@ impl Api {
         accounts: Accounts,
         recorder: Recorder,
         budgets: Budgets,
+        lake: Arc<dyn QueryEngine>,
         admins: Vec<String>,
         region: String,
     ) -> Self {
@@ -44,6 +51,7 @@ impl Api {
             accounts,
             recorder,
             budgets,
+            lake,
             admins,
             region,
         }
@@ -200,8 +208,10 @@ impl Api {
 }
 
 impl Api {
-    /// `GET /teams/{team}/costs?from=&to=&by=day|account`: from the streaming
-    /// counters (`source: stream`), which the recorder keeps within seconds.
+    /// `GET /teams/{team}/costs?from=&to=&by=day|account|function`: by day
+    /// and account from the streaming counters (seconds behind) plus what the
+    /// spend function last settled from the lake and the CUR; by function
+    /// from the lake (`cost_per_function`, minutes behind).
     async fn costs(
         &self,
         request: &ApiGatewayV2httpRequest,
@@ -225,20 +235,24 @@ impl Api {
         if (to - from).num_days() > 366 {
             return Err(Reply::bad("from", "ask for at most 366 days at a time"));
         }
-        let store = &self.accounts.store;
+        let store = self.accounts.store.as_ref();
         let unavailable = |e: purser_core::StoreError| Reply::from(AccountError::from(e));
-        let (items, total) = match query.first("by").unwrap_or("day") {
+        let team = &team_view.name;
+        let by = query.first("by").unwrap_or("day");
+        if by == "function" {
+            return self.costs_by_function(team, from, to).await;
+        }
+        let spent = spend::team_spend(store, team, from, to)
+            .await
+            .map_err(unavailable)?;
+        let (items, total) = match by {
             "day" => {
-                let days = store
-                    .team_spend(&team_view.name, from, to)
-                    .await
-                    .map_err(unavailable)?;
-                let total: i64 = days.iter().map(|(_, n)| n).sum();
-                let items: Vec<Value> = days
-                    .into_iter()
-                    .map(|(d, n)| json!({"day": d.to_string(), "amount": money(n)}))
+                let items: Vec<Value> = spent
+                    .days
+                    .iter()
+                    .map(|(d, n)| json!({"day": d.to_string(), "amount": money(*n)}))
                     .collect();
-                (items, total)
+                (items, spent.total)
             }
             "account" => {
                 let mut items = Vec::new();
@@ -246,20 +260,16 @@ impl Api {
                 let mut page: Option<String> = None;
                 loop {
                     let accounts = store
-                        .list_accounts(Some(&team_view.name), page.as_deref(), 200)
+                        .list_accounts(Some(team), page.as_deref(), 200)
                         .await
                         .map_err(unavailable)?;
                     for account in &accounts.items {
                         let Some(id) = &account.account_id else {
                             continue;
                         };
-                        let n: i64 = store
-                            .account_spend(id, from, to)
+                        let n = spend::account_spend(store, team, id, from, to)
                             .await
-                            .map_err(unavailable)?
-                            .iter()
-                            .map(|(_, n)| n)
-                            .sum();
+                            .map_err(unavailable)?;
                         total += n;
                         items.push(
                             json!({"account_id": id, "request_id": account.id, "amount": money(n)}),
@@ -272,19 +282,85 @@ impl Api {
                 }
                 (items, total)
             }
-            "function" => {
-                return Err(Reply::bad(
-                    "by",
-                    "costs by function come from the lake: run `purser query top_functions` (or the Athena named query)",
-                ));
-            }
             _ => return Err(Reply::bad("by", "by must be day, account or function")),
         };
+        let mut source = serde_json::Map::new();
+        source.insert("stream".into(), json!(SpendSource::Stream.explain()));
+        if spent.source != SpendSource::Stream {
+            source.insert(spent.source.as_str().into(), json!(spent.source.explain()));
+        }
+        if let Some(at) = spent.settled_at {
+            source.insert(
+                "settled_at".into(),
+                json!(purser_core::account::rfc3339(at)),
+            );
+        }
         Ok(Reply::json(
             200,
-            json!({"team": team_view.name, "currency": "USD", "from": from.to_string(), "to": to.to_string(),
-                   "total": money(total), "items": items,
-                   "source": {"stream": "estimated from invocation reports as they arrive"}}),
+            json!({"team": team, "currency": "USD", "from": from.to_string(), "to": to.to_string(),
+                   "total": money(total), "items": items, "source": source}),
+        ))
+    }
+
+    /// Costs by function, from the lake: what the team's functions cost,
+    /// each invocation once. The lake lags the counters by Firehose's buffer.
+    async fn costs_by_function(
+        &self,
+        team: &TeamName,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Reply, Reply> {
+        let query = purser_core::queries::named("cost_per_function").ok_or_else(|| {
+            Reply::error(
+                500,
+                "internal",
+                "the query cost_per_function is missing",
+                None,
+            )
+        })?;
+        let params = [team.to_string(), from.to_string(), to.to_string()];
+        let result = self.lake.run(&query, &params).await.map_err(|e| {
+            tracing::error!(team = %team, error = %e, "costs by function failed");
+            match e {
+                QueryError::Timeout(_) | QueryError::Unavailable(_) => Reply::error(
+                    503,
+                    "unavailable",
+                    &format!("the lake could not answer now ({e}); try again in a minute"),
+                    None,
+                ),
+                _ => Reply::error(
+                    500,
+                    "internal",
+                    &format!("the lake query failed: {e}"),
+                    None,
+                ),
+            }
+        })?;
+        let mut total = rust_decimal::Decimal::ZERO;
+        let mut items = Vec::with_capacity(result.rows.len());
+        for row in result.objects() {
+            let cost = row
+                .get("cost_usd")
+                .and_then(|v| match v {
+                    Value::String(s) => s.parse::<rust_decimal::Decimal>().ok(),
+                    Value::Number(n) => n.to_string().parse().ok(),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            total += cost;
+            items.push(json!({
+                "account_id": row.get("account_id"),
+                "region": row.get("region"),
+                "function_name": row.get("function_name"),
+                "invocations": row.get("invocations"),
+                "amount": cost.round_dp(6).normalize().to_string(),
+            }));
+        }
+        Ok(Reply::json(
+            200,
+            json!({"team": team, "currency": "USD", "from": from.to_string(), "to": to.to_string(),
+                   "total": total.round_dp(6).normalize().to_string(), "items": items,
+                   "source": {"athena": "the data lake's invocation records (each invocation once)"}}),
         ))
     }
 }

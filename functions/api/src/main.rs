@@ -9,6 +9,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ports.accounts(),
         ports.recorder()?,
         ports.budgets(),
+        // API Gateway gives up on an integration after 30 seconds.
+        ports.athena(std::time::Duration::from_secs(25))?,
         ports.admins.clone(),
         region,
     );

@@ -11,6 +11,7 @@
 //! | team | `TEAM#<team>` | `TEAM` | `name`, `quota`, `members` |
 //! | team counters | `TEAM#<team>` | `COUNTERS` | `open` |
 //! | team budget | `TEAM#<team>` | `BUDGET` | `revision`, `data` (the budget as JSON) |
+//! | team settled spend of a month | `TEAM#<team>` | `SETTLED#<YYYY-MM>` | `settled_at` (epoch ms), `data` (as JSON) |
 //! | creations in flight | `ORG` | `CREATIONS` | `in_flight` |
 //! | request idempotency key | `IDEMPOTENCY#<scope>#<key>` | `REQUEST` | `fingerprint`, `account`, `expires_at` |
 //! | event claim | `IDEMPOTENCY#<key>` | `IDEMPOTENCY` | `expires_at` |
@@ -41,6 +42,7 @@ mod budgets;
 mod items;
 mod markers;
 mod page;
+mod settled;
 mod spend;
 mod teams;
 mod transact;
@@ -52,6 +54,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
 use purser_core::budget::Budget;
+use purser_core::spend::SettledSpend;
 use purser_core::{
     Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, Store, StoreError, Team,
     TeamName, Transitioned,
@@ -293,5 +296,17 @@ impl Store for DynamoStore {
 
     async fn budgets(&self) -> Result<Vec<Budget>, StoreError> {
         self.all_budgets().await
+    }
+
+    async fn put_settled_spend(&self, settled: &SettledSpend) -> Result<bool, StoreError> {
+        self.write_settled_spend(settled).await
+    }
+
+    async fn settled_spend(
+        &self,
+        team: &TeamName,
+        period: &str,
+    ) -> Result<Option<SettledSpend>, StoreError> {
+        self.read_settled_spend(team, period).await
     }
 }

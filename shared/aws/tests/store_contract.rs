@@ -47,6 +47,7 @@ use purser_aws::DynamoStore;
 use purser_core::account::new_id;
 use purser_core::budget::Budget;
 use purser_core::organization::MAX_CONCURRENT_CREATIONS;
+use purser_core::spend::{SettledSpend, SpendSource};
 use purser_core::{
     Account, AccountState, IdempotencyKey, Inserted, NewAccount, SpendAdd, Store, StoreError, Team,
     TeamName, Transitioned,
@@ -1766,4 +1767,85 @@ async fn every_teams_budget_is_listed_in_team_order_across_pages() {
         ["alpha", "mid", "zeta"]
     );
     assert_eq!(listed, expected, "each team's latest revision, once");
+}
+
+fn settlement(team_name: &str, total: i64, settled_at: DateTime<Utc>) -> SettledSpend {
+    let day = NaiveDate::from_ymd_opt(2026, 11, 2).expect("a day");
+    SettledSpend {
+        team: team(team_name),
+        period: "2026-11".into(),
+        source: SpendSource::Cur,
+        accounts: [(
+            "111111111111".to_string(),
+            [(day, -3), (day.succ_opt().unwrap(), 9)].into(),
+        )]
+        .into(),
+        total,
+        settled_at,
+        announced: false,
+    }
+}
+
+#[tokio::test]
+async fn a_settlement_is_replaced_by_a_later_one_only() {
+    let Some((store, client, name)) = store().await else {
+        return;
+    };
+    let payments = team("payments");
+    assert_eq!(
+        store.settled_spend(&payments, "2026-11").await.unwrap(),
+        None
+    );
+    let first = settlement("payments", 10, at(0));
+    assert!(store.put_settled_spend(&first).await.unwrap());
+    assert_eq!(
+        store.settled_spend(&payments, "2026-11").await.unwrap(),
+        Some(first.clone())
+    );
+    let announced = SettledSpend {
+        announced: true,
+        ..first.clone()
+    };
+    assert!(
+        store.put_settled_spend(&announced).await.unwrap(),
+        "the same settlement, announced, replaces it"
+    );
+    let later = settlement("payments", 20, at(15));
+    assert!(store.put_settled_spend(&later).await.unwrap());
+    assert!(
+        !store.put_settled_spend(&first).await.unwrap(),
+        "an earlier settlement never replaces a later one"
+    );
+    assert_eq!(
+        store.settled_spend(&payments, "2026-11").await.unwrap(),
+        Some(later)
+    );
+    assert_eq!(
+        store.settled_spend(&payments, "2026-10").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .settled_spend(&team("search"), "2026-11")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The item sits in the team's partition, with the time its condition
+    // compares.
+    let item = client
+        .get_item()
+        .table_name(&name)
+        .key("pk", AttributeValue::S("TEAM#payments".into()))
+        .key("sk", AttributeValue::S("SETTLED#2026-11".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the settlement's item");
+    assert_eq!(
+        item.get("settled_at"),
+        Some(&AttributeValue::N(at(15).timestamp_millis().to_string()))
+    );
 }

@@ -24,7 +24,6 @@ use crate::organization::{
     MAX_POLICIES_PER_TARGET, MAX_POLICY_CHARS, Organization, OrganizationError,
 };
 use crate::ports::{EventBus, Store, StoreError, Transitioned};
-use crate::pricing::from_nanos;
 use crate::team::{Team, TeamName};
 use crate::validation::{ValidationError, invalid};
 
@@ -155,15 +154,12 @@ impl Budgets {
         team: &TeamName,
         now: DateTime<Utc>,
     ) -> Result<PeriodSpend, StoreError> {
-        let (period, first, last) = period_of(now);
-        let nanos: i64 = self
-            .store
-            .team_spend(team, first, last)
+        // The counters, plus what the spend function last settled beyond
+        // them (the CUR's other services, invocations the counters missed).
+        let (period, _, _) = period_of(now);
+        let spend = crate::spend::month_to_date(self.store.as_ref(), team, now)
             .await?
-            .iter()
-            .map(|(_, n)| n)
-            .sum();
-        let spend = from_nanos(nanos);
+            .amount();
         Ok(PeriodSpend {
             period,
             forecast: forecast(spend, now),

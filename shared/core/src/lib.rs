@@ -19,6 +19,7 @@ pub mod queries;
 pub mod query;
 pub mod recorder;
 pub mod schedule;
+pub mod spend;
 pub mod team;
 pub mod validation;
 

@@ -9,6 +9,7 @@ use crate::account::{Account, AccountState};
 use crate::budget::Budget;
 use crate::event::EventEntry;
 use crate::lake::LakeTable;
+use crate::spend::SettledSpend;
 use crate::team::{Team, TeamName};
 
 /// Puts events on an event bus.
@@ -168,6 +169,19 @@ pub trait Store: Send + Sync {
 
     /// Every team's budget (for the start of a period).
     async fn budgets(&self) -> Result<Vec<Budget>, StoreError>;
+
+    /// Stores a team's settled spend for its period, replacing the stored
+    /// one unless that was settled later (`settled_at`): `false` then, and
+    /// nothing written. Equal times replace, so a settlement can be stored
+    /// again once it is announced.
+    async fn put_settled_spend(&self, settled: &SettledSpend) -> Result<bool, StoreError>;
+
+    /// The team's settled spend for `period` (`YYYY-MM`), if any.
+    async fn settled_spend(
+        &self,
+        team: &TeamName,
+        period: &str,
+    ) -> Result<Option<SettledSpend>, StoreError>;
 }
 
 /// An amount of spend for a team's and an account's counters of one day.

@@ -39,6 +39,18 @@ const FILES: &[(&str, &str)] = &[
         "cur_cost_per_team",
         include_str!("../../../infra/queries/cur_cost_per_team.sql"),
     ),
+    (
+        "cost_per_function",
+        include_str!("../../../infra/queries/cost_per_function.sql"),
+    ),
+    (
+        "lambda_cost_per_account_day",
+        include_str!("../../../infra/queries/lambda_cost_per_account_day.sql"),
+    ),
+    (
+        "cur_cost_per_account_day",
+        include_str!("../../../infra/queries/cur_cost_per_account_day.sql"),
+    ),
 ];
 
 /// The names of the named queries, in catalog order.

@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use purser_aws::{
-    DeadLetterBucket, DynamoStore, EventBridgeBus, FirehoseSink, LakeStreams, OrganizationsClient,
+    AthenaEngine, DeadLetterBucket, DynamoStore, EventBridgeBus, FirehoseSink, LakeStreams,
+    OrganizationsClient,
 };
 use purser_core::accounts::Accounts;
 use purser_core::budgets::{Budgets, FreezeExemptions};
+use purser_core::query::QueryEngine;
 use purser_core::recorder::Recorder;
+use purser_core::spend::SpendSettler;
 use purser_core::{Clock, EventBus, Handler, Organization, Store, SystemClock};
 use serde_json::Value;
 
@@ -73,6 +76,35 @@ impl AwsPorts {
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),
         ))
+    }
+}
+
+impl AwsPorts {
+    /// The named queries on Athena: the workgroup and Glue database the
+    /// template gives (`PURSER_ATHENA_WORKGROUP`, `PURSER_LAKE_DATABASE`),
+    /// stopped after `timeout`.
+    pub fn athena(&self, timeout: std::time::Duration) -> Result<Arc<dyn QueryEngine>, Error> {
+        Ok(Arc::new(
+            AthenaEngine::from_config(
+                &self.config,
+                env("PURSER_ATHENA_WORKGROUP")?,
+                env("PURSER_LAKE_DATABASE")?,
+            )
+            .with_timeout(timeout),
+        ))
+    }
+
+    /// The spend settler on Athena; `PURSER_CUR` says whether the template
+    /// created the `cur` table over a CUR 2.0 export.
+    pub fn spend(&self) -> Result<SpendSettler, Error> {
+        Ok(SpendSettler {
+            store: Arc::clone(&self.store),
+            // Well inside the function's 300-second timeout, for two queries.
+            query: self.athena(std::time::Duration::from_secs(120))?,
+            bus: Arc::clone(&self.bus),
+            clock: Arc::clone(&self.clock),
+            cur: std::env::var("PURSER_CUR").is_ok_and(|v| v == "true"),
+        })
     }
 }
 

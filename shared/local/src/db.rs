@@ -222,6 +222,18 @@ CREATE TABLE org_policy_attachments (
 );
 CREATE INDEX org_policy_attachments_target ON org_policy_attachments (target_id);
 "#,
+    r#"
+-- What the spend function settled for a team's month (the whole
+-- SettledSpend as JSON in `data`), with its time beside it for the
+-- conditional write: a later settlement is never replaced by an earlier one.
+CREATE TABLE settled_spend (
+    team        TEXT NOT NULL,
+    period      TEXT NOT NULL,
+    settled_ms  INTEGER NOT NULL,
+    data        TEXT NOT NULL,
+    PRIMARY KEY (team, period)
+);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

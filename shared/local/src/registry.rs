@@ -1,6 +1,7 @@
 //! Maps each function of the template to the handler that implements it.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use purser_core::accounts::Accounts;
@@ -18,6 +19,8 @@ pub struct Ports {
     pub organization: Arc<dyn Organization>,
     pub lake: Arc<dyn LakeSink>,
     pub clock: Arc<dyn Clock>,
+    /// Where the local lake and database live (the query engine reads it).
+    pub data_dir: PathBuf,
 }
 
 impl Ports {

@@ -193,6 +193,7 @@ pub async fn start(
         organization: organization.clone(),
         lake: Arc::new(crate::lake::LocalLakeSink::new(&config.data_dir)),
         clock,
+        data_dir: config.data_dir.clone(),
     };
     let handlers = registry.build(&ports);
     let ports_kept = ports.clone();

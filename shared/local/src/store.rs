@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
 use purser_core::budget::Budget;
 use purser_core::organization::MAX_CONCURRENT_CREATIONS;
+use purser_core::spend::SettledSpend;
 use purser_core::{
     Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, Store, StoreError, Team,
     TeamName, Transitioned,
@@ -694,6 +695,54 @@ impl Store for SqliteStore {
             .await
             .map_err(unavailable)?;
         rows.iter().map(|data| decode_budget(data)).collect()
+    }
+
+    /// One upsert whose `WHERE` keeps a later settlement.
+    async fn put_settled_spend(&self, settled: &SettledSpend) -> Result<bool, StoreError> {
+        let team = settled.team.to_string();
+        let period = settled.period.clone();
+        let settled_ms = epoch_ms(settled.settled_at);
+        let data = serde_json::to_string(settled)
+            .map_err(|e| StoreError::Corrupt(format!("settled spend of team {team}: {e}")))?;
+        let changed = self
+            .db
+            .call(move |conn| {
+                conn.execute(
+                    "INSERT INTO settled_spend (team, period, settled_ms, data) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (team, period) DO UPDATE SET settled_ms = excluded.settled_ms,
+                         data = excluded.data
+                     WHERE settled_spend.settled_ms <= excluded.settled_ms",
+                    params![team, period, settled_ms, data],
+                )
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(changed == 1)
+    }
+
+    async fn settled_spend(
+        &self,
+        team: &TeamName,
+        period: &str,
+    ) -> Result<Option<SettledSpend>, StoreError> {
+        let (team, period) = (team.to_string(), period.to_string());
+        let data: Option<String> = self
+            .db
+            .call(move |conn| {
+                conn.query_row(
+                    "SELECT data FROM settled_spend WHERE team = ?1 AND period = ?2",
+                    [team, period],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await
+            .map_err(unavailable)?;
+        data.map(|data| {
+            serde_json::from_str(&data)
+                .map_err(|e| StoreError::Corrupt(format!("a settled spend row: {e}")))
+        })
+        .transpose()
     }
 }
 
@@ -1757,6 +1806,62 @@ mod tests {
         assert_eq!(
             parse_page_token(&token).unwrap(),
             (1_700_000_000_000, "r-0123456789ab".to_string())
+        );
+    }
+
+    fn settlement(team: &str, total: i64, at: DateTime<Utc>) -> SettledSpend {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+        SettledSpend {
+            team: TeamName::parse(team).unwrap(),
+            period: "2026-11".into(),
+            source: purser_core::spend::SpendSource::Cur,
+            accounts: [("111111111111".to_string(), [(day, 7)].into())].into(),
+            total,
+            settled_at: at,
+            announced: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_later_settlement_is_never_replaced_by_an_earlier_one() {
+        let (_dir, store) = store();
+        let now = Utc::now();
+        let payments = TeamName::parse("payments").unwrap();
+        assert_eq!(
+            store.settled_spend(&payments, "2026-11").await.unwrap(),
+            None
+        );
+        let first = settlement("payments", 10, now);
+        assert!(store.put_settled_spend(&first).await.unwrap());
+        assert_eq!(
+            store.settled_spend(&payments, "2026-11").await.unwrap(),
+            Some(first.clone())
+        );
+        // The same settlement again, announced: same time, replaced.
+        let announced = SettledSpend {
+            announced: true,
+            ..first.clone()
+        };
+        assert!(store.put_settled_spend(&announced).await.unwrap());
+        // A later one replaces it; an earlier one then does not.
+        let later = settlement("payments", 20, now + Duration::minutes(15));
+        assert!(store.put_settled_spend(&later).await.unwrap());
+        assert!(!store.put_settled_spend(&first).await.unwrap());
+        assert_eq!(
+            store.settled_spend(&payments, "2026-11").await.unwrap(),
+            Some(later)
+        );
+        // Teams and periods are apart.
+        assert_eq!(
+            store.settled_spend(&payments, "2026-10").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .settled_spend(&TeamName::parse("search").unwrap(), "2026-11")
+                .await
+                .unwrap(),
+            None
         );
     }
 }

@@ -328,6 +328,31 @@ impl QueryEngine for LocalQueryEngine {
     }
 }
 
+/// The local lake for a long-running process (`purser up`'s spend function
+/// and API): each query opens the engine afresh, so it sees the lake's
+/// folders (a CUR export dropped in later) and the registry as they are now.
+#[derive(Debug, Clone)]
+pub struct LocalLake {
+    data_dir: PathBuf,
+}
+
+impl LocalLake {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl QueryEngine for LocalLake {
+    async fn run(&self, query: &NamedQuery, params: &[String]) -> Result<QueryResult, QueryError> {
+        LocalQueryEngine::new(&self.data_dir)?
+            .run(query, params)
+            .await
+    }
+}
+
 fn column_type(data_type: &DataType) -> ColumnType {
     use DataType::*;
     match data_type {

@@ -391,6 +391,109 @@ async fn cur_cost_per_team_joins_the_registry() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn cost_per_function_is_one_teams_functions_over_days() {
+    let s = setup(false);
+    let (from, to) = ("2026-11-02", "2026-11-20");
+    let teams: BTreeSet<String> = s.lake.accounts.iter().map(|(_, t)| t.clone()).collect();
+    let mut checked = 0;
+    for t in &teams {
+        let mut expected: BTreeMap<(String, String, String), (i64, f64)> = BTreeMap::new();
+        for r in &s.lake.invocations {
+            let day = &r.timestamp[..10];
+            if r.team.as_deref() == Some(t.as_str()) && day >= from && day <= to {
+                let e = expected
+                    .entry((
+                        r.account_id.clone(),
+                        r.region.clone(),
+                        r.function_name.clone(),
+                    ))
+                    .or_default();
+                e.0 += 1;
+                e.1 += r.cost_usd;
+            }
+        }
+        let result = run(&s.engine, "cost_per_function", &[t, from, to]).await;
+        assert_eq!(result.rows.len(), expected.len(), "team {t}");
+        let costs: Vec<f64> = result.rows.iter().map(|r| number(&r[4])).collect();
+        assert!(costs.windows(2).all(|w| w[0] >= w[1]), "{costs:?}");
+        for row in &result.rows {
+            let key = (text(&row[0]), text(&row[1]), text(&row[2]));
+            let (count, cost) = expected[&key];
+            assert_eq!(row[3], json!(count), "{key:?}");
+            close(&row[4], cost, &format!("{key:?}"));
+        }
+        checked += result.rows.len();
+    }
+    assert!(checked > 3, "the fixture has functions to compare");
+    let nobody = run(&s.engine, "cost_per_function", &["nobody", from, to]).await;
+    assert!(nobody.rows.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_cost_per_account_day_counts_each_invocation_once() {
+    let s = setup(false);
+    let mut expected: BTreeMap<(String, String), (i64, f64)> = BTreeMap::new();
+    for r in s.lake.invocations.iter().filter(|r| month(r) == "2026-11") {
+        let e = expected
+            .entry((r.account_id.clone(), r.timestamp[..10].to_string()))
+            .or_default();
+        e.0 += 1;
+        e.1 += r.cost_usd;
+    }
+    let result = run(&s.engine, "lambda_cost_per_account_day", &["2026-11"]).await;
+    assert_eq!(result.rows.len(), expected.len());
+    let keys: Vec<(String, String)> = result
+        .rows
+        .iter()
+        .map(|r| (text(&r[0]), text(&r[1])))
+        .collect();
+    assert_eq!(
+        keys,
+        expected.keys().cloned().collect::<Vec<_>>(),
+        "in account and day order"
+    );
+    for row in &result.rows {
+        let key = (text(&row[0]), text(&row[1]));
+        let (count, cost) = expected[&key];
+        assert_eq!(row[2], json!(count), "{key:?}");
+        close(&row[3], cost, &format!("{key:?}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cur_cost_per_account_day_splits_out_lambda() {
+    let s = setup(true);
+    let mut expected: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+    for c in &s.lake.cur {
+        if c.usage_start.format("%Y-%m").to_string() != "2026-11" {
+            continue;
+        }
+        let e = expected
+            .entry((
+                c.account_id.clone(),
+                c.usage_start.format("%Y-%m-%d").to_string(),
+            ))
+            .or_default();
+        e.0 += c.unblended_cost;
+        if c.product_code == "AWSLambda" {
+            e.1 += c.unblended_cost;
+        }
+    }
+    assert!(expected.len() > 3, "the fixture has CUR lines to compare");
+    let result = run(&s.engine, "cur_cost_per_account_day", &["2026-11"]).await;
+    assert_eq!(result.rows.len(), expected.len());
+    for row in &result.rows {
+        let key = (text(&row[0]), text(&row[1]));
+        let (cost, lambda) = expected[&key];
+        close(&row[2], cost, &format!("{key:?} cost"));
+        close(&row[3], lambda, &format!("{key:?} lambda cost"));
+    }
+    let empty = setup(false);
+    let result = run(&empty.engine, "cur_cost_per_account_day", &["2026-11"]).await;
+    assert!(result.rows.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_named_query_runs_on_an_empty_lake() {
     let dir = tempfile::tempdir().unwrap();
     let engine = LocalQueryEngine::new(dir.path()).unwrap();

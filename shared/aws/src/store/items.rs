@@ -38,6 +38,10 @@ const MEMBERS: &str = "members";
 pub(super) const BUDGET_SK: &str = "BUDGET";
 /// The budget's revision on its own, for the condition of the next change.
 pub(super) const REVISION: &str = "revision";
+/// Sort key prefix of a team's settled spend of a month (`SETTLED#YYYY-MM`).
+pub(super) const SETTLED_PREFIX: &str = "SETTLED#";
+/// When a settlement was made (epoch milliseconds), for its condition.
+pub(super) const SETTLED_AT: &str = "settled_at";
 
 pub(super) const ORG_PK: &str = "ORG";
 pub(super) const CREATIONS_SK: &str = "CREATIONS";
