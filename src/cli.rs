@@ -49,7 +49,7 @@ pub enum Command {
     Teams(TeamsArgs),
     /// What a team has spent, by day, account or function.
     #[command(
-        after_help = "Examples:\n  purser costs --team payments\n  purser costs --team payments --from 2026-11-01 --to 2026-11-30 --by account\n  purser costs --team payments --by function          # from the local lake (top_functions)\n  purser costs --team payments --output json"
+        after_help = "Examples:\n  purser costs --team payments\n  purser costs --team payments --from 2026-11-01 --to 2026-11-30 --by account\n  purser costs --team payments --by function          # from the lake (cost_per_function)\n  purser costs --team payments --output json"
     )]
     Costs(CostsArgs),
     /// Set and show a team's monthly budget, its thresholds and what they do.
@@ -437,13 +437,10 @@ pub struct CostsArgs {
     /// The last day (YYYY-MM-DD; today by default).
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
     pub to: Option<NaiveDate>,
-    /// How to break the spend down; `function` runs the named query
-    /// top_functions on the local lake, a calendar month at a time.
+    /// How to break the spend down; `function` comes from the lake (minutes
+    /// behind), day and account from the streaming counters (seconds).
     #[arg(long, value_enum, default_value = "day")]
     pub by: CostsBy,
-    /// Where the local state lives (for --by function: the lake is its lake/ folder).
-    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "PURSER_DATA_DIR")]
-    pub data_dir: PathBuf,
     /// An aligned table for people, or the JSON for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,

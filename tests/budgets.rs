@@ -128,6 +128,52 @@ impl Local {
         .collect()
     }
 
+    /// A named query on this runtime's local lake.
+    async fn lake_query(&self, name: &str, params: &[&str]) -> purser_core::query::QueryResult {
+        let query = purser_core::queries::named(name).unwrap();
+        let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
+        purser_core::query::QueryEngine::run(
+            &purser_query::LocalQueryEngine::new(self._dir.path()).unwrap(),
+            &query,
+            &params,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Runs the spend function as its schedule does.
+    async fn settle(&self) -> Value {
+        let handlers = purser::registry::handlers().build(self.running.ports());
+        let scheduled = json!({"version": "0", "id": uuid::Uuid::new_v4().to_string(), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "000000000000", "time": Utc::now().to_rfc3339(),
+            "region": "us-east-1", "resources": [], "detail": {}});
+        handlers["SpendFunction"].handle(scheduled).await.unwrap()
+    }
+
+    fn archived(&self, detail_type: &str) -> Vec<Value> {
+        inspect::archive(
+            self.running.db(),
+            &inspect::ArchiveFilter {
+                detail_type: Some(detail_type.into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope["detail"].clone())
+        .collect()
+    }
+
+    /// Writes NDJSON lines into a file of the local lake, as Firehose (or a
+    /// CUR export) would have delivered them.
+    fn drop_into_lake(&self, path: &str, lines: &[Value]) {
+        let file = self._dir.path().join("lake").join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(file, text).unwrap();
+    }
+
     async fn until(&self, what: &str, mut check: impl AsyncFnMut(&Self) -> bool) {
         for _ in 0..500 {
             if check(self).await {
@@ -144,38 +190,38 @@ async fn a_team_over_budget_is_frozen_and_a_raised_budget_unfreezes_it() {
     let local = start().await;
     let (id, account) = local.ready_account().await;
     let (status, budget) = local
-        .call("PUT", "/teams/payments/budget", Some(json!({"amount": "1.00", "currency": "USD", "thresholds": [50, 80, 100],
+        .call("PUT", "/teams/payments/budget", Some(json!({"amount": "10.00", "currency": "USD", "thresholds": [50, 80, 100],
             "actions": {"50": ["notify"], "80": ["notify"], "100": ["notify", "freeze"]}, "mode": "actual"})))
         .await;
     assert_eq!(status, 200, "{budget}");
     assert_eq!(budget["crossed_thresholds"], json!([]));
 
-    local.report(&account, "b1", 4).await; // 0.48: under 50 %
+    local.report(&account, "b1", 40).await; // 4.80: under 50 %
     local
         .until("the first batch is counted", async |l| {
             l.call("GET", "/teams/payments/budget", None).await.1["spend"] != "0"
         })
         .await;
     assert!(local.crossings().is_empty());
-    local.report(&account, "b2", 1).await; // 0.60
+    local.report(&account, "b2", 10).await; // 6.00
     local
         .until("50 % is crossed", async |l| l.crossings() == [50])
         .await;
-    local.report(&account, "b3", 2).await; // 0.84
+    local.report(&account, "b3", 20).await; // 8.40
     local
         .until("80 % is crossed", async |l| l.crossings() == [50, 80])
         .await;
-    local.report(&account, "b3", 2).await; // redelivered: not counted again
+    local.report(&account, "b3", 20).await; // redelivered: not counted again
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, view) = local.call("GET", "/teams/payments/budget", None).await;
     let spend: f64 = view["spend"].as_str().unwrap().parse().unwrap();
     assert!(
-        (spend - 7.0 * COST).abs() < 1e-6,
+        (spend - 70.0 * COST).abs() < 1e-6,
         "{spend} vs {}",
-        7.0 * COST
+        70.0 * COST
     );
 
-    local.report(&account, "b4", 2).await; // 1.08: over
+    local.report(&account, "b4", 20).await; // 10.80: over
     local
         .until("the account is frozen", async |l| {
             l.call("GET", &format!("/accounts/{id}"), None).await.1["state"] == "frozen"
@@ -194,21 +240,45 @@ async fn a_team_over_budget_is_frozen_and_a_raised_budget_unfreezes_it() {
         "the freeze SCP is attached: {attached:?}"
     );
 
+    // The costs API, the lake's cost_per_team_monthly and this test's own
+    // arithmetic agree: 90 invocations, the redelivered batch once.
+    let expected = 90.0 * COST;
     let (_, costs) = local.call("GET", "/teams/payments/costs", None).await;
-    let total: f64 = costs["total"].as_str().unwrap().parse().unwrap();
-    assert!((total - 9.0 * COST).abs() < 1e-6, "{costs}");
+    assert!((amount(&costs["total"]) - expected).abs() < 1e-6, "{costs}");
     assert_eq!(costs["currency"], "USD");
     let (_, by_account) = local
         .call("GET", "/teams/payments/costs?by=account", None)
         .await;
     assert_eq!(by_account["items"][0]["account_id"], account.as_str());
+    assert!((amount(&by_account["total"]) - expected).abs() < 1e-6);
+    let month = Utc::now().format("%Y-%m").to_string();
+    let monthly = local
+        .lake_query("cost_per_team_monthly", &[&month, &month])
+        .await;
+    let row = monthly
+        .objects()
+        .into_iter()
+        .find(|r| r["team"] == "payments")
+        .expect("a row for payments");
+    assert_eq!(row["invocations"], json!(90));
+    assert!(
+        (amount(&row["cost_usd"]) - expected).abs() < 1e-6,
+        "{row:?}"
+    );
+    let (status, by_function) = local
+        .call("GET", "/teams/payments/costs?by=function", None)
+        .await;
+    assert_eq!(status, 200, "{by_function}");
+    assert_eq!(by_function["items"][0]["function_name"], "runaway");
+    assert_eq!(by_function["items"][0]["invocations"], json!(90));
+    assert!((amount(&by_function["total"]) - expected).abs() < 1e-6);
 
     // Raising the budget above spend undoes the freeze.
     let (status, _) = local
         .call(
             "PUT",
             "/teams/payments/budget",
-            Some(json!({"amount": "5"})),
+            Some(json!({"amount": "50"})),
         )
         .await;
     assert_eq!(status, 200);
@@ -235,6 +305,115 @@ async fn a_team_over_budget_is_frozen_and_a_raised_budget_unfreezes_it() {
     )
     .unwrap();
     assert_eq!(unfrozen.len(), 1);
+    local.running.shutdown().await;
+}
+
+fn amount(v: &Value) -> f64 {
+    match v {
+        Value::String(s) => s.parse().unwrap(),
+        other => other.as_f64().unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_spend_function_settles_with_the_lake_and_the_cur_and_budgets_act_on_it() {
+    let local = start().await;
+    let (id, account) = local.ready_account().await;
+    let (status, _) = local
+        .call(
+            "PUT",
+            "/teams/payments/budget",
+            Some(json!({"amount": "10.00"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    local.report(&account, "b1", 40).await; // 4.80 streamed
+    local
+        .until("the batch is counted", async |l| {
+            l.call("GET", "/teams/payments/budget", None).await.1["spend"] != "0"
+        })
+        .await;
+    assert!(local.crossings().is_empty());
+
+    // Five invocations the counters never saw, only the lake (as if their
+    // counter write had been lost): settling from the lake adds them.
+    let now = Utc::now();
+    let today = now.format("%Y-%m-%d").to_string();
+    let missed: Vec<Value> = (0..5)
+        .map(|i| json!({"schema_version": 1, "account_id": account, "team": "payments", "region": "us-east-1",
+            "function_name": "runaway", "architecture": "arm64", "memory_mb": 10240,
+            "request_id": format!("missed-{i}"), "timestamp": now.to_rfc3339(), "duration_ms": 899999.0,
+            "billed_duration_ms": 900000, "max_memory_used_mb": 2000, "cost_usd": COST}))
+        .collect();
+    local.drop_into_lake(&format!("invocations/dt={today}/missed.json"), &missed);
+    let settled = local.settle().await;
+    assert_eq!(settled["teams"], 1, "{settled}");
+    assert_eq!(settled["announced"], 1, "{settled}");
+    let updates = local.archived("TeamSpendUpdated");
+    let athena = updates
+        .iter()
+        .find(|d| d["source"] == "athena")
+        .expect("TeamSpendUpdated from the spend function");
+    assert!(
+        (amount(&athena["spend"]) - 45.0 * COST).abs() < 1e-6,
+        "{athena}"
+    );
+    local
+        .until("50 % is crossed on the settled figure", async |l| {
+            l.crossings() == [50]
+        })
+        .await;
+    let (_, costs) = local.call("GET", "/teams/payments/costs", None).await;
+    assert!(
+        (amount(&costs["total"]) - 45.0 * COST).abs() < 1e-6,
+        "{costs}"
+    );
+    assert!(costs["source"]["athena"].is_string(), "{costs}");
+    assert!(costs["source"]["settled_at"].is_string(), "{costs}");
+
+    // Nothing changed: nothing is announced again.
+    let again = local.settle().await;
+    assert_eq!(again["announced"], 0, "{again}");
+
+    // The CUR arrives: $4.50 of EC2 and $1.00 of Lambda today. The day is
+    // max(5.50, 4.50 + streamed Lambda 5.40) = 9.90: over 80 %, under 100 %.
+    let start_of_day = format!("{today}T00:00:00");
+    local.drop_into_lake(
+        "cur/export-00001.json",
+        &[
+            json!({"line_item_usage_account_id": account, "line_item_product_code": "AmazonEC2",
+                "line_item_usage_start_date": start_of_day, "line_item_unblended_cost": 4.5}),
+            json!({"line_item_usage_account_id": account, "line_item_product_code": "AWSLambda",
+                "line_item_usage_start_date": start_of_day, "line_item_unblended_cost": 1.0}),
+        ],
+    );
+    let settled = local.settle().await;
+    assert_eq!(settled["announced"], 1, "{settled}");
+    let expected = 45.0 * COST + 4.5;
+    let (_, view) = local.call("GET", "/teams/payments/budget", None).await;
+    assert!((amount(&view["spend"]) - expected).abs() < 1e-6, "{view}");
+    local
+        .until("80 % is crossed", async |l| l.crossings() == [50, 80])
+        .await;
+    let (_, costs) = local.call("GET", "/teams/payments/costs", None).await;
+    assert!((amount(&costs["total"]) - expected).abs() < 1e-6, "{costs}");
+    assert!(costs["source"]["cur"].is_string(), "{costs}");
+    assert!((amount(&costs["items"][0]["amount"]) - expected).abs() < 1e-6);
+    let (_, by_account) = local
+        .call("GET", "/teams/payments/costs?by=account", None)
+        .await;
+    assert!((amount(&by_account["items"][0]["amount"]) - expected).abs() < 1e-6);
+
+    // Streamed spend keeps counting on top of the settlement: two more
+    // invocations (0.24) take the team over and freeze it within seconds,
+    // without waiting for the next settlement.
+    local.report(&account, "b2", 2).await;
+    local
+        .until("the account is frozen", async |l| {
+            l.call("GET", &format!("/accounts/{id}"), None).await.1["state"] == "frozen"
+        })
+        .await;
+    assert_eq!(local.crossings(), [50, 80, 100]);
     local.running.shutdown().await;
 }
 

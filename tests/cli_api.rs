@@ -324,9 +324,7 @@ fn a_developer_session_against_purser_up() {
         "{out}"
     );
     let by_function = eventually("the invocations in the lake", || {
-        let mut cmd = up.cli(&["costs", "--team", "payments", "--by", "function"]);
-        cmd.arg("--data-dir").arg(up.dir.path());
-        let (code, out, _) = run(&mut cmd);
+        let (code, out, _) = run(&mut up.cli(&["costs", "--team", "payments", "--by", "function"]));
         (code == 0 && out.contains("checkout")).then_some(out)
     });
     assert!(
@@ -364,26 +362,6 @@ fn acting_as_someone_else_is_local_only() {
     ]));
     assert_eq!(code, 1);
     assert!(err.contains("--as works only with a local"), "{err}");
-}
-
-#[test]
-fn costs_by_function_without_a_lake_explains_where_they_come_from() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(purser()
-        .args([
-            "costs",
-            "--team",
-            "payments",
-            "--by",
-            "function",
-            "--data-dir",
-        ])
-        .arg(dir.path()));
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("no lake") && err.contains("top_functions") && err.contains("--athena"),
-        "{err}"
-    );
 }
 
 #[test]

@@ -77,9 +77,7 @@ impl AwsPorts {
             Arc::clone(&self.clock),
         ))
     }
-}
 
-impl AwsPorts {
     /// The named queries on Athena: the workgroup and Glue database the
     /// template gives (`PURSER_ATHENA_WORKGROUP`, `PURSER_LAKE_DATABASE`),
     /// stopped after `timeout`.
