@@ -98,7 +98,14 @@ pub enum BudgetError {
     NotFound(String),
     #[error("the budget changed meanwhile; read it again and retry")]
     Conflict,
+    #[error("team {0}'s budget is being evaluated by another invocation; retry shortly")]
+    Busy(String),
 }
+
+/// How long an evaluation's lease stands if its holder dies.
+const EVALUATION_LEASE_SECS: i64 = 60;
+/// How long an evaluation waits for another one of the same team.
+const EVALUATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Budgets {
     pub store: Arc<dyn Store>,
@@ -210,7 +217,43 @@ impl Budgets {
 
     /// Weighs the team's spend against its budget and acts: on
     /// `TeamSpendUpdated`, `BudgetChanged` and the start of a period.
+    ///
+    /// One evaluation of a team runs at a time (a lease in the store):
+    /// concurrent ones could each claim a threshold and announce them out
+    /// of order, or freeze while another unfreezes. A waiting evaluation
+    /// retries for a few seconds, then fails so its event is redelivered.
     pub async fn evaluate(&self, team: &TeamName) -> Result<(), BudgetError> {
+        let lease = format!("evaluating#{team}");
+        let holder = uuid::Uuid::new_v4().to_string();
+        let mut wait = std::time::Duration::from_millis(20);
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let now = self.clock.now();
+            // Longer than a budgets function may run (30 s), so a lease
+            // outlives its holder only when the holder died.
+            if self
+                .store
+                .remember(&lease, &holder, now, now + Duration::seconds(EVALUATION_LEASE_SECS))
+                .await?
+            {
+                break;
+            }
+            if waited >= EVALUATION_WAIT {
+                return Err(BudgetError::Busy(team.to_string()));
+            }
+            tokio::time::sleep(wait).await;
+            waited += wait;
+            wait = (wait * 2).min(std::time::Duration::from_millis(500));
+        }
+        let result = self.evaluate_alone(team).await;
+        if let Err(e) = self.store.forget(&lease).await {
+            // The lease expires by itself; the next evaluation waits for it.
+            tracing::warn!(team = %team, error = %e, "could not release the evaluation lease");
+        }
+        result
+    }
+
+    async fn evaluate_alone(&self, team: &TeamName) -> Result<(), BudgetError> {
         let Some(budget) = self.store.budget(team).await? else {
             return Ok(());
         };
