@@ -22,7 +22,9 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::{DateTime, NaiveDate, Utc};
 use comfy_table::{ContentArrangement, Table, presets::NOTHING};
 use purser_core::query::{QueryEngine, QueryResult};
-use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
+use purser_local::{
+    LOCAL_ACCOUNT, LOCAL_REGION, RetryTiming, Running, RuntimeConfig, Template, inspect,
+};
 use serde_json::{Value, json};
 
 /// How long the simulated AWS Organizations takes to create an account.
@@ -700,6 +702,37 @@ impl<'a> Demo<'a> {
             "cost_per_team_monthly found no invocations in the lake"
         );
         print_table(&["month", "team", "accounts", "invocations", "cost"], rows);
+
+        // The spend function runs every 15 minutes on its own; run it once now.
+        let handlers = crate::registry::handlers().build(self.running.ports());
+        let spend = handlers
+            .get("SpendFunction")
+            .context("the template has no SpendFunction")?;
+        let scheduled = json!({"version": "0", "id": format!("demo-{}", Utc::now().timestamp_millis()),
+            "detail-type": "Scheduled Event", "source": "aws.events", "account": LOCAL_ACCOUNT,
+            "time": rfc3339(Utc::now()), "region": LOCAL_REGION, "resources": [], "detail": {}});
+        let settled = spend
+            .handle(scheduled)
+            .await
+            .map_err(|e| anyhow::anyhow!("the spend function failed: {e}"))?;
+        say("");
+        say(
+            "Every 15 minutes the spend function settles each team's month to date against the lake",
+        );
+        say(
+            "(lambda_cost_per_account_day) and, where a CUR 2.0 export is configured, AWS's own bill.",
+        );
+        say(&format!(
+            "Run now for {}: {} team(s) settled, {} figure(s) changed{}.",
+            text(&settled["period"]),
+            cell(&settled["teams"]),
+            cell(&settled["announced"]),
+            if settled["announced"] == 0 {
+                ": the streaming counters and the lake agree"
+            } else {
+                " and announced with TeamSpendUpdated (source athena)"
+            }
+        ));
         Ok(())
     }
 

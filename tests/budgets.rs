@@ -417,6 +417,64 @@ async fn the_spend_function_settles_with_the_lake_and_the_cur_and_budgets_act_on
     local.running.shutdown().await;
 }
 
+/// A bus that refuses everything, as EventBridge does when it is down.
+struct DownBus;
+
+#[async_trait::async_trait]
+impl purser_core::EventBus for DownBus {
+    async fn put(&self, _: Vec<purser_core::EventEntry>) -> Result<(), purser_core::BusError> {
+        Err(purser_core::BusError::Unavailable(
+            "down for the test".into(),
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_settlement_that_could_not_be_announced_is_announced_by_the_next_run() {
+    let local = start().await;
+    let (_, account) = local.ready_account().await;
+    local.report(&account, "b1", 3).await;
+    local
+        .until("the batch is counted", async |l| {
+            l.call("GET", "/teams/payments/costs", None).await.1["total"] != "0"
+        })
+        .await;
+    let now = Utc::now();
+    let missed = json!({"schema_version": 1, "account_id": account, "team": "payments", "region": "us-east-1",
+        "function_name": "runaway", "request_id": "missed-0", "timestamp": now.to_rfc3339(), "cost_usd": 0.25});
+    local.drop_into_lake(
+        &format!("invocations/dt={}/missed.json", now.format("%Y-%m-%d")),
+        &[missed],
+    );
+    let ports = local.running.ports();
+    let settler =
+        |bus: std::sync::Arc<dyn purser_core::EventBus>| purser_core::spend::SpendSettler {
+            store: ports.store.clone(),
+            query: std::sync::Arc::new(purser_query::LocalLake::new(local._dir.path())),
+            bus,
+            clock: ports.clock.clone(),
+            cur: true,
+        };
+    let failed = settler(std::sync::Arc::new(DownBus)).settle().await;
+    assert!(
+        failed.is_err(),
+        "the bus is down: the run fails and is retried"
+    );
+    // The settlement counts at once, announced or not.
+    let (_, costs) = local.call("GET", "/teams/payments/costs", None).await;
+    assert!(
+        (amount(&costs["total"]) - (3.0 * COST + 0.25)).abs() < 1e-6,
+        "{costs}"
+    );
+    let before = local.archived("TeamSpendUpdated").len();
+    let settled = settler(ports.bus.clone()).settle().await.unwrap();
+    assert_eq!(settled.announced, 1, "the pending announcement goes out");
+    assert_eq!(local.archived("TeamSpendUpdated").len(), before + 1);
+    let settled = settler(ports.bus.clone()).settle().await.unwrap();
+    assert_eq!(settled.announced, 0, "and only once");
+    local.running.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budget_requests_are_validated_and_admin_only() {
     let local = start().await;

@@ -233,7 +233,12 @@ impl Budgets {
             // outlives its holder only when the holder died.
             if self
                 .store
-                .remember(&lease, &holder, now, now + Duration::seconds(EVALUATION_LEASE_SECS))
+                .remember(
+                    &lease,
+                    &holder,
+                    now,
+                    now + Duration::seconds(EVALUATION_LEASE_SECS),
+                )
                 .await?
             {
                 break;

@@ -81,8 +81,8 @@ pub struct SettledSpend {
     /// The team's month to date when it was settled (counters + adjustment).
     pub total: i64,
     pub settled_at: DateTime<Utc>,
-    /// Whether `TeamSpendUpdated` went out for this settlement; a run that
-    /// failed to announce it announces it the next time.
+    /// `false` while a `TeamSpendUpdated` for this settlement is due: a run
+    /// that failed to announce it announces it the next time.
     pub announced: bool,
 }
 
@@ -287,7 +287,8 @@ pub struct Settled {
     pub period: String,
     /// Teams whose figures were settled.
     pub teams: usize,
-    /// Teams whose figure changed, announced with `TeamSpendUpdated`.
+    /// Teams whose figure changed with the settlement, announced with
+    /// `TeamSpendUpdated`.
     pub announced: usize,
     /// Accounts in the lake or the CUR that Purser does not know.
     pub unknown_accounts: usize,
@@ -399,8 +400,18 @@ impl SpendSettler {
             {
                 continue;
             }
+            // What budgets see changes only with the adjustment: the
+            // recorder announced the counters' own changes already.
+            let news = previous.as_ref().map_or(team.adjustment() != 0, |p| {
+                !p.announced || p.accounts != team.accounts
+            });
+            team.announced = !news;
             if !self.store.put_settled_spend(&team).await? {
                 // A later run settled this team already.
+                continue;
+            }
+            if !news {
+                tracing::debug!(team = %name, period, "spend settled: the counters stand");
                 continue;
             }
             let detail = TeamSpendUpdated {
