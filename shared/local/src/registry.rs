@@ -6,7 +6,7 @@ use std::sync::Arc;
 use purser_core::accounts::Accounts;
 use purser_core::budgets::{Budgets, FreezeExemptions};
 use purser_core::recorder::Recorder;
-use purser_core::{Clock, EventBus, Handler, LakeSink, Organization, Store};
+use purser_core::{Clock, EventBus, Handler, LakeSink, MemberLambdas, Organization, Store};
 
 use crate::template::Wiring;
 
@@ -18,6 +18,8 @@ pub struct Ports {
     pub organization: Arc<dyn Organization>,
     pub lake: Arc<dyn LakeSink>,
     pub clock: Arc<dyn Clock>,
+    /// The member accounts' Lambda functions (simulated locally).
+    pub lambdas: Arc<dyn MemberLambdas>,
 }
 
 impl Ports {
@@ -43,6 +45,7 @@ impl Ports {
                 break_glass_roles: vec!["break-glass".into()],
                 purser_role: "OrganizationAccountAccessRole".into(),
             },
+            lambdas: Arc::clone(&self.lambdas),
         }
     }
 
