@@ -16,14 +16,20 @@
 //!   episode in the key keeps memories of an earlier episode (a function
 //!   deleted while throttled) out of a later one.
 //!
-//! Announcements (`LambdasThrottled`, `LambdasRestored`) are remembered
-//! before they are put and forgotten again if the put fails, so a retry
-//! announces what a failed put did not, and a repeat announces nothing.
+//! - `throttled-count#{account}`: how many functions the last announced
+//!   throttle named, for `GET /teams/{team}/budget`.
+//!
+//! Announcements (`LambdasThrottled` per distinct set of functions,
+//! `LambdasRestored` per episode) are remembered before they are put and
+//! forgotten again if the put fails, so a retry announces what a failed
+//! put did not, and a repeat announces nothing. A restoration is announced
+//! only for an episode whose throttle was.
 //!
 //! Known limit: two evaluations that decide the opposite at the same time
-//! (a budget raised while spend arrives) may leave a function throttled, or
-//! remember its 0 as the original, until a later evaluation; the hourly
-//! evaluation of every budget converges to the right state either way.
+//! (a budget raised while spend arrives) may leave a function throttled
+//! until the next evaluation (hourly at the latest) or, in the narrowest
+//! interleaving, remember Purser's own 0 as the original, which the
+//! restore then keeps.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
