@@ -269,6 +269,8 @@ async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
             break_glass_roles: vec![],
             purser_role: "OrganizationAccountAccessRole".into(),
         },
+        // Throttling is contract-tested on its own (shared/aws/tests/lambdas_contract.rs).
+        lambdas: Arc::new(purser_core::NoLambdas),
     };
     let api = purser_api::Api::new(
         accounts(),

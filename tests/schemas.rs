@@ -29,7 +29,7 @@ use purser_core::accounts::Caller;
 use purser_core::budget::{Budget, forecast, period_of};
 use purser_core::budgets::{self, PeriodSpend};
 use purser_core::catalog::{self, ACCOUNT_EVENTS, AccountEvent};
-use purser_core::event::{PURSER_BUS, PURSER_SOURCE};
+use purser_core::event::{EventEntry, PURSER_BUS, PURSER_SOURCE};
 use purser_core::lake::{self, DeploymentReported, InvocationsReported, StackStatusChange};
 use purser_core::organization::{
     MAX_POLICIES_PER_TARGET, ServiceEvent, explain_failure, parse_service_event,
@@ -37,6 +37,7 @@ use purser_core::organization::{
 use purser_core::ports::SpendAdd;
 use purser_core::pricing::{from_nanos, to_nanos};
 use purser_core::team::TeamName;
+use purser_core::throttle::{self, ChangedFunction};
 use purser_core::{Organization, Store};
 use purser_local::inspect::{self, ArchiveFilter};
 use purser_local::{LOCAL_ADMIN, RetryTiming, Running, RuntimeConfig, Template};
@@ -61,6 +62,9 @@ const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS Service Event via CloudTrail";
 /// The budget's own events, emitted by the api (`BudgetChanged`) and the
 /// budgets function (`BudgetThresholdCrossed`).
 const BUDGET_EVENTS: [&str; 2] = [budgets::BUDGET_CHANGED, budgets::BUDGET_THRESHOLD_CROSSED];
+/// What `throttle-lambdas` does to an account's functions, emitted by the
+/// budgets function (shared/core/src/throttle.rs).
+const THROTTLE_EVENTS: [&str; 2] = [throttle::LAMBDAS_THROTTLED, throttle::LAMBDAS_RESTORED];
 /// What budgets do to accounts: events with the detail of account events
 /// (`AccountEvent`), emitted by the budgets function.
 const FREEZE_EVENTS: [&str; 3] = [
@@ -476,7 +480,11 @@ fn detail(detail_type: &str, event: &AccountEvent) -> Value {
 #[test]
 fn every_account_event_has_a_schema_and_every_schema_a_known_event() {
     let names = schema_names();
-    for detail_type in account_shaped().into_iter().chain(BUDGET_EVENTS) {
+    for detail_type in account_shaped()
+        .into_iter()
+        .chain(BUDGET_EVENTS)
+        .chain(THROTTLE_EVENTS)
+    {
         assert!(
             names.contains(detail_type),
             "{detail_type} has no schema: add infra/schemas/{detail_type}.json"
@@ -486,6 +494,7 @@ fn every_account_event_has_a_schema_and_every_schema_a_known_event() {
         assert!(
             account_shaped().contains(&name.as_str())
                 || BUDGET_EVENTS.contains(&name.as_str())
+                || THROTTLE_EVENTS.contains(&name.as_str())
                 || AWS_EVENTS.contains(&name.as_str())
                 || LAKE_EVENTS.contains(&name.as_str())
                 || name == STACK_STATUS_CHANGE_SCHEMA,
@@ -1246,6 +1255,62 @@ fn budget_events_as_budgets_rs_builds_them_validate() {
         BTreeSet::from(["notify", "freeze", "throttle-lambdas"].map(String::from)),
         "every action is checked"
     );
+}
+
+/// Functions as a throttle changes them: with and without a reserved
+/// concurrency, in two regions, and more than an event names.
+fn changed_functions(n: usize) -> Vec<ChangedFunction> {
+    (0..n)
+        .map(|i| ChangedFunction {
+            region: if i % 3 == 0 { "eu-west-1" } else { "us-east-1" }.into(),
+            name: format!("function-{i:04}"),
+            reserved_concurrency: (i % 2 == 0).then_some(i as u32),
+        })
+        .collect()
+}
+
+#[test]
+fn throttle_events_as_throttle_rs_builds_them_validate() {
+    let account = with_state(ready(Some(30)), AccountState::Frozen, now());
+    for (name, build) in [
+        (
+            throttle::LAMBDAS_THROTTLED,
+            throttle::throttled_detail as fn(&Account, &[ChangedFunction], DateTime<Utc>) -> Value,
+        ),
+        (throttle::LAMBDAS_RESTORED, throttle::restored_detail),
+    ] {
+        let validator = validator(name);
+        let fields = keys(&schema(name)["properties"]);
+        for n in [1, 2, 7, throttle::MAX_NAMED_FUNCTIONS, 600] {
+            let detail = build(&account, &changed_functions(n), now());
+            assert_valid(name, &validator, &detail);
+            assert_eq!(keys(&detail), fields, "{name}: the fields throttle.rs sets");
+            assert_eq!(detail["count"], n);
+            assert_eq!(
+                detail["functions"].as_array().unwrap().len(),
+                n.min(throttle::MAX_NAMED_FUNCTIONS)
+            );
+            assert!(
+                EventEntry::purser(name, &detail).size() < 256 * 1024,
+                "{name}: {n} functions fit an entry"
+            );
+        }
+        let good = build(&account, &changed_functions(3), now());
+        for field in strings(&schema(name)["required"]) {
+            let bad = set(&good, &format!("/{field}"), None);
+            assert_invalid(name, &validator, &bad, &format!("no {field}"));
+        }
+        for (pointer, value, why) in [
+            ("/count", json!(0), "nothing changed"),
+            ("/account_id", json!("12345"), "not an account id"),
+            ("/functions/0/region", json!("Mars"), "not a region"),
+            ("/functions/0/extra", json!(1), "an extra field"),
+            ("/reason_code", json!("LEASE_ENDED"), "another reason"),
+        ] {
+            let bad = set(&good, pointer, Some(value));
+            assert_invalid(name, &validator, &bad, why);
+        }
+    }
 }
 
 #[test]

@@ -1009,14 +1009,20 @@ fn the_member_account_template_grants_least_privilege() {
     assert_least_privilege(&m.document);
     let mut found = Vec::new();
     statements(&m.document["Resources"], &mut found);
-    for s in found.iter().filter(|s| s["Effect"] == "Allow") {
+    let throttle_role = &m.document["Resources"]["PurserThrottleRole"]["Properties"];
+    let mut throttle = Vec::new();
+    statements(&throttle_role["Policies"], &mut throttle);
+    for s in found
+        .iter()
+        .filter(|s| s["Effect"] == "Allow" && !throttle.contains(s))
+    {
         if s["Action"] == "sts:AssumeRole" || s["Action"] == "sqs:SendMessage" {
             continue;
         }
         assert_eq!(
             as_list(&s["Action"]),
             ["events:PutEvents"],
-            "member accounts grant only PutEvents: {s}"
+            "member accounts grant only PutEvents (and the throttle role its own): {s}"
         );
     }
     let role = &m.document["Resources"]["ForwardToPurserRole"]["Properties"];
@@ -1031,6 +1037,90 @@ fn the_member_account_template_grants_least_privilege() {
     assert!(
         sub(&s["Resource"]).ends_with(":event-bus/default"),
         "PurserTelemetryPolicy: the default bus only"
+    );
+}
+
+/// `throttle-lambdas`: the budgets function may assume the throttle role of
+/// accounts of the organization and nothing else; the role, created once
+/// per account, trusts that function's role only and may list functions
+/// and set their reserved concurrency, nothing more.
+#[test]
+fn only_the_budgets_function_throttles_and_only_reserved_concurrency() {
+    let t = template();
+    let m = member_account();
+    let budgets = resource(&t, "BudgetsFunction");
+    let assume: Vec<Value> = inline_statements(budgets)
+        .into_iter()
+        .filter(|s| as_list(&s["Action"]).iter().any(|a| a.starts_with("sts:")))
+        .collect();
+    assert_eq!(assume.len(), 1, "{assume:?}");
+    assert_eq!(as_list(&assume[0]["Action"]), ["sts:AssumeRole"]);
+    assert_eq!(
+        sub(&assume[0]["Resource"]),
+        "arn:${AWS::Partition}:iam::*:role/${ThrottleRoleName}"
+    );
+    assert_eq!(
+        assume[0]["Condition"]["StringEquals"]["aws:ResourceOrgID"],
+        reference("OrganizationId")
+    );
+    for (id, function) in functions(&t) {
+        if id != "BudgetsFunction" {
+            let mut found = Vec::new();
+            statements(&function["Properties"], &mut found);
+            assert!(
+                found.iter().all(|s| !as_list(&s["Action"])
+                    .iter()
+                    .any(|a| a.starts_with("sts:") || a.starts_with("lambda:"))),
+                "{id} may not act in member accounts"
+            );
+        }
+    }
+    let env = &budgets["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["PURSER_THROTTLE_ROLE"], reference("ThrottleRoleName"));
+    assert!(env["PURSER_THROTTLE_REGIONS"].is_object());
+    assert_eq!(
+        t.document["Outputs"]["BudgetsFunctionRoleArn"]["Value"],
+        get_att("BudgetsFunctionRole", "Arn")
+    );
+    assert_eq!(
+        t.document["Parameters"]["ThrottleRoleName"]["Default"],
+        m.document["Parameters"]["ThrottleRoleName"]["Default"],
+        "both templates name the same role"
+    );
+
+    let role = &m.document["Resources"]["PurserThrottleRole"];
+    assert_eq!(
+        role["Condition"], "CreateThrottleRole",
+        "IAM is global: one per account"
+    );
+    let properties = &role["Properties"];
+    assert_eq!(properties["RoleName"], reference("ThrottleRoleName"));
+    let trust = &properties["AssumeRolePolicyDocument"]["Statement"];
+    assert_eq!(trust.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        trust[0]["Condition"]["ArnEquals"]["aws:PrincipalArn"],
+        reference("PurserBudgetsRoleArn"),
+        "only the budgets function's role"
+    );
+    let mut allowed = Vec::new();
+    statements(&properties["Policies"], &mut allowed);
+    let actions: BTreeSet<String> = allowed.iter().flat_map(|s| as_list(&s["Action"])).collect();
+    assert_eq!(
+        actions,
+        BTreeSet::from(
+            [
+                "lambda:ListFunctions",
+                "lambda:GetFunctionConcurrency",
+                "lambda:PutFunctionConcurrency",
+                "lambda:DeleteFunctionConcurrency"
+            ]
+            .map(String::from)
+        )
+    );
+    let concurrency = statement_with_action(&allowed, "lambda:PutFunctionConcurrency");
+    assert!(
+        sub(&concurrency["Resource"]).ends_with(":${AWS::AccountId}:function:*"),
+        "this account's functions only"
     );
 }
 

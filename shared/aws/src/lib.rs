@@ -2,7 +2,8 @@
 //! EventBridge, the [`Store`](purser_core::Store) on Amazon DynamoDB, the
 //! [`Organization`](purser_core::Organization) on AWS Organizations and the
 //! [`LakeSink`](purser_core::LakeSink) on Amazon Data Firehose (with S3 for
-//! its dead letters).
+//! its dead letters), and [`MemberLambdas`](purser_core::MemberLambdas) on
+//! AWS Lambda in member accounts (through STS `AssumeRole`).
 //!
 //! The domain never sees the SDK: functions build these adapters once per
 //! cold start from [`load_config`] and hand them to their handlers as ports.
@@ -13,12 +14,14 @@
 
 mod event_bus;
 mod lake;
+mod lambdas;
 mod organization;
 mod query;
 mod store;
 
 pub use event_bus::{EventBridgeBus, RetryPolicy};
 pub use lake::{DeadLetterBucket, FirehoseSink, LakeStreams};
+pub use lambdas::MemberLambdasClient;
 pub use organization::OrganizationsClient;
 pub use query::AthenaEngine;
 pub use store::DynamoStore;

@@ -2,7 +2,9 @@
 //! streaming counters) is weighed against its budget; thresholds fire once
 //! per period and budget revision; crossing a `freeze` threshold attaches a
 //! deny-all SCP to the team's accounts, and falling back under it (a raised
-//! budget, a new period) takes it off again.
+//! budget, a new period) takes it off again; `throttle-lambdas` likewise
+//! sets, and restores, the reserved concurrency of their Lambda functions
+//! (throttle.rs).
 //!
 //! Everything is derived from the counters and the budget as they stand, not
 //! from the event that triggered the evaluation, so updates may arrive in
@@ -20,6 +22,7 @@ use crate::budget::{Budget, BudgetAction, forecast, period_of};
 use crate::catalog::AccountEvent;
 use crate::clock::Clock;
 use crate::event::EventEntry;
+use crate::lambdas::{LambdasError, MemberLambdas};
 use crate::organization::{
     MAX_POLICIES_PER_TARGET, MAX_POLICY_CHARS, Organization, OrganizationError,
 };
@@ -92,6 +95,8 @@ pub enum BudgetError {
     Organization(#[from] OrganizationError),
     #[error(transparent)]
     Bus(#[from] crate::ports::BusError),
+    #[error(transparent)]
+    Lambdas(#[from] LambdasError),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -113,6 +118,8 @@ pub struct Budgets {
     pub bus: Arc<dyn EventBus>,
     pub clock: Arc<dyn Clock>,
     pub exemptions: FreezeExemptions,
+    /// The member accounts' Lambda functions, for `throttle-lambdas`.
+    pub lambdas: Arc<dyn MemberLambdas>,
 }
 
 /// A team's spend and forecast this period, in the budget's currency.
@@ -212,6 +219,7 @@ impl Budgets {
         view["forecast"] = json!(spend.forecast.round_dp(6).normalize().to_string());
         view["crossed_thresholds"] = json!(crossed);
         view["frozen"] = json!(frozen);
+        view["throttled"] = json!(self.throttled_functions(name).await?);
         Ok(view)
     }
 
@@ -285,14 +293,19 @@ impl Budgets {
                     .await?;
             }
         }
-        if budget.demands(measure, BudgetAction::ThrottleLambdas) {
-            tracing::warn!(team = %team, "throttle-lambdas is asked for but not available yet; freezing covers new spend");
-        }
-        if budget.demands(measure, BudgetAction::Freeze) {
+        let froze = if budget.demands(measure, BudgetAction::Freeze) {
             self.freeze(team).await
         } else {
             self.unfreeze(team).await
-        }
+        };
+        // Throttled whether or not the freeze went through: it stops what
+        // is already running, the freeze only what is new.
+        let throttled = if budget.demands(measure, BudgetAction::ThrottleLambdas) {
+            self.throttle_lambdas(team).await
+        } else {
+            self.restore_lambdas(team).await
+        };
+        froze.and(throttled)
     }
 
     /// Every team with a budget (the start of a period, and a safety net).

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod event;
 pub mod handler;
 pub mod lake;
+pub mod lambdas;
 pub mod organization;
 pub mod pattern;
 pub mod ports;
@@ -21,12 +22,14 @@ pub mod recorder;
 pub mod schedule;
 pub mod spend;
 pub mod team;
+pub mod throttle;
 pub mod validation;
 
 pub use account::{Account, AccountState, NewAccount};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{EntryError, Event, EventEntry};
 pub use handler::{Handler, HandlerError};
+pub use lambdas::{LambdasError, MemberFunction, MemberLambdas, NoLambdas};
 pub use organization::{
     CreationState, CreationStatus, MemberStatus, Organization, OrganizationError,
 };

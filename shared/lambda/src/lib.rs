@@ -7,7 +7,7 @@ use std::sync::Arc;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use purser_aws::{
     AthenaEngine, DeadLetterBucket, DynamoStore, EventBridgeBus, FirehoseSink, LakeStreams,
-    OrganizationsClient,
+    MemberLambdasClient, OrganizationsClient,
 };
 use purser_core::accounts::Accounts;
 use purser_core::budgets::{Budgets, FreezeExemptions};
@@ -39,18 +39,35 @@ impl AwsPorts {
     }
 
     /// Budgets, with the roles a freeze exempts (`PURSER_BREAK_GLASS_ROLES`,
-    /// `PURSER_MEMBER_ROLE`).
+    /// `PURSER_MEMBER_ROLE`, and the throttle role); `throttle-lambdas`
+    /// assumes `PURSER_THROTTLE_ROLE` (the member role when unset) in member
+    /// accounts, in the regions of `PURSER_THROTTLE_REGIONS` (the function's
+    /// own when unset).
     pub fn budgets(&self) -> Budgets {
+        let member_role = member_role();
+        let throttle_role = std::env::var("PURSER_THROTTLE_ROLE")
+            .ok()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| member_role.clone());
+        let mut break_glass_roles = list_env("PURSER_BREAK_GLASS_ROLES");
+        // A frozen account must still let Purser throttle its functions.
+        if throttle_role != member_role && !break_glass_roles.contains(&throttle_role) {
+            break_glass_roles.push(throttle_role.clone());
+        }
         Budgets {
             store: Arc::clone(&self.store),
             organization: Arc::clone(&self.organization),
             bus: Arc::clone(&self.bus),
             clock: Arc::clone(&self.clock),
             exemptions: FreezeExemptions {
-                break_glass_roles: list_env("PURSER_BREAK_GLASS_ROLES"),
-                purser_role: std::env::var("PURSER_MEMBER_ROLE")
-                    .unwrap_or_else(|_| "OrganizationAccountAccessRole".into()),
+                break_glass_roles,
+                purser_role: member_role,
             },
+            lambdas: Arc::new(MemberLambdasClient::from_config(
+                &self.config,
+                &throttle_role,
+                list_env("PURSER_THROTTLE_REGIONS"),
+            )),
         }
     }
 
@@ -110,6 +127,14 @@ fn env(name: &str) -> Result<String, Error> {
     std::env::var(name).map_err(|_| {
         format!("{name} is not set: the function must be deployed by infra/template.yaml").into()
     })
+}
+
+/// The role Purser acts through in member accounts (`PURSER_MEMBER_ROLE`).
+fn member_role() -> String {
+    std::env::var("PURSER_MEMBER_ROLE")
+        .ok()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "OrganizationAccountAccessRole".into())
 }
 
 /// A comma-separated list from the environment (empty when unset).

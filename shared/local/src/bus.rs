@@ -253,6 +253,7 @@ fn record(
             envelope.to_string()
         ],
     )?;
+    crate::lambdas::register_reporter(tx, event)?;
     let mut matched = 0;
     for rule in rules
         .iter()

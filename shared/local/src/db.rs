@@ -234,6 +234,17 @@ CREATE TABLE settled_spend (
     PRIMARY KEY (team, period)
 );
 "#,
+    r#"
+-- The simulated Lambda functions of member accounts (see lambdas.rs), with
+-- their reserved concurrency (NULL: none), which throttle-lambdas sets.
+CREATE TABLE sim_functions (
+    account_id  TEXT NOT NULL,
+    region      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    reserved    INTEGER CHECK (reserved IS NULL OR reserved >= 0),
+    PRIMARY KEY (account_id, region, name)
+);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use purser_core::accounts::Accounts;
 use purser_core::budgets::{Budgets, FreezeExemptions};
 use purser_core::recorder::Recorder;
-use purser_core::{Clock, EventBus, Handler, LakeSink, Organization, Store};
+use purser_core::{Clock, EventBus, Handler, LakeSink, MemberLambdas, Organization, Store};
 
 use crate::template::Wiring;
 
@@ -21,6 +21,8 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     /// Where the local lake and database live (the query engine reads it).
     pub data_dir: PathBuf,
+    /// The member accounts' Lambda functions (simulated locally).
+    pub lambdas: Arc<dyn MemberLambdas>,
 }
 
 impl Ports {
@@ -46,6 +48,7 @@ impl Ports {
                 break_glass_roles: vec!["break-glass".into()],
                 purser_role: "OrganizationAccountAccessRole".into(),
             },
+            lambdas: Arc::clone(&self.lambdas),
         }
     }
 

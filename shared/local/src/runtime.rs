@@ -14,6 +14,7 @@ use crate::bus::{LocalBus, LocalBusConfig, Rule};
 use crate::db::{Db, DbError};
 use crate::dispatch::{Dispatcher, RetryTiming, Target};
 use crate::http::{HttpState, Route};
+use crate::lambdas::SimulatedLambdas;
 use crate::organization::{SimulatedOrganization, SimulationConfig};
 use crate::registry::{Ports, Registry, RegistryError};
 use crate::store::SqliteStore;
@@ -73,6 +74,7 @@ pub struct Running {
     addr: SocketAddr,
     bus: LocalBus,
     organization: Arc<SimulatedOrganization>,
+    lambdas: Arc<SimulatedLambdas>,
     ports: Ports,
     db: Db,
     stop: CancellationToken,
@@ -187,6 +189,7 @@ pub async fn start(
         bus.clone(),
         org_config,
     ));
+    let lambdas = Arc::new(SimulatedLambdas::new(db.clone()));
     let ports = Ports {
         store: Arc::new(SqliteStore::new(db.clone())),
         bus: Arc::new(bus.clone()),
@@ -194,6 +197,7 @@ pub async fn start(
         lake: Arc::new(crate::lake::LocalLakeSink::new(&config.data_dir)),
         clock,
         data_dir: config.data_dir.clone(),
+        lambdas: lambdas.clone(),
     };
     let handlers = registry.build(&ports);
     let ports_kept = ports.clone();
@@ -276,6 +280,7 @@ pub async fn start(
         addr,
         bus,
         organization,
+        lambdas,
         ports: ports_kept,
         db,
         stop,
@@ -296,6 +301,11 @@ impl Running {
     /// The simulated AWS Organization, e.g. to make the next creation fail.
     pub fn organization(&self) -> &SimulatedOrganization {
         &self.organization
+    }
+
+    /// The member accounts' simulated Lambda functions, e.g. to deploy one.
+    pub fn lambdas(&self) -> &SimulatedLambdas {
+        &self.lambdas
     }
 
     /// The ports the handlers were built on, to drive a handler directly.

@@ -1,0 +1,394 @@
+//! `throttle-lambdas` end to end on the embedded backends: a team's
+//! functions (one deployed with a reserved concurrency, one known from its
+//! invocation reports) are throttled to 0 when the team goes over a budget
+//! that asks for it, alongside the freeze; what they had is remembered, and
+//! a raised budget gives it back. As a property, whatever the order and
+//! repetition of evaluations and budget changes, the original settings come
+//! back. The events archived meanwhile validate against their schemas.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use chrono::Utc;
+use proptest::prelude::*;
+use purser_core::TeamName;
+use purser_core::budget::Budget;
+use purser_core::ports::SpendAdd;
+use purser_local::lambdas::{self, SimulatedFunction};
+use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
+use serde_json::{Value, json};
+
+const DEV: &str = "arn:aws:iam::123456789012:user/ana";
+const REGION: &str = purser_local::LOCAL_REGION;
+
+struct Local {
+    running: Running,
+    http: reqwest::Client,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Local {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RuntimeConfig::new(dir.path(), 0);
+    config.retry_timing = RetryTiming {
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(200),
+    };
+    config.organization.delay = Duration::from_millis(50);
+    let running = purser_local::start(
+        config,
+        &Template::builtin(),
+        &purser::registry::handlers(),
+        None,
+    )
+    .await
+    .unwrap();
+    Local {
+        url: format!("http://{}", running.addr()),
+        running,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Local {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.url),
+        );
+        if let Some(b) = body {
+            r = r.body(b.to_string());
+        }
+        let reply = r.send().await.unwrap();
+        let status = reply.status().as_u16();
+        (status, reply.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ready_account(&self) -> (String, String) {
+        self.call("PUT", "/teams/payments", Some(json!({"members": [DEV]})))
+            .await;
+        let (_, body) = self
+            .call(
+                "POST",
+                "/accounts",
+                Some(
+                    json!({"team": "payments", "owner": "ana@example.com", "purpose": "throttle"}),
+                ),
+            )
+            .await;
+        let id = body["id"].as_str().unwrap().to_string();
+        for _ in 0..500 {
+            let (_, a) = self.call("GET", &format!("/accounts/{id}"), None).await;
+            if a["state"] == "ready" {
+                return (id, a["account_id"].as_str().unwrap().to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("never ready");
+    }
+
+    /// `n` reports of 900 s at 10,240 MB on arm64 (about $0.12 each) from
+    /// `function` in `account`, put as the telemetry layer does.
+    async fn report(&self, account: &str, function: &str, batch_id: &str, n: usize) {
+        let reports: Vec<Value> = (0..n)
+            .map(|i| json!({"request_id": format!("{batch_id}-{i}"), "timestamp": Utc::now().to_rfc3339(),
+                "duration_ms": 899_999.0, "billed_duration_ms": 900_000, "max_memory_used_mb": 2000, "init_duration_ms": null}))
+            .collect();
+        let detail = json!({"version": 1, "batch_id": batch_id, "function_name": function, "architecture": "arm64", "memory_mb": 10240, "reports": reports});
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(&self.url)
+            .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+                account, "x", None, None, "t",
+            ))
+            .load()
+            .await;
+        let reply = aws_sdk_eventbridge::Client::new(&config)
+            .put_events()
+            .entries(
+                PutEventsRequestEntry::builder()
+                    .source("purser.telemetry")
+                    .detail_type("InvocationsReported")
+                    .detail(detail.to_string())
+                    .event_bus_name("purser")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.failed_entry_count(), 0);
+    }
+
+    fn functions(&self, account: &str) -> Vec<(String, Option<u32>)> {
+        lambdas::functions(self.running.db(), Some(account))
+            .unwrap()
+            .into_iter()
+            .map(
+                |SimulatedFunction {
+                     name,
+                     reserved_concurrency,
+                     ..
+                 }| (name, reserved_concurrency),
+            )
+            .collect()
+    }
+
+    fn archived(&self, detail_type: &str) -> Vec<Value> {
+        inspect::archive(
+            self.running.db(),
+            &inspect::ArchiveFilter {
+                detail_type: Some(detail_type.into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope["detail"].clone())
+        .collect()
+    }
+
+    async fn until(&self, what: &str, mut check: impl AsyncFnMut(&Self) -> bool) {
+        for _ in 0..500 {
+            if check(self).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+}
+
+fn validator(name: &str) -> jsonschema::Validator {
+    let path = format!("{}/infra/schemas/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap()
+}
+
+fn names(detail: &Value) -> Vec<&str> {
+    detail["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn over_budget_throttles_the_team_s_functions_and_a_raised_budget_restores_them() {
+    let local = start().await;
+    let (id, account) = local.ready_account().await;
+    // A function deployed with a reserved concurrency of its own, and one
+    // that Purser knows only from its invocation reports.
+    local
+        .running
+        .lambdas()
+        .create_function(&account, REGION, "steady", Some(5))
+        .await
+        .unwrap();
+    let (status, budget) = local
+        .call(
+            "PUT",
+            "/teams/payments/budget",
+            Some(json!({"amount": "1.00", "thresholds": [50, 100],
+            "actions": {"50": ["notify"], "100": ["notify", "freeze", "throttle-lambdas"]}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{budget}");
+
+    local.report(&account, "runaway", "b1", 4).await; // 0.48: under
+    local
+        .until("the reporting function is known", async |l| {
+            l.functions(&account).len() == 2
+        })
+        .await;
+    assert_eq!(
+        local.functions(&account),
+        [
+            ("runaway".to_string(), None),
+            ("steady".to_string(), Some(5))
+        ]
+    );
+
+    local.report(&account, "runaway", "b2", 5).await; // 1.08: over
+    local
+        .until("the functions are throttled", async |l| {
+            l.functions(&account).iter().all(|(_, c)| *c == Some(0))
+        })
+        .await;
+    local
+        .until("the account is frozen", async |l| {
+            l.call("GET", &format!("/accounts/{id}"), None).await.1["state"] == "frozen"
+        })
+        .await;
+    let (_, view) = local.call("GET", "/teams/payments/budget", None).await;
+    assert_eq!(view["throttled"], 2, "{view}");
+    assert_eq!(view["frozen"], true);
+    let throttled = local.archived("LambdasThrottled");
+    assert_eq!(throttled.len(), 1, "{throttled:?}");
+    assert_eq!(names(&throttled[0]), ["runaway", "steady"]);
+    assert_eq!(throttled[0]["account_id"], account.as_str());
+    assert_eq!(throttled[0]["request_id"], id.as_str());
+    assert_eq!(
+        throttled[0]["functions"][1]["previous_reserved_concurrency"],
+        5
+    );
+
+    // Evaluated again (an hourly run, a redelivery): the originals stand,
+    // nothing is announced twice.
+    let budgets = local.running.ports().budgets();
+    let team = TeamName::parse("payments").unwrap();
+    budgets.evaluate(&team).await.unwrap();
+    budgets.evaluate_all().await.unwrap();
+    assert_eq!(local.archived("LambdasThrottled").len(), 1);
+
+    // Raising the budget above spend gives every function what it had.
+    let (status, _) = local
+        .call(
+            "PUT",
+            "/teams/payments/budget",
+            Some(json!({"amount": "5", "actions": {"100": ["notify", "freeze", "throttle-lambdas"]}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    local
+        .until("the functions are restored", async |l| {
+            l.functions(&account)
+                == [
+                    ("runaway".to_string(), None),
+                    ("steady".to_string(), Some(5)),
+                ]
+        })
+        .await;
+    local
+        .until("the account is unfrozen", async |l| {
+            l.call("GET", &format!("/accounts/{id}"), None).await.1["state"] == "ready"
+        })
+        .await;
+    local
+        .until("the restoration is announced", async |l| {
+            l.archived("LambdasRestored").len() == 1
+        })
+        .await;
+    let restored = local.archived("LambdasRestored");
+    assert_eq!(names(&restored[0]), ["runaway", "steady"]);
+    assert_eq!(restored[0]["functions"][1]["reserved_concurrency"], 5);
+    assert_eq!(
+        restored[0]["functions"][0]["reserved_concurrency"],
+        Value::Null
+    );
+    let (_, view) = local.call("GET", "/teams/payments/budget", None).await;
+    assert_eq!(view["throttled"], 0);
+
+    for (name, details) in [
+        ("LambdasThrottled", throttled),
+        ("LambdasRestored", restored),
+    ] {
+        let validator = validator(name);
+        for detail in details {
+            let errors: Vec<String> = validator
+                .iter_errors(&detail)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{name} {detail}: {errors:?}");
+        }
+    }
+    local.running.shutdown().await;
+}
+
+/// A step of the world: the budget set over or under spend, an
+/// evaluation (as `TeamSpendUpdated`, `BudgetChanged` or the hourly
+/// schedule make one, in any order and as often), a function deployed or
+/// deleted by the team.
+#[derive(Debug, Clone)]
+enum Step {
+    Budget { over: bool },
+    Evaluate,
+    Deploy { reserved: Option<u32> },
+    Delete { function: usize },
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(
+        prop_oneof![
+            any::<bool>().prop_map(|over| Step::Budget { over }),
+            Just(Step::Evaluate),
+            Just(Step::Evaluate),
+            prop::option::of(0u32..20).prop_map(|reserved| Step::Deploy { reserved }),
+            (0usize..4).prop_map(|function| Step::Delete { function }),
+        ],
+        1..16,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Whatever the order and repetition of evaluations and budget
+    /// changes, with functions coming and going: while the team is over
+    /// budget every function is at 0 after an evaluation, and once it is
+    /// under, every function has the setting the team gave it.
+    #[test]
+    fn evaluations_in_any_order_never_lose_an_original(steps in steps()) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let local = start().await;
+            let (_, account) = local.ready_account().await;
+            let ports = local.running.ports().clone();
+            let budgets = ports.budgets();
+            let team = TeamName::parse("payments").unwrap();
+            // $0.02 spent: 1 % of $1 is crossed, 100 % is not. Budgets are
+            // written to the store directly, so no BudgetChanged starts an
+            // evaluation this test does not order.
+            let add = SpendAdd { team: Some(team.clone()), account_id: account.clone(), day: Utc::now().date_naive(), nanos: 20_000_000 };
+            ports.store.record_spend_once("spend", Utc::now(), Utc::now() + chrono::Duration::days(1), &[add]).await.unwrap();
+            let set_budget = async |over: bool| {
+                let threshold = if over { 1 } else { 100 };
+                let body = json!({"amount": "1", "thresholds": [threshold], "actions": {threshold.to_string(): ["throttle-lambdas"]}});
+                let mut budget = Budget::from_json(team.clone(), &body, Utc::now()).unwrap();
+                budget.revision = ports.store.budget(&team).await.unwrap().map_or(1, |b| b.revision + 1);
+                assert!(ports.store.put_budget(&budget).await.unwrap());
+            };
+            // What the team deployed, by function.
+            let mut expected: BTreeMap<String, Option<u32>> = BTreeMap::new();
+            let mut over = false;
+            let sim = local.running.lambdas();
+            for (i, step) in steps.iter().enumerate() {
+                match step {
+                    Step::Budget { over: o } => {
+                        over = *o;
+                        set_budget(over).await;
+                    }
+                    Step::Evaluate => budgets.evaluate(&team).await.unwrap(),
+                    Step::Deploy { reserved } => {
+                        let name = format!("f{i}");
+                        sim.create_function(&account, REGION, &name, *reserved).await.unwrap();
+                        expected.insert(name, *reserved);
+                    }
+                    Step::Delete { function } => {
+                        let Some(name) = expected.keys().nth(*function).cloned() else { continue };
+                        sim.delete_function(&account, REGION, &name).await.unwrap();
+                        expected.remove(&name);
+                    }
+                }
+            }
+            budgets.evaluate(&team).await.unwrap();
+            let now = local.functions(&account);
+            if over {
+                prop_assert!(now.iter().all(|(_, c)| *c == Some(0)), "{:?}", now);
+                set_budget(false).await;
+                budgets.evaluate(&team).await.unwrap();
+            }
+            let restored = local.functions(&account);
+            local.running.shutdown().await;
+            prop_assert_eq!(restored, expected.into_iter().collect::<Vec<_>>());
+            Ok(())
+        })?;
+    }
+}
