@@ -1251,3 +1251,20 @@ fn the_athena_workgroup_caps_scans_and_encrypts_results() {
         "Athena engine version 3"
     );
 }
+
+#[test]
+fn a_budget_evaluation_lease_outlives_the_budgets_function() {
+    let t = template();
+    let (_, budgets) = functions(&t)
+        .into_iter()
+        .find(|(id, _)| id.as_str() == "BudgetsFunction")
+        .expect("the budgets function");
+    let timeout = property(&t, budgets, "Timeout")
+        .and_then(Value::as_u64)
+        .expect("a timeout");
+    assert!(
+        purser_core::budgets::EVALUATION_LEASE_SECS as u64 > timeout,
+        "an evaluation lease of {} s could expire while its budgets function (Timeout {timeout} s) still runs",
+        purser_core::budgets::EVALUATION_LEASE_SECS
+    );
+}

@@ -107,8 +107,9 @@ pub enum BudgetError {
     Busy(String),
 }
 
-/// How long an evaluation's lease stands if its holder dies.
-const EVALUATION_LEASE_SECS: i64 = 60;
+/// How long an evaluation's lease stands if its holder dies: longer than
+/// the budgets function's timeout (tests/template.rs checks it).
+pub const EVALUATION_LEASE_SECS: i64 = 180;
 /// How long an evaluation waits for another one of the same team.
 const EVALUATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -237,7 +238,7 @@ impl Budgets {
         let mut waited = std::time::Duration::ZERO;
         loop {
             let now = self.clock.now();
-            // Longer than a budgets function may run (30 s), so a lease
+            // Longer than a budgets function may run (120 s), so a lease
             // outlives its holder only when the holder died.
             if self
                 .store
