@@ -3,187 +3,16 @@
 //! a raised budget unfreezes it; and, as a property, thresholds fire once
 //! and in order whatever the order or repetition of spend updates.
 
+mod common;
+
 use std::time::Duration;
 
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::Utc;
+use common::local::{COST, DEV, amount, start};
 use proptest::prelude::*;
 use purser_core::TeamName;
 use purser_core::ports::SpendAdd;
-use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
 use serde_json::{Value, json};
-
-const DEV: &str = "arn:aws:iam::123456789012:user/ana";
-/// 900 s billed at 10,240 MB on arm64: 9,000 GB-s × $0.0000133334 + $0.0000002.
-const COST: f64 = 9000.0 * 0.0000133334 + 0.0000002;
-
-struct Local {
-    running: Running,
-    http: reqwest::Client,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn start() -> Local {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = RuntimeConfig::new(dir.path(), 0);
-    config.retry_timing = RetryTiming {
-        base: Duration::from_millis(20),
-        cap: Duration::from_millis(200),
-    };
-    config.organization.delay = Duration::from_millis(50);
-    let running = purser_local::start(
-        config,
-        &Template::builtin(),
-        &purser::registry::handlers(),
-        None,
-    )
-    .await
-    .unwrap();
-    Local {
-        url: format!("http://{}", running.addr()),
-        running,
-        http: reqwest::Client::new(),
-        _dir: dir,
-    }
-}
-
-impl Local {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.http.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}", self.url),
-        );
-        if let Some(b) = body {
-            r = r.body(b.to_string());
-        }
-        let reply = r.send().await.unwrap();
-        let status = reply.status().as_u16();
-        (status, reply.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn ready_account(&self) -> (String, String) {
-        self.call("PUT", "/teams/payments", Some(json!({"members": [DEV]})))
-            .await;
-        let (_, body) = self
-            .call(
-                "POST",
-                "/accounts",
-                Some(json!({"team": "payments", "owner": "ana@example.com", "purpose": "budget"})),
-            )
-            .await;
-        let id = body["id"].as_str().unwrap().to_string();
-        for _ in 0..500 {
-            let (_, a) = self.call("GET", &format!("/accounts/{id}"), None).await;
-            if a["state"] == "ready" {
-                return (id, a["account_id"].as_str().unwrap().to_string());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("never ready");
-    }
-
-    async fn report(&self, account: &str, batch_id: &str, n: usize) {
-        let reports: Vec<Value> = (0..n)
-            .map(|i| json!({"request_id": format!("{batch_id}-{i}"), "timestamp": Utc::now().to_rfc3339(),
-                "duration_ms": 899_999.0, "billed_duration_ms": 900_000, "max_memory_used_mb": 2000, "init_duration_ms": null}))
-            .collect();
-        let detail = json!({"version": 1, "batch_id": batch_id, "function_name": "runaway", "architecture": "arm64", "memory_mb": 10240, "reports": reports});
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&self.url)
-            .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
-                account, "x", None, None, "t",
-            ))
-            .load()
-            .await;
-        let reply = aws_sdk_eventbridge::Client::new(&config)
-            .put_events()
-            .entries(
-                PutEventsRequestEntry::builder()
-                    .source("purser.telemetry")
-                    .detail_type("InvocationsReported")
-                    .detail(detail.to_string())
-                    .event_bus_name("purser")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.failed_entry_count(), 0);
-    }
-
-    fn crossings(&self) -> Vec<u64> {
-        inspect::archive(
-            self.running.db(),
-            &inspect::ArchiveFilter {
-                detail_type: Some("BudgetThresholdCrossed".into()),
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .iter()
-        .map(|e| e.envelope["detail"]["threshold"].as_u64().unwrap())
-        .collect()
-    }
-
-    /// A named query on this runtime's local lake.
-    async fn lake_query(&self, name: &str, params: &[&str]) -> purser_core::query::QueryResult {
-        let query = purser_core::queries::named(name).unwrap();
-        let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
-        purser_core::query::QueryEngine::run(
-            &purser_query::LocalQueryEngine::new(self._dir.path()).unwrap(),
-            &query,
-            &params,
-        )
-        .await
-        .unwrap()
-    }
-
-    /// Runs the spend function as its schedule does.
-    async fn settle(&self) -> Value {
-        let handlers = purser::registry::handlers().build(self.running.ports());
-        let scheduled = json!({"version": "0", "id": uuid::Uuid::new_v4().to_string(), "detail-type": "Scheduled Event",
-            "source": "aws.events", "account": "000000000000", "time": Utc::now().to_rfc3339(),
-            "region": "us-east-1", "resources": [], "detail": {}});
-        handlers["SpendFunction"].handle(scheduled).await.unwrap()
-    }
-
-    fn archived(&self, detail_type: &str) -> Vec<Value> {
-        inspect::archive(
-            self.running.db(),
-            &inspect::ArchiveFilter {
-                detail_type: Some(detail_type.into()),
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .into_iter()
-        .map(|e| e.envelope["detail"].clone())
-        .collect()
-    }
-
-    /// Writes NDJSON lines into a file of the local lake, as Firehose (or a
-    /// CUR export) would have delivered them.
-    fn drop_into_lake(&self, path: &str, lines: &[Value]) {
-        let file = self._dir.path().join("lake").join(path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-        std::fs::write(file, text).unwrap();
-    }
-
-    async fn until(&self, what: &str, mut check: impl AsyncFnMut(&Self) -> bool) {
-        for _ in 0..500 {
-            if check(self).await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("timed out waiting until {what}");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_team_over_budget_is_frozen_and_a_raised_budget_unfreezes_it() {
@@ -196,22 +25,22 @@ async fn a_team_over_budget_is_frozen_and_a_raised_budget_unfreezes_it() {
     assert_eq!(status, 200, "{budget}");
     assert_eq!(budget["crossed_thresholds"], json!([]));
 
-    local.report(&account, "b1", 40).await; // 4.80: under 50 %
+    local.report(&account, "runaway", "b1", 40).await; // 4.80: under 50 %
     local
         .until("the first batch is counted", async |l| {
             l.call("GET", "/teams/payments/budget", None).await.1["spend"] != "0"
         })
         .await;
     assert!(local.crossings().is_empty());
-    local.report(&account, "b2", 10).await; // 6.00
+    local.report(&account, "runaway", "b2", 10).await; // 6.00
     local
         .until("50 % is crossed", async |l| l.crossings() == [50])
         .await;
-    local.report(&account, "b3", 20).await; // 8.40
+    local.report(&account, "runaway", "b3", 20).await; // 8.40
     local
         .until("80 % is crossed", async |l| l.crossings() == [50, 80])
         .await;
-    local.report(&account, "b3", 20).await; // redelivered: not counted again
+    local.report(&account, "runaway", "b3", 20).await; // redelivered: not counted again
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, view) = local.call("GET", "/teams/payments/budget", None).await;
     let spend: f64 = view["spend"].as_str().unwrap().parse().unwrap();
@@ -221,7 +50,7 @@ async fn a_team_over_budget_is_frozen_and_a_raised_budget_unfreezes_it() {
         70.0 * COST
     );
 
-    local.report(&account, "b4", 20).await; // 10.80: over
+    local.report(&account, "runaway", "b4", 20).await; // 10.80: over
     local
         .until("the account is frozen", async |l| {
             l.call("GET", &format!("/accounts/{id}"), None).await.1["state"] == "frozen"
@@ -295,24 +124,8 @@ async fn a_team_over_budget_is_frozen_and_a_raised_budget_unfreezes_it() {
         attached.len() - 1,
         "the freeze SCP is detached"
     );
-    let unfrozen = inspect::archive(
-        local.running.db(),
-        &inspect::ArchiveFilter {
-            detail_type: Some("AccountUnfrozen".into()),
-            limit: 10,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(unfrozen.len(), 1);
+    assert_eq!(local.archived("AccountUnfrozen").len(), 1);
     local.running.shutdown().await;
-}
-
-fn amount(v: &Value) -> f64 {
-    match v {
-        Value::String(s) => s.parse().unwrap(),
-        other => other.as_f64().unwrap(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -327,7 +140,7 @@ async fn the_spend_function_settles_with_the_lake_and_the_cur_and_budgets_act_on
         )
         .await;
     assert_eq!(status, 200);
-    local.report(&account, "b1", 40).await; // 4.80 streamed
+    local.report(&account, "runaway", "b1", 40).await; // 4.80 streamed
     local
         .until("the batch is counted", async |l| {
             l.call("GET", "/teams/payments/budget", None).await.1["spend"] != "0"
@@ -407,7 +220,7 @@ async fn the_spend_function_settles_with_the_lake_and_the_cur_and_budgets_act_on
     // Streamed spend keeps counting on top of the settlement: two more
     // invocations (0.24) take the team over and freeze it within seconds,
     // without waiting for the next settlement.
-    local.report(&account, "b2", 2).await;
+    local.report(&account, "runaway", "b2", 2).await;
     local
         .until("the account is frozen", async |l| {
             l.call("GET", &format!("/accounts/{id}"), None).await.1["state"] == "frozen"
@@ -433,7 +246,7 @@ impl purser_core::EventBus for DownBus {
 async fn a_settlement_that_could_not_be_announced_is_announced_by_the_next_run() {
     let local = start().await;
     let (_, account) = local.ready_account().await;
-    local.report(&account, "b1", 3).await;
+    local.report(&account, "runaway", "b1", 3).await;
     local
         .until("the batch is counted", async |l| {
             l.call("GET", "/teams/payments/costs", None).await.1["total"] != "0"
@@ -450,7 +263,7 @@ async fn a_settlement_that_could_not_be_announced_is_announced_by_the_next_run()
     let settler =
         |bus: std::sync::Arc<dyn purser_core::EventBus>| purser_core::spend::SpendSettler {
             store: ports.store.clone(),
-            query: std::sync::Arc::new(purser_query::LocalLake::new(local._dir.path())),
+            query: std::sync::Arc::new(purser_query::LocalLake::new(local.dir.path())),
             bus,
             clock: ports.clock.clone(),
             cur: true,

@@ -6,161 +6,17 @@
 //! repetition of evaluations and budget changes, the original settings come
 //! back. The events archived meanwhile validate against their schemas.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+mod common;
 
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use std::collections::BTreeMap;
+
 use chrono::Utc;
+use common::local::{REGION, start};
 use proptest::prelude::*;
 use purser_core::TeamName;
 use purser_core::budget::Budget;
 use purser_core::ports::SpendAdd;
-use purser_local::lambdas::{self, SimulatedFunction};
-use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
 use serde_json::{Value, json};
-
-const DEV: &str = "arn:aws:iam::123456789012:user/ana";
-const REGION: &str = purser_local::LOCAL_REGION;
-
-struct Local {
-    running: Running,
-    http: reqwest::Client,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn start() -> Local {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = RuntimeConfig::new(dir.path(), 0);
-    config.retry_timing = RetryTiming {
-        base: Duration::from_millis(20),
-        cap: Duration::from_millis(200),
-    };
-    config.organization.delay = Duration::from_millis(50);
-    let running = purser_local::start(
-        config,
-        &Template::builtin(),
-        &purser::registry::handlers(),
-        None,
-    )
-    .await
-    .unwrap();
-    Local {
-        url: format!("http://{}", running.addr()),
-        running,
-        http: reqwest::Client::new(),
-        _dir: dir,
-    }
-}
-
-impl Local {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.http.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}", self.url),
-        );
-        if let Some(b) = body {
-            r = r.body(b.to_string());
-        }
-        let reply = r.send().await.unwrap();
-        let status = reply.status().as_u16();
-        (status, reply.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn ready_account(&self) -> (String, String) {
-        self.call("PUT", "/teams/payments", Some(json!({"members": [DEV]})))
-            .await;
-        let (_, body) = self
-            .call(
-                "POST",
-                "/accounts",
-                Some(
-                    json!({"team": "payments", "owner": "ana@example.com", "purpose": "throttle"}),
-                ),
-            )
-            .await;
-        let id = body["id"].as_str().unwrap().to_string();
-        for _ in 0..500 {
-            let (_, a) = self.call("GET", &format!("/accounts/{id}"), None).await;
-            if a["state"] == "ready" {
-                return (id, a["account_id"].as_str().unwrap().to_string());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("never ready");
-    }
-
-    /// `n` reports of 900 s at 10,240 MB on arm64 (about $0.12 each) from
-    /// `function` in `account`, put as the telemetry layer does.
-    async fn report(&self, account: &str, function: &str, batch_id: &str, n: usize) {
-        let reports: Vec<Value> = (0..n)
-            .map(|i| json!({"request_id": format!("{batch_id}-{i}"), "timestamp": Utc::now().to_rfc3339(),
-                "duration_ms": 899_999.0, "billed_duration_ms": 900_000, "max_memory_used_mb": 2000, "init_duration_ms": null}))
-            .collect();
-        let detail = json!({"version": 1, "batch_id": batch_id, "function_name": function, "architecture": "arm64", "memory_mb": 10240, "reports": reports});
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(REGION))
-            .endpoint_url(&self.url)
-            .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
-                account, "x", None, None, "t",
-            ))
-            .load()
-            .await;
-        let reply = aws_sdk_eventbridge::Client::new(&config)
-            .put_events()
-            .entries(
-                PutEventsRequestEntry::builder()
-                    .source("purser.telemetry")
-                    .detail_type("InvocationsReported")
-                    .detail(detail.to_string())
-                    .event_bus_name("purser")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.failed_entry_count(), 0);
-    }
-
-    fn functions(&self, account: &str) -> Vec<(String, Option<u32>)> {
-        lambdas::functions(self.running.db(), Some(account))
-            .unwrap()
-            .into_iter()
-            .map(
-                |SimulatedFunction {
-                     name,
-                     reserved_concurrency,
-                     ..
-                 }| (name, reserved_concurrency),
-            )
-            .collect()
-    }
-
-    fn archived(&self, detail_type: &str) -> Vec<Value> {
-        inspect::archive(
-            self.running.db(),
-            &inspect::ArchiveFilter {
-                detail_type: Some(detail_type.into()),
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .into_iter()
-        .map(|e| e.envelope["detail"].clone())
-        .collect()
-    }
-
-    async fn until(&self, what: &str, mut check: impl AsyncFnMut(&Self) -> bool) {
-        for _ in 0..500 {
-            if check(self).await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("timed out waiting until {what}");
-    }
-}
 
 fn validator(name: &str) -> jsonschema::Validator {
     let path = format!("{}/infra/schemas/{name}.json", env!("CARGO_MANIFEST_DIR"));

@@ -25,11 +25,9 @@
 //! put did not, and a repeat announces nothing. A restoration is announced
 //! only for an episode whose throttle was.
 //!
-//! Known limit: two evaluations that decide the opposite at the same time
-//! (a budget raised while spend arrives) may leave a function throttled
-//! until the next evaluation (hourly at the latest) or, in the narrowest
-//! interleaving, remember Purser's own 0 as the original, which the
-//! restore then keeps.
+//! Evaluations of one team run one at a time (`Budgets::evaluate` holds a
+//! lease), so a throttle and a restore of the same account never overlap:
+//! Purser's own 0 is never remembered as a function's original setting.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};

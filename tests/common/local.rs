@@ -1,0 +1,208 @@
+//! `purser up` in-process for end-to-end tests of budgets, spend and
+//! throttling: a fresh data dir, fast retries, and the calls a developer,
+//! the telemetry layer and a schedule would make.
+
+// Each test binary uses its own part of the harness.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use chrono::Utc;
+use purser_core::query::{QueryEngine, QueryResult};
+use purser_local::lambdas::{self, SimulatedFunction};
+use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
+use serde_json::{Value, json};
+
+pub const DEV: &str = "arn:aws:iam::123456789012:user/ana";
+pub const REGION: &str = purser_local::LOCAL_REGION;
+/// One report of [`Local::report`]: 900 s billed at 10,240 MB on arm64,
+/// 9,000 GB-s × $0.0000133334 + $0.0000002.
+pub const COST: f64 = 9000.0 * 0.0000133334 + 0.0000002;
+
+pub struct Local {
+    pub running: Running,
+    pub http: reqwest::Client,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start() -> Local {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RuntimeConfig::new(dir.path(), 0);
+    config.retry_timing = RetryTiming {
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(200),
+    };
+    config.organization.delay = Duration::from_millis(50);
+    let running = purser_local::start(
+        config,
+        &Template::builtin(),
+        &purser::registry::handlers(),
+        None,
+    )
+    .await
+    .unwrap();
+    Local {
+        url: format!("http://{}", running.addr()),
+        running,
+        http: reqwest::Client::new(),
+        dir,
+    }
+}
+
+/// A decimal string (or a number) as f64, for comparisons within 1e-6.
+pub fn amount(v: &Value) -> f64 {
+    match v {
+        Value::String(s) => s.parse().unwrap(),
+        other => other.as_f64().unwrap(),
+    }
+}
+
+impl Local {
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.url),
+        );
+        if let Some(b) = body {
+            r = r.body(b.to_string());
+        }
+        let reply = r.send().await.unwrap();
+        let status = reply.status().as_u16();
+        (status, reply.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Team `payments` with the developer as a member, and a ready account
+    /// of it: `(request id, account id)`.
+    pub async fn ready_account(&self) -> (String, String) {
+        self.call("PUT", "/teams/payments", Some(json!({"members": [DEV]})))
+            .await;
+        let (_, body) = self
+            .call(
+                "POST",
+                "/accounts",
+                Some(json!({"team": "payments", "owner": "ana@example.com", "purpose": "budgets"})),
+            )
+            .await;
+        let id = body["id"].as_str().unwrap().to_string();
+        for _ in 0..500 {
+            let (_, a) = self.call("GET", &format!("/accounts/{id}"), None).await;
+            if a["state"] == "ready" {
+                return (id, a["account_id"].as_str().unwrap().to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("never ready");
+    }
+
+    /// `n` reports of [`COST`] each from `function` in `account`, put as
+    /// the telemetry layer does; the same `batch_id` again is a redelivery.
+    pub async fn report(&self, account: &str, function: &str, batch_id: &str, n: usize) {
+        let reports: Vec<Value> = (0..n)
+            .map(|i| json!({"request_id": format!("{batch_id}-{i}"), "timestamp": Utc::now().to_rfc3339(),
+                "duration_ms": 899_999.0, "billed_duration_ms": 900_000, "max_memory_used_mb": 2000, "init_duration_ms": null}))
+            .collect();
+        let detail = json!({"version": 1, "batch_id": batch_id, "function_name": function, "architecture": "arm64", "memory_mb": 10240, "reports": reports});
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(&self.url)
+            .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+                account, "x", None, None, "t",
+            ))
+            .load()
+            .await;
+        let reply = aws_sdk_eventbridge::Client::new(&config)
+            .put_events()
+            .entries(
+                PutEventsRequestEntry::builder()
+                    .source("purser.telemetry")
+                    .detail_type("InvocationsReported")
+                    .detail(detail.to_string())
+                    .event_bus_name("purser")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.failed_entry_count(), 0);
+    }
+
+    /// The details of archived events of one type, oldest first.
+    pub fn archived(&self, detail_type: &str) -> Vec<Value> {
+        inspect::archive(
+            self.running.db(),
+            &inspect::ArchiveFilter {
+                detail_type: Some(detail_type.into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope["detail"].clone())
+        .collect()
+    }
+
+    /// The thresholds `BudgetThresholdCrossed` announced, in order.
+    pub fn crossings(&self) -> Vec<u64> {
+        self.archived("BudgetThresholdCrossed")
+            .iter()
+            .map(|d| d["threshold"].as_u64().unwrap())
+            .collect()
+    }
+
+    /// The simulated functions of `account`: name and reserved concurrency.
+    pub fn functions(&self, account: &str) -> Vec<(String, Option<u32>)> {
+        lambdas::functions(self.running.db(), Some(account))
+            .unwrap()
+            .into_iter()
+            .map(
+                |SimulatedFunction {
+                     name,
+                     reserved_concurrency,
+                     ..
+                 }| (name, reserved_concurrency),
+            )
+            .collect()
+    }
+
+    /// A named query on this runtime's local lake.
+    pub async fn lake_query(&self, name: &str, params: &[&str]) -> QueryResult {
+        let query = purser_core::queries::named(name).unwrap();
+        let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
+        purser_query::LocalQueryEngine::new(self.dir.path())
+            .unwrap()
+            .run(&query, &params)
+            .await
+            .unwrap()
+    }
+
+    /// Runs the spend function as its schedule does.
+    pub async fn settle(&self) -> Value {
+        let handlers = purser::registry::handlers().build(self.running.ports());
+        let scheduled = json!({"version": "0", "id": uuid::Uuid::new_v4().to_string(),
+            "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
+            "time": Utc::now().to_rfc3339(), "region": REGION, "resources": [], "detail": {}});
+        handlers["SpendFunction"].handle(scheduled).await.unwrap()
+    }
+
+    /// Writes NDJSON lines into a file of the local lake, as Firehose (or a
+    /// CUR export) would have delivered them.
+    pub fn drop_into_lake(&self, path: &str, lines: &[Value]) {
+        let file = self.dir.path().join("lake").join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(file, text).unwrap();
+    }
+
+    pub async fn until(&self, what: &str, mut check: impl AsyncFnMut(&Self) -> bool) {
+        for _ in 0..500 {
+            if check(self).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+}
