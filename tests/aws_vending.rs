@@ -11,196 +11,17 @@
 //! (the test fills it in). Waiting creations, failures and the closure quota
 //! are exercised on the local backends (tests/accounts.rs).
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
+use std::sync::Arc;
+
+use common::aws::{bus_into_queue, create_table_from_template, moto_in, next_event, unique};
 use purser_aws::{DynamoStore, EventBridgeBus, OrganizationsClient};
 use purser_core::accounts::Accounts;
 use purser_core::{Handler, SystemClock};
-use purser_local::Template;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "arn:aws:iam::123456789012:role/platform-admin";
-
-async fn moto() -> Option<SdkConfig> {
-    let endpoint = match std::env::var("PURSER_MOTO_ENDPOINT") {
-        Ok(e) if !e.is_empty() => e,
-        _ if std::env::var("PURSER_SKIP_AWS_CONTRACT").as_deref() == Ok("1") => {
-            eprintln!("skipped: PURSER_SKIP_AWS_CONTRACT=1 and no PURSER_MOTO_ENDPOINT");
-            return None;
-        }
-        _ => panic!(
-            "PURSER_MOTO_ENDPOINT is not set: run scripts/test (it starts moto), or set PURSER_MOTO_ENDPOINT"
-        ),
-    };
-    Some(
-        aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "purser-tests",
-            ))
-            .load()
-            .await,
-    )
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
-}
-
-/// The table exactly as infra/template.yaml declares it.
-async fn create_table_from_template(config: &SdkConfig, name: &str) {
-    let template = Template::builtin();
-    let props = &template.document["Resources"]["Table"]["Properties"];
-    let key = |k: &Value| {
-        KeySchemaElement::builder()
-            .attribute_name(k["AttributeName"].as_str().unwrap())
-            .key_type(KeyType::from(k["KeyType"].as_str().unwrap()))
-            .build()
-            .unwrap()
-    };
-    let mut request = aws_sdk_dynamodb::Client::new(config)
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::from(props["BillingMode"].as_str().unwrap()));
-    for a in props["AttributeDefinitions"].as_array().unwrap() {
-        request = request.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(a["AttributeName"].as_str().unwrap())
-                .attribute_type(ScalarAttributeType::from(
-                    a["AttributeType"].as_str().unwrap(),
-                ))
-                .build()
-                .unwrap(),
-        );
-    }
-    for k in props["KeySchema"].as_array().unwrap() {
-        request = request.key_schema(key(k));
-    }
-    for g in props["GlobalSecondaryIndexes"].as_array().unwrap() {
-        let mut index = GlobalSecondaryIndex::builder()
-            .index_name(g["IndexName"].as_str().unwrap())
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            );
-        for k in g["KeySchema"].as_array().unwrap() {
-            index = index.key_schema(key(k));
-        }
-        request = request.global_secondary_indexes(index.build().unwrap());
-    }
-    request
-        .send()
-        .await
-        .expect("the template's table can be created");
-}
-
-/// A bus whose `purser` events land in an SQS queue.
-async fn bus_into_queue(config: &SdkConfig, bus: &str) -> String {
-    let events = aws_sdk_eventbridge::Client::new(config);
-    let sqs = aws_sdk_sqs::Client::new(config);
-    events.create_event_bus().name(bus).send().await.unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(bus)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    events
-        .put_rule()
-        .name(bus)
-        .event_bus_name(bus)
-        .event_pattern(r#"{"source": ["purser"]}"#)
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule(bus)
-        .event_bus_name(bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    queue_url
-}
-
-/// Reads the queue until an event of `detail_type` arrives; returns it and
-/// what came before it.
-async fn next_event(
-    config: &SdkConfig,
-    queue: &str,
-    seen: &mut Vec<Value>,
-    detail_type: &str,
-) -> Value {
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(found) = seen.iter().find(|e| e["detail-type"] == detail_type) {
-            return found.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {detail_type} among {seen:#?}"
-        );
-        let out = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for m in out.messages() {
-            let mut event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-            // moto's default target input leaves out the envelope's account.
-            event
-                .as_object_mut()
-                .unwrap()
-                .entry("account")
-                .or_insert(json!("123456789012"));
-            seen.push(event);
-            sqs.delete_message()
-                .queue_url(queue)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-}
 
 fn http(method: &str, path: &str, route: &str, params: Value, body: Option<Value>) -> Value {
     json!({
@@ -222,7 +43,9 @@ fn reply_body(reply: &Value) -> Value {
 #[tokio::test]
 async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let Some(config) = moto().await else { return };
+    let Some(config) = moto_in("us-east-1").await else {
+        return;
+    };
     let organizations = aws_sdk_organizations::Client::new(&config);
     // One organization per moto server; later tests find it there.
     let _ = organizations

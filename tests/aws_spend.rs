@@ -1,0 +1,158 @@
+//! The spend function on the AWS adapters, against moto's server: the
+//! settler runs the named queries on Athena (moto's canned rows stand for
+//! what Athena would answer: it executes no SQL), reads the streaming
+//! counters and the registry from DynamoDB (the template's own table),
+//! stores the settlement there, and announces it on EventBridge, where a
+//! rule delivers it to a queue the test reads.
+
+mod common;
+
+use std::sync::Arc;
+
+use aws_sdk_athena::types::{ResultConfiguration, WorkGroupConfiguration};
+use chrono::{Duration, Utc};
+use common::aws::{bus_into_queue, create_table_from_template, moto_in, next_event, unique};
+use purser_aws::{AthenaEngine, DynamoStore, EventBridgeBus};
+use purser_core::account::{Account, AccountState, new_id};
+use purser_core::ports::{Inserted, SpendAdd, Transitioned};
+use purser_core::spend::{SpendSettler, SpendSource};
+use purser_core::{NewAccount, Store, SystemClock, TeamName};
+use serde_json::{Value, json};
+
+/// A region of its own: moto's canned Athena rows are queued per region.
+const REGION: &str = "ca-central-1";
+const ACCOUNT_ID: &str = "210987654321";
+
+fn column(name: &str, athena_type: &str) -> Value {
+    json!({"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": name, "Label": name,
+        "Type": athena_type, "Precision": 18, "Scale": 9, "Nullable": "UNKNOWN", "CaseSensitive": true})
+}
+
+fn row(values: &[&str]) -> Value {
+    json!({"Data": values.iter().map(|v| json!({"VarCharValue": v})).collect::<Vec<_>>()})
+}
+
+#[tokio::test]
+async fn the_spend_function_settles_on_athena_dynamodb_and_eventbridge() {
+    let Some(config) = moto_in(REGION).await else {
+        return;
+    };
+    let endpoint = std::env::var("PURSER_MOTO_ENDPOINT").unwrap();
+    let endpoint = endpoint.trim_end_matches('/');
+    let table = unique("purser");
+    create_table_from_template(&config, &table).await;
+    let bus = unique("purser");
+    let queue = bus_into_queue(&config, &bus).await;
+    let workgroup = unique("purser");
+    aws_sdk_athena::Client::new(&config)
+        .create_work_group()
+        .name(&workgroup)
+        .configuration(
+            WorkGroupConfiguration::builder()
+                .result_configuration(
+                    ResultConfiguration::builder()
+                        .output_location("s3://purser-athena-results/")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateWorkGroup");
+
+    // The registry: a ready account of team payments.
+    let store = Arc::new(DynamoStore::from_config(&config, &table));
+    let now = Utc::now();
+    let team = TeamName::parse("payments").unwrap();
+    let input = NewAccount {
+        team: team.clone(),
+        owner: "ana@example.com".into(),
+        purpose: "spend".into(),
+        lease_days: None,
+    };
+    let requested = Account::request(new_id(), input, "arn:aws:iam::123456789012:user/ana", now)
+        .expect("a valid request");
+    assert_eq!(
+        store.insert_account(&requested, 10, None).await.unwrap(),
+        Inserted::Created
+    );
+    let mut ready = requested.clone();
+    ready.state = AccountState::Ready;
+    ready.account_id = Some(ACCOUNT_ID.into());
+    assert_eq!(
+        store
+            .transition(AccountState::Requested, &ready)
+            .await
+            .unwrap(),
+        Transitioned::Applied
+    );
+    // The counters streamed $4.80 today.
+    let today = now.date_naive();
+    let add = SpendAdd {
+        team: Some(team.clone()),
+        account_id: ACCOUNT_ID.into(),
+        day: today,
+        nanos: 4_800_000_000,
+    };
+    assert!(
+        store
+            .record_spend_once("batch-1", now, now + Duration::days(1), &[add])
+            .await
+            .unwrap()
+    );
+
+    // Athena's answers: the lake holds $5.40 of Lambda (invocations the
+    // counters missed), the CUR $4.50 of EC2 and $1.00 of Lambda.
+    let day = today.format("%Y-%m-%d").to_string();
+    let response = reqwest::Client::new()
+        .post(format!("{endpoint}/moto-api/static/athena/query-results"))
+        .json(&json!({"account_id": "123456789012", "region": REGION, "results": [
+            {"rows": [row(&["account_id", "day", "invocations", "cost_usd"]),
+                      row(&[ACCOUNT_ID, &day, "45", "5.400000000"])],
+             "column_info": [column("account_id", "varchar"), column("day", "varchar"),
+                             column("invocations", "bigint"), column("cost_usd", "decimal")]},
+            {"rows": [row(&["account_id", "day", "cost_usd", "lambda_cost_usd"]),
+                      row(&[ACCOUNT_ID, &day, "5.500000000", "1.000000000"])],
+             "column_info": [column("account_id", "varchar"), column("day", "varchar"),
+                             column("cost_usd", "decimal"), column("lambda_cost_usd", "decimal")]},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+
+    let settler = SpendSettler {
+        store: store.clone(),
+        query: Arc::new(
+            AthenaEngine::from_config(&config, &workgroup, "purser_lake").with_poll_delays(
+                std::time::Duration::from_millis(20),
+                std::time::Duration::from_millis(200),
+            ),
+        ),
+        bus: Arc::new(EventBridgeBus::from_config(&config, &bus)),
+        clock: Arc::new(SystemClock),
+        cur: true,
+    };
+    let settled = settler.settle().await.expect("the settlement runs");
+    assert_eq!((settled.teams, settled.announced), (1, 1), "{settled:?}");
+
+    // max(CUR 5.50, CUR non-Lambda 4.50 + streamed Lambda max(4.80, 5.40)) = 9.90.
+    let mut seen = Vec::new();
+    let event = next_event(&config, &queue, &mut seen, "TeamSpendUpdated").await;
+    assert_eq!(event["detail"]["team"], "payments");
+    assert_eq!(event["detail"]["source"], "cur");
+    assert_eq!(event["detail"]["spend"], "9.9");
+    let stored = store
+        .settled_spend(&team, &now.format("%Y-%m").to_string())
+        .await
+        .unwrap()
+        .expect("the settlement is stored");
+    assert_eq!(stored.source, SpendSource::Cur);
+    assert_eq!(stored.total, 9_900_000_000);
+    assert_eq!(stored.adjustment(), 5_100_000_000);
+    assert!(stored.announced);
+    let month = purser_core::spend::month_to_date(store.as_ref(), &team, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(month.total, 9_900_000_000, "counters + the settlement");
+}
