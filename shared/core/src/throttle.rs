@@ -92,6 +92,28 @@ pub fn restored_detail(
         "reason_code": "BUDGET_RESTORED", "reason": "the team is back within its budget", "at": rfc3339(at)})
 }
 
+/// An account whose member role refuses Purser is logged and skipped: one
+/// account without the role must not keep the others running, and the
+/// hourly evaluation tries it again.
+fn skip_refused(
+    team: &TeamName,
+    what: &str,
+    result: Result<(), BudgetError>,
+) -> Result<(), BudgetError> {
+    match result {
+        Err(BudgetError::Lambdas(LambdasError::AccessDenied {
+            account_id,
+            role,
+            message,
+        })) => {
+            tracing::error!(team = %team, account_id, role, %message,
+                "cannot {what} the account's Lambda functions: deploy the member role (infra/member-account.yaml)");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 fn episode_key(account_id: &str) -> String {
     format!("throttled#{account_id}")
 }
@@ -169,19 +191,7 @@ impl Budgets {
     /// and frozen accounts, remembering what each had.
     pub(crate) async fn throttle_lambdas(&self, team: &TeamName) -> Result<(), BudgetError> {
         for account in self.throttle_accounts(team).await? {
-            match self.throttle_account(&account).await {
-                Err(BudgetError::Lambdas(LambdasError::AccessDenied {
-                    account_id,
-                    role,
-                    message,
-                })) => {
-                    // One account without the member role must not keep the
-                    // others running; the hourly evaluation tries again.
-                    tracing::error!(team = %team, account_id, role, %message,
-                        "cannot throttle the account's Lambda functions: deploy the member role (infra/member-account.yaml)");
-                }
-                other => other?,
-            }
+            skip_refused(team, "throttle", self.throttle_account(&account).await)?;
         }
         Ok(())
     }
@@ -278,17 +288,7 @@ impl Budgets {
     /// reserved concurrency it had (or none).
     pub(crate) async fn restore_lambdas(&self, team: &TeamName) -> Result<(), BudgetError> {
         for account in self.throttle_accounts(team).await? {
-            match self.restore_account(&account).await {
-                Err(BudgetError::Lambdas(LambdasError::AccessDenied {
-                    account_id,
-                    role,
-                    message,
-                })) => {
-                    tracing::error!(team = %team, account_id, role, %message,
-                        "cannot restore the account's Lambda functions: deploy the member role (infra/member-account.yaml)");
-                }
-                other => other?,
-            }
+            skip_refused(team, "restore", self.restore_account(&account).await)?;
         }
         Ok(())
     }
