@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::local::{COST, DEV, amount, start};
+use common::local::{COST, DEV, amount, start, start_with_clock};
 use proptest::prelude::*;
 use purser_core::TeamName;
 use purser_core::ports::SpendAdd;
@@ -227,6 +227,43 @@ async fn the_spend_function_settles_with_the_lake_and_the_cur_and_budgets_act_on
         })
         .await;
     assert_eq!(local.crossings(), [50, 80, 100]);
+    local.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_previous_month_is_settled_for_three_days_into_the_next() {
+    use chrono::TimeZone;
+    let clock = std::sync::Arc::new(purser_core::ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 12, 2, 10, 0, 0).unwrap(),
+    ));
+    let local = start_with_clock(Some(clock.clone())).await;
+    let (_, account) = local.ready_account().await;
+    // The CUR bills November's last day on December 2nd.
+    let line = |day: &str, cost: f64| {
+        json!({"line_item_usage_account_id": account, "line_item_product_code": "AmazonEC2",
+            "line_item_usage_start_date": format!("{day}T00:00:00"), "line_item_unblended_cost": cost})
+    };
+    local.drop_into_lake("cur/late.json", &[line("2026-11-30", 2.0)]);
+    let settled = local.settle().await;
+    assert_eq!(settled["period"], "2026-12", "{settled}");
+    assert_eq!(
+        settled["announced"], 1,
+        "November's figure changed: {settled}"
+    );
+    let november = "/teams/payments/costs?from=2026-11-01&to=2026-11-30";
+    let (_, costs) = local.call("GET", november, None).await;
+    assert_eq!(costs["total"], "2", "{costs}");
+    assert!(costs["source"]["cur"].is_string(), "{costs}");
+    let updates = local.archived("TeamSpendUpdated");
+    assert_eq!(updates.last().unwrap()["period"], "2026-11");
+
+    // From the 4th, November stands as last settled.
+    clock.set(Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap());
+    local.drop_into_lake("cur/later.json", &[line("2026-11-29", 3.0)]);
+    let settled = local.settle().await;
+    assert_eq!(settled["announced"], 0, "{settled}");
+    let (_, costs) = local.call("GET", november, None).await;
+    assert_eq!(costs["total"], "2", "{costs}");
     local.running.shutdown().await;
 }
 

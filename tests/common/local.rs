@@ -5,10 +5,12 @@
 // Each test binary uses its own part of the harness.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::Utc;
+use purser_core::Clock;
 use purser_core::query::{QueryEngine, QueryResult};
 use purser_local::lambdas::{self, SimulatedFunction};
 use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
@@ -28,6 +30,11 @@ pub struct Local {
 }
 
 pub async fn start() -> Local {
+    start_with_clock(None).await
+}
+
+/// `purser up` on `clock` (the system clock when `None`).
+pub async fn start_with_clock(clock: Option<Arc<dyn Clock>>) -> Local {
     let dir = tempfile::tempdir().unwrap();
     let mut config = RuntimeConfig::new(dir.path(), 0);
     config.retry_timing = RetryTiming {
@@ -39,7 +46,7 @@ pub async fn start() -> Local {
         config,
         &Template::builtin(),
         &purser::registry::handlers(),
-        None,
+        clock,
     )
     .await
     .unwrap();

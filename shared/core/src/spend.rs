@@ -205,6 +205,11 @@ async fn settlements(
     Ok(found)
 }
 
+/// The first and last day of the month of `day`.
+fn month_of(day: NaiveDate) -> (NaiveDate, NaiveDate) {
+    (day.with_day(1).unwrap_or(day), last_day_of_month(day))
+}
+
 /// A team's spend per day from `from` to `to`, inclusive.
 pub async fn team_spend(
     store: &dyn Store,
@@ -304,10 +309,43 @@ pub struct SpendSettler {
     pub cur: bool,
 }
 
+/// For this many days into a month the previous month is settled too: the
+/// CUR bills its last days hours to a day late.
+pub const LATE_DAYS: u32 = 3;
+
 impl SpendSettler {
+    /// Settles the current month, and the previous one during the first
+    /// [`LATE_DAYS`] days of a month.
     pub async fn settle(&self) -> Result<Settled, SpendError> {
         let now = self.clock.now();
-        let (period, first, last) = period_of(now);
+        let (period, _, _) = period_of(now);
+        let mut settled = Settled {
+            period,
+            ..Settled::default()
+        };
+        let today = now.date_naive();
+        if today.day() <= LATE_DAYS {
+            let (first, _) = month_of(today);
+            let last_month = first.pred_opt().unwrap_or(first);
+            let previous = self.settle_month(last_month, now).await?;
+            settled.teams += previous.teams;
+            settled.announced += previous.announced;
+        }
+        let current = self.settle_month(today, now).await?;
+        settled.teams += current.teams;
+        settled.announced += current.announced;
+        settled.unknown_accounts = current.unknown_accounts;
+        Ok(settled)
+    }
+
+    /// Settles the month of `day`.
+    async fn settle_month(
+        &self,
+        day: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Settled, SpendError> {
+        let (first, last) = month_of(day);
+        let period = first.format("%Y-%m").to_string();
         let mut figures: BTreeMap<String, BTreeMap<NaiveDate, AccountDay>> = BTreeMap::new();
         let lake_rows = self.run("lambda_cost_per_account_day", &period).await?;
         for row in rows(
@@ -435,7 +473,13 @@ impl SpendSettler {
             settled.announced += 1;
             tracing::info!(team = %name, period, spend = %from_nanos(team.total), adjustment = %from_nanos(team.adjustment()), source = team.source.as_str(), "team spend settled");
         }
-        tracing::info!(period = settled.period, teams = settled.teams, announced = settled.announced, unknown_accounts = settled.unknown_accounts, first = %first, last = %last, "spend settled");
+        tracing::info!(
+            period = settled.period,
+            teams = settled.teams,
+            announced = settled.announced,
+            unknown_accounts = settled.unknown_accounts,
+            "spend settled"
+        );
         Ok(settled)
     }
 
