@@ -265,14 +265,22 @@ async fn invocations_from_unknown_accounts_are_recorded_without_a_team() {
         assert_eq!(record["account_id"], "999999999999");
         assert_eq!(record["team"], Value::Null);
     }
+    // The recorder writes the lake first, then the counters.
     let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-    let spend = local
-        .running
-        .ports()
-        .store
-        .account_spend("999999999999", day, day)
-        .await
-        .unwrap();
+    let mut spend = Vec::new();
+    for _ in 0..200 {
+        spend = local
+            .running
+            .ports()
+            .store
+            .account_spend("999999999999", day, day)
+            .await
+            .unwrap();
+        if !spend.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(spend.len(), 1, "counted on the account");
     assert!(local.archived("TeamSpendUpdated").is_empty());
     local.running.shutdown().await;
