@@ -109,6 +109,16 @@ fn budget_view(b: &Value) -> String {
             ),
         ),
         ("FROZEN", frozen.to_string()),
+        (
+            "THROTTLED",
+            match b["throttled"].as_u64() {
+                Some(0) | None => "no".to_string(),
+                Some(n) => format!(
+                    "{n} Lambda function{} at reserved concurrency 0 (restored when spend is back within the budget)",
+                    if n == 1 { "" } else { "s" }
+                ),
+            },
+        ),
     ]);
     let crossed: Vec<u64> = b["crossed_thresholds"]
         .as_array()
@@ -181,12 +191,16 @@ mod tests {
             "team": "payments", "amount": "10", "currency": "USD", "mode": "actual",
             "thresholds": [50, 100], "actions": {"50": ["notify"], "100": ["notify", "freeze"]},
             "period": "2026-11", "spend": "6.5", "forecast": "12", "crossed_thresholds": [50],
-            "frozen": false,
+            "frozen": false, "throttled": 3,
         }));
         assert!(view.contains("10 USD a month, on actual spend"), "{view}");
         assert!(view.contains("6.5 USD (65.0 % of the budget)"), "{view}");
         assert!(view.contains("notify, freeze"), "{view}");
         assert!(view.contains("crossed"), "{view}");
         assert!(view.contains("5 USD"), "{view}");
+        assert!(
+            view.contains("3 Lambda functions at reserved concurrency 0"),
+            "{view}"
+        );
     }
 }
