@@ -274,7 +274,12 @@ impl<'a> Demo<'a> {
             let body = json!({"quota": 3, "members": members});
             self.api("PUT", &format!("/teams/{team}"), Some(&body), None, 200)
                 .await?;
-            let budget = json!({"amount": amount, "currency": "USD", "thresholds": [50, 80, 100], "mode": "actual"});
+            let mut budget = json!({"amount": amount, "currency": "USD", "thresholds": [50, 80, 100], "mode": "actual"});
+            if team == RUNAWAY_TEAM {
+                // Freezing stops new deployments; throttling stops what runs.
+                budget["actions"] = json!({"50": ["notify"], "80": ["notify"],
+                    "100": ["notify", "freeze", "throttle-lambdas"]});
+            }
             let view = self
                 .api(
                     "PUT",
@@ -637,6 +642,35 @@ impl<'a> Demo<'a> {
             text(&frozen.envelope["detail"]["reason"])
         ));
         self.show_policies(&account.account_id).await?;
+        let throttled = self
+            .until("LambdasThrottled is on the bus", async || {
+                Ok(self
+                    .archived("LambdasThrottled", 0)
+                    .await?
+                    .into_iter()
+                    .find(|e| e.envelope["detail"]["account_id"] == account.account_id.as_str()))
+            })
+            .await?;
+        say(&format!(
+            "  LambdasThrottled: {} function(s) of {} at reserved concurrency 0, so what already runs stops too:",
+            cell(&throttled.envelope["detail"]["count"]),
+            account.account_id
+        ));
+        for f in throttled.envelope["detail"]["functions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            say(&format!(
+                "    {} in {} (it had {})",
+                text(&f["name"]),
+                text(&f["region"]),
+                match f["previous_reserved_concurrency"].as_u64() {
+                    Some(n) => format!("reserved concurrency {n}"),
+                    None => "no reserved concurrency".to_string(),
+                }
+            ));
+        }
         Ok(())
     }
 
@@ -670,7 +704,22 @@ impl<'a> Demo<'a> {
             account.account_id,
             text(&ready["state"])
         ));
+
         self.show_policies(&account.account_id).await?;
+        let restored = self
+            .until("LambdasRestored is on the bus", async || {
+                Ok(self
+                    .archived("LambdasRestored", 0)
+                    .await?
+                    .into_iter()
+                    .find(|e| e.envelope["detail"]["account_id"] == account.account_id.as_str()))
+            })
+            .await?;
+        say(&format!(
+            "  LambdasRestored: {} function(s) of {} have their reserved concurrency back",
+            cell(&restored.envelope["detail"]["count"]),
+            account.account_id
+        ));
         say("Spend stays counted: the streaming estimate against the new budget:");
         self.budget_table().await?;
         Ok(())

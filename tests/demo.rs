@@ -112,6 +112,9 @@ async fn the_demo_tells_the_whole_story_and_leaves_its_state() {
     assert!(lake_files(&data, "invocations") >= 1);
     assert!(lake_files(&data, "deployments") >= 1);
     assert!(archived(&db, "TeamSpendUpdated").len() >= 14);
+    // The runaway team's functions were throttled, then given back.
+    assert_eq!(archived(&db, "LambdasThrottled").len(), 1);
+    assert_eq!(archived(&db, "LambdasRestored").len(), 1);
     assert!(
         inspect::dead_letters(&db, 10).unwrap().is_empty(),
         "no delivery failed for good"
