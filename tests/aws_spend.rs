@@ -15,7 +15,7 @@ use common::aws::{bus_into_queue, create_table_from_template, moto_in, next_even
 use purser_aws::{AthenaEngine, DynamoStore, EventBridgeBus};
 use purser_core::account::{Account, AccountState, new_id};
 use purser_core::ports::{Inserted, SpendAdd, Transitioned};
-use purser_core::spend::{SpendSettler, SpendSource};
+use purser_core::spend::{CurDay, SpendSettler, SpendSource};
 use purser_core::{NewAccount, Store, SystemClock, TeamName};
 use serde_json::{Value, json};
 
@@ -149,7 +149,18 @@ async fn the_spend_function_settles_on_athena_dynamodb_and_eventbridge() {
         .expect("the settlement is stored");
     assert_eq!(stored.source, SpendSource::Cur);
     assert_eq!(stored.total, 9_900_000_000);
-    assert_eq!(stored.adjustment(), 5_100_000_000);
+    let figures = stored.accounts[ACCOUNT_ID][&today];
+    assert_eq!(
+        figures.missed, 600_000_000,
+        "the lake held 0.60 more than the counter"
+    );
+    assert_eq!(
+        figures.cur,
+        Some(CurDay {
+            total: 5_500_000_000,
+            lambda: 1_000_000_000
+        })
+    );
     assert!(stored.announced);
     let month = purser_core::spend::month_to_date(store.as_ref(), &team, Utc::now())
         .await

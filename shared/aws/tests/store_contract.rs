@@ -47,7 +47,7 @@ use purser_aws::DynamoStore;
 use purser_core::account::new_id;
 use purser_core::budget::Budget;
 use purser_core::organization::MAX_CONCURRENT_CREATIONS;
-use purser_core::spend::{SettledSpend, SpendSource};
+use purser_core::spend::{CurDay, DayFigures, SettledSpend, SpendSource};
 use purser_core::{
     Account, AccountState, IdempotencyKey, Inserted, NewAccount, SpendAdd, Store, StoreError, Team,
     TeamName, Transitioned,
@@ -1777,7 +1777,26 @@ fn settlement(team_name: &str, total: i64, settled_at: DateTime<Utc>) -> Settled
         source: SpendSource::Cur,
         accounts: [(
             "111111111111".to_string(),
-            [(day, -3), (day.succ_opt().unwrap(), 9)].into(),
+            [
+                (
+                    day,
+                    DayFigures {
+                        missed: 9_000,
+                        cur: None,
+                    },
+                ),
+                (
+                    day.succ_opt().unwrap(),
+                    DayFigures {
+                        missed: 0,
+                        cur: Some(CurDay {
+                            total: -3,
+                            lambda: 0,
+                        }),
+                    },
+                ),
+            ]
+            .into(),
         )]
         .into(),
         total,

@@ -7,15 +7,20 @@
 //! export is configured, AWS's own bill, per account and day:
 //!
 //! ```text
-//! streamed Lambda = max(counters, lake)
+//! missed          = what the lake held beyond the counters when settled
+//! streamed Lambda = counters now + missed
 //! settled         = max(CUR total, CUR non-Lambda + streamed Lambda)   (with CUR)
 //!                 = streamed Lambda                                    (without)
 //! ```
 //!
-//! What settling adds to the counters (the CUR's other services, invocations
-//! the counters missed) is stored per team and month as an adjustment, so
-//! counters that keep growing after a settlement still count at once:
-//! month to date = counters now + the last settlement's adjustment.
+//! The settlement stores `missed` and the CUR's figures per team, month,
+//! account and day, and every read weighs them against the counters as they
+//! stand then: spend streamed after a settlement counts at once, and a CUR
+//! line that covers it is not added on top. One case counts twice, for a
+//! settlement's lifetime at most: an invocation the lake held before its
+//! counter write (a recorder retry after the lake write) is in `missed` and,
+//! once retried, in the counter too, until the next settlement finds the
+//! counter caught up. That errs toward enforcing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,12 +28,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::budget::period_of;
 use crate::clock::Clock;
 use crate::event::EventEntry;
-use crate::lake::{self, TeamSpendUpdated};
+use crate::lake;
 use crate::ports::{BusError, EventBus, Store, StoreError};
 use crate::pricing::{from_nanos, to_nanos};
 use crate::queries;
@@ -67,18 +72,26 @@ impl SpendSource {
     }
 }
 
-/// What the spend function settled for a team's month: how far the
-/// authoritative figures differ from the streaming counters, per account
-/// and day, in nano-USD (negative where the CUR holds credits).
+/// Differences below this (nano-USD per account and day) are rounding, not
+/// spend: the lake keeps each invocation's cost as a double, the counters in
+/// whole nano-USD per batch.
+pub const NOISE_NANOS: i64 = 1_000;
+
+/// What the spend function settled for a team's month: what the lake and
+/// the CUR said, per account and day. Stored as those figures, not as a
+/// difference from the counters, so counters that catch up after the
+/// settlement are never counted twice: every read weighs the figures
+/// against the counters as they stand then.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettledSpend {
     pub team: TeamName,
     /// `YYYY-MM`.
     pub period: String,
     pub source: SpendSource,
-    /// Adjustments by account id, then day; only days that have one.
-    pub accounts: BTreeMap<String, BTreeMap<NaiveDate, i64>>,
-    /// The team's month to date when it was settled (counters + adjustment).
+    /// Figures by account id, then day: only the days where they may add
+    /// to the counters (a CUR line, or a lake above its counter).
+    pub accounts: BTreeMap<String, BTreeMap<NaiveDate, DayFigures>>,
+    /// The team's month to date when it was settled.
     pub total: i64,
     pub settled_at: DateTime<Utc>,
     /// `false` while a `TeamSpendUpdated` for this settlement is due: a run
@@ -86,32 +99,96 @@ pub struct SettledSpend {
     pub announced: bool,
 }
 
-impl SettledSpend {
-    /// What settling adds to the counters over the whole month.
-    pub fn adjustment(&self) -> i64 {
-        self.accounts.values().flat_map(BTreeMap::values).sum()
-    }
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
 
-    /// What settling adds to the team's counter of each day.
-    pub fn days(&self) -> BTreeMap<NaiveDate, i64> {
-        let mut days = BTreeMap::new();
-        for (day, n) in self.accounts.values().flatten() {
-            *days.entry(*day).or_default() += n;
+/// What the lake and the CUR said of one account's day, in nano-USD.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayFigures {
+    /// Lambda spend the lake held beyond the counter when settled.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missed: i64,
+    /// The CUR's line items, where the export has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cur: Option<CurDay>,
+}
+
+impl DayFigures {
+    /// These figures against a counter.
+    pub fn against(self, counted: i64) -> AccountDay {
+        AccountDay {
+            counted,
+            missed: self.missed,
+            cur: self.cur,
         }
-        days
     }
 
-    /// What settling adds to an account's counters from `from` to `to`.
-    pub fn account_adjustment(&self, account_id: &str, from: NaiveDate, to: NaiveDate) -> i64 {
-        self.accounts
-            .get(account_id)
-            .map_or(0, |days| days.range(from..=to).map(|(_, n)| n).sum())
+    /// What the lake (`Some` where it has records) and the CUR said, against
+    /// the counter when settled; a lake within rounding of its counter
+    /// missed nothing.
+    pub fn settled(lake: Option<i64>, cur: Option<CurDay>, counted: i64) -> Self {
+        let missed = lake
+            .map(|l| l.saturating_sub(counted))
+            .filter(|m| *m > NOISE_NANOS)
+            .unwrap_or(0);
+        Self { missed, cur }
     }
 
-    /// Whether `other` settles the same figures (ignoring when and whether
-    /// it was announced).
-    fn same_figures(&self, other: &Self) -> bool {
-        self.source == other.source && self.accounts == other.accounts && self.total == other.total
+    /// Whether the figures can add anything to a counter.
+    fn may_add(&self) -> bool {
+        self.cur.is_some() || self.missed != 0
+    }
+
+    fn close_to(&self, other: &Self) -> bool {
+        let near = |a: i64, b: i64| a.abs_diff(b) <= NOISE_NANOS as u64;
+        let cur = match (self.cur, other.cur) {
+            (Some(a), Some(b)) => near(a.total, b.total) && near(a.lambda, b.lambda),
+            (a, b) => a == b,
+        };
+        near(self.missed, other.missed) && cur
+    }
+}
+
+impl SettledSpend {
+    /// What the figures add to an account's counters from `from` to `to`,
+    /// given its counters per day as they stand.
+    pub fn added_to(
+        &self,
+        account_id: &str,
+        counted: &BTreeMap<NaiveDate, i64>,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> BTreeMap<NaiveDate, i64> {
+        let mut added = BTreeMap::new();
+        if let Some(days) = self.accounts.get(account_id) {
+            for (day, figures) in days.range(from..=to) {
+                let n = figures
+                    .against(counted.get(day).copied().unwrap_or(0))
+                    .adjustment();
+                if n != 0 {
+                    added.insert(*day, n);
+                }
+            }
+        }
+        added
+    }
+
+    /// Whether `other` holds other figures than rounding explains.
+    fn differs(&self, other: &Self) -> bool {
+        self.source != other.source
+            || self.accounts.len() != other.accounts.len()
+            || self
+                .accounts
+                .iter()
+                .zip(&other.accounts)
+                .any(|((a, x), (b, y))| {
+                    a != b
+                        || x.len() != y.len()
+                        || x.iter()
+                            .zip(y)
+                            .any(|((d, f), (e, g))| d != e || !f.close_to(g))
+                })
     }
 }
 
@@ -120,13 +197,13 @@ impl SettledSpend {
 pub struct AccountDay {
     /// The streaming counter.
     pub counted: i64,
-    /// Lambda cost from the lake, where it has records.
-    pub lake: Option<i64>,
+    /// Lambda spend the lake held beyond the counter when settled.
+    pub missed: i64,
     /// The CUR's line items, where the export has any.
     pub cur: Option<CurDay>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurDay {
     /// All services.
     pub total: i64,
@@ -135,11 +212,11 @@ pub struct CurDay {
 }
 
 impl AccountDay {
-    /// Lambda cost as streamed: the lake lags the counters by Firehose's
-    /// buffer and counters may miss what the lake holds, and both count each
-    /// invocation once, so the larger of the two is the better estimate.
+    /// Lambda cost as streamed: the counter, plus what the lake held that
+    /// the counter lacked (the lake lags the counters by Firehose's buffer,
+    /// so it is only ever ahead where a counter write was lost).
     pub fn streamed_lambda(&self) -> i64 {
-        self.counted.max(self.lake.unwrap_or(0))
+        self.counted.saturating_add(self.missed)
     }
 
     /// The day's authoritative figure: `max(CUR total, CUR non-Lambda +
@@ -210,7 +287,8 @@ fn month_of(day: NaiveDate) -> (NaiveDate, NaiveDate) {
     (day.with_day(1).unwrap_or(day), last_day_of_month(day))
 }
 
-/// A team's spend per day from `from` to `to`, inclusive.
+/// A team's spend per day from `from` to `to`, inclusive: its counters,
+/// plus what its settlements' figures add to its accounts' counters.
 pub async fn team_spend(
     store: &dyn Store,
     team: &TeamName,
@@ -224,11 +302,14 @@ pub async fn team_spend(
         .collect();
     let settled = settlements(store, team, from, to).await?;
     for s in &settled {
-        for (day, n) in s.days().range(from..=to) {
-            *days.entry(*day).or_default() += n;
+        for account_id in s.accounts.keys() {
+            for (day, n) in added(store, s, account_id, from, to).await? {
+                let sum = days.entry(day).or_default();
+                *sum = sum.saturating_add(n);
+            }
         }
     }
-    let total = days.values().sum();
+    let total = days.values().fold(0i64, |a, n| a.saturating_add(*n));
     Ok(TeamSpend {
         days: days.into_iter().collect(),
         total,
@@ -241,8 +322,32 @@ pub async fn team_spend(
     })
 }
 
+/// What a settlement adds to one account's counters from `from` to `to`,
+/// weighed against its counters now.
+async fn added(
+    store: &dyn Store,
+    settled: &SettledSpend,
+    account_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<BTreeMap<NaiveDate, i64>, StoreError> {
+    let in_range = settled
+        .accounts
+        .get(account_id)
+        .is_some_and(|days| days.range(from..=to).next().is_some());
+    if !in_range {
+        return Ok(BTreeMap::new());
+    }
+    let counted: BTreeMap<NaiveDate, i64> = store
+        .account_spend(account_id, from, to)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(settled.added_to(account_id, &counted, from, to))
+}
+
 /// An account's spend from `from` to `to`: its counters plus what the
-/// settlements of its team added to it.
+/// settlements of its team add to them.
 pub async fn account_spend(
     store: &dyn Store,
     team: &TeamName,
@@ -250,18 +355,17 @@ pub async fn account_spend(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<i64, StoreError> {
-    let counted: i64 = store
+    let mut total = store
         .account_spend(account_id, from, to)
         .await?
         .iter()
-        .map(|(_, n)| n)
-        .sum();
-    let added: i64 = settlements(store, team, from, to)
-        .await?
-        .iter()
-        .map(|s| s.account_adjustment(account_id, from, to))
-        .sum();
-    Ok(counted + added)
+        .fold(0i64, |a, (_, n)| a.saturating_add(*n));
+    for s in settlements(store, team, from, to).await? {
+        for n in added(store, &s, account_id, from, to).await?.values() {
+            total = total.saturating_add(*n);
+        }
+    }
+    Ok(total)
 }
 
 /// A team's month to date at `now`.
@@ -315,27 +419,41 @@ pub const LATE_DAYS: u32 = 3;
 
 impl SpendSettler {
     /// Settles the current month, and the previous one during the first
-    /// [`LATE_DAYS`] days of a month.
+    /// [`LATE_DAYS`] days of a month. Each month is settled whatever
+    /// becomes of the other; the run fails (and is retried) if either did.
     pub async fn settle(&self) -> Result<Settled, SpendError> {
         let now = self.clock.now();
+        let today = now.date_naive();
         let (period, _, _) = period_of(now);
         let mut settled = Settled {
             period,
             ..Settled::default()
         };
-        let today = now.date_naive();
+        let mut failed = None;
         if today.day() <= LATE_DAYS {
             let (first, _) = month_of(today);
-            let last_month = first.pred_opt().unwrap_or(first);
-            let previous = self.settle_month(last_month, now).await?;
-            settled.teams += previous.teams;
-            settled.announced += previous.announced;
+            match self
+                .settle_month(first.pred_opt().unwrap_or(first), now)
+                .await
+            {
+                Ok(previous) => {
+                    settled.teams += previous.teams;
+                    settled.announced += previous.announced;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the previous month could not be settled");
+                    failed = Some(e);
+                }
+            }
         }
         let current = self.settle_month(today, now).await?;
         settled.teams += current.teams;
         settled.announced += current.announced;
         settled.unknown_accounts = current.unknown_accounts;
-        Ok(settled)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(settled),
+        }
     }
 
     /// Settles the month of `day`.
@@ -346,7 +464,9 @@ impl SpendSettler {
     ) -> Result<Settled, SpendError> {
         let (first, last) = month_of(day);
         let period = first.format("%Y-%m").to_string();
-        let mut figures: BTreeMap<String, BTreeMap<NaiveDate, AccountDay>> = BTreeMap::new();
+        // Per account and day: the lake's Lambda cost and the CUR's lines.
+        type Found = (Option<i64>, Option<CurDay>);
+        let mut figures: BTreeMap<String, BTreeMap<NaiveDate, Found>> = BTreeMap::new();
         let lake_rows = self.run("lambda_cost_per_account_day", &period).await?;
         for row in rows(
             &lake_rows,
@@ -358,7 +478,7 @@ impl SpendSettler {
                 .or_default()
                 .entry(row.day(1)?)
                 .or_default();
-            day.lake = Some(day.lake.unwrap_or(0) + row.nanos(2)?);
+            day.0 = Some(day.0.unwrap_or(0).saturating_add(row.nanos(2)?));
         }
         if self.cur {
             let cur_rows = self.run("cur_cost_per_account_day", &period).await?;
@@ -370,21 +490,21 @@ impl SpendSettler {
                     .entry(row.day(1)?)
                     .or_default();
                 let (total, lambda) = (row.nanos(2)?, row.nanos(3)?);
-                let cur = day.cur.get_or_insert(CurDay {
+                let cur = day.1.get_or_insert(CurDay {
                     total: 0,
                     lambda: 0,
                 });
-                cur.total += total;
-                cur.lambda += lambda;
+                cur.total = cur.total.saturating_add(total);
+                cur.lambda = cur.lambda.saturating_add(lambda);
             }
         }
 
-        let mut teams: BTreeMap<TeamName, SettledSpend> = BTreeMap::new();
+        let mut teams: BTreeMap<TeamName, (SettledSpend, i64)> = BTreeMap::new();
         let mut settled = Settled {
             period: period.clone(),
             ..Settled::default()
         };
-        for (account_id, mut days) in figures {
+        for (account_id, days) in figures {
             let Some(account) = self.store.account_by_account_id(&account_id).await? else {
                 tracing::debug!(
                     account_id,
@@ -393,12 +513,14 @@ impl SpendSettler {
                 settled.unknown_accounts += 1;
                 continue;
             };
-            for (day, n) in self.store.account_spend(&account_id, first, last).await? {
-                days.entry(day).or_default().counted = n;
-            }
-            let team = teams
-                .entry(account.team.clone())
-                .or_insert_with(|| SettledSpend {
+            let counted: BTreeMap<NaiveDate, i64> = self
+                .store
+                .account_spend(&account_id, first, last)
+                .await?
+                .into_iter()
+                .collect();
+            let (team, added) = teams.entry(account.team.clone()).or_insert_with(|| {
+                let team = SettledSpend {
                     team: account.team.clone(),
                     period: period.clone(),
                     source: SpendSource::Athena,
@@ -406,42 +528,39 @@ impl SpendSettler {
                     total: 0,
                     settled_at: now,
                     announced: false,
-                });
-            for (day, figure) in days {
-                if figure.cur.is_some() {
+                };
+                (team, 0)
+            });
+            for (day, (lake, cur)) in days {
+                let on_day = counted.get(&day).copied().unwrap_or(0);
+                let f = DayFigures::settled(lake, cur, on_day);
+                if f.cur.is_some() {
                     team.source = SpendSource::Cur;
                 }
-                let added = figure.adjustment();
-                if added != 0 {
+                if f.may_add() {
+                    *added = added.saturating_add(f.against(on_day).adjustment());
                     team.accounts
                         .entry(account_id.clone())
                         .or_default()
-                        .insert(day, added);
+                        .insert(day, f);
                 }
             }
         }
 
-        for (name, mut team) in teams {
-            let counted: i64 = self
+        for (name, (mut team, added)) in teams {
+            let counted = self
                 .store
                 .team_spend(&name, first, last)
                 .await?
                 .iter()
-                .map(|(_, n)| n)
-                .sum();
-            team.total = counted + team.adjustment();
+                .fold(0i64, |a, (_, n)| a.saturating_add(*n));
+            team.total = counted.saturating_add(added);
             settled.teams += 1;
             let previous = self.store.settled_spend(&name, &period).await?;
-            if previous
-                .as_ref()
-                .is_some_and(|p| p.announced && p.same_figures(&team))
-            {
-                continue;
-            }
-            // What budgets see changes only with the adjustment: the
-            // recorder announced the counters' own changes already.
-            let news = previous.as_ref().map_or(team.adjustment() != 0, |p| {
-                !p.announced || p.accounts != team.accounts
+            // What budgets see changes only with the figures: the recorder
+            // announced the counters' own changes already.
+            let news = previous.as_ref().map_or(!team.accounts.is_empty(), |p| {
+                !p.announced || p.differs(&team)
             });
             team.announced = !news;
             if !self.store.put_settled_spend(&team).await? {
@@ -449,29 +568,19 @@ impl SpendSettler {
                 continue;
             }
             if !news {
-                tracing::debug!(team = %name, period, "spend settled: the counters stand");
+                tracing::debug!(team = %name, period, "spend settled: nothing new");
                 continue;
             }
-            let detail = TeamSpendUpdated {
-                version: 1,
-                team: name.to_string(),
-                period: period.clone(),
-                spend: from_nanos(team.total).normalize().to_string(),
-                currency: "USD".into(),
-                source: team.source.as_str().into(),
-                as_of: lake::timestamp(now),
-            };
-            let detail = serde_json::to_value(&detail).map_err(|e| SpendError::UnexpectedRow {
-                query: "TeamSpendUpdated".into(),
-                message: e.to_string(),
-            })?;
+            let detail = json!({"version": 1, "team": name, "period": period,
+                "spend": from_nanos(team.total).normalize().to_string(), "currency": "USD",
+                "source": team.source.as_str(), "as_of": lake::timestamp(now)});
             self.bus
                 .put(vec![EventEntry::purser(lake::TEAM_SPEND_UPDATED, &detail)])
                 .await?;
             team.announced = true;
             self.store.put_settled_spend(&team).await?;
             settled.announced += 1;
-            tracing::info!(team = %name, period, spend = %from_nanos(team.total), adjustment = %from_nanos(team.adjustment()), source = team.source.as_str(), "team spend settled");
+            tracing::info!(team = %name, period, spend = %from_nanos(team.total), added = %from_nanos(added), source = team.source.as_str(), "team spend settled");
         }
         tracing::info!(
             period = settled.period,
@@ -574,20 +683,25 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A day settled when its counter stood at `counted`, read then.
     fn day(counted: i64, lake: Option<i64>, cur: Option<(i64, i64)>) -> AccountDay {
-        AccountDay {
-            counted,
-            lake,
-            cur: cur.map(|(total, lambda)| CurDay { total, lambda }),
-        }
+        let cur = cur.map(|(total, lambda)| CurDay { total, lambda });
+        DayFigures::settled(lake, cur, counted).against(counted)
     }
 
     #[test]
-    fn without_cur_the_larger_streamed_figure_stands() {
-        assert_eq!(day(100, None, None).settled(), 100);
-        assert_eq!(day(100, Some(80), None).settled(), 100);
-        assert_eq!(day(100, Some(130), None).settled(), 130);
-        assert_eq!(day(100, Some(130), None).adjustment(), 30);
+    fn without_cur_the_lake_adds_what_the_counter_missed() {
+        let lake = |n: i64| Some(n * 1_000_000);
+        let m = 1_000_000;
+        assert_eq!(day(100 * m, None, None).settled(), 100 * m);
+        assert_eq!(day(100 * m, lake(80), None).settled(), 100 * m);
+        assert_eq!(day(100 * m, lake(130), None).settled(), 130 * m);
+        assert_eq!(day(100 * m, lake(130), None).adjustment(), 30 * m);
+        // Rounding between the lake's doubles and the counter is no spend.
+        assert_eq!(
+            day(100 * m, Some(100 * m + NOISE_NANOS), None).adjustment(),
+            0
+        );
     }
 
     #[test]
@@ -628,39 +742,84 @@ mod tests {
         }
     }
 
-    #[test]
-    fn adjustments_sum_per_day_and_per_account_range() {
-        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        let settled = SettledSpend {
+    fn settlement(accounts: BTreeMap<String, BTreeMap<NaiveDate, DayFigures>>) -> SettledSpend {
+        SettledSpend {
             team: TeamName::parse("payments").unwrap(),
             period: "2026-11".into(),
             source: SpendSource::Cur,
-            accounts: BTreeMap::from([
-                (
-                    "111111111111".to_string(),
-                    BTreeMap::from([(d("2026-11-01"), 5), (d("2026-11-02"), 7)]),
-                ),
-                (
-                    "222222222222".to_string(),
-                    BTreeMap::from([(d("2026-11-02"), -1)]),
-                ),
-            ]),
-            total: 100,
+            accounts,
+            total: 0,
             settled_at: Utc::now(),
             announced: true,
+        }
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn figures_are_weighed_against_the_counters_as_they_stand() {
+        // Settled when the counter stood at 300 and the lake at 500.
+        let lake = DayFigures::settled(Some(500_000), None, 300_000);
+        let settled = settlement(BTreeMap::from([(
+            "111111111111".to_string(),
+            BTreeMap::from([(d("2026-11-02"), lake)]),
+        )]));
+        let counted = |n: i64| BTreeMap::from([(d("2026-11-02"), n)]);
+        let added = |n| {
+            settled.added_to(
+                "111111111111",
+                &counted(n),
+                d("2026-11-01"),
+                d("2026-11-30"),
+            )
         };
-        assert_eq!(settled.adjustment(), 11);
-        assert_eq!(
-            settled.days(),
-            BTreeMap::from([(d("2026-11-01"), 5), (d("2026-11-02"), 6)])
+        assert_eq!(added(300_000), BTreeMap::from([(d("2026-11-02"), 200_000)]));
+        // Spend streamed after the settlement counts at once, on top.
+        assert_eq!(added(400_000), BTreeMap::from([(d("2026-11-02"), 200_000)]));
+        // Outside the range, or another account: nothing.
+        assert!(
+            settled
+                .added_to(
+                    "111111111111",
+                    &counted(0),
+                    d("2026-11-03"),
+                    d("2026-11-30")
+                )
+                .is_empty()
         );
-        assert_eq!(
-            settled.account_adjustment("111111111111", d("2026-11-02"), d("2026-11-30")),
-            7
+        assert!(
+            settled
+                .added_to(
+                    "222222222222",
+                    &counted(0),
+                    d("2026-11-01"),
+                    d("2026-11-30")
+                )
+                .is_empty()
         );
-        assert_eq!(
-            settled.account_adjustment("333333333333", d("2026-11-01"), d("2026-11-30")),
-            0
-        );
+    }
+
+    #[test]
+    fn rounding_is_not_news() {
+        let at = |missed: i64, total: i64| {
+            settlement(BTreeMap::from([(
+                "111111111111".to_string(),
+                BTreeMap::from([(
+                    d("2026-11-02"),
+                    DayFigures {
+                        missed,
+                        cur: Some(CurDay { total, lambda: 10 }),
+                    },
+                )]),
+            )]))
+        };
+        assert!(!at(1_000_000, 5_000_000).differs(&at(1_000_000 + NOISE_NANOS, 5_000_000 - 3)));
+        assert!(at(1_000_000, 5_000_000).differs(&at(1_000_000 + NOISE_NANOS + 1, 5_000_000)));
+        assert!(at(1_000_000, 5_000_000).differs(&settlement(BTreeMap::new())));
+        // A lake within rounding of its counter missed nothing.
+        assert!(!DayFigures::settled(Some(1_000_500), None, 1_000_000).may_add());
+        assert!(DayFigures::settled(Some(1_000_000 + NOISE_NANOS + 1), None, 1_000_000).may_add());
     }
 }

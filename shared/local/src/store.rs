@@ -1815,7 +1815,18 @@ mod tests {
             team: TeamName::parse(team).unwrap(),
             period: "2026-11".into(),
             source: purser_core::spend::SpendSource::Cur,
-            accounts: [("111111111111".to_string(), [(day, 7)].into())].into(),
+            accounts: [(
+                "111111111111".to_string(),
+                [(
+                    day,
+                    purser_core::spend::DayFigures {
+                        missed: 7_000,
+                        cur: None,
+                    },
+                )]
+                .into(),
+            )]
+            .into(),
             total,
             settled_at: at,
             announced: false,
