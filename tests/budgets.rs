@@ -353,6 +353,21 @@ async fn budget_requests_are_validated_and_admin_only() {
         .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["field"], "from");
+    let (status, body) = local
+        .call(
+            "GET",
+            "/teams/payments/costs?by=function&from=2026-01-01&to=2026-11-30",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("92 days"),
+        "{body}"
+    );
     local.running.shutdown().await;
 }
 

@@ -24,6 +24,8 @@ use serde_json::{Value, json};
 /// Bodies larger than this are refused before they are parsed.
 pub const MAX_BODY: usize = 64 * 1024;
 const DEFAULT_PAGE: usize = 50;
+/// The longest range `GET /teams/{team}/costs?by=function` scans.
+const MAX_FUNCTION_DAYS: i64 = 92;
 const MAX_PAGE: usize = 200;
 
 pub struct Api {
@@ -240,6 +242,15 @@ impl Api {
         let team = &team_view.name;
         let by = query.first("by").unwrap_or("day");
         if by == "function" {
+            // Each request is an Athena query, billed by the data it scans.
+            if (to - from).num_days() >= MAX_FUNCTION_DAYS {
+                return Err(Reply::bad(
+                    "from",
+                    &format!(
+                        "costs by function cover at most {MAX_FUNCTION_DAYS} days at a time (the lake is scanned for each request); for longer ranges run the named query top_functions on Athena"
+                    ),
+                ));
+            }
             return self.costs_by_function(team, from, to).await;
         }
         let spent = spend::team_spend(store, team, from, to)

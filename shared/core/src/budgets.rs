@@ -310,12 +310,22 @@ impl Budgets {
     }
 
     /// Every team with a budget (the start of a period, and a safety net).
+    /// One team's failure does not keep the others from their evaluation
+    /// (a new period must unfreeze every team); the first error is returned
+    /// after all were tried, so the run is retried.
     pub async fn evaluate_all(&self) -> Result<usize, BudgetError> {
         let budgets = self.store.budgets().await?;
+        let mut first_error = None;
         for b in &budgets {
-            self.evaluate(&b.team).await?;
+            if let Err(e) = self.evaluate(&b.team).await {
+                tracing::error!(team = %b.team, error = %e, "the team's budget could not be evaluated");
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(budgets.len())
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(budgets.len()),
+        }
     }
 
     async fn team_accounts(

@@ -114,6 +114,16 @@ fn skip_refused(
     }
 }
 
+/// Functions the platform itself runs in member accounts (Control
+/// Tower's guardrails and notifications): never throttled.
+pub const PLATFORM_FUNCTION_PREFIXES: &[&str] = &["aws-controltower-"];
+
+fn platform_managed(name: &str) -> bool {
+    PLATFORM_FUNCTION_PREFIXES
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
 fn episode_key(account_id: &str) -> String {
     format!("throttled#{account_id}")
 }
@@ -211,7 +221,8 @@ impl Budgets {
         // Another evaluation may have begun the episode first: use its.
         let episode = self.store.recall(&key, now).await?.unwrap_or(new_episode);
         let mut throttled = Vec::new();
-        for f in self.lambdas.functions(&account_id).await? {
+        let functions = self.lambdas.functions(&account_id).await?;
+        for f in functions.into_iter().filter(|f| !platform_managed(&f.name)) {
             let memory = memory_key(&account_id, &episode, &f);
             let fresh = self
                 .store
@@ -949,6 +960,22 @@ mod tests {
             !w.bus.of(crate::budgets::ACCOUNT_FROZEN).is_empty(),
             "frozen all the same"
         );
+    }
+
+    #[tokio::test]
+    async fn control_tower_functions_are_never_throttled() {
+        let w = world(&["throttle-lambdas"]);
+        w.lambdas
+            .add(A, R1, "aws-controltower-NotificationForwarder", None);
+        w.spend(2);
+        w.evaluate().await.unwrap();
+        assert_eq!(
+            w.lambdas
+                .reserved(A, R1, "aws-controltower-NotificationForwarder"),
+            Some(None),
+            "the platform's own function keeps running"
+        );
+        assert_eq!(w.lambdas.reserved(A, R1, "api"), Some(Some(0)));
     }
 
     #[tokio::test]
