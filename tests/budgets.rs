@@ -195,9 +195,11 @@ async fn the_spend_function_settles_with_the_lake_and_the_cur_and_budgets_act_on
         "cur/export-00001.json",
         &[
             json!({"line_item_usage_account_id": account, "line_item_product_code": "AmazonEC2",
-                "line_item_usage_start_date": start_of_day, "line_item_unblended_cost": 4.5}),
+                "line_item_usage_start_date": start_of_day, "line_item_unblended_cost": 4.5,
+                "billing_period": &today[..7]}),
             json!({"line_item_usage_account_id": account, "line_item_product_code": "AWSLambda",
-                "line_item_usage_start_date": start_of_day, "line_item_unblended_cost": 1.0}),
+                "line_item_usage_start_date": start_of_day, "line_item_unblended_cost": 1.0,
+                "billing_period": &today[..7]}),
         ],
     );
     let settled = local.settle().await;
@@ -241,7 +243,8 @@ async fn the_previous_month_is_settled_for_three_days_into_the_next() {
     // The CUR bills November's last day on December 2nd.
     let line = |day: &str, cost: f64| {
         json!({"line_item_usage_account_id": account, "line_item_product_code": "AmazonEC2",
-            "line_item_usage_start_date": format!("{day}T00:00:00"), "line_item_unblended_cost": cost})
+            "line_item_usage_start_date": format!("{day}T00:00:00"), "line_item_unblended_cost": cost,
+            "billing_period": &day[..7]})
     };
     local.drop_into_lake("cur/late.json", &[line("2026-11-30", 2.0)]);
     let settled = local.settle().await;

@@ -1,17 +1,19 @@
 -- AWS's own cost per account and day in a month, from the CUR 2.0 export:
--- the unblended cost of every line item of one calendar month (by usage
--- start, UTC) per usage account and day, with the Lambda part (product code
--- AWSLambda) beside the total. The spend function reconciles each
--- account-day as max(CUR total, CUR non-Lambda + streamed Lambda).
+-- the unblended cost of every line item of one billing period (a calendar
+-- month) per usage account and day of usage start (UTC), with the Lambda
+-- part (product code AWSLambda) beside the total. The spend function
+-- reconciles each account-day as max(CUR total, CUR non-Lambda + streamed
+-- Lambda).
 --
 -- Tables: `cur` is the CUR 2.0 export's table (in Athena, the Glue table
--- the template creates over the export when CurExportLocation is set;
--- locally, NDJSON files under <data-dir>/lake/cur/ if any, otherwise an
--- empty table). The month and day are taken from the text of
--- line_item_usage_start_date, whose first characters are YYYY-MM-DD in
--- both engines.
+-- the template creates over the export when CurExportLocation is set, its
+-- partition `billing_period` projected from the export's
+-- BILLING_PERIOD=YYYY-MM folders, so one month is scanned; locally, NDJSON
+-- files under <data-dir>/lake/cur/ with a `billing_period` on each line, if
+-- any, otherwise an empty table). The day is the first ten characters of
+-- the text of line_item_usage_start_date in both engines.
 --
--- @param month YYYY-MM: the month (of the line items' usage start)
+-- @param month YYYY-MM: the billing period
 --
 -- @returns account_id string: the usage account
 -- @returns day string: the day of usage start, YYYY-MM-DD (UTC)
@@ -24,7 +26,7 @@ WITH items AS (
         line_item_product_code AS product,
         line_item_unblended_cost AS cost
     FROM cur
-    WHERE substr(CAST(line_item_usage_start_date AS VARCHAR), 1, 7) = ?
+    WHERE billing_period = ?
 )
 SELECT
     account_id,

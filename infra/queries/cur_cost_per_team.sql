@@ -1,18 +1,19 @@
 -- AWS's own cost per team in a month, from the CUR 2.0 export: the
--- unblended cost of every line item of the month (by usage start, UTC),
--- attributed to the team of its usage account in Purser's registry, with
--- the Lambda part (product code AWSLambda) beside the total.
+-- unblended cost of every line item of one billing period (a calendar
+-- month), attributed to the team of its usage account in Purser's
+-- registry, with the Lambda part (product code AWSLambda) beside the total.
 --
--- Tables: `cur` is the CUR 2.0 export's table (in Athena, the Glue table of
--- the export, or a view named `cur` over it; locally, NDJSON files under
--- <data-dir>/lake/cur/ if any, otherwise an empty table). `accounts`
--- (account_id, team) is Purser's account registry (in Athena, a table or
--- view in the same database exported from the Store; locally, the engine
--- builds it from the `accounts` table of <data-dir>/purser.db).
--- The month is tested on the text of line_item_usage_start_date, whose first
--- seven characters are YYYY-MM in both engines.
+-- Tables: `cur` is the CUR 2.0 export's table (in Athena, the Glue table
+-- the template creates over the export when CurExportLocation is set, its
+-- partition `billing_period` projected from the export's
+-- BILLING_PERIOD=YYYY-MM folders, so one month is scanned; locally, NDJSON
+-- files under <data-dir>/lake/cur/ with a `billing_period` on each line, if
+-- any, otherwise an empty table). `accounts` (account_id, team) is Purser's
+-- account registry (in Athena, a table or view in the same database
+-- exported from the Store; locally, the engine builds it from the
+-- `accounts` table of <data-dir>/purser.db).
 --
--- @param month YYYY-MM: the month (of the line items' usage start)
+-- @param month YYYY-MM: the billing period
 --
 -- @returns team string: the usage account's team, '(none)' for accounts Purser does not know
 -- @returns accounts integer: usage accounts with line items that month
@@ -24,7 +25,7 @@ WITH items AS (
         line_item_product_code AS product,
         line_item_unblended_cost AS cost
     FROM cur
-    WHERE substr(CAST(line_item_usage_start_date AS VARCHAR), 1, 7) = ?
+    WHERE billing_period = ?
 )
 SELECT
     coalesce(a.team, '(none)') AS team,

@@ -305,6 +305,7 @@ impl Lake {
                     "line_item_product_code": c.product_code,
                     "line_item_usage_start_date": c.usage_start.format("%Y-%m-%dT%H:%M:%S").to_string(),
                     "line_item_unblended_cost": c.unblended_cost,
+                    "billing_period": c.usage_start.format("%Y-%m").to_string(),
                 });
                 writeln!(lines, "{line}")?;
             }

@@ -101,6 +101,9 @@ pub fn cur_schema() -> Schema {
             true,
         ),
         utf8("line_item_product_code"),
+        // The export's partition (its BILLING_PERIOD=YYYY-MM folder) in
+        // Athena; locally a column of each line.
+        utf8("billing_period"),
     ])
 }
 
