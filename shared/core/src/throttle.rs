@@ -60,36 +60,53 @@ pub struct ChangedFunction {
     pub reserved_concurrency: Option<u32>,
 }
 
-/// The detail of `LambdasThrottled`.
+/// The detail of `LambdasThrottled`: each function with the reserved
+/// concurrency it had before.
 pub fn throttled_detail(
     account: &Account,
     functions: &[ChangedFunction],
     at: DateTime<Utc>,
 ) -> Value {
-    let named: Vec<Value> = functions
-        .iter()
-        .take(MAX_NAMED_FUNCTIONS)
-        .map(|f| json!({"region": f.region, "name": f.name, "previous_reserved_concurrency": f.reserved_concurrency}))
-        .collect();
-    json!({"version": 1, "team": account.team, "request_id": account.id,
-        "account_id": account.account_id, "functions": named, "count": functions.len(),
-        "reason_code": "BUDGET_EXCEEDED", "reason": "the team is over its budget", "at": rfc3339(at)})
+    functions_detail(
+        account,
+        functions,
+        at,
+        "previous_reserved_concurrency",
+        ("BUDGET_EXCEEDED", "the team is over its budget"),
+    )
 }
 
-/// The detail of `LambdasRestored`.
+/// The detail of `LambdasRestored`: each function with the reserved
+/// concurrency it has again.
 pub fn restored_detail(
     account: &Account,
     functions: &[ChangedFunction],
     at: DateTime<Utc>,
 ) -> Value {
+    functions_detail(
+        account,
+        functions,
+        at,
+        "reserved_concurrency",
+        ("BUDGET_RESTORED", "the team is back within its budget"),
+    )
+}
+
+fn functions_detail(
+    account: &Account,
+    functions: &[ChangedFunction],
+    at: DateTime<Utc>,
+    concurrency_field: &str,
+    (reason_code, reason): (&str, &str),
+) -> Value {
     let named: Vec<Value> = functions
         .iter()
         .take(MAX_NAMED_FUNCTIONS)
-        .map(|f| json!({"region": f.region, "name": f.name, "reserved_concurrency": f.reserved_concurrency}))
+        .map(|f| json!({"region": f.region, "name": f.name, concurrency_field: f.reserved_concurrency}))
         .collect();
     json!({"version": 1, "team": account.team, "request_id": account.id,
         "account_id": account.account_id, "functions": named, "count": functions.len(),
-        "reason_code": "BUDGET_RESTORED", "reason": "the team is back within its budget", "at": rfc3339(at)})
+        "reason_code": reason_code, "reason": reason, "at": rfc3339(at)})
 }
 
 /// An account whose member role refuses Purser is logged and skipped: one
