@@ -253,11 +253,14 @@ impl Api {
             }
             return self.costs_by_function(team, from, to).await;
         }
-        let spent = spend::team_spend(store, team, from, to)
+        let settled = spend::settlements(store, team, from, to)
             .await
             .map_err(unavailable)?;
         let (items, total) = match by {
             "day" => {
+                let spent = spend::team_spend_settled(store, team, &settled, from, to)
+                    .await
+                    .map_err(unavailable)?;
                 let items: Vec<Value> = spent
                     .days
                     .iter()
@@ -278,7 +281,7 @@ impl Api {
                         let Some(id) = &account.account_id else {
                             continue;
                         };
-                        let n = spend::account_spend(store, team, id, from, to)
+                        let n = spend::account_spend(store, &settled, id, from, to)
                             .await
                             .map_err(unavailable)?;
                         total += n;
@@ -295,12 +298,13 @@ impl Api {
             }
             _ => return Err(Reply::bad("by", "by must be day, account or function")),
         };
+        let (origin, settled_at) = spend::provenance(&settled);
         let mut source = serde_json::Map::new();
         source.insert("stream".into(), json!(SpendSource::Stream.explain()));
-        if spent.source != SpendSource::Stream {
-            source.insert(spent.source.as_str().into(), json!(spent.source.explain()));
+        if origin != SpendSource::Stream {
+            source.insert(origin.as_str().into(), json!(origin.explain()));
         }
-        if let Some(at) = spent.settled_at {
+        if let Some(at) = settled_at {
             source.insert(
                 "settled_at".into(),
                 json!(purser_core::account::rfc3339(at)),

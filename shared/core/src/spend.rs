@@ -259,8 +259,9 @@ impl TeamSpend {
     }
 }
 
-/// The settlements of the months `from..=to` spans.
-async fn settlements(
+/// The team's settlements of the months `from..=to` spans: read once, to
+/// weigh every account's counters of a request against.
+pub async fn settlements(
     store: &dyn Store,
     team: &TeamName,
     from: NaiveDate,
@@ -295,13 +296,24 @@ pub async fn team_spend(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<TeamSpend, StoreError> {
+    let settled = settlements(store, team, from, to).await?;
+    team_spend_settled(store, team, &settled, from, to).await
+}
+
+/// [`team_spend`] with the team's settlements already read.
+pub async fn team_spend_settled(
+    store: &dyn Store,
+    team: &TeamName,
+    settled: &[SettledSpend],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<TeamSpend, StoreError> {
     let mut days: BTreeMap<NaiveDate, i64> = store
         .team_spend(team, from, to)
         .await?
         .into_iter()
         .collect();
-    let settled = settlements(store, team, from, to).await?;
-    for s in &settled {
+    for s in settled {
         for account_id in s.accounts.keys() {
             for (day, n) in added(store, s, account_id, from, to).await? {
                 let sum = days.entry(day).or_default();
@@ -310,16 +322,26 @@ pub async fn team_spend(
         }
     }
     let total = days.values().fold(0i64, |a, n| a.saturating_add(*n));
+    let (source, settled_at) = provenance(settled);
     Ok(TeamSpend {
         days: days.into_iter().collect(),
         total,
-        source: settled
+        source,
+        settled_at,
+    })
+}
+
+/// Where figures weighed with `settled` come from (`Stream` without any),
+/// and when the latest of them was made.
+pub fn provenance(settled: &[SettledSpend]) -> (SpendSource, Option<DateTime<Utc>>) {
+    (
+        settled
             .iter()
             .map(|s| s.source)
             .max()
             .unwrap_or(SpendSource::Stream),
-        settled_at: settled.iter().map(|s| s.settled_at).max(),
-    })
+        settled.iter().map(|s| s.settled_at).max(),
+    )
 }
 
 /// What a settlement adds to one account's counters from `from` to `to`,
@@ -346,22 +368,23 @@ async fn added(
     Ok(settled.added_to(account_id, &counted, from, to))
 }
 
-/// An account's spend from `from` to `to`: its counters plus what the
-/// settlements of its team add to them.
+/// An account's spend from `from` to `to`: its counters plus what its
+/// team's settlements (see [`settlements`]) add to them.
 pub async fn account_spend(
     store: &dyn Store,
-    team: &TeamName,
+    settled: &[SettledSpend],
     account_id: &str,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<i64, StoreError> {
-    let mut total = store
+    let counted: BTreeMap<NaiveDate, i64> = store
         .account_spend(account_id, from, to)
         .await?
-        .iter()
-        .fold(0i64, |a, (_, n)| a.saturating_add(*n));
-    for s in settlements(store, team, from, to).await? {
-        for n in added(store, &s, account_id, from, to).await?.values() {
+        .into_iter()
+        .collect();
+    let mut total = counted.values().fold(0i64, |a, n| a.saturating_add(*n));
+    for s in settled {
+        for n in s.added_to(account_id, &counted, from, to).values() {
             total = total.saturating_add(*n);
         }
     }
