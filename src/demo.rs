@@ -22,9 +22,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::{DateTime, NaiveDate, Utc};
 use comfy_table::{ContentArrangement, Table, presets::NOTHING};
 use purser_core::query::{QueryEngine, QueryResult};
-use purser_local::{
-    LOCAL_ACCOUNT, LOCAL_REGION, RetryTiming, Running, RuntimeConfig, Template, inspect,
-};
+use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
 use serde_json::{Value, json};
 
 /// How long the simulated AWS Organizations takes to create an account.
@@ -753,15 +751,9 @@ impl<'a> Demo<'a> {
         print_table(&["month", "team", "accounts", "invocations", "cost"], rows);
 
         // The spend function runs every 15 minutes on its own; run it once now.
-        let handlers = crate::registry::handlers().build(self.running.ports());
-        let spend = handlers
-            .get("SpendFunction")
-            .context("the template has no SpendFunction")?;
-        let scheduled = json!({"version": "0", "id": format!("demo-{}", Utc::now().timestamp_millis()),
-            "detail-type": "Scheduled Event", "source": "aws.events", "account": LOCAL_ACCOUNT,
-            "time": rfc3339(Utc::now()), "region": LOCAL_REGION, "resources": [], "detail": {}});
-        let settled = spend
-            .handle(scheduled)
+        let settled = self
+            .running
+            .run_schedule("SpendFunction")
             .await
             .map_err(|e| anyhow::anyhow!("the spend function failed: {e}"))?;
         say("");

@@ -187,11 +187,7 @@ impl Local {
 
     /// Runs the spend function as its schedule does.
     pub async fn settle(&self) -> Value {
-        let handlers = purser::registry::handlers().build(self.running.ports());
-        let scheduled = json!({"version": "0", "id": uuid::Uuid::new_v4().to_string(),
-            "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
-            "time": Utc::now().to_rfc3339(), "region": REGION, "resources": [], "detail": {}});
-        handlers["SpendFunction"].handle(scheduled).await.unwrap()
+        self.running.run_schedule("SpendFunction").await.unwrap()
     }
 
     /// Writes NDJSON lines into a file of the local lake, as Firehose (or a

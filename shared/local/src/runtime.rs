@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use purser_core::{Clock, SystemClock};
+use purser_core::{Clock, Handler, HandlerError, SystemClock};
+use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -77,6 +78,10 @@ pub struct Running {
     lambdas: Arc<SimulatedLambdas>,
     ports: Ports,
     db: Db,
+    /// The template's schedules and the handlers, to fire one on demand.
+    timers: Vec<Timer>,
+    handlers: BTreeMap<String, Arc<dyn Handler>>,
+    context: LocalContext,
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pub summary: Summary,
@@ -251,11 +256,13 @@ pub async fn start(
         }
     }));
     tasks.push(tokio::spawn(Arc::clone(&organization).run(stop.clone())));
+    let timers_kept = timers.clone();
     for timer in timers {
         let (bus, token) = (bus.clone(), stop.clone());
         let (account, region) = (ctx.account_id.clone(), ctx.region.clone());
         tasks.push(tokio::spawn(timer.run(bus, account, region, token)));
     }
+    let handlers_kept = handlers.clone();
     let mut state = HttpState::new(
         routes,
         handlers,
@@ -283,6 +290,9 @@ pub async fn start(
         lambdas,
         ports: ports_kept,
         db,
+        timers: timers_kept,
+        handlers: handlers_kept,
+        context: ctx.clone(),
         stop,
         tasks,
         summary,
@@ -315,6 +325,31 @@ impl Running {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Fires `function`'s schedule now, with the payload its timer sends,
+    /// and returns what the handler answered: the demo and tests need not
+    /// wait for a 15-minute rate. The timer itself keeps its own pace.
+    pub async fn run_schedule(&self, function: &str) -> Result<Value, HandlerError> {
+        let timer = self
+            .timers
+            .iter()
+            .find(|t| t.function == function)
+            .ok_or_else(|| {
+                HandlerError::new(
+                    "NoSchedule",
+                    format!("the template gives {function} no schedule"),
+                )
+            })?;
+        let handler = self.handlers.get(function).ok_or_else(|| {
+            HandlerError::new("NoHandler", format!("no handler is built for {function}"))
+        })?;
+        let payload = timer.payload(
+            self.ports.clock.now(),
+            &self.context.account_id,
+            &self.context.region,
+        );
+        handler.handle(payload).await
     }
 
     /// Stops taking requests and firing timers, lets in-flight deliveries
