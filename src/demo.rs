@@ -374,15 +374,7 @@ impl<'a> Demo<'a> {
             "  {id} failed: {}",
             text(&failed["failure_reason"])
         ));
-        let event = self
-            .until("AccountFailed is on the bus", async || {
-                Ok(self
-                    .archived("AccountFailed", 0)
-                    .await?
-                    .into_iter()
-                    .find(|e| e.envelope["detail"]["request_id"] == id.as_str()))
-            })
-            .await?;
+        let event = self.event_of("AccountFailed", "request_id", &id).await?;
         say(&format!(
             "  AccountFailed on the bus, reason_code {}",
             text(&event.envelope["detail"]["reason_code"])
@@ -621,13 +613,7 @@ impl<'a> Demo<'a> {
         let view = self.account_until(&account.request_id, &["frozen"]).await?;
         let took = put_last.elapsed();
         let frozen = self
-            .until("AccountFrozen is on the bus", async || {
-                Ok(self
-                    .archived("AccountFrozen", 0)
-                    .await?
-                    .into_iter()
-                    .find(|e| e.envelope["detail"]["account_id"] == account.account_id.as_str()))
-            })
+            .event_of("AccountFrozen", "account_id", &account.account_id)
             .await?;
         say(&format!(
             "  AccountFrozen: {} is {} ({} ms after the report that crossed 100 %)",
@@ -641,13 +627,7 @@ impl<'a> Demo<'a> {
         ));
         self.show_policies(&account.account_id).await?;
         let throttled = self
-            .until("LambdasThrottled is on the bus", async || {
-                Ok(self
-                    .archived("LambdasThrottled", 0)
-                    .await?
-                    .into_iter()
-                    .find(|e| e.envelope["detail"]["account_id"] == account.account_id.as_str()))
-            })
+            .event_of("LambdasThrottled", "account_id", &account.account_id)
             .await?;
         say(&format!(
             "  LambdasThrottled: {} function(s) of {} at reserved concurrency 0, so what already runs stops too:",
@@ -689,14 +669,8 @@ impl<'a> Demo<'a> {
             money(text(&view["amount"]), text(&view["currency"]))
         ));
         let ready = self.account_until(&account.request_id, &["ready"]).await?;
-        self.until("AccountUnfrozen is on the bus", async || {
-            Ok(self
-                .archived("AccountUnfrozen", 0)
-                .await?
-                .into_iter()
-                .find(|e| e.envelope["detail"]["account_id"] == account.account_id.as_str()))
-        })
-        .await?;
+        self.event_of("AccountUnfrozen", "account_id", &account.account_id)
+            .await?;
         say(&format!(
             "  AccountUnfrozen: {} is {} again; the freeze SCP is detached",
             account.account_id,
@@ -705,13 +679,7 @@ impl<'a> Demo<'a> {
 
         self.show_policies(&account.account_id).await?;
         let restored = self
-            .until("LambdasRestored is on the bus", async || {
-                Ok(self
-                    .archived("LambdasRestored", 0)
-                    .await?
-                    .into_iter()
-                    .find(|e| e.envelope["detail"]["account_id"] == account.account_id.as_str()))
-            })
+            .event_of("LambdasRestored", "account_id", &account.account_id)
             .await?;
         say(&format!(
             "  LambdasRestored: {} function(s) of {} have their reserved concurrency back",
@@ -927,6 +895,24 @@ impl<'a> Demo<'a> {
             .await
             .context("reading the bus archive")?
             .context("reading the bus archive")
+    }
+
+    /// Waits until an event of `detail_type` whose detail has `field` equal
+    /// to `value` is on the bus, and returns it.
+    async fn event_of(
+        &self,
+        detail_type: &str,
+        field: &str,
+        value: &str,
+    ) -> anyhow::Result<inspect::ArchivedEvent> {
+        self.until(&format!("{detail_type} is on the bus"), async || {
+            Ok(self
+                .archived(detail_type, 0)
+                .await?
+                .into_iter()
+                .find(|e| e.envelope["detail"][field] == value))
+        })
+        .await
     }
 
     /// `team`'s BudgetThresholdCrossed events, in the order they were archived.
