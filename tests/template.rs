@@ -10,8 +10,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use purser_core::EventPattern;
 use purser_core::lake::{self, DeploymentRecord, InvocationRecord, LakeTable, TeamSpendUpdated};
+use purser_eventbridge::EventPattern;
 use purser_local::template::{LocalContext, Template, Trigger};
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::{DateTime, Duration, Utc};
-use purser_core::EventPattern;
+use purser_eventbridge::EventPattern;
 use purser_local::{Db, inspect};
 use serde_json::Value;
 

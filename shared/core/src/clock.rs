@@ -47,6 +47,29 @@ impl Clock for ManualClock {
     }
 }
 
+/// The machine's clock moved to start at a chosen instant: time runs at its
+/// real pace, but the date is the caller's. Tests of a running system use
+/// it so that what they assert never depends on the day they run (a month's
+/// first days, its last second, a leap day).
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftedClock {
+    offset: Duration,
+}
+
+impl ShiftedClock {
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        Self {
+            offset: start - Utc::now(),
+        }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +83,17 @@ mod tests {
         assert_eq!(clock.now(), start);
         clock.advance(Duration::minutes(2));
         assert_eq!(clock.now().to_rfc3339(), "2026-02-01T00:01:00+00:00");
+    }
+
+    #[test]
+    fn a_shifted_clock_runs_from_its_start() {
+        let start = DateTime::parse_from_rfc3339("2028-02-29T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let clock = ShiftedClock::starting_at(start);
+        let first = clock.now();
+        assert!(first >= start && first - start < Duration::seconds(5));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(clock.now() > first, "time runs");
     }
 }

@@ -1,6 +1,7 @@
-//! Purser's domain: the event envelope, EventBridge event patterns, schedule
-//! expressions, the ports the domain talks through and the handler contract
-//! every function implements. Nothing here knows AWS or does I/O.
+//! Purser's domain: the event envelope, the ports the domain talks through
+//! and the handler contract every function implements. Nothing here knows
+//! AWS or does I/O. EventBridge's own decisions (patterns, schedules) live
+//! in `purser-eventbridge`.
 
 pub mod account;
 pub mod accounts;
@@ -13,27 +14,24 @@ pub mod handler;
 pub mod lake;
 pub mod lambdas;
 pub mod organization;
-pub mod pattern;
 pub mod ports;
 pub mod pricing;
 pub mod queries;
 pub mod query;
 pub mod recorder;
-pub mod schedule;
 pub mod spend;
 pub mod team;
 pub mod throttle;
 pub mod validation;
 
 pub use account::{Account, AccountState, NewAccount};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, ShiftedClock, SystemClock};
 pub use event::{EntryError, Event, EventEntry};
 pub use handler::{Handler, HandlerError};
 pub use lambdas::{LambdasError, MemberFunction, MemberLambdas, NoLambdas};
 pub use organization::{
     CreationState, CreationStatus, MemberStatus, Organization, OrganizationError,
 };
-pub use pattern::{EventPattern, PatternError};
 pub use ports::{
     Appended, BusError, EventBus, IdempotencyKey, Inserted, LakeError, LakeSink, Page,
     RejectedEntry, SpendAdd, Store, StoreError, Transitioned,

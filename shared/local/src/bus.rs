@@ -7,9 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use purser_core::event::{MAX_ENTRIES_PER_PUT, MAX_PUT_BYTES};
-use purser_core::{
-    BusError, Clock, EntryError, Event, EventBus, EventEntry, EventPattern, RejectedEntry,
-};
+use purser_core::{BusError, Clock, EntryError, Event, EventBus, EventEntry, RejectedEntry};
+use purser_eventbridge::EventPattern;
 use rusqlite::{Transaction, params};
 use serde_json::Value;
 use tokio::sync::Notify;

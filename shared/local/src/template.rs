@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use purser_core::{EventPattern, schedule::ScheduleExpression};
+use purser_eventbridge::{EventPattern, ScheduleExpression};
 use serde_json::{Map, Value};
 use serde_yaml_ng::value::TaggedValue;
 

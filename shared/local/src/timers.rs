@@ -3,7 +3,7 @@
 //! rules. Like EventBridge, a firing missed while stopped is not made up.
 
 use chrono::{DateTime, Utc};
-use purser_core::schedule::ScheduleExpression;
+use purser_eventbridge::ScheduleExpression;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -4,7 +4,7 @@
 //! each pattern with events it does and does not match; then behaviour
 //! EventBridge's `TestEventPattern` shows beyond the examples; then refusals.
 
-use purser_core::{EventPattern, PatternError};
+use purser_eventbridge::{EventPattern, PatternError};
 use serde_json::{Value, json};
 
 fn compile(pattern: Value) -> EventPattern {

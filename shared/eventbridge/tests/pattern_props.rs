@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use proptest::prelude::*;
-use purser_core::EventPattern;
+use purser_eventbridge::EventPattern;
 use serde_json::{Value, json};
 
 fn compile(pattern: &Value) -> EventPattern {

@@ -9,7 +9,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use purser_core::EventPattern;
+use purser_eventbridge::EventPattern;
 use serde_json::{Value, json};
 
 const TEAMS: [&str; 5] = ["payments", "search", "platform", "growth", "data"];
