@@ -80,7 +80,7 @@ async fn a_team_over_budget_is_frozen_and_a_raised_budget_unfreezes_it() {
         .await;
     assert_eq!(by_account["items"][0]["account_id"], account.as_str());
     assert!((amount(&by_account["total"]) - expected).abs() < 1e-6);
-    let month = Utc::now().format("%Y-%m").to_string();
+    let month = local.now().format("%Y-%m").to_string();
     let monthly = local
         .lake_query("cost_per_team_monthly", &[&month, &month])
         .await;
@@ -124,7 +124,50 @@ async fn a_team_over_budget_is_frozen_and_a_raised_budget_unfreezes_it() {
         attached.len() - 1,
         "the freeze SCP is detached"
     );
+    // The state changes first, then the announcement goes out.
+    local
+        .until("AccountUnfrozen is announced", async |l| {
+            !l.archived("AccountUnfrozen").is_empty()
+        })
+        .await;
     assert_eq!(local.archived("AccountUnfrozen").len(), 1);
+    local.running.shutdown().await;
+}
+
+/// A team over its budget does not get a free account by asking for one:
+/// the account is frozen as it becomes ready, not at the hourly sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_account_of_a_team_over_budget_is_frozen_when_it_is_ready() {
+    let local = start().await;
+    let (first, account) = local.ready_account().await;
+    let (status, _) = local
+        .call(
+            "PUT",
+            "/teams/payments/budget",
+            Some(json!({"amount": "1.00"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    local.report(&account, "runaway", "b1", 10).await; // 1.20: over 100 %
+    local
+        .until("the first account is frozen", async |l| {
+            l.call("GET", &format!("/accounts/{first}"), None).await.1["state"] == "frozen"
+        })
+        .await;
+    let (status, body) = local
+        .call(
+            "POST",
+            "/accounts",
+            Some(json!({"team": "payments", "owner": "ana@example.com", "purpose": "another"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let second = body["id"].as_str().unwrap().to_string();
+    local
+        .until("the new account is frozen", async |l| {
+            l.call("GET", &format!("/accounts/{second}"), None).await.1["state"] == "frozen"
+        })
+        .await;
     local.running.shutdown().await;
 }
 
@@ -150,7 +193,7 @@ async fn the_spend_function_settles_with_the_lake_and_the_cur_and_budgets_act_on
 
     // Five invocations the counters never saw, only the lake (as if their
     // counter write had been lost): settling from the lake adds them.
-    let now = Utc::now();
+    let now = local.now();
     let today = now.format("%Y-%m-%d").to_string();
     let missed: Vec<Value> = (0..5)
         .map(|i| json!({"schema_version": 1, "account_id": account, "team": "payments", "region": "us-east-1",
@@ -292,7 +335,7 @@ async fn a_settlement_that_could_not_be_announced_is_announced_by_the_next_run()
             l.call("GET", "/teams/payments/costs", None).await.1["total"] != "0"
         })
         .await;
-    let now = Utc::now();
+    let now = local.now();
     let missed = json!({"schema_version": 1, "account_id": account, "team": "payments", "region": "us-east-1",
         "function_name": "runaway", "request_id": "missed-0", "timestamp": now.to_rfc3339(), "cost_usd": 0.25});
     local.drop_into_lake(
@@ -356,6 +399,35 @@ async fn budget_requests_are_validated_and_admin_only() {
         .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["field"], "from");
+    // A year past 9999 once walked months until NaiveDate::MAX, forever.
+    let (status, body) = tokio::time::timeout(
+        Duration::from_secs(5),
+        local.call(
+            "GET",
+            "/teams/payments/costs?from=%2B262142-12-01&to=%2B262142-12-31",
+            None,
+        ),
+    )
+    .await
+    .expect("a costs request answers at once");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "from");
+    let (status, body) = local
+        .call(
+            "GET",
+            "/teams/payments/costs?from=2026-11-01&to=2100-01-01",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "to");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2099-12-31"),
+        "{body}"
+    );
     let (status, body) = local
         .call(
             "GET",
@@ -403,9 +475,9 @@ proptest! {
             let ports = local.running.ports().clone();
             let budgets = ports.budgets();
             let team = TeamName::parse("payments").unwrap();
-            let budget = purser_core::budget::Budget::from_json(team.clone(), &json!({"amount": "1", "thresholds": [25, 50, 75, 100], "actions": {}}), Utc::now()).unwrap();
+            let budget = purser_core::budget::Budget::from_json(team.clone(), &json!({"amount": "1", "thresholds": [25, 50, 75, 100], "actions": {}}), local.now()).unwrap();
             budgets.put(budget, &purser_core::accounts::Caller { arn: purser_local::LOCAL_ADMIN.into(), admin: true }).await.unwrap();
-            let today = Utc::now().date_naive();
+            let today = local.now().date_naive();
             let mut counted = std::collections::BTreeMap::new();
             for step in &steps {
                 match step {
@@ -413,7 +485,7 @@ proptest! {
                         // A batch id carries one amount; a repeat is a redelivery.
                         let cents = *counted.entry(*batch).or_insert(*cents);
                         let add = SpendAdd { team: Some(team.clone()), account_id: "210987654321".into(), day: today, nanos: cents * 10_000_000 };
-                        ports.store.record_spend_once(&format!("batch#{batch}"), Utc::now(), Utc::now() + chrono::Duration::days(1), &[add]).await.unwrap();
+                        ports.store.record_spend_once(&format!("batch#{batch}"), local.now(), local.now() + chrono::Duration::days(1), &[add]).await.unwrap();
                     }
                     Step::Evaluate => budgets.evaluate(&team).await.unwrap(),
                 }

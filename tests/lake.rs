@@ -26,11 +26,18 @@ async fn start() -> Local {
         cap: Duration::from_millis(200),
     };
     config.organization.delay = Duration::from_millis(100);
+    // The reports of these tests ran on 2026-11-20: the clock starts the
+    // next day, inside the lake's 40-day window whatever day the test runs.
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z")
+        .unwrap()
+        .to_utc();
     let running = purser_local::start(
         config,
         &Template::builtin(),
         &purser::registry::handlers(),
-        None,
+        Some(std::sync::Arc::new(purser_core::ShiftedClock::starting_at(
+            start,
+        ))),
     )
     .await
     .unwrap();
@@ -174,6 +181,48 @@ fn batch(batch_id: &str, reports: usize) -> Value {
 /// 100 ms at 512 MB on arm64: 0.05 GB-s × $0.0000133334 + $0.0000002, computed here, not by Purser.
 const COST_PER_INVOCATION: f64 = 0.05 * 0.0000133334 + 0.0000002;
 
+/// A member account's report of 18446744073709551615 ms at 10,240 MB once
+/// froze its team at 9.2 billion USD and broke the month's queries for
+/// every team: it is refused, and the valid reports of its batch count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_impossible_report_is_refused_and_its_batch_counted_without_it() {
+    let local = start().await;
+    let account = local.member_account().await;
+    let mut poisoned = batch("b-poison", 3);
+    poisoned["memory_mb"] = json!(10240);
+    poisoned["reports"][1]["billed_duration_ms"] = json!(u64::MAX);
+    local
+        .put(
+            &account,
+            "purser.telemetry",
+            "InvocationsReported",
+            poisoned,
+        )
+        .await;
+    local
+        .eventually("the spend update", |l| {
+            l.archived("TeamSpendUpdated").len() == 1
+        })
+        .await;
+    assert_eq!(local.lake_lines("invocations").len(), 2, "the valid two");
+    let update = &local.archived("TeamSpendUpdated")[0]["detail"];
+    let spend: f64 = update["spend"].as_str().unwrap().parse().unwrap();
+    // 100 ms at 10,240 MB: 1 GB-s × $0.0000133334 + $0.0000002, twice.
+    assert!(
+        (spend - 2.0 * (0.0000133334 + 0.0000002)).abs() < 1e-9,
+        "{spend}"
+    );
+    let engine = purser_query::LocalQueryEngine::new(local.dir.path()).unwrap();
+    let query = purser_core::queries::named("cost_per_team_monthly").unwrap();
+    let month = ["2026-11".to_string(), "2026-11".to_string()];
+    let monthly = purser_core::query::QueryEngine::run(&engine, &query, &month).await;
+    assert!(
+        monthly.is_ok(),
+        "the month's query still answers: {monthly:?}"
+    );
+    local.running.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invocations_land_in_the_lake_priced_and_counted_once() {
     let local = start().await;
@@ -225,9 +274,18 @@ async fn invocations_land_in_the_lake_priced_and_counted_once() {
             batch("b-1", 3),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // It is announced again, with the same figure: had the first
+    // announcement been lost, this one would carry the news.
+    local
+        .eventually("the spend announced again", |l| {
+            l.archived("TeamSpendUpdated").len() == 2
+        })
+        .await;
     assert_eq!(local.lake_lines("invocations").len(), 3);
-    assert_eq!(local.archived("TeamSpendUpdated").len(), 1);
+    assert_eq!(
+        local.archived("TeamSpendUpdated")[1]["detail"]["spend"],
+        update["spend"]
+    );
     let team = purser_core::TeamName::parse("payments").unwrap();
     let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
     let spend = local

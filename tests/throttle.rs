@@ -10,7 +10,6 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
 use common::local::{REGION, start};
 use proptest::prelude::*;
 use purser_core::TeamName;
@@ -202,12 +201,12 @@ proptest! {
             // $0.02 spent: 1 % of $1 is crossed, 100 % is not. Budgets are
             // written to the store directly, so no BudgetChanged starts an
             // evaluation this test does not order.
-            let add = SpendAdd { team: Some(team.clone()), account_id: account.clone(), day: Utc::now().date_naive(), nanos: 20_000_000 };
-            ports.store.record_spend_once("spend", Utc::now(), Utc::now() + chrono::Duration::days(1), &[add]).await.unwrap();
+            let add = SpendAdd { team: Some(team.clone()), account_id: account.clone(), day: local.now().date_naive(), nanos: 20_000_000 };
+            ports.store.record_spend_once("spend", local.now(), local.now() + chrono::Duration::days(1), &[add]).await.unwrap();
             let set_budget = async |over: bool| {
                 let threshold = if over { 1 } else { 100 };
                 let body = json!({"amount": "1", "thresholds": [threshold], "actions": {threshold.to_string(): ["throttle-lambdas"]}});
-                let mut budget = Budget::from_json(team.clone(), &body, Utc::now()).unwrap();
+                let mut budget = Budget::from_json(team.clone(), &body, local.now()).unwrap();
                 budget.revision = ports.store.budget(&team).await.unwrap().map_or(1, |b| b.revision + 1);
                 assert!(ports.store.put_budget(&budget).await.unwrap());
             };

@@ -29,8 +29,19 @@ pub struct Local {
     pub dir: tempfile::TempDir,
 }
 
+/// Where the harness's clock starts: the middle of a day in the middle of a
+/// month, so no test depends on the day it runs. Time runs from there.
+pub const TEST_START: &str = "2026-11-18T12:00:00Z";
+
+/// `purser up` on a clock shifted to [`TEST_START`].
 pub async fn start() -> Local {
-    start_with_clock(None).await
+    let start = chrono::DateTime::parse_from_rfc3339(TEST_START)
+        .unwrap()
+        .with_timezone(&Utc);
+    start_with_clock(Some(Arc::new(purser_core::ShiftedClock::starting_at(
+        start,
+    ))))
+    .await
 }
 
 /// `purser up` on `clock` (the system clock when `None`).
@@ -67,6 +78,11 @@ pub fn amount(v: &Value) -> f64 {
 }
 
 impl Local {
+    /// Now on the running system's clock.
+    pub fn now(&self) -> chrono::DateTime<Utc> {
+        self.running.ports().clock.now()
+    }
+
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut r = self.http.request(
             reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
@@ -107,7 +123,7 @@ impl Local {
     /// the telemetry layer does; the same `batch_id` again is a redelivery.
     pub async fn report(&self, account: &str, function: &str, batch_id: &str, n: usize) {
         let reports: Vec<Value> = (0..n)
-            .map(|i| json!({"request_id": format!("{batch_id}-{i}"), "timestamp": Utc::now().to_rfc3339(),
+            .map(|i| json!({"request_id": format!("{batch_id}-{i}"), "timestamp": self.now().to_rfc3339(),
                 "duration_ms": 899_999.0, "billed_duration_ms": 900_000, "max_memory_used_mb": 2000, "init_duration_ms": null}))
             .collect();
         let detail = json!({"version": 1, "batch_id": batch_id, "function_name": function, "architecture": "arm64", "memory_mb": 10240, "reports": reports});

@@ -226,8 +226,8 @@ impl Api {
         let today = self.accounts.clock.now().date_naive();
         let day = |field: &str, default: chrono::NaiveDate| match query.first(field) {
             None => Ok(default),
-            Some(text) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .map_err(|_| Reply::bad(field, &format!("{field} must be a date like 2026-11-01"))),
+            Some(text) => purser_core::spend::cost_day(text)
+                .map_err(|m| Reply::bad(field, &format!("{field} {m}"))),
         };
         let from = day("from", today.with_day0(0).unwrap_or(today))?;
         let to = day("to", today)?;

@@ -1,10 +1,12 @@
 //! `budgets`: weighs a team's spend against its budget and acts, on
 //! `TeamSpendUpdated` (the recorder's streaming counters, within seconds of
-//! the spend), on `BudgetChanged`, and on a schedule that covers the start
+//! the spend), on `BudgetChanged`, on `AccountReady` (a team already over
+//! budget gets its new account frozen at once), and on a schedule that covers the start
 //! of each period.
 
 use async_trait::async_trait;
 use purser_core::budgets::{BUDGET_CHANGED, Budgets};
+use purser_core::catalog::ACCOUNT_READY;
 use purser_core::handler::{SCHEDULED_EVENT, event_of};
 use purser_core::lake::TEAM_SPEND_UPDATED;
 use purser_core::{Handler, HandlerError, TeamName};
@@ -29,7 +31,8 @@ impl Handler for BudgetsHandler {
     async fn handle(&self, payload: Value) -> Result<Value, HandlerError> {
         let event = event_of(payload)?;
         match event.detail_type.as_str() {
-            TEAM_SPEND_UPDATED | BUDGET_CHANGED => {
+            // A new account of a team over budget is frozen as it becomes ready.
+            TEAM_SPEND_UPDATED | BUDGET_CHANGED | ACCOUNT_READY => {
                 let team = event.detail["team"]
                     .as_str()
                     .and_then(|t| TeamName::parse(t).ok())

@@ -58,7 +58,8 @@ impl Handler for RecorderHandler {
             Recorded::Written {
                 records,
                 dead_lettered,
-            } => json!({"records": records, "dead_lettered": dead_lettered}),
+                refused,
+            } => json!({"records": records, "dead_lettered": dead_lettered, "refused": refused}),
             Recorded::Duplicate => json!({"duplicate": true}),
         })
     }

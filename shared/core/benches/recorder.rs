@@ -23,14 +23,17 @@ fn batch(reports: usize) -> Value {
 fn normalise_and_encode(c: &mut Criterion) {
     let prices = PriceTable::builtin();
     let detail = batch(1_000);
+    let now: chrono::DateTime<chrono::Utc> = "2026-11-21T10:05:00Z".parse().unwrap();
     let mut group = c.benchmark_group("recorder");
     group.throughput(Throughput::Elements(1_000));
     group.bench_function("parse_price_encode_1000_invocations", |b| {
         let mut out = Vec::with_capacity(400_000);
         b.iter(|| {
             let (batch, arch) = InvocationsReported::parse(&detail).unwrap();
+            let screened = batch.screen(now);
             let priced = invocation_records(
                 &batch,
+                &screened.valid,
                 arch,
                 "210987654321",
                 "us-east-1",

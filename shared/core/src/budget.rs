@@ -382,4 +382,33 @@ mod tests {
         assert_eq!(forecast(d("0.001"), early), d("0.72"));
         assert_eq!(period_of(now).0, "2026-11");
     }
+
+    /// Every hour of five years (leap days, month and year ends): the
+    /// period holds the day, ends on its month's last day, and the forecast
+    /// never falls below what was spent nor exceeds it more than the
+    /// month's length in hours allows.
+    #[test]
+    fn periods_and_forecasts_hold_on_every_day_of_five_years() {
+        let mut now = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        let end = Utc.with_ymd_and_hms(2029, 1, 1, 0, 0, 0).unwrap();
+        while now < end {
+            let (period, first, last) = period_of(now);
+            let day = now.date_naive();
+            assert_eq!(period, day.format("%Y-%m").to_string());
+            assert!(first <= day && day <= last, "{now}");
+            assert_eq!(first.day(), 1);
+            assert_eq!(
+                last.succ_opt().unwrap().day(),
+                1,
+                "{now}: {last} ends the month"
+            );
+            assert_eq!(last.month(), day.month());
+            let f = forecast(d("10"), now);
+            assert!(f >= d("10") && f <= d("7440"), "{now}: {f}");
+            now += chrono::Duration::hours(7);
+        }
+        let last_second = Utc.with_ymd_and_hms(2028, 2, 29, 23, 59, 59).unwrap();
+        assert_eq!(period_of(last_second).2.to_string(), "2028-02-29");
+        assert_eq!(forecast(d("29"), last_second).round_dp(2), d("29"));
+    }
 }

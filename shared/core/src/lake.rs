@@ -4,7 +4,7 @@
 //! envelope (set by EventBridge, so a member account cannot forge them),
 //! never from the detail.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
@@ -125,19 +125,107 @@ impl InvocationsReported {
                 format!("reports must hold 1 to {MAX_REPORTS} reports"),
             ));
         }
-        for (i, r) in batch.reports.iter().enumerate() {
-            let finite = |v: f64| v.is_finite() && v >= 0.0;
-            if r.request_id.is_empty()
-                || !finite(r.duration_ms)
-                || r.init_duration_ms.is_some_and(|v| !finite(v))
-            {
-                return Err(bad(
-                    &format!("reports[{i}]"),
-                    "a report needs a request_id and non-negative durations",
-                ));
+        Ok((batch, arch))
+    }
+
+    /// The batch's reports that Lambda could have produced, as of `now`,
+    /// and the others with why they were refused. A member account is not
+    /// trusted: one impossible report must neither count nor stop the
+    /// valid reports of its batch.
+    pub fn screen(&self, now: DateTime<Utc>) -> Screened<'_> {
+        let mut screened = Screened::default();
+        for (index, report) in self.reports.iter().enumerate() {
+            match report.refusal(self.memory_mb, now) {
+                None => screened.valid.push(report),
+                Some(reason) => screened.refused.push(RefusedReport {
+                    index,
+                    request_id: report.request_id.chars().take(128).collect(),
+                    reason,
+                }),
             }
         }
-        Ok((batch, arch))
+        screened
+    }
+}
+
+/// Lambda's longest invocation, 15 minutes: no report bills more.
+pub const MAX_BILLED_MS: u64 = 900_000;
+/// How old a report may be: the lake's window. A batch id is remembered
+/// for 40 days, so an older report could be counted twice.
+pub const MAX_REPORT_AGE: Duration = Duration::days(40);
+/// How far ahead of Purser's clock a report may be (clock skew).
+pub const MAX_REPORT_LEAD: Duration = Duration::minutes(5);
+
+/// A report of a batch, refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedReport {
+    /// Its position in the batch's `reports`.
+    pub index: usize,
+    pub request_id: String,
+    pub reason: ReportRefusal,
+}
+
+/// Why a report cannot have come from Lambda.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReportRefusal {
+    NoRequestId,
+    /// `billed_duration_ms` outside 1..=900,000.
+    BilledDuration,
+    /// `duration_ms` or `init_duration_ms` negative, not finite or over 15 minutes.
+    Duration,
+    /// `max_memory_used_mb` over the function's memory.
+    MemoryUsed,
+    /// More than 40 days old: outside the lake's window.
+    TooOld,
+    /// More than 5 minutes ahead of Purser's clock.
+    InTheFuture,
+}
+
+impl ReportRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoRequestId => "request_id is empty or over 128 characters",
+            Self::BilledDuration => "billed_duration_ms must be 1 to 900000",
+            Self::Duration => "duration_ms and init_duration_ms must be 0 to 900000",
+            Self::MemoryUsed => "max_memory_used_mb is over the function's memory_mb",
+            Self::TooOld => "timestamp is more than 40 days old",
+            Self::InTheFuture => "timestamp is more than 5 minutes ahead",
+        }
+    }
+}
+
+impl std::fmt::Display for ReportRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A batch's reports, sorted by [`InvocationsReported::screen`].
+#[derive(Debug, Default)]
+pub struct Screened<'a> {
+    pub valid: Vec<&'a InvocationReport>,
+    pub refused: Vec<RefusedReport>,
+}
+
+impl InvocationReport {
+    fn refusal(&self, memory_mb: u32, now: DateTime<Utc>) -> Option<ReportRefusal> {
+        let duration = |v: f64| v.is_finite() && (0.0..=MAX_BILLED_MS as f64).contains(&v);
+        if self.request_id.is_empty() || self.request_id.len() > 128 {
+            Some(ReportRefusal::NoRequestId)
+        } else if !(1..=MAX_BILLED_MS).contains(&self.billed_duration_ms) {
+            Some(ReportRefusal::BilledDuration)
+        } else if !duration(self.duration_ms) || self.init_duration_ms.is_some_and(|v| !duration(v))
+        {
+            Some(ReportRefusal::Duration)
+        } else if self.max_memory_used_mb > memory_mb {
+            Some(ReportRefusal::MemoryUsed)
+        } else if self.timestamp < now - MAX_REPORT_AGE {
+            Some(ReportRefusal::TooOld)
+        } else if self.timestamp > now + MAX_REPORT_LEAD {
+            Some(ReportRefusal::InTheFuture)
+        } else {
+            None
+        }
     }
 }
 
@@ -171,6 +259,7 @@ pub struct PricedInvocation {
 /// The batch's records, each priced with the prices in force on its day.
 pub fn invocation_records(
     batch: &InvocationsReported,
+    reports: &[&InvocationReport],
     architecture: Architecture,
     account_id: &str,
     region: &str,
@@ -179,8 +268,7 @@ pub fn invocation_records(
 ) -> Result<Vec<PricedInvocation>, RecordError> {
     // A batch spans a day or two: look prices up once per day.
     let mut in_force: Option<(NaiveDate, LambdaPrices)> = None;
-    batch
-        .reports
+    reports
         .iter()
         .map(|r| {
             let day = r.timestamp.date_naive();
@@ -526,8 +614,12 @@ mod tests {
         let (batch, arch) = InvocationsReported::parse(&ok).unwrap();
         assert_eq!(arch, Architecture::Arm64);
         let prices = crate::pricing::PriceTable::builtin();
+        let now = "2026-11-21T10:01:00Z".parse().unwrap();
+        let screened = batch.screen(now);
+        assert!(screened.refused.is_empty());
         let priced = invocation_records(
             &batch,
+            &screened.valid,
             arch,
             "210987654321",
             "us-east-1",
@@ -549,5 +641,108 @@ mod tests {
             InvocationsReported::parse(&empty).unwrap_err().field,
             "reports"
         );
+    }
+
+    /// Reports no Lambda function can produce are refused one by one, each
+    /// with its reason; the batch's valid reports stay.
+    #[test]
+    fn impossible_reports_are_refused_and_the_rest_of_the_batch_kept() {
+        let now: DateTime<Utc> = "2026-11-21T10:00:00Z".parse().unwrap();
+        let report = |billed: Value, extra: Value| {
+            let mut r = json!({"request_id": "r", "timestamp": "2026-11-21T09:59:00Z", "duration_ms": 12.5,
+                "billed_duration_ms": billed, "max_memory_used_mb": 60, "init_duration_ms": null});
+            for (k, v) in extra.as_object().unwrap() {
+                r[k] = v.clone();
+            }
+            r
+        };
+        let cases = [
+            (report(json!(13), json!({})), None),
+            (
+                report(json!(900_000), json!({"duration_ms": 899_999.5})),
+                None,
+            ),
+            (
+                report(json!(1), json!({"timestamp": "2026-10-12T10:00:00Z"})),
+                None,
+            ),
+            (
+                report(json!(1), json!({"timestamp": "2026-11-21T10:04:59Z"})),
+                None,
+            ),
+            (
+                report(json!(u64::MAX), json!({})),
+                Some(ReportRefusal::BilledDuration),
+            ),
+            (
+                report(json!(0), json!({})),
+                Some(ReportRefusal::BilledDuration),
+            ),
+            (
+                report(json!(900_001), json!({})),
+                Some(ReportRefusal::BilledDuration),
+            ),
+            (
+                report(json!(13), json!({"duration_ms": 1e300})),
+                Some(ReportRefusal::Duration),
+            ),
+            (
+                report(json!(13), json!({"duration_ms": -1.0})),
+                Some(ReportRefusal::Duration),
+            ),
+            (
+                report(json!(13), json!({"init_duration_ms": 900_001.0})),
+                Some(ReportRefusal::Duration),
+            ),
+            (
+                report(json!(13), json!({"request_id": ""})),
+                Some(ReportRefusal::NoRequestId),
+            ),
+            (
+                report(json!(13), json!({"max_memory_used_mb": 129})),
+                Some(ReportRefusal::MemoryUsed),
+            ),
+            (
+                report(json!(13), json!({"timestamp": "2026-10-12T09:59:59Z"})),
+                Some(ReportRefusal::TooOld),
+            ),
+            (
+                report(json!(13), json!({"timestamp": "2026-11-21T10:05:01Z"})),
+                Some(ReportRefusal::InTheFuture),
+            ),
+            (
+                report(json!(13), json!({"timestamp": "+262142-12-01T00:00:00Z"})),
+                Some(ReportRefusal::InTheFuture),
+            ),
+        ];
+        for (r, expected) in &cases {
+            let detail = json!({"version": 1, "batch_id": "b1", "function_name": "f", "architecture": "arm64",
+                "memory_mb": 128, "reports": [r, report(json!(13), json!({"request_id": "fine"}))]});
+            let (batch, arch) =
+                InvocationsReported::parse(&detail).unwrap_or_else(|e| panic!("{r}: {e}"));
+            let screened = batch.screen(now);
+            assert_eq!(screened.refused.first().map(|x| x.reason), *expected, "{r}");
+            assert_eq!(
+                screened.valid.len(),
+                2 - usize::from(expected.is_some()),
+                "{r}"
+            );
+            let prices = crate::pricing::PriceTable::builtin();
+            let priced = invocation_records(
+                &batch,
+                &screened.valid,
+                arch,
+                "210987654321",
+                "us-east-1",
+                None,
+                |d| prices.lambda("us-east-1", d).ok().cloned(),
+            )
+            .unwrap();
+            // What the recorder accepts costs at most cents a report, so no
+            // sum of a month (nor a Decimal128(18, 9) in the lake) overflows.
+            for p in priced {
+                assert!(p.cost < Decimal::new(16, 2), "{r}: {}", p.cost);
+            }
+        }
     }
 }

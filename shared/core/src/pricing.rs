@@ -117,8 +117,16 @@ impl LambdaPrices {
 /// Money in counters: integer nano-units of the currency, so atomic adds are
 /// exact (no floating point in money).
 pub fn to_nanos(amount: Decimal) -> i64 {
-    let nanos = (amount * Decimal::from(1_000_000_000)).round();
-    i64::try_from(nanos).unwrap_or(i64::MAX)
+    // Saturates rather than panics: no amount may stop a handler.
+    match amount.checked_mul(Decimal::from(1_000_000_000)) {
+        Some(nanos) => i64::try_from(nanos.round()).unwrap_or(if nanos.is_sign_negative() {
+            i64::MIN
+        } else {
+            i64::MAX
+        }),
+        None if amount.is_sign_negative() => i64::MIN,
+        None => i64::MAX,
+    }
 }
 
 pub fn from_nanos(nanos: i64) -> Decimal {

@@ -13,8 +13,8 @@ use serde_json::Value;
 use crate::clock::Clock;
 use crate::event::{Event, EventEntry};
 use crate::lake::{
-    self, DeploymentReported, InvocationsReported, LakeTable, RecordError, StackStatusChange,
-    TeamSpendUpdated,
+    self, DeploymentReported, InvocationsReported, LakeTable, RecordError, ReportRefusal,
+    StackStatusChange, TeamSpendUpdated,
 };
 use crate::ports::{BusError, EventBus, LakeError, LakeSink, SpendAdd, Store, StoreError};
 use crate::pricing::{PriceTable, from_nanos, to_nanos};
@@ -39,6 +39,8 @@ pub enum Recorded {
     Written {
         records: usize,
         dead_lettered: usize,
+        /// Reports refused as impossible (see `InvocationsReported::screen`).
+        refused: usize,
     },
     /// This batch was recorded before: nothing was written or counted again.
     Duplicate,
@@ -90,12 +92,27 @@ impl Recorder {
         let key = format!("batch#{}#{}", event.account, batch.batch_id);
         if self.store.is_claimed(&key, self.clock.now()).await? {
             tracing::info!(account_id = %event.account, batch_id = %batch.batch_id, "batch already recorded");
-            return Ok(Recorded::Duplicate);
+            return self.duplicate(event, &batch).await;
         }
         let team = self.team_of(&event.account).await?;
+        let team_name = team.as_ref().map(TeamName::as_str).unwrap_or("");
+        let screened = batch.screen(self.clock.now());
+        let refused = screened.refused.len();
+        if refused > 0 {
+            let mut reasons: BTreeMap<ReportRefusal, usize> = BTreeMap::new();
+            for r in &screened.refused {
+                *reasons.entry(r.reason).or_default() += 1;
+            }
+            for (reason, count) in reasons {
+                tracing::warn!(account_id = %event.account, team = team_name, batch_id = %batch.batch_id,
+                    reason = reason.as_str(), count, first_request_id = %screened.refused.iter().find(|r| r.reason == reason).map(|r| r.request_id.as_str()).unwrap_or(""),
+                    "invocation reports refused: Lambda cannot have produced them");
+            }
+        }
         let region = event.region.as_str();
         let priced = lake::invocation_records(
             &batch,
+            &screened.valid,
             architecture,
             &event.account,
             region,
@@ -104,13 +121,23 @@ impl Recorder {
         )?;
         let records: Vec<Value> = priced
             .iter()
-            .map(|p| serde_json::to_value(&p.record).expect("a record serializes"))
+            .filter_map(|p| serde_json::to_value(&p.record).ok())
             .collect();
-        let sent = self.lake.append(LakeTable::Invocations, records).await?;
+        let sent = if records.is_empty() {
+            crate::ports::Appended::default()
+        } else {
+            self.lake.append(LakeTable::Invocations, records).await?
+        };
 
+        // Bounded reports cost at most cents each; checked all the same, so
+        // no input can overflow a sum.
         let mut by_day: BTreeMap<NaiveDate, Decimal> = BTreeMap::new();
         for p in &priced {
-            *by_day.entry(p.day).or_default() += p.cost;
+            let sum = by_day.entry(p.day).or_default();
+            *sum = sum.checked_add(p.cost).ok_or_else(|| RecordError {
+                field: "reports".into(),
+                message: "the batch's cost overflows".into(),
+            })?;
         }
         let adds: Vec<SpendAdd> = by_day
             .iter()
@@ -129,7 +156,7 @@ impl Recorder {
         {
             // Another delivery of the same batch won the race; the lake may
             // hold it twice, which the queries handle.
-            return Ok(Recorded::Duplicate);
+            return self.duplicate(event, &batch).await;
         }
         match &team {
             Some(team) => {
@@ -150,7 +177,31 @@ impl Recorder {
         Ok(Recorded::Written {
             records: sent.written,
             dead_lettered: sent.dead_lettered,
+            refused,
         })
+    }
+
+    /// A batch recorded before counts nothing again, but is announced again:
+    /// if the delivery that counted it failed before its `TeamSpendUpdated`
+    /// went out, this retry is the team's only news of the spend (and of a
+    /// freeze it demands). Budgets evaluate idempotently.
+    async fn duplicate(
+        &self,
+        event: &Event,
+        batch: &InvocationsReported,
+    ) -> Result<Recorded, RecorderError> {
+        if let Some(team) = self.team_of(&event.account).await? {
+            let now = self.clock.now();
+            let latest = batch
+                .screen(now)
+                .valid
+                .iter()
+                .map(|r| r.timestamp.date_naive())
+                .max()
+                .unwrap_or(now.date_naive());
+            self.spend_updated(&team, latest, now).await?;
+        }
+        Ok(Recorded::Duplicate)
     }
 
     /// Emits the team's month-to-date spend for the month of `day`.
@@ -165,7 +216,7 @@ impl Recorder {
         // The counters alone, as `source: stream` says: weighing the spend
         // function's settlement is the budgets' work, not every batch's.
         let days = self.store.team_spend(team, first, last).await?;
-        let total: i64 = days.iter().map(|(_, n)| n).sum();
+        let total = days.iter().fold(0i64, |sum, (_, n)| sum.saturating_add(*n));
         let detail = TeamSpendUpdated {
             version: 1,
             team: team.to_string(),
@@ -175,7 +226,7 @@ impl Recorder {
             source: "stream".into(),
             as_of: lake::timestamp(now),
         };
-        let detail = serde_json::to_value(&detail).expect("a detail serializes");
+        let detail = serde_json::to_value(&detail).unwrap_or_default();
         self.bus
             .put(vec![EventEntry::purser(lake::TEAM_SPEND_UPDATED, &detail)])
             .await?;
@@ -246,6 +297,7 @@ impl Recorder {
         Ok(Recorded::Written {
             records: sent.written,
             dead_lettered: sent.dead_lettered,
+            refused: 0,
         })
     }
 }

@@ -259,6 +259,39 @@ impl TeamSpend {
     }
 }
 
+/// The first and last day a costs request may name: Purser's counters and
+/// lake hold nothing outside them, and every date walk stays far from the
+/// calendar's ends.
+pub const FIRST_COST_DAY: &str = "2000-01-01";
+pub const LAST_COST_DAY: &str = "2099-12-31";
+
+/// A day of a costs request: `YYYY-MM-DD` with a four-digit year, from
+/// [`FIRST_COST_DAY`] to [`LAST_COST_DAY`]. The error completes "from …".
+pub fn cost_day(text: &str) -> Result<NaiveDate, String> {
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    let day = shaped
+        .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .flatten()
+        .ok_or_else(|| "must be a date like 2026-11-01".to_string())?;
+    let (first, last) = (
+        NaiveDate::from_ymd_opt(2000, 1, 1),
+        NaiveDate::from_ymd_opt(2099, 12, 31),
+    );
+    if first.is_some_and(|f| day < f) || last.is_some_and(|l| day > l) {
+        return Err(format!(
+            "must be between {FIRST_COST_DAY} and {LAST_COST_DAY}"
+        ));
+    }
+    Ok(day)
+}
+
 /// The team's settlements of the months `from..=to` spans: read once, to
 /// weigh every account's counters of a request against.
 pub async fn settlements(
@@ -276,9 +309,11 @@ pub async fn settlements(
         {
             found.push(s);
         }
-        month = last_day_of_month(month)
-            .succ_opt()
-            .unwrap_or(NaiveDate::MAX);
+        // Checked: a month past the calendar's last ends the walk.
+        match last_day_of_month(month).succ_opt() {
+            Some(next) if next > month => month = next,
+            _ => break,
+        }
     }
     Ok(found)
 }
@@ -426,6 +461,18 @@ pub struct Settled {
     pub unknown_accounts: usize,
 }
 
+/// The first day of each month a run on `today` settles, oldest first and
+/// never empty: the current month, preceded during its first [`LATE_DAYS`]
+/// days by the previous one.
+pub fn months_to_settle(today: NaiveDate) -> Vec<NaiveDate> {
+    let (first, _) = month_of(today);
+    let previous = first.pred_opt().map(|last| month_of(last).0);
+    match previous {
+        Some(previous) if today.day() <= LATE_DAYS => vec![previous, first],
+        _ => vec![first],
+    }
+}
+
 /// The `spend` function: settles every team's month to date.
 pub struct SpendSettler {
     pub store: Arc<dyn Store>,
@@ -446,19 +493,18 @@ impl SpendSettler {
     /// becomes of the other; the run fails (and is retried) if either did.
     pub async fn settle(&self) -> Result<Settled, SpendError> {
         let now = self.clock.now();
-        let today = now.date_naive();
         let (period, _, _) = period_of(now);
         let mut settled = Settled {
             period,
             ..Settled::default()
         };
         let mut failed = None;
-        if today.day() <= LATE_DAYS {
-            let (first, _) = month_of(today);
-            match self
-                .settle_month(first.pred_opt().unwrap_or(first), now)
-                .await
-            {
+        let months = months_to_settle(now.date_naive());
+        let Some((current, earlier)) = months.split_last() else {
+            return Ok(settled);
+        };
+        for month in earlier {
+            match self.settle_month(*month, now).await {
                 Ok(previous) => {
                     settled.teams += previous.teams;
                     settled.announced += previous.announced;
@@ -469,7 +515,7 @@ impl SpendSettler {
                 }
             }
         }
-        let current = self.settle_month(today, now).await?;
+        let current = self.settle_month(*current, now).await?;
         settled.teams += current.teams;
         settled.announced += current.announced;
         settled.unknown_accounts = current.unknown_accounts;
@@ -775,6 +821,76 @@ mod tests {
             settled_at: Utc::now(),
             announced: true,
         }
+    }
+
+    #[test]
+    fn costs_days_are_four_digit_years_in_a_sane_window() {
+        assert_eq!(cost_day("2026-11-01"), Ok(d("2026-11-01")));
+        assert_eq!(cost_day("2000-01-01"), Ok(d("2000-01-01")));
+        assert_eq!(cost_day("2099-12-31"), Ok(d("2099-12-31")));
+        assert_eq!(cost_day("2028-02-29"), Ok(d("2028-02-29")));
+        for shape in [
+            "+262142-12-01",
+            "262142-12-01",
+            "2026-1-01",
+            "2026/11/01",
+            "2027-02-29",
+            "",
+            "2026-11-01T00:00:00Z",
+            "２０２６-11-01",
+        ] {
+            assert_eq!(
+                cost_day(shape),
+                Err("must be a date like 2026-11-01".into()),
+                "{shape}"
+            );
+        }
+        for outside in ["1999-12-31", "2100-01-01", "9999-12-31", "0000-01-01"] {
+            assert!(
+                cost_day(outside).unwrap_err().contains("between"),
+                "{outside}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_day_of_five_years_settles_its_month_and_late_the_previous_one() {
+        let mut today = d("2024-01-01");
+        while today <= d("2028-12-31") {
+            let months = months_to_settle(today);
+            let this = today.with_day(1).unwrap();
+            assert_eq!(months.last(), Some(&this), "{today}");
+            if today.day() <= LATE_DAYS {
+                let previous = (this - chrono::Duration::days(1)).with_day(1).unwrap();
+                assert_eq!(months, [previous, this], "{today}");
+            } else {
+                assert_eq!(months, [this], "{today}");
+            }
+            today = today.succ_opt().unwrap();
+        }
+    }
+
+    #[test]
+    fn month_ends_leap_days_and_year_ends_settle_the_right_months() {
+        for (today, expected) in [
+            ("2026-12-01", &["2026-11-01", "2026-12-01"][..]),
+            ("2026-12-03", &["2026-11-01", "2026-12-01"]),
+            ("2026-12-04", &["2026-12-01"]),
+            ("2026-12-31", &["2026-12-01"]),
+            ("2027-01-01", &["2026-12-01", "2027-01-01"]),
+            ("2028-02-29", &["2028-02-01"]),
+            ("2028-03-01", &["2028-02-01", "2028-03-01"]),
+            ("2027-03-02", &["2027-02-01", "2027-03-01"]),
+        ] {
+            let expected: Vec<NaiveDate> = expected.iter().map(|e| d(e)).collect();
+            assert_eq!(months_to_settle(d(today)), expected, "{today}");
+        }
+        let first = NaiveDate::MIN.with_day(1).unwrap();
+        assert_eq!(
+            months_to_settle(first),
+            [first],
+            "no month before the first"
+        );
     }
 
     fn d(s: &str) -> NaiveDate {
