@@ -156,3 +156,74 @@ proptest! {
         })?;
     }
 }
+
+/// A lake that fails the way Athena does, with words that name its insides.
+struct FailingLake;
+
+#[async_trait::async_trait]
+impl purser_core::query::QueryEngine for FailingLake {
+    async fn run(
+        &self,
+        _query: &purser_core::query::NamedQuery,
+        _params: &[String],
+    ) -> Result<purser_core::query::QueryResult, purser_core::query::QueryError> {
+        Err(purser_core::query::QueryError::Failed(
+            "SYNTAX_ERROR: line 3: s3://purser-athena-results-secret/ workgroup purser-internal"
+                .into(),
+        ))
+    }
+}
+
+/// Athena's error text stays in the log: the caller gets what to do and a
+/// request id, not the workgroup, buckets or SQL.
+#[test]
+fn a_failing_lake_query_is_not_echoed_to_the_caller() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let running = rt
+        .block_on(purser_local::start(
+            RuntimeConfig::new(dir.path(), 0),
+            &Template::builtin(),
+            &purser::registry::handlers(),
+            None,
+        ))
+        .unwrap();
+    let ports = running.ports();
+    let api = purser_api::Api::new(
+        ports.accounts(),
+        ports.recorder(),
+        ports.budgets(),
+        Arc::new(FailingLake),
+        vec![purser_local::LOCAL_ADMIN.to_string()],
+        purser_local::LOCAL_REGION.to_string(),
+    );
+    let team = json!({"team": "payments"});
+    let created = rt
+        .block_on(api.handle(api_request(
+            json!("PUT /teams/{team}"),
+            json!({"quota": 3}),
+            team.clone(),
+            Value::Null,
+        )))
+        .unwrap();
+    assert_eq!(created["statusCode"], 200, "{created}");
+    let reply = rt
+        .block_on(api.handle(api_request(
+            json!("GET /teams/{team}/costs"),
+            Value::Null,
+            team,
+            json!({"by": "function"}),
+        )))
+        .unwrap();
+    assert_eq!(reply["statusCode"], 500, "{reply}");
+    let body = reply["body"].as_str().unwrap();
+    for inside in ["SYNTAX_ERROR", "s3://", "workgroup"] {
+        assert!(!body.contains(inside), "{body}");
+    }
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error"]["request_id"], "r", "{body}");
+    rt.block_on(running.shutdown());
+}

@@ -337,16 +337,18 @@ impl Api {
         let result = self.lake.run(&query, &params).await.map_err(|e| {
             tracing::error!(team = %team, error = %e, "costs by function failed");
             match e {
+                // Athena's own words stay in the log: they name the
+                // workgroup, buckets and SQL, which callers need not see.
                 QueryError::Timeout(_) | QueryError::Unavailable(_) => Reply::error(
                     503,
                     "unavailable",
-                    &format!("the lake could not answer now ({e}); try again in a minute"),
+                    "the lake could not answer now; try again in a minute",
                     None,
                 ),
                 _ => Reply::error(
                     500,
                     "internal",
-                    &format!("the lake query failed: {e}"),
+                    "the lake query failed; the request id in this answer finds it in the log",
                     None,
                 ),
             }
@@ -362,7 +364,7 @@ impl Api {
                     _ => None,
                 })
                 .unwrap_or_default();
-            total += cost;
+            total = total.saturating_add(cost);
             items.push(json!({
                 "account_id": row.get("account_id"),
                 "region": row.get("region"),

@@ -39,8 +39,9 @@ const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Where the credentials come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the credentials come from. Its `Debug` redacts the secrets, so
+/// no log line of the client (which holds it) can carry them.
+#[derive(Clone, PartialEq, Eq)]
 pub enum CredentialSource {
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`.
     Environment {
@@ -56,6 +57,36 @@ pub enum CredentialSource {
         token_file: Option<String>,
     },
     Missing,
+}
+
+impl std::fmt::Debug for CredentialSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const REDACTED: &str = "** redacted **";
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| REDACTED);
+        match self {
+            Self::Environment {
+                access_key_id,
+                session_token,
+                ..
+            } => f
+                .debug_struct("Environment")
+                .field("access_key_id", access_key_id)
+                .field("secret_access_key", &REDACTED)
+                .field("session_token", &redacted(session_token))
+                .finish(),
+            Self::Container {
+                uri,
+                token,
+                token_file,
+            } => f
+                .debug_struct("Container")
+                .field("uri", uri)
+                .field("token", &redacted(token))
+                .field("token_file", token_file)
+                .finish(),
+            Self::Missing => f.write_str("Missing"),
+        }
+    }
 }
 
 impl CredentialSource {
@@ -469,6 +500,30 @@ mod tests {
             ),
             "http://b"
         );
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let environment = CredentialSource::Environment {
+            access_key_id: "AKID".into(),
+            secret_access_key: "wJalrXUtnFEMI".into(),
+            session_token: Some("IQoJb3JpZ2lu".into()),
+        };
+        let container = CredentialSource::Container {
+            uri: "http://127.0.0.1:9001/creds".into(),
+            token: Some("container-token".into()),
+            token_file: None,
+        };
+        for (source, secrets) in [
+            (environment, ["wJalrXUtnFEMI", "IQoJb3JpZ2lu"]),
+            (container, ["container-token", "container-token"]),
+        ] {
+            let shown = format!("{source:?}");
+            for secret in secrets {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+            assert!(shown.contains("redacted"), "{shown}");
+        }
     }
 
     #[test]

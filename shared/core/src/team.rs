@@ -53,6 +53,17 @@ impl std::fmt::Display for TeamName {
 pub const DEFAULT_QUOTA: u32 = 5;
 pub const MAX_QUOTA: u32 = 1000;
 
+/// The role of an STS session ARN: `arn:aws:iam::A:role/R` for
+/// `arn:aws:sts::A:assumed-role/R/S`. Whoever may assume `R` picks `S`, so
+/// lists of principals (members, admins) refuse sessions and name the role.
+pub fn session_role(arn: &str) -> Option<String> {
+    let (head, rest) = arn.split_once(":assumed-role/")?;
+    let account = head.strip_prefix("arn:")?.split(':').nth(3)?;
+    let partition = head.strip_prefix("arn:")?.split(':').next()?;
+    let (role, _session) = rest.split_once('/')?;
+    Some(format!("arn:{partition}:iam::{account}:role/{role}"))
+}
+
 /// A team: its quota of open accounts and its members (IAM principal ARNs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Team {
@@ -94,15 +105,24 @@ impl Team {
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|m| {
-                    m.as_str()
+                    let arn = m
+                        .as_str()
                         .filter(|s| s.starts_with("arn:aws") && s.split(':').count() >= 6)
-                        .map(String::from)
                         .ok_or_else(|| {
                             invalid(
                                 Some("members"),
                                 &format!("members must be IAM principal ARNs, got {m}"),
                             )
-                        })
+                        })?;
+                    if let Some(role) = session_role(arn) {
+                        return Err(invalid(
+                            Some("members"),
+                            &format!(
+                                "{arn} is a session, whose name anyone who may assume its role chooses: name the role, {role}"
+                            ),
+                        ));
+                    }
+                    Ok(arn.to_string())
                 })
                 .collect::<Result<_, _>>()?,
             Some(_) => {
@@ -154,6 +174,18 @@ mod tests {
         let field = |b| Team::from_json(name.clone(), &b).unwrap_err().field;
         assert_eq!(field(json!({"quota": -1})), Some("quota".into()));
         assert_eq!(field(json!({"members": ["ana"]})), Some("members".into()));
+        let session = json!({"members": ["arn:aws:sts::123456789012:assumed-role/dev/ana"]});
+        let refused = Team::from_json(name.clone(), &session).unwrap_err();
+        assert_eq!(refused.field, Some("members".into()));
+        assert!(
+            refused
+                .message
+                .contains("arn:aws:iam::123456789012:role/dev"),
+            "{}",
+            refused.message
+        );
+        let role = json!({"members": ["arn:aws:iam::123456789012:role/dev"]});
+        assert!(Team::from_json(name.clone(), &role).is_ok());
         assert_eq!(field(json!({"owner": "x"})), Some("owner".into()));
     }
 }

@@ -148,6 +148,22 @@ fn list_env(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The admins of `PURSER_ADMIN_PRINCIPALS`, without STS sessions: whoever
+/// may assume a session's role chooses its name, so a session is no one.
+fn admins(listed: Vec<String>) -> Vec<String> {
+    listed
+        .into_iter()
+        .filter(|arn| match purser_core::team::session_role(arn) {
+            Some(role) => {
+                lambda_runtime::tracing::error!(principal = %arn, role = %role,
+                    "AdminPrincipals names a session, which anyone who may assume its role can impersonate: ignored; name the role instead");
+                false
+            }
+            None => true,
+        })
+        .collect()
+}
+
 /// Reads `PURSER_TABLE`, `PURSER_BUS` and `PURSER_ADMIN_PRINCIPALS`.
 pub async fn ports() -> Result<AwsPorts, Error> {
     let config = purser_aws::load_config().await;
@@ -156,7 +172,7 @@ pub async fn ports() -> Result<AwsPorts, Error> {
         bus: Arc::new(EventBridgeBus::from_config(&config, env("PURSER_BUS")?)),
         organization: Arc::new(OrganizationsClient::from_config(&config)),
         clock: Arc::new(SystemClock),
-        admins: list_env("PURSER_ADMIN_PRINCIPALS"),
+        admins: admins(list_env("PURSER_ADMIN_PRINCIPALS")),
         config,
     })
 }
@@ -180,4 +196,23 @@ pub async fn serve(handler: impl Handler + 'static) -> Result<(), Error> {
 /// Structured JSON logs, as the template's `LoggingConfig` asks.
 pub fn init_tracing() {
     lambda_runtime::tracing::init_default_subscriber();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn admins_named_by_session_are_ignored() {
+        let listed = vec![
+            "arn:aws:iam::123456789012:role/platform-admin".to_string(),
+            "arn:aws:sts::123456789012:assumed-role/platform-admin/maria".to_string(),
+            "arn:aws:iam::123456789012:user/ana".to_string(),
+        ];
+        assert_eq!(
+            super::admins(listed),
+            [
+                "arn:aws:iam::123456789012:role/platform-admin",
+                "arn:aws:iam::123456789012:user/ana"
+            ]
+        );
+    }
 }
