@@ -280,11 +280,10 @@ pub fn cost_day(text: &str) -> Result<NaiveDate, String> {
         .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
         .flatten()
         .ok_or_else(|| "must be a date like 2026-11-01".to_string())?;
-    let (first, last) = (
-        NaiveDate::from_ymd_opt(2000, 1, 1),
-        NaiveDate::from_ymd_opt(2099, 12, 31),
-    );
-    if first.is_some_and(|f| day < f) || last.is_some_and(|l| day > l) {
+    let bound = |b: &str| NaiveDate::parse_from_str(b, "%Y-%m-%d").ok();
+    if bound(FIRST_COST_DAY).is_some_and(|f| day < f)
+        || bound(LAST_COST_DAY).is_some_and(|l| day > l)
+    {
         return Err(format!(
             "must be between {FIRST_COST_DAY} and {LAST_COST_DAY}"
         ));
