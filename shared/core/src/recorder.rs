@@ -90,24 +90,29 @@ impl Recorder {
     pub async fn invocations(&self, event: &Event) -> Result<Recorded, RecorderError> {
         let (batch, architecture) = InvocationsReported::parse(&event.detail)?;
         let key = format!("batch#{}#{}", event.account, batch.batch_id);
-        if self.store.is_claimed(&key, self.clock.now()).await? {
-            tracing::info!(account_id = %event.account, batch_id = %batch.batch_id, "batch already recorded");
-            return self.duplicate(event, &batch).await;
-        }
         let team = self.team_of(&event.account).await?;
         let team_name = team.as_ref().map(TeamName::as_str).unwrap_or("");
         let screened = batch.screen(self.clock.now());
+        // The latest day the batch counts on: its month is announced.
+        let latest = screened
+            .valid
+            .iter()
+            .map(|r| r.timestamp.date_naive())
+            .max();
+        if self.store.is_claimed(&key, self.clock.now()).await? {
+            tracing::info!(account_id = %event.account, batch_id = %batch.batch_id, "batch already recorded");
+            return self.duplicate(team.as_ref(), latest).await;
+        }
         let refused = screened.refused.len();
-        if refused > 0 {
-            let mut reasons: BTreeMap<ReportRefusal, usize> = BTreeMap::new();
-            for r in &screened.refused {
-                *reasons.entry(r.reason).or_default() += 1;
-            }
-            for (reason, count) in reasons {
-                tracing::warn!(account_id = %event.account, team = team_name, batch_id = %batch.batch_id,
-                    reason = reason.as_str(), count, first_request_id = %screened.refused.iter().find(|r| r.reason == reason).map(|r| r.request_id.as_str()).unwrap_or(""),
-                    "invocation reports refused: Lambda cannot have produced them");
-            }
+        // Per reason: how many, and the first request id to look for.
+        let mut reasons: BTreeMap<ReportRefusal, (usize, &str)> = BTreeMap::new();
+        for r in &screened.refused {
+            reasons.entry(r.reason).or_insert((0, &r.request_id)).0 += 1;
+        }
+        for (reason, (count, first_request_id)) in reasons {
+            tracing::warn!(account_id = %event.account, team = team_name, batch_id = %batch.batch_id,
+                reason = reason.as_str(), count, first_request_id,
+                "invocation reports refused: Lambda cannot have produced them");
         }
         let region = event.region.as_str();
         let priced = lake::invocation_records(
@@ -156,15 +161,11 @@ impl Recorder {
         {
             // Another delivery of the same batch won the race; the lake may
             // hold it twice, which the queries handle.
-            return self.duplicate(event, &batch).await;
+            return self.duplicate(team.as_ref(), latest).await;
         }
         match &team {
             Some(team) => {
-                let latest = by_day
-                    .keys()
-                    .next_back()
-                    .copied()
-                    .unwrap_or(now.date_naive());
+                let latest = latest.unwrap_or(now.date_naive());
                 self.spend_updated(team, latest, now).await?;
             }
             None => tracing::warn!(
@@ -173,7 +174,7 @@ impl Recorder {
                 "invocations from an account Purser does not know: recorded without a team"
             ),
         }
-        tracing::info!(account_id = %event.account, team = team.as_ref().map(TeamName::as_str).unwrap_or(""), batch_id = %batch.batch_id, records = priced.len(), "invocations recorded");
+        tracing::info!(account_id = %event.account, team = team_name, batch_id = %batch.batch_id, records = priced.len(), "invocations recorded");
         Ok(Recorded::Written {
             records: sent.written,
             dead_lettered: sent.dead_lettered,
@@ -187,19 +188,13 @@ impl Recorder {
     /// freeze it demands). Budgets evaluate idempotently.
     async fn duplicate(
         &self,
-        event: &Event,
-        batch: &InvocationsReported,
+        team: Option<&TeamName>,
+        latest: Option<NaiveDate>,
     ) -> Result<Recorded, RecorderError> {
-        if let Some(team) = self.team_of(&event.account).await? {
+        if let Some(team) = team {
             let now = self.clock.now();
-            let latest = batch
-                .screen(now)
-                .valid
-                .iter()
-                .map(|r| r.timestamp.date_naive())
-                .max()
-                .unwrap_or(now.date_naive());
-            self.spend_updated(&team, latest, now).await?;
+            self.spend_updated(team, latest.unwrap_or(now.date_naive()), now)
+                .await?;
         }
         Ok(Recorded::Duplicate)
     }
