@@ -21,7 +21,7 @@ use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::{DateTime, NaiveDate, Utc};
 use comfy_table::{ContentArrangement, Table, presets::NOTHING};
-use purser_core::query::{QueryEngine, QueryResult};
+use purser_core::ports::{QueryEngine, QueryResult};
 use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
 use serde_json::{Value, json};
 
@@ -986,7 +986,7 @@ impl<'a> Demo<'a> {
     }
 
     async fn named_query(&self, name: &str, params: &[String]) -> anyhow::Result<QueryResult> {
-        let query = purser_core::queries::named(name)
+        let query = purser_core::lake::named_queries::named(name)
             .with_context(|| format!("there is no named query {name}"))?;
         let engine = purser_query::LocalQueryEngine::new(&self.data_dir)
             .with_context(|| format!("opening the lake in {}", self.data_dir.display()))?;

@@ -13,7 +13,7 @@ use aws_sdk_athena::types::{ResultConfiguration, WorkGroupConfiguration};
 use chrono::{Duration, Utc};
 use common::aws::{bus_into_queue, create_table_from_template, moto_in, next_event, unique};
 use purser_aws::{AthenaEngine, DynamoStore, EventBridgeBus};
-use purser_core::account::{Account, AccountState, new_id};
+use purser_core::accounts::{Account, AccountState, new_id};
 use purser_core::ports::{Inserted, SpendAdd, Transitioned};
 use purser_core::spend::{CurDay, SpendSettler, SpendSource};
 use purser_core::{ManualClock, NewAccount, Store, TeamName};

@@ -67,7 +67,7 @@ async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
     };
     // The recorder is not exercised here (tests/lake.rs and the Firehose
     // contract tests are); the API needs one all the same.
-    let recorder = purser_core::recorder::Recorder::new(
+    let recorder = purser_core::lake::Recorder::new(
         Arc::new(DynamoStore::from_config(&config, &table)),
         Arc::new(purser_aws::FirehoseSink::from_config(
             &config,

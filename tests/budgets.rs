@@ -475,7 +475,7 @@ proptest! {
             let ports = local.running.ports().clone();
             let budgets = ports.budgets();
             let team = TeamName::parse("payments").unwrap();
-            let budget = purser_core::budget::Budget::from_json(team.clone(), &json!({"amount": "1", "thresholds": [25, 50, 75, 100], "actions": {}}), local.now()).unwrap();
+            let budget = purser_core::budgets::Budget::from_json(team.clone(), &json!({"amount": "1", "thresholds": [25, 50, 75, 100], "actions": {}}), local.now()).unwrap();
             budgets.put(budget, &purser_core::accounts::Caller { arn: purser_local::LOCAL_ADMIN.into(), admin: true }).await.unwrap();
             let today = local.now().date_naive();
             let mut counted = std::collections::BTreeMap::new();

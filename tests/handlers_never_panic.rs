@@ -161,13 +161,13 @@ proptest! {
 struct FailingLake;
 
 #[async_trait::async_trait]
-impl purser_core::query::QueryEngine for FailingLake {
+impl purser_core::ports::QueryEngine for FailingLake {
     async fn run(
         &self,
-        _query: &purser_core::query::NamedQuery,
+        _query: &purser_core::ports::NamedQuery,
         _params: &[String],
-    ) -> Result<purser_core::query::QueryResult, purser_core::query::QueryError> {
-        Err(purser_core::query::QueryError::Failed(
+    ) -> Result<purser_core::ports::QueryResult, purser_core::ports::QueryError> {
+        Err(purser_core::ports::QueryError::Failed(
             "SYNTAX_ERROR: line 3: s3://purser-athena-results-secret/ workgroup purser-internal"
                 .into(),
         ))

@@ -213,9 +213,9 @@ async fn an_impossible_report_is_refused_and_its_batch_counted_without_it() {
         "{spend}"
     );
     let engine = purser_query::LocalQueryEngine::new(local.dir.path()).unwrap();
-    let query = purser_core::queries::named("cost_per_team_monthly").unwrap();
+    let query = purser_core::lake::named_queries::named("cost_per_team_monthly").unwrap();
     let month = ["2026-11".to_string(), "2026-11".to_string()];
-    let monthly = purser_core::query::QueryEngine::run(&engine, &query, &month).await;
+    let monthly = purser_core::ports::QueryEngine::run(&engine, &query, &month).await;
     assert!(
         monthly.is_ok(),
         "the month's query still answers: {monthly:?}"
@@ -298,7 +298,7 @@ async fn invocations_land_in_the_lake_priced_and_counted_once() {
     assert_eq!(spend.len(), 1);
     assert_eq!(
         spend[0].1,
-        purser_core::pricing::to_nanos(
+        purser_core::spend::to_nanos(
             rust_decimal::Decimal::try_from(3.0 * COST_PER_INVOCATION).unwrap()
         )
     );

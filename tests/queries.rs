@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
-use purser_core::queries;
+use purser_core::lake::named_queries;
 use purser_query::fixture::Lake;
 use serde_json::Value;
 
@@ -91,12 +91,12 @@ fn every_query_parses_as_trino_with_sqlglot() {
 fn every_file_of_infra_queries_is_in_the_catalog_and_back() {
     let files = query_files();
     let on_disk: BTreeSet<&str> = files.keys().map(String::as_str).collect();
-    let catalog: BTreeSet<&str> = queries::names().into_iter().collect();
+    let catalog: BTreeSet<&str> = named_queries::names().into_iter().collect();
     assert_eq!(
         on_disk, catalog,
-        "every infra/queries/*.sql is listed in shared/core/src/queries.rs, and back"
+        "every infra/queries/*.sql is listed in shared/core/src/lake/named_queries.rs, and back"
     );
-    for query in queries::all() {
+    for query in named_queries::all() {
         let text = std::fs::read_to_string(&files[&query.name]).unwrap();
         assert_eq!(
             query.sql, text,
@@ -200,7 +200,7 @@ fn query_lists_the_named_queries_with_their_parameters() {
     let dir = tempfile::tempdir().unwrap();
     let (code, out, _) = purser(dir.path(), &["--list"]);
     assert_eq!(code, 0);
-    for q in queries::all() {
+    for q in named_queries::all() {
         let usage: String = q
             .params
             .iter()
@@ -211,7 +211,7 @@ fn query_lists_the_named_queries_with_their_parameters() {
     let (code, out, _) = purser(dir.path(), &["--list", "--output", "json"]);
     assert_eq!(code, 0);
     let list: Vec<Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(list.len(), queries::all().len());
+    assert_eq!(list.len(), named_queries::all().len());
     assert_eq!(list[0]["params"][0]["name"], "from");
 }
 
@@ -221,7 +221,7 @@ fn query_errors_say_what_to_do() {
     let (code, _, err) = purser(dir.path(), &["cost_per_tem"]);
     assert_eq!(code, 1);
     assert!(err.contains("no named query \"cost_per_tem\""), "{err}");
-    for name in queries::names() {
+    for name in named_queries::names() {
         assert!(err.contains(name), "{err}");
     }
     let (code, _, err) = purser(

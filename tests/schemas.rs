@@ -8,7 +8,7 @@
 //! For the lake's events: the examples of what Purser accepts parse with the
 //! parsers the recorder uses, schema and parser refuse the same broken
 //! details, and `TeamSpendUpdated` as the code builds it validates.
-//! For budgets (shared/core/src/budgets.rs): `BudgetChanged` and
+//! For budgets (shared/core/src/budgets/service.rs): `BudgetChanged` and
 //! `BudgetThresholdCrossed` as the code builds them validate, and so do
 //! `AccountFrozen`, `AccountUnfrozen` and `AccountFreezeFailed` (the detail
 //! of account events, with their reason); the events the local runtime
@@ -24,20 +24,20 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use jsonschema::Validator;
-use purser_core::account::{Account, AccountState, NewAccount, new_id, rfc3339};
 use purser_core::accounts::Caller;
-use purser_core::budget::{Budget, forecast, period_of};
+use purser_core::accounts::TeamName;
+use purser_core::accounts::{Account, AccountState, NewAccount, new_id, rfc3339};
+use purser_core::budgets::throttle::{self, ChangedFunction};
 use purser_core::budgets::{self, PeriodSpend};
-use purser_core::catalog::{self, ACCOUNT_EVENTS, AccountEvent};
-use purser_core::event::{EventEntry, PURSER_BUS, PURSER_SOURCE};
+use purser_core::budgets::{Budget, forecast, period_of};
+use purser_core::events::catalog::{self, ACCOUNT_EVENTS, AccountEvent};
+use purser_core::events::{EventEntry, PURSER_BUS, PURSER_SOURCE};
 use purser_core::lake::{self, DeploymentReported, InvocationsReported, StackStatusChange};
-use purser_core::organization::{
+use purser_core::ports::SpendAdd;
+use purser_core::ports::{
     MAX_POLICIES_PER_TARGET, ServiceEvent, explain_failure, parse_service_event,
 };
-use purser_core::ports::SpendAdd;
-use purser_core::pricing::{from_nanos, to_nanos};
-use purser_core::team::TeamName;
-use purser_core::throttle::{self, ChangedFunction};
+use purser_core::spend::{from_nanos, to_nanos};
 use purser_core::{Organization, Store};
 use purser_local::inspect::{self, ArchiveFilter};
 use purser_local::{LOCAL_ADMIN, RetryTiming, Running, RuntimeConfig, Template};
@@ -63,7 +63,7 @@ const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS Service Event via CloudTrail";
 /// budgets function (`BudgetThresholdCrossed`).
 const BUDGET_EVENTS: [&str; 2] = [budgets::BUDGET_CHANGED, budgets::BUDGET_THRESHOLD_CROSSED];
 /// What `throttle-lambdas` does to an account's functions, emitted by the
-/// budgets function (shared/core/src/throttle.rs).
+/// budgets function (shared/core/src/budgets/throttle.rs).
 const THROTTLE_EVENTS: [&str; 2] = [throttle::LAMBDAS_THROTTLED, throttle::LAMBDAS_RESTORED];
 /// What budgets do to accounts: events with the detail of account events
 /// (`AccountEvent`), emitted by the budgets function.
@@ -72,7 +72,7 @@ const FREEZE_EVENTS: [&str; 3] = [
     budgets::ACCOUNT_UNFROZEN,
     budgets::ACCOUNT_FREEZE_FAILED,
 ];
-/// The one `reason_code` each of the freeze events carries (budgets.rs).
+/// The one `reason_code` each of the freeze events carries (budgets/service.rs).
 const FREEZE_REASONS: [(&str, &str); 3] = [
     (budgets::ACCOUNT_FROZEN, "BUDGET_EXCEEDED"),
     (budgets::ACCOUNT_UNFROZEN, "BUDGET_RESTORED"),
@@ -276,7 +276,7 @@ fn with_state(mut account: Account, state: AccountState, at: DateTime<Utc>) -> A
     account
 }
 
-/// Every kind of detail Purser emits, as the flows in accounts.rs build them.
+/// Every kind of detail Purser emits, as the flows in accounts/service.rs build them.
 fn real_details() -> Vec<(&'static str, &'static str, AccountEvent)> {
     let t = now() + Duration::days(1);
     let mut cases = Vec::new();
@@ -1234,7 +1234,7 @@ fn budget_events_as_budgets_rs_builds_them_validate() {
             assert_eq!(
                 keys(&detail),
                 changed_fields,
-                "the properties of BudgetChanged are the fields budgets.rs sets"
+                "the properties of BudgetChanged are the fields budgets/service.rs sets"
             );
         }
         for at in times_in_a_period() {
@@ -1248,7 +1248,7 @@ fn budget_events_as_budgets_rs_builds_them_validate() {
                     assert_eq!(
                         keys(&detail),
                         crossed_fields,
-                        "the properties of BudgetThresholdCrossed are the fields budgets.rs sets"
+                        "the properties of BudgetThresholdCrossed are the fields budgets/service.rs sets"
                     );
                     modes.insert(detail["mode"].as_str().unwrap().to_string());
                     actions.extend(strings(&detail["actions"]));
@@ -1296,7 +1296,11 @@ fn throttle_events_as_throttle_rs_builds_them_validate() {
         for n in [1, 2, 7, throttle::MAX_NAMED_FUNCTIONS, 600] {
             let detail = build(&account, &changed_functions(n), now());
             assert_valid(name, &validator, &detail);
-            assert_eq!(keys(&detail), fields, "{name}: the fields throttle.rs sets");
+            assert_eq!(
+                keys(&detail),
+                fields,
+                "{name}: the fields budgets/throttle.rs sets"
+            );
             assert_eq!(detail["count"], n);
             assert_eq!(
                 detail["functions"].as_array().unwrap().len(),

@@ -771,7 +771,7 @@ fn no_rule_of_the_recorder_matches_its_own_output() {
     // From Purser's own account, and as a member account might forge it.
     for account in [ctx.account_id.as_str(), "210987654321"] {
         let own = envelope(
-            purser_core::event::PURSER_SOURCE,
+            purser_core::events::PURSER_SOURCE,
             lake::TEAM_SPEND_UPDATED,
             account,
             detail.clone(),
@@ -855,7 +855,7 @@ fn the_recorder_takes_what_it_records_and_nothing_from_aws_posing_as_ci() {
     for (name, bus, _) in &rules {
         assert_eq!(
             bus,
-            purser_core::event::PURSER_BUS,
+            purser_core::events::PURSER_BUS,
             "RecorderFunction.{name}"
         );
     }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use common::local::{REGION, start};
 use proptest::prelude::*;
 use purser_core::TeamName;
-use purser_core::budget::Budget;
+use purser_core::budgets::Budget;
 use purser_core::ports::SpendAdd;
 use serde_json::{Value, json};
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anyhow::bail;
-use purser_core::queries;
-use purser_core::query::{NamedQuery, QueryEngine, QueryError, QueryResult};
+use purser_core::lake::named_queries;
+use purser_core::ports::{NamedQuery, QueryEngine, QueryError, QueryResult};
 use purser_query::LocalQueryEngine;
 use serde_json::Value;
 
@@ -17,19 +17,19 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         return list(args.output);
     }
     let query = match (&args.name, &args.sql) {
-        (Some(name), None) => match queries::named(name) {
+        (Some(name), None) => match named_queries::named(name) {
             Some(query) => query,
             None => bail!(
                 "there is no named query {name:?}; the named queries are: {} \
                  (`purser query --list` shows their parameters)",
-                queries::names().join(", ")
+                named_queries::names().join(", ")
             ),
         },
         (None, Some(sql)) => purser_query::ad_hoc(sql),
         _ => bail!(
             "name a query or give --sql TEXT; the named queries are: {} \
              (`purser query --list` shows their parameters)",
-            queries::names().join(", ")
+            named_queries::names().join(", ")
         ),
     };
     if args.params.len() != query.params.len() {
@@ -109,7 +109,7 @@ fn missing_params(query: &NamedQuery, given: usize) -> String {
 }
 
 fn list(output: Output) -> anyhow::Result<()> {
-    let all = queries::all();
+    let all = named_queries::all();
     match output {
         Output::Json => {
             let list: Vec<Value> = all
@@ -119,7 +119,7 @@ fn list(output: Output) -> anyhow::Result<()> {
                         "name": q.name,
                         "description": q.description,
                         "params": q.params.iter().map(|p| serde_json::json!({"name": p.name, "doc": p.doc})).collect::<Vec<_>>(),
-                        "columns": queries::returns(q).iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                        "columns": named_queries::returns(q).iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
@@ -144,8 +144,10 @@ fn list(output: Output) -> anyhow::Result<()> {
                 for p in &q.params {
                     text.push_str(&format!("  <{}>  {}\n", p.name, p.doc));
                 }
-                let columns: Vec<String> =
-                    queries::returns(q).into_iter().map(|c| c.name).collect();
+                let columns: Vec<String> = named_queries::returns(q)
+                    .into_iter()
+                    .map(|c| c.name)
+                    .collect();
                 text.push_str(&format!("  returns: {}\n", columns.join(", ")));
             }
             print(&text)

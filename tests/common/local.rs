@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::Utc;
 use purser_core::Clock;
-use purser_core::query::{QueryEngine, QueryResult};
+use purser_core::ports::{QueryEngine, QueryResult};
 use purser_local::lambdas::{self, SimulatedFunction};
 use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
 use serde_json::{Value, json};
@@ -192,7 +192,7 @@ impl Local {
 
     /// A named query on this runtime's local lake.
     pub async fn lake_query(&self, name: &str, params: &[&str]) -> QueryResult {
-        let query = purser_core::queries::named(name).unwrap();
+        let query = purser_core::lake::named_queries::named(name).unwrap();
         let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
         purser_query::LocalQueryEngine::new(self.dir.path())
             .unwrap()

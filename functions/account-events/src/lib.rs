@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use purser_core::accounts::Accounts;
 use purser_core::handler::{SCHEDULED_EVENT, event_of};
-use purser_core::organization::{ServiceEvent, parse_service_event};
+use purser_core::ports::{ServiceEvent, parse_service_event};
 use purser_core::{Handler, HandlerError};
 use serde_json::{Value, json};
 

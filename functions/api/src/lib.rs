@@ -11,11 +11,11 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use base64::Engine as _;
 use chrono::Datelike;
 use purser_core::accounts::{AccountError, Accounts, Caller};
-use purser_core::budget::Budget;
+use purser_core::budgets::Budget;
 use purser_core::budgets::{BudgetError, Budgets};
-use purser_core::pricing::from_nanos;
-use purser_core::query::{QueryEngine, QueryError};
-use purser_core::recorder::{Recorded, Recorder, RecorderError};
+use purser_core::lake::{Recorded, Recorder, RecorderError};
+use purser_core::ports::{QueryEngine, QueryError};
+use purser_core::spend::from_nanos;
 use purser_core::spend::{self, SpendSource};
 use purser_core::validation::ValidationError;
 use purser_core::{Handler, HandlerError, IdempotencyKey, NewAccount, Team, TeamName};
@@ -79,7 +79,7 @@ impl Api {
             return Ok(Reply::json(
                 200,
                 json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"),
-                       "time": purser_core::account::rfc3339(self.accounts.clock.now())}),
+                       "time": purser_core::accounts::rfc3339(self.accounts.clock.now())}),
             ));
         }
         let caller = self.caller(request).ok_or_else(|| {
@@ -307,7 +307,7 @@ impl Api {
         if let Some(at) = settled_at {
             source.insert(
                 "settled_at".into(),
-                json!(purser_core::account::rfc3339(at)),
+                json!(purser_core::accounts::rfc3339(at)),
             );
         }
         Ok(Reply::json(
@@ -325,14 +325,15 @@ impl Api {
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
     ) -> Result<Reply, Reply> {
-        let query = purser_core::queries::named("cost_per_function").ok_or_else(|| {
-            Reply::error(
-                500,
-                "internal",
-                "the query cost_per_function is missing",
-                None,
-            )
-        })?;
+        let query =
+            purser_core::lake::named_queries::named("cost_per_function").ok_or_else(|| {
+                Reply::error(
+                    500,
+                    "internal",
+                    "the query cost_per_function is missing",
+                    None,
+                )
+            })?;
         let params = [team.to_string(), from.to_string(), to.to_string()];
         let result = self.lake.run(&query, &params).await.map_err(|e| {
             tracing::error!(team = %team, error = %e, "costs by function failed");

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use purser_core::budgets::{BUDGET_CHANGED, Budgets};
-use purser_core::catalog::ACCOUNT_READY;
+use purser_core::events::catalog::ACCOUNT_READY;
 use purser_core::handler::{SCHEDULED_EVENT, event_of};
 use purser_core::lake::TEAM_SPEND_UPDATED;
 use purser_core::{Handler, HandlerError, TeamName};

@@ -11,7 +11,7 @@ use purser_core::handler::event_of;
 use purser_core::lake::{
     DEPLOYMENT_REPORTED, INVOCATIONS_REPORTED, STACK_STATUS_CHANGE, TELEMETRY_SOURCE,
 };
-use purser_core::recorder::{Recorded, Recorder, RecorderError};
+use purser_core::lake::{Recorded, Recorder, RecorderError};
 use purser_core::{Handler, HandlerError};
 use serde_json::{Value, json};
 

@@ -472,10 +472,10 @@ fn the_detail_is_what_the_recorder_reads() {
     );
     assert_eq!(
         purser_telemetry_extension::batch::MAX_PUT_BYTES,
-        purser_core::event::MAX_PUT_BYTES
+        purser_core::events::MAX_PUT_BYTES
     );
     assert_eq!(
         purser_telemetry_extension::batch::MAX_ENTRIES_PER_PUT,
-        purser_core::event::MAX_ENTRIES_PER_PUT
+        purser_core::events::MAX_ENTRIES_PER_PUT
     );
 }

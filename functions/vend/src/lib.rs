@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use purser_core::accounts::Accounts;
-use purser_core::catalog;
+use purser_core::events::catalog;
 use purser_core::handler::{SCHEDULED_EVENT, event_of};
 use purser_core::{Handler, HandlerError};
 use serde_json::{Value, json};

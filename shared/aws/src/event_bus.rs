@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_eventbridge::error::DisplayErrorContext;
 use aws_sdk_eventbridge::primitives::DateTime as AwsDateTime;
 use aws_sdk_eventbridge::types::{PutEventsRequestEntry, PutEventsResultEntry};
-use purser_core::event::{MAX_ENTRIES_PER_PUT, MAX_PUT_BYTES};
+use purser_core::events::{MAX_ENTRIES_PER_PUT, MAX_PUT_BYTES};
 use purser_core::{BusError, EventBus, EventEntry, RejectedEntry};
 
 /// Puts events on one EventBridge bus (entries that name no bus go to it).

@@ -28,7 +28,7 @@ use aws_sdk_athena::types::{
     AthenaError, ColumnInfo, QueryExecution, QueryExecutionContext, QueryExecutionState, ResultSet,
     Row,
 };
-use purser_core::query::{Column, ColumnType, NamedQuery, QueryEngine, QueryError, QueryResult};
+use purser_core::ports::{Column, ColumnType, NamedQuery, QueryEngine, QueryError, QueryResult};
 use serde_json::{Number, Value};
 use tokio::time::Instant;
 
@@ -637,7 +637,7 @@ mod tests {
     use aws_sdk_athena::types::{
         Datum, QueryExecutionStatistics, QueryExecutionStatus, ResultSetMetadata,
     };
-    use purser_core::query::QueryParam;
+    use purser_core::ports::QueryParam;
     use serde_json::json;
 
     const ID: &str = "exec-1";

@@ -53,7 +53,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
-use purser_core::budget::Budget;
+use purser_core::budgets::Budget;
 use purser_core::spend::SettledSpend;
 use purser_core::{
     Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, Store, StoreError, Team,

@@ -14,7 +14,7 @@
 //! (AWS: 50 a page, with `NextMarker`; the adapter uses the SDK's
 //! paginator), `AssumeRole` never refuses (AWS: `AccessDenied` when the
 //! member role is missing or does not trust Purser; the domain's handling
-//! of `AccessDenied` is unit-tested in purser-core's throttle.rs), and no
+//! of `AccessDenied` is unit-tested in purser-core's budgets/throttle.rs), and no
 //! account concurrency quota is enforced.
 
 mod common;

@@ -50,7 +50,7 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::http::StatusCode;
 use purser_aws::OrganizationsClient;
-use purser_core::organization::MAX_POLICIES_PER_TARGET;
+use purser_core::ports::MAX_POLICIES_PER_TARGET;
 use purser_core::{CreationState, MemberStatus, Organization, OrganizationError};
 use tokio::sync::OnceCell;
 

@@ -33,7 +33,7 @@ use aws_sdk_athena::types::{
     QueryExecution, QueryExecutionState, ResultConfiguration, WorkGroupConfiguration,
 };
 use purser_aws::AthenaEngine;
-use purser_core::query::{
+use purser_core::ports::{
     Column, ColumnType, NamedQuery, QueryEngine, QueryError, QueryParam, QueryResult,
 };
 use serde_json::{Value, json};

@@ -44,9 +44,9 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use purser_aws::DynamoStore;
-use purser_core::account::new_id;
-use purser_core::budget::Budget;
-use purser_core::organization::MAX_CONCURRENT_CREATIONS;
+use purser_core::accounts::new_id;
+use purser_core::budgets::Budget;
+use purser_core::ports::MAX_CONCURRENT_CREATIONS;
 use purser_core::spend::{CurDay, DayFigures, SettledSpend, SpendSource};
 use purser_core::{
     Account, AccountState, IdempotencyKey, Inserted, NewAccount, SpendAdd, Store, StoreError, Team,

@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use purser_core::lake::{InvocationsReported, invocation_records};
-use purser_core::pricing::PriceTable;
+use purser_core::spend::PriceTable;
 use serde_json::{Value, json};
 
 fn batch(reports: usize) -> Value {

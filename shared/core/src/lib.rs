@@ -1,40 +1,26 @@
-//! Purser's domain: the event envelope, the ports the domain talks through
-//! and the handler contract every function implements. Nothing here knows
-//! AWS or does I/O. EventBridge's own decisions (patterns, schedules) live
-//! in `purser-eventbridge`.
+//! Purser's domain, by folder, mirroring the functions: `accounts` (vend,
+//! account-events, reaper, the api's accounts and teams), `budgets` (with
+//! the throttle), `spend` (pricing and settlement), `lake` (recorder and
+//! named queries), `events` (the envelope and catalog) and `ports` (one
+//! file per port). Nothing here knows AWS or does I/O. EventBridge's own
+//! decisions (patterns, schedules) live in `purser-eventbridge`.
 
-pub mod account;
 pub mod accounts;
-pub mod budget;
 pub mod budgets;
-pub mod catalog;
-pub mod clock;
-pub mod event;
+pub mod events;
 pub mod handler;
 pub mod lake;
-pub mod lambdas;
-pub mod organization;
 pub mod ports;
-pub mod pricing;
-pub mod queries;
-pub mod query;
-pub mod recorder;
 pub mod spend;
-pub mod team;
-pub mod throttle;
 pub mod validation;
 
-pub use account::{Account, AccountState, NewAccount};
-pub use clock::{Clock, ManualClock, ShiftedClock, SystemClock};
-pub use event::{EntryError, Event, EventEntry};
+pub use accounts::{Account, AccountState, NewAccount, Team, TeamName};
+pub use events::{EntryError, Event, EventEntry};
 pub use handler::{Handler, HandlerError};
-pub use lambdas::{LambdasError, MemberFunction, MemberLambdas, NoLambdas};
-pub use organization::{
-    CreationState, CreationStatus, MemberStatus, Organization, OrganizationError,
-};
 pub use ports::{
-    Appended, BusError, EventBus, IdempotencyKey, Inserted, LakeError, LakeSink, Page,
-    RejectedEntry, SpendAdd, Store, StoreError, Transitioned,
+    Appended, BusError, Clock, CreationState, CreationStatus, EventBus, IdempotencyKey, Inserted,
+    LakeError, LakeSink, LambdasError, ManualClock, MemberFunction, MemberLambdas, MemberStatus,
+    NoLambdas, Organization, OrganizationError, Page, RejectedEntry, ShiftedClock, SpendAdd, Store,
+    StoreError, SystemClock, Transitioned,
 };
-pub use team::{Team, TeamName};
 pub use validation::ValidationError;

@@ -11,8 +11,8 @@ use purser_aws::{
 };
 use purser_core::accounts::Accounts;
 use purser_core::budgets::{Budgets, FreezeExemptions};
-use purser_core::query::QueryEngine;
-use purser_core::recorder::Recorder;
+use purser_core::lake::Recorder;
+use purser_core::ports::QueryEngine;
 use purser_core::spend::SpendSettler;
 use purser_core::{Clock, EventBus, Handler, Organization, Store, SystemClock};
 use serde_json::Value;
@@ -153,7 +153,7 @@ fn list_env(name: &str) -> Vec<String> {
 fn admins(listed: Vec<String>) -> Vec<String> {
     listed
         .into_iter()
-        .filter(|arn| match purser_core::team::session_role(arn) {
+        .filter(|arn| match purser_core::accounts::session_role(arn) {
             Some(role) => {
                 lambda_runtime::tracing::error!(principal = %arn, role = %role,
                     "AdminPrincipals names a session, which anyone who may assume its role can impersonate: ignored; name the role instead");

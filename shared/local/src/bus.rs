@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use purser_core::event::{MAX_ENTRIES_PER_PUT, MAX_PUT_BYTES};
+use purser_core::events::{MAX_ENTRIES_PER_PUT, MAX_PUT_BYTES};
 use purser_core::{BusError, Clock, EntryError, Event, EventBus, EventEntry, RejectedEntry};
 use purser_eventbridge::EventPattern;
 use rusqlite::{Transaction, params};
@@ -313,7 +313,7 @@ impl EventBus for LocalBus {
         for mut entry in entries {
             // Purser's own events go to the purser bus unless they say otherwise.
             if entry.event_bus_name.as_deref().is_none_or(str::is_empty) {
-                entry.event_bus_name = Some(purser_core::event::PURSER_BUS.into());
+                entry.event_bus_name = Some(purser_core::events::PURSER_BUS.into());
             }
             let size = entry.size();
             if !batch.is_empty()

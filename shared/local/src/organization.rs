@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use purser_core::organization::{
+use purser_core::ports::{
     MAX_CONCURRENT_CREATIONS, MAX_POLICIES_PER_TARGET, MAX_POLICY_CHARS, closure_quota,
 };
 use purser_core::{
@@ -269,7 +269,7 @@ impl SimulatedOrganization {
     /// fallback, so a refused event is logged, not retried.
     async fn announce(&self, completed: &[Completed]) {
         let entries: Vec<EventEntry> = completed.iter().map(|c| self.event(c)).collect();
-        for batch in entries.chunks(purser_core::event::MAX_ENTRIES_PER_PUT) {
+        for batch in entries.chunks(purser_core::events::MAX_ENTRIES_PER_PUT) {
             match self.bus.put_service_events(batch.to_vec()).await {
                 Ok(results) => {
                     for e in results.iter().filter_map(|r| r.as_ref().err()) {
@@ -1153,7 +1153,7 @@ mod tests {
     use crate::bus::LocalBusConfig;
     use crate::inspect::{self, ArchiveFilter};
     use purser_core::SystemClock;
-    use purser_core::organization::{ServiceEvent, parse_cloudtrail_time, parse_service_event};
+    use purser_core::ports::{ServiceEvent, parse_cloudtrail_time, parse_service_event};
 
     const MANAGEMENT: &str = "123456789012";
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use purser_core::accounts::Accounts;
 use purser_core::budgets::{Budgets, FreezeExemptions};
-use purser_core::recorder::Recorder;
+use purser_core::lake::Recorder;
 use purser_core::{Clock, EventBus, Handler, LakeSink, MemberLambdas, Organization, Store};
 
 use crate::template::Wiring;

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
-use purser_core::budget::Budget;
-use purser_core::organization::MAX_CONCURRENT_CREATIONS;
+use purser_core::budgets::Budget;
+use purser_core::ports::MAX_CONCURRENT_CREATIONS;
 use purser_core::spend::SettledSpend;
 use purser_core::{
     Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, Store, StoreError, Team,
@@ -810,7 +810,7 @@ mod tests {
     use super::*;
     use chrono::Duration;
     use purser_core::NewAccount;
-    use purser_core::account::new_id;
+    use purser_core::accounts::new_id;
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();

@@ -32,8 +32,8 @@ use datafusion::datasource::listing::{
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use purser_core::queries::{numbered_placeholders, placeholders};
-use purser_core::query::{
+use purser_core::lake::named_queries::{numbered_placeholders, placeholders};
+use purser_core::ports::{
     Column, ColumnType, NamedQuery, QueryEngine, QueryError, QueryParam, QueryResult,
 };
 use serde_json::{Number, Value};
@@ -48,7 +48,7 @@ fn utf8(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
 }
 
-/// The columns of `invocations` (shared/core/src/lake.rs `InvocationRecord`,
+/// The columns of `invocations` (shared/core/src/lake/records.rs `InvocationRecord`,
 /// the Glue table of infra/template.yaml), without the partition `dt`.
 pub fn invocations_schema() -> Schema {
     Schema::new(vec![
@@ -188,7 +188,7 @@ impl LocalQueryEngine {
 
 /// An ad hoc query as a `NamedQuery` named `sql`, its parameters `1`, `2`, …
 pub fn ad_hoc(sql: &str) -> NamedQuery {
-    let mut query = purser_core::queries::parse("sql", sql);
+    let mut query = purser_core::lake::named_queries::parse("sql", sql);
     let count = placeholders(sql).len();
     if query.params.len() != count {
         query.params = (1..=count)
@@ -470,7 +470,7 @@ mod tests {
 
     #[test]
     fn wrong_parameters_name_the_expected_ones() {
-        let q = purser_core::queries::named("cost_per_team_daily").unwrap();
+        let q = purser_core::lake::named_queries::named("cost_per_team_daily").unwrap();
         let QueryError::InvalidParameters(m) = wrong_parameters(&q, 1) else {
             panic!()
         };

@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use purser_core::lake::named_queries;
 use purser_core::lake::{DeploymentRecord, InvocationRecord};
-use purser_core::queries;
-use purser_core::query::{ColumnType, QueryEngine, QueryError, QueryResult};
+use purser_core::ports::{ColumnType, QueryEngine, QueryError, QueryResult};
 use purser_query::LocalQueryEngine;
 use purser_query::fixture::Lake;
 use serde_json::{Value, json};
@@ -32,14 +32,14 @@ fn setup(with_cur: bool) -> Setup {
 }
 
 async fn run(engine: &LocalQueryEngine, name: &str, params: &[&str]) -> QueryResult {
-    let query = queries::named(name).unwrap();
+    let query = named_queries::named(name).unwrap();
     let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
     let result = engine
         .run(&query, &params)
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     // The columns are those the header documents, with those types.
-    let documented: Vec<(String, String)> = queries::returns(&query)
+    let documented: Vec<(String, String)> = named_queries::returns(&query)
         .into_iter()
         .map(|c| (c.name, c.column_type))
         .collect();
@@ -497,7 +497,7 @@ async fn cur_cost_per_account_day_splits_out_lambda() {
 async fn every_named_query_runs_on_an_empty_lake() {
     let dir = tempfile::tempdir().unwrap();
     let engine = LocalQueryEngine::new(dir.path()).unwrap();
-    for query in queries::all() {
+    for query in named_queries::all() {
         let params: Vec<String> = query
             .params
             .iter()
@@ -512,7 +512,7 @@ async fn every_named_query_runs_on_an_empty_lake() {
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", query.name));
         assert!(result.rows.is_empty(), "{}", query.name);
-        assert_eq!(result.columns.len(), queries::returns(&query).len());
+        assert_eq!(result.columns.len(), named_queries::returns(&query).len());
     }
     // The missing folders were created.
     assert!(dir.path().join("lake/invocations").is_dir());
@@ -522,7 +522,7 @@ async fn every_named_query_runs_on_an_empty_lake() {
 #[tokio::test(flavor = "multi_thread")]
 async fn parameters_are_bound_never_spliced() {
     let s = setup(false);
-    let query = queries::named("cost_per_account").unwrap();
+    let query = named_queries::named("cost_per_account").unwrap();
     // A value that would break out of a spliced string matches nothing.
     let result = s
         .engine

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, Select, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Duration, Utc};
-use purser_core::organization::MAX_CONCURRENT_CREATIONS;
+use purser_core::ports::MAX_CONCURRENT_CREATIONS;
 use purser_core::{
     Account, AccountState, IdempotencyKey, Inserted, Page, StoreError, TeamName, Transitioned,
 };

@@ -2,7 +2,7 @@
 //! partition, replaced whole by a conditional `PutItem` on its revision so
 //! that of two changes made from the same revision one is stored.
 
-use purser_core::budget::Budget;
+use purser_core::budgets::Budget;
 use purser_core::{StoreError, TeamName};
 
 use super::DynamoStore;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use purser_core::budget::Budget;
+use purser_core::budgets::Budget;
 use purser_core::{Account, StoreError, Team, TeamName};
 
 /// One item, as the SDK reads and writes it.

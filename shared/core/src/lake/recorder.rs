@@ -10,15 +10,15 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::clock::Clock;
-use crate::event::{Event, EventEntry};
+use crate::accounts::TeamName;
+use crate::events::{Event, EventEntry};
 use crate::lake::{
     self, DeploymentReported, InvocationsReported, LakeTable, RecordError, ReportRefusal,
     StackStatusChange, TeamSpendUpdated,
 };
+use crate::ports::Clock;
 use crate::ports::{BusError, EventBus, LakeError, LakeSink, SpendAdd, Store, StoreError};
-use crate::pricing::{PriceTable, from_nanos, to_nanos};
-use crate::team::TeamName;
+use crate::spend::{PriceTable, from_nanos, to_nanos};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecorderError {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::team::TeamName;
+use crate::accounts::TeamName;
 use crate::validation::{ValidationError, invalid};
 
 /// Where an account is in its life.

@@ -32,12 +32,12 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::account::{Account, AccountState, rfc3339};
+use crate::accounts::TeamName;
+use crate::accounts::{Account, AccountState, rfc3339};
 use crate::budgets::{BudgetError, Budgets};
-use crate::event::EventEntry;
-use crate::lambdas::{LambdasError, MemberFunction};
+use crate::events::EventEntry;
 use crate::ports::StoreError;
-use crate::team::TeamName;
+use crate::ports::{LambdasError, MemberFunction};
 
 pub const LAMBDAS_THROTTLED: &str = "LambdasThrottled";
 pub const LAMBDAS_RESTORED: &str = "LambdasRestored";
@@ -397,17 +397,17 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::account::NewAccount;
     use crate::accounts::Caller;
-    use crate::budget::Budget;
+    use crate::accounts::NewAccount;
+    use crate::accounts::Team;
+    use crate::budgets::Budget;
     use crate::budgets::FreezeExemptions;
-    use crate::clock::ManualClock;
-    use crate::lambdas::MemberLambdas;
-    use crate::organization::{CreationStatus, MemberStatus, Organization, OrganizationError};
+    use crate::ports::ManualClock;
+    use crate::ports::MemberLambdas;
     use crate::ports::{
         BusError, EventBus, IdempotencyKey, Inserted, Page, SpendAdd, Store, Transitioned,
     };
-    use crate::team::Team;
+    use crate::ports::{CreationStatus, MemberStatus, Organization, OrganizationError};
 
     fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         m.lock().unwrap_or_else(|p| p.into_inner())
@@ -771,7 +771,7 @@ mod tests {
             lease_days: None,
         };
         let mut a = Account::request(
-            crate::account::new_id(),
+            crate::accounts::new_id(),
             input,
             "arn:aws:iam::123456789012:user/ana",
             now,

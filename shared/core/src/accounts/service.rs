@@ -9,17 +9,17 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 
-use crate::account::{Account, AccountState, NewAccount, new_id};
-use crate::catalog::{self, AccountEvent};
-use crate::clock::Clock;
-use crate::organization::{
-    CreationState, CreationStatus, MemberStatus, Organization, OrganizationError, closure_quota,
-    explain_failure,
-};
+use crate::accounts::{Account, AccountState, NewAccount, new_id};
+use crate::accounts::{Team, TeamName};
+use crate::events::catalog::{self, AccountEvent};
+use crate::ports::Clock;
 use crate::ports::{
     BusError, EventBus, IdempotencyKey, Inserted, Page, Store, StoreError, Transitioned,
 };
-use crate::team::{Team, TeamName};
+use crate::ports::{
+    CreationState, CreationStatus, MemberStatus, Organization, OrganizationError, closure_quota,
+    explain_failure,
+};
 use crate::validation::ValidationError;
 
 /// Who is calling, as the API's authorizer established it.
@@ -615,7 +615,7 @@ impl Accounts {
                     continue;
                 };
                 if end <= now {
-                    let reason = format!("the lease ended at {}", crate::account::rfc3339(end));
+                    let reason = format!("the lease ended at {}", crate::accounts::rfc3339(end));
                     self.close_account(account, "LEASE_ENDED", &reason).await?;
                 } else if end - now <= LEASE_WARNING {
                     let key = format!("lease-expiring#{}", account.id);

@@ -16,18 +16,16 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::account::{Account, AccountState, rfc3339};
+use crate::accounts::{Account, AccountState, rfc3339};
 use crate::accounts::{AccountError, Caller};
-use crate::budget::{Budget, BudgetAction, forecast, period_of};
-use crate::catalog::AccountEvent;
-use crate::clock::Clock;
-use crate::event::EventEntry;
-use crate::lambdas::{LambdasError, MemberLambdas};
-use crate::organization::{
-    MAX_POLICIES_PER_TARGET, MAX_POLICY_CHARS, Organization, OrganizationError,
-};
+use crate::accounts::{Team, TeamName};
+use crate::budgets::{Budget, BudgetAction, forecast, period_of};
+use crate::events::EventEntry;
+use crate::events::catalog::AccountEvent;
+use crate::ports::Clock;
 use crate::ports::{EventBus, Store, StoreError, Transitioned};
-use crate::team::{Team, TeamName};
+use crate::ports::{LambdasError, MemberLambdas};
+use crate::ports::{MAX_POLICIES_PER_TARGET, MAX_POLICY_CHARS, Organization, OrganizationError};
 use crate::validation::{ValidationError, invalid};
 
 pub const BUDGET_CHANGED: &str = "BudgetChanged";

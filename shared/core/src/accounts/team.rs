@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::account::reject_unknown;
+use crate::accounts::reject_unknown;
 use crate::validation::{ValidationError, invalid};
 
 /// A team's name: `[a-z0-9-]{2,32}`, also used as its OU's name.

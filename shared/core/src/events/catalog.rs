@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::account::{Account, AccountState, rfc3339};
-use crate::event::EventEntry;
+use crate::accounts::{Account, AccountState, rfc3339};
+use crate::events::EventEntry;
 
 pub const ACCOUNT_REQUESTED: &str = "AccountRequested";
 pub const ACCOUNT_CREATION_STARTED: &str = "AccountCreationStarted";

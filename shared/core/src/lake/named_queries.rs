@@ -7,49 +7,49 @@
 //! a column of the result. The same text runs on Athena (engine v3, Trino)
 //! and on DataFusion locally.
 
-use crate::query::{NamedQuery, QueryParam};
+use crate::ports::{NamedQuery, QueryParam};
 
 /// The files of infra/queries, by name.
 const FILES: &[(&str, &str)] = &[
     (
         "cost_per_team_daily",
-        include_str!("../../../infra/queries/cost_per_team_daily.sql"),
+        include_str!("../../../../infra/queries/cost_per_team_daily.sql"),
     ),
     (
         "cost_per_team_monthly",
-        include_str!("../../../infra/queries/cost_per_team_monthly.sql"),
+        include_str!("../../../../infra/queries/cost_per_team_monthly.sql"),
     ),
     (
         "cost_per_account",
-        include_str!("../../../infra/queries/cost_per_account.sql"),
+        include_str!("../../../../infra/queries/cost_per_account.sql"),
     ),
     (
         "top_functions",
-        include_str!("../../../infra/queries/top_functions.sql"),
+        include_str!("../../../../infra/queries/top_functions.sql"),
     ),
     (
         "cost_per_deployment",
-        include_str!("../../../infra/queries/cost_per_deployment.sql"),
+        include_str!("../../../../infra/queries/cost_per_deployment.sql"),
     ),
     (
         "deployments_per_team",
-        include_str!("../../../infra/queries/deployments_per_team.sql"),
+        include_str!("../../../../infra/queries/deployments_per_team.sql"),
     ),
     (
         "cur_cost_per_team",
-        include_str!("../../../infra/queries/cur_cost_per_team.sql"),
+        include_str!("../../../../infra/queries/cur_cost_per_team.sql"),
     ),
     (
         "cost_per_function",
-        include_str!("../../../infra/queries/cost_per_function.sql"),
+        include_str!("../../../../infra/queries/cost_per_function.sql"),
     ),
     (
         "lambda_cost_per_account_day",
-        include_str!("../../../infra/queries/lambda_cost_per_account_day.sql"),
+        include_str!("../../../../infra/queries/lambda_cost_per_account_day.sql"),
     ),
     (
         "cur_cost_per_account_day",
-        include_str!("../../../infra/queries/cur_cost_per_account_day.sql"),
+        include_str!("../../../../infra/queries/cur_cost_per_account_day.sql"),
     ),
 ];
 

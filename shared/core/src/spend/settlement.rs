@@ -30,16 +30,16 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::budget::period_of;
-use crate::clock::Clock;
-use crate::event::EventEntry;
+use crate::accounts::TeamName;
+use crate::budgets::period_of;
+use crate::events::EventEntry;
 use crate::lake;
+use crate::lake::last_day_of_month;
+use crate::lake::named_queries;
+use crate::ports::Clock;
 use crate::ports::{BusError, EventBus, Store, StoreError};
-use crate::pricing::{from_nanos, to_nanos};
-use crate::queries;
-use crate::query::{QueryEngine, QueryError, QueryResult};
-use crate::recorder::last_day_of_month;
-use crate::team::TeamName;
+use crate::ports::{QueryEngine, QueryError, QueryResult};
+use crate::spend::{from_nanos, to_nanos};
 
 /// Where a spend figure comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -661,7 +661,7 @@ impl SpendSettler {
     }
 
     async fn run(&self, name: &str, period: &str) -> Result<QueryResult, SpendError> {
-        let query = queries::named(name).ok_or_else(|| SpendError::UnexpectedRow {
+        let query = named_queries::named(name).ok_or_else(|| SpendError::UnexpectedRow {
             query: name.into(),
             message: "no such named query is compiled in".into(),
         })?;

@@ -10,7 +10,7 @@ use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::pricing::{Architecture, LambdaPrices};
+use crate::spend::{Architecture, LambdaPrices};
 
 /// The lake's tables (and Firehose streams, Glue tables, local folders).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -613,7 +613,7 @@ mod tests {
                 "billed_duration_ms": 13, "max_memory_used_mb": 60, "init_duration_ms": null}]});
         let (batch, arch) = InvocationsReported::parse(&ok).unwrap();
         assert_eq!(arch, Architecture::Arm64);
-        let prices = crate::pricing::PriceTable::builtin();
+        let prices = crate::spend::PriceTable::builtin();
         let now = "2026-11-21T10:01:00Z".parse().unwrap();
         let screened = batch.screen(now);
         assert!(screened.refused.is_empty());
@@ -727,7 +727,7 @@ mod tests {
                 2 - usize::from(expected.is_some()),
                 "{r}"
             );
-            let prices = crate::pricing::PriceTable::builtin();
+            let prices = crate::spend::PriceTable::builtin();
             let priced = invocation_records(
                 &batch,
                 &screened.valid,

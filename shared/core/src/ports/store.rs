@@ -1,52 +1,12 @@
-//! The ports through which the domain reaches the world. Each has an AWS
-//! adapter (`purser-aws`) and an embedded one (`purser-local`).
+//! The Store port: Purser's state (teams, accounts, spend counters,
+//! budgets, settlements and markers), DynamoDB on AWS and SQLite locally.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde_json::Value;
 
-use crate::account::{Account, AccountState};
-use crate::budget::Budget;
-use crate::event::EventEntry;
-use crate::lake::LakeTable;
+use crate::accounts::{Account, AccountState, Team, TeamName};
+use crate::budgets::Budget;
 use crate::spend::SettledSpend;
-use crate::team::{Team, TeamName};
-
-/// Puts events on an event bus.
-#[async_trait]
-pub trait EventBus: Send + Sync {
-    /// Puts every entry, splitting into calls within the bus's limits and
-    /// retrying entries the bus refused for a passing reason. Returns an
-    /// error naming the entries that still were not accepted.
-    async fn put(&self, entries: Vec<EventEntry>) -> Result<(), BusError>;
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BusError {
-    #[error("{} of {total} events were not accepted: {}", .rejected.len(), summarize(.rejected))]
-    Rejected {
-        total: usize,
-        rejected: Vec<RejectedEntry>,
-    },
-    #[error("the event bus could not be reached: {0}")]
-    Unavailable(String),
-}
-
-/// An entry the bus refused, with the bus's own error code and message.
-#[derive(Debug, Clone)]
-pub struct RejectedEntry {
-    pub entry: EventEntry,
-    pub code: String,
-    pub message: String,
-}
-
-fn summarize(rejected: &[RejectedEntry]) -> String {
-    rejected
-        .iter()
-        .map(|r| format!("{} ({})", r.code, r.message))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
 
 /// Purser's state: teams, accounts and the counters that keep their rules
 /// (a team's quota of open accounts, the organization's concurrent
@@ -193,28 +153,6 @@ pub struct SpendAdd {
     pub day: NaiveDate,
     /// Nano-units of the currency (see `pricing::to_nanos`).
     pub nanos: i64,
-}
-
-/// Appends records to the data lake's tables.
-#[async_trait]
-pub trait LakeSink: Send + Sync {
-    /// Appends `records` (JSON objects) to `table`. Records the lake refuses
-    /// after retries go to its dead-letter location and are counted in
-    /// `dead_lettered`, never dropped; an error means nothing could be
-    /// stored, and the caller should retry.
-    async fn append(&self, table: LakeTable, records: Vec<Value>) -> Result<Appended, LakeError>;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Appended {
-    pub written: usize,
-    pub dead_lettered: usize,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LakeError {
-    #[error("the data lake could not be reached: {0}")]
-    Unavailable(String),
 }
 
 /// An `Idempotency-Key`, scoped to the caller, with a fingerprint of the

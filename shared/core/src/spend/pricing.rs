@@ -42,7 +42,7 @@ pub struct LambdaPrices {
 }
 
 /// The price table Purser ships (infra/prices.json), compiled in.
-pub const BUILTIN_PRICES: &str = include_str!("../../../infra/prices.json");
+pub const BUILTIN_PRICES: &str = include_str!("../../../../infra/prices.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum PriceError {

@@ -9,8 +9,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::account::reject_unknown;
-use crate::team::TeamName;
+use crate::accounts::TeamName;
+use crate::accounts::reject_unknown;
 use crate::validation::{ValidationError, invalid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -206,7 +206,7 @@ impl Budget {
             "actions": actions,
             "mode": self.mode,
             "revision": self.revision,
-            "updated_at": crate::account::rfc3339(self.updated_at),
+            "updated_at": crate::accounts::rfc3339(self.updated_at),
         })
     }
 }
@@ -276,7 +276,7 @@ pub fn period_of(now: DateTime<Utc>) -> (String, NaiveDate, NaiveDate) {
     (
         day.format("%Y-%m").to_string(),
         first,
-        crate::recorder::last_day_of_month(day),
+        crate::lake::last_day_of_month(day),
     )
 }
 

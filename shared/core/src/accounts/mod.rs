@@ -1,0 +1,11 @@
+//! Accounts and teams: the request a developer makes and its lifecycle
+//! (`account`), who may ask for what (`team`), and what Purser does with
+//! them on the ports (`service`).
+
+pub mod account;
+pub mod service;
+pub mod team;
+
+pub use account::*;
+pub use service::*;
+pub use team::*;

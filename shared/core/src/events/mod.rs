@@ -1,0 +1,9 @@
+//! Purser's events: the EventBridge envelope and the entries producers put
+//! (`envelope`), and the account events' detail-types and detail
+//! (`catalog`).
+
+pub mod catalog;
+pub mod envelope;
+
+pub use catalog::*;
+pub use envelope::*;

@@ -1,0 +1,19 @@
+//! The ports through which the domain reaches the world, one file each.
+//! Every port has an AWS adapter (`purser-aws`) and an embedded one
+//! (`purser-local`), and the services take only the ports they use.
+
+pub mod clock;
+pub mod event_bus;
+pub mod lake_sink;
+pub mod member_lambdas;
+pub mod organization;
+pub mod query_engine;
+pub mod store;
+
+pub use clock::*;
+pub use event_bus::*;
+pub use lake_sink::*;
+pub use member_lambdas::*;
+pub use organization::*;
+pub use query_engine::*;
+pub use store::*;

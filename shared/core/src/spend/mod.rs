@@ -1,0 +1,8 @@
+//! Spend: what Lambda costs (`pricing`) and how a team's month is settled
+//! from the lake and the bill (`settlement`).
+
+pub mod pricing;
+pub mod settlement;
+
+pub use pricing::*;
+pub use settlement::*;
