@@ -15,7 +15,7 @@ pub fn handlers() -> Registry {
                 ports.accounts(),
                 ports.recorder(),
                 ports.budgets(),
-                Arc::new(LocalLake::new(&ports.data_dir)),
+                ports.costs(Arc::new(LocalLake::new(&ports.data_dir))),
                 vec![LOCAL_ADMIN.to_string()],
                 LOCAL_REGION.to_string(),
             ))
@@ -33,15 +33,17 @@ pub fn handlers() -> Registry {
             Arc::new(purser_budgets::BudgetsHandler::new(ports.budgets()))
         })
         .register("SpendFunction", |ports| {
-            Arc::new(purser_spend::SpendHandler::new(SpendSettler {
-                store: Arc::clone(&ports.store),
-                query: Arc::new(LocalLake::new(&ports.data_dir)),
-                bus: Arc::clone(&ports.bus),
-                clock: Arc::clone(&ports.clock),
+            Arc::new(purser_spend::SpendHandler::new(SpendSettler::new(
+                ports.store.clone(),
+                ports.store.clone(),
+                ports.store.clone(),
+                Arc::new(LocalLake::new(&ports.data_dir)),
+                Arc::clone(&ports.bus),
+                Arc::clone(&ports.clock),
                 // Locally the CUR is whatever <data-dir>/lake/cur/ holds
                 // (an empty table without it).
-                cur: true,
-            }))
+                true,
+            )))
         })
         .register("RecorderFunction", |ports| {
             Arc::new(purser_recorder::RecorderHandler::new(ports.recorder()))

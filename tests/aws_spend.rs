@@ -14,9 +14,11 @@ use chrono::{Duration, Utc};
 use common::aws::{bus_into_queue, create_table_from_template, moto_in, next_event, unique};
 use purser_aws::{AthenaEngine, DynamoStore, EventBridgeBus};
 use purser_core::accounts::{Account, AccountState, new_id};
-use purser_core::ports::{Inserted, SpendAdd, Transitioned};
+use purser_core::ports::{
+    AccountStore, Inserted, Marker, SettlementStore, SpendAdd, SpendCounters, Transitioned,
+};
 use purser_core::spend::{CurDay, SpendSettler, SpendSource};
-use purser_core::{ManualClock, NewAccount, Store, TeamName};
+use purser_core::{ManualClock, NewAccount, TeamName};
 use serde_json::{Value, json};
 
 /// A region of its own: moto's canned Athena rows are queued per region.
@@ -119,7 +121,7 @@ async fn settles_on(now: chrono::DateTime<Utc>) -> bool {
     };
     assert!(
         store
-            .record_spend_once("batch-1", now, now + Duration::days(1), &[add])
+            .record_spend_once(&batch_1(), now, now + Duration::days(1), &[add])
             .await
             .unwrap()
     );
@@ -161,18 +163,20 @@ async fn settles_on(now: chrono::DateTime<Utc>) -> bool {
         .unwrap();
     assert!(response.status().is_success(), "{response:?}");
 
-    let settler = SpendSettler {
-        store: store.clone(),
-        query: Arc::new(
+    let settler = SpendSettler::new(
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        Arc::new(
             AthenaEngine::from_config(&config, &workgroup, "purser_lake").with_poll_delays(
                 std::time::Duration::from_millis(20),
                 std::time::Duration::from_millis(200),
             ),
         ),
-        bus: Arc::new(EventBridgeBus::from_config(&config, &bus)),
-        clock: Arc::new(ManualClock::new(now)),
-        cur: true,
-    };
+        Arc::new(EventBridgeBus::from_config(&config, &bus)),
+        Arc::new(ManualClock::new(now)),
+        true,
+    );
     let settled = settler.settle().await.expect("the settlement runs");
     assert_eq!((settled.teams, settled.announced), (1, 1), "{settled:?}");
 
@@ -202,9 +206,17 @@ async fn settles_on(now: chrono::DateTime<Utc>) -> bool {
         })
     );
     assert!(stored.announced);
-    let month = purser_core::spend::month_to_date(store.as_ref(), &team, now)
+    let month = purser_core::spend::month_to_date(store.as_ref(), store.as_ref(), &team, now)
         .await
         .unwrap();
     assert_eq!(month.total, 9_900_000_000, "counters + the settlement");
     true
+}
+
+/// The batch the test's counters were added by.
+fn batch_1() -> Marker {
+    Marker::SpendBatch {
+        account_id: ACCOUNT_ID.into(),
+        batch_id: "batch-1".into(),
+    }
 }

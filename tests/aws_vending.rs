@@ -57,9 +57,11 @@ async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
     let (table, bus) = (unique("purser"), unique("purser-bus"));
     create_table_from_template(&config, &table).await;
     let queue = bus_into_queue(&config, &bus).await;
+    let store = Arc::new(DynamoStore::from_config(&config, &table));
     let accounts = || {
         Accounts::new(
-            Arc::new(DynamoStore::from_config(&config, &table)),
+            store.clone(),
+            store.clone(),
             Arc::new(OrganizationsClient::from_config(&config)),
             Arc::new(EventBridgeBus::from_config(&config, &bus)),
             Arc::new(SystemClock),
@@ -68,7 +70,9 @@ async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
     // The recorder is not exercised here (tests/lake.rs and the Firehose
     // contract tests are); the API needs one all the same.
     let recorder = purser_core::lake::Recorder::new(
-        Arc::new(DynamoStore::from_config(&config, &table)),
+        store.clone(),
+        store.clone(),
+        store.clone(),
         Arc::new(purser_aws::FirehoseSink::from_config(
             &config,
             purser_aws::LakeStreams {
@@ -83,27 +87,34 @@ async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
         Arc::new(EventBridgeBus::from_config(&config, &bus)),
         Arc::new(SystemClock),
     );
-    let budgets = purser_core::budgets::Budgets {
-        store: Arc::new(DynamoStore::from_config(&config, &table)),
-        organization: Arc::new(OrganizationsClient::from_config(&config)),
-        bus: Arc::new(EventBridgeBus::from_config(&config, &bus)),
-        clock: Arc::new(SystemClock),
-        exemptions: purser_core::budgets::FreezeExemptions {
+    let budgets = purser_core::budgets::Budgets::new(
+        store.clone(),
+        Arc::new(OrganizationsClient::from_config(&config)),
+        Arc::new(EventBridgeBus::from_config(&config, &bus)),
+        Arc::new(SystemClock),
+        // Throttling is contract-tested on its own (shared/aws/tests/lambdas_contract.rs).
+        Arc::new(purser_core::NoLambdas),
+        purser_core::budgets::FreezeExemptions {
             break_glass_roles: vec![],
             purser_role: "OrganizationAccountAccessRole".into(),
         },
-        // Throttling is contract-tested on its own (shared/aws/tests/lambdas_contract.rs).
-        lambdas: Arc::new(purser_core::NoLambdas),
-    };
-    let api = purser_api::Api::new(
-        accounts(),
-        recorder,
-        budgets,
+    );
+    let costs = purser_core::spend::Costs::new(
+        store.clone(),
+        store.clone(),
+        store.clone(),
         Arc::new(purser_aws::AthenaEngine::from_config(
             &config,
             "primary",
             "purser_lake",
         )),
+        Arc::new(SystemClock),
+    );
+    let api = purser_api::Api::new(
+        accounts(),
+        recorder,
+        budgets,
+        costs,
         vec![ADMIN.into()],
         "us-east-1".into(),
     );

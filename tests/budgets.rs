@@ -343,14 +343,17 @@ async fn a_settlement_that_could_not_be_announced_is_announced_by_the_next_run()
         &[missed],
     );
     let ports = local.running.ports();
-    let settler =
-        |bus: std::sync::Arc<dyn purser_core::EventBus>| purser_core::spend::SpendSettler {
-            store: ports.store.clone(),
-            query: std::sync::Arc::new(purser_query::LocalLake::new(local.dir.path())),
+    let settler = |bus: std::sync::Arc<dyn purser_core::EventBus>| {
+        purser_core::spend::SpendSettler::new(
+            ports.store.clone(),
+            ports.store.clone(),
+            ports.store.clone(),
+            std::sync::Arc::new(purser_query::LocalLake::new(local.dir.path())),
             bus,
-            clock: ports.clock.clone(),
-            cur: true,
-        };
+            ports.clock.clone(),
+            true,
+        )
+    };
     let failed = settler(std::sync::Arc::new(DownBus)).settle().await;
     assert!(
         failed.is_err(),
@@ -485,7 +488,7 @@ proptest! {
                         // A batch id carries one amount; a repeat is a redelivery.
                         let cents = *counted.entry(*batch).or_insert(*cents);
                         let add = SpendAdd { team: Some(team.clone()), account_id: "210987654321".into(), day: today, nanos: cents * 10_000_000 };
-                        ports.store.record_spend_once(&format!("batch#{batch}"), local.now(), local.now() + chrono::Duration::days(1), &[add]).await.unwrap();
+                        ports.store.record_spend_once(&purser_core::Marker::SpendBatch { account_id: "210987654321".into(), batch_id: batch.to_string() }, local.now(), local.now() + chrono::Duration::days(1), &[add]).await.unwrap();
                     }
                     Step::Evaluate => budgets.evaluate(&team).await.unwrap(),
                 }

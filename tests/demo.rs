@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use purser_core::{AccountState, Store, TeamName};
+use purser_core::{AccountState, AccountStore, BudgetStore, TeamName};
 use purser_local::{Db, SqliteStore, inspect};
 use serde_json::Value;
 

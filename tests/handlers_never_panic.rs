@@ -196,7 +196,7 @@ fn a_failing_lake_query_is_not_echoed_to_the_caller() {
         ports.accounts(),
         ports.recorder(),
         ports.budgets(),
-        Arc::new(FailingLake),
+        ports.costs(Arc::new(FailingLake)),
         vec![purser_local::LOCAL_ADMIN.to_string()],
         purser_local::LOCAL_REGION.to_string(),
     );

@@ -33,10 +33,10 @@ use purser_core::budgets::{Budget, forecast, period_of};
 use purser_core::events::catalog::{self, ACCOUNT_EVENTS, AccountEvent};
 use purser_core::events::{EventEntry, PURSER_BUS, PURSER_SOURCE};
 use purser_core::lake::{self, DeploymentReported, InvocationsReported, StackStatusChange};
-use purser_core::ports::SpendAdd;
 use purser_core::ports::{
     MAX_POLICIES_PER_TARGET, ServiceEvent, explain_failure, parse_service_event,
 };
+use purser_core::ports::{Marker, SpendAdd};
 use purser_core::spend::{from_nanos, to_nanos};
 use purser_core::{Organization, Store};
 use purser_local::inspect::{self, ArchiveFilter};
@@ -1583,7 +1583,10 @@ async fn the_events_of_budgets_the_local_runtime_archives_validate() {
     let recorded = ports
         .store
         .record_spend_once(
-            "schemas-test#payments",
+            &Marker::SpendBatch {
+                account_id: open_id.clone(),
+                batch_id: "schemas-test".into(),
+            },
             now,
             now + Duration::days(1),
             &[spend(&payments, &open_id, "1.20")],
@@ -1616,7 +1619,10 @@ async fn the_events_of_budgets_the_local_runtime_archives_validate() {
     ports
         .store
         .record_spend_once(
-            "schemas-test#data-eng",
+            &Marker::SpendBatch {
+                account_id: "345678901234".into(),
+                batch_id: "schemas-test".into(),
+            },
             now,
             now + Duration::days(1),
             // an account Purser does not know: the team counter takes it all the same

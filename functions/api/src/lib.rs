@@ -4,19 +4,14 @@
 //! Every error has one shape, `{"error": {"code", "message", "field"}}`,
 //! and nothing is written for a refused request.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use base64::Engine as _;
-use chrono::Datelike;
 use purser_core::accounts::{AccountError, Accounts, Caller};
 use purser_core::budgets::Budget;
 use purser_core::budgets::{BudgetError, Budgets};
 use purser_core::lake::{Recorded, Recorder, RecorderError};
-use purser_core::ports::{QueryEngine, QueryError};
-use purser_core::spend::from_nanos;
-use purser_core::spend::{self, SpendSource};
+use purser_core::spend::{Costs, CostsAsked, CostsError};
 use purser_core::validation::ValidationError;
 use purser_core::{Handler, HandlerError, IdempotencyKey, NewAccount, Team, TeamName};
 use serde_json::{Value, json};
@@ -24,16 +19,14 @@ use serde_json::{Value, json};
 /// Bodies larger than this are refused before they are parsed.
 pub const MAX_BODY: usize = 64 * 1024;
 const DEFAULT_PAGE: usize = 50;
-/// The longest range `GET /teams/{team}/costs?by=function` scans.
-const MAX_FUNCTION_DAYS: i64 = 92;
 const MAX_PAGE: usize = 200;
 
 pub struct Api {
     accounts: Accounts,
     recorder: Recorder,
     budgets: Budgets,
-    /// The lake's named queries (costs by function): Athena on AWS.
-    lake: Arc<dyn QueryEngine>,
+    /// What teams spent: the counters, settlements and the lake.
+    costs: Costs,
     admins: Vec<String>,
     /// The region the API runs in: the region of deployments it records.
     region: String,
@@ -45,7 +38,7 @@ impl Api {
         accounts: Accounts,
         recorder: Recorder,
         budgets: Budgets,
-        lake: Arc<dyn QueryEngine>,
+        costs: Costs,
         admins: Vec<String>,
         region: String,
     ) -> Self {
@@ -53,7 +46,7 @@ impl Api {
             accounts,
             recorder,
             budgets,
-            lake,
+            costs,
             admins,
             region,
         }
@@ -79,7 +72,7 @@ impl Api {
             return Ok(Reply::json(
                 200,
                 json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"),
-                       "time": purser_core::accounts::rfc3339(self.accounts.clock.now())}),
+                       "time": purser_core::accounts::rfc3339(self.accounts.now())}),
             ));
         }
         let caller = self.caller(request).ok_or_else(|| {
@@ -153,7 +146,7 @@ impl Api {
             "PUT /teams/{team}/budget" => {
                 let name = TeamName::parse(param("team")).map_err(|m| Reply::bad("team", &m))?;
                 let body = body_json(request)?;
-                let budget = Budget::from_json(name.clone(), &body, self.accounts.clock.now())
+                let budget = Budget::from_json(name.clone(), &body, self.accounts.now())
                     .map_err(Reply::invalid)?;
                 self.budgets.put(budget, &caller).await?;
                 Ok(Reply::json(200, self.budgets.view(&name, &caller).await?))
@@ -176,7 +169,7 @@ impl Api {
                         Reply::error(403, "forbidden", "the request carries no AWS account", None)
                     })?;
                 let body = body_json(request)?;
-                let now = self.accounts.clock.now();
+                let now = self.accounts.now();
                 let outcome = self
                     .recorder
                     .ci_deployment(&account_id, &self.region, &body, now)
@@ -210,10 +203,7 @@ impl Api {
 }
 
 impl Api {
-    /// `GET /teams/{team}/costs?from=&to=&by=day|account|function`: by day
-    /// and account from the streaming counters (seconds behind) plus what the
-    /// spend function last settled from the lake and the CUR; by function
-    /// from the lake (`cost_per_function`, minutes behind).
+    /// `GET /teams/{team}/costs?from=&to=&by=day|account|function`.
     async fn costs(
         &self,
         request: &ApiGatewayV2httpRequest,
@@ -221,171 +211,39 @@ impl Api {
         caller: &Caller,
     ) -> Result<Reply, Reply> {
         let name = TeamName::parse(team).map_err(|m| Reply::bad("team", &m))?;
-        let (team_view, _) = self.accounts.team(&name, caller).await?;
         let query = &request.query_string_parameters;
-        let today = self.accounts.clock.now().date_naive();
-        let day = |field: &str, default: chrono::NaiveDate| match query.first(field) {
-            None => Ok(default),
-            Some(text) => purser_core::spend::cost_day(text)
-                .map_err(|m| Reply::bad(field, &format!("{field} {m}"))),
+        let asked = CostsAsked {
+            from: query.first("from"),
+            to: query.first("to"),
+            by: query.first("by"),
         };
-        let from = day("from", today.with_day0(0).unwrap_or(today))?;
-        let to = day("to", today)?;
-        if to < from {
-            return Err(Reply::bad("to", "to is before from"));
-        }
-        if (to - from).num_days() > 366 {
-            return Err(Reply::bad("from", "ask for at most 366 days at a time"));
-        }
-        let store = self.accounts.store.as_ref();
-        let unavailable = |e: purser_core::StoreError| Reply::from(AccountError::from(e));
-        let team = &team_view.name;
-        let by = query.first("by").unwrap_or("day");
-        if by == "function" {
-            // Each request is an Athena query, billed by the data it scans.
-            if (to - from).num_days() >= MAX_FUNCTION_DAYS {
-                return Err(Reply::bad(
-                    "from",
-                    &format!(
-                        "costs by function cover at most {MAX_FUNCTION_DAYS} days at a time (the lake is scanned for each request); for longer ranges run the named query top_functions on Athena"
-                    ),
-                ));
-            }
-            return self.costs_by_function(team, from, to).await;
-        }
-        let settled = spend::settlements(store, team, from, to)
-            .await
-            .map_err(unavailable)?;
-        let (items, total) = match by {
-            "day" => {
-                let spent = spend::team_spend_settled(store, team, &settled, from, to)
-                    .await
-                    .map_err(unavailable)?;
-                let items: Vec<Value> = spent
-                    .days
-                    .iter()
-                    .map(|(d, n)| json!({"day": d.to_string(), "amount": money(*n)}))
-                    .collect();
-                (items, spent.total)
-            }
-            "account" => {
-                let mut items = Vec::new();
-                let mut total = 0;
-                let mut page: Option<String> = None;
-                loop {
-                    let accounts = store
-                        .list_accounts(Some(team), page.as_deref(), 200)
-                        .await
-                        .map_err(unavailable)?;
-                    for account in &accounts.items {
-                        let Some(id) = &account.account_id else {
-                            continue;
-                        };
-                        let n = spend::account_spend(store, &settled, id, from, to)
-                            .await
-                            .map_err(unavailable)?;
-                        total += n;
-                        items.push(
-                            json!({"account_id": id, "request_id": account.id, "amount": money(n)}),
-                        );
-                    }
-                    match accounts.next {
-                        Some(next) => page = Some(next),
-                        None => break,
-                    }
-                }
-                (items, total)
-            }
-            _ => return Err(Reply::bad("by", "by must be day, account or function")),
-        };
-        let (origin, settled_at) = spend::provenance(&settled);
-        let mut source = serde_json::Map::new();
-        source.insert("stream".into(), json!(SpendSource::Stream.explain()));
-        if origin != SpendSource::Stream {
-            source.insert(origin.as_str().into(), json!(origin.explain()));
-        }
-        if let Some(at) = settled_at {
-            source.insert(
-                "settled_at".into(),
-                json!(purser_core::accounts::rfc3339(at)),
-            );
-        }
-        Ok(Reply::json(
-            200,
-            json!({"team": team, "currency": "USD", "from": from.to_string(), "to": to.to_string(),
-                   "total": money(total), "items": items, "source": source}),
-        ))
-    }
-
-    /// Costs by function, from the lake: what the team's functions cost,
-    /// each invocation once. The lake lags the counters by Firehose's buffer.
-    async fn costs_by_function(
-        &self,
-        team: &TeamName,
-        from: chrono::NaiveDate,
-        to: chrono::NaiveDate,
-    ) -> Result<Reply, Reply> {
-        let query =
-            purser_core::lake::named_queries::named("cost_per_function").ok_or_else(|| {
-                Reply::error(
-                    500,
-                    "internal",
-                    "the query cost_per_function is missing",
-                    None,
-                )
-            })?;
-        let params = [team.to_string(), from.to_string(), to.to_string()];
-        let result = self.lake.run(&query, &params).await.map_err(|e| {
-            tracing::error!(team = %team, error = %e, "costs by function failed");
-            match e {
-                // Athena's own words stay in the log: they name the
-                // workgroup, buckets and SQL, which callers need not see.
-                QueryError::Timeout(_) | QueryError::Unavailable(_) => Reply::error(
+        match self.costs.report(&name, asked, caller).await {
+            Ok(report) => Ok(Reply::json(200, report)),
+            Err(CostsError::Invalid(v)) => Err(Reply::invalid(v)),
+            Err(CostsError::Forbidden(m)) => Err(Reply::error(403, "forbidden", &m, None)),
+            Err(CostsError::Store(e)) => Err(Reply::from(AccountError::from(e))),
+            Err(e @ CostsError::LakeUnavailable(_)) => {
+                tracing::error!(team = %name, error = %e, "costs by function failed");
+                Err(Reply::error(
                     503,
                     "unavailable",
                     "the lake could not answer now; try again in a minute",
                     None,
-                ),
-                _ => Reply::error(
+                ))
+            }
+            Err(e @ CostsError::LakeFailed(_)) => {
+                // Athena's own words stay in the log: they name the
+                // workgroup, buckets and SQL, which callers need not see.
+                tracing::error!(team = %name, error = %e, "costs by function failed");
+                Err(Reply::error(
                     500,
                     "internal",
                     "the lake query failed; the request id in this answer finds it in the log",
                     None,
-                ),
+                ))
             }
-        })?;
-        let mut total = rust_decimal::Decimal::ZERO;
-        let mut items = Vec::with_capacity(result.rows.len());
-        for row in result.objects() {
-            let cost = row
-                .get("cost_usd")
-                .and_then(|v| match v {
-                    Value::String(s) => s.parse::<rust_decimal::Decimal>().ok(),
-                    Value::Number(n) => n.to_string().parse().ok(),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            total = total.saturating_add(cost);
-            items.push(json!({
-                "account_id": row.get("account_id"),
-                "region": row.get("region"),
-                "function_name": row.get("function_name"),
-                "invocations": row.get("invocations"),
-                "amount": cost.round_dp(6).normalize().to_string(),
-            }));
         }
-        Ok(Reply::json(
-            200,
-            json!({"team": team, "currency": "USD", "from": from.to_string(), "to": to.to_string(),
-                   "total": total.round_dp(6).normalize().to_string(), "items": items,
-                   "source": {"athena": "the data lake's invocation records (each invocation once)"}}),
-        ))
     }
-}
-
-/// Nano-units as a decimal string.
-fn money(nanos: i64) -> String {
-    from_nanos(nanos).round_dp(6).normalize().to_string()
 }
 
 /// The body as JSON, refusing what is too large or not JSON.

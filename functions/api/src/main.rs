@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ports.recorder()?,
         ports.budgets(),
         // API Gateway gives up on an integration after 30 seconds.
-        ports.athena(std::time::Duration::from_secs(25))?,
+        ports.costs(ports.athena(std::time::Duration::from_secs(25))?),
         ports.admins.clone(),
         region,
     );

@@ -54,10 +54,13 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
 use purser_core::budgets::Budget;
+use purser_core::ports::{
+    AccountStore, BudgetStore, Marker, Markers, SettlementStore, SpendCounters,
+};
 use purser_core::spend::SettledSpend;
 use purser_core::{
-    Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, Store, StoreError, Team,
-    TeamName, Transitioned,
+    Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, StoreError, Team, TeamName,
+    Transitioned,
 };
 
 use crate::RetryPolicy;
@@ -116,47 +119,7 @@ impl DynamoStore {
 }
 
 #[async_trait]
-impl Store for DynamoStore {
-    /// One conditional `PutItem`, so DynamoDB decides between concurrent
-    /// claims. Times are whole seconds, the unit of DynamoDB's TTL: a claim
-    /// is held until the whole second after `expires_at`, never less.
-    async fn claim_once(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(claim_item(key, expires_at)))
-            .condition_expression(CLAIM_CONDITION)
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_names("#expires_at", "expires_at")
-            .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => {
-                tracing::debug!(table = %self.table, key, claimed = true, "claim_once");
-                Ok(true)
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                tracing::debug!(table = %self.table, key, claimed = false, "claim_once");
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::Unavailable(format!(
-                "PutItem on table {}: {}",
-                self.table,
-                DisplayErrorContext(&e)
-            ))),
-        }
-    }
-
+impl AccountStore for DynamoStore {
     async fn put_team(&self, team: &Team) -> Result<(), StoreError> {
         self.write_team(team).await
     }
@@ -222,23 +185,19 @@ impl Store for DynamoStore {
     async fn closures_since(&self, since: DateTime<Utc>) -> Result<u32, StoreError> {
         self.count_closures(since).await
     }
+}
 
-    /// A strongly consistent read of the claim, so a claim just taken by
-    /// another function is seen.
-    async fn is_claimed(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        match self.get(items::claim_key(key), "claim").await? {
-            Some(item) => items::unexpired(&item, now),
-            None => Ok(false),
-        }
-    }
-
+#[async_trait]
+impl SpendCounters for DynamoStore {
     async fn record_spend_once(
         &self,
-        key: &str,
+        marker: &Marker,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         adds: &[SpendAdd],
     ) -> Result<bool, StoreError> {
+        let key = marker.key();
+        let key = key.as_str();
         self.add_spend_once(key, now, expires_at, adds).await
     }
 
@@ -265,25 +224,10 @@ impl Store for DynamoStore {
         )
         .await
     }
+}
 
-    async fn remember(
-        &self,
-        key: &str,
-        value: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.put_marker(key, value, now, expires_at).await
-    }
-
-    async fn recall(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
-        self.read_marker(key, now).await
-    }
-
-    async fn forget(&self, key: &str) -> Result<(), StoreError> {
-        self.delete_marker(key).await
-    }
-
+#[async_trait]
+impl BudgetStore for DynamoStore {
     /// One conditional `PutItem` on the stored revision, so DynamoDB
     /// decides between concurrent changes.
     async fn put_budget(&self, budget: &Budget) -> Result<bool, StoreError> {
@@ -297,7 +241,10 @@ impl Store for DynamoStore {
     async fn budgets(&self) -> Result<Vec<Budget>, StoreError> {
         self.all_budgets().await
     }
+}
 
+#[async_trait]
+impl SettlementStore for DynamoStore {
     async fn put_settled_spend(&self, settled: &SettledSpend) -> Result<bool, StoreError> {
         self.write_settled_spend(settled).await
     }
@@ -308,5 +255,89 @@ impl Store for DynamoStore {
         period: &str,
     ) -> Result<Option<SettledSpend>, StoreError> {
         self.read_settled_spend(team, period).await
+    }
+}
+
+#[async_trait]
+impl Markers for DynamoStore {
+    /// One conditional `PutItem`, so DynamoDB decides between concurrent
+    /// claims. Times are whole seconds, the unit of DynamoDB's TTL: a claim
+    /// is held until the whole second after `expires_at`, never less.
+    async fn claim_once(
+        &self,
+        marker: &Marker,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = marker.key();
+        let key = key.as_str();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(claim_item(key, expires_at)))
+            .condition_expression(CLAIM_CONDITION)
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#expires_at", "expires_at")
+            .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                tracing::debug!(table = %self.table, key, claimed = true, "claim_once");
+                Ok(true)
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                tracing::debug!(table = %self.table, key, claimed = false, "claim_once");
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::Unavailable(format!(
+                "PutItem on table {}: {}",
+                self.table,
+                DisplayErrorContext(&e)
+            ))),
+        }
+    }
+
+    /// A strongly consistent read of the claim, so a claim just taken by
+    /// another function is seen.
+    async fn is_claimed(&self, marker: &Marker, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let key = marker.key();
+        let key = key.as_str();
+        match self.get(items::claim_key(key), "claim").await? {
+            Some(item) => items::unexpired(&item, now),
+            None => Ok(false),
+        }
+    }
+
+    async fn remember(
+        &self,
+        marker: &Marker,
+        value: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = marker.key();
+        let key = key.as_str();
+        self.put_marker(key, value, now, expires_at).await
+    }
+
+    async fn recall(
+        &self,
+        marker: &Marker,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let key = marker.key();
+        let key = key.as_str();
+        self.read_marker(key, now).await
+    }
+
+    async fn forget(&self, marker: &Marker) -> Result<(), StoreError> {
+        let key = marker.key();
+        let key = key.as_str();
+        self.delete_marker(key).await
     }
 }

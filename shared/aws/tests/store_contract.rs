@@ -46,12 +46,23 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use purser_aws::DynamoStore;
 use purser_core::accounts::new_id;
 use purser_core::budgets::Budget;
-use purser_core::ports::MAX_CONCURRENT_CREATIONS;
+use purser_core::ports::{
+    AccountStore, BudgetStore, MAX_CONCURRENT_CREATIONS, Marker, Markers, SettlementStore,
+    SpendCounters,
+};
 use purser_core::spend::{CurDay, DayFigures, SettledSpend, SpendSource};
 use purser_core::{
-    Account, AccountState, IdempotencyKey, Inserted, NewAccount, SpendAdd, Store, StoreError, Team,
+    Account, AccountState, IdempotencyKey, Inserted, NewAccount, SpendAdd, StoreError, Team,
     TeamName, Transitioned,
 };
+
+/// A marker named `name`: which kind does not matter to a store, only the
+/// key it is stored under.
+fn marker(name: &str) -> Marker {
+    Marker::Closing {
+        account_id: name.into(),
+    }
+}
 
 /// A fresh table shaped like Purser's, its indexes included.
 async fn table(config: &SdkConfig) -> (aws_sdk_dynamodb::Client, String) {
@@ -200,17 +211,30 @@ async fn the_first_claim_wins_and_a_repeat_is_refused() {
     let now = Utc::now();
     let until = now + Duration::hours(1);
 
-    assert!(store.claim_once("event-1", now, until).await.unwrap());
-    assert!(!store.claim_once("event-1", now, until).await.unwrap());
-    let later = now + Duration::minutes(59);
     assert!(
-        !store
-            .claim_once("event-1", later, later + Duration::hours(1))
+        store
+            .claim_once(&marker("event-1"), now, until)
             .await
             .unwrap()
     );
     assert!(
-        store.claim_once("event-2", now, until).await.unwrap(),
+        !store
+            .claim_once(&marker("event-1"), now, until)
+            .await
+            .unwrap()
+    );
+    let later = now + Duration::minutes(59);
+    assert!(
+        !store
+            .claim_once(&marker("event-1"), later, later + Duration::hours(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_once(&marker("event-2"), now, until)
+            .await
+            .unwrap(),
         "keys are independent"
     );
 }
@@ -224,7 +248,12 @@ async fn stores_the_claim_with_its_ttl_attribute() {
     let store = DynamoStore::from_config(&config, &name);
     let now = Utc::now();
     let until = now + Duration::days(7);
-    assert!(store.claim_once("event-1", now, until).await.unwrap());
+    assert!(
+        store
+            .claim_once(&marker("event-1"), now, until)
+            .await
+            .unwrap()
+    );
 
     let item = client
         .get_item()
@@ -255,7 +284,7 @@ async fn of_concurrent_claims_exactly_one_wins() {
     let claims: Vec<_> = (0..10)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.claim_once("contended", now, until).await })
+            tokio::spawn(async move { store.claim_once(&marker("contended"), now, until).await })
         })
         .collect();
     let mut wins = 0;
@@ -282,20 +311,20 @@ async fn an_expired_claim_can_be_taken_again() {
 
     assert!(
         store
-            .claim_once("event-1", now, now + Duration::minutes(5))
+            .claim_once(&marker("event-1"), now, now + Duration::minutes(5))
             .await
             .unwrap()
     );
     let after = now + Duration::minutes(6);
     assert!(
         store
-            .claim_once("event-1", after, after + Duration::minutes(5))
+            .claim_once(&marker("event-1"), after, after + Duration::minutes(5))
             .await
             .unwrap()
     );
     assert!(
         !store
-            .claim_once("event-1", after, after + Duration::minutes(5))
+            .claim_once(&marker("event-1"), after, after + Duration::minutes(5))
             .await
             .unwrap()
     );
@@ -310,7 +339,7 @@ async fn a_missing_table_makes_the_store_unavailable_and_says_why() {
     let store = DynamoStore::from_config(&config, &name);
     let now = Utc::now();
     let err = store
-        .claim_once("event-1", now, now + Duration::hours(1))
+        .claim_once(&marker("event-1"), now, now + Duration::hours(1))
         .await
         .unwrap_err();
     let StoreError::Unavailable(message) = err else {
@@ -471,7 +500,7 @@ async fn every_teams_accounts_are_listed_once_across_pages() {
     let now = Utc::now();
     assert!(
         store
-            .claim_once("event-1", now, now + Duration::hours(1))
+            .claim_once(&marker("event-1"), now, now + Duration::hours(1))
             .await
             .unwrap()
     );
@@ -987,18 +1016,18 @@ async fn a_batch_recorded_twice_adds_once() {
         add(Some("payments"), "111111111111", "2026-11-21", 1_500),
         add(Some("payments"), "111111111111", "2026-11-22", 20),
     ];
-    assert!(!store.is_claimed("batch#1", now).await.unwrap());
+    assert!(!store.is_claimed(&marker("batch#1"), now).await.unwrap());
     assert!(
         store
-            .record_spend_once("batch#1", now, later, &adds)
+            .record_spend_once(&marker("batch#1"), now, later, &adds)
             .await
             .unwrap()
     );
-    assert!(store.is_claimed("batch#1", now).await.unwrap());
-    assert!(store.is_claimed("batch#1", later).await.unwrap());
+    assert!(store.is_claimed(&marker("batch#1"), now).await.unwrap());
+    assert!(store.is_claimed(&marker("batch#1"), later).await.unwrap());
     assert!(
         !store
-            .record_spend_once("batch#1", now, later, &adds)
+            .record_spend_once(&marker("batch#1"), now, later, &adds)
             .await
             .unwrap(),
         "the key is claimed: nothing is added"
@@ -1015,26 +1044,34 @@ async fn a_batch_recorded_twice_adds_once() {
     );
 
     // `claim_once` and `record_spend_once` share one namespace of keys.
-    assert!(store.claim_once("batch#2", now, later).await.unwrap());
-    assert!(store.is_claimed("batch#2", now).await.unwrap());
+    assert!(
+        store
+            .claim_once(&marker("batch#2"), now, later)
+            .await
+            .unwrap()
+    );
+    assert!(store.is_claimed(&marker("batch#2"), now).await.unwrap());
     assert!(
         !store
-            .record_spend_once("batch#2", now, later, &adds)
+            .record_spend_once(&marker("batch#2"), now, later, &adds)
             .await
             .unwrap()
     );
     assert!(
-        !store.claim_once("batch#1", now, later).await.unwrap(),
+        !store
+            .claim_once(&marker("batch#1"), now, later)
+            .await
+            .unwrap(),
         "a recorded batch's key is claimed"
     );
 
     // Once the claim expired (whole seconds: the second after it), the key
     // is free and adds again.
     let after = later + Duration::seconds(1);
-    assert!(!store.is_claimed("batch#1", after).await.unwrap());
+    assert!(!store.is_claimed(&marker("batch#1"), after).await.unwrap());
     assert!(
         store
-            .record_spend_once("batch#1", after, after + Duration::hours(1), &adds)
+            .record_spend_once(&marker("batch#1"), after, after + Duration::hours(1), &adds)
             .await
             .unwrap()
     );
@@ -1046,11 +1083,11 @@ async fn a_batch_recorded_twice_adds_once() {
     // An empty batch still takes its key.
     assert!(
         store
-            .record_spend_once("batch#3", now, later, &[])
+            .record_spend_once(&marker("batch#3"), now, later, &[])
             .await
             .unwrap()
     );
-    assert!(store.is_claimed("batch#3", now).await.unwrap());
+    assert!(store.is_claimed(&marker("batch#3"), now).await.unwrap());
 }
 
 /// A connector that lets one request at a time through to moto.
@@ -1112,7 +1149,7 @@ async fn of_8_concurrent_recordings_of_one_batch_one_adds() {
                     add(Some("payments"), "111111111111", "2026-11-22", 11),
                 ];
                 store
-                    .record_spend_once("same", now, now + Duration::minutes(5), &adds)
+                    .record_spend_once(&marker("same"), now, now + Duration::minutes(5), &adds)
                     .await
             })
         })
@@ -1167,7 +1204,7 @@ async fn spend_sums_per_team_account_and_day_across_batches() {
     for (i, adds) in batches.iter().enumerate() {
         assert!(
             store
-                .record_spend_once(&format!("batch#{i}"), now, later, adds)
+                .record_spend_once(&marker(&format!("batch#{i}")), now, later, adds)
                 .await
                 .unwrap()
         );
@@ -1283,7 +1320,7 @@ async fn spend_ranges_are_inclusive_and_ordered() {
     ];
     assert!(
         store
-            .record_spend_once("k", now, later, &adds)
+            .record_spend_once(&marker("k"), now, later, &adds)
             .await
             .unwrap()
     );
@@ -1337,7 +1374,7 @@ async fn a_range_over_several_pages_reads_them_all_in_order() {
         .collect();
     assert!(
         store
-            .record_spend_once("days", now, later, &adds)
+            .record_spend_once(&marker("days"), now, later, &adds)
             .await
             .unwrap()
     );
@@ -1402,17 +1439,17 @@ async fn a_batch_of_more_than_99_counters_is_refused_and_claims_nothing() {
         })
         .collect();
     let err = store
-        .record_spend_once("big", now, later, &adds)
+        .record_spend_once(&marker("big"), now, later, &adds)
         .await
         .unwrap_err();
     assert!(
         matches!(&err, StoreError::Unavailable(m) if m.contains("100 spend counters") && m.contains("at most 99")),
         "{err:?}"
     );
-    assert!(!store.is_claimed("big", now).await.unwrap());
+    assert!(!store.is_claimed(&marker("big"), now).await.unwrap());
     assert!(
         store
-            .record_spend_once("big", now, later, &adds[..49])
+            .record_spend_once(&marker("big"), now, later, &adds[..49])
             .await
             .unwrap(),
         "98 counters fit"
@@ -1429,25 +1466,28 @@ async fn a_marker_is_remembered_once_recalled_until_it_expires_and_forgotten() {
     let now = Utc::now();
     let until = now + Duration::minutes(10);
     assert_eq!(
-        store.recall("threshold#payments#80", now).await.unwrap(),
+        store
+            .recall(&marker("threshold#payments#80"), now)
+            .await
+            .unwrap(),
         None
     );
     assert!(
         store
-            .remember("threshold#payments#80", "fired", now, until)
+            .remember(&marker("threshold#payments#80"), "fired", now, until)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .remember("threshold#payments#80", "again", now, until)
+            .remember(&marker("threshold#payments#80"), "again", now, until)
             .await
             .unwrap(),
         "an unexpired marker is kept"
     );
     assert_eq!(
         store
-            .recall("threshold#payments#80", now)
+            .recall(&marker("threshold#payments#80"), now)
             .await
             .unwrap()
             .as_deref(),
@@ -1455,7 +1495,7 @@ async fn a_marker_is_remembered_once_recalled_until_it_expires_and_forgotten() {
     );
     assert_eq!(
         store
-            .recall("threshold#payments#80", until)
+            .recall(&marker("threshold#payments#80"), until)
             .await
             .unwrap()
             .as_deref(),
@@ -1463,7 +1503,10 @@ async fn a_marker_is_remembered_once_recalled_until_it_expires_and_forgotten() {
         "still there at its expiry"
     );
     assert_eq!(
-        store.recall("threshold#payments#100", now).await.unwrap(),
+        store
+            .recall(&marker("threshold#payments#100"), now)
+            .await
+            .unwrap(),
         None,
         "keys are independent"
     );
@@ -1493,13 +1536,16 @@ async fn a_marker_is_remembered_once_recalled_until_it_expires_and_forgotten() {
     // is not recalled, and a new value can be remembered over it.
     let after = until + Duration::seconds(1);
     assert_eq!(
-        store.recall("threshold#payments#80", after).await.unwrap(),
+        store
+            .recall(&marker("threshold#payments#80"), after)
+            .await
+            .unwrap(),
         None
     );
     assert!(
         store
             .remember(
-                "threshold#payments#80",
+                &marker("threshold#payments#80"),
                 "next period",
                 after,
                 after + Duration::minutes(10)
@@ -1509,25 +1555,31 @@ async fn a_marker_is_remembered_once_recalled_until_it_expires_and_forgotten() {
     );
     assert_eq!(
         store
-            .recall("threshold#payments#80", after)
+            .recall(&marker("threshold#payments#80"), after)
             .await
             .unwrap()
             .as_deref(),
         Some("next period")
     );
 
-    store.forget("threshold#payments#80").await.unwrap();
+    store
+        .forget(&marker("threshold#payments#80"))
+        .await
+        .unwrap();
     assert_eq!(
-        store.recall("threshold#payments#80", after).await.unwrap(),
+        store
+            .recall(&marker("threshold#payments#80"), after)
+            .await
+            .unwrap(),
         None
     );
     store
-        .forget("threshold#payments#80")
+        .forget(&marker("threshold#payments#80"))
         .await
         .expect("forgetting what is not there is no error");
     assert!(
         store
-            .remember("threshold#payments#80", "fresh", after, until)
+            .remember(&marker("threshold#payments#80"), "fresh", after, until)
             .await
             .unwrap(),
         "a forgotten marker can be remembered again"
@@ -1541,10 +1593,13 @@ async fn markers_and_claims_do_not_share_keys() {
     };
     let now = Utc::now();
     let later = now + Duration::hours(1);
-    assert!(store.remember("k", "v", now, later).await.unwrap());
-    assert!(!store.is_claimed("k", now).await.unwrap());
-    assert!(store.claim_once("k", now, later).await.unwrap());
-    assert_eq!(store.recall("k", now).await.unwrap().as_deref(), Some("v"));
+    assert!(store.remember(&marker("k"), "v", now, later).await.unwrap());
+    assert!(!store.is_claimed(&marker("k"), now).await.unwrap());
+    assert!(store.claim_once(&marker("k"), now, later).await.unwrap());
+    assert_eq!(
+        store.recall(&marker("k"), now).await.unwrap().as_deref(),
+        Some("v")
+    );
 }
 
 // ------------------------------------------------------------ budgets
@@ -1723,7 +1778,7 @@ async fn every_teams_budget_is_listed_in_team_order_across_pages() {
         assert!(
             store
                 .remember(
-                    &format!("threshold#{name_of_team}#50"),
+                    &marker(&format!("threshold#{name_of_team}#50")),
                     "fired",
                     now,
                     now + Duration::hours(1)

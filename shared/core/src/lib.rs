@@ -18,9 +18,10 @@ pub use accounts::{Account, AccountState, NewAccount, Team, TeamName};
 pub use events::{EntryError, Event, EventEntry};
 pub use handler::{Handler, HandlerError};
 pub use ports::{
-    Appended, BusError, Clock, CreationState, CreationStatus, EventBus, IdempotencyKey, Inserted,
-    LakeError, LakeSink, LambdasError, ManualClock, MemberFunction, MemberLambdas, MemberStatus,
-    NoLambdas, Organization, OrganizationError, Page, RejectedEntry, ShiftedClock, SpendAdd, Store,
-    StoreError, SystemClock, Transitioned,
+    AccountStore, Appended, BudgetStore, BusError, Clock, CreationState, CreationStatus, EventBus,
+    IdempotencyKey, Inserted, LakeError, LakeSink, LambdasError, ManualClock, Marker, Markers,
+    MemberFunction, MemberLambdas, MemberStatus, NoLambdas, Organization, OrganizationError, Page,
+    RejectedEntry, SettlementStore, ShiftedClock, SpendAdd, SpendCounters, Store, StoreError,
+    SystemClock, Transitioned,
 };
 pub use validation::ValidationError;

@@ -13,7 +13,7 @@ use purser_core::accounts::Accounts;
 use purser_core::budgets::{Budgets, FreezeExemptions};
 use purser_core::lake::Recorder;
 use purser_core::ports::QueryEngine;
-use purser_core::spend::SpendSettler;
+use purser_core::spend::{Costs, SpendSettler};
 use purser_core::{Clock, EventBus, Handler, Organization, Store, SystemClock};
 use serde_json::Value;
 
@@ -31,7 +31,8 @@ pub struct AwsPorts {
 impl AwsPorts {
     pub fn accounts(&self) -> Accounts {
         Accounts::new(
-            Arc::clone(&self.store),
+            self.store.clone(),
+            self.store.clone(),
             Arc::clone(&self.organization),
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),
@@ -54,21 +55,21 @@ impl AwsPorts {
         if throttle_role != member_role && !break_glass_roles.contains(&throttle_role) {
             break_glass_roles.push(throttle_role.clone());
         }
-        Budgets {
-            store: Arc::clone(&self.store),
-            organization: Arc::clone(&self.organization),
-            bus: Arc::clone(&self.bus),
-            clock: Arc::clone(&self.clock),
-            exemptions: FreezeExemptions {
-                break_glass_roles,
-                purser_role: member_role,
-            },
-            lambdas: Arc::new(MemberLambdasClient::from_config(
+        Budgets::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.organization),
+            Arc::clone(&self.bus),
+            Arc::clone(&self.clock),
+            Arc::new(MemberLambdasClient::from_config(
                 &self.config,
                 &throttle_role,
                 list_env("PURSER_THROTTLE_REGIONS"),
             )),
-        }
+            FreezeExemptions {
+                break_glass_roles,
+                purser_role: member_role,
+            },
+        )
     }
 
     /// The recorder on Firehose; only functions the template gives the lake
@@ -88,7 +89,9 @@ impl AwsPorts {
             },
         );
         Ok(Recorder::new(
-            Arc::clone(&self.store),
+            self.store.clone(),
+            self.store.clone(),
+            self.store.clone(),
             Arc::new(lake),
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),
@@ -109,17 +112,30 @@ impl AwsPorts {
         ))
     }
 
+    /// What teams spent, with costs by function from `lake`.
+    pub fn costs(&self, lake: Arc<dyn QueryEngine>) -> Costs {
+        Costs::new(
+            self.store.clone(),
+            self.store.clone(),
+            self.store.clone(),
+            lake,
+            Arc::clone(&self.clock),
+        )
+    }
+
     /// The spend settler on Athena; `PURSER_CUR` says whether the template
     /// created the `cur` table over a CUR 2.0 export.
     pub fn spend(&self) -> Result<SpendSettler, Error> {
-        Ok(SpendSettler {
-            store: Arc::clone(&self.store),
+        Ok(SpendSettler::new(
+            self.store.clone(),
+            self.store.clone(),
+            self.store.clone(),
             // Well inside the function's 300-second timeout, for two queries.
-            query: self.athena(std::time::Duration::from_secs(120))?,
-            bus: Arc::clone(&self.bus),
-            clock: Arc::clone(&self.clock),
-            cur: std::env::var("PURSER_CUR").is_ok_and(|v| v == "true"),
-        })
+            self.athena(std::time::Duration::from_secs(120))?,
+            Arc::clone(&self.bus),
+            Arc::clone(&self.clock),
+            std::env::var("PURSER_CUR").is_ok_and(|v| v == "true"),
+        ))
     }
 }
 

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use purser_core::accounts::Accounts;
 use purser_core::budgets::{Budgets, FreezeExemptions};
 use purser_core::lake::Recorder;
+use purser_core::ports::QueryEngine;
+use purser_core::spend::Costs;
 use purser_core::{Clock, EventBus, Handler, LakeSink, MemberLambdas, Organization, Store};
 
 use crate::template::Wiring;
@@ -29,7 +31,8 @@ impl Ports {
     /// The account service on these ports.
     pub fn accounts(&self) -> Accounts {
         Accounts::new(
-            Arc::clone(&self.store),
+            self.store.clone(),
+            self.store.clone(),
             Arc::clone(&self.organization),
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),
@@ -39,23 +42,36 @@ impl Ports {
     /// Budgets on these ports; locally the freeze exempts a `break-glass`
     /// role and the role Organizations creates in each account.
     pub fn budgets(&self) -> Budgets {
-        Budgets {
-            store: Arc::clone(&self.store),
-            organization: Arc::clone(&self.organization),
-            bus: Arc::clone(&self.bus),
-            clock: Arc::clone(&self.clock),
-            exemptions: FreezeExemptions {
+        Budgets::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.organization),
+            Arc::clone(&self.bus),
+            Arc::clone(&self.clock),
+            Arc::clone(&self.lambdas),
+            FreezeExemptions {
                 break_glass_roles: vec!["break-glass".into()],
                 purser_role: "OrganizationAccountAccessRole".into(),
             },
-            lambdas: Arc::clone(&self.lambdas),
-        }
+        )
+    }
+
+    /// What teams spent, with costs by function from `lake`.
+    pub fn costs(&self, lake: Arc<dyn QueryEngine>) -> Costs {
+        Costs::new(
+            self.store.clone(),
+            self.store.clone(),
+            self.store.clone(),
+            lake,
+            Arc::clone(&self.clock),
+        )
     }
 
     /// The recorder on these ports.
     pub fn recorder(&self) -> Recorder {
         Recorder::new(
-            Arc::clone(&self.store),
+            self.store.clone(),
+            self.store.clone(),
+            self.store.clone(),
             Arc::clone(&self.lake),
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),

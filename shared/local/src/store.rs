@@ -9,10 +9,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
 use purser_core::budgets::Budget;
 use purser_core::ports::MAX_CONCURRENT_CREATIONS;
+use purser_core::ports::{
+    AccountStore, BudgetStore, Marker, Markers, SettlementStore, SpendCounters,
+};
 use purser_core::spend::SettledSpend;
 use purser_core::{
-    Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, Store, StoreError, Team,
-    TeamName, Transitioned,
+    Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, StoreError, Team, TeamName,
+    Transitioned,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -155,24 +158,7 @@ enum TransitionOutcome {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn claim_once(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let key = key.to_string();
-        let (now, expires) = (epoch_ms(now), epoch_ms(expires_at));
-        // One statement: insert, or take over an expired claim.
-        let changed = self
-            .db
-            .call(move |conn| conn.execute(CLAIM, params![key, expires, now]))
-            .await
-            .map_err(unavailable)?;
-        Ok(changed == 1)
-    }
-
+impl AccountStore for SqliteStore {
     async fn put_team(&self, team: &Team) -> Result<(), StoreError> {
         let members = serde_json::to_string(&team.members)
             .map_err(|e| StoreError::Corrupt(format!("team {}: {e}", team.name)))?;
@@ -494,30 +480,21 @@ impl Store for SqliteStore {
             .map_err(unavailable)?;
         count(n)
     }
+}
 
-    async fn is_claimed(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let (key, now) = (key.to_string(), epoch_ms(now));
-        self.db
-            .call(move |conn| {
-                conn.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM idempotency WHERE key = ?1 AND expires_ms >= ?2)",
-                    params![key, now],
-                    |r| r.get(0),
-                )
-            })
-            .await
-            .map_err(unavailable)
-    }
-
+#[async_trait]
+impl SpendCounters for SqliteStore {
     /// One immediate transaction: the claim, then every add. A lost claim
     /// rolls back with nothing written.
     async fn record_spend_once(
         &self,
-        key: &str,
+        marker: &Marker,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         adds: &[SpendAdd],
     ) -> Result<bool, StoreError> {
+        let key = marker.key();
+        let key = key.as_str();
         let key = key.to_string();
         let (now, expires) = (epoch_ms(now), epoch_ms(expires_at));
         let adds: Vec<(Option<String>, String, String, i64)> = adds
@@ -570,57 +547,10 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
         self.spend(ACCOUNT, account_id.to_string(), from, to).await
     }
+}
 
-    async fn remember(
-        &self,
-        key: &str,
-        value: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let (key, value) = (key.to_string(), value.to_string());
-        let (now, expires) = (epoch_ms(now), epoch_ms(expires_at));
-        // As a claim: insert, or take over an expired value, in one statement.
-        let changed = self
-            .db
-            .call(move |conn| {
-                conn.execute(
-                    "INSERT INTO markers (key, value, expires_ms) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value,
-                         expires_ms = excluded.expires_ms
-                     WHERE markers.expires_ms < ?4",
-                    params![key, value, expires, now],
-                )
-            })
-            .await
-            .map_err(unavailable)?;
-        Ok(changed == 1)
-    }
-
-    async fn recall(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
-        let (key, now) = (key.to_string(), epoch_ms(now));
-        self.db
-            .call(move |conn| {
-                conn.query_row(
-                    "SELECT value FROM markers WHERE key = ?1 AND expires_ms >= ?2",
-                    params![key, now],
-                    |r| r.get(0),
-                )
-                .optional()
-            })
-            .await
-            .map_err(unavailable)
-    }
-
-    async fn forget(&self, key: &str) -> Result<(), StoreError> {
-        let key = key.to_string();
-        self.db
-            .call(move |conn| conn.execute("DELETE FROM markers WHERE key = ?1", [key]))
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
+#[async_trait]
+impl BudgetStore for SqliteStore {
     /// One immediate transaction: the stored revision, then the write. Of
     /// concurrent puts of one revision exactly one finds its predecessor.
     async fn put_budget(&self, budget: &Budget) -> Result<bool, StoreError> {
@@ -696,7 +626,10 @@ impl Store for SqliteStore {
             .map_err(unavailable)?;
         rows.iter().map(|data| decode_budget(data)).collect()
     }
+}
 
+#[async_trait]
+impl SettlementStore for SqliteStore {
     /// One upsert whose `WHERE` keeps a later settlement.
     async fn put_settled_spend(&self, settled: &SettledSpend) -> Result<bool, StoreError> {
         let team = settled.team.to_string();
@@ -743,6 +676,104 @@ impl Store for SqliteStore {
                 .map_err(|e| StoreError::Corrupt(format!("a settled spend row: {e}")))
         })
         .transpose()
+    }
+}
+
+#[async_trait]
+impl Markers for SqliteStore {
+    async fn claim_once(
+        &self,
+        marker: &Marker,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = marker.key();
+        let key = key.as_str();
+        let key = key.to_string();
+        let (now, expires) = (epoch_ms(now), epoch_ms(expires_at));
+        // One statement: insert, or take over an expired claim.
+        let changed = self
+            .db
+            .call(move |conn| conn.execute(CLAIM, params![key, expires, now]))
+            .await
+            .map_err(unavailable)?;
+        Ok(changed == 1)
+    }
+
+    async fn is_claimed(&self, marker: &Marker, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let key = marker.key();
+        let key = key.as_str();
+        let (key, now) = (key.to_string(), epoch_ms(now));
+        self.db
+            .call(move |conn| {
+                conn.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM idempotency WHERE key = ?1 AND expires_ms >= ?2)",
+                    params![key, now],
+                    |r| r.get(0),
+                )
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn remember(
+        &self,
+        marker: &Marker,
+        value: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = marker.key();
+        let key = key.as_str();
+        let (key, value) = (key.to_string(), value.to_string());
+        let (now, expires) = (epoch_ms(now), epoch_ms(expires_at));
+        // As a claim: insert, or take over an expired value, in one statement.
+        let changed = self
+            .db
+            .call(move |conn| {
+                conn.execute(
+                    "INSERT INTO markers (key, value, expires_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                         expires_ms = excluded.expires_ms
+                     WHERE markers.expires_ms < ?4",
+                    params![key, value, expires, now],
+                )
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(changed == 1)
+    }
+
+    async fn recall(
+        &self,
+        marker: &Marker,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let key = marker.key();
+        let key = key.as_str();
+        let (key, now) = (key.to_string(), epoch_ms(now));
+        self.db
+            .call(move |conn| {
+                conn.query_row(
+                    "SELECT value FROM markers WHERE key = ?1 AND expires_ms >= ?2",
+                    params![key, now],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn forget(&self, marker: &Marker) -> Result<(), StoreError> {
+        let key = marker.key();
+        let key = key.as_str();
+        let key = key.to_string();
+        self.db
+            .call(move |conn| conn.execute("DELETE FROM markers WHERE key = ?1", [key]))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }
 
@@ -808,6 +839,14 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A marker named `name`: which kind does not matter to a store, only the
+    /// key it is stored under.
+    fn marker(name: &str) -> Marker {
+        Marker::Closing {
+            account_id: name.into(),
+        }
+    }
     use chrono::Duration;
     use purser_core::NewAccount;
     use purser_core::accounts::new_id;
@@ -861,13 +900,22 @@ mod tests {
         let (_dir, store) = store();
         let now = Utc::now();
         let later = now + Duration::hours(1);
-        assert!(store.claim_once("k", now, later).await.unwrap());
-        assert!(!store.claim_once("k", now, later).await.unwrap());
-        assert!(store.claim_once("other", now, later).await.unwrap());
+        assert!(store.claim_once(&marker("k"), now, later).await.unwrap());
+        assert!(!store.claim_once(&marker("k"), now, later).await.unwrap());
+        assert!(
+            store
+                .claim_once(&marker("other"), now, later)
+                .await
+                .unwrap()
+        );
         let after_expiry = later + Duration::seconds(1);
         assert!(
             store
-                .claim_once("k", after_expiry, after_expiry + Duration::hours(1))
+                .claim_once(
+                    &marker("k"),
+                    after_expiry,
+                    after_expiry + Duration::hours(1)
+                )
                 .await
                 .unwrap()
         );
@@ -882,7 +930,7 @@ mod tests {
                 let store = store.clone();
                 tokio::spawn(async move {
                     store
-                        .claim_once("same", now, now + Duration::minutes(5))
+                        .claim_once(&marker("same"), now, now + Duration::minutes(5))
                         .await
                         .unwrap()
                 })
@@ -1382,18 +1430,18 @@ mod tests {
         let now = Utc::now();
         let later = now + Duration::hours(1);
         let adds = [add(Some("payments"), "111111111111", "2026-11-21", 1_500)];
-        assert!(!store.is_claimed("batch#1", now).await.unwrap());
+        assert!(!store.is_claimed(&marker("batch#1"), now).await.unwrap());
         assert!(
             store
-                .record_spend_once("batch#1", now, later, &adds)
+                .record_spend_once(&marker("batch#1"), now, later, &adds)
                 .await
                 .unwrap()
         );
-        assert!(store.is_claimed("batch#1", now).await.unwrap());
-        assert!(store.is_claimed("batch#1", later).await.unwrap());
+        assert!(store.is_claimed(&marker("batch#1"), now).await.unwrap());
+        assert!(store.is_claimed(&marker("batch#1"), later).await.unwrap());
         assert!(
             !store
-                .record_spend_once("batch#1", now, later, &adds)
+                .record_spend_once(&marker("batch#1"), now, later, &adds)
                 .await
                 .unwrap()
         );
@@ -1408,20 +1456,25 @@ mod tests {
         );
         // A key taken by `claim_once` counts as claimed too, and the two
         // share one namespace.
-        assert!(store.claim_once("batch#2", now, later).await.unwrap());
-        assert!(store.is_claimed("batch#2", now).await.unwrap());
+        assert!(
+            store
+                .claim_once(&marker("batch#2"), now, later)
+                .await
+                .unwrap()
+        );
+        assert!(store.is_claimed(&marker("batch#2"), now).await.unwrap());
         assert!(
             !store
-                .record_spend_once("batch#2", now, later, &adds)
+                .record_spend_once(&marker("batch#2"), now, later, &adds)
                 .await
                 .unwrap()
         );
         // Once the claim expired, the key is free and adds again.
         let after = later + Duration::milliseconds(1);
-        assert!(!store.is_claimed("batch#1", after).await.unwrap());
+        assert!(!store.is_claimed(&marker("batch#1"), after).await.unwrap());
         assert!(
             store
-                .record_spend_once("batch#1", after, after + Duration::hours(1), &adds)
+                .record_spend_once(&marker("batch#1"), after, after + Duration::hours(1), &adds)
                 .await
                 .unwrap()
         );
@@ -1432,11 +1485,11 @@ mod tests {
         // An empty batch still takes its key.
         assert!(
             store
-                .record_spend_once("batch#3", now, later, &[])
+                .record_spend_once(&marker("batch#3"), now, later, &[])
                 .await
                 .unwrap()
         );
-        assert!(store.is_claimed("batch#3", now).await.unwrap());
+        assert!(store.is_claimed(&marker("batch#3"), now).await.unwrap());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1452,7 +1505,7 @@ mod tests {
                         add(Some("payments"), "111111111111", "2026-11-22", 11),
                     ];
                     store
-                        .record_spend_once("same", now, now + Duration::minutes(5), &adds)
+                        .record_spend_once(&marker("same"), now, now + Duration::minutes(5), &adds)
                         .await
                         .unwrap()
                 })
@@ -1497,7 +1550,7 @@ mod tests {
         for (i, adds) in batches.iter().enumerate() {
             assert!(
                 store
-                    .record_spend_once(&format!("batch#{i}"), now, later, adds)
+                    .record_spend_once(&marker(&format!("batch#{i}")), now, later, adds)
                     .await
                     .unwrap()
             );
@@ -1565,7 +1618,7 @@ mod tests {
             add(Some("payments"), "111111111111", "2027-01-03", 4),
         ];
         store
-            .record_spend_once("k", now, later, &adds)
+            .record_spend_once(&marker("k"), now, later, &adds)
             .await
             .unwrap();
         let payments = team("payments");
@@ -1609,63 +1662,84 @@ mod tests {
         let (_dir, store) = store();
         let now = Utc::now();
         let later = now + Duration::hours(1);
-        assert_eq!(store.recall("stack#1", now).await.unwrap(), None);
+        assert_eq!(store.recall(&marker("stack#1"), now).await.unwrap(), None);
         assert!(
             store
-                .remember("stack#1", "first", now, later)
+                .remember(&marker("stack#1"), "first", now, later)
                 .await
                 .unwrap()
         );
         // An unexpired value stays.
         assert!(
             !store
-                .remember("stack#1", "second", now, later)
+                .remember(&marker("stack#1"), "second", now, later)
                 .await
                 .unwrap()
         );
         assert_eq!(
-            store.recall("stack#1", now).await.unwrap().as_deref(),
+            store
+                .recall(&marker("stack#1"), now)
+                .await
+                .unwrap()
+                .as_deref(),
             Some("first")
         );
         assert_eq!(
-            store.recall("stack#1", later).await.unwrap().as_deref(),
+            store
+                .recall(&marker("stack#1"), later)
+                .await
+                .unwrap()
+                .as_deref(),
             Some("first")
         );
         assert!(
             store
-                .remember("stack#2", "other", now, later)
+                .remember(&marker("stack#2"), "other", now, later)
                 .await
                 .unwrap()
         );
         // Expired: not recalled, and a new value takes its place.
         let after = later + Duration::milliseconds(1);
-        assert_eq!(store.recall("stack#1", after).await.unwrap(), None);
+        assert_eq!(store.recall(&marker("stack#1"), after).await.unwrap(), None);
         assert!(
             store
-                .remember("stack#1", "third", after, after + Duration::hours(1))
+                .remember(
+                    &marker("stack#1"),
+                    "third",
+                    after,
+                    after + Duration::hours(1)
+                )
                 .await
                 .unwrap()
         );
         assert_eq!(
-            store.recall("stack#1", after).await.unwrap().as_deref(),
+            store
+                .recall(&marker("stack#1"), after)
+                .await
+                .unwrap()
+                .as_deref(),
             Some("third")
         );
         // Forgotten: gone at once, and free to remember again.
-        store.forget("stack#1").await.unwrap();
-        store.forget("never-there").await.unwrap();
-        assert_eq!(store.recall("stack#1", after).await.unwrap(), None);
+        store.forget(&marker("stack#1")).await.unwrap();
+        store.forget(&marker("never-there")).await.unwrap();
+        assert_eq!(store.recall(&marker("stack#1"), after).await.unwrap(), None);
         assert!(
             store
-                .remember("stack#1", "fourth", now, later)
+                .remember(&marker("stack#1"), "fourth", now, later)
                 .await
                 .unwrap()
         );
         assert_eq!(
-            store.recall("stack#2", now).await.unwrap().as_deref(),
+            store
+                .recall(&marker("stack#2"), now)
+                .await
+                .unwrap()
+                .as_deref(),
             Some("other")
         );
         // Markers and claims are separate namespaces.
-        assert!(!store.is_claimed("stack#2", now).await.unwrap());
+        assert!(!store.is_claimed(&marker("stack#2"), now).await.unwrap());
     }
 
     fn budget(team_name: &str, amount: &str, revision: u64) -> Budget {

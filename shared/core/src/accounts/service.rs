@@ -7,14 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use crate::accounts::{Account, AccountState, NewAccount, new_id};
 use crate::accounts::{Team, TeamName};
 use crate::events::catalog::{self, AccountEvent};
-use crate::ports::Clock;
 use crate::ports::{
-    BusError, EventBus, IdempotencyKey, Inserted, Page, Store, StoreError, Transitioned,
+    AccountStore, BusError, Clock, EventBus, IdempotencyKey, Inserted, Marker, Markers, Page,
+    StoreError, Transitioned,
 };
 use crate::ports::{
     CreationState, CreationStatus, MemberStatus, Organization, OrganizationError, closure_quota,
@@ -98,24 +98,29 @@ const CLOSURE_WINDOW: Duration = Duration::days(30);
 /// How long one run holds an account it is closing before another may try.
 const CLOSURE_CLAIM: Duration = Duration::minutes(10);
 
+/// What Purser does with accounts; the api, vend, account-events and reaper
+/// functions are doors into it.
 pub struct Accounts {
-    pub store: Arc<dyn Store>,
-    pub organization: Arc<dyn Organization>,
-    pub bus: Arc<dyn EventBus>,
-    pub clock: Arc<dyn Clock>,
+    accounts: Arc<dyn AccountStore>,
+    markers: Arc<dyn Markers>,
+    organization: Arc<dyn Organization>,
+    bus: Arc<dyn EventBus>,
+    clock: Arc<dyn Clock>,
     /// Waits between retries of throttled Organizations calls.
-    pub backoff: Vec<StdDuration>,
+    backoff: Vec<StdDuration>,
 }
 
 impl Accounts {
     pub fn new(
-        store: Arc<dyn Store>,
+        accounts: Arc<dyn AccountStore>,
+        markers: Arc<dyn Markers>,
         organization: Arc<dyn Organization>,
         bus: Arc<dyn EventBus>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            store,
+            accounts,
+            markers,
             organization,
             bus,
             clock,
@@ -123,9 +128,14 @@ impl Accounts {
         }
     }
 
+    /// The time by the service's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     async fn team_or_default(&self, name: &TeamName) -> Result<Team, StoreError> {
         Ok(self
-            .store
+            .accounts
             .team(name)
             .await?
             .unwrap_or_else(|| Team::unconfigured(name.clone())))
@@ -163,7 +173,7 @@ impl Accounts {
         let now = self.clock.now();
         let account = Account::request(new_id(), input, &caller.arn, now)?;
         match self
-            .store
+            .accounts
             .insert_account(&account, team.quota, key.as_ref())
             .await?
         {
@@ -198,7 +208,7 @@ impl Accounts {
     /// An account the caller may see.
     pub async fn get(&self, id: &str, caller: &Caller) -> Result<Account, AccountError> {
         let not_found = || AccountError::NotFound(format!("no account request {id}"));
-        let account = self.store.account(id).await?.ok_or_else(not_found)?;
+        let account = self.accounts.account(id).await?.ok_or_else(not_found)?;
         let team = self.team_or_default(&account.team).await?;
         // Someone outside the team learns nothing, not even that it exists.
         if !caller.may_use(&team) {
@@ -232,7 +242,7 @@ impl Accounts {
             }
             None => {}
         }
-        Ok(self.store.list_accounts(team, page, limit).await?)
+        Ok(self.accounts.list_accounts(team, page, limit).await?)
     }
 
     /// `DELETE /accounts/{id}`: a ready or frozen account starts closing; a
@@ -275,7 +285,7 @@ impl Accounts {
         let mut next = account.clone();
         next.state = next_state;
         next.updated_at = now;
-        match self.store.transition(account.state, &next).await? {
+        match self.accounts.transition(account.state, &next).await? {
             Transitioned::Applied => {
                 self.emit(
                     detail_type,
@@ -301,7 +311,7 @@ impl Accounts {
                 "only platform admins may change a team".into(),
             ));
         }
-        self.store.put_team(&team).await?;
+        self.accounts.put_team(&team).await?;
         tracing::info!(team = %team.name, quota = team.quota, members = team.members.len(), "team updated");
         Ok(team)
     }
@@ -318,7 +328,7 @@ impl Accounts {
                 caller.arn
             )));
         }
-        let open = self.store.open_accounts(name).await?;
+        let open = self.accounts.open_accounts(name).await?;
         Ok((team, open))
     }
 
@@ -326,7 +336,7 @@ impl Accounts {
 
     /// Starts creating the account, if a creation slot is free.
     pub async fn start_creation(&self, id: &str) -> Result<Started, AccountError> {
-        let Some(account) = self.store.account(id).await? else {
+        let Some(account) = self.accounts.account(id).await? else {
             return Ok(Started::Skipped);
         };
         let now = self.clock.now();
@@ -337,7 +347,7 @@ impl Accounts {
                 next.creation_started_at = Some(now);
                 next.updated_at = now;
                 match self
-                    .store
+                    .accounts
                     .transition(AccountState::Requested, &next)
                     .await?
                 {
@@ -363,7 +373,10 @@ impl Accounts {
             {
                 next.creation_started_at = Some(now);
                 next.updated_at = now;
-                if self.store.transition(AccountState::Creating, &next).await?
+                if self
+                    .accounts
+                    .transition(AccountState::Creating, &next)
+                    .await?
                     != Transitioned::Applied
                 {
                     return Ok(Started::Skipped);
@@ -388,7 +401,7 @@ impl Accounts {
                 started.creation_attempts += 1;
                 started.updated_at = self.clock.now();
                 match self
-                    .store
+                    .accounts
                     .transition(AccountState::Creating, &started)
                     .await?
                 {
@@ -424,13 +437,17 @@ impl Accounts {
     /// asks again for creations whose `CreateAccount` never answered.
     pub async fn start_waiting(&self) -> Result<usize, AccountError> {
         let mut started = 0;
-        for stuck in self.store.accounts_in_state(AccountState::Creating).await? {
+        for stuck in self
+            .accounts
+            .accounts_in_state(AccountState::Creating)
+            .await?
+        {
             if stuck.creation_id.is_none() {
                 self.start_creation(&stuck.id).await?;
             }
         }
         for waiting in self
-            .store
+            .accounts
             .accounts_in_state(AccountState::Requested)
             .await?
         {
@@ -469,7 +486,7 @@ impl Accounts {
         next.state = AccountState::Failed;
         next.failure_reason = Some(reason.to_string());
         next.updated_at = self.clock.now();
-        if let Transitioned::Applied = self.store.transition(from, &next).await? {
+        if let Transitioned::Applied = self.accounts.transition(from, &next).await? {
             self.emit(
                 catalog::ACCOUNT_FAILED,
                 AccountEvent::of(&next, next.updated_at).because(code, reason),
@@ -484,7 +501,7 @@ impl Accounts {
     /// A creation finished (`CreateAccountResult`, or the poller's
     /// `DescribeCreateAccountStatus`). Repeats and strays change nothing.
     pub async fn complete_creation(&self, status: &CreationStatus) -> Result<(), AccountError> {
-        let Some(account) = self.store.account_by_creation(&status.id).await? else {
+        let Some(account) = self.accounts.account_by_creation(&status.id).await? else {
             tracing::info!(creation_id = %status.id, "a creation Purser did not start; ignored");
             return Ok(());
         };
@@ -506,7 +523,7 @@ impl Accounts {
                     again.creation_started_at = Some(self.clock.now());
                     again.updated_at = self.clock.now();
                     if self
-                        .store
+                        .accounts
                         .transition(AccountState::Creating, &again)
                         .await?
                         == Transitioned::Applied
@@ -540,8 +557,10 @@ impl Accounts {
                 next.account_id = Some(account_id);
                 next.ou = Some(ou);
                 next.updated_at = self.clock.now();
-                if let Transitioned::Applied =
-                    self.store.transition(AccountState::Creating, &next).await?
+                if let Transitioned::Applied = self
+                    .accounts
+                    .transition(AccountState::Creating, &next)
+                    .await?
                 {
                     self.emit(
                         catalog::ACCOUNT_READY,
@@ -558,7 +577,11 @@ impl Accounts {
     /// creations unconfirmed for over two minutes, and closures in progress.
     pub async fn poll(&self) -> Result<(), AccountError> {
         let now = self.clock.now();
-        for account in self.store.accounts_in_state(AccountState::Creating).await? {
+        for account in self
+            .accounts
+            .accounts_in_state(AccountState::Creating)
+            .await?
+        {
             let since = account.creation_started_at.unwrap_or(account.updated_at);
             if let Some(creation_id) = &account.creation_id
                 && now - since > POLL_AFTER
@@ -569,7 +592,11 @@ impl Accounts {
                 self.complete_creation(&status).await?;
             }
         }
-        for account in self.store.accounts_in_state(AccountState::Closing).await? {
+        for account in self
+            .accounts
+            .accounts_in_state(AccountState::Closing)
+            .await?
+        {
             if let (Some(account_id), Some(_)) = (&account.account_id, account.closure_started_at) {
                 let status = self
                     .with_retries(|| self.organization.member_status(account_id))
@@ -584,7 +611,7 @@ impl Accounts {
 
     /// `CloseAccountResult`, or the poller: the account is closed.
     pub async fn closure_completed(&self, account_id: &str) -> Result<(), AccountError> {
-        let Some(account) = self.store.account_by_account_id(account_id).await? else {
+        let Some(account) = self.accounts.account_by_account_id(account_id).await? else {
             return Ok(());
         };
         if account.state != AccountState::Closing {
@@ -593,7 +620,11 @@ impl Accounts {
         let mut next = account;
         next.state = AccountState::Closed;
         next.updated_at = self.clock.now();
-        if let Transitioned::Applied = self.store.transition(AccountState::Closing, &next).await? {
+        if let Transitioned::Applied = self
+            .accounts
+            .transition(AccountState::Closing, &next)
+            .await?
+        {
             self.emit(
                 catalog::ACCOUNT_CLOSED,
                 AccountEvent::of(&next, next.updated_at),
@@ -610,7 +641,7 @@ impl Accounts {
     pub async fn reap(&self) -> Result<(), AccountError> {
         let now = self.clock.now();
         for state in [AccountState::Ready, AccountState::Frozen] {
-            for account in self.store.accounts_in_state(state).await? {
+            for account in self.accounts.accounts_in_state(state).await? {
                 let Some(end) = account.lease_end else {
                     continue;
                 };
@@ -618,9 +649,11 @@ impl Accounts {
                     let reason = format!("the lease ended at {}", crate::accounts::rfc3339(end));
                     self.close_account(account, "LEASE_ENDED", &reason).await?;
                 } else if end - now <= LEASE_WARNING {
-                    let key = format!("lease-expiring#{}", account.id);
+                    let key = Marker::LeaseExpiring {
+                        request_id: account.id.clone(),
+                    };
                     if self
-                        .store
+                        .markers
                         .claim_once(&key, now, end + Duration::days(1))
                         .await?
                     {
@@ -638,7 +671,7 @@ impl Accounts {
     pub async fn close_pending(&self) -> Result<(), AccountError> {
         let now = self.clock.now();
         let pending: Vec<Account> = self
-            .store
+            .accounts
             .accounts_in_state(AccountState::Closing)
             .await?
             .into_iter()
@@ -651,7 +684,7 @@ impl Accounts {
             .with_retries(|| self.organization.member_account_count())
             .await?;
         let quota = closure_quota(members);
-        let mut used = self.store.closures_since(now - CLOSURE_WINDOW).await?;
+        let mut used = self.accounts.closures_since(now - CLOSURE_WINDOW).await?;
         for account in pending {
             let Some(account_id) = account.account_id.clone() else {
                 continue;
@@ -659,9 +692,11 @@ impl Accounts {
             // Runs overlap (one per AccountCloseRequested, and the schedule):
             // each account is handled by one run at a time, so none is
             // closed twice, counted twice or deferred by a run that lost it.
-            let claim = format!("closing#{account_id}");
+            let claim = Marker::Closing {
+                account_id: account_id.clone(),
+            };
             if !self
-                .store
+                .markers
                 .claim_once(&claim, now, now + CLOSURE_CLAIM)
                 .await?
             {
@@ -693,13 +728,18 @@ impl Accounts {
                     let mut next = account.clone();
                     next.closure_started_at = Some(now);
                     next.updated_at = now;
-                    self.store.transition(AccountState::Closing, &next).await?;
+                    self.accounts
+                        .transition(AccountState::Closing, &next)
+                        .await?;
                     tracing::info!(request_id = %account.id, account_id, "CloseAccount called");
                 }
                 Some(reason) => {
-                    let key = format!("close-deferred#{}#{}", account.id, now.format("%Y-%m-%d"));
+                    let key = Marker::CloseDeferred {
+                        request_id: account.id.clone(),
+                        day: now.date_naive(),
+                    };
                     if self
-                        .store
+                        .markers
                         .claim_once(&key, now, now + Duration::days(2))
                         .await?
                     {

@@ -4,7 +4,7 @@
 //! deny-all SCP to the team's accounts, and falling back under it (a raised
 //! budget, a new period) takes it off again; `throttle-lambdas` likewise
 //! sets, and restores, the reserved concurrency of their Lambda functions
-//! (throttle.rs).
+//! (`LambdaThrottle`, throttle.rs).
 //!
 //! Everything is derived from the counters and the budget as they stand, not
 //! from the event that triggered the evaluation, so updates may arrive in
@@ -19,11 +19,14 @@ use serde_json::{Value, json};
 use crate::accounts::{Account, AccountState, rfc3339};
 use crate::accounts::{AccountError, Caller};
 use crate::accounts::{Team, TeamName};
+use crate::budgets::LambdaThrottle;
 use crate::budgets::{Budget, BudgetAction, forecast, period_of};
 use crate::events::EventEntry;
 use crate::events::catalog::AccountEvent;
-use crate::ports::Clock;
-use crate::ports::{EventBus, Store, StoreError, Transitioned};
+use crate::ports::{
+    AccountStore, BudgetStore, Clock, EventBus, Marker, Markers, SettlementStore, SpendCounters,
+    Store, StoreError, Transitioned,
+};
 use crate::ports::{LambdasError, MemberLambdas};
 use crate::ports::{MAX_POLICIES_PER_TARGET, MAX_POLICY_CHARS, Organization, OrganizationError};
 use crate::validation::{ValidationError, invalid};
@@ -111,14 +114,20 @@ pub const EVALUATION_LEASE_SECS: i64 = 180;
 /// How long an evaluation waits for another one of the same team.
 const EVALUATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The budgets function: weighs each team's spend against its budget and
+/// acts on what it crosses.
 pub struct Budgets {
-    pub store: Arc<dyn Store>,
-    pub organization: Arc<dyn Organization>,
-    pub bus: Arc<dyn EventBus>,
-    pub clock: Arc<dyn Clock>,
-    pub exemptions: FreezeExemptions,
-    /// The member accounts' Lambda functions, for `throttle-lambdas`.
-    pub lambdas: Arc<dyn MemberLambdas>,
+    accounts: Arc<dyn AccountStore>,
+    budgets: Arc<dyn BudgetStore>,
+    counters: Arc<dyn SpendCounters>,
+    settlements: Arc<dyn SettlementStore>,
+    markers: Arc<dyn Markers>,
+    organization: Arc<dyn Organization>,
+    bus: Arc<dyn EventBus>,
+    pub(crate) clock: Arc<dyn Clock>,
+    exemptions: FreezeExemptions,
+    /// The budget action `throttle-lambdas`.
+    pub(crate) throttle: LambdaThrottle,
 }
 
 /// A team's spend and forecast this period, in the budget's currency.
@@ -130,9 +139,41 @@ pub struct PeriodSpend {
 }
 
 impl Budgets {
+    /// Budgets on every role of `store` (a budget reads the team's accounts,
+    /// counters and settlements, and marks what it announced); `lambdas`
+    /// are the member accounts' functions, for `throttle-lambdas`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        organization: Arc<dyn Organization>,
+        bus: Arc<dyn EventBus>,
+        clock: Arc<dyn Clock>,
+        lambdas: Arc<dyn MemberLambdas>,
+        exemptions: FreezeExemptions,
+    ) -> Self {
+        let throttle = LambdaThrottle::new(
+            store.clone(),
+            store.clone(),
+            lambdas,
+            bus.clone(),
+            clock.clone(),
+        );
+        Self {
+            accounts: store.clone(),
+            budgets: store.clone(),
+            counters: store.clone(),
+            settlements: store.clone(),
+            markers: store,
+            organization,
+            bus,
+            clock,
+            exemptions,
+            throttle,
+        }
+    }
+
     async fn team(&self, name: &TeamName) -> Result<Team, StoreError> {
         Ok(self
-            .store
+            .accounts
             .team(name)
             .await?
             .unwrap_or_else(|| Team::unconfigured(name.clone())))
@@ -146,10 +187,10 @@ impl Budgets {
             ));
         }
         self.exemptions.policy()?;
-        let previous = self.store.budget(&budget.team).await?;
+        let previous = self.budgets.budget(&budget.team).await?;
         budget.revision = previous.map_or(1, |b| b.revision + 1);
         budget.updated_at = self.clock.now();
-        if !self.store.put_budget(&budget).await? {
+        if !self.budgets.put_budget(&budget).await? {
             return Err(BudgetError::Conflict);
         }
         let detail = json!({"version": 1, "team": budget.team, "revision": budget.revision,
@@ -170,9 +211,14 @@ impl Budgets {
         // The counters, plus what the spend function last settled beyond
         // them (the CUR's other services, invocations the counters missed).
         let (period, _, _) = period_of(now);
-        let spend = crate::spend::month_to_date(self.store.as_ref(), team, now)
-            .await?
-            .amount();
+        let spend = crate::spend::month_to_date(
+            self.counters.as_ref(),
+            self.settlements.as_ref(),
+            team,
+            now,
+        )
+        .await?
+        .amount();
         Ok(PeriodSpend {
             period,
             forecast: forecast(spend, now),
@@ -189,7 +235,7 @@ impl Budgets {
                 caller.arn
             )));
         }
-        let budget = self.store.budget(name).await?.ok_or_else(|| {
+        let budget = self.budgets.budget(name).await?.ok_or_else(|| {
             BudgetError::NotFound(format!(
                 "team {name} has no budget; set one with PUT /teams/{name}/budget"
             ))
@@ -199,7 +245,7 @@ impl Budgets {
         let mut crossed = Vec::new();
         for t in &budget.thresholds {
             if self
-                .store
+                .markers
                 .is_claimed(&threshold_key(&budget, &spend.period, *t), now)
                 .await?
             {
@@ -207,7 +253,7 @@ impl Budgets {
             }
         }
         let frozen = self
-            .store
+            .accounts
             .accounts_in_state(AccountState::Frozen)
             .await?
             .iter()
@@ -218,7 +264,7 @@ impl Budgets {
         view["forecast"] = json!(spend.forecast.round_dp(6).normalize().to_string());
         view["crossed_thresholds"] = json!(crossed);
         view["frozen"] = json!(frozen);
-        view["throttled"] = json!(self.throttled_functions(name).await?);
+        view["throttled"] = json!(self.throttle.throttled_functions(name).await?);
         Ok(view)
     }
 
@@ -230,7 +276,9 @@ impl Budgets {
     /// of order, or freeze while another unfreezes. A waiting evaluation
     /// retries for a few seconds, then fails so its event is redelivered.
     pub async fn evaluate(&self, team: &TeamName) -> Result<(), BudgetError> {
-        let lease = format!("evaluating#{team}");
+        let lease = Marker::Evaluating {
+            team: team.to_string(),
+        };
         let holder = uuid::Uuid::new_v4().to_string();
         let mut wait = std::time::Duration::from_millis(20);
         let mut waited = std::time::Duration::ZERO;
@@ -239,7 +287,7 @@ impl Budgets {
             // Longer than a budgets function may run (120 s), so a lease
             // outlives its holder only when the holder died.
             if self
-                .store
+                .markers
                 .remember(
                     &lease,
                     &holder,
@@ -258,7 +306,7 @@ impl Budgets {
             wait = (wait * 2).min(std::time::Duration::from_millis(500));
         }
         let result = self.evaluate_alone(team).await;
-        if let Err(e) = self.store.forget(&lease).await {
+        if let Err(e) = self.markers.forget(&lease).await {
             // The lease expires by itself; the next evaluation waits for it.
             tracing::warn!(team = %team, error = %e, "could not release the evaluation lease");
         }
@@ -266,7 +314,7 @@ impl Budgets {
     }
 
     async fn evaluate_alone(&self, team: &TeamName) -> Result<(), BudgetError> {
-        let Some(budget) = self.store.budget(team).await? else {
+        let Some(budget) = self.budgets.budget(team).await? else {
             return Ok(());
         };
         let now = self.clock.now();
@@ -275,7 +323,7 @@ impl Budgets {
         for t in budget.crossed(measure) {
             let key = threshold_key(&budget, &spend.period, t);
             if self
-                .store
+                .markers
                 .claim_once(&key, now, now + Duration::days(62))
                 .await?
             {
@@ -300,9 +348,9 @@ impl Budgets {
         // Throttled whether or not the freeze went through: it stops what
         // is already running, the freeze only what is new.
         let throttled = if budget.demands(measure, BudgetAction::ThrottleLambdas) {
-            self.throttle_lambdas(team).await
+            self.throttle.throttle_lambdas(team).await
         } else {
-            self.restore_lambdas(team).await
+            self.throttle.restore_lambdas(team).await
         };
         froze.and(throttled)
     }
@@ -312,7 +360,7 @@ impl Budgets {
     /// (a new period must unfreeze every team); the first error is returned
     /// after all were tried, so the run is retried.
     pub async fn evaluate_all(&self) -> Result<usize, BudgetError> {
-        let budgets = self.store.budgets().await?;
+        let budgets = self.budgets.budgets().await?;
         let mut first_error = None;
         for b in &budgets {
             if let Err(e) = self.evaluate(&b.team).await {
@@ -332,7 +380,7 @@ impl Budgets {
         state: AccountState,
     ) -> Result<Vec<Account>, StoreError> {
         Ok(self
-            .store
+            .accounts
             .accounts_in_state(state)
             .await?
             .into_iter()
@@ -380,9 +428,12 @@ impl Budgets {
             let now = self.clock.now();
             if let Some(reason) = refused {
                 tracing::error!(team = %team, account_id, %reason, "could not freeze an account");
-                let key = format!("freeze-failed#{}#{}", account.id, now.format("%Y-%m-%d"));
+                let key = Marker::FreezeFailed {
+                    request_id: account.id.clone(),
+                    day: now.date_naive(),
+                };
                 if self
-                    .store
+                    .markers
                     .claim_once(&key, now, now + Duration::days(2))
                     .await?
                 {
@@ -399,7 +450,8 @@ impl Budgets {
             let mut next = account.clone();
             next.state = AccountState::Frozen;
             next.updated_at = now;
-            if self.store.transition(AccountState::Ready, &next).await? == Transitioned::Applied {
+            if self.accounts.transition(AccountState::Ready, &next).await? == Transitioned::Applied
+            {
                 self.bus
                     .put(vec![
                         AccountEvent::of(&next, now)
@@ -428,7 +480,12 @@ impl Budgets {
             let mut next = account.clone();
             next.state = AccountState::Ready;
             next.updated_at = now;
-            if self.store.transition(AccountState::Frozen, &next).await? == Transitioned::Applied {
+            if self
+                .accounts
+                .transition(AccountState::Frozen, &next)
+                .await?
+                == Transitioned::Applied
+            {
                 self.bus
                     .put(vec![
                         AccountEvent::of(&next, now)
@@ -443,6 +500,11 @@ impl Budgets {
     }
 }
 
-fn threshold_key(budget: &Budget, period: &str, t: u32) -> String {
-    format!("threshold#{}#{period}#{}#{t}", budget.team, budget.revision)
+fn threshold_key(budget: &Budget, period: &str, t: u32) -> Marker {
+    Marker::ThresholdCrossed {
+        team: budget.team.to_string(),
+        period: period.to_string(),
+        revision: budget.revision,
+        percent: t,
+    }
 }

@@ -29,15 +29,19 @@
 //! lease), so a throttle and a restore of the same account never overlap:
 //! Purser's own 0 is never remembered as a function's original setting.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use crate::accounts::TeamName;
 use crate::accounts::{Account, AccountState, rfc3339};
-use crate::budgets::{BudgetError, Budgets};
+use crate::budgets::BudgetError;
 use crate::events::EventEntry;
-use crate::ports::StoreError;
-use crate::ports::{LambdasError, MemberFunction};
+use crate::ports::{
+    AccountStore, Clock, EventBus, LambdasError, Marker, Markers, MemberFunction, MemberLambdas,
+    StoreError,
+};
 
 pub const LAMBDAS_THROTTLED: &str = "LambdasThrottled";
 pub const LAMBDAS_RESTORED: &str = "LambdasRestored";
@@ -141,20 +145,32 @@ fn platform_managed(name: &str) -> bool {
         .any(|prefix| name.starts_with(prefix))
 }
 
-fn episode_key(account_id: &str) -> String {
-    format!("throttled#{account_id}")
+fn episode_key(account_id: &str) -> Marker {
+    Marker::ThrottleEpisode {
+        account_id: account_id.to_string(),
+    }
 }
 
-fn memory_key(account_id: &str, episode: &str, f: &MemberFunction) -> String {
-    format!("throttled#{account_id}#{episode}#{}#{}", f.region, f.name)
+fn memory_key(account_id: &str, episode: &str, f: &MemberFunction) -> Marker {
+    Marker::ThrottledFunction {
+        account_id: account_id.to_string(),
+        episode: episode.to_string(),
+        region: f.region.clone(),
+        name: f.name.clone(),
+    }
 }
 
-fn announced_key(account_id: &str, episode: &str) -> String {
-    format!("lambdas-throttled#{account_id}#{episode}")
+fn announced_key(account_id: &str, episode: &str) -> Marker {
+    Marker::EpisodeAnnounced {
+        account_id: account_id.to_string(),
+        episode: episode.to_string(),
+    }
 }
 
-fn count_key(account_id: &str) -> String {
-    format!("throttled-count#{account_id}")
+fn count_key(account_id: &str) -> Marker {
+    Marker::ThrottledCount {
+        account_id: account_id.to_string(),
+    }
 }
 
 /// A reserved concurrency as remembered: the number, or `none`.
@@ -162,7 +178,7 @@ fn encode(reserved: Option<u32>) -> String {
     reserved.map_or_else(|| "none".to_string(), |n| n.to_string())
 }
 
-fn decode(key: &str, text: &str) -> Result<Option<u32>, StoreError> {
+fn decode(key: &Marker, text: &str) -> Result<Option<u32>, StoreError> {
     match text {
         "none" => Ok(None),
         n => n.parse().map(Some).map_err(|_| {
@@ -184,13 +200,39 @@ fn fingerprint(functions: &[ChangedFunction]) -> u64 {
     hash
 }
 
-impl Budgets {
+/// The budget action `throttle-lambdas`, on the accounts it reads, the
+/// markers it remembers by, and the member accounts' functions.
+pub struct LambdaThrottle {
+    accounts: Arc<dyn AccountStore>,
+    markers: Arc<dyn Markers>,
+    lambdas: Arc<dyn MemberLambdas>,
+    bus: Arc<dyn EventBus>,
+    clock: Arc<dyn Clock>,
+}
+
+impl LambdaThrottle {
+    pub fn new(
+        accounts: Arc<dyn AccountStore>,
+        markers: Arc<dyn Markers>,
+        lambdas: Arc<dyn MemberLambdas>,
+        bus: Arc<dyn EventBus>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            accounts,
+            markers,
+            lambdas,
+            bus,
+            clock,
+        }
+    }
+
     /// The team's accounts whose functions a throttle covers.
     async fn throttle_accounts(&self, team: &TeamName) -> Result<Vec<Account>, StoreError> {
         let mut accounts = Vec::new();
         for state in [AccountState::Ready, AccountState::Frozen] {
             accounts.extend(
-                self.store
+                self.accounts
                     .accounts_in_state(state)
                     .await?
                     .into_iter()
@@ -207,7 +249,7 @@ impl Budgets {
         let mut total = 0;
         for account in self.throttle_accounts(team).await? {
             let account_id = account.account_id.unwrap_or_default();
-            if let Some(n) = self.store.recall(&count_key(&account_id), now).await? {
+            if let Some(n) = self.markers.recall(&count_key(&account_id), now).await? {
                 total += n.parse::<u64>().unwrap_or(0);
             }
         }
@@ -234,21 +276,23 @@ impl Budgets {
             now.format("%Y%m%dT%H%M%S"),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        self.store.remember(&key, &new_episode, now, until).await?;
+        self.markers
+            .remember(&key, &new_episode, now, until)
+            .await?;
         // Another evaluation may have begun the episode first: use its.
-        let episode = self.store.recall(&key, now).await?.unwrap_or(new_episode);
+        let episode = self.markers.recall(&key, now).await?.unwrap_or(new_episode);
         let mut throttled = Vec::new();
         let functions = self.lambdas.functions(&account_id).await?;
         for f in functions.into_iter().filter(|f| !platform_managed(&f.name)) {
             let memory = memory_key(&account_id, &episode, &f);
             let fresh = self
-                .store
+                .markers
                 .remember(&memory, &encode(f.reserved_concurrency), now, until)
                 .await?;
             let previous = if fresh {
                 f.reserved_concurrency
             } else {
-                match self.store.recall(&memory, now).await? {
+                match self.markers.recall(&memory, now).await? {
                     Some(text) => decode(&memory, &text)?,
                     None => f.reserved_concurrency,
                 }
@@ -258,7 +302,7 @@ impl Budgets {
                     Ok(()) => {}
                     Err(LambdasError::NotFound(_)) => {
                         // Deleted since it was listed: nothing to throttle.
-                        self.store.forget(&memory).await?;
+                        self.markers.forget(&memory).await?;
                         continue;
                     }
                     Err(e) => return Err(e.into()),
@@ -273,19 +317,20 @@ impl Budgets {
         if throttled.is_empty() {
             return Ok(());
         }
-        let announced = format!(
-            "lambdas-throttled#{account_id}#{episode}#{:016x}",
-            fingerprint(&throttled)
-        );
+        let announced = Marker::ThrottleAnnounced {
+            account_id: account_id.clone(),
+            episode: episode.clone(),
+            fingerprint: fingerprint(&throttled),
+        };
         if self
-            .store
+            .markers
             .remember(&announced, "1", now, now + Duration::days(ANNOUNCED_DAYS))
             .await?
         {
             // That the episode was announced, so its end will be too.
             let episode_announced = announced_key(&account_id, &episode);
             let first = self
-                .store
+                .markers
                 .remember(&episode_announced, "1", now, until)
                 .await?;
             let entry = EventEntry::purser(
@@ -293,16 +338,16 @@ impl Budgets {
                 &throttled_detail(account, &throttled, now),
             );
             if let Err(e) = self.bus.put(vec![entry]).await {
-                self.store.forget(&announced).await?;
+                self.markers.forget(&announced).await?;
                 if first {
-                    self.store.forget(&episode_announced).await?;
+                    self.markers.forget(&episode_announced).await?;
                 }
                 return Err(e.into());
             }
             // For the budget's view only, so a plain overwrite will do.
             let count = count_key(&account_id);
-            self.store.forget(&count).await?;
-            self.store
+            self.markers.forget(&count).await?;
+            self.markers
                 .remember(&count, &throttled.len().to_string(), now, until)
                 .await?;
             let names: Vec<&str> = throttled.iter().map(|f| f.name.as_str()).collect();
@@ -325,14 +370,14 @@ impl Budgets {
         let account_id = account.account_id.clone().unwrap_or_default();
         let now = self.clock.now();
         let key = episode_key(&account_id);
-        let Some(episode) = self.store.recall(&key, now).await? else {
+        let Some(episode) = self.markers.recall(&key, now).await? else {
             return Ok(());
         };
         let mut restored = Vec::new();
         let mut memories = Vec::new();
         for f in self.lambdas.functions(&account_id).await? {
             let memory = memory_key(&account_id, &episode, &f);
-            let Some(text) = self.store.recall(&memory, now).await? else {
+            let Some(text) = self.markers.recall(&memory, now).await? else {
                 continue;
             };
             let previous = decode(&memory, &text)?;
@@ -355,17 +400,26 @@ impl Budgets {
         // throttle that was never announced (it failed first) has no end to
         // announce.
         let episode_announced = announced_key(&account_id, &episode);
-        if !restored.is_empty() && self.store.recall(&episode_announced, now).await?.is_some() {
-            let announced = format!("lambdas-restored#{account_id}#{episode}");
+        if !restored.is_empty()
+            && self
+                .markers
+                .recall(&episode_announced, now)
+                .await?
+                .is_some()
+        {
+            let announced = Marker::RestoreAnnounced {
+                account_id: account_id.clone(),
+                episode: episode.clone(),
+            };
             if self
-                .store
+                .markers
                 .remember(&announced, "1", now, now + Duration::days(ANNOUNCED_DAYS))
                 .await?
             {
                 let entry =
                     EventEntry::purser(LAMBDAS_RESTORED, &restored_detail(account, &restored, now));
                 if let Err(e) = self.bus.put(vec![entry]).await {
-                    self.store.forget(&announced).await?;
+                    self.markers.forget(&announced).await?;
                     return Err(e.into());
                 }
                 let names: Vec<&str> = restored.iter().map(|f| f.name.as_str()).collect();
@@ -374,11 +428,11 @@ impl Budgets {
             }
         }
         for memory in memories {
-            self.store.forget(&memory).await?;
+            self.markers.forget(&memory).await?;
         }
-        self.store.forget(&count_key(&account_id)).await?;
-        self.store.forget(&episode_announced).await?;
-        self.store.forget(&key).await?;
+        self.markers.forget(&count_key(&account_id)).await?;
+        self.markers.forget(&episode_announced).await?;
+        self.markers.forget(&key).await?;
         Ok(())
     }
 }
@@ -401,11 +455,12 @@ mod tests {
     use crate::accounts::NewAccount;
     use crate::accounts::Team;
     use crate::budgets::Budget;
-    use crate::budgets::FreezeExemptions;
+    use crate::budgets::{Budgets, FreezeExemptions};
     use crate::ports::ManualClock;
     use crate::ports::MemberLambdas;
     use crate::ports::{
-        BusError, EventBus, IdempotencyKey, Inserted, Page, SpendAdd, Store, Transitioned,
+        BudgetStore, BusError, EventBus, IdempotencyKey, Inserted, Page, SettlementStore, SpendAdd,
+        SpendCounters, Transitioned,
     };
     use crate::ports::{CreationStatus, MemberStatus, Organization, OrganizationError};
 
@@ -426,16 +481,63 @@ mod tests {
     }
 
     #[async_trait]
-    impl Store for FakeStore {
+    impl Markers for FakeStore {
         async fn claim_once(
             &self,
-            key: &str,
+            marker: &Marker,
             now: DateTime<Utc>,
             expires_at: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
-            self.remember(&format!("claim:{key}"), "", now, expires_at)
-                .await
+            Ok(self.mark(format!("claim:{marker}"), "", now, expires_at))
         }
+        async fn is_claimed(
+            &self,
+            marker: &Marker,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            Ok(self.marked(&format!("claim:{marker}"), now).is_some())
+        }
+        async fn remember(
+            &self,
+            marker: &Marker,
+            value: &str,
+            now: DateTime<Utc>,
+            expires_at: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            Ok(self.mark(marker.key(), value, now, expires_at))
+        }
+        async fn recall(
+            &self,
+            marker: &Marker,
+            now: DateTime<Utc>,
+        ) -> Result<Option<String>, StoreError> {
+            Ok(self.marked(&marker.key(), now))
+        }
+        async fn forget(&self, marker: &Marker) -> Result<(), StoreError> {
+            locked(&self.markers).remove(&marker.key());
+            Ok(())
+        }
+    }
+
+    impl FakeStore {
+        fn mark(&self, key: String, value: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> bool {
+            let mut markers = locked(&self.markers);
+            if markers.get(&key).is_some_and(|(_, u)| *u >= now) {
+                return false;
+            }
+            markers.insert(key, (value.into(), until));
+            true
+        }
+        fn marked(&self, key: &str, now: DateTime<Utc>) -> Option<String> {
+            locked(&self.markers)
+                .get(key)
+                .filter(|(_, until)| *until >= now)
+                .map(|(v, _)| v.clone())
+        }
+    }
+
+    #[async_trait]
+    impl AccountStore for FakeStore {
         async fn put_team(&self, _: &Team) -> Result<(), StoreError> {
             absent()
         }
@@ -494,12 +596,13 @@ mod tests {
         async fn closures_since(&self, _: DateTime<Utc>) -> Result<u32, StoreError> {
             absent()
         }
-        async fn is_claimed(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-            Ok(self.recall(&format!("claim:{key}"), now).await?.is_some())
-        }
+    }
+
+    #[async_trait]
+    impl SpendCounters for FakeStore {
         async fn record_spend_once(
             &self,
-            _: &str,
+            _: &Marker,
             _: DateTime<Utc>,
             _: DateTime<Utc>,
             _: &[SpendAdd],
@@ -522,34 +625,10 @@ mod tests {
         ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
             absent()
         }
-        async fn remember(
-            &self,
-            key: &str,
-            value: &str,
-            now: DateTime<Utc>,
-            expires_at: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
-            let mut markers = locked(&self.markers);
-            if markers.get(key).is_some_and(|(_, until)| *until >= now) {
-                return Ok(false);
-            }
-            markers.insert(key.into(), (value.into(), expires_at));
-            Ok(true)
-        }
-        async fn recall(
-            &self,
-            key: &str,
-            now: DateTime<Utc>,
-        ) -> Result<Option<String>, StoreError> {
-            Ok(locked(&self.markers)
-                .get(key)
-                .filter(|(_, until)| *until >= now)
-                .map(|(v, _)| v.clone()))
-        }
-        async fn forget(&self, key: &str) -> Result<(), StoreError> {
-            locked(&self.markers).remove(key);
-            Ok(())
-        }
+    }
+
+    #[async_trait]
+    impl BudgetStore for FakeStore {
         async fn put_budget(&self, _: &Budget) -> Result<bool, StoreError> {
             absent()
         }
@@ -559,6 +638,10 @@ mod tests {
         async fn budgets(&self) -> Result<Vec<Budget>, StoreError> {
             Ok(locked(&self.budget).iter().cloned().collect())
         }
+    }
+
+    #[async_trait]
+    impl SettlementStore for FakeStore {
         async fn put_settled_spend(
             &self,
             _: &crate::spend::SettledSpend,
@@ -816,17 +899,17 @@ mod tests {
         lambdas.add(B, R1, "runaway", None);
         lambdas.add("456789012345", R1, "bystander", Some(3));
         let bus = Arc::new(FakeBus::default());
-        let budgets = Budgets {
-            store: store.clone(),
-            organization: Arc::new(FakeOrganization),
-            bus: bus.clone(),
-            clock: Arc::new(ManualClock::new(now)),
-            exemptions: FreezeExemptions {
+        let budgets = Budgets::new(
+            store.clone(),
+            Arc::new(FakeOrganization),
+            bus.clone(),
+            Arc::new(ManualClock::new(now)),
+            lambdas.clone(),
+            FreezeExemptions {
                 break_glass_roles: vec![],
                 purser_role: "OrganizationAccountAccessRole".into(),
             },
-            lambdas: lambdas.clone(),
-        };
+        );
         World {
             budgets,
             store,
@@ -923,7 +1006,14 @@ mod tests {
         w.evaluate().await.unwrap();
         w.evaluate().await.unwrap();
         assert_eq!(w.bus.of(LAMBDAS_THROTTLED).len(), 2);
-        assert_eq!(w.budgets.throttled_functions(&w.team).await.unwrap(), 4);
+        assert_eq!(
+            w.budgets
+                .throttle
+                .throttled_functions(&w.team)
+                .await
+                .unwrap(),
+            4
+        );
         let view = w
             .budgets
             .view(
@@ -948,7 +1038,14 @@ mod tests {
             of_a["functions"][1],
             json!({"region": R1, "name": "api", "reserved_concurrency": 5})
         );
-        assert_eq!(w.budgets.throttled_functions(&w.team).await.unwrap(), 0);
+        assert_eq!(
+            w.budgets
+                .throttle
+                .throttled_functions(&w.team)
+                .await
+                .unwrap(),
+            0
+        );
         assert!(
             locked(&w.store.markers)
                 .keys()
@@ -1021,7 +1118,10 @@ mod tests {
         // episode until it expires; the episode itself is over.
         let now = w.budgets.clock.now();
         assert_eq!(
-            w.store.recall("throttled#210987654321", now).await.unwrap(),
+            w.store
+                .recall(&episode_key("210987654321"), now)
+                .await
+                .unwrap(),
             None
         );
         // A function that vanishes as it is throttled is no error either.
@@ -1088,9 +1188,12 @@ mod tests {
     #[test]
     fn remembered_values_round_trip() {
         for v in [None, Some(0), Some(1), Some(1000)] {
-            assert_eq!(decode("k", &encode(v)).unwrap(), v);
+            assert_eq!(decode(&count_key("k"), &encode(v)).unwrap(), v);
         }
-        assert!(matches!(decode("k", "-1"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            decode(&count_key("k"), "-1"),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     /// One step of the world: spend moves over or under the budget, an

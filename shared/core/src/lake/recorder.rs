@@ -17,7 +17,10 @@ use crate::lake::{
     StackStatusChange, TeamSpendUpdated,
 };
 use crate::ports::Clock;
-use crate::ports::{BusError, EventBus, LakeError, LakeSink, SpendAdd, Store, StoreError};
+use crate::ports::{
+    AccountStore, BusError, EventBus, LakeError, LakeSink, Marker, Markers, SpendAdd,
+    SpendCounters, StoreError,
+};
 use crate::spend::{PriceTable, from_nanos, to_nanos};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,23 +55,32 @@ const BATCH_MEMORY: Duration = Duration::days(40);
 /// How long a stack operation's start is kept for pairing with its end.
 const STACK_MEMORY: Duration = Duration::days(3);
 
+/// The recorder function: deployments and invocations into the lake, and
+/// invocation costs onto the spend counters.
 pub struct Recorder {
-    pub store: Arc<dyn Store>,
-    pub lake: Arc<dyn LakeSink>,
-    pub bus: Arc<dyn EventBus>,
-    pub clock: Arc<dyn Clock>,
-    pub prices: PriceTable,
+    accounts: Arc<dyn AccountStore>,
+    counters: Arc<dyn SpendCounters>,
+    markers: Arc<dyn Markers>,
+    lake: Arc<dyn LakeSink>,
+    bus: Arc<dyn EventBus>,
+    clock: Arc<dyn Clock>,
+    prices: PriceTable,
 }
 
 impl Recorder {
+    /// A recorder that prices invocations with the built-in price table.
     pub fn new(
-        store: Arc<dyn Store>,
+        accounts: Arc<dyn AccountStore>,
+        counters: Arc<dyn SpendCounters>,
+        markers: Arc<dyn Markers>,
         lake: Arc<dyn LakeSink>,
         bus: Arc<dyn EventBus>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            store,
+            accounts,
+            counters,
+            markers,
             lake,
             bus,
             clock,
@@ -80,7 +92,7 @@ impl Recorder {
     /// does not know (their records are kept, with no team).
     async fn team_of(&self, account_id: &str) -> Result<Option<TeamName>, StoreError> {
         Ok(self
-            .store
+            .accounts
             .account_by_account_id(account_id)
             .await?
             .map(|a| a.team))
@@ -89,7 +101,10 @@ impl Recorder {
     /// `InvocationsReported` from a member account.
     pub async fn invocations(&self, event: &Event) -> Result<Recorded, RecorderError> {
         let (batch, architecture) = InvocationsReported::parse(&event.detail)?;
-        let key = format!("batch#{}#{}", event.account, batch.batch_id);
+        let key = Marker::SpendBatch {
+            account_id: event.account.clone(),
+            batch_id: batch.batch_id.clone(),
+        };
         let team = self.team_of(&event.account).await?;
         let team_name = team.as_ref().map(TeamName::as_str).unwrap_or("");
         let screened = batch.screen(self.clock.now());
@@ -99,7 +114,7 @@ impl Recorder {
             .iter()
             .map(|r| r.timestamp.date_naive())
             .max();
-        if self.store.is_claimed(&key, self.clock.now()).await? {
+        if self.markers.is_claimed(&key, self.clock.now()).await? {
             tracing::info!(account_id = %event.account, batch_id = %batch.batch_id, "batch already recorded");
             return self.duplicate(team.as_ref(), latest).await;
         }
@@ -155,7 +170,7 @@ impl Recorder {
             .collect();
         let now = self.clock.now();
         if !self
-            .store
+            .counters
             .record_spend_once(&key, now, now + BATCH_MEMORY, &adds)
             .await?
         {
@@ -210,7 +225,7 @@ impl Recorder {
         let last = last_day_of_month(day);
         // The counters alone, as `source: stream` says: weighing the spend
         // function's settlement is the budgets' work, not every batch's.
-        let days = self.store.team_spend(team, first, last).await?;
+        let days = self.counters.team_spend(team, first, last).await?;
         let total = days.iter().fold(0i64, |sum, (_, n)| sum.saturating_add(*n));
         let detail = TeamSpendUpdated {
             version: 1,
@@ -247,11 +262,14 @@ impl Recorder {
     /// an operation's end is paired with its start to give its duration.
     pub async fn cloudformation(&self, event: &Event) -> Result<Recorded, RecorderError> {
         let change = StackStatusChange::parse(&event.detail)?;
-        let key = format!("stack#{}#{}", event.account, change.stack_id);
+        let key = Marker::StackOperation {
+            account_id: event.account.clone(),
+            stack_id: change.stack_id.clone(),
+        };
         let mut started_at = None;
         if change.starts() {
             // Only the first IN_PROGRESS of an operation marks its start.
-            self.store
+            self.markers
                 .remember(
                     &key,
                     &lake::timestamp(event.time),
@@ -261,12 +279,12 @@ impl Recorder {
                 .await?;
         } else if change.ends() {
             started_at = self
-                .store
+                .markers
                 .recall(&key, self.clock.now())
                 .await?
                 .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.to_utc());
-            self.store.forget(&key).await?;
+            self.markers.forget(&key).await?;
         }
         let team = self.team_of(&event.account).await?;
         let record = change.record(

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod event_bus;
 pub mod lake_sink;
+pub mod markers;
 pub mod member_lambdas;
 pub mod organization;
 pub mod query_engine;
@@ -13,6 +14,7 @@ pub mod store;
 pub use clock::*;
 pub use event_bus::*;
 pub use lake_sink::*;
+pub use markers::*;
 pub use member_lambdas::*;
 pub use organization::*;
 pub use query_engine::*;

@@ -6,24 +6,17 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::accounts::{Account, AccountState, Team, TeamName};
 use crate::budgets::Budget;
+use crate::ports::{Marker, Markers};
+
 use crate::spend::SettledSpend;
 
-/// Purser's state: teams, accounts and the counters that keep their rules
-/// (a team's quota of open accounts, the organization's concurrent
-/// creations), and idempotency keys. Every write is conditional, so a
-/// repeated or concurrent event cannot apply twice.
+/// Teams and their accounts, with the counters that keep their rules (a
+/// team's quota of open accounts, the organization's concurrent creations):
+/// one role, because an account's writes move those counters in the same
+/// transaction. Every write is conditional, so a repeated or concurrent
+/// event cannot apply twice.
 #[async_trait]
-pub trait Store: Send + Sync {
-    /// Claims `key` until `expires_at`. Returns `true` for the first claim
-    /// and `false` while an earlier claim stands; an expired claim can be
-    /// taken again. Atomic: of concurrent claims exactly one wins.
-    async fn claim_once(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-
+pub trait AccountStore: Send + Sync {
     async fn put_team(&self, team: &Team) -> Result<(), StoreError>;
 
     /// The team's settings, `None` when it was never configured.
@@ -71,18 +64,19 @@ pub trait Store: Send + Sync {
 
     /// How many accounts had `CloseAccount` called since `since`.
     async fn closures_since(&self, since: DateTime<Utc>) -> Result<u32, StoreError>;
+}
 
-    /// Whether `key` stands claimed (by `claim_once` or `record_spend_once`)
-    /// and unexpired at `now`.
-    async fn is_claimed(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
-
-    /// Claims `key` (as `claim_once`) and adds each amount to its team's and
-    /// its account's counter for its day, all in one atomic step: `false`,
-    /// and nothing added, when the key was already claimed. This is how a
+/// The streaming spend counters, per team and account and day.
+#[async_trait]
+pub trait SpendCounters: Send + Sync {
+    /// Claims `batch` (as `Markers::claim_once`, in the same namespace) and
+    /// adds each amount to its team's and its account's counter for its
+    /// day, all in one atomic step: `false`, and nothing added, when the
+    /// batch was already claimed. This is how a
     /// batch that arrives twice is counted once.
     async fn record_spend_once(
         &self,
-        key: &str,
+        batch: &Marker,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         adds: &[SpendAdd],
@@ -104,22 +98,11 @@ pub trait Store: Send + Sync {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<(NaiveDate, i64)>, StoreError>;
+}
 
-    /// Keeps `value` under `key` until `expires_at`, unless an unexpired
-    /// value is there already (then returns `false` and keeps that one).
-    async fn remember(
-        &self,
-        key: &str,
-        value: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-
-    /// The unexpired value under `key`.
-    async fn recall(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError>;
-
-    async fn forget(&self, key: &str) -> Result<(), StoreError>;
-
+/// Teams' budgets, each a revision that only the next revision replaces.
+#[async_trait]
+pub trait BudgetStore: Send + Sync {
     /// Stores `budget` as the team's budget with revision `budget.revision`,
     /// if the stored one's revision is `budget.revision - 1` (or there is
     /// none and it is 1): `false` when another change came first.
@@ -129,7 +112,11 @@ pub trait Store: Send + Sync {
 
     /// Every team's budget (for the start of a period).
     async fn budgets(&self) -> Result<Vec<Budget>, StoreError>;
+}
 
+/// What the spend function last settled per team and period.
+#[async_trait]
+pub trait SettlementStore: Send + Sync {
     /// Stores a team's settled spend for its period, replacing the stored
     /// one unless that was settled later (`settled_at`): `false` then, and
     /// nothing written. Equal times replace, so a settlement can be stored
@@ -142,6 +129,15 @@ pub trait Store: Send + Sync {
         team: &TeamName,
         period: &str,
     ) -> Result<Option<SettledSpend>, StoreError>;
+}
+
+/// Purser's state, every role in one (the DynamoDB table on AWS, one SQLite
+/// file locally), for wiring: services take the roles they use.
+pub trait Store: AccountStore + SpendCounters + BudgetStore + SettlementStore + Markers {}
+
+impl<T> Store for T where
+    T: AccountStore + SpendCounters + BudgetStore + SettlementStore + Markers + ?Sized
+{
 }
 
 /// An amount of spend for a team's and an account's counters of one day.

@@ -37,7 +37,7 @@ use crate::lake;
 use crate::lake::last_day_of_month;
 use crate::lake::named_queries;
 use crate::ports::Clock;
-use crate::ports::{BusError, EventBus, Store, StoreError};
+use crate::ports::{AccountStore, BusError, EventBus, SettlementStore, SpendCounters, StoreError};
 use crate::ports::{QueryEngine, QueryError, QueryResult};
 use crate::spend::{from_nanos, to_nanos};
 
@@ -294,7 +294,7 @@ pub fn cost_day(text: &str) -> Result<NaiveDate, String> {
 /// The team's settlements of the months `from..=to` spans: read once, to
 /// weigh every account's counters of a request against.
 pub async fn settlements(
-    store: &dyn Store,
+    store: &dyn SettlementStore,
     team: &TeamName,
     from: NaiveDate,
     to: NaiveDate,
@@ -325,31 +325,32 @@ fn month_of(day: NaiveDate) -> (NaiveDate, NaiveDate) {
 /// A team's spend per day from `from` to `to`, inclusive: its counters,
 /// plus what its settlements' figures add to its accounts' counters.
 pub async fn team_spend(
-    store: &dyn Store,
+    counters: &dyn SpendCounters,
+    settlements_store: &dyn SettlementStore,
     team: &TeamName,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<TeamSpend, StoreError> {
-    let settled = settlements(store, team, from, to).await?;
-    team_spend_settled(store, team, &settled, from, to).await
+    let settled = settlements(settlements_store, team, from, to).await?;
+    team_spend_settled(counters, team, &settled, from, to).await
 }
 
 /// [`team_spend`] with the team's settlements already read.
 pub async fn team_spend_settled(
-    store: &dyn Store,
+    counters: &dyn SpendCounters,
     team: &TeamName,
     settled: &[SettledSpend],
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<TeamSpend, StoreError> {
-    let mut days: BTreeMap<NaiveDate, i64> = store
+    let mut days: BTreeMap<NaiveDate, i64> = counters
         .team_spend(team, from, to)
         .await?
         .into_iter()
         .collect();
     for s in settled {
         for account_id in s.accounts.keys() {
-            for (day, n) in added(store, s, account_id, from, to).await? {
+            for (day, n) in added(counters, s, account_id, from, to).await? {
                 let sum = days.entry(day).or_default();
                 *sum = sum.saturating_add(n);
             }
@@ -381,7 +382,7 @@ pub fn provenance(settled: &[SettledSpend]) -> (SpendSource, Option<DateTime<Utc
 /// What a settlement adds to one account's counters from `from` to `to`,
 /// weighed against its counters now.
 async fn added(
-    store: &dyn Store,
+    counters: &dyn SpendCounters,
     settled: &SettledSpend,
     account_id: &str,
     from: NaiveDate,
@@ -394,7 +395,7 @@ async fn added(
     if !in_range {
         return Ok(BTreeMap::new());
     }
-    let counted: BTreeMap<NaiveDate, i64> = store
+    let counted: BTreeMap<NaiveDate, i64> = counters
         .account_spend(account_id, from, to)
         .await?
         .into_iter()
@@ -405,13 +406,13 @@ async fn added(
 /// An account's spend from `from` to `to`: its counters plus what its
 /// team's settlements (see [`settlements`]) add to them.
 pub async fn account_spend(
-    store: &dyn Store,
+    counters: &dyn SpendCounters,
     settled: &[SettledSpend],
     account_id: &str,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<i64, StoreError> {
-    let counted: BTreeMap<NaiveDate, i64> = store
+    let counted: BTreeMap<NaiveDate, i64> = counters
         .account_spend(account_id, from, to)
         .await?
         .into_iter()
@@ -427,12 +428,13 @@ pub async fn account_spend(
 
 /// A team's month to date at `now`.
 pub async fn month_to_date(
-    store: &dyn Store,
+    counters: &dyn SpendCounters,
+    settlements_store: &dyn SettlementStore,
     team: &TeamName,
     now: DateTime<Utc>,
 ) -> Result<TeamSpend, StoreError> {
     let (_, first, last) = period_of(now);
-    team_spend(store, team, first, last).await
+    team_spend(counters, settlements_store, team, first, last).await
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -474,12 +476,14 @@ pub fn months_to_settle(today: NaiveDate) -> Vec<NaiveDate> {
 
 /// The `spend` function: settles every team's month to date.
 pub struct SpendSettler {
-    pub store: Arc<dyn Store>,
-    pub query: Arc<dyn QueryEngine>,
-    pub bus: Arc<dyn EventBus>,
-    pub clock: Arc<dyn Clock>,
+    accounts: Arc<dyn AccountStore>,
+    counters: Arc<dyn SpendCounters>,
+    settlements: Arc<dyn SettlementStore>,
+    query: Arc<dyn QueryEngine>,
+    bus: Arc<dyn EventBus>,
+    clock: Arc<dyn Clock>,
     /// Whether a CUR 2.0 export is configured (the `cur` table exists).
-    pub cur: bool,
+    cur: bool,
 }
 
 /// For this many days into a month the previous month is settled too: the
@@ -487,6 +491,27 @@ pub struct SpendSettler {
 pub const LATE_DAYS: u32 = 3;
 
 impl SpendSettler {
+    /// `cur`: whether a CUR 2.0 export is configured (the `cur` table exists).
+    pub fn new(
+        accounts: Arc<dyn AccountStore>,
+        counters: Arc<dyn SpendCounters>,
+        settlements: Arc<dyn SettlementStore>,
+        query: Arc<dyn QueryEngine>,
+        bus: Arc<dyn EventBus>,
+        clock: Arc<dyn Clock>,
+        cur: bool,
+    ) -> Self {
+        Self {
+            accounts,
+            counters,
+            settlements,
+            query,
+            bus,
+            clock,
+            cur,
+        }
+    }
+
     /// Settles the current month, and the previous one during the first
     /// [`LATE_DAYS`] days of a month. Each month is settled whatever
     /// becomes of the other; the run fails (and is retried) if either did.
@@ -573,7 +598,7 @@ impl SpendSettler {
             ..Settled::default()
         };
         for (account_id, days) in figures {
-            let Some(account) = self.store.account_by_account_id(&account_id).await? else {
+            let Some(account) = self.accounts.account_by_account_id(&account_id).await? else {
                 tracing::debug!(
                     account_id,
                     "spend of an account Purser does not know: not settled"
@@ -582,7 +607,7 @@ impl SpendSettler {
                 continue;
             };
             let counted: BTreeMap<NaiveDate, i64> = self
-                .store
+                .counters
                 .account_spend(&account_id, first, last)
                 .await?
                 .into_iter()
@@ -617,21 +642,21 @@ impl SpendSettler {
 
         for (name, (mut team, added)) in teams {
             let counted = self
-                .store
+                .counters
                 .team_spend(&name, first, last)
                 .await?
                 .iter()
                 .fold(0i64, |a, (_, n)| a.saturating_add(*n));
             team.total = counted.saturating_add(added);
             settled.teams += 1;
-            let previous = self.store.settled_spend(&name, &period).await?;
+            let previous = self.settlements.settled_spend(&name, &period).await?;
             // What budgets see changes only with the figures: the recorder
             // announced the counters' own changes already.
             let news = previous.as_ref().map_or(!team.accounts.is_empty(), |p| {
                 !p.announced || p.differs(&team)
             });
             team.announced = !news;
-            if !self.store.put_settled_spend(&team).await? {
+            if !self.settlements.put_settled_spend(&team).await? {
                 // A later run settled this team already.
                 continue;
             }
@@ -646,7 +671,7 @@ impl SpendSettler {
                 .put(vec![EventEntry::purser(lake::TEAM_SPEND_UPDATED, &detail)])
                 .await?;
             team.announced = true;
-            self.store.put_settled_spend(&team).await?;
+            self.settlements.put_settled_spend(&team).await?;
             settled.announced += 1;
             tracing::info!(team = %name, period, spend = %from_nanos(team.total), added = %from_nanos(added), source = team.source.as_str(), "team spend settled");
         }
