@@ -20,7 +20,7 @@
 //! 3. **The release binary, EventBridge down**: every call fails, so the
 //!    queue fills to its bound and drops its oldest batches.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/extension/support/mod.rs"]
 mod support;
 
 use std::process::{Command, Stdio};

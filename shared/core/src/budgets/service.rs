@@ -109,7 +109,7 @@ pub enum BudgetError {
 }
 
 /// How long an evaluation's lease stands if its holder dies: longer than
-/// the budgets function's timeout (tests/template.rs checks it).
+/// the budgets function's timeout (tests/system/template.rs checks it).
 pub const EVALUATION_LEASE_SECS: i64 = 180;
 /// How long an evaluation waits for another one of the same team.
 const EVALUATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);

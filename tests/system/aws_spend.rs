@@ -5,13 +5,11 @@
 //! stores the settlement there, and announces it on EventBridge, where a
 //! rule delivers it to a queue the test reads.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::aws::{bus_into_queue, create_table_from_template, moto_in, next_event, unique};
 use aws_sdk_athena::types::{ResultConfiguration, WorkGroupConfiguration};
 use chrono::{Duration, Utc};
-use common::aws::{bus_into_queue, create_table_from_template, moto_in, next_event, unique};
 use purser_aws::{AthenaEngine, DynamoStore, EventBridgeBus};
 use purser_core::accounts::{Account, AccountState, new_id};
 use purser_core::ports::{

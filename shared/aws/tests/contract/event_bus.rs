@@ -9,8 +9,6 @@
 //! the split of large calls by size) is covered by the unit tests in
 //! `src/event_bus.rs`, with a fake `PutEvents`.
 
-mod common;
-
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -35,7 +33,7 @@ impl Wiring {
     async fn new(config: &SdkConfig) -> Self {
         let events = aws_sdk_eventbridge::Client::new(config);
         let sqs = aws_sdk_sqs::Client::new(config);
-        let bus = common::unique("bus");
+        let bus = crate::common::unique("bus");
         events
             .create_event_bus()
             .name(&bus)
@@ -44,7 +42,7 @@ impl Wiring {
             .expect("CreateEventBus");
         let queue = sqs
             .create_queue()
-            .queue_name(common::unique("events"))
+            .queue_name(crate::common::unique("events"))
             .send()
             .await
             .expect("CreateQueue");
@@ -64,7 +62,7 @@ impl Wiring {
             .and_then(|a| a.get(&QueueAttributeName::QueueArn))
             .expect("the queue has an ARN")
             .clone();
-        let rule = common::unique("rule");
+        let rule = crate::common::unique("rule");
         events
             .put_rule()
             .name(&rule)
@@ -163,7 +161,7 @@ fn numbers(events: &[Event]) -> Vec<i64> {
 
 #[tokio::test]
 async fn delivers_25_events_put_in_several_calls() {
-    let Some(config) = common::moto_config().await else {
+    let Some(config) = crate::common::moto_config().await else {
         return;
     };
     let wiring = Wiring::new(&config).await;
@@ -194,7 +192,7 @@ async fn delivers_25_events_put_in_several_calls() {
 
 #[tokio::test]
 async fn does_not_deliver_an_event_the_rule_does_not_match() {
-    let Some(config) = common::moto_config().await else {
+    let Some(config) = crate::common::moto_config().await else {
         return;
     };
     let wiring = Wiring::new(&config).await;
@@ -215,7 +213,7 @@ async fn does_not_deliver_an_event_the_rule_does_not_match() {
 
 #[tokio::test]
 async fn reports_a_malformed_entry_and_delivers_the_others() {
-    let Some(config) = common::moto_config().await else {
+    let Some(config) = crate::common::moto_config().await else {
         return;
     };
     let wiring = Wiring::new(&config).await;

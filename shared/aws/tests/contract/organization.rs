@@ -39,8 +39,6 @@
 //!   adapter as AWS documents them by a connector that stands in for
 //!   Organizations on chosen operations (`aws_answers_moto_does_not_give`).
 
-mod common;
-
 use aws_config::SdkConfig;
 use aws_sdk_organizations::types::{OrganizationFeatureSet, PolicyType};
 use aws_sdk_s3::primitives::SdkBody;
@@ -60,7 +58,7 @@ static ORGANIZATION: OnceCell<()> = OnceCell::const_new();
 /// The adapter and a plain SDK client on moto, with an organization (all
 /// features) in place. Tests share it, so its creation happens once.
 async fn organization() -> Option<(OrganizationsClient, aws_sdk_organizations::Client)> {
-    let config: SdkConfig = common::moto_config().await?;
+    let config: SdkConfig = crate::common::moto_config().await?;
     let client = aws_sdk_organizations::Client::new(&config);
     ORGANIZATION
         .get_or_init(|| async {
@@ -112,7 +110,7 @@ async fn organization() -> Option<(OrganizationsClient, aws_sdk_organizations::C
 
 /// An email no other account of the shared organization has.
 fn email() -> String {
-    format!("{}@example.com", common::unique("dev"))
+    format!("{}@example.com", crate::common::unique("dev"))
 }
 
 fn tags(team: &str) -> Vec<(String, String)> {
@@ -170,7 +168,7 @@ async fn vends_an_account_into_its_team_ou_and_closes_it() {
     assert_eq!(described.name(), Some("payments-contract tests"));
 
     // The team's OU, below a top-level OU of this test's own (see above).
-    let top = common::unique("purser");
+    let top = crate::common::unique("purser");
     let ou = organization.ensure_ou(&[&top, "payments"]).await.unwrap();
     assert!(ou.starts_with("ou-"), "{ou}");
     assert_eq!(
@@ -364,7 +362,7 @@ async fn a_policy_is_ensured_once_and_attached_listed_and_detached_repeatably() 
         .account_id
         .expect("an account id");
     // Policies are the shared organization's: a name of this test's own.
-    let name = common::unique("purser-freeze");
+    let name = crate::common::unique("purser-freeze");
     let description = "Purser: denies everything while the team is over budget";
 
     let id = organization
@@ -447,7 +445,7 @@ async fn a_sixth_policy_on_one_account_is_refused_where_aws_enforces_it() {
         .unwrap()
         .account_id
         .expect("an account id");
-    let prefix = common::unique("purser-limit");
+    let prefix = crate::common::unique("purser-limit");
     let mut policies = Vec::new();
     for i in 0..MAX_POLICIES_PER_TARGET {
         policies.push(
@@ -497,7 +495,11 @@ async fn unknown_policies_and_targets_are_not_found() {
         .account_id
         .expect("an account id");
     let policy = organization
-        .ensure_policy(&common::unique("purser-unknown"), "unknown test", DENY_ALL)
+        .ensure_policy(
+            &crate::common::unique("purser-unknown"),
+            "unknown test",
+            DENY_ALL,
+        )
         .await
         .unwrap();
     let (unknown_policy, unknown_account) = ("p-0123456789", "000000000000");
@@ -588,7 +590,7 @@ async fn aws_answers_moto_does_not_give() {
     let Some((organization, client)) = organization().await else {
         return;
     };
-    let config = common::moto_config().await.expect("moto");
+    let config = crate::common::moto_config().await.expect("moto");
     let account_id = organization
         .create_account(&email(), "payments-answers", &[])
         .await
@@ -596,7 +598,11 @@ async fn aws_answers_moto_does_not_give() {
         .account_id
         .expect("an account id");
     let policy = organization
-        .ensure_policy(&common::unique("purser-answers"), "answers test", DENY_ALL)
+        .ensure_policy(
+            &crate::common::unique("purser-answers"),
+            "answers test",
+            DENY_ALL,
+        )
         .await
         .unwrap();
 
@@ -654,7 +660,7 @@ async fn aws_answers_moto_does_not_give() {
         false,
         r#"{"__type":"MalformedPolicyDocumentException","Message":"The provided policy document doesn't meet the requirements of the specified policy type."}"#,
     )
-    .ensure_policy(&common::unique("purser-malformed"), "malformed test", "{")
+    .ensure_policy(&crate::common::unique("purser-malformed"), "malformed test", "{")
     .await
     .unwrap_err();
     assert!(
@@ -665,7 +671,7 @@ async fn aws_answers_moto_does_not_give() {
     // Another caller created the policy between this one's listing and its
     // CreatePolicy: AWS refuses the second as a duplicate, and the adapter
     // finds the first's.
-    let name = common::unique("purser-race");
+    let name = crate::common::unique("purser-race");
     let id = answering(
         &config,
         "CreatePolicy",

@@ -3,12 +3,10 @@
 //! a raised budget unfreezes it; and, as a property, thresholds fire once
 //! and in order whatever the order or repetition of spend updates.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::local::{COST, DEV, amount, start, start_with_clock};
 use chrono::Utc;
-use common::local::{COST, DEV, amount, start, start_with_clock};
 use proptest::prelude::*;
 use purser_core::TeamName;
 use purser_core::ports::SpendAdd;

@@ -17,8 +17,6 @@
 //! of `AccessDenied` is unit-tested in purser-core's budgets/throttle.rs), and no
 //! account concurrency quota is enforced.
 
-mod common;
-
 use aws_config::SdkConfig;
 use aws_sdk_lambda::config::{Credentials, Region};
 use aws_sdk_lambda::primitives::Blob;
@@ -72,7 +70,7 @@ impl Member {
             credentials,
             execution_role: String::new(),
         };
-        member.execution_role = member.create_role(&common::unique("exec")).await;
+        member.execution_role = member.create_role(&crate::common::unique("exec")).await;
         member
     }
 
@@ -175,7 +173,7 @@ fn encode(text: &str) -> String {
 
 #[tokio::test]
 async fn lists_throttles_and_restores_the_functions_of_a_member_account() {
-    let Some(config) = common::moto_config().await else {
+    let Some(config) = crate::common::moto_config().await else {
         return;
     };
     let member = Member::new(&config).await;
@@ -234,7 +232,7 @@ async fn lists_throttles_and_restores_the_functions_of_a_member_account() {
 
 #[tokio::test]
 async fn acts_in_the_member_account_only() {
-    let Some(config) = common::moto_config().await else {
+    let Some(config) = crate::common::moto_config().await else {
         return;
     };
     let (one, other) = (Member::new(&config).await, Member::new(&config).await);
@@ -259,7 +257,7 @@ async fn acts_in_the_member_account_only() {
 
 #[tokio::test]
 async fn a_vanished_function_is_not_found() {
-    let Some(config) = common::moto_config().await else {
+    let Some(config) = crate::common::moto_config().await else {
         return;
     };
     let member = Member::new(&config).await;

@@ -12,7 +12,7 @@ use purser_core::{Handler, HandlerError};
 use purser_local::{Registry, RetryTiming, Running, RuntimeConfig, Template, inspect};
 use serde_json::{Value, json};
 
-const TEMPLATE: &str = include_str!("fixtures/wiring.yaml");
+const TEMPLATE: &str = include_str!("../fixtures/wiring.yaml");
 
 /// Records what it receives; answers HTTP requests with what it saw.
 #[derive(Default)]

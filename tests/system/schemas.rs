@@ -15,7 +15,7 @@
 //! archives while it really sets budgets, weighs spend and freezes and
 //! unfreezes accounts validate too; broken details do not.
 //! And docs/events.md is the catalog generated from the schemas, not stale
-//! (`PURSER_REGENERATE_DOCS=1 cargo test --test schemas` writes it).
+//! (`PURSER_REGENERATE_DOCS=1 cargo test --test system schemas::` writes it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
@@ -1980,7 +1980,7 @@ fn rules(field: &Json, what: &str) -> Vec<String> {
     for (keyword, _) in field.fields() {
         assert!(
             FIELD_KEYWORDS.contains(&keyword.as_str()),
-            "{what}: the catalog does not render `{keyword}`; teach events_catalog() in tests/schemas.rs about it"
+            "{what}: the catalog does not render `{keyword}`; teach events_catalog() in tests/system/schemas.rs about it"
         );
     }
     let mut parts = Vec::new();
@@ -2081,7 +2081,7 @@ fn catalog_section(name: &str, schema: &Json, out: &mut String) {
     for (keyword, _) in schema.fields() {
         assert!(
             SCHEMA_KEYWORDS.contains(&keyword.as_str()),
-            "{name}.json: the catalog does not render `{keyword}`; teach events_catalog() in tests/schemas.rs about it"
+            "{name}.json: the catalog does not render `{keyword}`; teach events_catalog() in tests/system/schemas.rs about it"
         );
     }
     let text = |key: &str| {
@@ -2145,8 +2145,8 @@ fn events_catalog() -> String {
     writeln!(out, "# Event catalog\n").unwrap();
     writeln!(
         out,
-        "<!-- Generated from infra/schemas/*.json by tests/schemas.rs: do not edit by hand.\n     \
-         Regenerate with `{REGENERATE}=1 cargo test --test schemas`. -->\n"
+        "<!-- Generated from infra/schemas/*.json by tests/system/schemas.rs: do not edit by hand.\n     \
+         Regenerate with `{REGENERATE}=1 cargo test --test system schemas::`. -->\n"
     )
     .unwrap();
     writeln!(
@@ -2162,7 +2162,7 @@ fn events_catalog() -> String {
     writeln!(
         out,
         "This file is generated: after changing a schema, run \
-         `{REGENERATE}=1 cargo test --test schemas` (`cargo test --test schemas` fails while it \
+         `{REGENERATE}=1 cargo test --test system schemas::` (`cargo test --test system schemas::` fails while it \
          is stale).\n"
     )
     .unwrap();
@@ -2226,7 +2226,7 @@ fn the_event_catalog_is_generated_from_the_schemas() {
     }
     let Ok(written) = std::fs::read_to_string(&path) else {
         panic!(
-            "{CATALOG} is missing: generate it with `{REGENERATE}=1 cargo test --test schemas` and commit it with the schemas"
+            "{CATALOG} is missing: generate it with `{REGENERATE}=1 cargo test --test system schemas::` and commit it with the schemas"
         );
     };
     if written != generated {
@@ -2238,7 +2238,7 @@ fn the_event_catalog_is_generated_from_the_schemas() {
             + 1;
         panic!(
             "{CATALOG} is stale (it differs from the schemas in infra/schemas/ from line {line}): \
-             regenerate it with `{REGENERATE}=1 cargo test --test schemas` and commit it with the schemas"
+             regenerate it with `{REGENERATE}=1 cargo test --test system schemas::` and commit it with the schemas"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! Lambda and EventBridge on loopback, for running the real extension
 //! binary: a fake Runtime API (Extensions API and Telemetry API
 //! subscription), a fake EventBridge `PutEvents` endpoint, and a client
-//! that posts telemetry as Lambda does. Shared by `tests/lifecycle.rs` and
+//! that posts telemetry as Lambda does. Shared by `tests/extension/lifecycle.rs` and
 //! `examples/rss.rs`.
 
 #![allow(dead_code)]

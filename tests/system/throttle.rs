@@ -6,11 +6,9 @@
 //! repetition of evaluations and budget changes, the original settings come
 //! back. The events archived meanwhile validate against their schemas.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::local::{REGION, start};
+use crate::common::local::{REGION, start};
 use proptest::prelude::*;
 use purser_core::TeamName;
 use purser_core::budgets::Budget;

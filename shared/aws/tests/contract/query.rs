@@ -24,8 +24,6 @@
 //!   (AWS answers the workgroup's), which shows here that the adapter sets
 //!   none of its own.
 
-mod common;
-
 use std::time::Duration;
 
 use aws_config::{Region, SdkConfig};
@@ -58,7 +56,7 @@ fn cost_per_team_monthly() -> NamedQuery {
 /// moto's configuration, in `region` (the region isolates the tests'
 /// queues of canned results), or `None` when contract tests are skipped.
 async fn moto_in(region: &'static str) -> Option<(SdkConfig, String)> {
-    let config = common::moto_config().await?;
+    let config = crate::common::moto_config().await?;
     let endpoint = std::env::var("PURSER_MOTO_ENDPOINT").expect("moto's endpoint");
     let config = config.to_builder().region(Region::new(region)).build();
     Some((config, endpoint.trim_end_matches('/').to_owned()))
@@ -122,7 +120,7 @@ fn column_info(name: &str, athena_type: &str) -> Value {
 /// A workgroup as the template defines it: results location, enforced
 /// settings and a cutoff on the bytes a query may scan.
 async fn workgroup(config: &SdkConfig) -> String {
-    let name = common::unique("purser");
+    let name = crate::common::unique("purser");
     let configuration = WorkGroupConfiguration::builder()
         .result_configuration(
             ResultConfiguration::builder()
@@ -307,7 +305,7 @@ async fn a_workgroup_that_does_not_exist_fails_the_query_with_athenas_words() {
     let Some((config, _)) = moto_in(REGION).await else {
         return;
     };
-    let missing = common::unique("missing");
+    let missing = crate::common::unique("missing");
     let engine = AthenaEngine::from_config(&config, &missing, DATABASE);
     let err = engine
         .run(&cost_per_team_monthly(), &["2026-11".to_owned()])

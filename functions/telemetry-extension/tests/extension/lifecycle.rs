@@ -5,15 +5,13 @@
 //! throttled entry with the same batch, and flushes everything at
 //! `SHUTDOWN`.
 
-mod support;
-
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::*;
 use hyper::StatusCode;
 use purser_telemetry_extension::batch::InvocationsReported;
-use support::*;
 
 struct Child(std::process::Child);
 

@@ -17,8 +17,6 @@
 //!   `ResourceNotFoundException`, as Firehose does: the sink retries it as
 //!   a call-level failure and then dead-letters the records.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +39,7 @@ const FAST: RetryPolicy = RetryPolicy {
 const DEAD_LETTERS: &str = "dead-letters/";
 
 async fn bucket(config: &SdkConfig) -> String {
-    let name = common::unique("lake");
+    let name = crate::common::unique("lake");
     aws_sdk_s3::Client::new(config)
         .create_bucket()
         .bucket(&name)
@@ -53,7 +51,7 @@ async fn bucket(config: &SdkConfig) -> String {
 
 /// A Direct PUT stream delivering to `bucket` under `prefix`.
 async fn stream(config: &SdkConfig, bucket: &str, prefix: &str) -> String {
-    let name = common::unique("purser");
+    let name = crate::common::unique("purser");
     let destination = ExtendedS3DestinationConfiguration::builder()
         .role_arn("arn:aws:iam::123456789012:role/purser-firehose")
         .bucket_arn(format!("arn:aws:s3:::{bucket}"))
@@ -163,7 +161,7 @@ fn numbers(records: &[Value]) -> Vec<u64> {
 
 #[tokio::test]
 async fn every_record_arrives_exactly_once_one_json_line_each() {
-    let Some(config) = common::moto_config().await else {
+    let Some(config) = crate::common::moto_config().await else {
         return;
     };
     let bucket = bucket(&config).await;
@@ -215,7 +213,7 @@ async fn every_record_arrives_exactly_once_one_json_line_each() {
 
 #[tokio::test]
 async fn a_record_over_1000_kib_is_dead_lettered_and_the_rest_arrive() {
-    let Some(config) = common::moto_config().await else {
+    let Some(config) = crate::common::moto_config().await else {
         return;
     };
     let bucket = bucket(&config).await;
@@ -224,7 +222,7 @@ async fn a_record_over_1000_kib_is_dead_lettered_and_the_rest_arrive() {
         &config,
         LakeStreams {
             invocations,
-            deployments: common::unique("absent"),
+            deployments: crate::common::unique("absent"),
         },
         &bucket,
     );
@@ -253,15 +251,15 @@ async fn a_record_over_1000_kib_is_dead_lettered_and_the_rest_arrive() {
 
 #[tokio::test]
 async fn records_for_a_stream_that_does_not_exist_are_dead_lettered() {
-    let Some(config) = common::moto_config().await else {
+    let Some(config) = crate::common::moto_config().await else {
         return;
     };
     let bucket = bucket(&config).await;
-    let missing = common::unique("absent");
+    let missing = crate::common::unique("absent");
     let sink = sink(
         &config,
         LakeStreams {
-            invocations: common::unique("absent"),
+            invocations: crate::common::unique("absent"),
             deployments: missing.clone(),
         },
         &bucket,
@@ -301,15 +299,15 @@ async fn records_for_a_stream_that_does_not_exist_are_dead_lettered() {
 
 #[tokio::test]
 async fn when_nothing_can_be_stored_the_lake_is_unavailable_and_says_why() {
-    let Some(config) = common::moto_config().await else {
+    let Some(config) = crate::common::moto_config().await else {
         return;
     };
-    let missing_bucket = common::unique("absent");
+    let missing_bucket = crate::common::unique("absent");
     let sink = sink(
         &config,
         LakeStreams {
-            invocations: common::unique("absent"),
-            deployments: common::unique("absent"),
+            invocations: crate::common::unique("absent"),
+            deployments: crate::common::unique("absent"),
         },
         &missing_bucket,
     );

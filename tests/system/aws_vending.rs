@@ -9,13 +9,11 @@
 //! once (so vend completes the creation itself), `CloseAccount` suspends at
 //! once, and the envelopes its EventBridge delivers to SQS lack `account`
 //! (the test fills it in). Waiting creations, failures and the closure quota
-//! are exercised on the local backends (tests/accounts.rs).
-
-mod common;
+//! are exercised on the local backends (tests/system/accounts.rs).
 
 use std::sync::Arc;
 
-use common::aws::{bus_into_queue, create_table_from_template, moto_in, next_event, unique};
+use crate::common::aws::{bus_into_queue, create_table_from_template, moto_in, next_event, unique};
 use purser_aws::{DynamoStore, EventBridgeBus, OrganizationsClient};
 use purser_core::accounts::Accounts;
 use purser_core::{Handler, SystemClock};
@@ -67,7 +65,7 @@ async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
             Arc::new(SystemClock),
         )
     };
-    // The recorder is not exercised here (tests/lake.rs and the Firehose
+    // The recorder is not exercised here (tests/system/lake.rs and the Firehose
     // contract tests are); the API needs one all the same.
     let recorder = purser_core::lake::Recorder::new(
         store.clone(),
@@ -92,7 +90,7 @@ async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
         Arc::new(OrganizationsClient::from_config(&config)),
         Arc::new(EventBridgeBus::from_config(&config, &bus)),
         Arc::new(SystemClock),
-        // Throttling is contract-tested on its own (shared/aws/tests/lambdas_contract.rs).
+        // Throttling is contract-tested on its own (shared/aws/tests/contract/lambdas.rs).
         Arc::new(purser_core::NoLambdas),
         purser_core::budgets::FreezeExemptions {
             break_glass_roles: vec![],

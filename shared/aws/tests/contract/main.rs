@@ -1,0 +1,12 @@
+//! The AWS adapters' contract tests against moto's server (`scripts/test`
+//! starts it), one module per port: `cargo test -p purser-aws --test
+//! contract store::` runs one.
+
+mod common;
+
+mod event_bus;
+mod lake;
+mod lambdas;
+mod organization;
+mod query;
+mod store;

@@ -1,0 +1,23 @@
+//! Purser's whole-system tests, one binary with a module per area: the local
+//! control plane end to end (accounts, budgets, throttle, lake, demo, the CLI),
+//! the AWS paths on moto (aws_*), the template, schemas, queries and OpenAPI.
+//! `scripts/test` starts moto; `cargo test --test system <module>::` runs one
+//! area.
+
+mod common;
+
+mod accounts;
+mod aws_spend;
+mod aws_vending;
+mod budgets;
+mod cli;
+mod cli_api;
+mod demo;
+mod handlers_never_panic;
+mod lake;
+mod local_runtime;
+mod openapi;
+mod queries;
+mod schemas;
+mod template;
+mod throttle;
