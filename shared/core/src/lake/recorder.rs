@@ -325,3 +325,339 @@ pub fn last_day_of_month(day: NaiveDate) -> NaiveDate {
         .and_then(|d| d.pred_opt())
         .unwrap_or(day)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The recorder on small fakes of exactly the roles it takes: a
+    //! directory of accounts, the counters, the markers, a lake and a bus.
+
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use super::*;
+    use crate::accounts::{Account, AccountState, NewAccount, Team};
+    use crate::events::EventEntry;
+    use crate::lake::{INVOCATIONS_REPORTED, TEAM_SPEND_UPDATED, TELEMETRY_SOURCE};
+    use crate::ports::{Appended, IdempotencyKey, Inserted, ManualClock, Page, Transitioned};
+
+    const MEMBER: &str = "210987654321";
+
+    fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn unused<T>() -> Result<T, StoreError> {
+        Err(StoreError::Unavailable(
+            "the recorder does not use this".into(),
+        ))
+    }
+
+    /// One ready account of team payments.
+    struct Directory(Account);
+
+    #[async_trait]
+    impl AccountStore for Directory {
+        async fn account_by_account_id(&self, id: &str) -> Result<Option<Account>, StoreError> {
+            Ok((self.0.account_id.as_deref() == Some(id)).then(|| self.0.clone()))
+        }
+        async fn put_team(&self, _: &Team) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn team(&self, _: &TeamName) -> Result<Option<Team>, StoreError> {
+            unused()
+        }
+        async fn open_accounts(&self, _: &TeamName) -> Result<u32, StoreError> {
+            unused()
+        }
+        async fn insert_account(
+            &self,
+            _: &Account,
+            _: u32,
+            _: Option<&IdempotencyKey>,
+        ) -> Result<Inserted, StoreError> {
+            unused()
+        }
+        async fn account(&self, _: &str) -> Result<Option<Account>, StoreError> {
+            unused()
+        }
+        async fn account_by_creation(&self, _: &str) -> Result<Option<Account>, StoreError> {
+            unused()
+        }
+        async fn list_accounts(
+            &self,
+            _: Option<&TeamName>,
+            _: Option<&str>,
+            _: usize,
+        ) -> Result<Page<Account>, StoreError> {
+            unused()
+        }
+        async fn accounts_in_state(&self, _: AccountState) -> Result<Vec<Account>, StoreError> {
+            unused()
+        }
+        async fn transition(
+            &self,
+            _: AccountState,
+            _: &Account,
+        ) -> Result<Transitioned, StoreError> {
+            unused()
+        }
+        async fn closures_since(&self, _: DateTime<Utc>) -> Result<u32, StoreError> {
+            unused()
+        }
+    }
+
+    /// Counters and markers in memory; a batch's claim is a marker.
+    #[derive(Default)]
+    struct Memory {
+        team_days: Mutex<HashMap<(String, NaiveDate), i64>>,
+        markers: Mutex<HashMap<String, String>>,
+    }
+
+    #[async_trait]
+    impl SpendCounters for Memory {
+        async fn record_spend_once(
+            &self,
+            batch: &Marker,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+            adds: &[SpendAdd],
+        ) -> Result<bool, StoreError> {
+            if locked(&self.markers)
+                .insert(batch.key(), String::new())
+                .is_some()
+            {
+                return Ok(false);
+            }
+            let mut days = locked(&self.team_days);
+            for add in adds {
+                if let Some(team) = &add.team {
+                    *days.entry((team.to_string(), add.day)).or_default() += add.nanos;
+                }
+            }
+            Ok(true)
+        }
+        async fn team_spend(
+            &self,
+            team: &TeamName,
+            from: NaiveDate,
+            to: NaiveDate,
+        ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
+            let mut days: Vec<(NaiveDate, i64)> = locked(&self.team_days)
+                .iter()
+                .filter(|((t, d), _)| t == team.as_str() && (from..=to).contains(d))
+                .map(|((_, d), n)| (*d, *n))
+                .collect();
+            days.sort();
+            Ok(days)
+        }
+        async fn account_spend(
+            &self,
+            _: &str,
+            _: NaiveDate,
+            _: NaiveDate,
+        ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
+            unused()
+        }
+    }
+
+    #[async_trait]
+    impl Markers for Memory {
+        async fn claim_once(
+            &self,
+            marker: &Marker,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            Ok(locked(&self.markers)
+                .insert(marker.key(), String::new())
+                .is_none())
+        }
+        async fn is_claimed(&self, marker: &Marker, _: DateTime<Utc>) -> Result<bool, StoreError> {
+            Ok(locked(&self.markers).contains_key(&marker.key()))
+        }
+        async fn remember(
+            &self,
+            marker: &Marker,
+            value: &str,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let mut markers = locked(&self.markers);
+            if markers.contains_key(&marker.key()) {
+                return Ok(false);
+            }
+            markers.insert(marker.key(), value.into());
+            Ok(true)
+        }
+        async fn recall(
+            &self,
+            marker: &Marker,
+            _: DateTime<Utc>,
+        ) -> Result<Option<String>, StoreError> {
+            Ok(locked(&self.markers).get(&marker.key()).cloned())
+        }
+        async fn forget(&self, marker: &Marker) -> Result<(), StoreError> {
+            locked(&self.markers).remove(&marker.key());
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Lake(Mutex<Vec<(LakeTable, Value)>>);
+
+    #[async_trait]
+    impl LakeSink for Lake {
+        async fn append(
+            &self,
+            table: LakeTable,
+            records: Vec<Value>,
+        ) -> Result<Appended, LakeError> {
+            let written = records.len();
+            locked(&self.0).extend(records.into_iter().map(|r| (table, r)));
+            Ok(Appended {
+                written,
+                dead_lettered: 0,
+            })
+        }
+    }
+
+    #[derive(Default)]
+    struct Bus(Mutex<Vec<EventEntry>>);
+
+    #[async_trait]
+    impl EventBus for Bus {
+        async fn put(&self, entries: Vec<EventEntry>) -> Result<(), BusError> {
+            locked(&self.0).extend(entries);
+            Ok(())
+        }
+    }
+
+    struct World {
+        recorder: Recorder,
+        memory: Arc<Memory>,
+        lake: Arc<Lake>,
+        bus: Arc<Bus>,
+        now: DateTime<Utc>,
+    }
+
+    fn world() -> World {
+        let now: DateTime<Utc> = "2026-12-02T10:00:00Z".parse().unwrap();
+        let request = NewAccount::from_json(
+            &json!({"team": "payments", "owner": "ana@example.com", "purpose": "tests"}),
+        )
+        .unwrap();
+        let mut account = Account::request(
+            crate::accounts::new_id(),
+            request,
+            "arn:aws:iam::111111111111:user/ana",
+            now,
+        )
+        .unwrap();
+        account.state = AccountState::Ready;
+        account.account_id = Some(MEMBER.into());
+        let memory = Arc::new(Memory::default());
+        let lake = Arc::new(Lake::default());
+        let bus = Arc::new(Bus::default());
+        let recorder = Recorder::new(
+            Arc::new(Directory(account)),
+            memory.clone(),
+            memory.clone(),
+            lake.clone(),
+            bus.clone(),
+            Arc::new(ManualClock::new(now)),
+        );
+        World {
+            recorder,
+            memory,
+            lake,
+            bus,
+            now,
+        }
+    }
+
+    fn report(request_id: &str, at: DateTime<Utc>, billed_ms: u64) -> Value {
+        json!({"request_id": request_id, "timestamp": at.to_rfc3339(), "duration_ms": billed_ms as f64,
+               "billed_duration_ms": billed_ms, "max_memory_used_mb": 100})
+    }
+
+    fn batch(now: DateTime<Utc>, reports: Vec<Value>) -> Event {
+        serde_json::from_value(json!({
+            "version": "0", "id": "e-1", "detail-type": INVOCATIONS_REPORTED,
+            "source": TELEMETRY_SOURCE, "account": MEMBER, "region": "us-east-1",
+            "time": now.to_rfc3339(), "resources": [],
+            "detail": {"version": 1, "batch_id": "b-1", "function_name": "checkout",
+                       "architecture": "arm64", "memory_mb": 1024, "reports": reports}
+        }))
+        .unwrap()
+    }
+
+    fn announced(bus: &Bus) -> Vec<String> {
+        locked(&bus.0)
+            .iter()
+            .filter(|e| e.detail_type.as_deref() == Some(TEAM_SPEND_UPDATED))
+            .map(|e| {
+                let detail: Value =
+                    serde_json::from_str(e.detail.as_deref().unwrap_or("{}")).unwrap();
+                detail["spend"].as_str().unwrap_or_default().to_string()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_counted_once_and_announced_at_each_delivery() {
+        let w = world();
+        let event = batch(
+            w.now,
+            vec![report("r-1", w.now, 1_000), report("r-2", w.now, 2_000)],
+        );
+        let first = w.recorder.invocations(&event).await.unwrap();
+        assert_eq!(
+            first,
+            Recorded::Written {
+                records: 2,
+                dead_lettered: 0,
+                refused: 0
+            }
+        );
+        let again = w.recorder.invocations(&event).await.unwrap();
+        assert_eq!(again, Recorded::Duplicate);
+        assert_eq!(locked(&w.lake.0).len(), 2, "the lake is written once");
+        let spend = announced(&w.bus);
+        assert_eq!(spend.len(), 2, "each delivery announces the team's spend");
+        assert_eq!(spend[0], spend[1], "and the repeat counts nothing more");
+        let counted: i64 = locked(&w.memory.team_days).values().sum();
+        assert!(counted > 0);
+    }
+
+    #[tokio::test]
+    async fn impossible_reports_are_refused_and_the_valid_ones_kept() {
+        let w = world();
+        let event = batch(
+            w.now,
+            vec![
+                report("ok", w.now, 1_000),
+                report("too-long", w.now, u64::MAX),
+                report("from-the-future", w.now + Duration::hours(1), 1_000),
+            ],
+        );
+        let recorded = w.recorder.invocations(&event).await.unwrap();
+        assert_eq!(
+            recorded,
+            Recorded::Written {
+                records: 1,
+                dead_lettered: 0,
+                refused: 2
+            }
+        );
+        let lake = locked(&w.lake.0);
+        assert_eq!(lake[0].1["request_id"], "ok");
+        let one_second_at_1024_mb = locked(&w.memory.team_days).values().sum::<i64>();
+        assert!(
+            one_second_at_1024_mb < 1_000_000,
+            "one second of 1 GB is a fraction of a cent: {one_second_at_1024_mb} nanos"
+        );
+    }
+}
