@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 const DEV: &str = "arn:aws:iam::123456789012:user/ana";
 const OUTSIDER: &str = "arn:aws:iam::123456789012:user/mallory";
+const TEAMMATE: &str = "arn:aws:iam::123456789012:user/bob";
 
 struct Local {
     running: Running,
@@ -371,6 +372,53 @@ async fn the_quota_holds_under_eight_concurrent_requests() {
         "nothing beyond the quota was created"
     );
     assert_eq!(local.events("AccountRequested").len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_its_requester_or_an_admin_closes_an_account() {
+    let local = start().await;
+    let (status, body) = local
+        .call(
+            "PUT",
+            "/teams/payments",
+            None,
+            Some(json!({"quota": 5, "members": [DEV, TEAMMATE]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = local.request("payments", "ana's").await;
+    let id = body["id"].as_str().unwrap().to_string();
+    local.until(&id, "ready").await;
+
+    let (status, refused) = local
+        .call(
+            "DELETE",
+            &format!("/accounts/{id}"),
+            Some(TEAMMATE),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["code"], "forbidden");
+    let (status, seen) = local
+        .call(
+            "GET",
+            &format!("/accounts/{id}"),
+            Some(TEAMMATE),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "a teammate still sees it: {seen}");
+    assert_eq!(seen["state"], "ready", "and nothing was closed");
+
+    // A platform admin may (no principal header: the local admin).
+    let (status, closing) = local
+        .call("DELETE", &format!("/accounts/{id}"), None, None, None)
+        .await;
+    assert_eq!(status, 202, "{closing}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

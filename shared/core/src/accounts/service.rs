@@ -10,7 +10,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::accounts::{Account, AccountState, NewAccount, new_id};
-use crate::accounts::{Team, TeamName};
+use crate::accounts::{Team, TeamName, session_role};
 use crate::events::catalog::{self, AccountEvent};
 use crate::ports::{
     AccountStore, BusError, Clock, EventBus, IdempotencyKey, Inserted, Marker, Markers, Page,
@@ -55,6 +55,15 @@ impl Caller {
 
     pub fn may_use(&self, team: &Team) -> bool {
         self.admin || team.members.iter().any(|m| self.is(m))
+    }
+
+    /// Whether this caller is who made a request recorded as made by
+    /// `requester`: the same principal, or for STS sessions the same role
+    /// (whoever may assume a role picks the session name, so a session is
+    /// no more particular than its role).
+    pub fn requested(&self, requester: &str) -> bool {
+        let principal = |arn: &str| session_role(arn).unwrap_or_else(|| arn.to_string());
+        principal(&self.arn) == principal(requester)
     }
 }
 
@@ -247,8 +256,16 @@ impl Accounts {
 
     /// `DELETE /accounts/{id}`: a ready or frozen account starts closing; a
     /// request not yet being created is withdrawn. Repeating it is harmless.
+    /// Only who requested it, or a platform admin, may: the rest of the
+    /// team may see the account, not end someone else's work.
     pub async fn close(&self, id: &str, caller: &Caller) -> Result<Account, AccountError> {
         let account = self.get(id, caller).await?;
+        if !caller.admin && !caller.requested(&account.requested_by) {
+            return Err(AccountError::Forbidden(format!(
+                "only who requested account request {id} ({}) or a platform admin may close it",
+                account.requested_by
+            )));
+        }
         self.close_account(account, "REQUESTED", &format!("closed by {}", caller.arn))
             .await
     }
@@ -772,6 +789,25 @@ async fn tokio_sleep(d: StdDuration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_is_closed_by_its_requester_or_the_requesters_role() {
+        let caller = |arn: &str| Caller {
+            arn: arn.into(),
+            admin: false,
+        };
+        let ana = "arn:aws:iam::123456789012:user/ana";
+        assert!(caller(ana).requested(ana));
+        assert!(!caller("arn:aws:iam::123456789012:user/bob").requested(ana));
+        let session = "arn:aws:sts::123456789012:assumed-role/dev/ana";
+        assert!(
+            caller("arn:aws:sts::123456789012:assumed-role/dev/other").requested(session),
+            "a session is only as particular as its role"
+        );
+        assert!(caller("arn:aws:iam::123456789012:role/dev").requested(session));
+        assert!(!caller("arn:aws:sts::123456789012:assumed-role/ops/ana").requested(session));
+        assert!(!caller("arn:aws:sts::210987654321:assumed-role/dev/ana").requested(session));
+    }
 
     #[test]
     fn role_members_cover_their_sessions() {
