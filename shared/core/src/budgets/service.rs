@@ -124,7 +124,7 @@ pub struct Budgets {
     markers: Arc<dyn Markers>,
     organization: Arc<dyn Organization>,
     bus: Arc<dyn EventBus>,
-    pub(crate) clock: Arc<dyn Clock>,
+    clock: Arc<dyn Clock>,
     exemptions: FreezeExemptions,
     /// The budget action `throttle-lambdas`.
     pub(crate) throttle: LambdaThrottle,

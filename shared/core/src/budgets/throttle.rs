@@ -839,6 +839,8 @@ mod tests {
         bus: Arc<FakeBus>,
         lambdas: Arc<FakeLambdas>,
         team: TeamName,
+        /// The budgets' clock, which these tests never move.
+        now: DateTime<Utc>,
     }
 
     fn account(
@@ -916,6 +918,7 @@ mod tests {
             bus,
             lambdas,
             team,
+            now,
         }
     }
 
@@ -1116,7 +1119,7 @@ mod tests {
         assert_eq!(names(of_a), ["etl", "new"], "only what is still there");
         // What a deleted function had stays remembered under the ended
         // episode until it expires; the episode itself is over.
-        let now = w.budgets.clock.now();
+        let now = w.now;
         assert_eq!(
             w.store
                 .recall(&episode_key("210987654321"), now)
