@@ -49,7 +49,7 @@ async fn one_round(round: usize) -> anyhow::Result<Duration> {
     )
     .await?;
     let url = format!("http://{}", running.addr());
-    let http = reqwest::Client::new();
+    let http = purser::http_client().build().unwrap();
     http.put(format!("{url}/teams/ops"))
         .body("{}")
         .send()
@@ -74,7 +74,7 @@ async fn one_round(round: usize) -> anyhow::Result<Duration> {
         .send()
         .await?;
 
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let config = purser_aws::config_loader()
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&url)
         .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(

@@ -210,6 +210,7 @@ impl<'a> Demo<'a> {
         // The EventBridge client of a member account, configured here rather
         // than from the environment so no AWS profile or variable changes it.
         let events = aws_sdk_eventbridge::Config::builder()
+            .http_client(purser_aws::http_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(&url)
@@ -225,7 +226,9 @@ impl<'a> Demo<'a> {
             running,
             http: Http {
                 addr: running.addr(),
-                client: reqwest::Client::new(),
+                client: crate::http_client()
+                    .build()
+                    .expect("a client for plain HTTP on loopback builds"),
             },
             data_dir: data_dir.to_path_buf(),
             events,

@@ -1,53 +1,40 @@
 //! The one place that maps each function of infra/template.yaml to the
-//! handler that implements it. `purser up` refuses to start when the two
-//! disagree, and a test checks them against the built-in template.
+//! handler that implements it, as each function's `main` builds it on AWS.
+//! `purser up` refuses to start when the two disagree, and a test checks
+//! them against the built-in template.
 
 use std::sync::Arc;
 
-use purser_core::spend::SpendSettler;
-use purser_local::{LOCAL_ADMIN, LOCAL_REGION, Registry};
-use purser_query::LocalLake;
+use purser_local::{Build, Registry};
+
+const HANDLERS: &[(&str, Build)] = &[
+    ("ApiFunction", |p| {
+        Ok(Arc::new(purser_api::Api::from_ports(p)?))
+    }),
+    ("VendFunction", |p| {
+        Ok(Arc::new(purser_vend::Vend::from_ports(p)?))
+    }),
+    ("AccountEventsFunction", |p| {
+        Ok(Arc::new(purser_account_events::AccountEvents::from_ports(
+            p,
+        )?))
+    }),
+    ("ReaperFunction", |p| {
+        Ok(Arc::new(purser_reaper::Reaper::from_ports(p)?))
+    }),
+    ("BudgetsFunction", |p| {
+        Ok(Arc::new(purser_budgets::BudgetsHandler::from_ports(p)?))
+    }),
+    ("SpendFunction", |p| {
+        Ok(Arc::new(purser_spend::SpendHandler::from_ports(p)?))
+    }),
+    ("RecorderFunction", |p| {
+        Ok(Arc::new(purser_recorder::RecorderHandler::from_ports(p)?))
+    }),
+];
 
 pub fn handlers() -> Registry {
-    Registry::new()
-        .register("ApiFunction", |ports| {
-            Arc::new(purser_api::Api::new(
-                ports.accounts(),
-                ports.recorder(),
-                ports.budgets(),
-                ports.costs(Arc::new(LocalLake::new(&ports.data_dir))),
-                vec![LOCAL_ADMIN.to_string()],
-                LOCAL_REGION.to_string(),
-            ))
-        })
-        .register("VendFunction", |ports| {
-            Arc::new(purser_vend::Vend::new(ports.accounts()))
-        })
-        .register("AccountEventsFunction", |ports| {
-            Arc::new(purser_account_events::AccountEvents::new(ports.accounts()))
-        })
-        .register("ReaperFunction", |ports| {
-            Arc::new(purser_reaper::Reaper::new(ports.accounts()))
-        })
-        .register("BudgetsFunction", |ports| {
-            Arc::new(purser_budgets::BudgetsHandler::new(ports.budgets()))
-        })
-        .register("SpendFunction", |ports| {
-            Arc::new(purser_spend::SpendHandler::new(SpendSettler::new(
-                ports.store.clone(),
-                ports.store.clone(),
-                ports.store.clone(),
-                Arc::new(LocalLake::new(&ports.data_dir)),
-                Arc::clone(&ports.bus),
-                Arc::clone(&ports.clock),
-                // Locally the CUR is whatever <data-dir>/lake/cur/ holds
-                // (an empty table without it).
-                true,
-            )))
-        })
-        .register("RecorderFunction", |ports| {
-            Arc::new(purser_recorder::RecorderHandler::new(ports.recorder()))
-        })
+    Registry::of(HANDLERS)
 }
 
 #[cfg(test)]

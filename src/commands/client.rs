@@ -154,7 +154,7 @@ impl Client {
             }
             Some(Signer::load(args.region.clone(), region_of(&base)).await?)
         };
-        let http = reqwest::Client::builder()
+        let http = purser::http_client()
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("purser-cli/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -369,7 +369,7 @@ impl Client {
 
 impl Signer {
     async fn load(region: Option<String>, from_url: Option<String>) -> anyhow::Result<Self> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader = purser_aws::config_loader();
         if let Some(region) = region.or(from_url) {
             loader = loader.region(aws_config::Region::new(region));
         }
@@ -545,7 +545,7 @@ mod tests {
     #[test]
     fn paths_are_joined_under_the_stage_and_escaped() {
         let client = Client {
-            http: reqwest::Client::new(),
+            http: purser::http_client().build().unwrap(),
             base: Url::parse("https://abc.execute-api.us-east-1.amazonaws.com/prod/").unwrap(),
             principal: None,
             signer: None,

@@ -18,7 +18,7 @@ pub async fn put(args: PutArgs) -> anyhow::Result<()> {
     }
     let local = args.endpoint.starts_with("http://127.0.0.1")
         || args.endpoint.starts_with("http://localhost");
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let mut loader = purser_aws::config_loader()
         .region(aws_config::Region::new(args.region.clone()))
         .endpoint_url(&args.endpoint);
     if let Some(account) = &args.account

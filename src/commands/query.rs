@@ -62,7 +62,7 @@ const ATHENA_TIMEOUT: Duration = Duration::from_secs(300);
 /// Runs the query on Athena, in the workgroup and database given, with the
 /// caller's AWS credentials.
 async fn on_athena(args: &QueryArgs, query: &NamedQuery) -> anyhow::Result<QueryResult> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = purser_aws::config_loader();
     if let Some(region) = &args.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }

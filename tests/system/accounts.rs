@@ -45,7 +45,7 @@ async fn start() -> Local {
     let url = format!("http://{}", running.addr());
     Local {
         running,
-        http: reqwest::Client::new(),
+        http: purser::http_client().build().unwrap(),
         url,
         clock,
         _dir: dir,
@@ -572,7 +572,7 @@ async fn closures_beyond_the_30_day_quota_are_deferred_and_said_so() {
     let local = Local {
         url: format!("http://{}", running.addr()),
         running,
-        http: reqwest::Client::new(),
+        http: purser::http_client().build().unwrap(),
         clock: Arc::new(ManualClock::new(Utc::now())),
         _dir: dir,
     };
@@ -677,7 +677,9 @@ async fn replaying_every_event_in_any_order_changes_nothing() {
         .await;
 
     // Every event, newest first, to every event-driven handler, twice.
-    let handlers = purser::registry::handlers().build(local.running.ports());
+    let handlers = purser::registry::handlers()
+        .build(local.running.ports())
+        .unwrap();
     for round in 0..2 {
         for event in before.iter().rev() {
             for name in ["VendFunction", "AccountEventsFunction", "ReaperFunction"] {

@@ -153,7 +153,9 @@ async fn settles_on(now: chrono::DateTime<Utc>) -> bool {
              "column_info": [column("account_id", "varchar"), column("day", "varchar"),
                              column("cost_usd", "decimal"), column("lambda_cost_usd", "decimal")]}),
     ]);
-    let response = reqwest::Client::new()
+    let response = purser::http_client()
+        .build()
+        .unwrap()
         .post(format!("{endpoint}/moto-api/static/athena/query-results"))
         .json(&json!({"account_id": "123456789012", "region": REGION, "results": results}))
         .send()

@@ -14,9 +14,7 @@
 use std::sync::Arc;
 
 use crate::common::aws::{bus_into_queue, create_table_from_template, moto_in, next_event, unique};
-use purser_aws::{DynamoStore, EventBridgeBus, OrganizationsClient};
-use purser_core::accounts::Accounts;
-use purser_core::{Handler, SystemClock};
+use purser_core::Handler;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "arn:aws:iam::123456789012:role/platform-admin";
@@ -55,70 +53,28 @@ async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
     let (table, bus) = (unique("purser"), unique("purser-bus"));
     create_table_from_template(&config, &table).await;
     let queue = bus_into_queue(&config, &bus).await;
-    let store = Arc::new(DynamoStore::from_config(&config, &table));
-    let accounts = || {
-        Accounts::new(
-            store.clone(),
-            store.clone(),
-            Arc::new(OrganizationsClient::from_config(&config)),
-            Arc::new(EventBridgeBus::from_config(&config, &bus)),
-            Arc::new(SystemClock),
-        )
-    };
-    // The recorder is not exercised here (tests/system/lake.rs and the Firehose
-    // contract tests are); the API needs one all the same.
-    let recorder = purser_core::lake::Recorder::new(
-        store.clone(),
-        store.clone(),
-        store.clone(),
-        Arc::new(purser_aws::FirehoseSink::from_config(
-            &config,
-            purser_aws::LakeStreams {
-                invocations: "none".into(),
-                deployments: "none".into(),
-            },
-            purser_aws::DeadLetterBucket {
-                bucket: "none".into(),
-                prefix: "dead-letter/".into(),
-            },
-        )),
-        Arc::new(EventBridgeBus::from_config(&config, &bus)),
-        Arc::new(SystemClock),
-    );
-    let budgets = purser_core::budgets::Budgets::new(
-        store.clone(),
-        Arc::new(OrganizationsClient::from_config(&config)),
-        Arc::new(EventBridgeBus::from_config(&config, &bus)),
-        Arc::new(SystemClock),
-        // Throttling is contract-tested on its own (shared/aws/tests/contract/lambdas.rs).
-        Arc::new(purser_core::NoLambdas),
-        purser_core::budgets::FreezeExemptions {
-            break_glass_roles: vec![],
-            purser_role: "OrganizationAccountAccessRole".into(),
-        },
-    );
-    let costs = purser_core::spend::Costs::new(
-        store.clone(),
-        store.clone(),
-        store.clone(),
-        Arc::new(purser_aws::AthenaEngine::from_config(
-            &config,
-            "primary",
-            "purser_lake",
-        )),
-        Arc::new(SystemClock),
-    );
-    let api = purser_api::Api::new(
-        accounts(),
-        recorder,
-        budgets,
-        costs,
-        vec![ADMIN.into()],
-        "us-east-1".into(),
-    );
-    let vend = purser_vend::Vend::new(accounts());
-    let reaper = purser_reaper::Reaper::new(accounts());
-    let account_events = purser_account_events::AccountEvents::new(accounts());
+    // The ports exactly as a function's `main` builds them on AWS, from the
+    // variables the template gives the api function (Athena and Firehose
+    // are not exercised here: tests/system/lake.rs and the contract tests).
+    let vars: std::collections::HashMap<&str, String> = [
+        ("PURSER_TABLE", table.clone()),
+        ("PURSER_BUS", bus.clone()),
+        ("PURSER_ADMIN_PRINCIPALS", ADMIN.to_string()),
+        ("PURSER_INVOCATIONS_STREAM", "none".into()),
+        ("PURSER_DEPLOYMENTS_STREAM", "none".into()),
+        ("PURSER_LAKE_BUCKET", "none".into()),
+        ("PURSER_ATHENA_WORKGROUP", "primary".into()),
+        ("PURSER_LAKE_DATABASE", "purser_lake".into()),
+    ]
+    .into_iter()
+    .collect();
+    let mut ports = purser_lambda::ports_from(&config, &|name| vars.get(name).cloned()).unwrap();
+    // Throttling is contract-tested on its own (shared/aws/tests/contract/lambdas.rs).
+    ports.member_lambdas = Arc::new(purser_core::NoLambdas);
+    let vend = purser_vend::Vend::from_ports(&ports).unwrap();
+    let api = purser_api::Api::from_ports(&ports).unwrap();
+    let reaper = purser_reaper::Reaper::from_ports(&ports).unwrap();
+    let account_events = purser_account_events::AccountEvents::from_ports(&ports).unwrap();
     let mut seen = Vec::new();
 
     let team = unique("t");

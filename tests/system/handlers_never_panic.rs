@@ -107,7 +107,11 @@ fn handlers() -> Handlers {
             None,
         ))
         .unwrap();
-    let all = registry.build(running.ports()).into_iter().collect();
+    let all = registry
+        .build(running.ports())
+        .unwrap()
+        .into_iter()
+        .collect();
     Handlers {
         all,
         rt,
@@ -191,15 +195,9 @@ fn a_failing_lake_query_is_not_echoed_to_the_caller() {
             None,
         ))
         .unwrap();
-    let ports = running.ports();
-    let api = purser_api::Api::new(
-        ports.accounts(),
-        ports.recorder(),
-        ports.budgets(),
-        ports.costs(Arc::new(FailingLake)),
-        vec![purser_local::LOCAL_ADMIN.to_string()],
-        purser_local::LOCAL_REGION.to_string(),
-    );
+    let mut ports = running.ports().clone();
+    ports.queries = Some(Arc::new(FailingLake));
+    let api = purser_api::Api::from_ports(&ports).unwrap();
     let team = json!({"team": "payments"});
     let created = rt
         .block_on(api.handle(api_request(

@@ -44,7 +44,7 @@ async fn start() -> Local {
     Local {
         url: format!("http://{}", running.addr()),
         running,
-        http: reqwest::Client::new(),
+        http: purser::http_client().build().unwrap(),
         dir,
     }
 }
@@ -94,7 +94,7 @@ impl Local {
     }
 
     async fn events_as(&self, account: &str) -> aws_sdk_eventbridge::Client {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let config = purser_aws::config_loader()
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&self.url)
             .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(

@@ -109,7 +109,7 @@ async fn start_with(config: RuntimeConfig, slow: Duration) -> Harness {
         done: AtomicUsize::new(0),
     });
     let (r, f, s) = (recorder.clone(), flaky.clone(), slow.clone());
-    let registry = Registry::new()
+    let registry = Registry::default()
         .register("Recorder", move |_| r.clone())
         .register("Flaky", move |_| f.clone())
         .register("Broken", |_| Arc::new(Panics))
@@ -134,7 +134,7 @@ impl Harness {
     /// An EventBridge client of the AWS SDK pointed at the local endpoint,
     /// calling as `access_key` (a 12-digit key is taken as the account).
     async fn events(&self, access_key: &str) -> aws_sdk_eventbridge::Client {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let config = purser_aws::config_loader()
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(self.url())
             .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
@@ -373,7 +373,7 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
 async fn http_routes_reach_their_function_as_api_gateway_requests() {
     let dir = tempfile::tempdir().unwrap();
     let h = start_with(config(dir.path()), Duration::ZERO).await;
-    let http = reqwest::Client::new();
+    let http = purser::http_client().build().unwrap();
     let reply = http
         .post(format!("{}/things/t-1?x=a%20b", h.url()))
         .header("x-purser-principal", "arn:aws:iam::123456789012:user/dev")
@@ -438,7 +438,7 @@ async fn stopping_loses_nothing_the_next_start_delivers_it() {
 async fn a_function_without_a_handler_stops_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let template = Template::parse(TEMPLATE).unwrap();
-    let registry = Registry::new().register("Recorder", |_| Arc::new(Recorder::default()));
+    let registry = Registry::default().register("Recorder", |_| Arc::new(Recorder::default()));
     let err = purser_local::start(config(dir.path()), &template, &registry, None)
         .await
         .err()
@@ -449,7 +449,7 @@ async fn a_function_without_a_handler_stops_start_up() {
         "{text}"
     );
 
-    let registry = Registry::new()
+    let registry = Registry::default()
         .register("Recorder", |_| Arc::new(Recorder::default()))
         .register("Flaky", |_| Arc::new(Recorder::default()))
         .register("Broken", |_| Arc::new(Recorder::default()))

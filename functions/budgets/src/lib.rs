@@ -17,6 +17,11 @@ pub struct BudgetsHandler {
 }
 
 impl BudgetsHandler {
+    /// The handler on the composition root's ports.
+    pub fn from_ports(ports: &purser_core::Ports) -> Result<Self, purser_core::Unwired> {
+        Ok(Self::new(ports.budgets()))
+    }
+
     pub fn new(budgets: Budgets) -> Self {
         Self { budgets }
     }

@@ -1,8 +1,4 @@
-use purser_budgets::BudgetsHandler;
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    purser_lambda::init_tracing();
-    let ports = purser_lambda::ports().await?;
-    purser_lambda::serve(BudgetsHandler::new(ports.budgets())).await
+    purser_lambda::run(purser_budgets::BudgetsHandler::from_ports).await
 }

@@ -15,6 +15,11 @@ pub struct Reaper {
 }
 
 impl Reaper {
+    /// The handler on the composition root's ports.
+    pub fn from_ports(ports: &purser_core::Ports) -> Result<Self, purser_core::Unwired> {
+        Ok(Self::new(ports.accounts()))
+    }
+
     pub fn new(accounts: Accounts) -> Self {
         Self { accounts }
     }

@@ -20,6 +20,11 @@ pub struct RecorderHandler {
 }
 
 impl RecorderHandler {
+    /// The handler on the composition root's ports.
+    pub fn from_ports(ports: &purser_core::Ports) -> Result<Self, purser_core::Unwired> {
+        Ok(Self::new(ports.recorder()?))
+    }
+
     pub fn new(recorder: Recorder) -> Self {
         Self { recorder }
     }

@@ -1,8 +1,4 @@
-use purser_recorder::RecorderHandler;
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    purser_lambda::init_tracing();
-    let ports = purser_lambda::ports().await?;
-    purser_lambda::serve(RecorderHandler::new(ports.recorder()?)).await
+    purser_lambda::run(purser_recorder::RecorderHandler::from_ports).await
 }

@@ -16,6 +16,11 @@ pub struct SpendHandler {
 }
 
 impl SpendHandler {
+    /// The handler on the composition root's ports.
+    pub fn from_ports(ports: &purser_core::Ports) -> Result<Self, purser_core::Unwired> {
+        Ok(Self::new(ports.spend_settler()?))
+    }
+
     pub fn new(settler: SpendSettler) -> Self {
         Self { settler }
     }

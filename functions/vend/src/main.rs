@@ -1,8 +1,4 @@
-use purser_vend::Vend;
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    purser_lambda::init_tracing();
-    let ports = purser_lambda::ports().await?;
-    purser_lambda::serve(Vend::new(ports.accounts())).await
+    purser_lambda::run(purser_vend::Vend::from_ports).await
 }

@@ -692,6 +692,7 @@ mod tests {
             BehaviorVersion, Credentials, Region, retry::RetryConfig,
         };
         let config = aws_sdk_eventbridge::Config::builder()
+            .http_client(crate::http_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))

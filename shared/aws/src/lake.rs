@@ -1061,6 +1061,7 @@ mod tests {
     async fn unreachable_endpoints_make_the_lake_unavailable_with_the_cause() {
         use aws_sdk_firehose::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
         let firehose = aws_sdk_firehose::Config::builder()
+            .http_client(crate::http_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
@@ -1068,6 +1069,7 @@ mod tests {
             .retry_config(RetryConfig::disabled())
             .build();
         let s3 = aws_sdk_s3::Config::builder()
+            .http_client(crate::http_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))

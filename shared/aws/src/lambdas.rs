@@ -306,6 +306,7 @@ mod tests {
     #[test]
     fn regions_default_to_the_configuration_s_own() {
         let config = aws_config::SdkConfig::builder()
+            .http_client(crate::http_client())
             .region(Region::new("eu-west-1"))
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();

@@ -27,11 +27,28 @@ pub use query::AthenaEngine;
 pub use store::DynamoStore;
 
 use aws_config::BehaviorVersion;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 /// The SDK configuration of the environment: the Lambda role's credentials
 /// and region in the cloud. It honours `AWS_ENDPOINT_URL` and
 /// `AWS_ENDPOINT_URL_<SERVICE>`, which is how the same binaries talk to moto
 /// or to `purser up` instead of AWS.
 pub async fn load_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    config_loader().load().await
+}
+
+/// The SDK's configuration loader with Purser's HTTP client; every
+/// `aws_config` load in Purser (functions, CLI, tests) starts here.
+pub fn config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client())
+}
+
+/// hyper 1 with rustls on ring (HTTPS, and plain HTTP for moto and `purser
+/// up`). The SDK crates are built without their default client, which would
+/// add aws-lc (a long C build and about a megabyte per function) and a
+/// second, legacy hyper 0.14 stack.
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }

@@ -1360,6 +1360,7 @@ mod tests {
     fn the_engine_keeps_its_settings() {
         use aws_sdk_athena::config::{BehaviorVersion, Region};
         let config = aws_sdk_athena::Config::builder()
+            .http_client(crate::http_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .build();
@@ -1382,6 +1383,7 @@ mod tests {
     async fn an_unreachable_endpoint_is_unavailable_with_its_cause() {
         use aws_sdk_athena::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
         let config = aws_sdk_athena::Config::builder()
+            .http_client(crate::http_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))

@@ -2,7 +2,7 @@
 //! account-events, reaper, the api's accounts and teams), `budgets` (with
 //! the throttle), `spend` (pricing and settlement), `lake` (recorder and
 //! named queries), `events` (the envelope and catalog) and `ports` (one
-//! file per port). Nothing here knows AWS or does I/O. EventBridge's own
+//! file per port); `services` builds every service from one `Ports`. Nothing here knows AWS or does I/O. EventBridge's own
 //! decisions (patterns, schedules) live in `purser-eventbridge`.
 
 pub mod accounts;
@@ -11,6 +11,7 @@ pub mod events;
 pub mod handler;
 pub mod lake;
 pub mod ports;
+pub mod services;
 pub mod spend;
 pub mod validation;
 
@@ -24,4 +25,5 @@ pub use ports::{
     RejectedEntry, SettlementStore, ShiftedClock, SpendAdd, SpendCounters, Store, StoreError,
     SystemClock, Transitioned,
 };
+pub use services::{Ports, Settings, Unwired};
 pub use validation::ValidationError;

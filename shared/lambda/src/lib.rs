@@ -3,160 +3,150 @@
 //! the handler on `lambda_runtime`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use purser_aws::{
     AthenaEngine, DeadLetterBucket, DynamoStore, EventBridgeBus, FirehoseSink, LakeStreams,
     MemberLambdasClient, OrganizationsClient,
 };
-use purser_core::accounts::Accounts;
-use purser_core::budgets::{Budgets, FreezeExemptions};
-use purser_core::lake::Recorder;
+use purser_core::budgets::FreezeExemptions;
 use purser_core::ports::QueryEngine;
-use purser_core::spend::{Costs, SpendSettler};
-use purser_core::{Clock, EventBus, Handler, Organization, Store, SystemClock};
+use purser_core::{Handler, LakeSink, Ports, Settings, SystemClock, Unwired};
 use serde_json::Value;
 
-/// The ports on AWS, as the template configures them.
-pub struct AwsPorts {
-    pub store: Arc<dyn Store>,
-    pub bus: Arc<dyn EventBus>,
-    pub organization: Arc<dyn Organization>,
-    pub clock: Arc<dyn Clock>,
-    /// IAM principal ARNs of platform admins (`AdminPrincipals`).
-    pub admins: Vec<String>,
-    config: aws_config::SdkConfig,
+/// What a function's `main` does: tracing, the ports from the environment,
+/// the handler `build` makes of them, and `lambda_runtime` until Lambda
+/// stops the sandbox.
+pub async fn run<H: Handler + 'static>(
+    build: impl FnOnce(&Ports) -> Result<H, Unwired>,
+) -> Result<(), Error> {
+    init_tracing();
+    let ports = ports().await?;
+    serve(build(&ports)?).await
 }
 
-impl AwsPorts {
-    pub fn accounts(&self) -> Accounts {
-        Accounts::new(
-            self.store.clone(),
-            self.store.clone(),
-            Arc::clone(&self.organization),
-            Arc::clone(&self.bus),
-            Arc::clone(&self.clock),
-        )
-    }
+/// The ports on AWS, as infra/template.yaml configures each function in
+/// its environment.
+pub async fn ports() -> Result<Ports, Error> {
+    let config = purser_aws::load_config().await;
+    ports_from(&config, &|name| std::env::var(name).ok())
+}
 
-    /// Budgets, with the roles a freeze exempts (`PURSER_BREAK_GLASS_ROLES`,
-    /// `PURSER_MEMBER_ROLE`, and the throttle role); `throttle-lambdas`
-    /// assumes `PURSER_THROTTLE_ROLE` (the member role when unset) in member
-    /// accounts, in the regions of `PURSER_THROTTLE_REGIONS` (the function's
-    /// own when unset).
-    pub fn budgets(&self) -> Budgets {
-        let member_role = member_role();
-        let throttle_role = std::env::var("PURSER_THROTTLE_ROLE")
-            .ok()
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| member_role.clone());
-        let mut break_glass_roles = list_env("PURSER_BREAK_GLASS_ROLES");
-        // A frozen account must still let Purser throttle its functions.
-        if throttle_role != member_role && !break_glass_roles.contains(&throttle_role) {
-            break_glass_roles.push(throttle_role.clone());
-        }
-        Budgets::new(
-            Arc::clone(&self.store),
-            Arc::clone(&self.organization),
-            Arc::clone(&self.bus),
-            Arc::clone(&self.clock),
-            Arc::new(MemberLambdasClient::from_config(
-                &self.config,
-                &throttle_role,
-                list_env("PURSER_THROTTLE_REGIONS"),
-            )),
-            FreezeExemptions {
+/// The variables a function reads, by name (its environment on Lambda).
+pub type Variables<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The ports on `config` with the settings of `vars`: `PURSER_TABLE`,
+/// `PURSER_BUS`, `PURSER_ADMIN_PRINCIPALS`, `PURSER_MEMBER_ROLE` and
+/// `PURSER_BREAK_GLASS_ROLES` for all; the lake streams
+/// (`PURSER_INVOCATIONS_STREAM`, `PURSER_DEPLOYMENTS_STREAM`,
+/// `PURSER_LAKE_BUCKET`) and the Athena workgroup (`PURSER_ATHENA_WORKGROUP`,
+/// `PURSER_LAKE_DATABASE`, `PURSER_QUERY_TIMEOUT_SECONDS`, `PURSER_CUR`) only
+/// for the functions that write or query the lake.
+pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Ports, Error> {
+    let get = |name: &str| vars(name).filter(|v| !v.trim().is_empty());
+    let list = |name: &str| list(&get(name).unwrap_or_default());
+    let member_role =
+        get("PURSER_MEMBER_ROLE").unwrap_or_else(|| "OrganizationAccountAccessRole".into());
+    // `throttle-lambdas` assumes `PURSER_THROTTLE_ROLE` (the member role
+    // when unset) in the regions of `PURSER_THROTTLE_REGIONS` (the
+    // function's own when unset).
+    let throttle_role = get("PURSER_THROTTLE_ROLE").unwrap_or_else(|| member_role.clone());
+    let mut break_glass_roles = list("PURSER_BREAK_GLASS_ROLES");
+    // A frozen account must still let Purser throttle its functions.
+    if throttle_role != member_role && !break_glass_roles.contains(&throttle_role) {
+        break_glass_roles.push(throttle_role.clone());
+    }
+    Ok(Ports {
+        store: Arc::new(DynamoStore::from_config(
+            config,
+            required(vars, "PURSER_TABLE")?,
+        )),
+        bus: Arc::new(EventBridgeBus::from_config(
+            config,
+            required(vars, "PURSER_BUS")?,
+        )),
+        organization: Arc::new(OrganizationsClient::from_config(config)),
+        clock: Arc::new(SystemClock),
+        member_lambdas: Arc::new(MemberLambdasClient::from_config(
+            config,
+            &throttle_role,
+            list("PURSER_THROTTLE_REGIONS"),
+        )),
+        lake: lake(config, vars)?,
+        queries: queries(config, vars)?,
+        settings: Settings {
+            admins: admins(list("PURSER_ADMIN_PRINCIPALS")),
+            region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            freeze_exemptions: FreezeExemptions {
                 break_glass_roles,
                 purser_role: member_role,
             },
-        )
-    }
-
-    /// The recorder on Firehose; only functions the template gives the lake
-    /// streams (`PURSER_INVOCATIONS_STREAM`, `PURSER_DEPLOYMENTS_STREAM`,
-    /// `PURSER_LAKE_BUCKET`) have one.
-    pub fn recorder(&self) -> Result<Recorder, Error> {
-        let lake = FirehoseSink::from_config(
-            &self.config,
-            LakeStreams {
-                invocations: env("PURSER_INVOCATIONS_STREAM")?,
-                deployments: env("PURSER_DEPLOYMENTS_STREAM")?,
-            },
-            DeadLetterBucket {
-                bucket: env("PURSER_LAKE_BUCKET")?,
-                // The lake bucket's lifecycle rule expires this prefix.
-                prefix: "dead-letter/".into(),
-            },
-        );
-        Ok(Recorder::new(
-            self.store.clone(),
-            self.store.clone(),
-            self.store.clone(),
-            Arc::new(lake),
-            Arc::clone(&self.bus),
-            Arc::clone(&self.clock),
-        ))
-    }
-
-    /// The named queries on Athena: the workgroup and Glue database the
-    /// template gives (`PURSER_ATHENA_WORKGROUP`, `PURSER_LAKE_DATABASE`),
-    /// stopped after `timeout`.
-    pub fn athena(&self, timeout: std::time::Duration) -> Result<Arc<dyn QueryEngine>, Error> {
-        Ok(Arc::new(
-            AthenaEngine::from_config(
-                &self.config,
-                env("PURSER_ATHENA_WORKGROUP")?,
-                env("PURSER_LAKE_DATABASE")?,
-            )
-            .with_timeout(timeout),
-        ))
-    }
-
-    /// What teams spent, with costs by function from `lake`.
-    pub fn costs(&self, lake: Arc<dyn QueryEngine>) -> Costs {
-        Costs::new(
-            self.store.clone(),
-            self.store.clone(),
-            self.store.clone(),
-            lake,
-            Arc::clone(&self.clock),
-        )
-    }
-
-    /// The spend settler on Athena; `PURSER_CUR` says whether the template
-    /// created the `cur` table over a CUR 2.0 export.
-    pub fn spend(&self) -> Result<SpendSettler, Error> {
-        Ok(SpendSettler::new(
-            self.store.clone(),
-            self.store.clone(),
-            self.store.clone(),
-            // Well inside the function's 300-second timeout, for two queries.
-            self.athena(std::time::Duration::from_secs(120))?,
-            Arc::clone(&self.bus),
-            Arc::clone(&self.clock),
-            std::env::var("PURSER_CUR").is_ok_and(|v| v == "true"),
-        ))
-    }
+            cur: get("PURSER_CUR").is_some_and(|v| v == "true"),
+        },
+    })
 }
 
-fn env(name: &str) -> Result<String, Error> {
-    std::env::var(name).map_err(|_| {
+/// Firehose, for the functions the template gives the lake streams.
+fn lake(
+    config: &aws_config::SdkConfig,
+    vars: Variables,
+) -> Result<Option<Arc<dyn LakeSink>>, Error> {
+    if vars("PURSER_INVOCATIONS_STREAM").is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(FirehoseSink::from_config(
+        config,
+        LakeStreams {
+            invocations: required(vars, "PURSER_INVOCATIONS_STREAM")?,
+            deployments: required(vars, "PURSER_DEPLOYMENTS_STREAM")?,
+        },
+        DeadLetterBucket {
+            bucket: required(vars, "PURSER_LAKE_BUCKET")?,
+            // The lake bucket's lifecycle rule expires this prefix.
+            prefix: "dead-letter/".into(),
+        },
+    ))))
+}
+
+/// Athena, for the functions the template gives the workgroup, stopped
+/// after `PURSER_QUERY_TIMEOUT_SECONDS` (25 when unset: API Gateway gives
+/// up on an integration after 30).
+fn queries(
+    config: &aws_config::SdkConfig,
+    vars: Variables,
+) -> Result<Option<Arc<dyn QueryEngine>>, Error> {
+    if vars("PURSER_ATHENA_WORKGROUP").is_none() {
+        return Ok(None);
+    }
+    let timeout = match vars("PURSER_QUERY_TIMEOUT_SECONDS") {
+        None => 25,
+        Some(s) => s
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=900).contains(s))
+            .ok_or("PURSER_QUERY_TIMEOUT_SECONDS must be 1 to 900 seconds")?,
+    };
+    Ok(Some(Arc::new(
+        AthenaEngine::from_config(
+            config,
+            required(vars, "PURSER_ATHENA_WORKGROUP")?,
+            required(vars, "PURSER_LAKE_DATABASE")?,
+        )
+        .with_timeout(Duration::from_secs(timeout)),
+    )))
+}
+
+fn required(vars: Variables, name: &str) -> Result<String, Error> {
+    vars(name).ok_or_else(|| {
         format!("{name} is not set: the function must be deployed by infra/template.yaml").into()
     })
 }
 
-/// The role Purser acts through in member accounts (`PURSER_MEMBER_ROLE`).
-fn member_role() -> String {
-    std::env::var("PURSER_MEMBER_ROLE")
-        .ok()
-        .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| "OrganizationAccountAccessRole".into())
-}
-
-/// A comma-separated list from the environment (empty when unset).
-fn list_env(name: &str) -> Vec<String> {
-    std::env::var(name)
-        .unwrap_or_default()
+/// A comma-separated list.
+fn list(value: &str) -> Vec<String> {
+    value
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -178,19 +168,6 @@ fn admins(listed: Vec<String>) -> Vec<String> {
             None => true,
         })
         .collect()
-}
-
-/// Reads `PURSER_TABLE`, `PURSER_BUS` and `PURSER_ADMIN_PRINCIPALS`.
-pub async fn ports() -> Result<AwsPorts, Error> {
-    let config = purser_aws::load_config().await;
-    Ok(AwsPorts {
-        store: Arc::new(DynamoStore::from_config(&config, env("PURSER_TABLE")?)),
-        bus: Arc::new(EventBridgeBus::from_config(&config, env("PURSER_BUS")?)),
-        organization: Arc::new(OrganizationsClient::from_config(&config)),
-        clock: Arc::new(SystemClock),
-        admins: admins(list_env("PURSER_ADMIN_PRINCIPALS")),
-        config,
-    })
 }
 
 /// Runs `handler` for every invocation; a handler error is reported to
@@ -216,6 +193,104 @@ pub fn init_tracing() {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    fn config() -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .http_client(purser_aws::http_client())
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    }
+
+    fn ports(vars: &[(&str, &str)]) -> Result<purser_core::Ports, lambda_runtime::Error> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        super::ports_from(&config(), &|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn every_function_has_the_store_the_bus_and_the_settings_of_its_environment() {
+        let ports = ports(&[
+            ("PURSER_TABLE", "purser"),
+            ("PURSER_BUS", "purser-bus"),
+            (
+                "PURSER_ADMIN_PRINCIPALS",
+                "arn:aws:iam::123456789012:role/admin, ",
+            ),
+            ("PURSER_BREAK_GLASS_ROLES", "break-glass"),
+            ("PURSER_THROTTLE_ROLE", "purser-throttle"),
+            ("AWS_REGION", "eu-west-1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            ports.settings.admins,
+            ["arn:aws:iam::123456789012:role/admin"]
+        );
+        assert_eq!(ports.settings.region, "eu-west-1");
+        assert_eq!(
+            ports.settings.freeze_exemptions.break_glass_roles,
+            ["break-glass", "purser-throttle"]
+        );
+        assert_eq!(
+            ports.settings.freeze_exemptions.purser_role,
+            "OrganizationAccountAccessRole"
+        );
+        assert!(!ports.settings.cur);
+        // Only the functions the template gives the lake have it.
+        assert!(ports.lake.is_none() && ports.queries.is_none());
+        let err = ports.recorder().err().unwrap().to_string();
+        assert!(err.contains("lake sink"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_or_out_of_range_setting_is_named() {
+        let err = ports(&[("PURSER_BUS", "b")]).err().unwrap().to_string();
+        assert!(err.contains("PURSER_TABLE is not set"), "{err}");
+        let err = ports(&[
+            ("PURSER_TABLE", "t"),
+            ("PURSER_BUS", "b"),
+            ("PURSER_ATHENA_WORKGROUP", "w"),
+            ("PURSER_LAKE_DATABASE", "d"),
+            ("PURSER_QUERY_TIMEOUT_SECONDS", "0"),
+        ])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("PURSER_QUERY_TIMEOUT_SECONDS"), "{err}");
+        let err = ports(&[
+            ("PURSER_TABLE", "t"),
+            ("PURSER_BUS", "b"),
+            ("PURSER_INVOCATIONS_STREAM", "i"),
+        ])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("PURSER_DEPLOYMENTS_STREAM is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_lake_functions_have_the_lake_and_its_queries() {
+        let ports = ports(&[
+            ("PURSER_TABLE", "t"),
+            ("PURSER_BUS", "b"),
+            ("PURSER_INVOCATIONS_STREAM", "i"),
+            ("PURSER_DEPLOYMENTS_STREAM", "d"),
+            ("PURSER_LAKE_BUCKET", "lake"),
+            ("PURSER_ATHENA_WORKGROUP", "w"),
+            ("PURSER_LAKE_DATABASE", "db"),
+            ("PURSER_CUR", "true"),
+        ])
+        .unwrap();
+        assert!(ports.settings.cur);
+        assert!(ports.recorder().is_ok() && ports.costs().is_ok());
+        assert!(ports.spend_settler().is_ok());
+    }
+
     #[test]
     fn admins_named_by_session_are_ignored() {
         let listed = vec![

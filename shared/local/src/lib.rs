@@ -22,7 +22,7 @@ pub use dispatch::RetryTiming;
 pub use lake::LocalLakeSink;
 pub use lambdas::SimulatedLambdas;
 pub use organization::{SimulatedOrganization, SimulationConfig};
-pub use registry::{Ports, Registry, RegistryError};
+pub use registry::{Build, Registry, RegistryError};
 pub use runtime::{Running, RuntimeConfig, StartError, start};
 pub use store::SqliteStore;
 pub use template::{BUILTIN_TEMPLATE, LocalContext, Template};

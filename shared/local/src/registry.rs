@@ -1,85 +1,16 @@
 //! Maps each function of the template to the handler that implements it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use purser_core::accounts::Accounts;
-use purser_core::budgets::{Budgets, FreezeExemptions};
-use purser_core::lake::Recorder;
-use purser_core::ports::QueryEngine;
-use purser_core::spend::Costs;
-use purser_core::{Clock, EventBus, Handler, LakeSink, MemberLambdas, Organization, Store};
+use purser_core::{Handler, Ports, Unwired};
 
 use crate::template::Wiring;
 
-/// The ports a handler is built from; locally, the embedded backends.
-#[derive(Clone)]
-pub struct Ports {
-    pub store: Arc<dyn Store>,
-    pub bus: Arc<dyn EventBus>,
-    pub organization: Arc<dyn Organization>,
-    pub lake: Arc<dyn LakeSink>,
-    pub clock: Arc<dyn Clock>,
-    /// Where the local lake and database live (the query engine reads it).
-    pub data_dir: PathBuf,
-    /// The member accounts' Lambda functions (simulated locally).
-    pub lambdas: Arc<dyn MemberLambdas>,
-}
+/// How a handler is made from the composition root's ports.
+pub type Build = fn(&Ports) -> Result<Arc<dyn Handler>, Unwired>;
 
-impl Ports {
-    /// The account service on these ports.
-    pub fn accounts(&self) -> Accounts {
-        Accounts::new(
-            self.store.clone(),
-            self.store.clone(),
-            Arc::clone(&self.organization),
-            Arc::clone(&self.bus),
-            Arc::clone(&self.clock),
-        )
-    }
-
-    /// Budgets on these ports; locally the freeze exempts a `break-glass`
-    /// role and the role Organizations creates in each account.
-    pub fn budgets(&self) -> Budgets {
-        Budgets::new(
-            Arc::clone(&self.store),
-            Arc::clone(&self.organization),
-            Arc::clone(&self.bus),
-            Arc::clone(&self.clock),
-            Arc::clone(&self.lambdas),
-            FreezeExemptions {
-                break_glass_roles: vec!["break-glass".into()],
-                purser_role: "OrganizationAccountAccessRole".into(),
-            },
-        )
-    }
-
-    /// What teams spent, with costs by function from `lake`.
-    pub fn costs(&self, lake: Arc<dyn QueryEngine>) -> Costs {
-        Costs::new(
-            self.store.clone(),
-            self.store.clone(),
-            self.store.clone(),
-            lake,
-            Arc::clone(&self.clock),
-        )
-    }
-
-    /// The recorder on these ports.
-    pub fn recorder(&self) -> Recorder {
-        Recorder::new(
-            self.store.clone(),
-            self.store.clone(),
-            self.store.clone(),
-            Arc::clone(&self.lake),
-            Arc::clone(&self.bus),
-            Arc::clone(&self.clock),
-        )
-    }
-}
-
-type Factory = Box<dyn Fn(&Ports) -> Arc<dyn Handler> + Send + Sync>;
+type Factory = Box<dyn Fn(&Ports) -> Result<Arc<dyn Handler>, Unwired> + Send + Sync>;
 
 /// Handler factories by the function's logical id in the template.
 #[derive(Default)]
@@ -102,16 +33,26 @@ pub enum RegistryError {
 }
 
 impl Registry {
-    pub fn new() -> Self {
-        Self::default()
+    /// The registry of a table of (the function's logical id, its build).
+    pub fn of(table: &[(&str, Build)]) -> Self {
+        Self {
+            factories: table
+                .iter()
+                .map(|(function, build)| (function.to_string(), Box::new(*build) as Factory))
+                .collect(),
+        }
     }
 
+    /// Adds a handler made by any closure (the runtime's own tests register
+    /// fakes this way).
     pub fn register<F>(mut self, function: &str, factory: F) -> Self
     where
         F: Fn(&Ports) -> Arc<dyn Handler> + Send + Sync + 'static,
     {
-        self.factories
-            .insert(function.to_string(), Box::new(factory));
+        self.factories.insert(
+            function.to_string(),
+            Box::new(move |ports: &Ports| Ok(factory(ports))),
+        );
         self
     }
 
@@ -147,10 +88,10 @@ impl Registry {
     }
 
     /// Builds every handler from the ports.
-    pub fn build(&self, ports: &Ports) -> BTreeMap<String, Arc<dyn Handler>> {
+    pub fn build(&self, ports: &Ports) -> Result<BTreeMap<String, Arc<dyn Handler>>, Unwired> {
         self.factories
             .iter()
-            .map(|(name, factory)| (name.clone(), factory(ports)))
+            .map(|(name, build)| Ok((name.clone(), build(ports)?)))
             .collect()
     }
 }

@@ -17,10 +17,12 @@ use crate::dispatch::{Dispatcher, RetryTiming, Target};
 use crate::http::{HttpState, Route};
 use crate::lambdas::SimulatedLambdas;
 use crate::organization::{SimulatedOrganization, SimulationConfig};
-use crate::registry::{Ports, Registry, RegistryError};
+use crate::registry::{Registry, RegistryError};
 use crate::store::SqliteStore;
 use crate::template::{LocalContext, Template, TemplateError, Trigger};
 use crate::timers::Timer;
+use purser_core::budgets::FreezeExemptions;
+use purser_core::{Ports, Settings, Unwired};
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -61,6 +63,8 @@ pub enum StartError {
     Template(#[from] TemplateError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Unwired(#[from] Unwired),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("cannot listen on {addr}: {source} (is another `purser up` running? try --port)")]
@@ -195,16 +199,30 @@ pub async fn start(
         org_config,
     ));
     let lambdas = Arc::new(SimulatedLambdas::new(db.clone()));
+    // Locally every function has every port: one process plays them all.
     let ports = Ports {
         store: Arc::new(SqliteStore::new(db.clone())),
         bus: Arc::new(bus.clone()),
         organization: organization.clone(),
-        lake: Arc::new(crate::lake::LocalLakeSink::new(&config.data_dir)),
         clock,
-        data_dir: config.data_dir.clone(),
-        lambdas: lambdas.clone(),
+        member_lambdas: lambdas.clone(),
+        lake: Some(Arc::new(crate::lake::LocalLakeSink::new(&config.data_dir))),
+        queries: Some(Arc::new(purser_query::LocalLake::new(&config.data_dir))),
+        settings: Settings {
+            admins: vec![crate::LOCAL_ADMIN.to_string()],
+            region: ctx.region.clone(),
+            // The role Organizations creates in each account, and a
+            // `break-glass` role to try the exemption with.
+            freeze_exemptions: FreezeExemptions {
+                break_glass_roles: vec!["break-glass".into()],
+                purser_role: "OrganizationAccountAccessRole".into(),
+            },
+            // The CUR is whatever <data-dir>/lake/cur/ holds (an empty
+            // table without it).
+            cur: true,
+        },
     };
-    let handlers = registry.build(&ports);
+    let handlers = registry.build(&ports)?;
     let ports_kept = ports.clone();
     let timeouts: BTreeMap<&str, Duration> = wiring
         .functions

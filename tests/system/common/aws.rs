@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
@@ -29,7 +29,7 @@ pub async fn moto_in(region: &'static str) -> Option<SdkConfig> {
         ),
     };
     Some(
-        aws_config::defaults(BehaviorVersion::latest())
+        purser_aws::config_loader()
             .endpoint_url(endpoint)
             .region(Region::new(region))
             .credentials_provider(aws_sdk_sqs::config::Credentials::new(

@@ -64,7 +64,7 @@ pub async fn start_with_clock(clock: Option<Arc<dyn Clock>>) -> Local {
     Local {
         url: format!("http://{}", running.addr()),
         running,
-        http: reqwest::Client::new(),
+        http: purser::http_client().build().unwrap(),
         dir,
     }
 }
@@ -127,7 +127,7 @@ impl Local {
                 "duration_ms": 899_999.0, "billed_duration_ms": 900_000, "max_memory_used_mb": 2000, "init_duration_ms": null}))
             .collect();
         let detail = json!({"version": 1, "batch_id": batch_id, "function_name": function, "architecture": "arm64", "memory_mb": 10240, "reports": reports});
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let config = purser_aws::config_loader()
             .region(aws_config::Region::new(REGION))
             .endpoint_url(&self.url)
             .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(

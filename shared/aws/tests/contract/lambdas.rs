@@ -86,7 +86,7 @@ impl Member {
             "AWS4-HMAC-SHA256 Credential={}/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
             self.credentials.access_key_id()
         );
-        let reply = reqwest::Client::new()
+        let reply = crate::common::http()
             .post(format!("{}/", self.endpoint))
             .header("authorization", authorization)
             .header(

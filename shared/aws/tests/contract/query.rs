@@ -64,7 +64,7 @@ async fn moto_in(region: &'static str) -> Option<(SdkConfig, String)> {
 
 /// POSTs `body` to one of moto's own endpoints.
 async fn moto_api(endpoint: &str, path: &str, body: &Value) {
-    let response = reqwest::Client::new()
+    let response = crate::common::http()
         .post(format!("{endpoint}{path}"))
         .json(body)
         .send()

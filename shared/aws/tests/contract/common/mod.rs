@@ -2,7 +2,7 @@
 //! server that `scripts/test` starts, and resource names of its own so tests
 //! run in parallel against one server without resetting it.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
 
 /// The configuration for moto at `PURSER_MOTO_ENDPOINT`, or `None` (after
@@ -21,7 +21,7 @@ pub async fn moto_config() -> Option<SdkConfig> {
         ),
     };
     Some(
-        aws_config::defaults(BehaviorVersion::latest())
+        purser_aws::config_loader()
             .endpoint_url(endpoint)
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new(
@@ -40,4 +40,12 @@ pub async fn moto_config() -> Option<SdkConfig> {
 /// prefix, within every service's limits).
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A plain HTTP client for moto's own API. reqwest is built without a TLS
+/// crypto provider of its own (the CLI's choice, unified into this build),
+/// so the one every Purser binary uses is installed first.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

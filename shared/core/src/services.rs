@@ -1,0 +1,116 @@
+//! The one composition root: every port a function may use, in one value,
+//! and the services built from it. `purser-lambda` fills [`Ports`] from the
+//! environment the template sets, `purser-local` from the embedded
+//! backends; each function crate builds its handler from it (`from_ports`),
+//! so the cloud and `purser up` wire every service the same way.
+
+use std::sync::Arc;
+
+use crate::accounts::Accounts;
+use crate::budgets::{Budgets, FreezeExemptions};
+use crate::lake::Recorder;
+use crate::ports::{Clock, EventBus, LakeSink, MemberLambdas, Organization, QueryEngine, Store};
+use crate::spend::{Costs, SpendSettler};
+
+/// Every port, and the settings the services take.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn EventBus>,
+    pub organization: Arc<dyn Organization>,
+    pub clock: Arc<dyn Clock>,
+    /// The member accounts' Lambda functions, which the throttle changes.
+    pub member_lambdas: Arc<dyn MemberLambdas>,
+    /// The lake's writer; on AWS only the functions the template gives the
+    /// lake streams have one.
+    pub lake: Option<Arc<dyn LakeSink>>,
+    /// The lake's named queries; on AWS only the functions the template
+    /// gives the Athena workgroup have them.
+    pub queries: Option<Arc<dyn QueryEngine>>,
+    pub settings: Settings,
+}
+
+/// What the services are told rather than asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// IAM principal ARNs of platform admins (never STS sessions).
+    pub admins: Vec<String>,
+    /// The region Purser runs in: the region of deployments it records.
+    pub region: String,
+    /// Who may still act in a frozen account.
+    pub freeze_exemptions: FreezeExemptions,
+    /// Whether the lake has a `cur` table over a CUR 2.0 export.
+    pub cur: bool,
+}
+
+/// A service was asked of ports that do not have what it needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this function has no {0}: the template (infra/template.yaml) gives it only to the functions that need it"
+)]
+pub struct Unwired(pub &'static str);
+
+impl Ports {
+    pub fn accounts(&self) -> Accounts {
+        Accounts::new(
+            self.store.clone(),
+            self.store.clone(),
+            Arc::clone(&self.organization),
+            Arc::clone(&self.bus),
+            Arc::clone(&self.clock),
+        )
+    }
+
+    pub fn budgets(&self) -> Budgets {
+        Budgets::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.organization),
+            Arc::clone(&self.bus),
+            Arc::clone(&self.clock),
+            Arc::clone(&self.member_lambdas),
+            self.settings.freeze_exemptions.clone(),
+        )
+    }
+
+    pub fn recorder(&self) -> Result<Recorder, Unwired> {
+        Ok(Recorder::new(
+            self.store.clone(),
+            self.store.clone(),
+            self.store.clone(),
+            self.lake()?,
+            Arc::clone(&self.bus),
+            Arc::clone(&self.clock),
+        ))
+    }
+
+    /// What teams spent, with costs by function from the lake's queries.
+    pub fn costs(&self) -> Result<Costs, Unwired> {
+        Ok(Costs::new(
+            self.store.clone(),
+            self.store.clone(),
+            self.store.clone(),
+            self.queries()?,
+            Arc::clone(&self.clock),
+        ))
+    }
+
+    pub fn spend_settler(&self) -> Result<SpendSettler, Unwired> {
+        Ok(SpendSettler::new(
+            self.store.clone(),
+            self.store.clone(),
+            self.store.clone(),
+            self.queries()?,
+            Arc::clone(&self.bus),
+            Arc::clone(&self.clock),
+            self.settings.cur,
+        ))
+    }
+
+    fn lake(&self) -> Result<Arc<dyn LakeSink>, Unwired> {
+        self.lake.clone().ok_or(Unwired("lake sink"))
+    }
+
+    fn queries(&self) -> Result<Arc<dyn QueryEngine>, Unwired> {
+        self.queries.clone().ok_or(Unwired("lake query engine"))
+    }
+}
