@@ -658,7 +658,11 @@ async fn replaying_every_event_in_any_order_changes_nothing() {
         .await;
     local.until(&b, "closed").await;
     local.until(&c, "failed").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    local
+        .running
+        .settle(std::time::Duration::from_secs(10))
+        .await
+        .expect("every delivery is done");
 
     let snapshot = |local: &Local| {
         let archive = inspect::archive(
@@ -699,7 +703,11 @@ async fn replaying_every_event_in_any_order_changes_nothing() {
         };
         assert_eq!(states(&list_after), states(&list_before), "round {round}");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    local
+        .running
+        .settle(std::time::Duration::from_secs(10))
+        .await
+        .expect("every delivery is done");
     assert_eq!(snapshot(&local).len(), before.len(), "no new events");
     local.running.shutdown().await;
 }

@@ -39,7 +39,11 @@ async fn a_team_over_budget_is_frozen_and_a_raised_budget_unfreezes_it() {
         .until("80 % is crossed", async |l| l.crossings() == [50, 80])
         .await;
     local.report(&account, "runaway", "b3", 20).await; // redelivered: not counted again
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    local
+        .running
+        .settle(std::time::Duration::from_secs(10))
+        .await
+        .expect("every delivery is done");
     let (_, view) = local.call("GET", "/teams/payments/budget", None).await;
     let spend: f64 = view["spend"].as_str().unwrap().parse().unwrap();
     assert!(

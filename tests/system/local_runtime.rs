@@ -186,7 +186,10 @@ async fn put_events_from_the_sdk_reach_the_rules_target_with_the_callers_account
         !h.recorder.seen.lock().unwrap().is_empty()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.running
+        .settle(std::time::Duration::from_secs(10))
+        .await
+        .expect("every delivery is done");
     let seen = h.recorder.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "only the matching event arrives: {seen:?}");
     let event = &seen[0];
@@ -359,7 +362,10 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
         letters[0].error
     );
     assert_eq!(letters[0].payload["detail"]["why"], "panics");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.running
+        .settle(std::time::Duration::from_secs(10))
+        .await
+        .expect("every delivery is done");
     assert_eq!(
         h.flaky.calls.load(Ordering::SeqCst),
         3,
@@ -411,7 +417,15 @@ async fn stopping_loses_nothing_the_next_start_delivers_it() {
         .await
         .unwrap();
     let db = h.running.db().clone();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The slow delivery keeps the bus from settling.
+    let unsettled = h.running.settle(Duration::from_millis(100)).await;
+    assert!(
+        unsettled
+            .unwrap_err()
+            .to_string()
+            .contains("1 deliveries still queued"),
+        "a running delivery is not settled"
+    );
     h.running.shutdown().await;
     assert_eq!(h.slow.done.load(Ordering::SeqCst), 0);
     assert_eq!(

@@ -23,7 +23,7 @@ pub use lake::LocalLakeSink;
 pub use lambdas::SimulatedLambdas;
 pub use organization::{SimulatedOrganization, SimulationConfig};
 pub use registry::{Build, Registry, RegistryError};
-pub use runtime::{Running, RuntimeConfig, StartError, start};
+pub use runtime::{Running, RuntimeConfig, StartError, Unsettled, start};
 pub use store::SqliteStore;
 pub use template::{BUILTIN_TEMPLATE, LocalContext, Template};
 
