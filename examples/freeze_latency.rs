@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use purser::driver::{As, Driver};
 use purser_core::AccountState;
 use purser_local::{RuntimeConfig, Template};
 use serde_json::{Value, json};
@@ -48,45 +48,30 @@ async fn one_round(round: usize) -> anyhow::Result<Duration> {
         None,
     )
     .await?;
-    let url = format!("http://{}", running.addr());
-    let http = purser::http_client().build().unwrap();
-    http.put(format!("{url}/teams/ops"))
-        .body("{}")
-        .send()
-        .await?;
-    let reply: Value = http
-        .post(format!("{url}/accounts"))
-        .body(json!({"team": "ops", "owner": "ops@example.com", "purpose": "latency"}).to_string())
-        .send()
+    let driver = Driver::new(&running)?;
+    driver
+        .call(As::Admin, "PUT", "/teams/ops", Some(&json!({})), None)
         .await?
-        .json()
-        .await?;
+        .expect("PUT /teams/ops", 200)?;
+    let request = json!({"team": "ops", "owner": "ops@example.com", "purpose": "latency"});
+    let reply = driver
+        .call(As::Admin, "POST", "/accounts", Some(&request), None)
+        .await?
+        .expect("POST /accounts", 202)?;
     let id = reply["id"].as_str().unwrap_or_default().to_string();
-    let account_id = loop {
-        let a = running.ports().store.account(&id).await?;
-        if let Some(a) = a.filter(|a| a.state == AccountState::Ready) {
-            break a.account_id.unwrap_or_default();
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    http.put(format!("{url}/teams/ops/budget"))
-        .body(json!({"amount": "1"}).to_string())
-        .send()
-        .await?;
+    let ready = driver.account_until(&id, &["ready"]).await?;
+    let account_id = ready["account_id"].as_str().unwrap_or_default().to_string();
+    driver
+        .call(
+            As::Admin,
+            "PUT",
+            "/teams/ops/budget",
+            Some(&json!({"amount": "1"})),
+            None,
+        )
+        .await?
+        .expect("PUT /teams/ops/budget", 200)?;
 
-    let config = purser_aws::config_loader()
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&url)
-        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
-            &account_id,
-            "x",
-            None,
-            None,
-            "bench",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_eventbridge::Client::new(&config);
     // Eight 15-minute invocations at 10 GB on x86_64: 8 × $0.15 = $1.20.
     let reports: Vec<Value> = (0..8)
         .map(|i| json!({"request_id": format!("r{i}"), "timestamp": chrono::Utc::now().to_rfc3339(),
@@ -95,17 +80,15 @@ async fn one_round(round: usize) -> anyhow::Result<Duration> {
     let detail = json!({"version": 1, "batch_id": format!("over-{round}"), "function_name": "runaway",
         "architecture": "x86_64", "memory_mb": 10240, "reports": reports});
     let started = Instant::now();
-    client
-        .put_events()
-        .entries(
-            PutEventsRequestEntry::builder()
-                .source("purser.telemetry")
-                .detail_type("InvocationsReported")
-                .detail(detail.to_string())
-                .event_bus_name("purser")
-                .build(),
+    driver
+        .put(
+            &account_id,
+            "purser.telemetry",
+            "InvocationsReported",
+            &detail,
+            None,
+            vec![],
         )
-        .send()
         .await?;
     loop {
         if running

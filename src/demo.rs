@@ -10,30 +10,25 @@
 //! organization and the lake, and the cost table comes from the named query
 //! Athena runs, on DataFusion.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail, ensure};
-use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use anyhow::{Context, bail, ensure};
 use chrono::{DateTime, NaiveDate, Utc};
 use comfy_table::{ContentArrangement, Table, presets::NOTHING};
 use purser_core::ports::{QueryEngine, QueryResult};
 use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
 use serde_json::{Value, json};
 
+use crate::driver::{As, Driver};
+
 /// How long the simulated AWS Organizations takes to create an account.
 const ORG_DELAY: Duration = Duration::from_millis(200);
 /// How long any one step may take before the demo gives up.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
-const POLL: Duration = Duration::from_millis(20);
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-const REGION: &str = "us-east-1";
 /// The IAM account the developers' principals live in.
-const IDENTITY_ACCOUNT: &str = "123456789012";
+const IDENTITY_ACCOUNT: &str = purser_local::LOCAL_ACCOUNT;
+const REGION: &str = purser_local::LOCAL_REGION;
 
 /// The three teams: name, developer, what their account is for, monthly budget (USD).
 const TEAMS: [(&str, &str, &str, &str); 3] = [
@@ -79,7 +74,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         s.routes.len()
     );
 
-    let demo = Demo::new(&running, data_dir);
+    let demo = Demo::new(&running, data_dir)?;
     let told = demo.tell().await;
     println!();
     println!("Stopping Purser: in-flight deliveries finish first.");
@@ -197,44 +192,19 @@ const RUNAWAY_BATCHES: [usize; 3] = [17, 10, 7];
 
 struct Demo<'a> {
     running: &'a Running,
-    http: Http,
+    driver: Driver,
     data_dir: PathBuf,
-    events: aws_sdk_eventbridge::Config,
-    clients: Mutex<HashMap<String, aws_sdk_eventbridge::Client>>,
     today: NaiveDate,
 }
 
 impl<'a> Demo<'a> {
-    fn new(running: &'a Running, data_dir: &Path) -> Self {
-        let url = format!("http://{}", running.addr());
-        // The EventBridge client of a member account, configured here rather
-        // than from the environment so no AWS profile or variable changes it.
-        let events = aws_sdk_eventbridge::Config::builder()
-            .http_client(purser_aws::http_client())
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&url)
-            .credentials_provider(Credentials::new(
-                IDENTITY_ACCOUNT,
-                "local",
-                None,
-                None,
-                "purser-demo",
-            ))
-            .build();
-        Self {
+    fn new(running: &'a Running, data_dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
             running,
-            http: Http {
-                addr: running.addr(),
-                client: crate::http_client()
-                    .build()
-                    .expect("a client for plain HTTP on loopback builds"),
-            },
+            driver: Driver::new(running)?,
             data_dir: data_dir.to_path_buf(),
-            events,
-            clients: Mutex::new(HashMap::new()),
             today: Utc::now().date_naive(),
-        }
+        })
     }
 
     async fn tell(&self) -> anyhow::Result<Story> {
@@ -753,17 +723,10 @@ impl<'a> Demo<'a> {
     async fn request_account(&self, team: &str, dev: &str, purpose: &str) -> anyhow::Result<Value> {
         let body = json!({"team": team, "owner": format!("{dev}@example.com"), "purpose": purpose, "lease_days": 30});
         let who = principal(dev);
-        let reply = self
-            .http
-            .call(
-                "POST",
-                "/accounts",
-                Some(&body),
-                &[("x-purser-principal", who)],
-            )
-            .await?;
-        expect("POST /accounts", &reply, 202)?;
-        Ok(reply.body)
+        self.driver
+            .call(As::Principal(&who), "POST", "/accounts", Some(&body), None)
+            .await?
+            .expect("POST /accounts", 202)
     }
 
     /// Calls the HTTP API as the local platform admin, or as `account`
@@ -776,46 +739,15 @@ impl<'a> Demo<'a> {
         account: Option<&str>,
         status: u16,
     ) -> anyhow::Result<Value> {
-        let mut headers = Vec::new();
-        if let Some(account) = account {
-            // The local endpoint takes a 12-digit access key id as the
-            // caller's account, as moto does; it verifies no signature.
-            headers.push((
-                "authorization",
-                format!(
-                    "AWS4-HMAC-SHA256 Credential={account}/{}/{REGION}/execute-api/aws4_request, SignedHeaders=host, Signature=local",
-                    Utc::now().format("%Y%m%d")
-                ),
-            ));
-        }
-        let reply = self.http.call(method, path, body, &headers).await?;
-        expect(&format!("{method} {path}"), &reply, status)?;
-        Ok(reply.body)
+        let who = account.map_or(As::Admin, As::Account);
+        self.driver
+            .call(who, method, path, body, None)
+            .await?
+            .expect(&format!("{method} {path}"), status)
     }
 
-    /// Polls `GET /accounts/{id}` until its state is one of `states`.
     async fn account_until(&self, id: &str, states: &[&str]) -> anyhow::Result<Value> {
-        let mut last = Value::Null;
-        let found = self
-            .until(
-                &format!("account {id} is {}", states.join(" or ")),
-                async || {
-                    let view = self
-                        .api("GET", &format!("/accounts/{id}"), None, None, 200)
-                        .await?;
-                    let state = text(&view["state"]).to_string();
-                    if states.contains(&state.as_str()) {
-                        return Ok(Some(view));
-                    }
-                    if state == "failed" {
-                        bail!("account {id} failed: {}", text(&view["failure_reason"]));
-                    }
-                    last = view;
-                    Ok(None)
-                },
-            )
-            .await;
-        found.with_context(|| format!("account {id} was last {}", text(&last["state"])))
+        self.driver.account_until(id, states).await
     }
 
     async fn put(
@@ -827,77 +759,17 @@ impl<'a> Demo<'a> {
         time: Option<DateTime<Utc>>,
         resources: Vec<String>,
     ) -> anyhow::Result<()> {
-        let client = self.client(account);
-        let mut entry = PutEventsRequestEntry::builder()
-            .source(source)
-            .detail_type(detail_type)
-            .detail(detail.to_string())
-            .event_bus_name("purser")
-            .set_resources(Some(resources));
-        if let Some(time) = time {
-            entry = entry.time(aws_sdk_eventbridge::primitives::DateTime::from_secs(
-                time.timestamp(),
-            ));
-        }
-        let what = || format!("PutEvents {detail_type} as account {account}");
-        let reply = tokio::time::timeout(
-            HTTP_TIMEOUT,
-            client.put_events().entries(entry.build()).send(),
-        )
-        .await
-        .map_err(|_| anyhow!("no answer within {} s", HTTP_TIMEOUT.as_secs()))
-        .with_context(what)?
-        .with_context(what)?;
-        if reply.failed_entry_count() > 0 {
-            let why: Vec<&str> = reply
-                .entries()
-                .iter()
-                .filter_map(|e| e.error_message())
-                .collect();
-            bail!("{}: refused: {}", what(), why.join("; "));
-        }
-        Ok(())
+        self.driver
+            .put(account, source, detail_type, &detail, time, resources)
+            .await
     }
 
-    /// An EventBridge client whose access key id is `account`.
-    fn client(&self, account: &str) -> aws_sdk_eventbridge::Client {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        clients
-            .entry(account.to_string())
-            .or_insert_with(|| {
-                let config = self
-                    .events
-                    .to_builder()
-                    .credentials_provider(Credentials::new(
-                        account,
-                        "local",
-                        None,
-                        None,
-                        "purser-demo",
-                    ))
-                    .build();
-                aws_sdk_eventbridge::Client::from_conf(config)
-            })
-            .clone()
-    }
-
-    /// Archived events of `detail_type` after archive position `after`.
     async fn archived(
         &self,
         detail_type: &str,
         after: i64,
     ) -> anyhow::Result<Vec<inspect::ArchivedEvent>> {
-        let db = self.running.db().clone();
-        let filter = inspect::ArchiveFilter {
-            detail_type: Some(detail_type.to_string()),
-            after_seq: Some(after),
-            limit: 10_000,
-            ..Default::default()
-        };
-        tokio::task::spawn_blocking(move || inspect::archive(&db, &filter))
-            .await
-            .context("reading the bus archive")?
-            .context("reading the bus archive")
+        self.driver.archived(detail_type, after)
     }
 
     /// Waits until an event of `detail_type` whose detail has `field` equal
@@ -1011,33 +883,9 @@ impl<'a> Demo<'a> {
     async fn until<T>(
         &self,
         what: &str,
-        mut check: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
+        check: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
     ) -> anyhow::Result<T> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            if let Some(found) = check().await? {
-                return Ok(found);
-            }
-            if Instant::now() >= deadline {
-                let dlq = inspect::dead_letters(self.running.db(), 5)
-                    .map(|d| {
-                        d.iter()
-                            .map(|d| format!("{} failed: {}", d.function, d.error))
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default();
-                let hint = if dlq.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (dead letters: {})", dlq.join("; "))
-                };
-                bail!(
-                    "gave up after {} s waiting until {what}{hint}",
-                    STEP_TIMEOUT.as_secs()
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.driver.until(what, STEP_TIMEOUT, check).await
     }
 }
 
@@ -1232,77 +1080,6 @@ fn lake_lines(data_dir: &Path, table: &str) -> anyhow::Result<usize> {
         }
     }
     Ok(lines)
-}
-
-// ------------------------------------------------------------ HTTP
-
-/// The demo drives the API from outside, over HTTP, as any client does.
-struct Http {
-    addr: SocketAddr,
-    client: reqwest::Client,
-}
-
-struct Reply {
-    status: u16,
-    body: Value,
-}
-
-fn expect(what: &str, reply: &Reply, status: u16) -> anyhow::Result<()> {
-    if reply.status == status {
-        return Ok(());
-    }
-    let message = reply.body["error"]["message"]
-        .as_str()
-        .map_or_else(|| reply.body.to_string(), String::from);
-    bail!(
-        "{what} answered {} (expected {status}): {message}",
-        reply.status
-    )
-}
-
-impl Http {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        headers: &[(&str, String)],
-    ) -> anyhow::Result<Reply> {
-        tokio::time::timeout(HTTP_TIMEOUT, self.exchange(method, path, body, headers))
-            .await
-            .map_err(|_| anyhow!("no answer within {} s", HTTP_TIMEOUT.as_secs()))
-            .and_then(|r| r)
-            .with_context(|| format!("{method} {path} on http://{}", self.addr))
-    }
-
-    async fn exchange(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        headers: &[(&str, String)],
-    ) -> anyhow::Result<Reply> {
-        let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut request = self
-            .client
-            .request(method, format!("http://{}{path}", self.addr))
-            .header("content-type", "application/json");
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        if let Some(body) = body {
-            request = request.body(body.to_string());
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let text = response.text().await?;
-        let body = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Ok(Reply { status, body })
-    }
 }
 
 #[cfg(test)]

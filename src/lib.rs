@@ -2,6 +2,7 @@
 //! tests share.
 
 pub mod demo;
+pub mod driver;
 pub mod registry;
 
 /// An HTTP client builder for the CLI and the demo: rustls on ring, the one

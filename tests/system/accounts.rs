@@ -7,83 +7,41 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use purser_core::{Handler, ManualClock};
-use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
+use purser_local::inspect;
+
+use crate::common;
+use crate::common::local::{Local, Options};
 use serde_json::{Value, json};
 
 const DEV: &str = "arn:aws:iam::123456789012:user/ana";
 const OUTSIDER: &str = "arn:aws:iam::123456789012:user/mallory";
 const TEAMMATE: &str = "arn:aws:iam::123456789012:user/bob";
 
-struct Local {
-    running: Running,
-    http: reqwest::Client,
-    url: String,
-    clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
-}
-
+/// Vending runs on a manual clock from 2026-11-21T09:00Z, with creations
+/// slow enough (150 ms) to be seen in flight.
 async fn start() -> Local {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = RuntimeConfig::new(dir.path(), 0);
-    config.retry_timing = RetryTiming {
-        base: Duration::from_millis(20),
-        cap: Duration::from_millis(200),
-    };
-    config.organization.delay = Duration::from_millis(150);
-    config.shutdown_grace = Duration::from_millis(200);
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap(),
-    ));
-    let running = purser_local::start(
-        config,
-        &Template::builtin(),
-        &purser::registry::handlers(),
-        Some(clock.clone()),
-    )
+    common::local::start_with(Options {
+        manual: Some(Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap(),
+        ))),
+        organization_delay: Duration::from_millis(150),
+        shutdown_grace: Some(Duration::from_millis(200)),
+        ..Options::default()
+    })
     .await
-    .expect("purser starts");
-    let url = format!("http://{}", running.addr());
-    Local {
-        running,
-        http: purser::http_client().build().unwrap(),
-        url,
-        clock,
-        _dir: dir,
-    }
 }
 
+/// What these tests ask of the shared harness.
 impl Local {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        who: Option<&str>,
-        body: Option<Value>,
-        key: Option<&str>,
-    ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(who) = who {
-            request = request.header("x-purser-principal", who);
-        }
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        if let Some(body) = body {
-            request = request.body(body.to_string());
-        }
-        let reply = request.send().await.unwrap();
-        let status = reply.status().as_u16();
-        let text = reply.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+    fn clock(&self) -> &ManualClock {
+        self.manual
+            .as_deref()
+            .expect("vending tests run on a manual clock")
     }
 
     async fn team(&self, team: &str, quota: u32) {
         let (status, body) = self
-            .call(
+            .call_as(
                 "PUT",
                 &format!("/teams/{team}"),
                 None,
@@ -95,7 +53,7 @@ impl Local {
     }
 
     async fn request(&self, team: &str, purpose: &str) -> (u16, Value) {
-        self.call(
+        self.call_as(
             "POST",
             "/accounts",
             Some(DEV),
@@ -106,11 +64,11 @@ impl Local {
     }
 
     /// Polls the account until it reaches `state`.
-    async fn until(&self, id: &str, state: &str) -> Value {
+    async fn until_state(&self, id: &str, state: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             let (status, body) = self
-                .call("GET", &format!("/accounts/{id}"), Some(DEV), None, None)
+                .call_as("GET", &format!("/accounts/{id}"), Some(DEV), None, None)
                 .await;
             assert_eq!(status, 200, "{body}");
             if body["state"] == state {
@@ -156,7 +114,7 @@ async fn a_request_becomes_a_ready_account_in_the_teams_ou() {
             .starts_with("2026-12-21")
     );
 
-    let ready = local.until(&id, "ready").await;
+    let ready = local.until_state(&id, "ready").await;
     let account_id = ready["account_id"].as_str().unwrap();
     assert_eq!(account_id.len(), 12);
     assert!(account_id.bytes().all(|b| b.is_ascii_digit()));
@@ -187,7 +145,7 @@ async fn idempotency_keys_replay_and_refuse_reuse() {
     local.team("payments", 5).await;
     let body = json!({"team": "payments", "owner": "ana@example.com", "purpose": "ci"});
     let (s1, first) = local
-        .call(
+        .call_as(
             "POST",
             "/accounts",
             Some(DEV),
@@ -196,7 +154,7 @@ async fn idempotency_keys_replay_and_refuse_reuse() {
         )
         .await;
     let (s2, again) = local
-        .call(
+        .call_as(
             "POST",
             "/accounts",
             Some(DEV),
@@ -212,12 +170,12 @@ async fn idempotency_keys_replay_and_refuse_reuse() {
     let other =
         json!({"team": "payments", "owner": "ana@example.com", "purpose": "something else"});
     let (s3, reused) = local
-        .call("POST", "/accounts", Some(DEV), Some(other), Some("k-1"))
+        .call_as("POST", "/accounts", Some(DEV), Some(other), Some("k-1"))
         .await;
     assert_eq!(s3, 409);
     assert_eq!(reused["error"]["code"], "idempotency_key_reused");
     let (_, list) = local
-        .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+        .call_as("GET", "/accounts?team=payments", Some(DEV), None, None)
         .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     local.running.shutdown().await;
@@ -247,7 +205,7 @@ async fn bad_requests_name_the_field_and_write_nothing() {
     cases.push((unknown, Some("colour")));
     for (body, field) in cases {
         let (status, reply) = local
-            .call("POST", "/accounts", Some(DEV), Some(body.clone()), None)
+            .call_as("POST", "/accounts", Some(DEV), Some(body.clone()), None)
             .await;
         assert_eq!(status, 400, "{body} -> {reply}");
         assert_eq!(reply["error"]["code"], "invalid_request");
@@ -266,7 +224,7 @@ async fn bad_requests_name_the_field_and_write_nothing() {
     let big =
         json!({"team": "payments", "owner": "ana@example.com", "purpose": "x".repeat(70 * 1024)});
     let (status, reply) = local
-        .call("POST", "/accounts", Some(DEV), Some(big), None)
+        .call_as("POST", "/accounts", Some(DEV), Some(big), None)
         .await;
     assert_eq!(status, 400, "{reply}");
     assert!(
@@ -277,7 +235,7 @@ async fn bad_requests_name_the_field_and_write_nothing() {
     );
 
     let (_, list) = local
-        .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+        .call_as("GET", "/accounts?team=payments", Some(DEV), None, None)
         .await;
     assert_eq!(list["items"], json!([]), "nothing was written");
     assert!(local.events("AccountRequested").is_empty());
@@ -290,14 +248,14 @@ async fn only_members_and_admins_reach_a_team() {
     local.team("payments", 5).await;
     let body = json!({"team": "payments", "owner": "m@example.com", "purpose": "x"});
     let (status, reply) = local
-        .call("POST", "/accounts", Some(OUTSIDER), Some(body), None)
+        .call_as("POST", "/accounts", Some(OUTSIDER), Some(body), None)
         .await;
     assert_eq!(status, 403, "{reply}");
     assert_eq!(reply["error"]["code"], "forbidden");
     let (_, mine) = local.request("payments", "mine").await;
     let id = mine["id"].as_str().unwrap();
     let (status, _) = local
-        .call(
+        .call_as(
             "GET",
             &format!("/accounts/{id}"),
             Some(OUTSIDER),
@@ -307,7 +265,7 @@ async fn only_members_and_admins_reach_a_team() {
         .await;
     assert_eq!(status, 404, "an outsider does not learn the account exists");
     let (status, _) = local
-        .call(
+        .call_as(
             "DELETE",
             &format!("/accounts/{id}"),
             Some(OUTSIDER),
@@ -317,11 +275,11 @@ async fn only_members_and_admins_reach_a_team() {
         .await;
     assert_eq!(status, 404);
     let (status, _) = local
-        .call("GET", "/accounts?team=payments", Some(OUTSIDER), None, None)
+        .call_as("GET", "/accounts?team=payments", Some(OUTSIDER), None, None)
         .await;
     assert_eq!(status, 403);
     let (status, reply) = local
-        .call(
+        .call_as(
             "PUT",
             "/teams/payments",
             Some(DEV),
@@ -331,7 +289,7 @@ async fn only_members_and_admins_reach_a_team() {
         .await;
     assert_eq!(status, 403, "only admins change teams: {reply}");
     let (status, team) = local
-        .call("GET", "/teams/payments", Some(DEV), None, None)
+        .call_as("GET", "/teams/payments", Some(DEV), None, None)
         .await;
     assert_eq!(status, 200);
     assert_eq!(team["quota"], 5);
@@ -364,7 +322,7 @@ async fn the_quota_holds_under_eight_concurrent_requests() {
     }
     assert_eq!((accepted, refused), (3, 5));
     let (_, list) = local
-        .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+        .call_as("GET", "/accounts?team=payments", Some(DEV), None, None)
         .await;
     assert_eq!(
         list["items"].as_array().unwrap().len(),
@@ -378,7 +336,7 @@ async fn the_quota_holds_under_eight_concurrent_requests() {
 async fn only_its_requester_or_an_admin_closes_an_account() {
     let local = start().await;
     let (status, body) = local
-        .call(
+        .call_as(
             "PUT",
             "/teams/payments",
             None,
@@ -389,10 +347,10 @@ async fn only_its_requester_or_an_admin_closes_an_account() {
     assert_eq!(status, 200, "{body}");
     let (_, body) = local.request("payments", "ana's").await;
     let id = body["id"].as_str().unwrap().to_string();
-    local.until(&id, "ready").await;
+    local.until_state(&id, "ready").await;
 
     let (status, refused) = local
-        .call(
+        .call_as(
             "DELETE",
             &format!("/accounts/{id}"),
             Some(TEAMMATE),
@@ -403,7 +361,7 @@ async fn only_its_requester_or_an_admin_closes_an_account() {
     assert_eq!(status, 403, "{refused}");
     assert_eq!(refused["error"]["code"], "forbidden");
     let (status, seen) = local
-        .call(
+        .call_as(
             "GET",
             &format!("/accounts/{id}"),
             Some(TEAMMATE),
@@ -416,7 +374,7 @@ async fn only_its_requester_or_an_admin_closes_an_account() {
 
     // A platform admin may (no principal header: the local admin).
     let (status, closing) = local
-        .call("DELETE", &format!("/accounts/{id}"), None, None, None)
+        .call_as("DELETE", &format!("/accounts/{id}"), None, None, None)
         .await;
     assert_eq!(status, 202, "{closing}");
 }
@@ -427,20 +385,20 @@ async fn a_closed_account_is_closed_and_frees_the_quota() {
     local.team("payments", 1).await;
     let (_, body) = local.request("payments", "short").await;
     let id = body["id"].as_str().unwrap().to_string();
-    local.until(&id, "ready").await;
+    local.until_state(&id, "ready").await;
     let (status, _) = local.request("payments", "second").await;
     assert_eq!(status, 409, "the quota of one is used");
 
     let (status, closing) = local
-        .call("DELETE", &format!("/accounts/{id}"), Some(DEV), None, None)
+        .call_as("DELETE", &format!("/accounts/{id}"), Some(DEV), None, None)
         .await;
     assert_eq!(status, 202, "{closing}");
     assert_eq!(closing["state"], "closing");
     let (status, again) = local
-        .call("DELETE", &format!("/accounts/{id}"), Some(DEV), None, None)
+        .call_as("DELETE", &format!("/accounts/{id}"), Some(DEV), None, None)
         .await;
     assert_eq!(status, 202, "closing twice is harmless: {again}");
-    local.until(&id, "closed").await;
+    local.until_state(&id, "closed").await;
     assert_eq!(local.events("AccountCloseRequested").len(), 1);
     assert_eq!(local.events("AccountClosed").len(), 1);
     let (status, _) = local.request("payments", "second").await;
@@ -458,7 +416,7 @@ async fn a_duplicate_email_fails_with_awss_reason_in_words() {
         .fail_next_creation("EMAIL_ALREADY_EXISTS");
     let (_, body) = local.request("payments", "dup").await;
     let id = body["id"].as_str().unwrap().to_string();
-    let failed = local.until(&id, "failed").await;
+    let failed = local.until_state(&id, "failed").await;
     let reason = failed["failure_reason"].as_str().unwrap();
     assert!(
         reason.starts_with("EMAIL_ALREADY_EXISTS: an AWS account already uses this email"),
@@ -468,7 +426,7 @@ async fn a_duplicate_email_fails_with_awss_reason_in_words() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["detail"]["reason_code"], "EMAIL_ALREADY_EXISTS");
     let (_, team) = local
-        .call("GET", "/teams/payments", Some(DEV), None, None)
+        .call_as("GET", "/teams/payments", Some(DEV), None, None)
         .await;
     assert_eq!(
         team["open_accounts"], 0,
@@ -490,7 +448,7 @@ async fn never_more_than_five_creations_at_once_and_the_rest_wait_their_turn() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, list) = local
-            .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+            .call_as("GET", "/accounts?team=payments", Some(DEV), None, None)
             .await;
         let states: Vec<String> = list["items"]
             .as_array()
@@ -521,10 +479,10 @@ async fn the_reaper_warns_before_a_lease_ends_and_closes_after() {
     let local = start().await;
     local.team("payments", 5).await;
     let (_, body) = local
-        .call("POST", "/accounts", Some(DEV), Some(json!({"team": "payments", "owner": "ana@example.com", "purpose": "lease", "lease_days": 5})), None)
+        .call_as("POST", "/accounts", Some(DEV), Some(json!({"team": "payments", "owner": "ana@example.com", "purpose": "lease", "lease_days": 5})), None)
         .await;
     let id = body["id"].as_str().unwrap().to_string();
-    local.until(&id, "ready").await;
+    local.until_state(&id, "ready").await;
     let reaper = purser_reaper::Reaper::new(local.running.ports().accounts());
     let tick = json!({"version": "0", "id": "t", "detail-type": "Scheduled Event", "source": "aws.events",
         "account": "123456789012", "time": "2026-11-21T09:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
@@ -534,7 +492,7 @@ async fn the_reaper_warns_before_a_lease_ends_and_closes_after() {
         local.events("LeaseExpiring").is_empty(),
         "five days out: no warning yet"
     );
-    local.clock.advance(chrono::Duration::days(3));
+    local.clock().advance(chrono::Duration::days(3));
     reaper.handle(tick.clone()).await.unwrap();
     reaper.handle(tick.clone()).await.unwrap();
     assert_eq!(
@@ -542,9 +500,9 @@ async fn the_reaper_warns_before_a_lease_ends_and_closes_after() {
         1,
         "warned once, within three days"
     );
-    local.clock.advance(chrono::Duration::days(3));
+    local.clock().advance(chrono::Duration::days(3));
     reaper.handle(tick.clone()).await.unwrap();
-    local.until(&id, "closed").await;
+    local.until_state(&id, "closed").await;
     let requested = local.events("AccountCloseRequested");
     assert_eq!(requested.len(), 1);
     assert_eq!(requested[0]["detail"]["reason_code"], "LEASE_ENDED");
@@ -553,29 +511,11 @@ async fn the_reaper_warns_before_a_lease_ends_and_closes_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn closures_beyond_the_30_day_quota_are_deferred_and_said_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = RuntimeConfig::new(dir.path(), 0);
-    config.retry_timing = RetryTiming {
-        base: Duration::from_millis(20),
-        cap: Duration::from_millis(200),
-    };
-    config.organization.delay = Duration::from_millis(50);
-    config.organization.account_limit = 50;
-    let running = purser_local::start(
-        config,
-        &Template::builtin(),
-        &purser::registry::handlers(),
-        None,
-    )
-    .await
-    .unwrap();
-    let local = Local {
-        url: format!("http://{}", running.addr()),
-        running,
-        http: purser::http_client().build().unwrap(),
-        clock: Arc::new(ManualClock::new(Utc::now())),
-        _dir: dir,
-    };
+    let local = common::local::start_with(Options {
+        account_limit: Some(50),
+        ..Options::default()
+    })
+    .await;
     local.team("payments", 20).await;
     let mut ids = Vec::new();
     for i in 0..11 {
@@ -583,19 +523,19 @@ async fn closures_beyond_the_30_day_quota_are_deferred_and_said_so() {
         ids.push(body["id"].as_str().unwrap().to_string());
     }
     for id in &ids {
-        local.until(id, "ready").await;
+        local.until_state(id, "ready").await;
     }
     // 12 member accounts (11 and the management account): the quota is the minimum, 10.
     for id in &ids {
         let (status, _) = local
-            .call("DELETE", &format!("/accounts/{id}"), Some(DEV), None, None)
+            .call_as("DELETE", &format!("/accounts/{id}"), Some(DEV), None, None)
             .await;
         assert_eq!(status, 202);
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, list) = local
-            .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+            .call_as("GET", "/accounts?team=payments", Some(DEV), None, None)
             .await;
         let items = list["items"].as_array().unwrap();
         let closed = items.iter().filter(|a| a["state"] == "closed").count();
@@ -625,7 +565,7 @@ async fn a_passing_creation_failure_is_retried_not_reported() {
         .fail_next_creation("CONCURRENT_ACCOUNT_MODIFICATION");
     let (_, body) = local.request("payments", "busy org").await;
     let id = body["id"].as_str().unwrap().to_string();
-    local.until(&id, "ready").await;
+    local.until_state(&id, "ready").await;
     assert!(local.events("AccountFailed").is_empty());
     assert_eq!(
         local.events("AccountCreationStarted").len(),
@@ -645,8 +585,8 @@ async fn replaying_every_event_in_any_order_changes_nothing() {
         a["id"].as_str().unwrap().to_string(),
         b["id"].as_str().unwrap().to_string(),
     );
-    local.until(&a, "ready").await;
-    local.until(&b, "ready").await;
+    local.until_state(&a, "ready").await;
+    local.until_state(&b, "ready").await;
     local
         .running
         .organization()
@@ -654,10 +594,10 @@ async fn replaying_every_event_in_any_order_changes_nothing() {
     let (_, c) = local.request("payments", "failed").await;
     let c = c["id"].as_str().unwrap().to_string();
     local
-        .call("DELETE", &format!("/accounts/{b}"), Some(DEV), None, None)
+        .call_as("DELETE", &format!("/accounts/{b}"), Some(DEV), None, None)
         .await;
-    local.until(&b, "closed").await;
-    local.until(&c, "failed").await;
+    local.until_state(&b, "closed").await;
+    local.until_state(&c, "failed").await;
     local
         .running
         .settle(std::time::Duration::from_secs(10))
@@ -677,7 +617,7 @@ async fn replaying_every_event_in_any_order_changes_nothing() {
     };
     let before = snapshot(&local);
     let (_, list_before) = local
-        .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+        .call_as("GET", "/accounts?team=payments", Some(DEV), None, None)
         .await;
 
     // Every event, newest first, to every event-driven handler, twice.
@@ -691,7 +631,7 @@ async fn replaying_every_event_in_any_order_changes_nothing() {
             }
         }
         let (_, list_after) = local
-            .call("GET", "/accounts?team=payments", Some(DEV), None, None)
+            .call_as("GET", "/accounts?team=payments", Some(DEV), None, None)
             .await;
         let states = |l: &Value| {
             l["items"]

@@ -204,7 +204,7 @@ async fn the_spend_function_settles_with_the_lake_and_the_cur_and_budgets_act_on
             "billed_duration_ms": 900000, "max_memory_used_mb": 2000, "cost_usd": COST}))
         .collect();
     local.drop_into_lake(&format!("invocations/dt={today}/missed.json"), &missed);
-    let settled = local.settle().await;
+    let settled = local.settle_spend().await;
     assert_eq!(settled["teams"], 1, "{settled}");
     assert_eq!(settled["announced"], 1, "{settled}");
     let updates = local.archived("TeamSpendUpdated");
@@ -230,7 +230,7 @@ async fn the_spend_function_settles_with_the_lake_and_the_cur_and_budgets_act_on
     assert!(costs["source"]["settled_at"].is_string(), "{costs}");
 
     // Nothing changed: nothing is announced again.
-    let again = local.settle().await;
+    let again = local.settle_spend().await;
     assert_eq!(again["announced"], 0, "{again}");
 
     // The CUR arrives: $4.50 of EC2 and $1.00 of Lambda today. The day is
@@ -247,7 +247,7 @@ async fn the_spend_function_settles_with_the_lake_and_the_cur_and_budgets_act_on
                 "billing_period": &today[..7]}),
         ],
     );
-    let settled = local.settle().await;
+    let settled = local.settle_spend().await;
     assert_eq!(settled["announced"], 1, "{settled}");
     let expected = 45.0 * COST + 4.5;
     let (_, view) = local.call("GET", "/teams/payments/budget", None).await;
@@ -292,7 +292,7 @@ async fn the_previous_month_is_settled_for_three_days_into_the_next() {
             "billing_period": &day[..7]})
     };
     local.drop_into_lake("cur/late.json", &[line("2026-11-30", 2.0)]);
-    let settled = local.settle().await;
+    let settled = local.settle_spend().await;
     assert_eq!(settled["period"], "2026-12", "{settled}");
     assert_eq!(
         settled["announced"], 1,
@@ -308,7 +308,7 @@ async fn the_previous_month_is_settled_for_three_days_into_the_next() {
     // From the 4th, November stands as last settled.
     clock.set(Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap());
     local.drop_into_lake("cur/later.json", &[line("2026-11-29", 3.0)]);
-    let settled = local.settle().await;
+    let settled = local.settle_spend().await;
     assert_eq!(settled["announced"], 0, "{settled}");
     let (_, costs) = local.call("GET", november, None).await;
     assert_eq!(costs["total"], "2", "{costs}");

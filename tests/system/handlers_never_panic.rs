@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use crate::common;
+use crate::common::local::{Local, Options};
 use proptest::prelude::*;
 use purser_core::Handler;
-use purser_local::{Running, RuntimeConfig, Template};
 use serde_json::{Map, Value, json};
 
 fn arbitrary_json() -> impl Strategy<Value = Value> {
@@ -88,8 +89,7 @@ fn api_request(route: Value, body: Value, params: Value, query: Value) -> Value 
 struct Handlers {
     all: Vec<(String, Arc<dyn Handler>)>,
     rt: tokio::runtime::Runtime,
-    _running: Running,
-    _dir: tempfile::TempDir,
+    _local: Local,
 }
 
 fn handlers() -> Handlers {
@@ -97,26 +97,16 @@ fn handlers() -> Handlers {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let registry = purser::registry::handlers();
-    let running = rt
-        .block_on(purser_local::start(
-            RuntimeConfig::new(dir.path(), 0),
-            &Template::builtin(),
-            &registry,
-            None,
-        ))
-        .unwrap();
-    let all = registry
-        .build(running.ports())
+    let local = rt.block_on(common::local::start_with(Options::default()));
+    let all = purser::registry::handlers()
+        .build(local.running.ports())
         .unwrap()
         .into_iter()
         .collect();
     Handlers {
         all,
         rt,
-        _running: running,
-        _dir: dir,
+        _local: local,
     }
 }
 
@@ -186,16 +176,8 @@ fn a_failing_lake_query_is_not_echoed_to_the_caller() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let running = rt
-        .block_on(purser_local::start(
-            RuntimeConfig::new(dir.path(), 0),
-            &Template::builtin(),
-            &purser::registry::handlers(),
-            None,
-        ))
-        .unwrap();
-    let mut ports = running.ports().clone();
+    let local = rt.block_on(common::local::start_with(Options::default()));
+    let mut ports = local.running.ports().clone();
     ports.queries = Some(Arc::new(FailingLake));
     let api = purser_api::Api::from_ports(&ports).unwrap();
     let team = json!({"team": "payments"});
@@ -223,5 +205,5 @@ fn a_failing_lake_query_is_not_echoed_to_the_caller() {
     }
     let body: Value = serde_json::from_str(body).unwrap();
     assert_eq!(body["error"]["request_id"], "r", "{body}");
-    rt.block_on(running.shutdown());
+    rt.block_on(local.running.shutdown());
 }

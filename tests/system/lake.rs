@@ -4,124 +4,41 @@
 
 use std::time::Duration;
 
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
 use serde_json::{Value, json};
 
-const DEV: &str = "arn:aws:iam::123456789012:user/ana";
+use crate::common;
+use crate::common::local::{Local, Options};
 
-struct Local {
-    running: Running,
-    http: reqwest::Client,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
+/// The reports of these tests ran on 2026-11-20: the clock starts the next
+/// day, inside the lake's 40-day window whatever day the test runs; AWS
+/// sources are allowed, to play CloudFormation.
 async fn start() -> Local {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = RuntimeConfig::new(dir.path(), 0);
-    config.allow_aws_sources = true; // to play CloudFormation
-    config.retry_timing = RetryTiming {
-        base: Duration::from_millis(20),
-        cap: Duration::from_millis(200),
-    };
-    config.organization.delay = Duration::from_millis(100);
-    // The reports of these tests ran on 2026-11-20: the clock starts the
-    // next day, inside the lake's 40-day window whatever day the test runs.
     let start = chrono::DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z")
         .unwrap()
         .to_utc();
-    let running = purser_local::start(
-        config,
-        &Template::builtin(),
-        &purser::registry::handlers(),
-        Some(std::sync::Arc::new(purser_core::ShiftedClock::starting_at(
+    common::local::start_with(Options {
+        clock: Some(std::sync::Arc::new(purser_core::ShiftedClock::starting_at(
             start,
         ))),
-    )
+        organization_delay: Duration::from_millis(100),
+        allow_aws_sources: true,
+        ..Options::default()
+    })
     .await
-    .unwrap();
-    Local {
-        url: format!("http://{}", running.addr()),
-        running,
-        http: purser::http_client().build().unwrap(),
-        dir,
-    }
 }
 
+/// What these tests ask of the shared harness.
 impl Local {
     /// A ready account of team `payments`; returns its 12-digit id.
     async fn member_account(&self) -> String {
-        let put = self
-            .http
-            .put(format!("{}/teams/payments", self.url))
-            .body(json!({"members": [DEV]}).to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put.status(), 200);
-        let reply: Value = self
-            .http
-            .post(format!("{}/accounts", self.url))
-            .header("x-purser-principal", DEV)
-            .body(
-                json!({"team": "payments", "owner": "ana@example.com", "purpose": "lake"})
-                    .to_string(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = reply["id"].as_str().unwrap().to_string();
-        for _ in 0..300 {
-            let a: Value = self
-                .http
-                .get(format!("{}/accounts/{id}", self.url))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if a["state"] == "ready" {
-                return a["account_id"].as_str().unwrap().to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the account never became ready");
-    }
-
-    async fn events_as(&self, account: &str) -> aws_sdk_eventbridge::Client {
-        let config = purser_aws::config_loader()
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&self.url)
-            .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
-                account, "x", None, None, "t",
-            ))
-            .load()
-            .await;
-        aws_sdk_eventbridge::Client::new(&config)
+        self.ready_account().await.1
     }
 
     async fn put(&self, account: &str, source: &str, detail_type: &str, detail: Value) {
-        let reply = self
-            .events_as(account)
-            .await
-            .put_events()
-            .entries(
-                PutEventsRequestEntry::builder()
-                    .source(source)
-                    .detail_type(detail_type)
-                    .detail(detail.to_string())
-                    .event_bus_name("purser")
-                    .build(),
-            )
-            .send()
+        self.driver
+            .put(account, source, detail_type, &detail, None, vec![])
             .await
             .unwrap();
-        assert_eq!(reply.failed_entry_count(), 0, "{reply:?}");
     }
 
     fn lake_lines(&self, table: &str) -> Vec<(String, Value)> {
@@ -143,29 +60,18 @@ impl Local {
         out
     }
 
-    fn archived(&self, detail_type: &str) -> Vec<Value> {
-        inspect::archive(
-            self.running.db(),
-            &inspect::ArchiveFilter {
-                detail_type: Some(detail_type.into()),
-                limit: 1000,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .into_iter()
-        .map(|e| e.envelope)
-        .collect()
+    /// The envelopes of archived events of one type, oldest first.
+    fn envelopes(&self, detail_type: &str) -> Vec<Value> {
+        self.driver
+            .archived(detail_type, 0)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.envelope)
+            .collect()
     }
 
     async fn eventually(&self, what: &str, mut check: impl FnMut(&Self) -> bool) {
-        for _ in 0..500 {
-            if check(self) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("timed out waiting until {what}");
+        self.until(what, async |l| check(l)).await;
     }
 }
 
@@ -205,7 +111,7 @@ async fn an_impossible_report_is_refused_and_its_batch_counted_without_it() {
         })
         .await;
     assert_eq!(local.lake_lines("invocations").len(), 2, "the valid two");
-    let update = &local.archived("TeamSpendUpdated")[0]["detail"];
+    let update = &local.envelopes("TeamSpendUpdated")[0]["detail"];
     let spend: f64 = update["spend"].as_str().unwrap().parse().unwrap();
     // 100 ms at 10,240 MB: 1 GB-s × $0.0000133334 + $0.0000002, twice.
     assert!(
@@ -259,7 +165,7 @@ async fn invocations_land_in_the_lake_priced_and_counted_once() {
             l.archived("TeamSpendUpdated").len() == 1
         })
         .await;
-    let update = &local.archived("TeamSpendUpdated")[0]["detail"];
+    let update = &local.envelopes("TeamSpendUpdated")[0]["detail"];
     assert_eq!(update["team"], "payments");
     assert_eq!(update["period"], "2026-11");
     let spend: f64 = update["spend"].as_str().unwrap().parse().unwrap();
@@ -283,7 +189,7 @@ async fn invocations_land_in_the_lake_priced_and_counted_once() {
         .await;
     assert_eq!(local.lake_lines("invocations").len(), 3);
     assert_eq!(
-        local.archived("TeamSpendUpdated")[1]["detail"]["spend"],
+        local.envelopes("TeamSpendUpdated")[1]["detail"]["spend"],
         update["spend"]
     );
     let team = purser_core::TeamName::parse("payments").unwrap();
@@ -340,7 +246,7 @@ async fn invocations_from_unknown_accounts_are_recorded_without_a_team() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(spend.len(), 1, "counted on the account");
-    assert!(local.archived("TeamSpendUpdated").is_empty());
+    assert!(local.envelopes("TeamSpendUpdated").is_empty());
     local.running.shutdown().await;
 }
 

@@ -73,7 +73,11 @@ async fn purser_up_serves_the_document() {
     )
     .await
     .unwrap();
-    let reply = reqwest::get(format!("http://{}/openapi.json", running.addr()))
+    let reply = purser::http_client()
+        .build()
+        .unwrap()
+        .get(format!("http://{}/openapi.json", running.addr()))
+        .send()
         .await
         .unwrap();
     assert_eq!(reply.status(), 200);

@@ -39,8 +39,8 @@ use purser_core::ports::{
 use purser_core::ports::{Marker, SpendAdd};
 use purser_core::spend::{from_nanos, to_nanos};
 use purser_core::{Organization, Store};
+use purser_local::LOCAL_ADMIN;
 use purser_local::inspect::{self, ArchiveFilter};
-use purser_local::{LOCAL_ADMIN, RetryTiming, Running, RuntimeConfig, Template};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -1466,18 +1466,6 @@ fn a_freeze_event_carries_only_its_own_reason() {
 
 // ------------------------------------------------------------ budgets, for real
 
-/// Waits until the local runtime delivered everything queued (the budgets
-/// function's own evaluations included).
-async fn settle(running: &Running) {
-    for _ in 0..1000 {
-        if inspect::pending_deliveries(running.db()).expect("the queue is readable") == 0 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("the local runtime did not deliver its queue in 10 s");
-}
-
 async fn until_ready(store: &dyn Store, id: &str) -> Account {
     for _ in 0..1000 {
         let account = store.account(id).await.expect("the store is readable");
@@ -1496,21 +1484,12 @@ async fn until_ready(store: &dyn Store, id: &str) -> Account {
 /// Every event Purser archived meanwhile validates against its schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_events_of_budgets_the_local_runtime_archives_validate() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut config = RuntimeConfig::new(dir.path(), 0);
-    config.retry_timing = RetryTiming {
-        base: std::time::Duration::from_millis(20),
-        cap: std::time::Duration::from_millis(200),
-    };
-    config.organization.delay = std::time::Duration::from_millis(20);
-    let running = purser_local::start(
-        config,
-        &Template::builtin(),
-        &purser::registry::handlers(),
-        None,
-    )
-    .await
-    .expect("the local runtime starts");
+    let local = crate::common::local::start_with(crate::common::local::Options {
+        organization_delay: std::time::Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await;
+    let running = &local.running;
     let ports = running.ports();
     let admin = Caller {
         arn: LOCAL_ADMIN.into(),
@@ -1556,7 +1535,7 @@ async fn the_events_of_budgets_the_local_runtime_archives_validate() {
             .unwrap();
         org.attach_policy(&policy, &full_id).await.unwrap();
     }
-    settle(&running).await;
+    local.settle().await;
 
     // payments: $1.00 a month; the budgets function weighs it at once.
     let budgets = ports.budgets();
@@ -1570,7 +1549,7 @@ async fn the_events_of_budgets_the_local_runtime_archives_validate() {
         )
         .await
         .expect("an admin sets a budget");
-    settle(&running).await;
+    local.settle().await;
 
     // $1.20 spent on the first account: over 100 %.
     let now = ports.clock.now();
@@ -1598,12 +1577,12 @@ async fn the_events_of_budgets_the_local_runtime_archives_validate() {
         .evaluate(&payments)
         .await
         .expect("budgets weighs the spend");
-    settle(&running).await;
+    local.settle().await;
 
     // Raised to $100: within budget again.
     let raised = Budget::from_json(payments.clone(), &json!({"amount": "100"}), now).unwrap();
     budgets.put(raised, &admin).await.unwrap();
-    settle(&running).await;
+    local.settle().await;
     budgets.evaluate(&payments).await.unwrap();
 
     // data-eng weighs its forecast.
@@ -1615,7 +1594,7 @@ async fn the_events_of_budgets_the_local_runtime_archives_validate() {
         )
         .await
         .unwrap();
-    settle(&running).await;
+    local.settle().await;
     ports
         .store
         .record_spend_once(
@@ -1631,7 +1610,7 @@ async fn the_events_of_budgets_the_local_runtime_archives_validate() {
         .await
         .unwrap();
     budgets.evaluate(&data_eng).await.unwrap();
-    settle(&running).await;
+    local.settle().await;
 
     // Every event Purser put on its bus has a schema and validates.
     let archived = inspect::archive(
@@ -1748,7 +1727,7 @@ async fn the_events_of_budgets_the_local_runtime_archives_validate() {
         assert_eq!(detail["reason_code"], *code, "{detail_type}");
     }
 
-    running.shutdown().await;
+    local.running.shutdown().await;
 }
 
 // ------------------------------------------------------------ the catalog

@@ -12,18 +12,30 @@
 //! conflicts, Firehose refusing records, AWS's error shapes) is covered by
 //! unit tests with fakes.
 
+#[cfg(feature = "event-bus")]
 mod event_bus;
+#[cfg(feature = "lake")]
 mod lake;
+#[cfg(feature = "member-lambdas")]
 mod lambdas;
+#[cfg(feature = "organization")]
 mod organization;
+#[cfg(feature = "query")]
 mod query;
+#[cfg(feature = "store")]
 mod store;
 
+#[cfg(feature = "event-bus")]
 pub use event_bus::{EventBridgeBus, RetryPolicy};
+#[cfg(feature = "lake")]
 pub use lake::{DeadLetterBucket, FirehoseSink, LakeStreams};
+#[cfg(feature = "member-lambdas")]
 pub use lambdas::MemberLambdasClient;
+#[cfg(feature = "organization")]
 pub use organization::OrganizationsClient;
+#[cfg(feature = "query")]
 pub use query::AthenaEngine;
+#[cfg(feature = "store")]
 pub use store::DynamoStore;
 
 use aws_config::BehaviorVersion;

@@ -97,3 +97,33 @@ pub fn dead_letters(db: &Db, limit: usize) -> Result<Vec<DeadLetter>, DbError> {
 pub fn pending_deliveries(db: &Db) -> Result<i64, DbError> {
     db.call_blocking(|c| c.query_row("SELECT COUNT(*) FROM deliveries", [], |r| r.get(0)))
 }
+
+/// Deliveries were still queued when [`settle`] gave up.
+#[derive(Debug, thiserror::Error)]
+#[error("the local bus did not settle: {0}")]
+pub struct Unsettled(pub String);
+
+/// Waits until every event put so far has been delivered: no delivery is
+/// queued, retrying or running (a handler's own puts are queued before its
+/// delivery is removed, so an empty queue is a quiet system). Dead-lettered
+/// deliveries count as done. Gives up after `within`, saying how many were
+/// left. Tests and the demo use it to show that nothing more happened,
+/// instead of sleeping.
+pub async fn settle(db: &Db, within: std::time::Duration) -> Result<(), Unsettled> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let queued: i64 = db
+            .call(|c| c.query_row("SELECT COUNT(*) FROM deliveries", [], |r| r.get(0)))
+            .await
+            .map_err(|e| Unsettled(e.to_string()))?;
+        if queued == 0 {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Unsettled(format!(
+                "{queued} deliveries still queued after {within:?}"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

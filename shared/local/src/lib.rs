@@ -19,11 +19,12 @@ pub mod timers;
 pub use bus::{LocalBus, PutEventsError, Rule};
 pub use db::Db;
 pub use dispatch::RetryTiming;
+pub use inspect::Unsettled;
 pub use lake::LocalLakeSink;
 pub use lambdas::SimulatedLambdas;
 pub use organization::{SimulatedOrganization, SimulationConfig};
 pub use registry::{Build, Registry, RegistryError};
-pub use runtime::{Running, RuntimeConfig, StartError, Unsettled, start};
+pub use runtime::{Running, RuntimeConfig, StartError, start};
 pub use store::SqliteStore;
 pub use template::{BUILTIN_TEMPLATE, LocalContext, Template};
 

@@ -15,6 +15,7 @@ use crate::bus::{LocalBus, LocalBusConfig, Rule};
 use crate::db::{Db, DbError};
 use crate::dispatch::{Dispatcher, RetryTiming, Target};
 use crate::http::{HttpState, Route};
+use crate::inspect::{self, Unsettled};
 use crate::lambdas::SimulatedLambdas;
 use crate::organization::{SimulatedOrganization, SimulationConfig};
 use crate::registry::{Registry, RegistryError};
@@ -73,11 +74,6 @@ pub enum StartError {
         source: std::io::Error,
     },
 }
-
-/// Deliveries were still queued when [`Running::settle`] gave up.
-#[derive(Debug, thiserror::Error)]
-#[error("the local bus did not settle: {0}")]
-pub struct Unsettled(pub String);
 
 /// A running local control plane.
 pub struct Running {
@@ -350,30 +346,10 @@ impl Running {
         &self.db
     }
 
-    /// Waits until every event put so far has been delivered: no delivery
-    /// is queued, retrying or running (a handler's own puts are queued
-    /// before its delivery is removed, so an empty queue is a quiet
-    /// system). Tests and the demo use it to show that nothing more
-    /// happened, instead of sleeping. Dead-lettered deliveries count as
-    /// done. Gives up after `within`, answering how many were left.
+    /// Waits until every event put so far has been delivered (see
+    /// [`inspect::settle`]).
     pub async fn settle(&self, within: Duration) -> Result<(), Unsettled> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let queued: i64 = self
-                .db
-                .call(|c| c.query_row("SELECT COUNT(*) FROM deliveries", [], |r| r.get(0)))
-                .await
-                .map_err(|e| Unsettled(e.to_string()))?;
-            if queued == 0 {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Unsettled(format!(
-                    "{queued} deliveries still queued after {within:?}"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        inspect::settle(&self.db, within).await
     }
 
     /// Fires `function`'s schedule now, with the payload its timer sends,

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::Utc;
-use purser_core::Clock;
+use purser::driver::{As, Driver};
 use purser_core::ports::{QueryEngine, QueryResult};
+use purser_core::{Clock, ManualClock};
 use purser_local::lambdas::{self, SimulatedFunction};
 use purser_local::{RetryTiming, Running, RuntimeConfig, Template, inspect};
 use serde_json::{Value, json};
@@ -24,14 +24,45 @@ pub const COST: f64 = 9000.0 * 0.0000133334 + 0.0000002;
 
 pub struct Local {
     pub running: Running,
+    /// What drives it from outside, as the demo does.
+    pub driver: Driver,
     pub http: reqwest::Client,
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// The clock, when the test moves time itself.
+    pub manual: Option<Arc<ManualClock>>,
 }
 
 /// Where the harness's clock starts: the middle of a day in the middle of a
 /// month, so no test depends on the day it runs. Time runs from there.
 pub const TEST_START: &str = "2026-11-18T12:00:00Z";
+
+/// How a test wants its `purser up`.
+pub struct Options {
+    /// The system clock when `None`.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// A manual clock (wins over `clock`): time moves only when told.
+    pub manual: Option<Arc<ManualClock>>,
+    /// How long the simulated organization takes to create an account.
+    pub organization_delay: Duration,
+    pub account_limit: Option<u32>,
+    pub shutdown_grace: Option<Duration>,
+    /// Whether member accounts may put `aws.*` events (CloudFormation).
+    pub allow_aws_sources: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            clock: None,
+            manual: None,
+            organization_delay: Duration::from_millis(50),
+            account_limit: None,
+            shutdown_grace: None,
+            allow_aws_sources: false,
+        }
+    }
+}
 
 /// `purser up` on a clock shifted to [`TEST_START`].
 pub async fn start() -> Local {
@@ -46,13 +77,33 @@ pub async fn start() -> Local {
 
 /// `purser up` on `clock` (the system clock when `None`).
 pub async fn start_with_clock(clock: Option<Arc<dyn Clock>>) -> Local {
+    start_with(Options {
+        clock,
+        ..Options::default()
+    })
+    .await
+}
+
+/// `purser up` in a fresh data dir with fast retries, as `options` say.
+pub async fn start_with(options: Options) -> Local {
     let dir = tempfile::tempdir().unwrap();
     let mut config = RuntimeConfig::new(dir.path(), 0);
     config.retry_timing = RetryTiming {
         base: Duration::from_millis(20),
         cap: Duration::from_millis(200),
     };
-    config.organization.delay = Duration::from_millis(50);
+    config.organization.delay = options.organization_delay;
+    config.allow_aws_sources = options.allow_aws_sources;
+    if let Some(limit) = options.account_limit {
+        config.organization.account_limit = limit;
+    }
+    if let Some(grace) = options.shutdown_grace {
+        config.shutdown_grace = grace;
+    }
+    let clock = match &options.manual {
+        Some(manual) => Some(manual.clone() as Arc<dyn Clock>),
+        None => options.clock,
+    };
     let running = purser_local::start(
         config,
         &Template::builtin(),
@@ -60,12 +111,14 @@ pub async fn start_with_clock(clock: Option<Arc<dyn Clock>>) -> Local {
         clock,
     )
     .await
-    .unwrap();
+    .expect("purser starts");
     Local {
         url: format!("http://{}", running.addr()),
+        driver: Driver::new(&running).unwrap(),
         running,
         http: purser::http_client().build().unwrap(),
         dir,
+        manual: options.manual,
     }
 }
 
@@ -83,17 +136,33 @@ impl Local {
         self.running.ports().clock.now()
     }
 
+    /// Calls the API as the local platform admin.
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.http.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}", self.url),
-        );
-        if let Some(b) = body {
-            r = r.body(b.to_string());
-        }
-        let reply = r.send().await.unwrap();
-        let status = reply.status().as_u16();
-        (status, reply.json().await.unwrap_or(Value::Null))
+        self.call_as(method, path, None, body, None).await
+    }
+
+    /// Calls the API as `who` (an IAM principal ARN; the admin when `None`),
+    /// with an `Idempotency-Key` when given.
+    pub async fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        who: Option<&str>,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
+        let who = who.map_or(As::Admin, As::Principal);
+        let reply = self
+            .driver
+            .call(who, method, path, body.as_ref(), key)
+            .await
+            .unwrap();
+        (reply.status, reply.body)
+    }
+
+    /// Waits until every event put so far is delivered.
+    pub async fn settle(&self) {
+        self.driver.settle().await.unwrap();
     }
 
     /// Team `payments` with the developer as a member, and a ready account
@@ -127,28 +196,17 @@ impl Local {
                 "duration_ms": 899_999.0, "billed_duration_ms": 900_000, "max_memory_used_mb": 2000, "init_duration_ms": null}))
             .collect();
         let detail = json!({"version": 1, "batch_id": batch_id, "function_name": function, "architecture": "arm64", "memory_mb": 10240, "reports": reports});
-        let config = purser_aws::config_loader()
-            .region(aws_config::Region::new(REGION))
-            .endpoint_url(&self.url)
-            .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
-                account, "x", None, None, "t",
-            ))
-            .load()
-            .await;
-        let reply = aws_sdk_eventbridge::Client::new(&config)
-            .put_events()
-            .entries(
-                PutEventsRequestEntry::builder()
-                    .source("purser.telemetry")
-                    .detail_type("InvocationsReported")
-                    .detail(detail.to_string())
-                    .event_bus_name("purser")
-                    .build(),
+        self.driver
+            .put(
+                account,
+                "purser.telemetry",
+                "InvocationsReported",
+                &detail,
+                None,
+                vec![],
             )
-            .send()
             .await
             .unwrap();
-        assert_eq!(reply.failed_entry_count(), 0);
     }
 
     /// The details of archived events of one type, oldest first.
@@ -202,7 +260,7 @@ impl Local {
     }
 
     /// Runs the spend function as its schedule does.
-    pub async fn settle(&self) -> Value {
+    pub async fn settle_spend(&self) -> Value {
         self.running.run_schedule("SpendFunction").await.unwrap()
     }
 
@@ -216,12 +274,11 @@ impl Local {
     }
 
     pub async fn until(&self, what: &str, mut check: impl AsyncFnMut(&Self) -> bool) {
-        for _ in 0..500 {
-            if check(self).await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("timed out waiting until {what}");
+        self.driver
+            .until(what, Duration::from_secs(10), async || {
+                Ok(check(self).await.then_some(()))
+            })
+            .await
+            .unwrap();
     }
 }
