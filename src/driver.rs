@@ -113,28 +113,12 @@ impl Driver {
         body: Option<&Value>,
         idempotency_key: Option<&str>,
     ) -> anyhow::Result<Reply> {
-        tokio::time::timeout(
-            CALL_TIMEOUT,
-            self.exchange(who, method, path, body, idempotency_key),
-        )
-        .await
-        .map_err(|_| anyhow!("no answer within {} s", CALL_TIMEOUT.as_secs()))
-        .and_then(|r| r)
-        .with_context(|| format!("{method} {path} on {}", self.url()))
-    }
-
-    async fn exchange(
-        &self,
-        who: As<'_>,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        idempotency_key: Option<&str>,
-    ) -> anyhow::Result<Reply> {
-        let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.url()))
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes())?,
+                format!("{}{path}", self.url()),
+            )
             .header("content-type", "application/json");
         match who {
             As::Admin => {}
@@ -158,15 +142,22 @@ impl Driver {
         if let Some(body) = body {
             request = request.body(body.to_string());
         }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let text = response.text().await?;
-        let body = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        let exchange = async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let text = response.text().await?;
+            let body = if text.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            };
+            anyhow::Ok(Reply { status, body })
         };
-        Ok(Reply { status, body })
+        tokio::time::timeout(CALL_TIMEOUT, exchange)
+            .await
+            .map_err(|_| anyhow!("no answer within {} s", CALL_TIMEOUT.as_secs()))
+            .and_then(|r| r)
+            .with_context(|| format!("{method} {path} on {}", self.url()))
     }
 
     /// Puts one event on Purser's bus as `account` would (its access key

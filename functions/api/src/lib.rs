@@ -99,17 +99,22 @@ impl Api {
                 None,
             )
         })?;
+        let call = routes::Call {
+            api: self,
+            request,
+            caller: &caller,
+        };
         match route {
-            "POST /accounts" => routes::accounts::request(self, request, &caller).await,
-            "GET /accounts" => routes::accounts::list(self, request, &caller).await,
-            "GET /accounts/{id}" => routes::accounts::get(self, request, &caller).await,
-            "DELETE /accounts/{id}" => routes::accounts::close(self, request, &caller).await,
-            "PUT /teams/{team}" => routes::teams::put(self, request, &caller).await,
-            "GET /teams/{team}" => routes::teams::get(self, request, &caller).await,
-            "PUT /teams/{team}/budget" => routes::budgets::put(self, request, &caller).await,
-            "GET /teams/{team}/budget" => routes::budgets::get(self, request, &caller).await,
-            "GET /teams/{team}/costs" => routes::costs::get(self, request, &caller).await,
-            "POST /deployments" => routes::deployments::record(self, request).await,
+            "POST /accounts" => routes::accounts::request(call).await,
+            "GET /accounts" => routes::accounts::list(call).await,
+            "GET /accounts/{id}" => routes::accounts::get(call).await,
+            "DELETE /accounts/{id}" => routes::accounts::close(call).await,
+            "PUT /teams/{team}" => routes::teams::put(call).await,
+            "GET /teams/{team}" => routes::teams::get(call).await,
+            "PUT /teams/{team}/budget" => routes::budgets::put(call).await,
+            "GET /teams/{team}/budget" => routes::budgets::get(call).await,
+            "GET /teams/{team}/costs" => routes::costs::get(call).await,
+            "POST /deployments" => routes::deployments::record(call).await,
             _ => Err(Reply::error(
                 404,
                 "not_found",

@@ -1,12 +1,10 @@
 //! `POST /accounts`, `GET /accounts`, `GET /accounts/{id}`,
 //! `DELETE /accounts/{id}`.
 
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use purser_core::accounts::Caller;
 use purser_core::{NewAccount, TeamName};
 use serde_json::{Value, json};
 
-use crate::Api;
+use super::{Answer, Call};
 use crate::reply::Reply;
 use crate::request::{body_json, idempotency_key, param};
 
@@ -14,10 +12,12 @@ const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 200;
 
 pub async fn request(
-    api: &Api,
-    request: &ApiGatewayV2httpRequest,
-    caller: &Caller,
-) -> Result<Reply, Reply> {
+    Call {
+        api,
+        request,
+        caller,
+    }: Call<'_>,
+) -> Answer {
     let body = body_json(request)?;
     let input = NewAccount::from_json(&body).map_err(Reply::invalid)?;
     let key = idempotency_key(request, caller, &input)?;
@@ -28,10 +28,12 @@ pub async fn request(
 
 /// `?team=&limit=&next=`: a page of the accounts the caller may see.
 pub async fn list(
-    api: &Api,
-    request: &ApiGatewayV2httpRequest,
-    caller: &Caller,
-) -> Result<Reply, Reply> {
+    Call {
+        api,
+        request,
+        caller,
+    }: Call<'_>,
+) -> Answer {
     let query = &request.query_string_parameters;
     let team = match query.first("team") {
         Some(t) => Some(TeamName::parse(t).map_err(|m| Reply::bad("team", &m))?),
@@ -54,19 +56,23 @@ pub async fn list(
 }
 
 pub async fn get(
-    api: &Api,
-    request: &ApiGatewayV2httpRequest,
-    caller: &Caller,
-) -> Result<Reply, Reply> {
+    Call {
+        api,
+        request,
+        caller,
+    }: Call<'_>,
+) -> Answer {
     let account = api.accounts.get(param(request, "id"), caller).await?;
     Ok(Reply::json(200, account.to_view()))
 }
 
 pub async fn close(
-    api: &Api,
-    request: &ApiGatewayV2httpRequest,
-    caller: &Caller,
-) -> Result<Reply, Reply> {
+    Call {
+        api,
+        request,
+        caller,
+    }: Call<'_>,
+) -> Answer {
     let account = api.accounts.close(param(request, "id"), caller).await?;
     Ok(Reply::json(202, account.to_view()))
 }

@@ -1,18 +1,18 @@
 //! `PUT /teams/{team}/budget`, `GET /teams/{team}/budget`.
 
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use purser_core::accounts::Caller;
 use purser_core::budgets::Budget;
 
-use crate::Api;
+use super::{Answer, Call};
 use crate::reply::Reply;
 use crate::request::{body_json, team};
 
 pub async fn put(
-    api: &Api,
-    request: &ApiGatewayV2httpRequest,
-    caller: &Caller,
-) -> Result<Reply, Reply> {
+    Call {
+        api,
+        request,
+        caller,
+    }: Call<'_>,
+) -> Answer {
     let name = team(request)?;
     let body = body_json(request)?;
     let budget =
@@ -22,10 +22,12 @@ pub async fn put(
 }
 
 pub async fn get(
-    api: &Api,
-    request: &ApiGatewayV2httpRequest,
-    caller: &Caller,
-) -> Result<Reply, Reply> {
+    Call {
+        api,
+        request,
+        caller,
+    }: Call<'_>,
+) -> Answer {
     let name = team(request)?;
     Ok(Reply::json(200, api.budgets.view(&name, caller).await?))
 }

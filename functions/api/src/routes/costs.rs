@@ -1,19 +1,20 @@
 //! `GET /teams/{team}/costs?from=&to=&by=day|account|function`: the use
 //! case is `purser_core::spend::Costs`; this maps its answers to replies.
 
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use purser_core::accounts::{AccountError, Caller};
+use purser_core::accounts::AccountError;
 use purser_core::spend::{CostsAsked, CostsError};
 
-use crate::Api;
+use super::{Answer, Call};
 use crate::reply::Reply;
 use crate::request::team;
 
 pub async fn get(
-    api: &Api,
-    request: &ApiGatewayV2httpRequest,
-    caller: &Caller,
-) -> Result<Reply, Reply> {
+    Call {
+        api,
+        request,
+        caller,
+    }: Call<'_>,
+) -> Answer {
     let name = team(request)?;
     let query = &request.query_string_parameters;
     let asked = CostsAsked {

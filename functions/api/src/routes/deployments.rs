@@ -1,14 +1,13 @@
 //! `POST /deployments`: a CI deployment, straight into the lake.
 
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use purser_core::lake::{Recorded, RecorderError};
 use serde_json::json;
 
-use crate::Api;
+use super::{Answer, Call};
 use crate::reply::Reply;
 use crate::request::body_json;
 
-pub async fn record(api: &Api, request: &ApiGatewayV2httpRequest) -> Result<Reply, Reply> {
+pub async fn record(Call { api, request, .. }: Call<'_>) -> Answer {
     // The account is the caller's own, from its IAM identity, so no account
     // can report deployments for another.
     let account_id = request

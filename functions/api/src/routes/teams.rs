@@ -1,18 +1,18 @@
 //! `PUT /teams/{team}`, `GET /teams/{team}`.
 
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use purser_core::Team;
-use purser_core::accounts::Caller;
 
-use crate::Api;
+use super::{Answer, Call};
 use crate::reply::Reply;
 use crate::request::{body_json, team};
 
 pub async fn put(
-    api: &Api,
-    request: &ApiGatewayV2httpRequest,
-    caller: &Caller,
-) -> Result<Reply, Reply> {
+    Call {
+        api,
+        request,
+        caller,
+    }: Call<'_>,
+) -> Answer {
     let name = team(request)?;
     let body = body_json(request)?;
     let team = Team::from_json(name, &body).map_err(Reply::invalid)?;
@@ -22,10 +22,12 @@ pub async fn put(
 }
 
 pub async fn get(
-    api: &Api,
-    request: &ApiGatewayV2httpRequest,
-    caller: &Caller,
-) -> Result<Reply, Reply> {
+    Call {
+        api,
+        request,
+        caller,
+    }: Call<'_>,
+) -> Answer {
     let (team, open) = api.accounts.team(&team(request)?, caller).await?;
     Ok(Reply::json(200, team.to_view(open)))
 }
