@@ -216,6 +216,7 @@ async fn bad_requests_name_the_field_and_write_nothing() {
     let raw = local
         .http
         .post(format!("{}/accounts", local.url))
+        .header("content-type", "application/json")
         .body("{\"team\":")
         .send()
         .await
@@ -649,5 +650,54 @@ async fn replaying_every_event_in_any_order_changes_nothing() {
         .await
         .expect("every delivery is done");
     assert_eq!(snapshot(&local).len(), before.len(), "no new events");
+    local.running.shutdown().await;
+}
+
+/// purser up has no authentication, so a web page must not drive it: a
+/// form post (text or form data), a cross-site fetch (its Origin) and a
+/// rebound name (its Host) are refused, and nothing is written.
+#[tokio::test]
+async fn a_web_page_cannot_drive_purser_up() {
+    let local = start().await;
+    let team = json!({"quota": 3, "members": [DEV]}).to_string();
+    let put = |content_type: &'static str| {
+        local
+            .http
+            .put(format!("{}/teams/payments", local.url))
+            .header("content-type", content_type)
+            .body(team.clone())
+    };
+    let form = put("text/plain").send().await.unwrap();
+    assert_eq!(form.status(), 415);
+    let body: Value = form.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+    let urlencoded = put("application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(urlencoded.status(), 415);
+    let cross_site = put("application/json")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    let rebound = put("application/json")
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    let (status, unconfigured) = local.call("GET", "/teams/payments", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(unconfigured["members"], json!([]), "nothing was written");
+    let (status, _) = local
+        .call(
+            "PUT",
+            "/teams/payments",
+            Some(json!({"quota": 3, "members": [DEV]})),
+        )
+        .await;
+    assert_eq!(status, 200, "the same request from a tool is served");
     local.running.shutdown().await;
 }

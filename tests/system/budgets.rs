@@ -394,6 +394,7 @@ async fn budget_requests_are_validated_and_admin_only() {
         .http
         .put(format!("{}/teams/payments/budget", local.url))
         .header("x-purser-principal", DEV)
+        .header("content-type", "application/json")
         .body(json!({"amount": "1"}).to_string())
         .send()
         .await

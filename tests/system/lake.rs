@@ -300,6 +300,7 @@ async fn deployments_from_ci_and_cloudformation_are_recorded() {
     let reply = local
         .http
         .post(format!("{}/deployments", local.url))
+        .header("content-type", "application/json")
         .body(json!({"version": 1, "stack": "batch", "status": "STARTED"}).to_string())
         .send()
         .await
@@ -313,6 +314,7 @@ async fn deployments_from_ci_and_cloudformation_are_recorded() {
     let bad = local
         .http
         .post(format!("{}/deployments", local.url))
+        .header("content-type", "application/json")
         .body(json!({"version": 1, "stack": "batch", "status": "DONE"}).to_string())
         .send()
         .await

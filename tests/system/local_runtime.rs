@@ -383,6 +383,7 @@ async fn http_routes_reach_their_function_as_api_gateway_requests() {
     let reply = http
         .post(format!("{}/things/t-1?x=a%20b", h.url()))
         .header("x-purser-principal", "arn:aws:iam::123456789012:user/dev")
+        .header("content-type", "application/json")
         .body(r#"{"k":1}"#)
         .send()
         .await

@@ -169,6 +169,9 @@ async fn serve(
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         return aws_json(&state, target, &caller, &body).await;
     }
+    if let Some(refused) = refuse_cross_site(&method, &headers, &body) {
+        return refused;
+    }
     let path = uri.path();
     if method == Method::GET
         && path == "/openapi.json"
@@ -218,6 +221,72 @@ async fn serve(
                 .into_response()
         }
     }
+}
+
+/// `purser up` has no authentication (you are whoever `X-Purser-Principal`
+/// says), so it must not be reachable from web pages: a page's script or
+/// form may send requests to 127.0.0.1. Refused: a request whose `Host` is
+/// not a loopback name (DNS rebinding: a page's own name pointed at
+/// 127.0.0.1), one with an `Origin` other than a loopback one (any
+/// cross-site fetch or form), and a body that is not declared JSON (the
+/// only types a form can send without the CORS preflight we never answer
+/// are form data and text). SDK calls (`X-Amz-Target`) need a preflight
+/// from a page and are not affected.
+fn refuse_cross_site(method: &Method, headers: &HeaderMap, body: &Bytes) -> Option<Response> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let loopback = |authority: &str| {
+        let host = match authority.strip_prefix('[') {
+            // [::1]:8787
+            Some(rest) => rest.split(']').next().unwrap_or_default(),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    let refuse = |status: StatusCode, code: &str, message: &str| {
+        Some(
+            (
+                status,
+                axum::Json(json!({"error": {"code": code, "message": message, "field": null}})),
+            )
+                .into_response(),
+        )
+    };
+    if header("host").is_some_and(|host| !loopback(host)) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "purser up answers only requests addressed to 127.0.0.1 or localhost",
+        );
+    }
+    if let Some(origin) = header("origin") {
+        let authority = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        if !authority.is_some_and(loopback) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "purser up takes no requests from web pages of other sites",
+            );
+        }
+    }
+    let declared_json = header("content-type").is_some_and(|t| {
+        t.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    });
+    let writes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if writes && !body.is_empty() && !declared_json {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON, with Content-Type: application/json",
+        );
+    }
+    None
 }
 
 /// Who is calling: the access key id of a SigV4 `Authorization` header, and
@@ -499,6 +568,98 @@ async fn aws_json(state: &HttpState, target: &str, caller: &Caller, body: &Bytes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn pages_of_other_sites_and_rebound_names_are_refused() {
+        let json_body = Bytes::from_static(br#"{"quota": 3}"#);
+        let status = |method: Method, pairs: &[(&'static str, &'static str)], body: &Bytes| {
+            refuse_cross_site(&method, &headers(pairs), body).map(|r| r.status().as_u16())
+        };
+        let local = [
+            ("host", "127.0.0.1:8787"),
+            ("content-type", "application/json"),
+        ];
+        assert_eq!(status(Method::PUT, &local, &json_body), None);
+        assert_eq!(
+            status(
+                Method::PUT,
+                &[
+                    ("host", "localhost:8787"),
+                    ("content-type", "application/json; charset=utf-8")
+                ],
+                &json_body
+            ),
+            None
+        );
+        assert_eq!(
+            status(Method::GET, &[("host", "[::1]:8787")], &Bytes::new()),
+            None
+        );
+        assert_eq!(
+            status(Method::DELETE, &[("host", "127.0.0.1:8787")], &Bytes::new()),
+            None,
+            "no body, nothing to declare"
+        );
+        // A form post from a web page: text or form data, and its origin.
+        assert_eq!(
+            status(
+                Method::POST,
+                &[("host", "127.0.0.1:8787"), ("content-type", "text/plain")],
+                &json_body
+            ),
+            Some(415)
+        );
+        assert_eq!(
+            status(Method::POST, &[("host", "127.0.0.1:8787")], &json_body),
+            Some(415),
+            "an undeclared body"
+        );
+        assert_eq!(
+            status(
+                Method::POST,
+                &[
+                    ("host", "127.0.0.1:8787"),
+                    ("origin", "https://evil.example"),
+                    ("content-type", "application/json")
+                ],
+                &json_body
+            ),
+            Some(403)
+        );
+        assert_eq!(
+            status(
+                Method::GET,
+                &[("host", "127.0.0.1:8787"), ("origin", "null")],
+                &Bytes::new()
+            ),
+            Some(403),
+            "a sandboxed page's opaque origin"
+        );
+        assert_eq!(
+            status(
+                Method::GET,
+                &[
+                    ("host", "127.0.0.1:8787"),
+                    ("origin", "http://localhost:3000")
+                ],
+                &Bytes::new()
+            ),
+            None
+        );
+        // DNS rebinding: evil.example resolved to 127.0.0.1.
+        assert_eq!(
+            status(Method::GET, &[("host", "evil.example:8787")], &Bytes::new()),
+            Some(403)
+        );
+    }
 
     #[test]
     fn routes_bind_path_parameters() {
