@@ -81,6 +81,7 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
             freeze_exemptions: FreezeExemptions {
                 break_glass_roles,
                 purser_role: member_role,
+                control_tower: get("PURSER_CONTROL_TOWER").is_some_and(|v| v == "true"),
             },
             cur: get("PURSER_CUR").is_some_and(|v| v == "true"),
         },

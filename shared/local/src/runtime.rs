@@ -217,6 +217,8 @@ pub async fn start(
             freeze_exemptions: FreezeExemptions {
                 break_glass_roles: vec!["break-glass".into()],
                 purser_role: "OrganizationAccountAccessRole".into(),
+                // The simulated organization has no Control Tower.
+                control_tower: false,
             },
             // The CUR is whatever <data-dir>/lake/cur/ holds (an empty
             // table without it).

@@ -47,9 +47,29 @@ pub struct FreezeExemptions {
     pub break_glass_roles: Vec<String>,
     /// The role Purser itself uses in member accounts.
     pub purser_role: String,
+    /// Whether AWS Control Tower governs the member accounts (the
+    /// `ControlTower` parameter): its own functions then keep running.
+    pub control_tower: bool,
 }
 
+/// The function Control Tower runs in every account it governs.
+pub const CONTROL_TOWER_FUNCTIONS: &[&str] = &["aws-controltower-NotificationForwarder"];
+
 impl FreezeExemptions {
+    /// Member functions no throttle touches, by exact name: Control
+    /// Tower's, where it governs the accounts. A name prefix would let any
+    /// team exempt its own functions by naming them so.
+    pub fn platform_functions(&self) -> Vec<String> {
+        if self.control_tower {
+            CONTROL_TOWER_FUNCTIONS
+                .iter()
+                .map(|f| f.to_string())
+                .collect()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// The deny-all SCP, exempting the break-glass roles and Purser's own,
     /// checked against the 5,120-character limit.
     pub fn policy(&self) -> Result<String, ValidationError> {
@@ -156,6 +176,7 @@ impl Budgets {
             lambdas,
             bus.clone(),
             clock.clone(),
+            exemptions.platform_functions(),
         );
         Self {
             accounts: store.clone(),

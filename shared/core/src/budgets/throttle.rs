@@ -135,16 +135,6 @@ fn skip_refused(
     }
 }
 
-/// Functions the platform itself runs in member accounts (Control
-/// Tower's guardrails and notifications): never throttled.
-pub const PLATFORM_FUNCTION_PREFIXES: &[&str] = &["aws-controltower-"];
-
-fn platform_managed(name: &str) -> bool {
-    PLATFORM_FUNCTION_PREFIXES
-        .iter()
-        .any(|prefix| name.starts_with(prefix))
-}
-
 fn episode_key(account_id: &str) -> Marker {
     Marker::ThrottleEpisode {
         account_id: account_id.to_string(),
@@ -208,6 +198,9 @@ pub struct LambdaThrottle {
     lambdas: Arc<dyn MemberLambdas>,
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
+    /// Functions the platform itself runs in member accounts, by exact
+    /// name (`FreezeExemptions::platform_functions`): never throttled.
+    platform_functions: Vec<String>,
 }
 
 impl LambdaThrottle {
@@ -217,6 +210,7 @@ impl LambdaThrottle {
         lambdas: Arc<dyn MemberLambdas>,
         bus: Arc<dyn EventBus>,
         clock: Arc<dyn Clock>,
+        platform_functions: Vec<String>,
     ) -> Self {
         Self {
             accounts,
@@ -224,6 +218,7 @@ impl LambdaThrottle {
             lambdas,
             bus,
             clock,
+            platform_functions,
         }
     }
 
@@ -283,7 +278,10 @@ impl LambdaThrottle {
         let episode = self.markers.recall(&key, now).await?.unwrap_or(new_episode);
         let mut throttled = Vec::new();
         let functions = self.lambdas.functions(&account_id).await?;
-        for f in functions.into_iter().filter(|f| !platform_managed(&f.name)) {
+        for f in functions
+            .into_iter()
+            .filter(|f| !self.platform_functions.contains(&f.name))
+        {
             let memory = memory_key(&account_id, &episode, &f);
             let fresh = self
                 .markers
@@ -910,6 +908,7 @@ mod tests {
             FreezeExemptions {
                 break_glass_roles: vec![],
                 purser_role: "OrganizationAccountAccessRole".into(),
+                control_tower: true,
             },
         );
         World {
@@ -1084,6 +1083,8 @@ mod tests {
         let w = world(&["throttle-lambdas"]);
         w.lambdas
             .add(A, R1, "aws-controltower-NotificationForwarder", None);
+        // A team's own function named like the platform's is not exempt.
+        w.lambdas.add(A, R1, "aws-controltower-my-etl", None);
         w.spend(2);
         w.evaluate().await.unwrap();
         assert_eq!(
@@ -1092,7 +1093,27 @@ mod tests {
             Some(None),
             "the platform's own function keeps running"
         );
+        assert_eq!(
+            w.lambdas.reserved(A, R1, "aws-controltower-my-etl"),
+            Some(Some(0)),
+            "exempt by exact name only"
+        );
         assert_eq!(w.lambdas.reserved(A, R1, "api"), Some(Some(0)));
+    }
+
+    #[test]
+    fn only_control_tower_accounts_exempt_its_function() {
+        let mut exemptions = FreezeExemptions {
+            break_glass_roles: vec![],
+            purser_role: "OrganizationAccountAccessRole".into(),
+            control_tower: false,
+        };
+        assert!(exemptions.platform_functions().is_empty());
+        exemptions.control_tower = true;
+        assert_eq!(
+            exemptions.platform_functions(),
+            ["aws-controltower-NotificationForwarder"]
+        );
     }
 
     #[tokio::test]
