@@ -57,6 +57,16 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
     if throttle_role != member_role && !break_glass_roles.contains(&throttle_role) {
         break_glass_roles.push(throttle_role.clone());
     }
+    let freeze_exemptions = FreezeExemptions {
+        break_glass_roles,
+        purser_role: member_role,
+        control_tower: get("PURSER_CONTROL_TOWER").is_some_and(|v| v == "true"),
+    };
+    // A wildcard in BreakGlassRoles would exempt any role an account
+    // admin creates to match it: refuse to start rather than freeze badly.
+    freeze_exemptions
+        .validate()
+        .map_err(|e| format!("BreakGlassRoles / MemberAccountRole: {}", e.message))?;
     Ok(Ports {
         store: Arc::new(DynamoStore::from_config(
             config,
@@ -78,11 +88,7 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
         settings: Settings {
             admins: admins(list("PURSER_ADMIN_PRINCIPALS")),
             region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
-            freeze_exemptions: FreezeExemptions {
-                break_glass_roles,
-                purser_role: member_role,
-                control_tower: get("PURSER_CONTROL_TOWER").is_some_and(|v| v == "true"),
-            },
+            freeze_exemptions,
             cur: get("PURSER_CUR").is_some_and(|v| v == "true"),
         },
     })
@@ -270,6 +276,22 @@ mod tests {
         .to_string();
         assert!(
             err.contains("PURSER_DEPLOYMENTS_STREAM is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_wildcard_break_glass_role_stops_the_function_at_cold_start() {
+        let err = ports(&[
+            ("PURSER_TABLE", "t"),
+            ("PURSER_BUS", "b"),
+            ("PURSER_BREAK_GLASS_ROLES", "break-glass,admin*"),
+        ])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("BreakGlassRoles") && err.contains("\"admin*\""),
             "{err}"
         );
     }

@@ -56,6 +56,31 @@ pub struct FreezeExemptions {
 pub const CONTROL_TOWER_FUNCTIONS: &[&str] = &["aws-controltower-NotificationForwarder"];
 
 impl FreezeExemptions {
+    /// Every exempt role is one IAM role name: no wildcard (`*` or `?`
+    /// would exempt whatever role an account admin creates to match it),
+    /// no path, only the characters IAM allows, at most 64 of them.
+    /// Functions check this at cold start, so a bad `BreakGlassRoles`
+    /// stops the deployment's functions rather than a freeze.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let roles = self
+            .break_glass_roles
+            .iter()
+            .map(|r| ("break_glass_roles", r))
+            .chain(std::iter::once(("purser_role", &self.purser_role)));
+        for (field, role) in roles {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+            if role.is_empty() || role.chars().count() > 64 || !role.chars().all(allowed) {
+                return Err(invalid(
+                    Some(field),
+                    &format!(
+                        "{role:?} is not an IAM role name (1 to 64 of letters, digits and +=,.@_-; no wildcards, no path): a freeze exempts roles by exact name"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Member functions no throttle touches, by exact name: Control
     /// Tower's, where it governs the accounts. A name prefix would let any
     /// team exempt its own functions by naming them so.
@@ -73,6 +98,7 @@ impl FreezeExemptions {
     /// The deny-all SCP, exempting the break-glass roles and Purser's own,
     /// checked against the 5,120-character limit.
     pub fn policy(&self) -> Result<String, ValidationError> {
+        self.validate()?;
         let exempt: Vec<String> = self
             .break_glass_roles
             .iter()
@@ -527,5 +553,46 @@ fn threshold_key(budget: &Budget, period: &str, t: u32) -> Marker {
         period: period.to_string(),
         revision: budget.revision,
         percent: t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FreezeExemptions;
+
+    fn exemptions(break_glass: &[&str]) -> FreezeExemptions {
+        FreezeExemptions {
+            break_glass_roles: break_glass.iter().map(|r| r.to_string()).collect(),
+            purser_role: "OrganizationAccountAccessRole".into(),
+            control_tower: false,
+        }
+    }
+
+    #[test]
+    fn break_glass_roles_are_exact_role_names() {
+        let good = exemptions(&["break-glass", "Ops.Admin+1@team=a,b_c"]);
+        assert!(good.validate().is_ok());
+        let policy = good.policy().unwrap();
+        assert!(
+            policy.contains("arn:aws:iam::*:role/break-glass\""),
+            "{policy}"
+        );
+        for bad in [
+            "*",
+            "admin*",
+            "ops?",
+            "team/admin",
+            "",
+            &"r".repeat(65),
+            "a b",
+        ] {
+            let err = exemptions(&[bad]).validate().unwrap_err();
+            assert_eq!(err.field.as_deref(), Some("break_glass_roles"), "{bad:?}");
+            assert!(err.message.contains("IAM role name"), "{}", err.message);
+            assert!(
+                exemptions(&[bad]).policy().is_err(),
+                "no policy for {bad:?}"
+            );
+        }
     }
 }
