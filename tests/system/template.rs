@@ -1268,3 +1268,33 @@ fn a_budget_evaluation_lease_outlives_the_budgets_function() {
         purser_core::budgets::EVALUATION_LEASE_SECS
     );
 }
+
+/// No caller can starve the API, and no flood can starve enforcement: every
+/// route is throttled, and the recorder and budgets functions reserve
+/// concurrency (unless the account cannot: `EnforcementConcurrency` 0).
+#[test]
+fn the_api_is_throttled_and_enforcement_reserves_concurrency() {
+    let t = template();
+    let api = resource(&t, "HttpApi");
+    let settings = &api["Properties"]["DefaultRouteSettings"];
+    assert_eq!(settings["ThrottlingRateLimit"], reference("ApiRateLimit"));
+    assert_eq!(settings["ThrottlingBurstLimit"], reference("ApiBurstLimit"));
+    for parameter in ["ApiRateLimit", "ApiBurstLimit"] {
+        let p = &t.document["Parameters"][parameter];
+        assert!(p["Default"].as_u64().is_some_and(|d| d >= 1), "{parameter}");
+        assert_eq!(p["MinValue"], 1, "{parameter} cannot switch throttling off");
+    }
+    for function in ["RecorderFunction", "BudgetsFunction"] {
+        let reserved = &resource(&t, function)["Properties"]["ReservedConcurrentExecutions"];
+        assert_eq!(
+            reserved,
+            &json!({"Fn::If": ["ReservesConcurrency", {"Ref": "EnforcementConcurrency"}, {"Ref": "AWS::NoValue"}]}),
+            "{function}"
+        );
+    }
+    assert!(
+        t.document["Parameters"]["EnforcementConcurrency"]["Default"]
+            .as_u64()
+            .is_some_and(|d| d > 0)
+    );
+}
