@@ -701,3 +701,43 @@ async fn a_web_page_cannot_drive_purser_up() {
     assert_eq!(status, 200, "the same request from a tool is served");
     local.running.shutdown().await;
 }
+
+/// With OwnerDomains, an owner's address must be at one of them: another
+/// domain, or a subdomain, is a 400 naming `owner`, and nothing is written.
+#[tokio::test]
+async fn owners_must_be_at_an_allowed_domain() {
+    let local = start().await;
+    local.team("payments", 3).await;
+    let mut ports = local.running.ports().clone();
+    ports.settings.owner_domains = vec!["Example.com".into()];
+    let accounts = ports.accounts();
+    let dev = purser_core::accounts::Caller {
+        arn: DEV.into(),
+        admin: false,
+    };
+    let input = |owner: &str| purser_core::NewAccount {
+        team: purser_core::TeamName::parse("payments").unwrap(),
+        owner: owner.into(),
+        purpose: "domains".into(),
+        lease_days: None,
+    };
+    for owner in ["ana@elsewhere.org", "ana@mail.example.com"] {
+        match accounts.request(input(owner), &dev, None).await {
+            Err(purser_core::accounts::AccountError::Invalid(e)) => {
+                assert_eq!(e.field.as_deref(), Some("owner"), "{owner}");
+                assert!(e.message.contains("example.com"), "{}", e.message);
+            }
+            other => panic!("{owner}: expected a refusal, got {other:?}"),
+        }
+    }
+    let (status, list) = local.call("GET", "/accounts?team=payments", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"], json!([]), "nothing was written");
+    let (account, new) = accounts
+        .request(input("ana@EXAMPLE.com"), &dev, None)
+        .await
+        .unwrap();
+    assert!(new);
+    assert_eq!(account.owner, "ana@EXAMPLE.com");
+    local.running.shutdown().await;
+}

@@ -41,6 +41,9 @@ pub struct Settings {
     pub freeze_exemptions: FreezeExemptions,
     /// Whether the lake has a `cur` table over a CUR 2.0 export.
     pub cur: bool,
+    /// The mail domains an account owner's address may be at; any when
+    /// empty (`OwnerDomains`).
+    pub owner_domains: Vec<String>,
 }
 
 /// A service was asked of ports that do not have what it needs.
@@ -59,6 +62,7 @@ impl Ports {
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),
         )
+        .with_owner_domains(self.settings.owner_domains.clone())
     }
 
     pub fn budgets(&self) -> Budgets {

@@ -90,6 +90,7 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
             region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
             freeze_exemptions,
             cur: get("PURSER_CUR").is_some_and(|v| v == "true"),
+            owner_domains: list("PURSER_OWNER_DOMAINS"),
         },
     })
 }
@@ -228,9 +229,14 @@ mod tests {
             ),
             ("PURSER_BREAK_GLASS_ROLES", "break-glass"),
             ("PURSER_THROTTLE_ROLE", "purser-throttle"),
+            ("PURSER_OWNER_DOMAINS", "example.com, corp.example"),
             ("AWS_REGION", "eu-west-1"),
         ])
         .unwrap();
+        assert_eq!(
+            ports.settings.owner_domains,
+            ["example.com", "corp.example"]
+        );
         assert_eq!(
             ports.settings.admins,
             ["arn:aws:iam::123456789012:role/admin"]

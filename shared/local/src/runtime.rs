@@ -223,6 +223,8 @@ pub async fn start(
             // The CUR is whatever <data-dir>/lake/cur/ holds (an empty
             // table without it).
             cur: true,
+            // Any owner address locally.
+            owner_domains: Vec::new(),
         },
     };
     let handlers = registry.build(&ports)?;

@@ -117,6 +117,8 @@ pub struct Accounts {
     clock: Arc<dyn Clock>,
     /// Waits between retries of throttled Organizations calls.
     backoff: Vec<StdDuration>,
+    /// The mail domains an owner's address may be at; any when empty.
+    owner_domains: Vec<String>,
 }
 
 impl Accounts {
@@ -134,7 +136,39 @@ impl Accounts {
             bus,
             clock,
             backoff: [200, 800, 2_000].map(StdDuration::from_millis).to_vec(),
+            owner_domains: Vec::new(),
         }
+    }
+
+    /// Accounts whose owner must have an address at one of `domains`
+    /// (exactly, case aside: a subdomain is another domain); any when empty.
+    pub fn with_owner_domains(mut self, domains: Vec<String>) -> Self {
+        self.owner_domains = domains
+            .into_iter()
+            .map(|d| d.trim().to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect();
+        self
+    }
+
+    fn check_owner_domain(&self, owner: &str) -> Result<(), AccountError> {
+        if self.owner_domains.is_empty() {
+            return Ok(());
+        }
+        let domain = owner
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default();
+        if self.owner_domains.contains(&domain) {
+            return Ok(());
+        }
+        Err(AccountError::Invalid(crate::validation::invalid(
+            Some("owner"),
+            &format!(
+                "owner must be an address at {} (the OwnerDomains this Purser accepts)",
+                self.owner_domains.join(" or ")
+            ),
+        )))
     }
 
     /// The time by the service's clock.
@@ -179,6 +213,7 @@ impl Accounts {
                 caller.arn, team.name, team.name
             )));
         }
+        self.check_owner_domain(&input.owner)?;
         let now = self.clock.now();
         let account = Account::request(new_id(), input, &caller.arn, now)?;
         match self
