@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use purser::driver::As;
+
 use crate::common;
 use crate::common::local::{Local, Options};
 
@@ -296,26 +298,70 @@ async fn deployments_from_ci_and_cloudformation_are_recorded() {
         "paired with its start: {done}"
     );
 
-    // CI systems that prefer HTTP: POST /deployments, the account from the caller's identity.
-    let reply = local
-        .http
-        .post(format!("{}/deployments", local.url))
-        .header("content-type", "application/json")
-        .body(json!({"version": 1, "stack": "batch", "status": "STARTED"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 202);
+    // CI systems that prefer HTTP: POST /deployments. A member account's
+    // own identity reports for itself, and only for itself.
+    let started = json!({"version": 1, "stack": "batch", "status": "STARTED"});
+    let call = |who, body: Value| {
+        let local = &local;
+        async move {
+            local
+                .driver
+                .call(who, "POST", "/deployments", Some(&body), None)
+                .await
+                .unwrap()
+        }
+    };
+    let reply = call(As::Account(&account), started.clone()).await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    assert_eq!(reply.body["account_id"], account.as_str());
+    let mut elsewhere = started.clone();
+    elsewhere["account_id"] = json!("999999999999");
+    let reply = call(As::Account(&account), elsewhere).await;
+    assert_eq!(
+        reply.status, 403,
+        "not for another account: {:?}",
+        reply.body
+    );
+    // From Purser's own account, the member account is named, and the
+    // caller must be of its team (or an admin).
+    let reply = call(As::Admin, started.clone()).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.body["error"]["field"], "account_id");
+    let mut named = started.clone();
+    named["account_id"] = json!(account);
+    let stranger = "arn:aws:iam::123456789012:user/mallory";
+    let reply = call(As::Principal(stranger), named.clone()).await;
+    assert_eq!(reply.status, 403, "{:?}", reply.body);
+    let reply = call(As::Principal(common::local::DEV), named.clone()).await;
+    assert_eq!(reply.status, 202, "a member of the team: {:?}", reply.body);
+    assert_eq!(reply.body["account_id"], account.as_str());
+    named["account_id"] = json!("12345");
+    let reply = call(As::Admin, named).await;
+    assert_eq!(reply.body["error"]["field"], "account_id");
     local
-        .eventually("the HTTP deployment", |l| {
-            l.lake_lines("deployments").len() == 4
+        .eventually("the HTTP deployments", |l| {
+            l.lake_lines("deployments").len() == 5
         })
         .await;
+    let http: Vec<Value> = local
+        .lake_lines("deployments")
+        .into_iter()
+        .map(|(_, r)| r)
+        .filter(|r| r["stack"] == "batch")
+        .collect();
+    assert_eq!(http.len(), 2);
+    assert!(
+        http.iter()
+            .all(|r| r["account_id"] == account.as_str() && r["team"] == "payments")
+    );
     let bad = local
         .http
         .post(format!("{}/deployments", local.url))
         .header("content-type", "application/json")
-        .body(json!({"version": 1, "stack": "batch", "status": "DONE"}).to_string())
+        .body(
+            json!({"account_id": account, "version": 1, "stack": "batch", "status": "DONE"})
+                .to_string(),
+        )
         .send()
         .await
         .unwrap();

@@ -1,16 +1,20 @@
 //! `POST /deployments`: a CI deployment, straight into the lake.
 
 use purser_core::lake::{Recorded, RecorderError};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Answer, Call};
 use crate::reply::Reply;
 use crate::request::body_json;
 
-pub async fn record(Call { api, request, .. }: Call<'_>) -> Answer {
-    // The account is the caller's own, from its IAM identity, so no account
-    // can report deployments for another.
-    let account_id = request
+pub async fn record(
+    Call {
+        api,
+        request,
+        caller,
+    }: Call<'_>,
+) -> Answer {
+    let caller_account = request
         .request_context
         .authorizer
         .as_ref()
@@ -19,7 +23,44 @@ pub async fn record(Call { api, request, .. }: Call<'_>) -> Answer {
         .ok_or_else(|| {
             Reply::error(403, "forbidden", "the request carries no AWS account", None)
         })?;
-    let body = body_json(request)?;
+    let mut body = body_json(request)?;
+    let named = match body.as_object_mut().and_then(|b| b.remove("account_id")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(id)
+        }
+        Some(_) => {
+            return Err(Reply::bad(
+                "account_id",
+                "account_id must be a 12-digit AWS account id",
+            ));
+        }
+    };
+    // A member account reports its own deployments, and only those. A
+    // caller in Purser's own account (HTTP APIs take no cross-account IAM
+    // callers, so CI may assume a role there) names the member account,
+    // and must be of the team it is lent to, or an admin.
+    let own_account = request.request_context.account_id.as_deref();
+    let account_id = if own_account == Some(caller_account.as_str()) {
+        let named = named.ok_or_else(|| {
+            Reply::bad(
+                "account_id",
+                "account_id is required from Purser's own account: name the member account the deployment went to",
+            )
+        })?;
+        api.accounts.may_report_for(&named, caller).await?;
+        named
+    } else {
+        if named.as_ref().is_some_and(|n| *n != caller_account) {
+            return Err(Reply::error(
+                403,
+                "forbidden",
+                "a member account reports only its own deployments",
+                None,
+            ));
+        }
+        caller_account
+    };
     let now = api.accounts.now();
     let outcome = api
         .recorder

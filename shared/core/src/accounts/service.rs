@@ -198,6 +198,30 @@ impl Accounts {
 
     // ------------------------------------------------------------ the API
 
+    /// Whether `caller` may report deployments of AWS account `account_id`
+    /// from outside it: an admin, or a member of the team the account is
+    /// lent to. An account Purser does not know is refused the same way,
+    /// so a stranger learns nothing.
+    pub async fn may_report_for(
+        &self,
+        account_id: &str,
+        caller: &Caller,
+    ) -> Result<(), AccountError> {
+        if caller.admin {
+            return Ok(());
+        }
+        if let Some(account) = self.accounts.account_by_account_id(account_id).await? {
+            let team = self.team_or_default(&account.team).await?;
+            if caller.may_use(&team) {
+                return Ok(());
+            }
+        }
+        Err(AccountError::Forbidden(format!(
+            "{} may not report deployments of account {account_id}: only members of the team it is lent to, and admins, may",
+            caller.arn
+        )))
+    }
+
     /// A developer asks for an account. Returns the request and whether it
     /// is new (false: the idempotency key replayed an earlier one).
     pub async fn request(
