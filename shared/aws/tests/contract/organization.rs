@@ -1,16 +1,21 @@
 //! Contract of [`OrganizationsClient`] against moto's Organizations: the
-//! calls Purser makes to vend an account into its team's OU, tag it and
-//! close it, read back with the SDK.
+//! Organization port's contract (`purser_contract::organization`, written
+//! once and run against `SimulatedOrganization` too), read back with the
+//! SDK, then what only this adapter does: AWS's answers taken as done
+//! (an account already closed, a document that differs only in spacing, a
+//! duplicate attachment or policy) or mapped to the port's errors, and the
+//! management account left out of the member count.
 //!
 //! moto keeps one organization per server (per caller account), shared by
 //! every test that runs against it: the first test creates it, and each
-//! test uses emails and OU names of its own. Where moto is not AWS:
+//! test uses emails, OU and policy names of its own (the contract's fixture
+//! is `shared`). Where moto is not AWS:
 //!
 //! - `CreateAccount` is `SUCCEEDED` at once (AWS: `IN_PROGRESS` for minutes,
 //!   completion announced by a `CreateAccountResult` event), never fails,
 //!   and accepts an email already in use (AWS: `FAILED` with
 //!   `EMAIL_ALREADY_EXISTS`). The failure path is covered in the domain
-//!   with a test double of the port, and in `src/organization.rs`.
+//!   with a test double of the port, and in the simulated organization.
 //! - `CloseAccount` goes straight to `SUSPENDED` (AWS: `PENDING_CLOSURE`
 //!   first), and has no closure quota.
 //! - `CreateOrganizationalUnit` accepts a second OU of the same name under
@@ -33,9 +38,11 @@
 //!   with success (AWS: `DuplicatePolicyAttachmentException`,
 //!   `PolicyNotAttachedException`), does not enforce AWS's five SCPs per
 //!   target (AWS: `ConstraintViolationException` with reason
-//!   `MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED`), and names an unknown
+//!   `MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED`; the contract's fixture is
+//!   `without_scp_limit`), and names an unknown
 //!   account `AccountNotFoundException` (AWS: `TargetNotFoundException`;
-//!   both `NotFound`). The answers moto does not give are sent to the
+//!   both `NotFound`). It lets the last SCP of a target be detached (AWS:
+//!   `MIN_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED`), which no test here does. The answers moto does not give are sent to the
 //!   adapter as AWS documents them by a connector that stands in for
 //!   Organizations on chosen operations (`aws_answers_moto_does_not_give`).
 
@@ -48,8 +55,10 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::http::StatusCode;
 use purser_aws::OrganizationsClient;
-use purser_core::ports::MAX_POLICIES_PER_TARGET;
+use purser_contract::organization::{Fixture, Observer};
 use purser_core::{CreationState, MemberStatus, Organization, OrganizationError};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::OnceCell;
 
 /// Whether this process made sure moto has an organization.
@@ -108,23 +117,99 @@ async fn organization() -> Option<(OrganizationsClient, aws_sdk_organizations::C
     Some((OrganizationsClient::from_config(&config), client))
 }
 
+/// The organization's management account, as DescribeOrganization names it.
+async fn management(client: &aws_sdk_organizations::Client) -> String {
+    client
+        .describe_organization()
+        .send()
+        .await
+        .expect("DescribeOrganization")
+        .organization()
+        .and_then(|o| o.master_account_id().map(str::to_owned))
+        .expect("a management account")
+}
+
+/// Organizations' own API, read with the SDK.
+struct Sdk {
+    client: aws_sdk_organizations::Client,
+}
+
+impl Observer for Sdk {
+    async fn account(&self, account_id: &str) -> (String, String) {
+        let described = self
+            .client
+            .describe_account()
+            .account_id(account_id)
+            .send()
+            .await
+            .expect("DescribeAccount");
+        let account = described.account().expect("the account");
+        (
+            account.email().expect("an email").to_owned(),
+            account.name().expect("a name").to_owned(),
+        )
+    }
+
+    async fn parent(&self, child_id: &str) -> String {
+        parent(&self.client, child_id).await
+    }
+
+    async fn tags(&self, account_id: &str) -> Vec<(String, String)> {
+        let mut tags = Vec::new();
+        let mut pages = self
+            .client
+            .list_tags_for_resource()
+            .resource_id(account_id)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.expect("ListTagsForResource");
+            tags.extend(
+                page.tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned())),
+            );
+        }
+        tags
+    }
+
+    async fn document(&self, policy_id: &str) -> String {
+        content(&self.client, policy_id).await
+    }
+
+    async fn policies_named(&self, name: &str) -> Vec<String> {
+        named(&self.client, name).await
+    }
+
+    async fn pause(&self) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The shared organization on moto, for each of the contract's scenarios
+/// (see the module doc).
+async fn fresh() -> Option<Fixture<Sdk>> {
+    let (organization, client) = organization().await?;
+    let management = management(&client).await;
+    Some(
+        Fixture::new(Arc::new(organization), Sdk { client }, management)
+            .shared()
+            .without_scp_limit(),
+    )
+}
+
+purser_contract::organization_contract!(fresh);
+
 /// An email no other account of the shared organization has.
 fn email() -> String {
     format!("{}@example.com", crate::common::unique("dev"))
 }
 
-fn tags(team: &str) -> Vec<(String, String)> {
-    vec![
-        ("purser:team".to_owned(), team.to_owned()),
-        ("purser:owner".to_owned(), "ana@example.com".to_owned()),
-    ]
-}
-
-/// The account's parent, as ListParents reports it.
-async fn parent(client: &aws_sdk_organizations::Client, account_id: &str) -> String {
+/// The parent of an account or OU, as ListParents reports it.
+async fn parent(client: &aws_sdk_organizations::Client, child_id: &str) -> String {
     let parents = client
         .list_parents()
-        .child_id(account_id)
+        .child_id(child_id)
         .send()
         .await
         .expect("ListParents");
@@ -134,100 +219,26 @@ async fn parent(client: &aws_sdk_organizations::Client, account_id: &str) -> Str
     parent.id().expect("a parent id").to_owned()
 }
 
+/// moto creates and closes at once, where AWS takes minutes (the contract
+/// polls for both); closing an account AWS has closed already, which it
+/// refuses with `AccountAlreadyClosedException`, is what was asked.
 #[tokio::test]
-async fn vends_an_account_into_its_team_ou_and_closes_it() {
-    let Some((organization, client)) = organization().await else {
+async fn moto_creates_and_closes_at_once_and_closing_a_closed_account_is_done() {
+    let Some((organization, _)) = organization().await else {
         return;
     };
-    let members_before = organization.member_account_count().await.unwrap();
-
-    let email = email();
     let created = organization
-        .create_account(&email, "payments-contract tests", &tags("payments"))
+        .create_account(&email(), "payments-at-once", &[])
         .await
         .unwrap();
-    assert!(created.id.starts_with("car-"), "{created:?}");
-    // moto: at once. AWS: IN_PROGRESS, with no account id yet.
     assert_eq!(created.state, CreationState::Succeeded);
-    let account_id = created.account_id.clone().expect("an account id");
-    assert_eq!(account_id.len(), 12);
-    assert_eq!(created.failure_reason, None);
-
     assert_eq!(
         organization.creation_status(&created.id).await.unwrap(),
         created
     );
-    let described = client
-        .describe_account()
-        .account_id(&account_id)
-        .send()
-        .await
-        .expect("DescribeAccount");
-    let described = described.account().expect("the account");
-    assert_eq!(described.email(), Some(email.as_str()));
-    assert_eq!(described.name(), Some("payments-contract tests"));
-
-    // The team's OU, below a top-level OU of this test's own (see above).
-    let top = crate::common::unique("purser");
-    let ou = organization.ensure_ou(&[&top, "payments"]).await.unwrap();
-    assert!(ou.starts_with("ou-"), "{ou}");
-    assert_eq!(
-        organization.ensure_ou(&[&top, "payments"]).await.unwrap(),
-        ou,
-        "the second call finds what the first made"
-    );
-    let other = organization.ensure_ou(&[&top, "core"]).await.unwrap();
-    assert_ne!(other, ou);
-    let top_id = organization.ensure_ou(&[&top]).await.unwrap();
-    assert_eq!(parent(&client, &ou).await, top_id);
-    assert_eq!(parent(&client, &other).await, top_id);
-
-    let root = parent(&client, &account_id).await;
-    assert!(
-        root.starts_with("r-"),
-        "new accounts start in the root: {root}"
-    );
-    organization.move_account(&account_id, &ou).await.unwrap();
-    assert_eq!(parent(&client, &account_id).await, ou);
-    organization
-        .move_account(&account_id, &ou)
-        .await
-        .expect("moving it where it is changes nothing");
-    assert_eq!(parent(&client, &account_id).await, ou);
-
-    let mut wanted = tags("payments");
-    wanted.push(("purser:request".to_owned(), "r-0123456789ab".to_owned()));
-    organization
-        .tag_account(&account_id, &wanted)
-        .await
-        .unwrap();
-    let listed = client
-        .list_tags_for_resource()
-        .resource_id(&account_id)
-        .send()
-        .await
-        .expect("ListTagsForResource");
-    let mut found: Vec<(String, String)> = listed
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_owned(), t.value().to_owned()))
-        .collect();
-    found.sort();
-    wanted.sort();
-    assert_eq!(found, wanted);
-
-    assert_eq!(
-        organization.member_status(&account_id).await.unwrap(),
-        MemberStatus::Active
-    );
-    let members_after = organization.member_account_count().await.unwrap();
-    assert!(
-        members_after > members_before,
-        "{members_before} then {members_after} (other tests may add accounts, none removes one)"
-    );
+    let account_id = created.account_id.expect("an account id");
 
     organization.close_account(&account_id).await.unwrap();
-    // moto: straight to SUSPENDED. AWS: PENDING_CLOSURE for a while first.
     assert_eq!(
         organization.member_status(&account_id).await.unwrap(),
         MemberStatus::Suspended
@@ -236,8 +247,14 @@ async fn vends_an_account_into_its_team_ou_and_closes_it() {
         .close_account(&account_id)
         .await
         .expect("closing a closed account is what was asked");
+    assert_eq!(
+        organization.member_status(&account_id).await.unwrap(),
+        MemberStatus::Suspended
+    );
 }
 
+/// The members the closure quota is a tenth of are the accounts besides
+/// the management one.
 #[tokio::test]
 async fn the_management_account_is_not_counted_as_a_member() {
     let Some((organization, client)) = organization().await else {
@@ -247,14 +264,7 @@ async fn the_management_account_is_not_counted_as_a_member() {
         .create_account(&email(), "core-count", &[])
         .await
         .unwrap();
-    let management = client
-        .describe_organization()
-        .send()
-        .await
-        .expect("DescribeOrganization")
-        .organization()
-        .and_then(|o| o.master_account_id().map(str::to_owned))
-        .expect("a management account");
+    let management = management(&client).await;
     // Counted between two listings, as other tests may add accounts meanwhile.
     let listed_before = list_accounts(&client).await;
     let members = organization.member_account_count().await.unwrap();
@@ -279,36 +289,6 @@ async fn list_accounts(client: &aws_sdk_organizations::Client) -> Vec<String> {
         );
     }
     ids
-}
-
-#[tokio::test]
-async fn unknown_accounts_and_creations_are_not_found() {
-    let Some((organization, _)) = organization().await else {
-        return;
-    };
-    let unknown = "000000000000";
-    for err in [
-        organization.member_status(unknown).await.unwrap_err(),
-        organization
-            .move_account(unknown, "ou-abcd-12345678")
-            .await
-            .unwrap_err(),
-        organization
-            .tag_account(unknown, &tags("payments"))
-            .await
-            .unwrap_err(),
-        organization.close_account(unknown).await.unwrap_err(),
-        organization
-            .creation_status("car-0123456789abcdef0123456789abcdef")
-            .await
-            .unwrap_err(),
-    ] {
-        assert!(
-            matches!(&err, OrganizationError::NotFound(_)),
-            "expected NotFound, got {err:?}"
-        );
-        assert!(!err.is_retryable());
-    }
 }
 
 // ------------------------------------------------------------ policies
@@ -350,183 +330,37 @@ async fn named(client: &aws_sdk_organizations::Client, name: &str) -> Vec<String
     ids
 }
 
+/// The adapter compares documents as JSON: the same document, spaced
+/// otherwise, is the policy as asked, and is not written again.
 #[tokio::test]
-async fn a_policy_is_ensured_once_and_attached_listed_and_detached_repeatably() {
+async fn a_document_spaced_otherwise_is_not_written_again() {
     let Some((organization, client)) = organization().await else {
         return;
     };
-    let account_id = organization
-        .create_account(&email(), "payments-freeze", &[])
-        .await
-        .unwrap()
-        .account_id
-        .expect("an account id");
-    // Policies are the shared organization's: a name of this test's own.
-    let name = crate::common::unique("purser-freeze");
+    let name = crate::common::unique("purser-spaced");
     let description = "Purser: denies everything while the team is over budget";
-
     let id = organization
         .ensure_policy(&name, description, DENY_ALL)
         .await
         .unwrap();
-    assert!(id.starts_with("p-"), "{id}");
-    assert_eq!(content(&client, &id).await, DENY_ALL);
     let spaced = serde_json::to_string_pretty(
         &serde_json::from_str::<serde_json::Value>(DENY_ALL).expect("JSON"),
     )
     .expect("JSON");
+    assert_ne!(spaced, DENY_ALL);
     assert_eq!(
         organization
             .ensure_policy(&name, description, &spaced)
-            .await
-            .unwrap(),
-        id,
-        "the second call finds what the first made"
-    );
-    assert_eq!(
-        content(&client, &id).await,
-        DENY_ALL,
-        "the same document, spaced otherwise, is not written again"
-    );
-    let changed = DENY_ALL.replace("\"Freeze\"", "\"FreezeAgain\"");
-    assert_eq!(
-        organization
-            .ensure_policy(&name, description, &changed)
             .await
             .unwrap(),
         id
     );
     assert_eq!(
         content(&client, &id).await,
-        changed,
-        "a changed document is written"
+        DENY_ALL,
+        "the same document, spaced otherwise, is not written again"
     );
-    assert_eq!(
-        named(&client, &name).await,
-        [id.as_str()],
-        "one policy of the name"
-    );
-
-    // moto, as AWS, gives every new account FullAWSAccess.
-    let before = organization.policies_of(&account_id).await.unwrap();
-    assert_eq!(before, ["p-FullAWSAccess"]);
-
-    organization.attach_policy(&id, &account_id).await.unwrap();
-    organization
-        .attach_policy(&id, &account_id)
-        .await
-        .expect("attaching it again changes nothing");
-    let mut attached = organization.policies_of(&account_id).await.unwrap();
-    attached.sort();
-    let mut expected = vec![id.clone(), "p-FullAWSAccess".to_owned()];
-    expected.sort();
-    assert_eq!(attached, expected, "listed once");
-
-    organization.detach_policy(&id, &account_id).await.unwrap();
-    organization
-        .detach_policy(&id, &account_id)
-        .await
-        .expect("detaching what is not attached changes nothing");
-    assert_eq!(organization.policies_of(&account_id).await.unwrap(), before);
-}
-
-/// AWS refuses a sixth SCP on one target. moto 5.2.5 does not: there the
-/// sixth is attached, and the refusal is shown by
-/// `aws_answers_moto_does_not_give` instead; the domain also counts an
-/// account's policies (`policies_of`) before attaching one.
-#[tokio::test]
-async fn a_sixth_policy_on_one_account_is_refused_where_aws_enforces_it() {
-    let Some((organization, _)) = organization().await else {
-        return;
-    };
-    let account_id = organization
-        .create_account(&email(), "payments-limit", &[])
-        .await
-        .unwrap()
-        .account_id
-        .expect("an account id");
-    let prefix = crate::common::unique("purser-limit");
-    let mut policies = Vec::new();
-    for i in 0..MAX_POLICIES_PER_TARGET {
-        policies.push(
-            organization
-                .ensure_policy(&format!("{prefix}-{i}"), "limit test", DENY_ALL)
-                .await
-                .unwrap(),
-        );
-    }
-    // FullAWSAccess and four more: the five AWS allows.
-    for policy in &policies[..MAX_POLICIES_PER_TARGET - 1] {
-        organization
-            .attach_policy(policy, &account_id)
-            .await
-            .unwrap();
-    }
-    assert_eq!(
-        organization.policies_of(&account_id).await.unwrap().len(),
-        MAX_POLICIES_PER_TARGET
-    );
-    match organization
-        .attach_policy(&policies[MAX_POLICIES_PER_TARGET - 1], &account_id)
-        .await
-    {
-        // moto: attached.
-        Ok(()) => assert_eq!(
-            organization.policies_of(&account_id).await.unwrap().len(),
-            MAX_POLICIES_PER_TARGET + 1
-        ),
-        // AWS.
-        Err(OrganizationError::Constraint { reason, .. }) => {
-            assert_eq!(reason, "MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED");
-        }
-        Err(other) => panic!("expected a constraint, got {other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn unknown_policies_and_targets_are_not_found() {
-    let Some((organization, _)) = organization().await else {
-        return;
-    };
-    let account_id = organization
-        .create_account(&email(), "payments-unknown", &[])
-        .await
-        .unwrap()
-        .account_id
-        .expect("an account id");
-    let policy = organization
-        .ensure_policy(
-            &crate::common::unique("purser-unknown"),
-            "unknown test",
-            DENY_ALL,
-        )
-        .await
-        .unwrap();
-    let (unknown_policy, unknown_account) = ("p-0123456789", "000000000000");
-    for err in [
-        organization
-            .attach_policy(unknown_policy, &account_id)
-            .await
-            .unwrap_err(),
-        organization
-            .detach_policy(unknown_policy, &account_id)
-            .await
-            .unwrap_err(),
-        organization
-            .attach_policy(&policy, unknown_account)
-            .await
-            .unwrap_err(),
-        organization
-            .detach_policy(&policy, unknown_account)
-            .await
-            .unwrap_err(),
-        organization.policies_of(unknown_account).await.unwrap_err(),
-    ] {
-        assert!(
-            matches!(&err, OrganizationError::NotFound(_)),
-            "expected NotFound, got {err:?}"
-        );
-    }
+    assert_eq!(named(&client, &name).await, [id.as_str()]);
 }
 
 /// A connector that answers one operation of Organizations with `answer`
