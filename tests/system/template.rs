@@ -1298,3 +1298,84 @@ fn the_api_is_throttled_and_enforcement_reserves_concurrency() {
             .is_some_and(|d| d > 0)
     );
 }
+
+/// Someone is told: the dead-letter queue holding anything, any function's
+/// errors or throttles, and either lake stream failing to deliver each
+/// raise an alarm on the topic the stack outputs.
+#[test]
+fn alarms_tell_a_topic_about_dead_letters_failures_throttles_and_the_lake() {
+    let t = template();
+    let topic = reference("AlarmTopic");
+    let alarms: Vec<(&String, &Value)> = t
+        .resources()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .collect();
+    for (id, alarm) in &alarms {
+        assert_eq!(alarm["Properties"]["AlarmActions"], json!([topic]), "{id}");
+        assert!(
+            alarm["Properties"]["AlarmDescription"]
+                .as_str()
+                .is_some_and(|d| d.len() > 40),
+            "{id} says what to do"
+        );
+    }
+    let watched = |namespace: &str, metric: &str| -> Vec<Value> {
+        let mut found = Vec::new();
+        for (_, alarm) in &alarms {
+            let p = &alarm["Properties"];
+            if p["Namespace"] == namespace && p["MetricName"] == metric {
+                found.extend(
+                    p["Dimensions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d["Value"].clone()),
+                );
+            }
+            for m in p["Metrics"].as_array().into_iter().flatten() {
+                let stat = &m["MetricStat"]["Metric"];
+                if stat["Namespace"] == namespace && stat["MetricName"] == metric {
+                    found.extend(
+                        stat["Dimensions"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|d| d["Value"].clone()),
+                    );
+                }
+            }
+        }
+        found
+    };
+    assert_eq!(
+        watched("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        [get_att("DeadLetterQueue", "QueueName")]
+    );
+    let functions: BTreeSet<String> = functions(&t)
+        .iter()
+        .map(|(id, _)| reference(id).to_string())
+        .collect();
+    for metric in ["Errors", "Throttles"] {
+        let covered: BTreeSet<String> = watched("AWS/Lambda", metric)
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        assert_eq!(covered, functions, "{metric} of every function");
+    }
+    let streams: BTreeSet<String> = watched("AWS/Firehose", "DeliveryToS3.Success")
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    assert_eq!(
+        streams,
+        BTreeSet::from([
+            reference("InvocationsStream").to_string(),
+            reference("DeploymentsStream").to_string()
+        ])
+    );
+    assert_eq!(t.document["Outputs"]["AlarmTopicArn"]["Value"], topic);
+    assert_eq!(
+        resource(&t, "AlarmEmailSubscription")["Condition"],
+        "HasAlarmEmail"
+    );
+}
