@@ -120,6 +120,13 @@ pub enum EventsCommand {
     Tail(TailArgs),
     /// List the deliveries that failed after all their retries, with their errors.
     Dlq(DlqArgs),
+    /// Deliver the dead letters again (after fixing their cause): a running
+    /// `purser up` takes them within a second; what fails again is
+    /// dead-lettered again.
+    #[command(
+        after_help = "Examples:\n  purser events redrive\n  purser events redrive --target BudgetsFunction-TeamSpendUpdated"
+    )]
+    Redrive(RedriveArgs),
     /// Test an event pattern against an event, like `aws events test-event-pattern`.
     #[command(
         after_help = "Examples:\n  purser events test-pattern --pattern '{\"source\":[\"ci\"]}' --event file://event.json"
@@ -193,6 +200,15 @@ pub struct DlqArgs {
     /// An aligned table for people, or the JSON for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct RedriveArgs {
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "PURSER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Only the dead letters of this target (the TARGET column of `events dlq`).
+    #[arg(long)]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Args)]

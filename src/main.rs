@@ -37,6 +37,7 @@ async fn main() -> ExitCode {
             EventsCommand::Tail(args) => commands::events::tail(args).await,
             EventsCommand::Archive(args) => commands::events::archive(args),
             EventsCommand::Dlq(args) => commands::events::dlq(args),
+            EventsCommand::Redrive(args) => commands::events::redrive(args),
             EventsCommand::TestPattern(args) => commands::events::test_pattern(args),
         },
         Command::Query(args) => commands::query::run(args).await,

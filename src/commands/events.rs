@@ -8,7 +8,7 @@ use purser_local::{Db, inspect};
 use serde_json::Value;
 
 use super::json_argument;
-use crate::cli::{ArchiveArgs, DlqArgs, Output, PutArgs, TailArgs, TestPatternArgs};
+use crate::cli::{ArchiveArgs, DlqArgs, Output, PutArgs, RedriveArgs, TailArgs, TestPatternArgs};
 use crate::output::{print_json, table};
 
 pub async fn put(args: PutArgs) -> anyhow::Result<()> {
@@ -286,6 +286,24 @@ pub fn dlq(args: DlqArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+pub fn redrive(args: RedriveArgs) -> anyhow::Result<()> {
+    let db = open(&args.data_dir)?;
+    let redriven = inspect::redrive(&db, args.target.as_deref())?;
+    let which = args
+        .target
+        .as_deref()
+        .map_or(String::new(), |t| format!(" of {t}"));
+    match redriven {
+        0 => println!("no dead letters{which} to redrive"),
+        n => println!(
+            "redrove {n} dead letter{}{which}: a running `purser up` delivers {} within a second; `purser events dlq` shows any that fail again",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "it" } else { "them" }
+        ),
+    }
+    Ok(())
 }
 
 /// The fields `aws events test-event-pattern` requires of the event.

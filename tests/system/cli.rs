@@ -212,6 +212,11 @@ fn up_then_put_then_archive_then_ctrl_c() {
         .arg(dir.path()));
     assert_eq!(code, 0);
     assert!(out.contains("no dead letters"), "{out}");
+    let (code, out, _) = run(purser()
+        .args(["events", "redrive", "--data-dir"])
+        .arg(dir.path()));
+    assert_eq!(code, 0);
+    assert!(out.contains("no dead letters to redrive"), "{out}");
 
     // Ctrl-C: a clean stop.
     Command::new("kill")

@@ -372,6 +372,22 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
         "no delivery after success"
     );
     assert_eq!(inspect::pending_deliveries(&db).unwrap(), 0);
+
+    // A redrive puts the dead letters of a target back on the queue with
+    // their rule's retries, at once; what fails again comes back.
+    assert_eq!(inspect::redrive(&db, Some("Flaky.Flaky")).unwrap(), 0);
+    let event_id = letters[0].event_id.clone();
+    assert_eq!(inspect::redrive(&db, Some("Broken.Broken")).unwrap(), 1);
+    assert!(inspect::dead_letters(&db, 10).unwrap().is_empty());
+    eventually("the redriven delivery is dead-lettered again", || {
+        !inspect::dead_letters(&db, 10).unwrap().is_empty()
+    })
+    .await;
+    let again = inspect::dead_letters(&db, 10).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].event_id, event_id, "the same event");
+    assert_eq!(again[0].attempts, 3, "retried as its rule says");
+    assert_eq!(inspect::redrive(&db, None).unwrap(), 1, "every target");
     h.running.shutdown().await;
 }
 

@@ -245,6 +245,12 @@ CREATE TABLE sim_functions (
     PRIMARY KEY (account_id, region, name)
 );
 "#,
+    r#"
+-- A dead letter keeps its rule's retry policy, so a redrive retries it as
+-- the rule would (rows from before: EventBridge's defaults).
+ALTER TABLE dead_letters ADD COLUMN max_retries INTEGER NOT NULL DEFAULT 185;
+ALTER TABLE dead_letters ADD COLUMN max_age_ms INTEGER NOT NULL DEFAULT 86400000;
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

@@ -215,9 +215,9 @@ impl Dispatcher {
                 .call(move |c| {
                     let tx = c.transaction()?;
                     tx.execute(
-                        "INSERT INTO dead_letters (event_id, target, function, payload, attempts, error, failed_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![d.event_id, d.target, d.function, d.payload, attempt, error, now],
+                        "INSERT INTO dead_letters (event_id, target, function, payload, attempts, error, failed_ms, max_retries, max_age_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        params![d.event_id, d.target, d.function, d.payload, attempt, error, now, d.max_retries, d.max_age_ms],
                     )?;
                     tx.execute("DELETE FROM deliveries WHERE id = ?1", [d.id])?;
                     tx.commit()

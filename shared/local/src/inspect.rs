@@ -93,6 +93,32 @@ pub fn dead_letters(db: &Db, limit: usize) -> Result<Vec<DeadLetter>, DbError> {
     })
 }
 
+/// Puts the dead letters (of `target` only, when given) back on the
+/// delivery queue as new deliveries with their rule's retry policy, and
+/// removes them from the dead letters, in one transaction: a running
+/// `purser up` delivers them within a second, and what fails again is
+/// dead-lettered again. Handlers are idempotent, so a redrive is safe.
+/// Returns how many were redriven.
+pub fn redrive(db: &Db, target: Option<&str>) -> Result<usize, DbError> {
+    let target = target.map(String::from);
+    let now = chrono::Utc::now().timestamp_millis();
+    db.call_blocking(move |conn| {
+        let tx = conn.transaction()?;
+        let moved = tx.execute(
+            "INSERT INTO deliveries (event_id, target, function, payload, attempts, max_retries, max_age_ms, first_ms, due_ms)
+             SELECT event_id, target, function, payload, 0, max_retries, max_age_ms, ?1, ?1
+             FROM dead_letters WHERE ?2 IS NULL OR target = ?2 ORDER BY id",
+            params![now, target],
+        )?;
+        tx.execute(
+            "DELETE FROM dead_letters WHERE ?1 IS NULL OR target = ?1",
+            params![target],
+        )?;
+        tx.commit()?;
+        Ok(moved)
+    })
+}
+
 /// Deliveries still queued (including retries waiting for their turn).
 pub fn pending_deliveries(db: &Db) -> Result<i64, DbError> {
     db.call_blocking(|c| c.query_row("SELECT COUNT(*) FROM deliveries", [], |r| r.get(0)))
