@@ -1379,3 +1379,38 @@ fn alarms_tell_a_topic_about_dead_letters_failures_throttles_and_the_lake() {
         "HasAlarmEmail"
     );
 }
+
+/// Every function's log group exists with a retention (Lambda's own would
+/// keep logs forever), and the API writes an access log.
+#[test]
+fn every_function_and_the_api_log_for_a_limited_time() {
+    let t = template();
+    let groups: Vec<&Value> = t
+        .resources()
+        .filter(|(_, r)| r["Type"] == "AWS::Logs::LogGroup")
+        .map(|(_, r)| r)
+        .collect();
+    for group in &groups {
+        assert_eq!(
+            group["Properties"]["RetentionInDays"],
+            reference("LogRetentionDays")
+        );
+    }
+    for (id, _) in functions(&t) {
+        let name = json!({"Fn::Sub": format!("/aws/lambda/${{{id}}}")});
+        assert!(
+            groups
+                .iter()
+                .any(|g| g["Properties"]["LogGroupName"] == name),
+            "{id} has a log group"
+        );
+    }
+    let access = &resource(&t, "HttpApi")["Properties"]["AccessLogSettings"];
+    assert_eq!(
+        access["DestinationArn"],
+        get_att("ApiAccessLogGroup", "Arn")
+    );
+    let format: Value = serde_json::from_str(access["Format"].as_str().unwrap()).unwrap();
+    assert_eq!(format["status"], "$context.status");
+    assert_eq!(format["caller"], "$context.identity.userArn");
+}
