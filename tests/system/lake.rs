@@ -261,16 +261,38 @@ async fn deployments_from_ci_and_cloudformation_are_recorded() {
     let stack_id = format!(
         "arn:aws:cloudformation:us-east-1:{account}:stack/api/0c8e7f40-8238-11eb-b5e2-02a0b6a6ae39"
     );
-    local.put(&account, "aws.cloudformation", "CloudFormation Stack Status Change",
-        json!({"stack-id": stack_id, "status-details": {"status": "UPDATE_IN_PROGRESS", "status-reason": "User Initiated"}, "client-request-token": ""})).await;
+    // The operation's two events, 90 seconds apart by their own times.
+    let began = chrono::DateTime::from_timestamp(local.now().timestamp() - 120, 0).unwrap();
+    let change = |status: &str, reason: &str| json!({"stack-id": stack_id, "status-details": {"status": status, "status-reason": reason}, "client-request-token": ""});
+    local
+        .driver
+        .put(
+            &account,
+            "aws.cloudformation",
+            "CloudFormation Stack Status Change",
+            &change("UPDATE_IN_PROGRESS", "User Initiated"),
+            Some(began),
+            vec![],
+        )
+        .await
+        .unwrap();
     local
         .eventually("the in-progress record", |l| {
             l.lake_lines("deployments").len() == 2
         })
         .await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    local.put(&account, "aws.cloudformation", "CloudFormation Stack Status Change",
-        json!({"stack-id": stack_id, "status-details": {"status": "UPDATE_COMPLETE", "status-reason": ""}, "client-request-token": ""})).await;
+    local
+        .driver
+        .put(
+            &account,
+            "aws.cloudformation",
+            "CloudFormation Stack Status Change",
+            &change("UPDATE_COMPLETE", ""),
+            Some(began + chrono::Duration::seconds(90)),
+            vec![],
+        )
+        .await
+        .unwrap();
     local
         .eventually("three deployment records", |l| {
             l.lake_lines("deployments").len() == 3
@@ -293,10 +315,7 @@ async fn deployments_from_ci_and_cloudformation_are_recorded() {
         .unwrap();
     assert_eq!(done["stack"], "api");
     assert_eq!(done["source"], "cloudformation");
-    assert!(
-        done["duration_s"].as_f64().unwrap() >= 1.0,
-        "paired with its start: {done}"
-    );
+    assert_eq!(done["duration_s"], 90.0, "paired with its start: {done}");
 
     // CI systems that prefer HTTP: POST /deployments. A member account's
     // own identity reports for itself, and only for itself.
