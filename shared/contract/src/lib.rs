@@ -17,7 +17,15 @@
 //! `fresh` makes a store on fresh state for each test (`None` skips the
 //! test, as the moto tests do when told to); the calling crate needs tokio
 //! with `macros` and `rt-multi-thread`.
+//!
+//! The other ports' contracts ([`organization`], [`event_bus`],
+//! [`lake_sink`], [`member_lambdas`]) are run the same way, each by its
+//! macro (`organization_contract!`, …), on a fixture with an `Observer`
+//! for what the port does not return.
 
+pub mod event_bus;
+pub mod lake_sink;
+pub mod member_lambdas;
 pub mod organization;
 pub mod store;
 

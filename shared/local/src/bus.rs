@@ -316,6 +316,18 @@ impl EventBus for LocalBus {
                 entry.event_bus_name = Some(purser_core::events::PURSER_BUS.into());
             }
             let size = entry.size();
+            if size > MAX_PUT_BYTES {
+                // No call can take it, and the one it were in would fail
+                // whole: refuse it alone, as `EventBridgeBus` does.
+                rejected.push(RejectedEntry {
+                    entry,
+                    code: "ValidationException".into(),
+                    message: format!(
+                        "the entry is {size} bytes; PutEvents takes at most {MAX_PUT_BYTES} bytes a call"
+                    ),
+                });
+                continue;
+            }
             if !batch.is_empty()
                 && (batch.len() == MAX_ENTRIES_PER_PUT || batch_size + size > MAX_PUT_BYTES)
             {
@@ -360,5 +372,66 @@ mod tests {
         assert_eq!(select_path(&event, "$.detail.a"), Some(&json!({"b": 1})));
         assert_eq!(select_path(&event, "$"), Some(&event));
         assert_eq!(select_path(&event, "$.nope"), None);
+    }
+
+    /// The EventBus port's contract (`purser_contract::event_bus`), on a
+    /// bus of a fresh database, read back from its archive (which takes
+    /// every accepted event, in the transaction that accepts it).
+    mod contract {
+        use std::sync::Arc;
+
+        use purser_contract::event_bus::{Fixture, Observer, SOURCE};
+        use purser_core::events::PURSER_BUS;
+        use purser_core::{Event, SystemClock};
+        use tokio::sync::Notify;
+
+        use super::{LocalBus, LocalBusConfig};
+        use crate::db::Db;
+        use crate::inspect::{ArchiveFilter, archive};
+
+        const ACCOUNT: &str = "111111111111";
+
+        struct Archive(Db);
+
+        impl Observer for Archive {
+            async fn events(&self, _expected: usize) -> Vec<Event> {
+                let filter = ArchiveFilter {
+                    source: Some(SOURCE.into()),
+                    limit: 10_000,
+                    ..ArchiveFilter::default()
+                };
+                archive(&self.0, &filter)
+                    .expect("the archive reads")
+                    .into_iter()
+                    .map(|archived| {
+                        assert_eq!(archived.bus, PURSER_BUS, "on the purser bus");
+                        serde_json::from_value(archived.envelope).expect("an event")
+                    })
+                    .collect()
+            }
+        }
+
+        async fn fresh() -> Option<Fixture<Archive>> {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::open(dir.path()).unwrap();
+            let bus = LocalBus::new(
+                db.clone(),
+                LocalBusConfig {
+                    rules: vec![],
+                    buses: vec![PURSER_BUS.into(), "default".into()],
+                    region: "us-east-1".into(),
+                    own_account: ACCOUNT.into(),
+                    allow_aws_sources: false,
+                },
+                Arc::new(SystemClock),
+                Arc::new(Notify::new()),
+            );
+            Some(
+                Fixture::new(Arc::new(bus), Archive(db), PURSER_BUS, "us-east-1", ACCOUNT)
+                    .keeping(dir),
+            )
+        }
+
+        purser_contract::event_bus_contract!(fresh);
     }
 }

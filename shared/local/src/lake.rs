@@ -461,4 +461,44 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
+
+    /// The LakeSink port's contract (`purser_contract::lake_sink`), on a
+    /// lake in a fresh directory, read back from its partitions' files. The
+    /// local lake takes records of any size and has no dead letters.
+    mod contract {
+        use purser_contract::lake_sink::{Fixture, Observer};
+
+        use super::*;
+
+        struct Files(PathBuf);
+
+        impl Observer for Files {
+            async fn records(&self, table: LakeTable) -> Vec<Value> {
+                let dir = table_dir(&self.0, table);
+                if !dir.exists() {
+                    return Vec::new();
+                }
+                files_in(&dir)
+                    .iter()
+                    .flat_map(|day| {
+                        assert!(day.starts_with("dt="), "{day}");
+                        lines_in(&dir.join(day))
+                    })
+                    .collect()
+            }
+
+            async fn dead_letters(&self, _table: LakeTable) -> Vec<Value> {
+                Vec::new()
+            }
+        }
+
+        async fn fresh() -> Option<Fixture<Files>> {
+            let dir = tempfile::tempdir().unwrap();
+            let sink = LocalLakeSink::new(dir.path());
+            let files = Files(dir.path().to_owned());
+            Some(Fixture::new(Arc::new(sink), files).keeping(dir))
+        }
+
+        purser_contract::lake_sink_contract!(fresh);
+    }
 }

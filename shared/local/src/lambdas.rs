@@ -173,3 +173,69 @@ impl MemberLambdas for SimulatedLambdas {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The MemberLambdas port's contract (`purser_contract::member_lambdas`),
+    /// on the simulated functions of a fresh database, made and read as a
+    /// team (or a demo) does.
+    mod contract {
+        use std::sync::Arc;
+
+        use purser_contract::member_lambdas::{Fixture, Observer};
+
+        use super::super::{SimulatedLambdas, functions};
+        use crate::db::Db;
+
+        struct Teams(SimulatedLambdas, Db);
+
+        impl Observer for Teams {
+            async fn create_function(
+                &self,
+                account_id: &str,
+                region: &str,
+                name: &str,
+                reserved: Option<u32>,
+            ) {
+                self.0
+                    .create_function(account_id, region, name, reserved)
+                    .await
+                    .unwrap();
+            }
+
+            async fn reserved(&self, account_id: &str, region: &str, name: &str) -> Option<u32> {
+                functions(&self.1, Some(account_id))
+                    .unwrap()
+                    .into_iter()
+                    .find(|f| f.region == region && f.name == name)
+                    .unwrap_or_else(|| panic!("no function {name} in {account_id} {region}"))
+                    .reserved_concurrency
+            }
+
+            async fn delete_function(&self, account_id: &str, region: &str, name: &str) {
+                self.0
+                    .delete_function(account_id, region, name)
+                    .await
+                    .unwrap();
+            }
+        }
+
+        async fn fresh() -> Option<Fixture<Teams>> {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::open(dir.path()).unwrap();
+            let lambdas = SimulatedLambdas::new(db.clone());
+            let teams = Teams(lambdas.clone(), db);
+            Some(
+                Fixture::new(
+                    Arc::new(lambdas),
+                    teams,
+                    ["111111111111".into(), "222222222222".into()],
+                    ["us-east-1".into(), "eu-west-1".into()],
+                )
+                .keeping(dir),
+            )
+        }
+
+        purser_contract::member_lambdas_contract!(fresh);
+    }
+}

@@ -1,4 +1,6 @@
-//! Contract of [`EventBridgeBus`] against moto's EventBridge: a rule on the
+//! [`EventBridgeBus`] against moto's EventBridge: the EventBus port's
+//! contract (`purser_contract::event_bus`, written once for every adapter),
+//! and what only EventBridge does (rules that do not match). A rule on the
 //! adapter's bus forwards matching events to an SQS queue, and the test
 //! reads the queue to see what was emitted (as sls-test-tools does on AWS).
 //!
@@ -6,20 +8,22 @@
 //! reports malformed detail per entry as AWS does, but leaves `account` out
 //! of the delivered envelope (see [`envelope`]). It never throttles nor
 //! fails an entry for a passing reason, so the retry of such entries (and
-//! the split of large calls by size) is covered by the unit tests in
-//! `src/event_bus.rs`, with a fake `PutEvents`.
+//! that each call stays within the limits, which the contract's large puts
+//! only show where the backend enforces them) is covered by the unit tests
+//! in `src/event_bus.rs`, with a fake `PutEvents`.
 
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_eventbridge::types::Target;
 use aws_sdk_sqs::types::QueueAttributeName;
+use std::sync::Arc;
+
 use purser_aws::EventBridgeBus;
-use purser_core::{BusError, Event, EventBus, EventEntry};
+use purser_contract::event_bus::{Fixture, Observer, SOURCE};
+use purser_core::{Event, EventBus, EventEntry};
 use serde_json::json;
 use tokio::time::Instant;
-
-const SOURCE: &str = "purser.contract";
 
 /// A fresh bus whose one rule sends events of sources starting with
 /// `purser.` to a fresh queue.
@@ -160,37 +164,6 @@ fn numbers(events: &[Event]) -> Vec<i64> {
 }
 
 #[tokio::test]
-async fn delivers_25_events_put_in_several_calls() {
-    let Some(config) = crate::common::moto_config().await else {
-        return;
-    };
-    let wiring = Wiring::new(&config).await;
-    let bus = EventBridgeBus::from_config(&config, &wiring.bus);
-
-    // No entry names a bus: the adapter sends them to its own.
-    let entries = (0..25)
-        .map(|n| entry(SOURCE, &json!({"n": n, "team": "core"})))
-        .collect();
-    bus.put(entries).await.expect("all 25 accepted");
-
-    let events = wiring.receive(25, Duration::from_secs(10)).await;
-    assert_eq!(
-        numbers(&events),
-        (0..25).collect::<Vec<_>>(),
-        "each event exactly once"
-    );
-    for event in &events {
-        assert_eq!(event.source, SOURCE);
-        assert_eq!(event.detail_type, "ContractTested");
-        assert_eq!(event.detail["team"], "core");
-        assert_eq!(event.region, "us-east-1");
-        if event.account != MOTO_OMITS_ACCOUNT {
-            assert_eq!(event.account.len(), 12, "the bus sets the account");
-        }
-    }
-}
-
-#[tokio::test]
 async fn does_not_deliver_an_event_the_rule_does_not_match() {
     let Some(config) = crate::common::moto_config().await else {
         return;
@@ -211,35 +184,20 @@ async fn does_not_deliver_an_event_the_rule_does_not_match() {
     assert_eq!(numbers(&events), [2]);
 }
 
-#[tokio::test]
-async fn reports_a_malformed_entry_and_delivers_the_others() {
-    let Some(config) = crate::common::moto_config().await else {
-        return;
-    };
+/// The events the rule forwarded to the queue.
+impl Observer for Wiring {
+    async fn events(&self, expected: usize) -> Vec<Event> {
+        self.receive(expected, Duration::from_secs(10)).await
+    }
+}
+
+async fn fresh() -> Option<Fixture<Wiring>> {
+    let config = crate::common::moto_config().await?;
     let wiring = Wiring::new(&config).await;
     let bus = EventBridgeBus::from_config(&config, &wiring.bus);
-
-    let mut malformed = entry(SOURCE, &json!({}));
-    malformed.detail = Some("{not json".into());
-    let err = bus
-        .put(vec![
-            entry(SOURCE, &json!({"n": 1})),
-            malformed,
-            entry(SOURCE, &json!({"n": 3})),
-        ])
-        .await
-        .expect_err("the malformed entry is refused");
-
-    let BusError::Rejected { total, rejected } = &err else {
-        panic!("expected Rejected, got {err:?}");
-    };
-    assert_eq!(*total, 3);
-    assert_eq!(rejected.len(), 1, "{err}");
-    assert_eq!(rejected[0].code, "MalformedDetail");
-    assert_eq!(rejected[0].message, "Detail is malformed.");
-    assert_eq!(rejected[0].entry.detail.as_deref(), Some("{not json"));
-    assert_eq!(rejected[0].entry.bus_name(), wiring.bus);
-
-    let events = wiring.receive(2, Duration::from_secs(10)).await;
-    assert_eq!(numbers(&events), [1, 3]);
+    let name = wiring.bus.clone();
+    // moto leaves the account out of delivered events (see `envelope`).
+    Some(Fixture::new(Arc::new(bus), wiring, name, "us-east-1", "").without_account())
 }
+
+purser_contract::event_bus_contract!(fresh);

@@ -1,8 +1,10 @@
-//! Contract of [`MemberLambdasClient`] against moto's STS and Lambda: the
-//! adapter assumes the member role in an account of its own (moto acts in
-//! the role's account with the credentials `AssumeRole` returns), lists the
-//! functions there in every managed region with their reserved
-//! concurrency, throttles them to 0 and gives them back what they had.
+//! [`MemberLambdasClient`] against moto's STS and Lambda, through the
+//! MemberLambdas port's contract (`purser_contract::member_lambdas`,
+//! written once for every adapter): the adapter assumes the member role in
+//! an account of its own (moto acts in the role's account with the
+//! credentials `AssumeRole` returns), lists the functions there in every
+//! managed region with their reserved concurrency, throttles them to 0 and
+//! gives them back what they had.
 //!
 //! Each test plays member accounts with fresh ids, so tests run in parallel
 //! against one server. The functions are created the way a team would, in
@@ -21,8 +23,10 @@ use aws_config::SdkConfig;
 use aws_sdk_lambda::config::{Credentials, Region};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
+use std::sync::Arc;
+
 use purser_aws::MemberLambdasClient;
-use purser_core::{LambdasError, MemberFunction, MemberLambdas};
+use purser_contract::member_lambdas::{Fixture, Observer};
 
 const ROLE: &str = "OrganizationAccountAccessRole";
 const HOME: &str = "us-east-1";
@@ -149,15 +153,6 @@ impl Member {
             .expect("GetFunctionConcurrency")
             .reserved_concurrent_executions()
     }
-
-    fn function(&self, region: &str, name: &str) -> MemberFunction {
-        MemberFunction {
-            account_id: self.account_id.clone(),
-            region: region.into(),
-            name: name.into(),
-            reserved_concurrency: None,
-        }
-    }
 }
 
 fn encode(text: &str) -> String {
@@ -171,122 +166,61 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-#[tokio::test]
-async fn lists_throttles_and_restores_the_functions_of_a_member_account() {
-    let Some(config) = crate::common::moto_config().await else {
-        return;
-    };
-    let member = Member::new(&config).await;
-    member.create_function(HOME, "api", Some(5)).await;
-    member.create_function(HOME, "worker", None).await;
-    member.create_function(AWAY, "etl", Some(2)).await;
+/// Two member accounts, each acted in as its team.
+struct Teams([Member; 2]);
+
+impl Teams {
+    fn member(&self, account_id: &str) -> &Member {
+        self.0
+            .iter()
+            .find(|m| m.account_id == account_id)
+            .unwrap_or_else(|| panic!("{account_id} is not a member of the fixture"))
+    }
+}
+
+impl Observer for Teams {
+    async fn create_function(
+        &self,
+        account_id: &str,
+        region: &str,
+        name: &str,
+        reserved: Option<u32>,
+    ) {
+        let reserved = reserved.map(|n| i32::try_from(n).expect("a concurrency"));
+        self.member(account_id)
+            .create_function(region, name, reserved)
+            .await;
+    }
+
+    async fn reserved(&self, account_id: &str, region: &str, name: &str) -> Option<u32> {
+        self.member(account_id)
+            .reserved(region, name)
+            .await
+            .map(|n| u32::try_from(n).expect("a concurrency of 0 or more"))
+    }
+
+    async fn delete_function(&self, account_id: &str, region: &str, name: &str) {
+        self.member(account_id)
+            .lambda(region)
+            .delete_function()
+            .function_name(name)
+            .send()
+            .await
+            .expect("DeleteFunction");
+    }
+}
+
+async fn fresh() -> Option<Fixture<Teams>> {
+    let config = crate::common::moto_config().await?;
+    let members = [Member::new(&config).await, Member::new(&config).await];
+    let accounts = [members[0].account_id.clone(), members[1].account_id.clone()];
     let adapter = MemberLambdasClient::from_config(&config, ROLE, vec![HOME.into(), AWAY.into()]);
-
-    let functions = adapter.functions(&member.account_id).await.unwrap();
-    let seen: Vec<(&str, &str, Option<u32>)> = functions
-        .iter()
-        .map(|f| (f.region.as_str(), f.name.as_str(), f.reserved_concurrency))
-        .collect();
-    assert_eq!(
-        seen,
-        [
-            (AWAY, "etl", Some(2)),
-            (HOME, "api", Some(5)),
-            (HOME, "worker", None)
-        ],
-        "every managed region, by region then name"
-    );
-    assert!(functions.iter().all(|f| f.account_id == member.account_id));
-
-    // Throttled: reserved concurrency 0, twice over (a retried evaluation).
-    for f in &functions {
-        adapter.set_reserved_concurrency(f, Some(0)).await.unwrap();
-        adapter.set_reserved_concurrency(f, Some(0)).await.unwrap();
-    }
-    assert_eq!(member.reserved(HOME, "api").await, Some(0));
-    assert_eq!(member.reserved(HOME, "worker").await, Some(0));
-    assert_eq!(member.reserved(AWAY, "etl").await, Some(0));
-    let listed = adapter.functions(&member.account_id).await.unwrap();
-    assert!(listed.iter().all(|f| f.reserved_concurrency == Some(0)));
-
-    // Restored: the previous values back, a setting that was not there
-    // removed again (and removing it twice is no error).
-    for f in &functions {
-        adapter
-            .set_reserved_concurrency(f, f.reserved_concurrency)
-            .await
-            .unwrap();
-    }
-    adapter
-        .set_reserved_concurrency(&member.function(HOME, "worker"), None)
-        .await
-        .unwrap();
-    assert_eq!(member.reserved(HOME, "api").await, Some(5));
-    assert_eq!(member.reserved(HOME, "worker").await, None);
-    assert_eq!(member.reserved(AWAY, "etl").await, Some(2));
-    assert_eq!(
-        adapter.functions(&member.account_id).await.unwrap(),
-        functions
-    );
+    Some(Fixture::new(
+        Arc::new(adapter),
+        Teams(members),
+        accounts,
+        [HOME.into(), AWAY.into()],
+    ))
 }
 
-#[tokio::test]
-async fn acts_in_the_member_account_only() {
-    let Some(config) = crate::common::moto_config().await else {
-        return;
-    };
-    let (one, other) = (Member::new(&config).await, Member::new(&config).await);
-    one.create_function(HOME, "mine", None).await;
-    let adapter = MemberLambdasClient::from_config(&config, ROLE, vec![HOME.into()]);
-    assert_eq!(adapter.functions(&one.account_id).await.unwrap().len(), 1);
-    assert!(
-        adapter
-            .functions(&other.account_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    // Another account's function of that name is not there.
-    let err = adapter
-        .set_reserved_concurrency(&other.function(HOME, "mine"), Some(0))
-        .await
-        .unwrap_err();
-    assert_eq!(err, LambdasError::NotFound("mine".into()));
-    assert_eq!(one.reserved(HOME, "mine").await, None);
-}
-
-#[tokio::test]
-async fn a_vanished_function_is_not_found() {
-    let Some(config) = crate::common::moto_config().await else {
-        return;
-    };
-    let member = Member::new(&config).await;
-    member.create_function(HOME, "short-lived", Some(3)).await;
-    let adapter = MemberLambdasClient::from_config(&config, ROLE, vec![HOME.into()]);
-    let listed = adapter.functions(&member.account_id).await.unwrap();
-    member
-        .lambda(HOME)
-        .delete_function()
-        .function_name("short-lived")
-        .send()
-        .await
-        .expect("DeleteFunction");
-    for reserved in [Some(0), Some(3), None] {
-        let err = adapter
-            .set_reserved_concurrency(&listed[0], reserved)
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err,
-            LambdasError::NotFound("short-lived".into()),
-            "{reserved:?}"
-        );
-    }
-    assert!(
-        adapter
-            .functions(&member.account_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-}
+purser_contract::member_lambdas_contract!(fresh);
