@@ -8,6 +8,8 @@
 pub mod accounts;
 pub mod budgets;
 pub mod events;
+#[cfg(test)]
+pub(crate) mod fakes;
 pub mod handler;
 pub mod lake;
 pub mod ports;

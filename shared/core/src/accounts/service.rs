@@ -885,4 +885,648 @@ mod tests {
         assert!(user.is("arn:aws:iam::123456789012:user/ana"));
         assert!(!user.is("arn:aws:iam::123456789012:user/bob"));
     }
+
+    // ------------------------------------------------------------ on fakes
+
+    use crate::fakes::{FakeAccounts, FakeBus, FakeMarkers, FakeOrganization, locked};
+    use crate::ports::ManualClock;
+
+    const ANA: &str = "arn:aws:iam::123456789012:user/ana";
+    const BOB: &str = "arn:aws:iam::123456789012:user/bob";
+    const EVE: &str = "arn:aws:iam::123456789012:user/eve";
+
+    struct World {
+        service: Accounts,
+        store: Arc<FakeAccounts>,
+        markers: Arc<FakeMarkers>,
+        org: Arc<FakeOrganization>,
+        bus: Arc<FakeBus>,
+        clock: Arc<ManualClock>,
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn payments() -> TeamName {
+        TeamName::parse("payments").unwrap()
+    }
+
+    fn member(arn: &str) -> Caller {
+        Caller {
+            arn: arn.into(),
+            admin: false,
+        }
+    }
+
+    fn admin() -> Caller {
+        Caller {
+            arn: "arn:aws:iam::123456789012:role/platform".into(),
+            admin: true,
+        }
+    }
+
+    /// Team payments (ana and bob, quota `quota`) on 2026-11-20.
+    fn world(quota: u32) -> World {
+        let store = Arc::new(FakeAccounts::default());
+        locked(&store.teams).insert(
+            payments(),
+            Team {
+                name: payments(),
+                quota,
+                members: vec![ANA.into(), BOB.into()],
+            },
+        );
+        let markers = Arc::new(FakeMarkers::default());
+        let org = Arc::new(FakeOrganization::default());
+        let bus = Arc::new(FakeBus::default());
+        let clock = Arc::new(ManualClock::new(at("2026-11-20T10:00:00Z")));
+        let service = Accounts::new(
+            store.clone(),
+            markers.clone(),
+            org.clone(),
+            bus.clone(),
+            clock.clone(),
+        );
+        World {
+            service,
+            store,
+            markers,
+            org,
+            bus,
+            clock,
+        }
+    }
+
+    fn asking(owner: &str, lease_days: Option<u32>) -> NewAccount {
+        NewAccount {
+            team: payments(),
+            owner: owner.into(),
+            purpose: "checkout tests".into(),
+            lease_days,
+        }
+    }
+
+    fn key(fingerprint: &str) -> IdempotencyKey {
+        IdempotencyKey {
+            scope: ANA.into(),
+            key: "k-1".into(),
+            fingerprint: fingerprint.into(),
+        }
+    }
+
+    fn succeeded(creation_id: &str, account_id: &str) -> CreationStatus {
+        CreationStatus {
+            id: creation_id.into(),
+            state: CreationState::Succeeded,
+            account_id: Some(account_id.into()),
+            failure_reason: None,
+        }
+    }
+
+    fn failed(creation_id: &str, reason: &str) -> CreationStatus {
+        CreationStatus {
+            id: creation_id.into(),
+            state: CreationState::Failed,
+            account_id: None,
+            failure_reason: Some(reason.into()),
+        }
+    }
+
+    impl World {
+        async fn request(&self) -> Account {
+            self.service
+                .request(asking("ana@example.com", None), &member(ANA), None)
+                .await
+                .unwrap()
+                .0
+        }
+
+        fn stored(&self, id: &str) -> Account {
+            self.store.get(id).unwrap()
+        }
+
+        /// A ready account, created through the service.
+        async fn ready(&self, lease_days: Option<u32>, account_id: &str) -> Account {
+            let (account, _) = self
+                .service
+                .request(asking("ana@example.com", lease_days), &member(ANA), None)
+                .await
+                .unwrap();
+            assert_eq!(
+                self.service.start_creation(&account.id).await.unwrap(),
+                Started::Started
+            );
+            let creation = self.stored(&account.id).creation_id.unwrap();
+            self.service
+                .complete_creation(&succeeded(&creation, account_id))
+                .await
+                .unwrap();
+            let ready = self.stored(&account.id);
+            assert_eq!(ready.state, AccountState::Ready);
+            ready
+        }
+    }
+
+    #[tokio::test]
+    async fn a_non_member_is_refused_and_nothing_is_written() {
+        let w = world(5);
+        let refused = w
+            .service
+            .request(asking("eve@example.com", None), &member(EVE), None)
+            .await;
+        assert!(
+            matches!(refused, Err(AccountError::Forbidden(_))),
+            "{refused:?}"
+        );
+        // A role's session is a member when its role is.
+        let session = "arn:aws:sts::123456789012:assumed-role/dev/eve";
+        assert!(matches!(
+            w.service
+                .request(asking("eve@example.com", None), &member(session), None)
+                .await,
+            Err(AccountError::Forbidden(_))
+        ));
+        assert!(locked(&w.store.accounts).is_empty());
+        assert!(w.bus.detail_types().is_empty());
+        assert!(locked(&w.org.calls).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_request_is_announced_once_and_a_replay_returns_it() {
+        let w = world(5);
+        let (first, new) = w
+            .service
+            .request(
+                asking("ana@example.com", Some(7)),
+                &member(ANA),
+                Some(key("f-1")),
+            )
+            .await
+            .unwrap();
+        assert!(new);
+        assert_eq!(first.state, AccountState::Requested);
+        assert_eq!(first.requested_by, ANA);
+        assert_eq!(first.lease_end, Some(at("2026-11-27T10:00:00Z")));
+        assert_eq!(w.stored(&first.id), first);
+        let requested = w.bus.of(catalog::ACCOUNT_REQUESTED);
+        assert_eq!(requested.len(), 1);
+        assert_eq!(requested[0]["request_id"], first.id.as_str());
+        assert_eq!(requested[0]["state"], "requested");
+
+        // The same key and request: the first account, announced again
+        // while it is still requested (the first event may have been lost).
+        let (again, new) = w
+            .service
+            .request(
+                asking("ana@example.com", Some(7)),
+                &member(ANA),
+                Some(key("f-1")),
+            )
+            .await
+            .unwrap();
+        assert!(!new);
+        assert_eq!(again, first);
+        assert_eq!(w.bus.of(catalog::ACCOUNT_REQUESTED).len(), 2);
+        assert_eq!(locked(&w.store.accounts).len(), 1);
+
+        // Once creation started, a replay says nothing more.
+        w.service.start_creation(&first.id).await.unwrap();
+        let (later, new) = w
+            .service
+            .request(
+                asking("ana@example.com", Some(7)),
+                &member(ANA),
+                Some(key("f-1")),
+            )
+            .await
+            .unwrap();
+        assert!(!new);
+        assert_eq!(later.id, first.id);
+        assert_eq!(later.state, AccountState::Creating);
+        assert_eq!(w.bus.of(catalog::ACCOUNT_REQUESTED).len(), 2);
+
+        // The key with another request is a conflict.
+        let reused = w
+            .service
+            .request(
+                asking("ana@example.com", Some(8)),
+                &member(ANA),
+                Some(key("f-2")),
+            )
+            .await;
+        assert!(
+            matches!(
+                reused,
+                Err(AccountError::Conflict {
+                    code: "idempotency_key_reused",
+                    ..
+                })
+            ),
+            "{reused:?}"
+        );
+        assert_eq!(locked(&w.store.accounts).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_team_quota_is_enforced() {
+        let w = world(2);
+        let first = w.request().await;
+        w.request().await;
+        let over = w
+            .service
+            .request(asking("ana@example.com", None), &member(ANA), None)
+            .await;
+        match over {
+            Err(AccountError::Conflict { code, message }) => {
+                assert_eq!(code, "quota_exceeded");
+                assert!(message.contains("quota of 2"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(locked(&w.store.accounts).len(), 2);
+        assert_eq!(w.bus.of(catalog::ACCOUNT_REQUESTED).len(), 2);
+        // A withdrawn request frees its place.
+        let withdrawn = w.service.close(&first.id, &member(ANA)).await.unwrap();
+        assert_eq!(withdrawn.state, AccountState::Closed);
+        assert_eq!(w.bus.of(catalog::ACCOUNT_CLOSED).len(), 1);
+        w.request().await;
+        let (_, open) = w.service.team(&payments(), &member(BOB)).await.unwrap();
+        assert_eq!(open, 2);
+    }
+
+    #[tokio::test]
+    async fn start_creation_calls_create_account_once() {
+        let w = world(5);
+        let account = w.request().await;
+        assert_eq!(
+            w.service.start_creation(&account.id).await.unwrap(),
+            Started::Started
+        );
+        let creating = w.stored(&account.id);
+        assert_eq!(creating.state, AccountState::Creating);
+        assert_eq!(creating.creation_id.as_deref(), Some("car-1"));
+        assert_eq!(creating.creation_attempts, 1);
+        assert_eq!(creating.creation_started_at, Some(w.service.now()));
+        assert_eq!(
+            w.org.calls_of("create_account"),
+            [format!(
+                "create_account {} payments-checkout tests",
+                account.email
+            )]
+        );
+        assert_eq!(w.bus.of(catalog::ACCOUNT_CREATION_STARTED).len(), 1);
+
+        // A redelivered AccountRequested: nothing more.
+        assert_eq!(
+            w.service.start_creation(&account.id).await.unwrap(),
+            Started::Skipped
+        );
+        w.clock.advance(Duration::minutes(10));
+        assert_eq!(
+            w.service.start_creation(&account.id).await.unwrap(),
+            Started::Skipped
+        );
+        assert_eq!(w.org.calls_of("create_account").len(), 1);
+        assert_eq!(w.bus.of(catalog::ACCOUNT_CREATION_STARTED).len(), 1);
+        assert_eq!(
+            w.service.start_creation("r-000000000000").await.unwrap(),
+            Started::Skipped,
+            "an unknown request"
+        );
+    }
+
+    #[tokio::test]
+    async fn at_most_five_creations_are_in_flight_and_the_rest_wait() {
+        let w = world(10);
+        let mut ids = Vec::new();
+        for _ in 0..7 {
+            ids.push(w.request().await.id);
+            w.clock.advance(Duration::seconds(1));
+        }
+        for id in &ids[..5] {
+            assert_eq!(
+                w.service.start_creation(id).await.unwrap(),
+                Started::Started
+            );
+        }
+        for id in &ids[5..] {
+            assert_eq!(
+                w.service.start_creation(id).await.unwrap(),
+                Started::Waiting
+            );
+            assert_eq!(w.stored(id).state, AccountState::Requested);
+        }
+        assert_eq!(w.org.calls_of("create_account").len(), 5);
+        assert_eq!(w.service.start_waiting().await.unwrap(), 0, "no slot yet");
+
+        // One creation ends: the oldest waiting request takes its slot.
+        w.service
+            .complete_creation(&succeeded("car-1", "222222222222"))
+            .await
+            .unwrap();
+        assert_eq!(w.service.start_waiting().await.unwrap(), 1);
+        assert_eq!(w.stored(&ids[5]).state, AccountState::Creating);
+        assert_eq!(w.stored(&ids[6]).state, AccountState::Requested);
+        assert_eq!(w.org.calls_of("create_account").len(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_created_account_is_placed_tagged_and_ready() {
+        let w = world(5);
+        let account = w.request().await;
+        w.service.start_creation(&account.id).await.unwrap();
+        w.clock.advance(Duration::minutes(3));
+        w.service
+            .complete_creation(&succeeded("car-1", "222222222222"))
+            .await
+            .unwrap();
+        let ready = w.stored(&account.id);
+        assert_eq!(ready.state, AccountState::Ready);
+        assert_eq!(ready.account_id.as_deref(), Some("222222222222"));
+        assert_eq!(ready.ou.as_deref(), Some("ou-purser-payments"));
+        assert_eq!(ready.updated_at, at("2026-11-20T10:03:00Z"));
+        assert_eq!(w.org.calls_of("ensure_ou"), ["ensure_ou purser/payments"]);
+        assert_eq!(
+            w.org.calls_of("move_account"),
+            ["move_account 222222222222 ou-purser-payments"]
+        );
+        assert_eq!(
+            w.org.calls_of("tag_account"),
+            [format!(
+                "tag_account 222222222222 purser:team=payments,purser:owner=ana@example.com,purser:request={}",
+                account.id
+            )]
+        );
+        let events = w.bus.of(catalog::ACCOUNT_READY);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["account_id"], "222222222222");
+        assert_eq!(events[0]["ou"], "ou-purser-payments");
+
+        // CloudTrail and the poller both report it: once is enough.
+        w.service
+            .complete_creation(&succeeded("car-1", "222222222222"))
+            .await
+            .unwrap();
+        assert_eq!(w.bus.of(catalog::ACCOUNT_READY).len(), 1);
+        assert_eq!(w.org.calls_of("move_account").len(), 1);
+        // A creation Purser did not start is ignored.
+        w.service
+            .complete_creation(&succeeded("car-999", "333333333333"))
+            .await
+            .unwrap();
+        assert_eq!(w.bus.detail_types().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_placement_that_fails_is_finished_by_the_next_report() {
+        let w = world(5);
+        let account = w.request().await;
+        w.service.start_creation(&account.id).await.unwrap();
+        w.org
+            .fail_next("move_account", OrganizationError::NotFound("ou".into()));
+        let report = succeeded("car-1", "222222222222");
+        assert!(matches!(
+            w.service.complete_creation(&report).await,
+            Err(AccountError::Organization(OrganizationError::NotFound(_)))
+        ));
+        assert_eq!(w.stored(&account.id).state, AccountState::Creating);
+        assert!(w.bus.of(catalog::ACCOUNT_READY).is_empty());
+        // The event is redelivered (or the poller asks): placed this time.
+        w.service.complete_creation(&report).await.unwrap();
+        assert_eq!(w.stored(&account.id).state, AccountState::Ready);
+        assert_eq!(w.bus.of(catalog::ACCOUNT_READY).len(), 1);
+        assert_eq!(w.org.calls_of("move_account").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_poller_completes_creations_unconfirmed_for_two_minutes() {
+        let w = world(5);
+        let account = w.request().await;
+        w.service.start_creation(&account.id).await.unwrap();
+        locked(&w.org.statuses).insert("car-1".into(), succeeded("car-1", "222222222222"));
+        w.service.poll().await.unwrap();
+        assert!(w.org.calls_of("creation_status").is_empty(), "too early");
+        w.clock.advance(POLL_AFTER + Duration::seconds(1));
+        w.service.poll().await.unwrap();
+        assert_eq!(w.org.calls_of("creation_status"), ["creation_status car-1"]);
+        assert_eq!(w.stored(&account.id).state, AccountState::Ready);
+    }
+
+    #[tokio::test]
+    async fn a_passing_failure_is_retried_and_a_final_one_fails_the_account() {
+        let w = world(5);
+        let account = w.request().await;
+        w.service.start_creation(&account.id).await.unwrap();
+        for attempt in 1..MAX_CREATION_ATTEMPTS {
+            w.service
+                .complete_creation(&failed(&format!("car-{attempt}"), "INTERNAL_FAILURE"))
+                .await
+                .unwrap();
+            let again = w.stored(&account.id);
+            assert_eq!(again.state, AccountState::Creating);
+            let next = format!("car-{}", attempt + 1);
+            assert_eq!(again.creation_id.as_deref(), Some(next.as_str()));
+            assert_eq!(again.creation_attempts, attempt + 1);
+        }
+        assert_eq!(
+            w.org.calls_of("create_account").len() as u32,
+            MAX_CREATION_ATTEMPTS
+        );
+        assert!(w.bus.of(catalog::ACCOUNT_FAILED).is_empty());
+
+        // The last attempt fails too: the account fails, once.
+        let last = failed(&format!("car-{MAX_CREATION_ATTEMPTS}"), "INTERNAL_FAILURE");
+        w.service.complete_creation(&last).await.unwrap();
+        w.service.complete_creation(&last).await.unwrap();
+        let gone = w.stored(&account.id);
+        assert_eq!(gone.state, AccountState::Failed);
+        assert!(
+            gone.failure_reason
+                .as_deref()
+                .unwrap()
+                .starts_with("INTERNAL_FAILURE: "),
+            "{:?}",
+            gone.failure_reason
+        );
+        let events = w.bus.of(catalog::ACCOUNT_FAILED);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["reason_code"], "INTERNAL_FAILURE");
+        assert_eq!(
+            w.org.calls_of("create_account").len() as u32,
+            MAX_CREATION_ATTEMPTS
+        );
+        // The failed account holds no slot and no place in the quota.
+        assert_eq!(w.store.open_accounts(&payments()).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_final_failure_or_a_refused_creation_fails_at_once() {
+        let w = world(5);
+        let first = w.request().await;
+        w.service.start_creation(&first.id).await.unwrap();
+        w.service
+            .complete_creation(&failed("car-1", "EMAIL_ALREADY_EXISTS"))
+            .await
+            .unwrap();
+        assert_eq!(w.stored(&first.id).state, AccountState::Failed);
+        assert_eq!(w.org.calls_of("create_account").len(), 1, "not retried");
+
+        // Organizations refuses CreateAccount outright.
+        let second = w.request().await;
+        w.org.creations_fail(OrganizationError::Constraint {
+            reason: "ACCOUNT_NUMBER_LIMIT_EXCEEDED".into(),
+            message: "too many".into(),
+        });
+        assert_eq!(
+            w.service.start_creation(&second.id).await.unwrap(),
+            Started::Failed
+        );
+        assert_eq!(w.stored(&second.id).state, AccountState::Failed);
+        let events = w.bus.of(catalog::ACCOUNT_FAILED);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0]["reason_code"], "EMAIL_ALREADY_EXISTS");
+        assert_eq!(events[1]["reason_code"], "ACCOUNT_NUMBER_LIMIT_EXCEEDED");
+    }
+
+    #[tokio::test]
+    async fn only_the_requester_or_an_admin_may_close() {
+        let w = world(5);
+        let account = w.ready(None, "222222222222").await;
+        let refused = w.service.close(&account.id, &member(BOB)).await;
+        assert!(
+            matches!(refused, Err(AccountError::Forbidden(_))),
+            "{refused:?}"
+        );
+        // Outside the team, the account does not exist.
+        assert!(matches!(
+            w.service.close(&account.id, &member(EVE)).await,
+            Err(AccountError::NotFound(_))
+        ));
+        assert_eq!(w.stored(&account.id).state, AccountState::Ready);
+        assert!(w.bus.of(catalog::ACCOUNT_CLOSE_REQUESTED).is_empty());
+
+        let closing = w.service.close(&account.id, &admin()).await.unwrap();
+        assert_eq!(closing.state, AccountState::Closing);
+        let events = w.bus.of(catalog::ACCOUNT_CLOSE_REQUESTED);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["reason_code"], "REQUESTED");
+        // Again, by the requester: harmless.
+        let again = w.service.close(&account.id, &member(ANA)).await.unwrap();
+        assert_eq!(again.state, AccountState::Closing);
+        assert_eq!(w.bus.of(catalog::ACCOUNT_CLOSE_REQUESTED).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn owners_must_be_at_an_allowed_domain() {
+        let w = world(5);
+        let service = Accounts::new(
+            w.store.clone(),
+            w.markers.clone(),
+            w.org.clone(),
+            w.bus.clone(),
+            w.clock.clone(),
+        )
+        .with_owner_domains(vec![" Example.com ".into(), "".into()]);
+        for owner in ["ana@other.org", "ana@dev.example.com"] {
+            match service
+                .request(asking(owner, None), &member(ANA), None)
+                .await
+            {
+                Err(AccountError::Invalid(e)) => {
+                    assert_eq!(e.field.as_deref(), Some("owner"));
+                    assert!(e.message.contains("example.com"), "{}", e.message);
+                }
+                other => panic!("{owner}: {other:?}"),
+            }
+        }
+        assert!(locked(&w.store.accounts).is_empty());
+        assert!(w.bus.detail_types().is_empty());
+        let (account, _) = service
+            .request(asking("ana@EXAMPLE.com", None), &member(ANA), None)
+            .await
+            .unwrap();
+        assert_eq!(account.owner, "ana@EXAMPLE.com");
+    }
+
+    #[tokio::test]
+    async fn the_reaper_warns_of_a_lease_ending_and_closes_it_when_ended() {
+        let w = world(5);
+        let account = w.ready(Some(5), "222222222222").await;
+        w.service.reap().await.unwrap();
+        assert!(w.bus.of(catalog::LEASE_EXPIRING).is_empty(), "5 days left");
+
+        // Three days before the end: warned, once.
+        w.clock.advance(Duration::days(2));
+        w.service.reap().await.unwrap();
+        w.clock.advance(Duration::hours(1));
+        w.service.reap().await.unwrap();
+        let warned = w.bus.of(catalog::LEASE_EXPIRING);
+        assert_eq!(warned.len(), 1);
+        assert_eq!(warned[0]["request_id"], account.id.as_str());
+        assert_eq!(w.stored(&account.id).state, AccountState::Ready);
+
+        // The lease ends: closing, and CloseAccount called within the quota.
+        w.clock.set(at("2026-11-25T10:00:00Z"));
+        w.service.reap().await.unwrap();
+        let closing = w.stored(&account.id);
+        assert_eq!(closing.state, AccountState::Closing);
+        assert_eq!(closing.closure_started_at, Some(w.service.now()));
+        let events = w.bus.of(catalog::ACCOUNT_CLOSE_REQUESTED);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["reason_code"], "LEASE_ENDED");
+        assert_eq!(
+            w.org.calls_of("close_account"),
+            ["close_account 222222222222"]
+        );
+        w.service.reap().await.unwrap();
+        assert_eq!(w.org.calls_of("close_account").len(), 1, "closed once");
+        assert_eq!(w.bus.of(catalog::LEASE_EXPIRING).len(), 1);
+
+        // AWS suspends it: the poller sees it closed.
+        locked(&w.org.members).insert("222222222222".into(), MemberStatus::Suspended);
+        w.service.poll().await.unwrap();
+        assert_eq!(w.stored(&account.id).state, AccountState::Closed);
+        assert_eq!(w.bus.of(catalog::ACCOUNT_CLOSED).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn closures_beyond_the_quota_are_deferred_once_a_day() {
+        let w = world(20);
+        // Ten closures in the last 30 days already (the quota for 10 members).
+        for n in 0..10 {
+            let mut done = Account::request(
+                new_id(),
+                asking("ana@example.com", None),
+                ANA,
+                at("2026-11-01T00:00:00Z"),
+            )
+            .unwrap();
+            done.state = AccountState::Closed;
+            done.account_id = Some(format!("3000000000{n:02}"));
+            done.closure_started_at = Some(at("2026-11-10T00:00:00Z"));
+            w.store.add(done);
+        }
+        let account = w.ready(None, "222222222222").await;
+        w.service.close(&account.id, &member(ANA)).await.unwrap();
+        w.service.close_pending().await.unwrap();
+        assert!(w.org.calls_of("close_account").is_empty());
+        let deferred = w.bus.of(catalog::ACCOUNT_CLOSE_DEFERRED);
+        assert_eq!(deferred.len(), 1);
+        assert_eq!(deferred[0]["reason_code"], "CLOSURE_QUOTA");
+        w.clock.advance(Duration::minutes(11));
+        w.service.close_pending().await.unwrap();
+        assert_eq!(
+            w.bus.of(catalog::ACCOUNT_CLOSE_DEFERRED).len(),
+            1,
+            "once a day"
+        );
+        // Thirty days on, the window has room again.
+        w.clock.set(at("2026-12-11T00:00:00Z"));
+        w.service.close_pending().await.unwrap();
+        assert_eq!(
+            w.org.calls_of("close_account"),
+            ["close_account 222222222222"]
+        );
+    }
 }

@@ -437,314 +437,25 @@ impl LambdaThrottle {
 
 #[cfg(test)]
 mod tests {
-    //! `throttle-lambdas` on in-memory ports: a store, a bus that records
-    //! (and can refuse), an organization that only freezes, and member
-    //! accounts whose functions can vanish, deny Purser or be unreachable.
+    //! `throttle-lambdas` on in-memory ports: the shared fakes of the store,
+    //! the bus (which records, and can refuse) and the organization, and
+    //! member accounts whose functions can vanish, deny Purser or be
+    //! unreachable.
 
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
 
     use async_trait::async_trait;
-    use chrono::NaiveDate;
     use proptest::prelude::*;
 
     use super::*;
     use crate::accounts::Caller;
     use crate::accounts::NewAccount;
-    use crate::accounts::Team;
     use crate::budgets::Budget;
     use crate::budgets::{Budgets, FreezeExemptions};
+    use crate::fakes::{FakeBus, FakeOrganization, FakeStore, locked};
     use crate::ports::ManualClock;
     use crate::ports::MemberLambdas;
-    use crate::ports::{
-        BudgetStore, BusError, EventBus, IdempotencyKey, Inserted, Page, SettlementStore, SpendAdd,
-        SpendCounters, Transitioned,
-    };
-    use crate::ports::{CreationStatus, MemberStatus, Organization, OrganizationError};
-
-    fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        m.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn absent<T>() -> Result<T, StoreError> {
-        Err(StoreError::Unavailable("not part of this fake".into()))
-    }
-
-    #[derive(Default)]
-    struct FakeStore {
-        accounts: Mutex<Vec<Account>>,
-        budget: Mutex<Option<Budget>>,
-        nanos: Mutex<i64>,
-        markers: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
-    }
-
-    #[async_trait]
-    impl Markers for FakeStore {
-        async fn claim_once(
-            &self,
-            marker: &Marker,
-            now: DateTime<Utc>,
-            expires_at: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
-            Ok(self.mark(format!("claim:{marker}"), "", now, expires_at))
-        }
-        async fn is_claimed(
-            &self,
-            marker: &Marker,
-            now: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
-            Ok(self.marked(&format!("claim:{marker}"), now).is_some())
-        }
-        async fn remember(
-            &self,
-            marker: &Marker,
-            value: &str,
-            now: DateTime<Utc>,
-            expires_at: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
-            Ok(self.mark(marker.key(), value, now, expires_at))
-        }
-        async fn recall(
-            &self,
-            marker: &Marker,
-            now: DateTime<Utc>,
-        ) -> Result<Option<String>, StoreError> {
-            Ok(self.marked(&marker.key(), now))
-        }
-        async fn forget(&self, marker: &Marker) -> Result<(), StoreError> {
-            locked(&self.markers).remove(&marker.key());
-            Ok(())
-        }
-    }
-
-    impl FakeStore {
-        fn mark(&self, key: String, value: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> bool {
-            let mut markers = locked(&self.markers);
-            if markers.get(&key).is_some_and(|(_, u)| *u >= now) {
-                return false;
-            }
-            markers.insert(key, (value.into(), until));
-            true
-        }
-        fn marked(&self, key: &str, now: DateTime<Utc>) -> Option<String> {
-            locked(&self.markers)
-                .get(key)
-                .filter(|(_, until)| *until >= now)
-                .map(|(v, _)| v.clone())
-        }
-    }
-
-    #[async_trait]
-    impl AccountStore for FakeStore {
-        async fn put_team(&self, _: &Team) -> Result<(), StoreError> {
-            absent()
-        }
-        async fn team(&self, _: &TeamName) -> Result<Option<Team>, StoreError> {
-            Ok(None)
-        }
-        async fn open_accounts(&self, _: &TeamName) -> Result<u32, StoreError> {
-            absent()
-        }
-        async fn insert_account(
-            &self,
-            _: &Account,
-            _: u32,
-            _: Option<&IdempotencyKey>,
-        ) -> Result<Inserted, StoreError> {
-            absent()
-        }
-        async fn account(&self, _: &str) -> Result<Option<Account>, StoreError> {
-            absent()
-        }
-        async fn account_by_creation(&self, _: &str) -> Result<Option<Account>, StoreError> {
-            absent()
-        }
-        async fn account_by_account_id(&self, _: &str) -> Result<Option<Account>, StoreError> {
-            absent()
-        }
-        async fn list_accounts(
-            &self,
-            _: Option<&TeamName>,
-            _: Option<&str>,
-            _: usize,
-        ) -> Result<Page<Account>, StoreError> {
-            absent()
-        }
-        async fn accounts_in_state(&self, state: AccountState) -> Result<Vec<Account>, StoreError> {
-            Ok(locked(&self.accounts)
-                .iter()
-                .filter(|a| a.state == state)
-                .cloned()
-                .collect())
-        }
-        async fn transition(
-            &self,
-            from: AccountState,
-            next: &Account,
-        ) -> Result<Transitioned, StoreError> {
-            let mut accounts = locked(&self.accounts);
-            match accounts.iter_mut().find(|a| a.id == next.id) {
-                Some(a) if a.state == from => {
-                    *a = next.clone();
-                    Ok(Transitioned::Applied)
-                }
-                a => Ok(Transitioned::Stale(a.map(|a| a.clone()))),
-            }
-        }
-        async fn closures_since(&self, _: DateTime<Utc>) -> Result<u32, StoreError> {
-            absent()
-        }
-    }
-
-    #[async_trait]
-    impl SpendCounters for FakeStore {
-        async fn record_spend_once(
-            &self,
-            _: &Marker,
-            _: DateTime<Utc>,
-            _: DateTime<Utc>,
-            _: &[SpendAdd],
-        ) -> Result<bool, StoreError> {
-            absent()
-        }
-        async fn team_spend(
-            &self,
-            _: &TeamName,
-            from: NaiveDate,
-            _: NaiveDate,
-        ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
-            Ok(vec![(from, *locked(&self.nanos))])
-        }
-        async fn account_spend(
-            &self,
-            _: &str,
-            _: NaiveDate,
-            _: NaiveDate,
-        ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
-            absent()
-        }
-    }
-
-    #[async_trait]
-    impl BudgetStore for FakeStore {
-        async fn put_budget(&self, _: &Budget) -> Result<bool, StoreError> {
-            absent()
-        }
-        async fn budget(&self, _: &TeamName) -> Result<Option<Budget>, StoreError> {
-            Ok(locked(&self.budget).clone())
-        }
-        async fn budgets(&self) -> Result<Vec<Budget>, StoreError> {
-            Ok(locked(&self.budget).iter().cloned().collect())
-        }
-    }
-
-    #[async_trait]
-    impl SettlementStore for FakeStore {
-        async fn put_settled_spend(
-            &self,
-            _: &crate::spend::SettledSpend,
-        ) -> Result<bool, StoreError> {
-            absent()
-        }
-        async fn settled_spend(
-            &self,
-            _: &TeamName,
-            _: &str,
-        ) -> Result<Option<crate::spend::SettledSpend>, StoreError> {
-            // No settlement: spend is the counters alone.
-            Ok(None)
-        }
-    }
-
-    /// Records what is put; refuses the next `refuse` puts.
-    #[derive(Default)]
-    struct FakeBus {
-        events: Mutex<Vec<(String, Value)>>,
-        refuse: Mutex<u32>,
-    }
-
-    impl FakeBus {
-        fn of(&self, detail_type: &str) -> Vec<Value> {
-            locked(&self.events)
-                .iter()
-                .filter(|(t, _)| t == detail_type)
-                .map(|(_, d)| d.clone())
-                .collect()
-        }
-    }
-
-    #[async_trait]
-    impl EventBus for FakeBus {
-        async fn put(&self, entries: Vec<EventEntry>) -> Result<(), BusError> {
-            let mut refuse = locked(&self.refuse);
-            if *refuse > 0 {
-                *refuse -= 1;
-                return Err(BusError::Unavailable("refused by the test".into()));
-            }
-            for e in entries {
-                let detail = serde_json::from_str(e.detail.as_deref().unwrap_or("null")).unwrap();
-                locked(&self.events).push((e.detail_type.unwrap_or_default(), detail));
-            }
-            Ok(())
-        }
-    }
-
-    /// Only what freezing and unfreezing ask of it.
-    struct FakeOrganization;
-
-    #[async_trait]
-    impl Organization for FakeOrganization {
-        async fn create_account(
-            &self,
-            _: &str,
-            _: &str,
-            _: &[(String, String)],
-        ) -> Result<CreationStatus, OrganizationError> {
-            Err(OrganizationError::Unavailable("fake".into()))
-        }
-        async fn creation_status(&self, _: &str) -> Result<CreationStatus, OrganizationError> {
-            Err(OrganizationError::Unavailable("fake".into()))
-        }
-        async fn ensure_ou(&self, _: &[&str]) -> Result<String, OrganizationError> {
-            Err(OrganizationError::Unavailable("fake".into()))
-        }
-        async fn move_account(&self, _: &str, _: &str) -> Result<(), OrganizationError> {
-            Err(OrganizationError::Unavailable("fake".into()))
-        }
-        async fn tag_account(
-            &self,
-            _: &str,
-            _: &[(String, String)],
-        ) -> Result<(), OrganizationError> {
-            Err(OrganizationError::Unavailable("fake".into()))
-        }
-        async fn close_account(&self, _: &str) -> Result<(), OrganizationError> {
-            Err(OrganizationError::Unavailable("fake".into()))
-        }
-        async fn member_status(&self, _: &str) -> Result<MemberStatus, OrganizationError> {
-            Err(OrganizationError::Unavailable("fake".into()))
-        }
-        async fn member_account_count(&self) -> Result<u32, OrganizationError> {
-            Err(OrganizationError::Unavailable("fake".into()))
-        }
-        async fn ensure_policy(
-            &self,
-            _: &str,
-            _: &str,
-            _: &str,
-        ) -> Result<String, OrganizationError> {
-            Ok("p-freeze".into())
-        }
-        async fn attach_policy(&self, _: &str, _: &str) -> Result<(), OrganizationError> {
-            Ok(())
-        }
-        async fn detach_policy(&self, _: &str, _: &str) -> Result<(), OrganizationError> {
-            Ok(())
-        }
-        async fn policies_of(&self, _: &str) -> Result<Vec<String>, OrganizationError> {
-            Ok(Vec::new())
-        }
-    }
 
     /// Functions by (account, region, name) with their reserved
     /// concurrency; accounts that deny Purser; an outage: with `Some(k)`,
@@ -874,7 +585,7 @@ mod tests {
             .with_timezone(&Utc);
         let team = TeamName::parse("payments").unwrap();
         let store = Arc::new(FakeStore::default());
-        locked(&store.accounts).extend([
+        locked(&store.accounts.accounts).extend([
             account(&team, A, AccountState::Ready, now),
             account(&team, B, AccountState::Frozen, now),
             account(
@@ -891,7 +602,7 @@ mod tests {
         )
         .unwrap();
         budget.revision = 1;
-        *locked(&store.budget) = Some(budget);
+        locked(&store.budgets.0).insert(team.clone(), budget);
         let lambdas = Arc::new(FakeLambdas::default());
         lambdas.add(A, R1, "api", Some(5));
         lambdas.add(A, R1, "worker", None);
@@ -901,7 +612,7 @@ mod tests {
         let bus = Arc::new(FakeBus::default());
         let budgets = Budgets::new(
             store.clone(),
-            Arc::new(FakeOrganization),
+            Arc::new(FakeOrganization::default()),
             bus.clone(),
             Arc::new(ManualClock::new(now)),
             lambdas.clone(),
@@ -924,7 +635,11 @@ mod tests {
     impl World {
         /// Spend of `dollars` this period.
         fn spend(&self, dollars: i64) {
-            *locked(&self.store.nanos) = dollars * 1_000_000_000;
+            self.store.counters.set_team(
+                &self.team,
+                self.now.date_naive(),
+                dollars * 1_000_000_000,
+            );
         }
         async fn evaluate(&self) -> Result<(), BudgetError> {
             self.budgets.evaluate(&self.team).await
@@ -1049,11 +764,11 @@ mod tests {
             0
         );
         assert!(
-            locked(&w.store.markers)
+            locked(&w.store.markers().values)
                 .keys()
                 .all(|k| !k.starts_with("throttled")),
             "nothing is left remembered: {:?}",
-            locked(&w.store.markers).keys().collect::<Vec<_>>()
+            locked(&w.store.markers().values).keys().collect::<Vec<_>>()
         );
         w.evaluate().await.unwrap();
         assert_eq!(w.bus.of(LAMBDAS_RESTORED).len(), 2, "restored once");

@@ -328,182 +328,22 @@ pub fn last_day_of_month(day: NaiveDate) -> NaiveDate {
 
 #[cfg(test)]
 mod tests {
-    //! The recorder on small fakes of exactly the roles it takes: a
-    //! directory of accounts, the counters, the markers, a lake and a bus.
+    //! The recorder on small fakes of exactly the roles it takes: the
+    //! shared fakes of the accounts, the counters, the markers and the bus,
+    //! and a lake of its own.
 
-    use std::collections::HashMap;
     use std::sync::Mutex;
 
     use async_trait::async_trait;
     use serde_json::json;
 
     use super::*;
-    use crate::accounts::{Account, AccountState, NewAccount, Team};
-    use crate::events::EventEntry;
+    use crate::accounts::{Account, AccountState, NewAccount};
+    use crate::fakes::{FakeAccounts, FakeBus, FakeCounters, FakeMarkers, locked};
     use crate::lake::{INVOCATIONS_REPORTED, TEAM_SPEND_UPDATED, TELEMETRY_SOURCE};
-    use crate::ports::{Appended, IdempotencyKey, Inserted, ManualClock, Page, Transitioned};
+    use crate::ports::{Appended, ManualClock};
 
     const MEMBER: &str = "210987654321";
-
-    fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        m.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn unused<T>() -> Result<T, StoreError> {
-        Err(StoreError::Unavailable(
-            "the recorder does not use this".into(),
-        ))
-    }
-
-    /// One ready account of team payments.
-    struct Directory(Account);
-
-    #[async_trait]
-    impl AccountStore for Directory {
-        async fn account_by_account_id(&self, id: &str) -> Result<Option<Account>, StoreError> {
-            Ok((self.0.account_id.as_deref() == Some(id)).then(|| self.0.clone()))
-        }
-        async fn put_team(&self, _: &Team) -> Result<(), StoreError> {
-            unused()
-        }
-        async fn team(&self, _: &TeamName) -> Result<Option<Team>, StoreError> {
-            unused()
-        }
-        async fn open_accounts(&self, _: &TeamName) -> Result<u32, StoreError> {
-            unused()
-        }
-        async fn insert_account(
-            &self,
-            _: &Account,
-            _: u32,
-            _: Option<&IdempotencyKey>,
-        ) -> Result<Inserted, StoreError> {
-            unused()
-        }
-        async fn account(&self, _: &str) -> Result<Option<Account>, StoreError> {
-            unused()
-        }
-        async fn account_by_creation(&self, _: &str) -> Result<Option<Account>, StoreError> {
-            unused()
-        }
-        async fn list_accounts(
-            &self,
-            _: Option<&TeamName>,
-            _: Option<&str>,
-            _: usize,
-        ) -> Result<Page<Account>, StoreError> {
-            unused()
-        }
-        async fn accounts_in_state(&self, _: AccountState) -> Result<Vec<Account>, StoreError> {
-            unused()
-        }
-        async fn transition(
-            &self,
-            _: AccountState,
-            _: &Account,
-        ) -> Result<Transitioned, StoreError> {
-            unused()
-        }
-        async fn closures_since(&self, _: DateTime<Utc>) -> Result<u32, StoreError> {
-            unused()
-        }
-    }
-
-    /// Counters and markers in memory; a batch's claim is a marker.
-    #[derive(Default)]
-    struct Memory {
-        team_days: Mutex<HashMap<(String, NaiveDate), i64>>,
-        markers: Mutex<HashMap<String, String>>,
-    }
-
-    #[async_trait]
-    impl SpendCounters for Memory {
-        async fn record_spend_once(
-            &self,
-            batch: &Marker,
-            _: DateTime<Utc>,
-            _: DateTime<Utc>,
-            adds: &[SpendAdd],
-        ) -> Result<bool, StoreError> {
-            if locked(&self.markers)
-                .insert(batch.key(), String::new())
-                .is_some()
-            {
-                return Ok(false);
-            }
-            let mut days = locked(&self.team_days);
-            for add in adds {
-                if let Some(team) = &add.team {
-                    *days.entry((team.to_string(), add.day)).or_default() += add.nanos;
-                }
-            }
-            Ok(true)
-        }
-        async fn team_spend(
-            &self,
-            team: &TeamName,
-            from: NaiveDate,
-            to: NaiveDate,
-        ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
-            let mut days: Vec<(NaiveDate, i64)> = locked(&self.team_days)
-                .iter()
-                .filter(|((t, d), _)| t == team.as_str() && (from..=to).contains(d))
-                .map(|((_, d), n)| (*d, *n))
-                .collect();
-            days.sort();
-            Ok(days)
-        }
-        async fn account_spend(
-            &self,
-            _: &str,
-            _: NaiveDate,
-            _: NaiveDate,
-        ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
-            unused()
-        }
-    }
-
-    #[async_trait]
-    impl Markers for Memory {
-        async fn claim_once(
-            &self,
-            marker: &Marker,
-            _: DateTime<Utc>,
-            _: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
-            Ok(locked(&self.markers)
-                .insert(marker.key(), String::new())
-                .is_none())
-        }
-        async fn is_claimed(&self, marker: &Marker, _: DateTime<Utc>) -> Result<bool, StoreError> {
-            Ok(locked(&self.markers).contains_key(&marker.key()))
-        }
-        async fn remember(
-            &self,
-            marker: &Marker,
-            value: &str,
-            _: DateTime<Utc>,
-            _: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
-            let mut markers = locked(&self.markers);
-            if markers.contains_key(&marker.key()) {
-                return Ok(false);
-            }
-            markers.insert(marker.key(), value.into());
-            Ok(true)
-        }
-        async fn recall(
-            &self,
-            marker: &Marker,
-            _: DateTime<Utc>,
-        ) -> Result<Option<String>, StoreError> {
-            Ok(locked(&self.markers).get(&marker.key()).cloned())
-        }
-        async fn forget(&self, marker: &Marker) -> Result<(), StoreError> {
-            locked(&self.markers).remove(&marker.key());
-            Ok(())
-        }
-    }
 
     #[derive(Default)]
     struct Lake(Mutex<Vec<(LakeTable, Value)>>);
@@ -524,22 +364,11 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct Bus(Mutex<Vec<EventEntry>>);
-
-    #[async_trait]
-    impl EventBus for Bus {
-        async fn put(&self, entries: Vec<EventEntry>) -> Result<(), BusError> {
-            locked(&self.0).extend(entries);
-            Ok(())
-        }
-    }
-
     struct World {
         recorder: Recorder,
-        memory: Arc<Memory>,
+        counters: Arc<FakeCounters>,
         lake: Arc<Lake>,
-        bus: Arc<Bus>,
+        bus: Arc<FakeBus>,
         now: DateTime<Utc>,
     }
 
@@ -558,20 +387,23 @@ mod tests {
         .unwrap();
         account.state = AccountState::Ready;
         account.account_id = Some(MEMBER.into());
-        let memory = Arc::new(Memory::default());
+        let accounts = Arc::new(FakeAccounts::default());
+        accounts.add(account);
+        let markers = Arc::new(FakeMarkers::default());
+        let counters = Arc::new(FakeCounters::on(markers.clone()));
         let lake = Arc::new(Lake::default());
-        let bus = Arc::new(Bus::default());
+        let bus = Arc::new(FakeBus::default());
         let recorder = Recorder::new(
-            Arc::new(Directory(account)),
-            memory.clone(),
-            memory.clone(),
+            accounts,
+            counters.clone(),
+            markers,
             lake.clone(),
             bus.clone(),
             Arc::new(ManualClock::new(now)),
         );
         World {
             recorder,
-            memory,
+            counters,
             lake,
             bus,
             now,
@@ -594,15 +426,10 @@ mod tests {
         .unwrap()
     }
 
-    fn announced(bus: &Bus) -> Vec<String> {
-        locked(&bus.0)
+    fn announced(bus: &FakeBus) -> Vec<String> {
+        bus.of(TEAM_SPEND_UPDATED)
             .iter()
-            .filter(|e| e.detail_type.as_deref() == Some(TEAM_SPEND_UPDATED))
-            .map(|e| {
-                let detail: Value =
-                    serde_json::from_str(e.detail.as_deref().unwrap_or("{}")).unwrap();
-                detail["spend"].as_str().unwrap_or_default().to_string()
-            })
+            .map(|detail| detail["spend"].as_str().unwrap_or_default().to_string())
             .collect()
     }
 
@@ -628,7 +455,7 @@ mod tests {
         let spend = announced(&w.bus);
         assert_eq!(spend.len(), 2, "each delivery announces the team's spend");
         assert_eq!(spend[0], spend[1], "and the repeat counts nothing more");
-        let counted: i64 = locked(&w.memory.team_days).values().sum();
+        let counted: i64 = w.counters.teams_total();
         assert!(counted > 0);
     }
 
@@ -654,7 +481,7 @@ mod tests {
         );
         let lake = locked(&w.lake.0);
         assert_eq!(lake[0].1["request_id"], "ok");
-        let one_second_at_1024_mb = locked(&w.memory.team_days).values().sum::<i64>();
+        let one_second_at_1024_mb = w.counters.teams_total();
         assert!(
             one_second_at_1024_mb < 1_000_000,
             "one second of 1 GB is a fraction of a cent: {one_second_at_1024_mb} nanos"

@@ -985,4 +985,332 @@ mod tests {
         assert!(!DayFigures::settled(Some(1_000_500), None, 1_000_000).may_add());
         assert!(DayFigures::settled(Some(1_000_000 + NOISE_NANOS + 1), None, 1_000_000).may_add());
     }
+
+    // ------------------------------------------------------------ the settler on fakes
+
+    use crate::accounts::{Account, AccountState, NewAccount};
+    use crate::fakes::{FakeAccounts, FakeBus, FakeCounters, FakeQueries, FakeSettlements, locked};
+    use crate::ports::ManualClock;
+
+    const LAKE: &str = "lambda_cost_per_account_day";
+    const CUR: &str = "cur_cost_per_account_day";
+    const PAY: &str = "111111111111";
+    const SEARCH: &str = "222222222222";
+    const NANOS: i64 = 1_000_000_000;
+
+    fn team(name: &str) -> TeamName {
+        TeamName::parse(name).unwrap()
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    struct World {
+        settler: SpendSettler,
+        counters: Arc<FakeCounters>,
+        settlements: Arc<FakeSettlements>,
+        queries: Arc<FakeQueries>,
+        bus: Arc<FakeBus>,
+        clock: Arc<ManualClock>,
+    }
+
+    /// Team payments with account PAY, team search with SEARCH, at `now`.
+    fn world(now: &str, cur: bool) -> World {
+        let accounts = Arc::new(FakeAccounts::default());
+        for (name, account_id) in [("payments", PAY), ("search", SEARCH)] {
+            let input = NewAccount {
+                team: team(name),
+                owner: "ana@example.com".into(),
+                purpose: "tests".into(),
+                lease_days: None,
+            };
+            let mut a = Account::request(
+                crate::accounts::new_id(),
+                input,
+                "arn:aws:iam::123456789012:user/ana",
+                at("2026-10-01T00:00:00Z"),
+            )
+            .unwrap();
+            a.state = AccountState::Ready;
+            a.account_id = Some(account_id.into());
+            accounts.add(a);
+        }
+        let counters = Arc::new(FakeCounters::default());
+        let settlements = Arc::new(FakeSettlements::default());
+        let queries = Arc::new(FakeQueries::default());
+        let bus = Arc::new(FakeBus::default());
+        let clock = Arc::new(ManualClock::new(at(now)));
+        let settler = SpendSettler::new(
+            accounts,
+            counters.clone(),
+            settlements.clone(),
+            queries.clone(),
+            bus.clone(),
+            clock.clone(),
+            cur,
+        );
+        World {
+            settler,
+            counters,
+            settlements,
+            queries,
+            bus,
+            clock,
+        }
+    }
+
+    impl World {
+        /// What the counters streamed: an account's day and its team's.
+        fn counted(&self, team_name: &str, account_id: &str, day: &str, nanos: i64) {
+            self.counters.set_account(account_id, d(day), nanos);
+            self.counters.set_team(&team(team_name), d(day), nanos);
+        }
+
+        /// The lake's rows for `period`: (account, day, cost in dollars).
+        fn lake(&self, period: &str, rows: &[(&str, &str, &str)]) {
+            let rows = rows
+                .iter()
+                .map(|(a, day, cost)| vec![json!(a), json!(day), json!(1), json!(cost)])
+                .collect();
+            self.queries.answer(LAKE, &[period], Ok(rows));
+        }
+
+        fn announced(&self) -> Vec<Value> {
+            self.bus.of(lake::TEAM_SPEND_UPDATED)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_month_is_settled_per_team_and_announced_where_the_figure_changed() {
+        let w = world("2026-11-20T10:00:00Z", false);
+        w.counted("payments", PAY, "2026-11-19", 3 * NANOS / 10);
+        w.counted("search", SEARCH, "2026-11-19", NANOS / 10);
+        // The lake holds $0.20 the payments counter missed; search's is right.
+        w.lake(
+            "2026-11",
+            &[
+                (PAY, "2026-11-19", "0.500000000"),
+                (SEARCH, "2026-11-19", "0.100000000"),
+                ("999999999999", "2026-11-19", "1.000000000"),
+            ],
+        );
+        let settled = w.settler.settle().await.unwrap();
+        assert_eq!(
+            settled,
+            Settled {
+                period: "2026-11".into(),
+                teams: 2,
+                announced: 1,
+                unknown_accounts: 1,
+            }
+        );
+        assert_eq!(
+            w.queries.runs(),
+            [(LAKE.to_string(), vec!["2026-11".to_string()])]
+        );
+
+        let payments = w.settlements.get(&team("payments"), "2026-11").unwrap();
+        assert_eq!(payments.total, NANOS / 2);
+        assert_eq!(payments.source, SpendSource::Athena);
+        assert_eq!(payments.settled_at, at("2026-11-20T10:00:00Z"));
+        assert!(payments.announced);
+        assert_eq!(
+            payments.accounts[PAY][&d("2026-11-19")],
+            DayFigures {
+                missed: NANOS / 5,
+                cur: None
+            }
+        );
+        let search = w.settlements.get(&team("search"), "2026-11").unwrap();
+        assert_eq!(search.total, NANOS / 10);
+        assert!(search.accounts.is_empty(), "nothing missed");
+
+        let announced = w.announced();
+        assert_eq!(announced.len(), 1, "{announced:?}");
+        assert_eq!(announced[0]["team"], "payments");
+        assert_eq!(announced[0]["period"], "2026-11");
+        assert_eq!(announced[0]["spend"], "0.5");
+        assert_eq!(announced[0]["source"], "athena");
+
+        // The next run finds the same figures: nothing new to say.
+        w.clock.advance(chrono::Duration::minutes(15));
+        w.settler.settle().await.unwrap();
+        assert_eq!(w.announced().len(), 1);
+        assert_eq!(
+            w.settlements
+                .get(&team("payments"), "2026-11")
+                .unwrap()
+                .settled_at,
+            at("2026-11-20T10:15:00Z"),
+            "settled again all the same"
+        );
+        // The lake finds more: announced again.
+        w.lake("2026-11", &[(PAY, "2026-11-19", "0.700000000")]);
+        w.clock.advance(chrono::Duration::minutes(15));
+        let settled = w.settler.settle().await.unwrap();
+        assert_eq!(settled.announced, 1);
+        let announced = w.announced();
+        assert_eq!(announced.len(), 2);
+        assert_eq!(announced[1]["spend"], "0.7");
+    }
+
+    #[tokio::test]
+    async fn an_announcement_that_failed_is_made_by_the_next_run() {
+        let w = world("2026-11-20T10:00:00Z", false);
+        w.lake("2026-11", &[(PAY, "2026-11-19", "0.500000000")]);
+        *locked(&w.bus.refuse) = 1;
+        assert!(matches!(w.settler.settle().await, Err(SpendError::Bus(_))));
+        let stored = w.settlements.get(&team("payments"), "2026-11").unwrap();
+        assert!(!stored.announced, "still due");
+        w.clock.advance(chrono::Duration::minutes(15));
+        w.settler.settle().await.unwrap();
+        assert_eq!(w.announced().len(), 1);
+        assert!(
+            w.settlements
+                .get(&team("payments"), "2026-11")
+                .unwrap()
+                .announced
+        );
+    }
+
+    #[tokio::test]
+    async fn an_earlier_settlement_never_replaces_a_later_one() {
+        let w = world("2026-11-20T10:00:00Z", false);
+        let later = SettledSpend {
+            team: team("payments"),
+            period: "2026-11".into(),
+            source: SpendSource::Athena,
+            accounts: BTreeMap::new(),
+            total: 7 * NANOS,
+            settled_at: at("2026-11-20T11:00:00Z"),
+            announced: true,
+        };
+        w.settlements.put_settled_spend(&later).await.unwrap();
+        w.lake("2026-11", &[(PAY, "2026-11-19", "0.500000000")]);
+        w.settler.settle().await.unwrap();
+        assert_eq!(w.settlements.get(&team("payments"), "2026-11"), Some(later));
+        assert!(w.announced().is_empty(), "a later run spoke already");
+    }
+
+    /// Today a failing query, or one unreadable row of one account, stops
+    /// the month's settlement for every team (the query is one for all
+    /// accounts): nothing is written and the run fails, to be retried.
+    #[tokio::test]
+    async fn a_failing_query_or_row_settles_no_team_of_the_month() {
+        let w = world("2026-11-20T10:00:00Z", false);
+        w.queries.answer(LAKE, &["2026-11"], Err("Athena is down"));
+        assert!(matches!(
+            w.settler.settle().await,
+            Err(SpendError::Query(QueryError::Failed(_)))
+        ));
+        let rows = vec![
+            vec![json!(PAY), json!("2026-11-19"), json!(1), json!("0.5")],
+            vec![json!(SEARCH), json!("19/11/2026"), json!(1), json!("0.1")],
+        ];
+        w.queries.answer(LAKE, &["2026-11"], Ok(rows));
+        match w.settler.settle().await {
+            Err(SpendError::UnexpectedRow { query, message }) => {
+                assert_eq!(query, LAKE);
+                assert!(message.contains("19/11/2026"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(locked(&w.settlements.0).is_empty());
+        assert!(w.bus.detail_types().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_first_days_of_a_month_settle_the_previous_one_too() {
+        let w = world("2026-12-02T10:00:00Z", false);
+        w.lake("2026-11", &[(PAY, "2026-11-30", "0.400000000")]);
+        w.lake("2026-12", &[(PAY, "2026-12-01", "0.100000000")]);
+        let settled = w.settler.settle().await.unwrap();
+        assert_eq!(settled.period, "2026-12");
+        assert_eq!((settled.teams, settled.announced), (2, 2));
+        assert_eq!(
+            w.queries.runs(),
+            [
+                (LAKE.to_string(), vec!["2026-11".to_string()]),
+                (LAKE.to_string(), vec!["2026-12".to_string()]),
+            ]
+        );
+        let november = w.settlements.get(&team("payments"), "2026-11").unwrap();
+        assert_eq!(november.total, 4 * NANOS / 10);
+        let december = w.settlements.get(&team("payments"), "2026-12").unwrap();
+        assert_eq!(december.total, NANOS / 10);
+        let periods: Vec<Value> = w.announced().iter().map(|a| a["period"].clone()).collect();
+        assert_eq!(periods, [json!("2026-11"), json!("2026-12")]);
+
+        // November failing does not stop December; the run fails all the same.
+        w.queries.answer(LAKE, &["2026-11"], Err("Athena is down"));
+        w.lake("2026-12", &[(PAY, "2026-12-01", "0.300000000")]);
+        w.clock.advance(chrono::Duration::minutes(15));
+        assert!(matches!(
+            w.settler.settle().await,
+            Err(SpendError::Query(_))
+        ));
+        let december = w.settlements.get(&team("payments"), "2026-12").unwrap();
+        assert_eq!(december.total, 3 * NANOS / 10);
+
+        // From the fourth, December alone.
+        w.clock.set(at("2026-12-04T00:00:00Z"));
+        let before = w.queries.runs().len();
+        w.settler.settle().await.unwrap();
+        assert_eq!(
+            w.queries.runs()[before..],
+            [(LAKE.to_string(), vec!["2026-12".to_string()])]
+        );
+    }
+
+    #[tokio::test]
+    async fn with_a_cur_export_its_lines_are_settled_too() {
+        let w = world("2026-11-20T10:00:00Z", true);
+        w.counted("payments", PAY, "2026-11-18", 3 * NANOS / 10);
+        w.lake("2026-11", &[(PAY, "2026-11-18", "0.300000000")]);
+        // The CUR bills $5 that day, $0.30 of it Lambda.
+        w.queries.answer(
+            CUR,
+            &["2026-11"],
+            Ok(vec![vec![
+                json!(PAY),
+                json!("2026-11-18"),
+                json!("5.000000000"),
+                json!("0.300000000"),
+            ]]),
+        );
+        let settled = w.settler.settle().await.unwrap();
+        assert_eq!(settled.announced, 1);
+        assert_eq!(
+            w.queries.runs(),
+            [
+                (LAKE.to_string(), vec!["2026-11".to_string()]),
+                (CUR.to_string(), vec!["2026-11".to_string()]),
+            ]
+        );
+        let payments = w.settlements.get(&team("payments"), "2026-11").unwrap();
+        assert_eq!(payments.source, SpendSource::Cur);
+        assert_eq!(payments.total, 5 * NANOS);
+        assert_eq!(
+            payments.accounts[PAY][&d("2026-11-18")].cur,
+            Some(CurDay {
+                total: 5 * NANOS,
+                lambda: 3 * NANOS / 10
+            })
+        );
+        let announced = w.announced();
+        assert_eq!(announced[0]["source"], "cur");
+        assert_eq!(announced[0]["spend"], "5");
+        // What budgets read weighs the settlement against the counters.
+        let spend = month_to_date(
+            w.counters.as_ref(),
+            w.settlements.as_ref(),
+            &team("payments"),
+            at("2026-11-20T10:00:00Z"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(spend.total, 5 * NANOS);
+        assert_eq!(spend.source, SpendSource::Cur);
+    }
 }
