@@ -72,13 +72,16 @@ fn at(minutes: i64) -> DateTime<Utc> {
         + Duration::minutes(minutes)
 }
 
-fn team(name: &str) -> TeamName {
+// Builders the adapters' own tests share with the scenarios.
+
+/// The team `name`.
+pub fn team(name: &str) -> TeamName {
     TeamName::parse(name).expect("a team name")
 }
 
 /// A marker named `name`: which kind does not matter to a store, only the
 /// key it is stored under.
-fn marker(name: &str) -> Marker {
+pub fn marker(name: &str) -> Marker {
     Marker::Closing {
         account_id: name.into(),
     }
@@ -142,11 +145,13 @@ fn by_id(accounts: &[Account]) -> BTreeMap<String, Account> {
     accounts.iter().map(|a| (a.id.clone(), a.clone())).collect()
 }
 
-fn day(d: &str) -> NaiveDate {
+/// The day `d` (YYYY-MM-DD).
+pub fn day(d: &str) -> NaiveDate {
     NaiveDate::parse_from_str(d, "%Y-%m-%d").expect("a day")
 }
 
-fn add(team_name: Option<&str>, account_id: &str, d: &str, nanos: i64) -> SpendAdd {
+/// `nanos` spent by `account_id` (of `team_name`, if any) on day `d`.
+pub fn add(team_name: Option<&str>, account_id: &str, d: &str, nanos: i64) -> SpendAdd {
     SpendAdd {
         team: team_name.map(team),
         account_id: account_id.into(),

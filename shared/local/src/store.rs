@@ -846,7 +846,7 @@ mod tests {
     use std::sync::Arc;
 
     use chrono::{Duration, TimeZone};
-    use purser_contract::store::Fixture;
+    use purser_contract::store::{Fixture, add, day, marker, team};
     use purser_core::NewAccount;
     use purser_core::accounts::new_id;
 
@@ -872,18 +872,6 @@ mod tests {
             .single()
             .unwrap()
             + Duration::minutes(minutes)
-    }
-
-    /// A marker named `name`: which kind does not matter to a store, only the
-    /// key it is stored under.
-    fn marker(name: &str) -> Marker {
-        Marker::Closing {
-            account_id: name.into(),
-        }
-    }
-
-    fn team(name: &str) -> TeamName {
-        TeamName::parse(name).unwrap()
     }
 
     fn request(team: &str, created_at: DateTime<Utc>) -> Account {
@@ -916,19 +904,6 @@ mod tests {
                 c.query_row("SELECT in_flight FROM creation_slots", [], |r| r.get(0))
             })
             .unwrap()
-    }
-
-    fn day(d: &str) -> NaiveDate {
-        d.parse().unwrap()
-    }
-
-    fn add(team_name: Option<&str>, account_id: &str, d: &str, nanos: i64) -> SpendAdd {
-        SpendAdd {
-            team: team_name.map(team),
-            account_id: account_id.into(),
-            day: day(d),
-            nanos,
-        }
     }
 
     #[tokio::test]

@@ -50,16 +50,14 @@ use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use purser_aws::DynamoStore;
-use purser_contract::store::Fixture;
+use purser_contract::store::{Fixture, add, day, marker, team};
 use purser_core::accounts::new_id;
 use purser_core::budgets::Budget;
-use purser_core::ports::{
-    AccountStore, BudgetStore, Marker, Markers, SettlementStore, SpendCounters,
-};
+use purser_core::ports::{AccountStore, BudgetStore, Markers, SettlementStore, SpendCounters};
 use purser_core::spend::{DayFigures, SettledSpend, SpendSource};
-use purser_core::{Account, Inserted, NewAccount, SpendAdd, StoreError, Team, TeamName};
+use purser_core::{Account, Inserted, NewAccount, SpendAdd, StoreError, Team};
 
 /// A fresh table for each of the contract's scenarios, its racing calls
 /// sent to moto one at a time (see the module doc).
@@ -72,14 +70,6 @@ async fn fresh() -> Option<Fixture> {
 }
 
 purser_contract::store_contract!(fresh);
-
-/// A marker named `name`: which kind does not matter to a store, only the
-/// key it is stored under.
-fn marker(name: &str) -> Marker {
-    Marker::Closing {
-        account_id: name.into(),
-    }
-}
 
 /// A fresh table shaped like Purser's, its indexes included.
 async fn table(config: &SdkConfig) -> (aws_sdk_dynamodb::Client, String) {
@@ -186,10 +176,6 @@ fn one_request_at_a_time(config: &SdkConfig) -> SdkConfig {
     config.to_builder().http_client(client).build()
 }
 
-fn team(name: &str) -> TeamName {
-    TeamName::parse(name).expect("a team name")
-}
-
 /// A fixed instant, so items' times are known.
 fn at(minutes: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 6, 1, 8, 0, 0)
@@ -219,19 +205,6 @@ async fn insert(store: &DynamoStore, account: &Account, quota: u32) {
         store.insert_account(account, quota, None).await.unwrap(),
         Inserted::Created
     );
-}
-
-fn day(d: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(d, "%Y-%m-%d").expect("a day")
-}
-
-fn add(team_name: Option<&str>, account_id: &str, d: &str, nanos: i64) -> SpendAdd {
-    SpendAdd {
-        team: team_name.map(team),
-        account_id: account_id.into(),
-        day: day(d),
-        nanos,
-    }
 }
 
 // ------------------------------------------------------------ claims
