@@ -44,6 +44,8 @@ impl Handler for SpendHandler {
             "teams": settled.teams,
             "announced": settled.announced,
             "unknown_accounts": settled.unknown_accounts,
+            "skipped_accounts": settled.skipped_accounts,
+            "skipped_rows": settled.skipped_rows,
         }))
     }
 }

@@ -22,7 +22,7 @@
 //! once retried, in the counter too, until the next settlement finds the
 //! counter caught up. That errs toward enforcing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -460,6 +460,10 @@ pub struct Settled {
     pub announced: usize,
     /// Accounts in the lake or the CUR that Purser does not know.
     pub unknown_accounts: usize,
+    /// Accounts left unsettled because a row of theirs could not be read
+    /// (they keep their streamed figures), and rows that named no account.
+    pub skipped_accounts: Vec<String>,
+    pub skipped_rows: usize,
 }
 
 /// The first day of each month a run on `today` settles, oldest first and
@@ -532,6 +536,8 @@ impl SpendSettler {
                 Ok(previous) => {
                     settled.teams += previous.teams;
                     settled.announced += previous.announced;
+                    settled.skipped_accounts.extend(previous.skipped_accounts);
+                    settled.skipped_rows += previous.skipped_rows;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "the previous month could not be settled");
@@ -543,6 +549,10 @@ impl SpendSettler {
         settled.teams += current.teams;
         settled.announced += current.announced;
         settled.unknown_accounts = current.unknown_accounts;
+        settled.skipped_accounts.extend(current.skipped_accounts);
+        settled.skipped_accounts.sort();
+        settled.skipped_accounts.dedup();
+        settled.skipped_rows += current.skipped_rows;
         match failed {
             Some(e) => Err(e),
             None => Ok(settled),
@@ -560,41 +570,73 @@ impl SpendSettler {
         // Per account and day: the lake's Lambda cost and the CUR's lines.
         type Found = (Option<i64>, Option<CurDay>);
         let mut figures: BTreeMap<String, BTreeMap<NaiveDate, Found>> = BTreeMap::new();
+        // A row that cannot be read leaves its account unsettled (it keeps
+        // its streamed figures) and is reported; the others settle. A row
+        // naming no account is skipped alone.
+        let mut unreadable: BTreeSet<String> = BTreeSet::new();
+        let mut skipped_rows = 0;
+        let mut skip = |row: &Row<'_>, e: SpendError| {
+            tracing::error!(period = %period, error = %e, "an unreadable row of the lake or the CUR: its account is not settled");
+            match row.text(0) {
+                Ok(account_id) => {
+                    unreadable.insert(account_id);
+                }
+                Err(_) => skipped_rows += 1,
+            }
+        };
         let lake_rows = self.run("lambda_cost_per_account_day", &period).await?;
         for row in rows(
             &lake_rows,
             "lambda_cost_per_account_day",
             &["account_id", "day", "cost_usd"],
         )? {
-            let day = figures
-                .entry(row.text(0)?)
-                .or_default()
-                .entry(row.day(1)?)
-                .or_default();
-            day.0 = Some(day.0.unwrap_or(0).saturating_add(row.nanos(2)?));
+            let read = (|| Ok::<_, SpendError>((row.text(0)?, row.day(1)?, row.nanos(2)?)))();
+            match read {
+                Ok((account_id, on, nanos)) => {
+                    let day = figures
+                        .entry(account_id)
+                        .or_default()
+                        .entry(on)
+                        .or_default();
+                    day.0 = Some(day.0.unwrap_or(0).saturating_add(nanos));
+                }
+                Err(e) => skip(&row, e),
+            }
         }
         if self.cur {
             let cur_rows = self.run("cur_cost_per_account_day", &period).await?;
             let columns = ["account_id", "day", "cost_usd", "lambda_cost_usd"];
             for row in rows(&cur_rows, "cur_cost_per_account_day", &columns)? {
-                let day = figures
-                    .entry(row.text(0)?)
-                    .or_default()
-                    .entry(row.day(1)?)
-                    .or_default();
-                let (total, lambda) = (row.nanos(2)?, row.nanos(3)?);
-                let cur = day.1.get_or_insert(CurDay {
-                    total: 0,
-                    lambda: 0,
-                });
-                cur.total = cur.total.saturating_add(total);
-                cur.lambda = cur.lambda.saturating_add(lambda);
+                let read = (|| {
+                    Ok::<_, SpendError>((row.text(0)?, row.day(1)?, row.nanos(2)?, row.nanos(3)?))
+                })();
+                match read {
+                    Ok((account_id, on, total, lambda)) => {
+                        let day = figures
+                            .entry(account_id)
+                            .or_default()
+                            .entry(on)
+                            .or_default();
+                        let cur = day.1.get_or_insert(CurDay {
+                            total: 0,
+                            lambda: 0,
+                        });
+                        cur.total = cur.total.saturating_add(total);
+                        cur.lambda = cur.lambda.saturating_add(lambda);
+                    }
+                    Err(e) => skip(&row, e),
+                }
             }
+        }
+        for account_id in &unreadable {
+            figures.remove(account_id);
         }
 
         let mut teams: BTreeMap<TeamName, (SettledSpend, i64)> = BTreeMap::new();
         let mut settled = Settled {
             period: period.clone(),
+            skipped_accounts: unreadable.into_iter().collect(),
+            skipped_rows,
             ..Settled::default()
         };
         for (account_id, days) in figures {
@@ -1103,6 +1145,7 @@ mod tests {
                 teams: 2,
                 announced: 1,
                 unknown_accounts: 1,
+                ..Settled::default()
             }
         );
         assert_eq!(
@@ -1197,27 +1240,41 @@ mod tests {
     /// the month's settlement for every team (the query is one for all
     /// accounts): nothing is written and the run fails, to be retried.
     #[tokio::test]
-    async fn a_failing_query_or_row_settles_no_team_of_the_month() {
+    async fn a_failing_query_settles_no_team_of_the_month() {
         let w = world("2026-11-20T10:00:00Z", false);
         w.queries.answer(LAKE, &["2026-11"], Err("Athena is down"));
         assert!(matches!(
             w.settler.settle().await,
             Err(SpendError::Query(QueryError::Failed(_)))
         ));
-        let rows = vec![
-            vec![json!(PAY), json!("2026-11-19"), json!(1), json!("0.5")],
-            vec![json!(SEARCH), json!("19/11/2026"), json!(1), json!("0.1")],
-        ];
-        w.queries.answer(LAKE, &["2026-11"], Ok(rows));
-        match w.settler.settle().await {
-            Err(SpendError::UnexpectedRow { query, message }) => {
-                assert_eq!(query, LAKE);
-                assert!(message.contains("19/11/2026"), "{message}");
-            }
-            other => panic!("{other:?}"),
-        }
         assert!(locked(&w.settlements.0).is_empty());
         assert!(w.bus.detail_types().is_empty());
+    }
+
+    /// One account's unreadable row does not stop the others: that account
+    /// keeps its streamed figures and is reported, every other team settles.
+    #[tokio::test]
+    async fn an_unreadable_row_skips_its_account_and_the_others_settle() {
+        let w = world("2026-11-20T10:00:00Z", false);
+        let rows = vec![
+            vec![json!(PAY), json!("2026-11-19"), json!(1), json!("0.5")],
+            vec![json!(SEARCH), json!("2026-11-18"), json!(1), json!("0.2")],
+            vec![json!(SEARCH), json!("19/11/2026"), json!(1), json!("0.1")],
+            vec![json!(null), json!("2026-11-19"), json!(1), json!("0.1")],
+        ];
+        w.queries.answer(LAKE, &["2026-11"], Ok(rows));
+        let settled = w.settler.settle().await.unwrap();
+        assert_eq!(settled.teams, 1);
+        assert_eq!(settled.skipped_accounts, [SEARCH]);
+        assert_eq!(settled.skipped_rows, 1, "the row naming no account");
+        let payments = w.settlements.get(&team("payments"), "2026-11").unwrap();
+        assert_eq!(payments.total, NANOS / 2);
+        assert!(
+            w.settlements.get(&team("search"), "2026-11").is_none(),
+            "search keeps its streamed figures"
+        );
+        let announced: Vec<Value> = w.announced().iter().map(|a| a["team"].clone()).collect();
+        assert_eq!(announced, [json!("payments")]);
     }
 
     #[tokio::test]
