@@ -52,21 +52,19 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
     // when unset) in the regions of `PURSER_THROTTLE_REGIONS` (the
     // function's own when unset).
     let throttle_role = get("PURSER_THROTTLE_ROLE").unwrap_or_else(|| member_role.clone());
-    let mut break_glass_roles = list("PURSER_BREAK_GLASS_ROLES");
-    // A frozen account must still let Purser throttle its functions.
-    if throttle_role != member_role && !break_glass_roles.contains(&throttle_role) {
-        break_glass_roles.push(throttle_role.clone());
-    }
+    // A frozen account must still let Purser throttle its functions; the
+    // member role people sign in with is not exempt unless named as a
+    // break-glass role.
     let freeze_exemptions = FreezeExemptions {
-        break_glass_roles,
-        purser_role: member_role,
+        break_glass_roles: list("PURSER_BREAK_GLASS_ROLES"),
+        purser_role: throttle_role.clone(),
         control_tower: get("PURSER_CONTROL_TOWER").is_some_and(|v| v == "true"),
     };
     // A wildcard in BreakGlassRoles would exempt any role an account
     // admin creates to match it: refuse to start rather than freeze badly.
     freeze_exemptions
         .validate()
-        .map_err(|e| format!("BreakGlassRoles / MemberAccountRole: {}", e.message))?;
+        .map_err(|e| format!("BreakGlassRoles / ThrottleRoleName: {}", e.message))?;
     Ok(Ports {
         store: Arc::new(DynamoStore::from_config(
             config,
@@ -244,11 +242,11 @@ mod tests {
         assert_eq!(ports.settings.region, "eu-west-1");
         assert_eq!(
             ports.settings.freeze_exemptions.break_glass_roles,
-            ["break-glass", "purser-throttle"]
+            ["break-glass"]
         );
         assert_eq!(
             ports.settings.freeze_exemptions.purser_role,
-            "OrganizationAccountAccessRole"
+            "purser-throttle"
         );
         assert!(!ports.settings.cur);
         // Only the functions the template gives the lake have it.

@@ -45,12 +45,19 @@ pub const FREEZE_POLICY: &str = "purser-budget-freeze";
 pub struct FreezeExemptions {
     /// Break-glass role names (a template parameter).
     pub break_glass_roles: Vec<String>,
-    /// The role Purser itself uses in member accounts.
+    /// The role Purser itself acts through in a frozen account: the
+    /// throttle role. Not the member role people sign in with (by default
+    /// `OrganizationAccountAccessRole`): exempting that would leave a
+    /// frozen account working for whoever uses it; name it among the
+    /// break-glass roles to keep it.
     pub purser_role: String,
     /// Whether AWS Control Tower governs the member accounts (the
     /// `ControlTower` parameter): its own functions then keep running.
     pub control_tower: bool,
 }
+
+/// The role Control Tower manages the accounts it governs through.
+pub const CONTROL_TOWER_ROLE: &str = "AWSControlTowerExecution";
 
 /// The function Control Tower runs in every account it governs.
 pub const CONTROL_TOWER_FUNCTIONS: &[&str] = &["aws-controltower-NotificationForwarder"];
@@ -95,14 +102,17 @@ impl FreezeExemptions {
         }
     }
 
-    /// The deny-all SCP, exempting the break-glass roles and Purser's own,
-    /// checked against the 5,120-character limit.
+    /// The deny-all SCP, exempting exactly the break-glass roles, Purser's
+    /// own and, where Control Tower governs, its execution role; checked
+    /// against the 5,120-character limit.
     pub fn policy(&self) -> Result<String, ValidationError> {
         self.validate()?;
+        let control_tower = self.control_tower.then(|| CONTROL_TOWER_ROLE.to_string());
         let exempt: Vec<String> = self
             .break_glass_roles
             .iter()
             .chain(std::iter::once(&self.purser_role))
+            .chain(control_tower.iter())
             .filter(|r| !r.is_empty())
             .map(|r| format!("arn:aws:iam::*:role/{r}"))
             .collect();
@@ -566,6 +576,31 @@ mod tests {
             purser_role: "OrganizationAccountAccessRole".into(),
             control_tower: false,
         }
+    }
+
+    /// Only the break-glass roles, Purser's throttle role and, under
+    /// Control Tower, its execution role keep working in a frozen account.
+    #[test]
+    fn the_freeze_exempts_exactly_the_roles_that_must_keep_working() {
+        let mut e = exemptions(&["break-glass"]);
+        e.purser_role = "purser-lambda-throttle".into();
+        let exempt = |e: &FreezeExemptions| {
+            let policy: serde_json::Value = serde_json::from_str(&e.policy().unwrap()).unwrap();
+            policy["Statement"][0]["Condition"]["ArnNotLike"]["aws:PrincipalArn"].clone()
+        };
+        assert_eq!(
+            exempt(&e),
+            serde_json::json!([
+                "arn:aws:iam::*:role/break-glass",
+                "arn:aws:iam::*:role/purser-lambda-throttle"
+            ]),
+            "not the member role people sign in with"
+        );
+        e.control_tower = true;
+        assert_eq!(
+            exempt(&e).as_array().unwrap().last().unwrap(),
+            "arn:aws:iam::*:role/AWSControlTowerExecution"
+        );
     }
 
     #[test]
