@@ -265,7 +265,7 @@ pub async fn an_entry_larger_than_a_call_is_refused_alone<O: Observer>(fixture: 
 #[macro_export]
 macro_rules! event_bus_contract {
     ($fresh:path) => {
-        $crate::__event_bus_scenarios!(__event_bus_tests; $fresh);
+        $crate::__event_bus_scenarios!(__contract_tests; event_bus, $fresh);
     };
 }
 
@@ -288,49 +288,15 @@ macro_rules! __event_bus_scenarios {
     };
 }
 
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __event_bus_tests {
-    ($fresh:path; [$($scenario:ident),* $(,)?]) => {
-        $(
-            #[tokio::test]
-            async fn $scenario() {
-                let Some(fixture) = $fresh().await else {
-                    return;
-                };
-                $crate::event_bus::$scenario(&fixture).await;
-            }
-        )*
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __event_bus_scenario_names {
-    (; [$($scenario:ident),* $(,)?]) => {
-        &[$(stringify!($scenario),)*]
-    };
-}
-
 /// The names of the bus's scenarios, as `event_bus_contract!` runs them.
-pub const SCENARIOS: &[&str] = crate::__event_bus_scenarios!(__event_bus_scenario_names;);
+pub const SCENARIOS: &[&str] = crate::__event_bus_scenarios!(__scenario_list;);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     /// Every scenario runs, once: a scenario missing from the macro's list
     /// would silently never run.
     #[test]
     fn the_macro_runs_every_scenario_once() {
-        let defined: Vec<&str> = include_str!("event_bus.rs")
-            .lines()
-            .filter_map(|line| line.strip_prefix("pub async fn "))
-            .map(|rest| rest.split(['<', '(']).next().unwrap_or(rest))
-            .collect();
-        let listed: BTreeSet<&str> = super::SCENARIOS.iter().copied().collect();
-        assert_eq!(listed.len(), super::SCENARIOS.len(), "listed twice");
-        assert_eq!(defined.iter().copied().collect::<BTreeSet<_>>(), listed);
-        assert_eq!(defined.len(), listed.len(), "defined twice");
+        crate::assert_every_scenario_listed(include_str!("event_bus.rs"), super::SCENARIOS);
     }
 }

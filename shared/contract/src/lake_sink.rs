@@ -217,7 +217,7 @@ pub async fn a_large_record_is_written_or_dead_lettered_never_dropped<O: Observe
 #[macro_export]
 macro_rules! lake_sink_contract {
     ($fresh:path) => {
-        $crate::__lake_sink_scenarios!(__lake_sink_tests; $fresh);
+        $crate::__lake_sink_scenarios!(__contract_tests; lake_sink, $fresh);
     };
 }
 
@@ -238,49 +238,15 @@ macro_rules! __lake_sink_scenarios {
     };
 }
 
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __lake_sink_tests {
-    ($fresh:path; [$($scenario:ident),* $(,)?]) => {
-        $(
-            #[tokio::test]
-            async fn $scenario() {
-                let Some(fixture) = $fresh().await else {
-                    return;
-                };
-                $crate::lake_sink::$scenario(&fixture).await;
-            }
-        )*
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __lake_sink_scenario_names {
-    (; [$($scenario:ident),* $(,)?]) => {
-        &[$(stringify!($scenario),)*]
-    };
-}
-
 /// The names of the lake's scenarios, as `lake_sink_contract!` runs them.
-pub const SCENARIOS: &[&str] = crate::__lake_sink_scenarios!(__lake_sink_scenario_names;);
+pub const SCENARIOS: &[&str] = crate::__lake_sink_scenarios!(__scenario_list;);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     /// Every scenario runs, once: a scenario missing from the macro's list
     /// would silently never run.
     #[test]
     fn the_macro_runs_every_scenario_once() {
-        let defined: Vec<&str> = include_str!("lake_sink.rs")
-            .lines()
-            .filter_map(|line| line.strip_prefix("pub async fn "))
-            .map(|rest| rest.split(['<', '(']).next().unwrap_or(rest))
-            .collect();
-        let listed: BTreeSet<&str> = super::SCENARIOS.iter().copied().collect();
-        assert_eq!(listed.len(), super::SCENARIOS.len(), "listed twice");
-        assert_eq!(defined.iter().copied().collect::<BTreeSet<_>>(), listed);
-        assert_eq!(defined.len(), listed.len(), "defined twice");
+        crate::assert_every_scenario_listed(include_str!("lake_sink.rs"), super::SCENARIOS);
     }
 }

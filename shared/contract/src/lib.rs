@@ -123,22 +123,55 @@ macro_rules! __scenario_names {
 /// The names of the store's scenarios, as `store_contract!` runs them.
 pub const STORE_SCENARIOS: &[&str] = __store_scenarios!(__scenario_names;);
 
+/// One `#[tokio::test]` per scenario of `$module`, each named as its
+/// scenario and run on a fresh fixture from `$fresh` (`None` skips it).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_tests {
+    ($module:ident, $fresh:path; [$($scenario:ident),* $(,)?]) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                let Some(fixture) = $fresh().await else {
+                    return;
+                };
+                $crate::$module::$scenario(&fixture).await;
+            }
+        )*
+    };
+}
+
+/// The names of a list of scenarios.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __scenario_list {
+    (; [$($scenario:ident),* $(,)?]) => {
+        &[$(stringify!($scenario),)*]
+    };
+}
+
+/// Every `pub async fn` of a contract module's `source` is listed once in
+/// `listed`, and nothing else is: a scenario missing from its macro's list
+/// would silently never run.
+#[cfg(test)]
+pub(crate) fn assert_every_scenario_listed(source: &str, listed: &[&str]) {
+    use std::collections::BTreeSet;
+    let defined: Vec<&str> = source
+        .lines()
+        .filter_map(|line| line.strip_prefix("pub async fn "))
+        .map(|rest| rest.split(['<', '(']).next().unwrap_or(rest))
+        .collect();
+    let names: BTreeSet<&str> = listed.iter().copied().collect();
+    assert_eq!(names.len(), listed.len(), "listed twice");
+    assert_eq!(defined.iter().copied().collect::<BTreeSet<_>>(), names);
+    assert_eq!(defined.len(), names.len(), "defined twice");
+}
+
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
-    /// Every scenario of `store` runs, once: a scenario missing from the
-    /// macro's list would silently never run.
+    /// Every scenario of `store` runs, once.
     #[test]
     fn the_macro_runs_every_scenario_once() {
-        let defined: Vec<&str> = include_str!("store.rs")
-            .lines()
-            .filter_map(|line| line.strip_prefix("pub async fn "))
-            .map(|rest| rest.split('(').next().unwrap_or(rest))
-            .collect();
-        let listed: BTreeSet<&str> = super::STORE_SCENARIOS.iter().copied().collect();
-        assert_eq!(listed.len(), super::STORE_SCENARIOS.len(), "listed twice");
-        assert_eq!(defined.iter().copied().collect::<BTreeSet<_>>(), listed);
-        assert_eq!(defined.len(), listed.len(), "defined twice");
+        crate::assert_every_scenario_listed(include_str!("store.rs"), super::STORE_SCENARIOS);
     }
 }

@@ -206,7 +206,7 @@ pub async fn a_vanished_function_is_not_found<O: Observer>(fixture: &Fixture<O>)
 #[macro_export]
 macro_rules! member_lambdas_contract {
     ($fresh:path) => {
-        $crate::__member_lambdas_scenarios!(__member_lambdas_tests; $fresh);
+        $crate::__member_lambdas_scenarios!(__contract_tests; member_lambdas, $fresh);
     };
 }
 
@@ -226,49 +226,15 @@ macro_rules! __member_lambdas_scenarios {
     };
 }
 
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __member_lambdas_tests {
-    ($fresh:path; [$($scenario:ident),* $(,)?]) => {
-        $(
-            #[tokio::test]
-            async fn $scenario() {
-                let Some(fixture) = $fresh().await else {
-                    return;
-                };
-                $crate::member_lambdas::$scenario(&fixture).await;
-            }
-        )*
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __member_lambdas_scenario_names {
-    (; [$($scenario:ident),* $(,)?]) => {
-        &[$(stringify!($scenario),)*]
-    };
-}
-
 /// The names of the scenarios, as `member_lambdas_contract!` runs them.
-pub const SCENARIOS: &[&str] = crate::__member_lambdas_scenarios!(__member_lambdas_scenario_names;);
+pub const SCENARIOS: &[&str] = crate::__member_lambdas_scenarios!(__scenario_list;);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     /// Every scenario runs, once: a scenario missing from the macro's list
     /// would silently never run.
     #[test]
     fn the_macro_runs_every_scenario_once() {
-        let defined: Vec<&str> = include_str!("member_lambdas.rs")
-            .lines()
-            .filter_map(|line| line.strip_prefix("pub async fn "))
-            .map(|rest| rest.split(['<', '(']).next().unwrap_or(rest))
-            .collect();
-        let listed: BTreeSet<&str> = super::SCENARIOS.iter().copied().collect();
-        assert_eq!(listed.len(), super::SCENARIOS.len(), "listed twice");
-        assert_eq!(defined.iter().copied().collect::<BTreeSet<_>>(), listed);
-        assert_eq!(defined.len(), listed.len(), "defined twice");
+        crate::assert_every_scenario_listed(include_str!("member_lambdas.rs"), super::SCENARIOS);
     }
 }

@@ -755,7 +755,7 @@ pub async fn unknown_policies_and_targets_are_not_found<O: Observer>(fixture: &F
 #[macro_export]
 macro_rules! organization_contract {
     ($fresh:path) => {
-        $crate::__organization_scenarios!(__organization_tests; $fresh);
+        $crate::__organization_scenarios!(__contract_tests; organization, $fresh);
     };
 }
 
@@ -784,51 +784,17 @@ macro_rules! __organization_scenarios {
     };
 }
 
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __organization_tests {
-    ($fresh:path; [$($scenario:ident),* $(,)?]) => {
-        $(
-            #[tokio::test]
-            async fn $scenario() {
-                let Some(fixture) = $fresh().await else {
-                    return;
-                };
-                $crate::organization::$scenario(&fixture).await;
-            }
-        )*
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __organization_scenario_names {
-    (; [$($scenario:ident),* $(,)?]) => {
-        &[$(stringify!($scenario),)*]
-    };
-}
-
 /// The names of the organization's scenarios, as `organization_contract!`
 /// runs them.
-pub const SCENARIOS: &[&str] = crate::__organization_scenarios!(__organization_scenario_names;);
+pub const SCENARIOS: &[&str] = crate::__organization_scenarios!(__scenario_list;);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     /// Every scenario runs, once: a scenario missing from the macro's list
     /// would silently never run.
     #[test]
     fn the_macro_runs_every_scenario_once() {
-        let defined: Vec<&str> = include_str!("organization.rs")
-            .lines()
-            .filter_map(|line| line.strip_prefix("pub async fn "))
-            .map(|rest| rest.split(['<', '(']).next().unwrap_or(rest))
-            .collect();
-        let listed: BTreeSet<&str> = super::SCENARIOS.iter().copied().collect();
-        assert_eq!(listed.len(), super::SCENARIOS.len(), "listed twice");
-        assert_eq!(defined.iter().copied().collect::<BTreeSet<_>>(), listed);
-        assert_eq!(defined.len(), listed.len(), "defined twice");
+        crate::assert_every_scenario_listed(include_str!("organization.rs"), super::SCENARIOS);
     }
 
     #[test]
