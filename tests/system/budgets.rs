@@ -10,6 +10,7 @@ use chrono::Utc;
 use proptest::prelude::*;
 use purser_core::TeamName;
 use purser_core::ports::SpendAdd;
+use purser_local::Template;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -506,4 +507,151 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// The hourly sweep at an organization's scale: 10,000 ready accounts in
+/// 500 teams, one team in five over its budget. The scheduled run only
+/// fans out one `BudgetEvaluationDue` per team, so it ends long within the
+/// function's timeout; each team's evaluation then reads its own accounts,
+/// and every account of every over-budget team is frozen, none other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_sweep_freezes_every_over_budget_team_of_ten_thousand_accounts() {
+    const TEAMS: usize = 500;
+    const PER_TEAM: usize = 20;
+    let local = start().await;
+    let ports = local.running.ports().clone();
+    let now = local.now();
+    let admin = purser_core::accounts::Caller {
+        arn: purser_local::LOCAL_ADMIN.into(),
+        admin: true,
+    };
+    let budgets = ports.budgets();
+    let account_id = |team: usize, n: usize| format!("{:012}", 300_000_000_000 + team * 100 + n);
+    let over = |team: usize| team.is_multiple_of(5);
+    for t in 0..TEAMS {
+        let team = TeamName::parse(&format!("team-{t:03}")).unwrap();
+        let mut settings = purser_core::accounts::Team::unconfigured(team.clone());
+        settings.quota = PER_TEAM as u32;
+        ports.store.put_team(&settings).await.unwrap();
+        let budget = purser_core::budgets::Budget::from_json(
+            team.clone(),
+            &json!({"amount": "10", "actions": {"100": ["notify", "freeze"]}}),
+            now,
+        )
+        .unwrap();
+        budgets.put(budget, &admin).await.unwrap();
+        for n in 0..PER_TEAM {
+            let id = account_id(t, n);
+            let account = purser_core::accounts::Account {
+                id: format!("req-{t:03}-{n:02}"),
+                state: purser_core::accounts::AccountState::Ready,
+                team: team.clone(),
+                owner: "ana@example.com".into(),
+                purpose: "scale".into(),
+                lease_end: None,
+                created_at: now,
+                updated_at: now,
+                account_id: Some(id.clone()),
+                email: format!("{id}@example.com"),
+                ou: None,
+                failure_reason: None,
+                creation_id: Some(format!("car-{id}")),
+                creation_started_at: Some(now),
+                creation_attempts: 1,
+                closure_started_at: None,
+                requested_by: DEV.into(),
+            };
+            ports
+                .store
+                .insert_account(&account, PER_TEAM as u32, None)
+                .await
+                .unwrap();
+        }
+    }
+    // The members, as the organization knows them (created long ago).
+    let root = local.running.organization().root().await.unwrap();
+    let members: Vec<String> = (0..TEAMS)
+        .flat_map(|t| (0..PER_TEAM).map(move |n| account_id(t, n)))
+        .collect();
+    local
+        .running
+        .db()
+        .call_blocking(move |c| {
+            let tx = c.transaction()?;
+            for id in &members {
+                tx.execute(
+                    "INSERT INTO org_accounts (account_id, email, name, status, parent)
+                     VALUES (?1, ?1 || '@example.com', ?1, 'ACTIVE', ?2)",
+                    [id.as_str(), root.as_str()],
+                )?;
+            }
+            tx.commit()
+        })
+        .unwrap();
+    local.settle().await; // the budgets' own BudgetChanged: nothing over yet
+    // Spend counted without an announcement, as if TeamSpendUpdated was lost.
+    for t in (0..TEAMS).filter(|t| over(*t)) {
+        let team = TeamName::parse(&format!("team-{t:03}")).unwrap();
+        let add = SpendAdd {
+            team: Some(team),
+            account_id: account_id(t, 0),
+            day: now.date_naive(),
+            nanos: 11_000_000_000,
+        };
+        let batch = purser_core::Marker::SpendBatch {
+            account_id: account_id(t, 0),
+            batch_id: "scale".into(),
+        };
+        ports
+            .store
+            .record_spend_once(&batch, now, now + chrono::Duration::days(1), &[add])
+            .await
+            .unwrap();
+    }
+    assert!(
+        ports
+            .store
+            .accounts_in_state(purser_core::accounts::AccountState::Frozen)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let timeout = Template::builtin()
+        .resources()
+        .find(|(name, _)| *name == "BudgetsFunction")
+        .and_then(|(_, r)| r["Properties"]["Timeout"].as_u64())
+        .expect("the budgets function has a timeout");
+    let began = std::time::Instant::now();
+    let answer = local.running.run_schedule("BudgetsFunction").await.unwrap();
+    let took = began.elapsed();
+    assert_eq!(answer["evaluations_requested"], TEAMS as u64, "{answer}");
+    assert!(
+        took < Duration::from_secs(timeout),
+        "the sweep took {took:?}, over the function's {timeout} s"
+    );
+    local
+        .running
+        .settle(Duration::from_secs(300))
+        .await
+        .expect("every team's evaluation is delivered");
+
+    let frozen = ports
+        .store
+        .accounts_in_state(purser_core::accounts::AccountState::Frozen)
+        .await
+        .unwrap();
+    let mut frozen_ids: Vec<String> = frozen.iter().filter_map(|a| a.account_id.clone()).collect();
+    frozen_ids.sort();
+    let mut expected: Vec<String> = (0..TEAMS)
+        .filter(|t| over(*t))
+        .flat_map(|t| (0..PER_TEAM).map(move |n| account_id(t, n)))
+        .collect();
+    expected.sort();
+    assert_eq!(frozen_ids.len(), TEAMS / 5 * PER_TEAM);
+    assert_eq!(
+        frozen_ids, expected,
+        "every account of every over-budget team, none other"
+    );
+    assert_eq!(local.archived("BudgetEvaluationDue").len(), TEAMS);
 }

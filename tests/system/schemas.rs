@@ -61,7 +61,11 @@ const STACK_STATUS_CHANGE_SCHEMA: &str = "CloudFormationStackStatusChange";
 const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS Service Event via CloudTrail";
 /// The budget's own events, emitted by the api (`BudgetChanged`) and the
 /// budgets function (`BudgetThresholdCrossed`).
-const BUDGET_EVENTS: [&str; 2] = [budgets::BUDGET_CHANGED, budgets::BUDGET_THRESHOLD_CROSSED];
+const BUDGET_EVENTS: [&str; 3] = [
+    budgets::BUDGET_CHANGED,
+    budgets::BUDGET_THRESHOLD_CROSSED,
+    budgets::BUDGET_EVALUATION_DUE,
+];
 /// What `throttle-lambdas` does to an account's functions, emitted by the
 /// budgets function (shared/core/src/budgets/throttle.rs).
 const THROTTLE_EVENTS: [&str; 2] = [throttle::LAMBDAS_THROTTLED, throttle::LAMBDAS_RESTORED];

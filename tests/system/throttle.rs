@@ -98,7 +98,7 @@ async fn over_budget_throttles_the_team_s_functions_and_a_raised_budget_restores
     let budgets = local.running.ports().budgets();
     let team = TeamName::parse("payments").unwrap();
     budgets.evaluate(&team).await.unwrap();
-    budgets.evaluate_all().await.unwrap();
+    budgets.evaluate(&team).await.unwrap();
     assert_eq!(local.archived("LambdasThrottled").len(), 1);
 
     // Raising the budget above spend gives every function what it had.

@@ -1,11 +1,13 @@
 //! `budgets`: weighs a team's spend against its budget and acts, on
 //! `TeamSpendUpdated` (the recorder's streaming counters, within seconds of
 //! the spend), on `BudgetChanged`, on `AccountReady` (a team already over
-//! budget gets its new account frozen at once), and on a schedule that covers the start
-//! of each period.
+//! budget gets its new account frozen at once), and on an hourly schedule that
+//! covers the start of each period: the scheduled run only asks for one
+//! `BudgetEvaluationDue` per team, which this function then takes one team
+//! at a time, in parallel invocations.
 
 use async_trait::async_trait;
-use purser_core::budgets::{BUDGET_CHANGED, Budgets};
+use purser_core::budgets::{BUDGET_CHANGED, BUDGET_EVALUATION_DUE, Budgets};
 use purser_core::events::catalog::ACCOUNT_READY;
 use purser_core::handler::{SCHEDULED_EVENT, event_of};
 use purser_core::lake::TEAM_SPEND_UPDATED;
@@ -37,7 +39,7 @@ impl Handler for BudgetsHandler {
         let event = event_of(payload)?;
         match event.detail_type.as_str() {
             // A new account of a team over budget is frozen as it becomes ready.
-            TEAM_SPEND_UPDATED | BUDGET_CHANGED | ACCOUNT_READY => {
+            TEAM_SPEND_UPDATED | BUDGET_CHANGED | ACCOUNT_READY | BUDGET_EVALUATION_DUE => {
                 let team = event.detail["team"]
                     .as_str()
                     .and_then(|t| TeamName::parse(t).ok())
@@ -46,8 +48,8 @@ impl Handler for BudgetsHandler {
                 Ok(json!({"team": team}))
             }
             SCHEDULED_EVENT => {
-                let teams = self.budgets.evaluate_all().await.map_err(failed)?;
-                Ok(json!({"teams": teams}))
+                let teams = self.budgets.request_evaluations().await.map_err(failed)?;
+                Ok(json!({"evaluations_requested": teams}))
             }
             other => {
                 tracing::warn!(detail_type = other, "budgets ignores this event");

@@ -215,7 +215,7 @@ impl Local {
             self.running.db(),
             &inspect::ArchiveFilter {
                 detail_type: Some(detail_type.into()),
-                limit: 100,
+                limit: 10_000,
                 ..Default::default()
             },
         )

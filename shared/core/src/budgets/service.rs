@@ -16,8 +16,8 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::accounts::{Account, AccountState, rfc3339};
 use crate::accounts::{AccountError, Caller};
+use crate::accounts::{AccountState, rfc3339};
 use crate::accounts::{Team, TeamName};
 use crate::budgets::LambdaThrottle;
 use crate::budgets::{Budget, BudgetAction, forecast, period_of};
@@ -36,6 +36,8 @@ pub const BUDGET_THRESHOLD_CROSSED: &str = "BudgetThresholdCrossed";
 pub const ACCOUNT_FROZEN: &str = "AccountFrozen";
 pub const ACCOUNT_UNFROZEN: &str = "AccountUnfrozen";
 pub const ACCOUNT_FREEZE_FAILED: &str = "AccountFreezeFailed";
+/// One team's evaluation, asked for by the hourly sweep.
+pub const BUDGET_EVALUATION_DUE: &str = "BudgetEvaluationDue";
 
 /// The name of the SCP Purser attaches to freeze an account.
 pub const FREEZE_POLICY: &str = "purser-budget-freeze";
@@ -309,12 +311,11 @@ impl Budgets {
                 crossed.push(*t);
             }
         }
-        let frozen = self
+        let frozen = !self
             .accounts
-            .accounts_in_state(AccountState::Frozen)
+            .team_accounts_in(name, &[AccountState::Frozen])
             .await?
-            .iter()
-            .any(|a| a.team == *name);
+            .is_empty();
         let mut view = budget.to_view();
         view["period"] = json!(spend.period);
         view["spend"] = json!(spend.spend.round_dp(6).normalize().to_string());
@@ -412,37 +413,26 @@ impl Budgets {
         froze.and(throttled)
     }
 
-    /// Every team with a budget (the start of a period, and a safety net).
-    /// One team's failure does not keep the others from their evaluation
-    /// (a new period must unfreeze every team); the first error is returned
-    /// after all were tried, so the run is retried.
-    pub async fn evaluate_all(&self) -> Result<usize, BudgetError> {
+    /// The hourly sweep (the start of a period, and a safety net): one
+    /// `BudgetEvaluationDue` per team with a budget, each evaluated by its
+    /// own invocation, so the sweep takes the time of a few `PutEvents`
+    /// calls however many teams there are, and one team's slow or failing
+    /// evaluation delays no other (each is retried by its own delivery).
+    pub async fn request_evaluations(&self) -> Result<usize, BudgetError> {
         let budgets = self.budgets.budgets().await?;
-        let mut first_error = None;
-        for b in &budgets {
-            if let Err(e) = self.evaluate(&b.team).await {
-                tracing::error!(team = %b.team, error = %e, "the team's budget could not be evaluated");
-                first_error.get_or_insert(e);
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(budgets.len()),
-        }
-    }
-
-    async fn team_accounts(
-        &self,
-        team: &TeamName,
-        state: AccountState,
-    ) -> Result<Vec<Account>, StoreError> {
-        Ok(self
-            .accounts
-            .accounts_in_state(state)
-            .await?
-            .into_iter()
-            .filter(|a| a.team == *team && a.account_id.is_some())
-            .collect())
+        let at = rfc3339(self.clock.now());
+        let entries: Vec<EventEntry> = budgets
+            .iter()
+            .map(|b| {
+                EventEntry::purser(
+                    BUDGET_EVALUATION_DUE,
+                    &json!({"version": 1, "team": b.team, "at": at}),
+                )
+            })
+            .collect();
+        self.bus.put(entries).await?;
+        tracing::info!(teams = budgets.len(), "budget evaluations requested");
+        Ok(budgets.len())
     }
 
     /// The id of the freeze SCP, created or brought up to date.
@@ -458,7 +448,10 @@ impl Budgets {
     }
 
     async fn freeze(&self, team: &TeamName) -> Result<(), BudgetError> {
-        let ready = self.team_accounts(team, AccountState::Ready).await?;
+        let ready = self
+            .accounts
+            .team_accounts_in(team, &[AccountState::Ready])
+            .await?;
         if ready.is_empty() {
             return Ok(());
         }
@@ -523,7 +516,10 @@ impl Budgets {
     }
 
     async fn unfreeze(&self, team: &TeamName) -> Result<(), BudgetError> {
-        let frozen = self.team_accounts(team, AccountState::Frozen).await?;
+        let frozen = self
+            .accounts
+            .team_accounts_in(team, &[AccountState::Frozen])
+            .await?;
         if frozen.is_empty() {
             return Ok(());
         }

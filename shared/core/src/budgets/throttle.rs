@@ -224,17 +224,9 @@ impl LambdaThrottle {
 
     /// The team's accounts whose functions a throttle covers.
     async fn throttle_accounts(&self, team: &TeamName) -> Result<Vec<Account>, StoreError> {
-        let mut accounts = Vec::new();
-        for state in [AccountState::Ready, AccountState::Frozen] {
-            accounts.extend(
-                self.accounts
-                    .accounts_in_state(state)
-                    .await?
-                    .into_iter()
-                    .filter(|a| a.team == *team && a.account_id.is_some()),
-            );
-        }
-        Ok(accounts)
+        self.accounts
+            .team_accounts_in(team, &[AccountState::Ready, AccountState::Frozen])
+            .await
     }
 
     /// How many functions of the team's accounts stand throttled, as of

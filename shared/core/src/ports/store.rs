@@ -10,6 +10,9 @@ use crate::ports::{Marker, Markers};
 
 use crate::spend::SettledSpend;
 
+/// How many of a team's accounts one read of `team_accounts_in` asks for.
+const TEAM_PAGE: usize = 200;
+
 /// Teams and their accounts, with the counters that keep their rules (a
 /// team's quota of open accounts, the organization's concurrent creations):
 /// one role, because an account's writes move those counters in the same
@@ -51,6 +54,30 @@ pub trait AccountStore: Send + Sync {
 
     /// Every account in `state`, oldest first.
     async fn accounts_in_state(&self, state: AccountState) -> Result<Vec<Account>, StoreError>;
+
+    /// The team's accounts with an AWS account id in one of `states`, read
+    /// by team (never by scanning every team's accounts in a state, which
+    /// grows with the organization, not the team).
+    async fn team_accounts_in(
+        &self,
+        team: &TeamName,
+        states: &[AccountState],
+    ) -> Result<Vec<Account>, StoreError> {
+        let mut found = Vec::new();
+        let mut page: Option<String> = None;
+        loop {
+            let accounts = self
+                .list_accounts(Some(team), page.as_deref(), TEAM_PAGE)
+                .await?;
+            found.extend(accounts.items.into_iter().filter(|a| {
+                a.team == *team && a.account_id.is_some() && states.contains(&a.state)
+            }));
+            match accounts.next {
+                Some(next) => page = Some(next),
+                None => return Ok(found),
+            }
+        }
+    }
 
     /// Writes `next` if the stored account is still in state `from`, in one
     /// atomic step with the counters the change moves: the team's open
