@@ -127,6 +127,15 @@ pub enum EventsCommand {
         after_help = "Examples:\n  purser events redrive\n  purser events redrive --target BudgetsFunction-TeamSpendUpdated"
     )]
     Redrive(RedriveArgs),
+    /// Send archived events again, as EventBridge replays an archive: each
+    /// event received in the window goes to the rules that match it now,
+    /// with `replay-name` set and its id unchanged (handlers are idempotent,
+    /// so what was done is not done twice). On AWS, the template's archive
+    /// replays the same way: `aws events start-replay`.
+    #[command(
+        after_help = "Examples:\n  purser events replay --since 2026-12-01T00:00:00Z\n  purser events replay --since 2026-12-01T00:00:00Z --until 2026-12-01T12:00:00Z --detail-type InvocationsReported"
+    )]
+    Replay(ReplayArgs),
     /// Test an event pattern against an event, like `aws events test-event-pattern`.
     #[command(
         after_help = "Examples:\n  purser events test-pattern --pattern '{\"source\":[\"ci\"]}' --event file://event.json"
@@ -209,6 +218,24 @@ pub struct RedriveArgs {
     /// Only the dead letters of this target (the TARGET column of `events dlq`).
     #[arg(long)]
     pub target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "PURSER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Events received at or after this time (RFC 3339, e.g. 2026-12-01T00:00:00Z).
+    #[arg(long)]
+    pub since: String,
+    /// Events received before this time (RFC 3339); now when not given.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only events of this detail-type.
+    #[arg(long)]
+    pub detail_type: Option<String>,
+    /// The replay's name, set as `replay-name` in each event.
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]

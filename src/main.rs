@@ -38,6 +38,7 @@ async fn main() -> ExitCode {
             EventsCommand::Archive(args) => commands::events::archive(args),
             EventsCommand::Dlq(args) => commands::events::dlq(args),
             EventsCommand::Redrive(args) => commands::events::redrive(args),
+            EventsCommand::Replay(args) => commands::events::replay(args),
             EventsCommand::TestPattern(args) => commands::events::test_pattern(args),
         },
         Command::Query(args) => commands::query::run(args).await,

@@ -8,7 +8,9 @@ use purser_local::{Db, inspect};
 use serde_json::Value;
 
 use super::json_argument;
-use crate::cli::{ArchiveArgs, DlqArgs, Output, PutArgs, RedriveArgs, TailArgs, TestPatternArgs};
+use crate::cli::{
+    ArchiveArgs, DlqArgs, Output, PutArgs, RedriveArgs, ReplayArgs, TailArgs, TestPatternArgs,
+};
 use crate::output::{print_json, table};
 
 pub async fn put(args: PutArgs) -> anyhow::Result<()> {
@@ -301,6 +303,54 @@ pub fn redrive(args: RedriveArgs) -> anyhow::Result<()> {
             "redrove {n} dead letter{}{which}: a running `purser up` delivers {} within a second; `purser events dlq` shows any that fail again",
             if n == 1 { "" } else { "s" },
             if n == 1 { "it" } else { "them" }
+        ),
+    }
+    Ok(())
+}
+
+/// A time given on the command line, RFC 3339, with the flag named.
+fn time_argument(flag: &str, text: &str) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| {
+            format!("--{flag} must be an RFC 3339 time like 2026-12-01T00:00:00Z, got {text:?}")
+        })
+}
+
+pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let since = time_argument("since", &args.since)?;
+    let until = match &args.until {
+        Some(text) => time_argument("until", text)?,
+        None => Utc::now(),
+    };
+    if until <= since {
+        bail!("--until ({until}) must be after --since ({since})");
+    }
+    let db = open(&args.data_dir)?;
+    let wiring = purser_local::Template::builtin()
+        .wiring(&purser_local::LocalContext::default())
+        .context("the built-in template's rules")?;
+    let rules = purser_local::Rule::all_of(&wiring);
+    let name = args
+        .name
+        .unwrap_or_else(|| format!("purser-replay-{}", Utc::now().format("%Y%m%dT%H%M%SZ")));
+    let replayed = purser_local::bus::replay(
+        &db,
+        &rules,
+        &purser_local::bus::ReplayFilter {
+            name: name.clone(),
+            since,
+            until,
+            detail_type: args.detail_type.clone(),
+        },
+    )?;
+    match replayed.events {
+        0 => println!("no archived events in that window to replay"),
+        n => println!(
+            "replay {name}: {n} event{} sent again as {} deliver{}; a running `purser up` delivers them within a second (`purser events dlq` shows any that fail)",
+            if n == 1 { "" } else { "s" },
+            replayed.deliveries,
+            if replayed.deliveries == 1 { "y" } else { "ies" }
         ),
     }
     Ok(())

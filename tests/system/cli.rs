@@ -218,6 +218,26 @@ fn up_then_put_then_archive_then_ctrl_c() {
     assert_eq!(code, 0);
     assert!(out.contains("no dead letters to redrive"), "{out}");
 
+    // The archive replayed: the one DeploymentReported goes to its rule again.
+    let (code, out, err) = run(purser()
+        .args([
+            "events",
+            "replay",
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--detail-type",
+            "DeploymentReported",
+            "--data-dir",
+        ])
+        .arg(dir.path()));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 event sent again"), "{out}");
+    let (code, _, err) = run(purser()
+        .args(["events", "replay", "--since", "yesterday", "--data-dir"])
+        .arg(dir.path()));
+    assert_eq!(code, 1);
+    assert!(err.contains("--since must be an RFC 3339 time"), "{err}");
+
     // Ctrl-C: a clean stop.
     Command::new("kill")
         .args(["-INT", &up.id().to_string()])

@@ -389,3 +389,76 @@ async fn deployments_from_ci_and_cloudformation_are_recorded() {
     assert_eq!(body["error"]["field"], "status");
     local.running.shutdown().await;
 }
+
+/// `purser events replay` sends the archive again as EventBridge replays
+/// one (same ids, `replay-name` set, to the rules that match): every
+/// handler is idempotent under it, so the lake, the counters, the accounts
+/// and the announcements of lasting facts stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_of_the_whole_archive_changes_nothing_that_was_done() {
+    let local = start().await;
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let account = local.member_account().await;
+    for id in ["r-1", "r-2"] {
+        local
+            .put(
+                &account,
+                "purser.telemetry",
+                "InvocationsReported",
+                batch(id, 3),
+            )
+            .await;
+    }
+    local.settle().await;
+    let (_, accounts_before) = local.call("GET", "/accounts", None).await;
+    let (_, costs_before) = local
+        .call(
+            "GET",
+            "/teams/payments/costs?from=2026-11-01&to=2026-11-30",
+            None,
+        )
+        .await;
+    let lake_before = local.lake_lines("invocations").len();
+    assert_eq!(lake_before, 6);
+    let ready_before = local.archived("AccountReady").len();
+
+    let rules = local.running.bus().rules().to_vec();
+    let replayed = purser_local::bus::replay(
+        local.running.db(),
+        &rules,
+        &purser_local::bus::ReplayFilter {
+            name: "test-replay".into(),
+            since,
+            until: chrono::Utc::now() + chrono::Duration::minutes(1),
+            detail_type: None,
+        },
+    )
+    .unwrap();
+    assert!(replayed.events >= 5, "{replayed:?}");
+    assert!(replayed.deliveries >= replayed.events / 2, "{replayed:?}");
+    local.settle().await;
+
+    assert_eq!(
+        local.lake_lines("invocations").len(),
+        lake_before,
+        "no record twice"
+    );
+    let (_, accounts_after) = local.call("GET", "/accounts", None).await;
+    assert_eq!(accounts_after, accounts_before);
+    let (_, costs_after) = local
+        .call(
+            "GET",
+            "/teams/payments/costs?from=2026-11-01&to=2026-11-30",
+            None,
+        )
+        .await;
+    assert_eq!(costs_after["total"], costs_before["total"], "{costs_after}");
+    assert_eq!(
+        local.archived("AccountReady").len(),
+        ready_before,
+        "no account announced ready twice"
+    );
+    let dead = purser_local::inspect::dead_letters(local.running.db(), 10).unwrap();
+    assert!(dead.is_empty(), "{dead:?}");
+    local.running.shutdown().await;
+}

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use purser_core::events::{MAX_ENTRIES_PER_PUT, MAX_PUT_BYTES};
 use purser_core::{BusError, Clock, EntryError, Event, EventBus, EventEntry, RejectedEntry};
 use purser_eventbridge::EventPattern;
 use rusqlite::{Transaction, params};
+use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -30,6 +31,45 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The rule a wire of the template's makes, for the target it names.
+    pub fn of(
+        wire: &crate::template::Wire,
+        bus: &str,
+        pattern: &EventPattern,
+        retry: RetryPolicy,
+        input: &Option<Value>,
+        input_path: &Option<String>,
+    ) -> Self {
+        Self {
+            name: wire.name(),
+            function: wire.function.clone(),
+            bus: bus.to_string(),
+            pattern: pattern.clone(),
+            retry,
+            input: input.clone(),
+            input_path: input_path.clone(),
+        }
+    }
+
+    /// Every rule of `wiring` (the template's EventBridge rules).
+    pub fn all_of(wiring: &crate::template::Wiring) -> Vec<Self> {
+        wiring
+            .wires
+            .iter()
+            .filter_map(|wire| match &wire.trigger {
+                crate::template::Trigger::Rule {
+                    bus,
+                    pattern,
+                    retry,
+                    input,
+                    input_path,
+                    ..
+                } => Some(Self::of(wire, bus, pattern, *retry, input, input_path)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The payload the target receives for `event`, as EventBridge's
     /// `Input` (a constant) or `InputPath` (a JSONPath into the event) shape it.
     pub fn payload(&self, event: &Value) -> Value {
@@ -434,4 +474,80 @@ mod tests {
 
         purser_contract::event_bus_contract!(fresh);
     }
+}
+
+/// Which archived events a replay sends again, as EventBridge's
+/// `StartReplay` takes them: received in `[since, until)`, optionally of
+/// one detail-type.
+#[derive(Debug, Clone)]
+pub struct ReplayFilter {
+    pub name: String,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub detail_type: Option<String>,
+}
+
+/// What a replay queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Replayed {
+    pub events: usize,
+    pub deliveries: usize,
+}
+
+/// Replays the archive as EventBridge replays one: each event in the
+/// window goes again, in the order it arrived, to the rules of its bus
+/// that match it now, with `replay-name` set in its envelope and its id
+/// unchanged (so handlers recognise what they already did); replayed
+/// events are not archived again. A running `purser up` delivers them
+/// within a second.
+pub fn replay(db: &Db, rules: &[Rule], filter: &ReplayFilter) -> Result<Replayed, DbError> {
+    let rules = rules.to_vec();
+    let f = filter.clone();
+    let now = epoch_ms(Utc::now());
+    db.call_blocking(move |conn| {
+        let tx = conn.transaction()?;
+        let rows: Vec<(String, String, String)> = {
+            let mut stmt = tx.prepare(
+                "SELECT id, bus, envelope FROM archive
+                 WHERE received_ms >= ?1 AND received_ms < ?2
+                   AND (?3 IS NULL OR detail_type = ?3)
+                 ORDER BY seq",
+            )?;
+            stmt.query_map(
+                params![epoch_ms(f.since), epoch_ms(f.until), f.detail_type],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?
+            .collect::<Result<_, _>>()?
+        };
+        let mut replayed = Replayed {
+            events: 0,
+            deliveries: 0,
+        };
+        for (id, bus, text) in rows {
+            let Ok(mut envelope) = serde_json::from_str::<Value>(&text) else {
+                tracing::warn!(event_id = %id, "an unreadable archived event is not replayed");
+                continue;
+            };
+            envelope["replay-name"] = Value::String(f.name.clone());
+            replayed.events += 1;
+            for rule in rules
+                .iter()
+                .filter(|r| r.bus == bus && r.pattern.matches(&envelope))
+            {
+                let payload = rule.payload(&envelope).to_string();
+                insert_delivery(
+                    &tx,
+                    &id,
+                    &rule.name,
+                    &rule.function,
+                    &payload,
+                    rule.retry,
+                    now,
+                )?;
+                replayed.deliveries += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(replayed)
+    })
 }

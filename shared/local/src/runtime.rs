@@ -125,15 +125,7 @@ pub async fn start(
                 input,
                 input_path,
                 ..
-            } => rules.push(Rule {
-                name: wire.name(),
-                function: wire.function.clone(),
-                bus: bus.clone(),
-                pattern: pattern.clone(),
-                retry: *retry,
-                input: input.clone(),
-                input_path: input_path.clone(),
-            }),
+            } => rules.push(Rule::of(wire, bus, pattern, *retry, input, input_path)),
             Trigger::Schedule {
                 expression,
                 scheduler,
