@@ -33,6 +33,7 @@ use aws_sdk_organizations::operation::describe_organization::DescribeOrganizatio
 use aws_sdk_organizations::operation::describe_policy::DescribePolicyError;
 use aws_sdk_organizations::operation::detach_policy::DetachPolicyError;
 use aws_sdk_organizations::operation::list_accounts::ListAccountsError;
+use aws_sdk_organizations::operation::list_create_account_status::ListCreateAccountStatusError;
 use aws_sdk_organizations::operation::list_organizational_units_for_parent::ListOrganizationalUnitsForParentError;
 use aws_sdk_organizations::operation::list_parents::ListParentsError;
 use aws_sdk_organizations::operation::list_policies::ListPoliciesError;
@@ -286,6 +287,55 @@ impl Organization for OrganizationsClient {
             "DescribeCreateAccountStatus",
             output.create_account_status(),
         )
+    }
+
+    async fn find_creation(
+        &self,
+        email: &str,
+        name: &str,
+    ) -> Result<Option<CreationStatus>, OrganizationError> {
+        let mut account_id = None;
+        let mut accounts = self.client.list_accounts().into_paginator().send();
+        while let Some(page) = accounts.next().await {
+            let page = page.map_err(|e| error("ListAccounts", e))?;
+            if let Some(found) = page
+                .accounts()
+                .iter()
+                .find(|a| a.email().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+            {
+                account_id = found.id().map(str::to_owned);
+                break;
+            }
+        }
+        let (state, matches): (
+            CreateAccountState,
+            Box<dyn Fn(&CreateAccountStatus) -> bool + Send + Sync>,
+        ) = match account_id {
+            Some(id) => (
+                CreateAccountState::Succeeded,
+                Box::new(move |s| s.account_id() == Some(id.as_str())),
+            ),
+            None => {
+                let name = name.to_owned();
+                (
+                    CreateAccountState::InProgress,
+                    Box::new(move |s| s.account_name() == Some(name.as_str())),
+                )
+            }
+        };
+        let mut statuses = self
+            .client
+            .list_create_account_status()
+            .states(state)
+            .into_paginator()
+            .send();
+        while let Some(page) = statuses.next().await {
+            let page = page.map_err(|e| error("ListCreateAccountStatus", e))?;
+            if let Some(found) = page.create_account_statuses().iter().find(|s| matches(s)) {
+                return creation_status("ListCreateAccountStatus", Some(found)).map(Some);
+            }
+        }
+        Ok(None)
     }
 
     async fn ensure_ou(&self, path: &[&str]) -> Result<String, OrganizationError> {
@@ -673,6 +723,7 @@ impl ConstraintReason for DescribeCreateAccountStatusError {}
 impl ConstraintReason for DescribeAccountError {}
 impl ConstraintReason for DescribeOrganizationError {}
 impl ConstraintReason for ListAccountsError {}
+impl ConstraintReason for ListCreateAccountStatusError {}
 impl ConstraintReason for ListOrganizationalUnitsForParentError {}
 impl ConstraintReason for ListParentsError {}
 impl ConstraintReason for ListRootsError {}

@@ -774,6 +774,7 @@ macro_rules! __organization_scenarios {
                 tags_are_added_and_a_key_tagged_again_takes_the_new_value,
                 a_closed_account_ends_suspended_and_closing_it_again_leaves_it_so,
                 unknown_accounts_and_creations_are_not_found,
+                a_creation_whose_answer_was_lost_is_found_again_by_its_email,
                 the_management_account_is_active_and_takes_policies,
                 a_policy_is_ensured_once_and_updated_when_its_document_changes,
                 attaching_and_detaching_are_idempotent_and_listed_once,
@@ -782,6 +783,41 @@ macro_rules! __organization_scenarios {
             ]
         }
     };
+}
+
+/// A `CreateAccount` whose answer was lost is found again, as Purser looks
+/// before asking twice: by the new account's root email once it exists
+/// (the simulation answers in progress first, moto at once), never by
+/// another email or name.
+pub async fn a_creation_whose_answer_was_lost_is_found_again_by_its_email<O: Observer>(
+    fixture: &Fixture<O>,
+) {
+    let org = &fixture.organization;
+    let (email, name) = (email(), unique("lost"));
+    let started = org.create_account(&email, &name, &[]).await.unwrap();
+    let found = org.find_creation(&email, &name).await.unwrap();
+    assert_eq!(
+        found.as_ref().map(|f| f.id.as_str()),
+        Some(started.id.as_str()),
+        "found while in progress (by name) or once done (by email): {found:?}"
+    );
+    let done = settled(fixture, &started.id).await;
+    assert_eq!(done.state, CreationState::Succeeded, "{done:?}");
+    let found = org
+        .find_creation(&email, &unique("renamed"))
+        .await
+        .unwrap()
+        .expect("a succeeded creation is found by its account's email");
+    assert_eq!(found.id, started.id);
+    assert_eq!(found.state, CreationState::Succeeded);
+    assert_eq!(found.account_id, done.account_id);
+    assert_eq!(
+        org.find_creation(&self::email(), &unique("other"))
+            .await
+            .unwrap(),
+        None,
+        "another email and name find nothing"
+    );
 }
 
 /// The names of the organization's scenarios, as `organization_contract!`

@@ -640,6 +640,8 @@ pub struct FakeOrganization {
     pub member_count: Mutex<u32>,
     /// Attached policies by account id.
     pub attached: Mutex<HashMap<String, Vec<String>>>,
+    /// What `find_creation` finds, by email and name (once).
+    pub found: Mutex<HashMap<(String, String), CreationStatus>>,
 }
 
 impl Default for FakeOrganization {
@@ -652,6 +654,7 @@ impl Default for FakeOrganization {
             members: Mutex::default(),
             member_count: Mutex::new(10),
             attached: Mutex::default(),
+            found: Mutex::default(),
         }
     }
 }
@@ -726,6 +729,15 @@ impl Organization for FakeOrganization {
             .get(creation_id)
             .cloned()
             .ok_or_else(|| OrganizationError::NotFound(creation_id.into()))
+    }
+
+    async fn find_creation(
+        &self,
+        email: &str,
+        name: &str,
+    ) -> Result<Option<CreationStatus>, OrganizationError> {
+        self.call("find_creation", &[email, name])?;
+        Ok(locked(&self.found).remove(&(email.to_string(), name.to_string())))
     }
 
     async fn ensure_ou(&self, path: &[&str]) -> Result<String, OrganizationError> {

@@ -710,6 +710,40 @@ impl Organization for SimulatedOrganization {
         })
     }
 
+    async fn find_creation(
+        &self,
+        email: &str,
+        name: &str,
+    ) -> Result<Option<CreationStatus>, OrganizationError> {
+        let (email, name) = (email.to_string(), name.to_string());
+        let row: Option<(String, String, Option<String>)> = self
+            .db
+            .call(move |conn| {
+                // As AWS answers it: the email only of an account that
+                // exists, the name of a creation in progress.
+                conn.query_row(
+                    "SELECT c.id, c.state, c.account_id FROM org_creations c
+                     LEFT JOIN org_accounts a ON a.account_id = c.account_id
+                     WHERE (c.state = 'SUCCEEDED' AND a.email = ?1)
+                        OR (c.state = 'IN_PROGRESS' AND c.name = ?2)
+                     ORDER BY c.state = 'SUCCEEDED' DESC, c.requested_ms LIMIT 1",
+                    params![email, name],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(row.and_then(|(id, state, account_id)| {
+            Some(CreationStatus {
+                id,
+                state: creation_state(&state)?,
+                account_id,
+                failure_reason: None,
+            })
+        }))
+    }
+
     async fn creation_status(
         &self,
         creation_id: &str,

@@ -457,10 +457,43 @@ impl Accounts {
                 {
                     return Ok(Started::Skipped);
                 }
+                // The first CreateAccount may have gone through with its
+                // answer lost: asking again would make a second account
+                // (or fail as EMAIL_ALREADY_EXISTS, leaving the first one
+                // unrecorded). Adopt it instead.
+                if let Some(found) = self.lost_creation(&next).await? {
+                    tracing::warn!(request_id = %next.id, creation_id = %found.id,
+                        "a creation whose answer was lost is adopted, not asked for again");
+                    return self.record_creation(next, found).await;
+                }
             }
             _ => return Ok(Started::Skipped),
         }
         self.create(next).await
+    }
+
+    /// The organization's creation of `account` that Purser never recorded,
+    /// if there is one (one recorded for another request is not it).
+    async fn lost_creation(
+        &self,
+        account: &Account,
+    ) -> Result<Option<CreationStatus>, AccountError> {
+        let name = account.account_name();
+        let found = self
+            .with_retries(|| self.organization.find_creation(&account.email, &name))
+            .await?;
+        match found {
+            Some(status)
+                if self
+                    .accounts
+                    .account_by_creation(&status.id)
+                    .await?
+                    .is_none() =>
+            {
+                Ok(Some(status))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Calls `CreateAccount` for an account this caller has claimed (it is
@@ -471,31 +504,7 @@ impl Accounts {
             .with_retries(|| self.organization.create_account(&next.email, &name, &tags))
             .await;
         match created {
-            Ok(status) => {
-                let mut started = next.clone();
-                started.creation_id = Some(status.id.clone());
-                started.creation_attempts += 1;
-                started.updated_at = self.clock.now();
-                match self
-                    .accounts
-                    .transition(AccountState::Creating, &started)
-                    .await?
-                {
-                    Transitioned::Applied => {
-                        self.emit(
-                            catalog::ACCOUNT_CREATION_STARTED,
-                            AccountEvent::of(&started, started.updated_at),
-                        )
-                        .await?;
-                    }
-                    _ => return Ok(Started::Skipped),
-                }
-                // Some organizations (and moto) answer at once.
-                if status.state != CreationState::InProgress {
-                    self.complete_creation(&status).await?;
-                }
-                Ok(Started::Started)
-            }
+            Ok(status) => self.record_creation(next, status).await,
             Err(OrganizationError::Constraint { reason, message }) => {
                 self.fail(
                     next,
@@ -507,6 +516,38 @@ impl Accounts {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Records the creation `status` of an account this caller has claimed,
+    /// announces it, and completes it if it is done already.
+    async fn record_creation(
+        &self,
+        next: Account,
+        status: CreationStatus,
+    ) -> Result<Started, AccountError> {
+        let mut started = next;
+        started.creation_id = Some(status.id.clone());
+        started.creation_attempts += 1;
+        started.updated_at = self.clock.now();
+        match self
+            .accounts
+            .transition(AccountState::Creating, &started)
+            .await?
+        {
+            Transitioned::Applied => {
+                self.emit(
+                    catalog::ACCOUNT_CREATION_STARTED,
+                    AccountEvent::of(&started, started.updated_at),
+                )
+                .await?;
+            }
+            _ => return Ok(Started::Skipped),
+        }
+        // Some organizations (and moto) answer at once.
+        if status.state != CreationState::InProgress {
+            self.complete_creation(&status).await?;
+        }
+        Ok(Started::Started)
     }
 
     /// Starts waiting requests, oldest first, while slots are free; and
@@ -1297,6 +1338,45 @@ mod tests {
         assert_eq!(w.stored(&account.id).state, AccountState::Ready);
         assert_eq!(w.bus.of(catalog::ACCOUNT_READY).len(), 1);
         assert_eq!(w.org.calls_of("move_account").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_creation_whose_answer_was_lost_is_adopted_not_asked_for_again() {
+        let w = world(5);
+        let account = w.request().await;
+        // CreateAccount went through, but its answer never came back.
+        w.org
+            .creations_fail(OrganizationError::NotFound("the answer was lost".into()));
+        assert!(w.service.start_creation(&account.id).await.is_err());
+        let claimed = w.stored(&account.id);
+        assert_eq!(claimed.state, AccountState::Creating);
+        assert_eq!(claimed.creation_id, None);
+        locked(&w.org.found).insert(
+            (claimed.email.clone(), claimed.account_name()),
+            succeeded("car-lost", "333333333333"),
+        );
+        w.clock.advance(POLL_AFTER + Duration::seconds(1));
+        w.service.start_waiting().await.unwrap();
+        assert_eq!(w.org.calls_of("create_account").len(), 1, "not asked again");
+        let adopted = w.stored(&account.id);
+        assert_eq!(adopted.creation_id.as_deref(), Some("car-lost"));
+        assert_eq!(adopted.state, AccountState::Ready);
+        assert_eq!(adopted.account_id.as_deref(), Some("333333333333"));
+        assert_eq!(w.bus.of(catalog::ACCOUNT_READY).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_with_nothing_found_is_asked_for_again() {
+        let w = world(5);
+        let account = w.request().await;
+        w.org
+            .creations_fail(OrganizationError::NotFound("the call never arrived".into()));
+        assert!(w.service.start_creation(&account.id).await.is_err());
+        w.clock.advance(POLL_AFTER + Duration::seconds(1));
+        w.service.start_waiting().await.unwrap();
+        assert_eq!(w.org.calls_of("find_creation").len(), 1);
+        assert_eq!(w.org.calls_of("create_account").len(), 2);
+        assert_eq!(w.stored(&account.id).creation_id.as_deref(), Some("car-2"));
     }
 
     #[tokio::test]

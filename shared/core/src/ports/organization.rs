@@ -72,6 +72,17 @@ pub trait Organization: Send + Sync {
     async fn creation_status(&self, creation_id: &str)
     -> Result<CreationStatus, OrganizationError>;
 
+    /// A creation that did not fail of the account Purser would create
+    /// with `email` and `name`: the succeeded one whose account has that
+    /// root email, else one in progress named `name` (AWS tells an
+    /// account's email only once it exists). How a `CreateAccount` whose
+    /// answer was lost is found again, instead of asked for twice.
+    async fn find_creation(
+        &self,
+        email: &str,
+        name: &str,
+    ) -> Result<Option<CreationStatus>, OrganizationError>;
+
     /// The id of the OU at `path` below the root, creating what is missing.
     async fn ensure_ou(&self, path: &[&str]) -> Result<String, OrganizationError>;
 
