@@ -1414,3 +1414,82 @@ fn every_function_and_the_api_log_for_a_limited_time() {
     assert_eq!(format["status"], "$context.status");
     assert_eq!(format["caller"], "$context.identity.userArn");
 }
+
+/// The guard SCP on Purser's OU: every statement denies, exempts only
+/// StackSets' execution role (and Control Tower's where it governs), and
+/// covers what a member account's admin could otherwise change to escape a
+/// freeze or hide spend: Purser's roles (the throttle role, every `purser-*`
+/// role, and the break-glass names), the forwarding rules, the telemetry
+/// policy and the member stack. Every such resource of
+/// infra/member-account.yaml is named so the guard matches it.
+#[test]
+fn a_guard_scp_keeps_member_admins_off_purser_s_resources() {
+    let t = template();
+    let guard = &t.document["Resources"]["MemberGuardPolicy"];
+    assert_eq!(guard["Type"], "AWS::Organizations::Policy");
+    assert_eq!(guard["Condition"], "GuardsMembers");
+    let props = &guard["Properties"];
+    assert_eq!(props["Type"], "SERVICE_CONTROL_POLICY");
+    assert_eq!(props["TargetIds"], json!([{"Ref": "PurserOuId"}]));
+    let statements = props["Content"]["Statement"].as_array().unwrap();
+    let text = props["Content"].to_string();
+    for s in statements {
+        assert_eq!(s["Effect"], "Deny", "{s}");
+        let exempt = s["Condition"]["ArnNotLike"]["aws:PrincipalArn"].to_string();
+        assert!(exempt.contains("role/stacksets-exec-*"), "{s}");
+        assert!(!exempt.contains("OrganizationAccountAccessRole"), "{s}");
+        let actions: Vec<&str> = s["Action"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert!(
+            actions.iter().all(|a| !a.contains('*')),
+            "actions are named, not wildcards: {actions:?}"
+        );
+    }
+    for needed in [
+        "role/${ThrottleRoleName}",
+        "role/purser-*",
+        "BreakGlassRoles",
+        "iam:UpdateAssumeRolePolicy",
+        "iam:CreateRole",
+        "policy/PurserTelemetryPolicy-*",
+        "rule/purser-*",
+        "events:RemoveTargets",
+        "stack/StackSet-${MemberStackSetName}-*/*",
+        "cloudformation:DeleteStack",
+    ] {
+        assert!(text.contains(needed), "the guard covers {needed}: {text}");
+    }
+    // AWS takes at most 5,120 characters of an SCP (with whitespace).
+    assert!(text.len() < 4_000, "{} characters", text.len());
+
+    let member = member_account();
+    for (name, r) in member.resources() {
+        let props = &r["Properties"];
+        match r["Type"].as_str().unwrap() {
+            "AWS::Events::Rule" => assert!(
+                props["Name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("purser-")),
+                "{name} is named purser-*, as the guard matches"
+            ),
+            "AWS::IAM::Role" => {
+                let role = props["RoleName"].to_string();
+                assert!(
+                    role.contains("purser-") || role.contains("ThrottleRoleName"),
+                    "{name} has a name the guard matches: {role}"
+                );
+            }
+            "AWS::IAM::ManagedPolicy" => assert!(
+                props["ManagedPolicyName"]
+                    .to_string()
+                    .contains("PurserTelemetryPolicy-"),
+                "{name}"
+            ),
+            _ => {}
+        }
+    }
+}
