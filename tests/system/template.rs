@@ -1452,6 +1452,7 @@ fn a_guard_scp_keeps_member_admins_off_purser_s_resources() {
     for needed in [
         "role/${ThrottleRoleName}",
         "role/purser-*",
+        "role/stacksets-exec-*",
         "BreakGlassRoles",
         "iam:UpdateAssumeRolePolicy",
         "iam:CreateRole",

@@ -58,6 +58,13 @@ pub struct FreezeExemptions {
     pub control_tower: bool,
 }
 
+/// The roles service-managed StackSets deploy the member stack through
+/// (`stacksets-exec-<hash>`, made by StackSets' service-linked role): a
+/// frozen account's stack still updates. The guard SCP of Purser's OU
+/// (infra/template.yaml, MemberGuardPolicy) keeps anyone else from
+/// creating or changing a role of that name.
+pub const STACK_SETS_ROLE: &str = "stacksets-exec-*";
+
 /// The role Control Tower manages the accounts it governs through.
 pub const CONTROL_TOWER_ROLE: &str = "AWSControlTowerExecution";
 
@@ -110,10 +117,12 @@ impl FreezeExemptions {
     pub fn policy(&self) -> Result<String, ValidationError> {
         self.validate()?;
         let control_tower = self.control_tower.then(|| CONTROL_TOWER_ROLE.to_string());
+        let stack_sets = STACK_SETS_ROLE.to_string();
         let exempt: Vec<String> = self
             .break_glass_roles
             .iter()
             .chain(std::iter::once(&self.purser_role))
+            .chain(std::iter::once(&stack_sets))
             .chain(control_tower.iter())
             .filter(|r| !r.is_empty())
             .map(|r| format!("arn:aws:iam::*:role/{r}"))
@@ -588,7 +597,8 @@ mod tests {
             exempt(&e),
             serde_json::json!([
                 "arn:aws:iam::*:role/break-glass",
-                "arn:aws:iam::*:role/purser-lambda-throttle"
+                "arn:aws:iam::*:role/purser-lambda-throttle",
+                "arn:aws:iam::*:role/stacksets-exec-*"
             ]),
             "not the member role people sign in with"
         );
