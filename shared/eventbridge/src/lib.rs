@@ -6,5 +6,5 @@
 pub mod pattern;
 pub mod schedule;
 
-pub use pattern::{EventPattern, PatternError};
+pub use pattern::{EventPattern, PatternError, validate_test_event};
 pub use schedule::{ScheduleError, ScheduleExpression};

@@ -10,9 +10,10 @@ use ipnet::IpNet;
 use serde_json::{Map, Number, Value};
 
 use super::PatternError;
+use super::complexity;
 use super::leaf::{AnythingBut, Leaf, Matcher, Num, Range, StrSet, ip_address, looks_like_ip};
 use super::text::{IgnoreCase, Wildcard};
-use super::tree::{Field, FieldKind, Node};
+use super::tree::{Field, FieldKind, Node, merge_fields};
 
 /// EventBridge refuses patterns whose `$or`s expand to more rules than this.
 const MAX_COMBINATIONS: u64 = 1000;
@@ -60,6 +61,12 @@ pub(super) fn compile(pattern: &Value) -> Result<Node, PatternError> {
         return compiler.fail(format!(
             "The $or usage results in over {MAX_COMBINATIONS} rule combinations"
         ));
+    }
+    if let Some(path) = complexity::too_complex(&root) {
+        return Err(PatternError(format!(
+            "{} (at {path})",
+            complexity::TOO_COMPLEX
+        )));
     }
     Ok(root)
 }
@@ -135,12 +142,22 @@ impl<'a> Compiler<'a> {
                 _ => return self.fail(format!("\"{key}\" must be an object or an array")),
             };
             self.path.pop();
-            fields.push(Field {
-                key: key.as_str().into(),
+            // event-ruler names fields by their path joined with dots, so
+            // `"a.b.c": ..` is `"a": {"b": {"c": ..}}`.
+            let mut segments = key.rsplit('.');
+            let mut field = Field {
+                key: segments.next().unwrap_or_default().into(),
                 kind,
-            });
+            };
+            for segment in segments {
+                field = Field {
+                    key: segment.into(),
+                    kind: FieldKind::Object(Node::new(vec![field], Vec::new())),
+                };
+            }
+            fields.push(field);
         }
-        Ok(Node::new(fields, any_of))
+        Ok(Node::new(merge_fields(fields), any_of))
     }
 
     /// The alternatives of a `$or`: an array of at least two objects. They

@@ -22,9 +22,14 @@
 //!   `prefix` and friends need strings, `numeric` needs numbers, `cidr` a
 //!   string holding an IP address. Numbers compare by value (`300`, `300.0`
 //!   and `3e2` are equal); integers beyond f64's precision compare exactly.
-//! - Strings compare byte for byte, without normalisation; in particular a
-//!   field name is never split at dots (event-ruler's README calls its dotted
-//!   key equivalence an artefact not to rely on).
+//! - Strings compare byte for byte, without normalisation.
+//! - Field names are paths joined with dots, as event-ruler names them: a key
+//!   `"a.b"` in a pattern or an event is the same field as `{"a": {"b": ..}}`
+//!   (event-ruler's README, "Compiled rules and JSON keys with dots", which
+//!   warns it may change; EventBridge does it today). Dotted event keys hold
+//!   no array element, so they go with any element. A name written twice in
+//!   a pattern keeps its last matchers, in the order of the parsed object's
+//!   keys (sorted).
 //! - `anything-but` matches any present leaf value it does not exclude,
 //!   including `null`, booleans, and values of the other type; it never
 //!   matches a missing field.
@@ -37,8 +42,12 @@
 //!   combines with `exists: false`.
 //! - Duplicate keys in a pattern's text: the last one wins, as EventBridge
 //!   documents.
+//! - Wildcards too complex for EventBridge are refused with its message, by
+//!   event-ruler's `MachineComplexityEvaluator` (see the `complexity`
+//!   module), as are `$or`s expanding to over 1000 rules.
 
 mod compile;
+mod complexity;
 mod leaf;
 mod text;
 mod tree;
@@ -76,6 +85,33 @@ impl EventPattern {
     /// nothing.
     pub fn matches(&self, event: &Value) -> bool {
         self.root.matches(event)
+    }
+}
+
+/// The envelope fields EventBridge's `TestEventPattern` requires of its
+/// event. Its API reference also lists `resources`, but EventBridge accepts
+/// an event without it.
+pub const TEST_EVENT_REQUIRED_FIELDS: [&str; 6] =
+    ["id", "account", "source", "time", "region", "detail-type"];
+
+/// Checks an event as `TestEventPattern` checks it before matching: a JSON
+/// object with every field of [`TEST_EVENT_REQUIRED_FIELDS`]. The error
+/// names what is wrong.
+pub fn validate_test_event(event: &Value) -> Result<(), String> {
+    let Some(fields) = event.as_object() else {
+        return Err("the event must be a JSON object".into());
+    };
+    let missing: Vec<&str> = TEST_EVENT_REQUIRED_FIELDS
+        .into_iter()
+        .filter(|f| !fields.contains_key(*f))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "it lacks the mandatory field(s) {}",
+            missing.join(", ")
+        ))
     }
 }
 

@@ -43,6 +43,11 @@ impl Wildcard {
         })
     }
 
+    /// The literal pieces between the wildcards, unescaped.
+    pub(super) fn pieces(&self) -> &[Box<str>] {
+        &self.pieces
+    }
+
     pub(super) fn matches(&self, value: &str) -> bool {
         match &*self.pieces {
             [] => false,

@@ -77,6 +77,28 @@ impl Node {
         }
     }
 
+    /// Both nodes at once: what a pattern says at one path through two
+    /// spellings of it (`{"a": {"b": ..}, "a.c": ..}`). Two `$or`s at the
+    /// same path must both hold: their alternatives are paired up.
+    pub(super) fn merge(self, other: Node) -> Node {
+        let mut fields = self.fields.into_vec();
+        fields.extend(other.fields.into_vec());
+        let any_of = match (self.any_of.is_empty(), other.any_of.is_empty()) {
+            (_, true) => self.any_of.into_vec(),
+            (true, false) => other.any_of.into_vec(),
+            (false, false) => {
+                let mut pairs = Vec::with_capacity(self.any_of.len() * other.any_of.len());
+                for a in self.any_of.iter() {
+                    for b in other.any_of.iter() {
+                        pairs.push(a.clone().merge(b.clone()));
+                    }
+                }
+                pairs
+            }
+        };
+        Node::new(merge_fields(fields), any_of)
+    }
+
     /// How many rules EventBridge expands this pattern's `$or`s into: the
     /// product, over the `$or`s, of their alternatives' counts.
     pub(super) fn combinations(&self) -> u64 {
@@ -105,41 +127,39 @@ impl Node {
         let Value::Object(root) = event else {
             return false;
         };
-        self.bound(root) || (self.absence_can_satisfy && self.absent(&[root]))
+        let root = [Obj::whole(root)];
+        self.bound(&root) || (self.absence_can_satisfy && self.absent(&root))
     }
 
-    /// Satisfied within `object`, using at least one leaf value.
-    fn bound(&self, object: &Object) -> bool {
+    /// Satisfied within `view` (one object as the ruler sees it, see
+    /// [`Obj`]), using at least one leaf value.
+    fn bound(&self, view: &[Obj<'_>]) -> bool {
         let mut used_a_value = false;
+        let mut found = Found::default();
         for field in self.fields.iter() {
-            let child = object.get(&*field.key);
-            let bound = child.is_some_and(|child| match &field.kind {
-                FieldKind::Leaf(leaf) => {
-                    any_item(child, |item| !item.is_object() && leaf.accepts(item))
-                }
-                FieldKind::Object(node) => any_item(child, |item| {
-                    item.as_object().is_some_and(|o| node.bound(o))
-                }),
-            });
+            found.look_up(view, &field.key);
+            let bound = match &field.kind {
+                FieldKind::Leaf(leaf) => found
+                    .values
+                    .iter()
+                    .any(|child| any_item(child, |item| !item.is_object() && leaf.accepts(item))),
+                FieldKind::Object(node) => node.bound_in_some_element(&found),
+            };
             if bound {
                 used_a_value = true;
                 continue;
             }
-            let found: &[&Value] = match &child {
-                Some(child) => std::slice::from_ref(child),
-                None => &[],
-            };
-            if !field_absent(field, found) {
+            if !field_absent(field, &found) {
                 return false;
             }
         }
         if !self.any_of.is_empty() {
-            if self.any_of.iter().any(|alt| alt.bound(object)) {
+            if self.any_of.iter().any(|alt| alt.bound(view)) {
                 used_a_value = true;
             } else if !self
                 .any_of
                 .iter()
-                .any(|alt| alt.absence_can_satisfy && alt.absent(&[object]))
+                .any(|alt| alt.absence_can_satisfy && alt.absent(view))
             {
                 return false;
             }
@@ -147,19 +167,62 @@ impl Node {
         used_a_value
     }
 
+    /// Bound in what an event holds at this node's path: the objects found
+    /// there outside arrays (never array-bound, so always together) plus one
+    /// object element of each array found there, if it has any.
+    fn bound_in_some_element<'a>(&self, found: &Found<'a>) -> bool {
+        let mut view = found.objects.clone();
+        let mut arrays: Vec<Vec<&'a Object>> = Vec::new();
+        for value in &found.values {
+            match value {
+                Value::Object(object) => view.push(Obj::whole(object)),
+                Value::Array(_) => {
+                    let mut elements = Vec::new();
+                    any_item(value, |item| {
+                        if let Value::Object(o) = item {
+                            elements.push(o);
+                        }
+                        false
+                    });
+                    if !elements.is_empty() {
+                        arrays.push(elements);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if view.is_empty() && arrays.is_empty() {
+            return false;
+        }
+        self.bound_choosing(&mut view, &arrays)
+    }
+
+    /// Tries every choice of one element per array. Picking an element never
+    /// loses a match that leaving the array unbound would find: unbound, all
+    /// its elements would count against `exists: false`.
+    fn bound_choosing<'a>(&self, view: &mut Vec<Obj<'a>>, arrays: &[Vec<&'a Object>]) -> bool {
+        let Some((elements, rest)) = arrays.split_first() else {
+            return self.bound(view);
+        };
+        elements.iter().any(|element| {
+            view.push(Obj::whole(element));
+            let bound = self.bound_choosing(view, rest);
+            view.pop();
+            bound
+        })
+    }
+
     /// Satisfied by absences alone across all of `objects` taken together
     /// (the elements of the arrays crossed on the way here, none of them
     /// bound): a field is absent only if no object has a leaf there.
-    fn absent(&self, objects: &[&Object]) -> bool {
+    fn absent(&self, objects: &[Obj<'_>]) -> bool {
         if !self.absence_can_satisfy {
             return false;
         }
+        let mut found = Found::default();
         for field in self.fields.iter() {
-            let children: Vec<&Value> = objects
-                .iter()
-                .filter_map(|object| object.get(&*field.key))
-                .collect();
-            if !field_absent(field, &children) {
+            found.look_up(objects, &field.key);
+            if !field_absent(field, &found) {
                 return false;
             }
         }
@@ -171,22 +234,120 @@ impl Node {
     }
 }
 
-/// Whether `field` is satisfied by absence, given the values found at its
-/// key (in any number of unbound objects).
-fn field_absent(field: &Field, values: &[&Value]) -> bool {
+/// Fields that share a key become one: objects are merged, and of two
+/// matcher lists for the same name the later wins, as event-ruler's
+/// `JsonRuleCompiler` overrides a name it meets twice. A key may hold both a
+/// matcher list and an object (`"a"` and `"a.b"` are different names).
+pub(super) fn merge_fields(fields: Vec<Field>) -> Vec<Field> {
+    let mut merged: Vec<Field> = Vec::with_capacity(fields.len());
+    for field in fields {
+        let same = merged.iter_mut().find(|known| {
+            known.key == field.key
+                && matches!(
+                    (&known.kind, &field.kind),
+                    (FieldKind::Leaf(_), FieldKind::Leaf(_))
+                        | (FieldKind::Object(_), FieldKind::Object(_))
+                )
+        });
+        match same {
+            None => merged.push(field),
+            Some(known) => {
+                known.kind = match (
+                    std::mem::replace(&mut known.kind, FieldKind::Leaf(Leaf::default())),
+                    field.kind,
+                ) {
+                    (FieldKind::Object(a), FieldKind::Object(b)) => FieldKind::Object(a.merge(b)),
+                    (_, later) => later,
+                };
+            }
+        }
+    }
+    merged
+}
+
+/// An event object as event-ruler sees it. The ruler names each leaf by its
+/// path joined with dots, so `{"a": {"b": 1}}` and `{"a.b": 1}` both hold
+/// `a.b`; pattern keys are split at dots when compiled, and here an object
+/// is either a whole JSON object or the part of one behind a dotted prefix:
+/// the keys of `object` that begin with `prefix` (which ends with a dot),
+/// read without it.
+#[derive(Debug, Clone, Copy)]
+struct Obj<'a> {
+    object: &'a Object,
+    prefix: &'a str,
+}
+
+impl<'a> Obj<'a> {
+    fn whole(object: &'a Object) -> Self {
+        Self { object, prefix: "" }
+    }
+}
+
+/// What a set of [`Obj`]s holds under one key.
+#[derive(Debug, Default)]
+struct Found<'a> {
+    /// The values stored at the key itself.
+    values: Vec<&'a Value>,
+    /// The parts reached through dotted keys, `key.` being their prefix.
+    objects: Vec<Obj<'a>>,
+}
+
+impl<'a> Found<'a> {
+    fn look_up(&mut self, view: &[Obj<'a>], key: &str) {
+        self.values.clear();
+        self.objects.clear();
+        for obj in view {
+            let (p, k) = (obj.prefix.len(), key.len());
+            if p == 0
+                && let Some(value) = obj.object.get(key)
+            {
+                self.values.push(value);
+            }
+            let mut dotted = false;
+            for (name, value) in obj.object {
+                // `prefix` + `key`, then either the end or a dot.
+                let Some(rest) = name.strip_prefix(obj.prefix) else {
+                    continue;
+                };
+                let Some(after) = rest.strip_prefix(key) else {
+                    continue;
+                };
+                if after.is_empty() {
+                    if p != 0 {
+                        self.values.push(value);
+                    }
+                } else if after.starts_with('.') && !dotted {
+                    dotted = true;
+                    self.objects.push(Obj {
+                        object: obj.object,
+                        prefix: &name[..p + k + 1],
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Whether `field` is satisfied by absence, given what was found at its key
+/// (in any number of unbound objects).
+fn field_absent(field: &Field, found: &Found<'_>) -> bool {
     match &field.kind {
         FieldKind::Leaf(leaf) => {
-            leaf.absent && !values.iter().any(|v| any_item(v, |item| !item.is_object()))
+            leaf.absent
+                && !found
+                    .values
+                    .iter()
+                    .any(|v| any_item(v, |item| !item.is_object()))
         }
         FieldKind::Object(node) => {
             if !node.absence_can_satisfy {
                 return false;
             }
-            let mut objects = Vec::new();
-            for value in values {
+            let mut objects = found.objects.clone();
+            for value in &found.values {
                 any_item(value, |item| {
                     if let Value::Object(o) = item {
-                        objects.push(o);
+                        objects.push(Obj::whole(o));
                     }
                     false
                 });
