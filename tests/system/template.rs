@@ -1494,3 +1494,68 @@ fn a_guard_scp_keeps_member_admins_off_purser_s_resources() {
         }
     }
 }
+
+/// No function may change what Purser did not make: every Organizations
+/// write is scoped, to the organization's ARNs (accounts only with the
+/// `purser:request` tag CreateAccount gave them) or by a condition
+/// (policies by type, tags by the tag Purser puts). CreateAccount alone
+/// makes something new from nothing.
+#[test]
+fn organizations_writes_are_scoped_to_what_purser_made() {
+    const READS: [&str; 3] = [
+        "organizations:Describe",
+        "organizations:List",
+        "organizations:CreateAccount",
+    ];
+    let t = template();
+    let mut scoped = 0;
+    for (name, function) in functions(&t) {
+        let Some(policies) = function["Properties"]["Policies"].as_array() else {
+            continue;
+        };
+        for statement in policies
+            .iter()
+            .filter_map(|p| p["Statement"].as_array())
+            .flatten()
+        {
+            let actions: Vec<&str> = match &statement["Action"] {
+                Value::String(a) => vec![a.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => vec![],
+            };
+            let writes: Vec<&str> = actions
+                .into_iter()
+                .filter(|a| {
+                    a.starts_with("organizations:") && !READS.iter().any(|r| a.starts_with(r))
+                })
+                .collect();
+            if writes.is_empty() {
+                continue;
+            }
+            let resource = statement["Resource"].to_string();
+            let condition = &statement["Condition"];
+            if statement["Resource"] == "*" {
+                assert!(
+                    condition.is_object(),
+                    "{name}: {writes:?} on every resource, unconditionally"
+                );
+            } else {
+                assert!(
+                    resource.contains("${OrganizationId}"),
+                    "{name}: {writes:?} on {resource}"
+                );
+            }
+            if resource.contains(":account/") {
+                assert_eq!(
+                    condition["Null"]["aws:ResourceTag/purser:request"], "false",
+                    "{name}: {writes:?} on accounts Purser did not make"
+                );
+            }
+            scoped += 1;
+        }
+    }
+    assert!(
+        scoped >= 8,
+        "the freeze, the placement and the closure are all scoped: {scoped}"
+    );
+}
