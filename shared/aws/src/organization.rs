@@ -307,21 +307,16 @@ impl Organization for OrganizationsClient {
                 break;
             }
         }
-        let (state, matches): (
-            CreateAccountState,
-            Box<dyn Fn(&CreateAccountStatus) -> bool + Send + Sync>,
-        ) = match account_id {
-            Some(id) => (
-                CreateAccountState::Succeeded,
-                Box::new(move |s| s.account_id() == Some(id.as_str())),
-            ),
-            None => {
-                let name = name.to_owned();
-                (
-                    CreateAccountState::InProgress,
-                    Box::new(move |s| s.account_name() == Some(name.as_str())),
-                )
-            }
+        // Once the account exists its creation is found by its id; before,
+        // only the name tells (AWS reports no email of a creation).
+        let state = if account_id.is_some() {
+            CreateAccountState::Succeeded
+        } else {
+            CreateAccountState::InProgress
+        };
+        let matches = |s: &CreateAccountStatus| match &account_id {
+            Some(id) => s.account_id() == Some(id.as_str()),
+            None => s.account_name() == Some(name),
         };
         let mut statuses = self
             .client

@@ -293,20 +293,33 @@ fn record(
         ],
     )?;
     crate::lambdas::register_reporter(tx, event)?;
+    queue_deliveries(tx, rules, bus, &event.id, &envelope, received_ms)
+}
+
+/// Queues a delivery of `envelope` per rule of `bus` that matches it;
+/// returns how many matched.
+fn queue_deliveries(
+    conn: &rusqlite::Connection,
+    rules: &[Rule],
+    bus: &str,
+    event_id: &str,
+    envelope: &Value,
+    now_ms: i64,
+) -> Result<usize, rusqlite::Error> {
     let mut matched = 0;
     for rule in rules
         .iter()
-        .filter(|r| r.bus == bus && r.pattern.matches(&envelope))
+        .filter(|r| r.bus == bus && r.pattern.matches(envelope))
     {
-        let payload = rule.payload(&envelope).to_string();
+        let payload = rule.payload(envelope).to_string();
         insert_delivery(
-            tx,
-            &event.id,
+            conn,
+            event_id,
             &rule.name,
             &rule.function,
             &payload,
             rule.retry,
-            received_ms,
+            now_ms,
         )?;
         matched += 1;
     }
@@ -530,22 +543,7 @@ pub fn replay(db: &Db, rules: &[Rule], filter: &ReplayFilter) -> Result<Replayed
             };
             envelope["replay-name"] = Value::String(f.name.clone());
             replayed.events += 1;
-            for rule in rules
-                .iter()
-                .filter(|r| r.bus == bus && r.pattern.matches(&envelope))
-            {
-                let payload = rule.payload(&envelope).to_string();
-                insert_delivery(
-                    &tx,
-                    &id,
-                    &rule.name,
-                    &rule.function,
-                    &payload,
-                    rule.retry,
-                    now,
-                )?;
-                replayed.deliveries += 1;
-            }
+            replayed.deliveries += queue_deliveries(&tx, &rules, &bus, &id, &envelope, now)?;
         }
         tx.commit()?;
         Ok(replayed)
