@@ -123,8 +123,14 @@ pub enum EventsCommand {
     /// Deliver the dead letters again (after fixing their cause): a running
     /// `purser up` takes them within a second; what fails again is
     /// dead-lettered again.
+    ///
+    /// On AWS (`--queue-url`, the stack's DeadLetterQueueUrl output), each
+    /// message of the dead-letter queue invokes the function that failed,
+    /// asynchronously as EventBridge does, with its event, and is deleted;
+    /// a message for a target that is not a function, or whose invocation
+    /// Lambda refuses, stays in the queue and is listed with the reason.
     #[command(
-        after_help = "Examples:\n  purser events redrive\n  purser events redrive --target BudgetsFunction-TeamSpendUpdated"
+        after_help = "Examples:\n  purser events redrive\n  purser events redrive --target BudgetsFunction-TeamSpendUpdated\n  purser events redrive --queue-url \"$(aws cloudformation describe-stacks --stack-name purser \\\n      --query \"Stacks[0].Outputs[?OutputKey=='DeadLetterQueueUrl'].OutputValue\" --output text)\"\n  PURSER_DLQ_URL=https://sqs.us-east-1.amazonaws.com/123456789012/purser-DeadLetterQueue-AbC \\\n      purser events redrive --aws --target BudgetsFunction   # only the budgets function's"
     )]
     Redrive(RedriveArgs),
     /// Send archived events again, as EventBridge replays an archive: each
@@ -215,9 +221,29 @@ pub struct DlqArgs {
 pub struct RedriveArgs {
     #[arg(long, default_value = DEFAULT_DATA_DIR, env = "PURSER_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// Only the dead letters of this target (the TARGET column of `events dlq`).
+    /// Only the dead letters of this target: locally the TARGET column of
+    /// `events dlq`; on AWS, any part of the target function's name or ARN.
     #[arg(long)]
     pub target: Option<String>,
+    /// Redrive the deployed stack's dead-letter queue (SQS) instead of the
+    /// local dead letters, with your AWS credentials; the queue is
+    /// --queue-url, or PURSER_DLQ_URL.
+    #[arg(long, help_heading = "AWS")]
+    pub aws: bool,
+    /// The dead-letter queue's URL (the stack's DeadLetterQueueUrl output);
+    /// implies --aws.
+    #[arg(long, value_name = "URL", help_heading = "AWS")]
+    pub queue_url: Option<String>,
+    /// Send SQS and Lambda calls to this endpoint instead of AWS's (moto, a
+    /// local stand-in).
+    #[arg(long, value_name = "URL", help_heading = "AWS")]
+    pub endpoint_url: Option<String>,
+    /// The queue's region (the queue URL's, or your AWS config's, by default).
+    #[arg(long, help_heading = "AWS")]
+    pub region: Option<String>,
+    /// On AWS: a line and a table for people, or the report as JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

@@ -291,6 +291,13 @@ pub fn dlq(args: DlqArgs) -> anyhow::Result<()> {
 }
 
 pub fn redrive(args: RedriveArgs) -> anyhow::Result<()> {
+    if args.aws || args.queue_url.is_some() {
+        // The local redrive is one SQLite transaction, called without
+        // awaiting; the AWS one runs on the CLI's (multi-threaded) runtime.
+        return tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(redrive_aws(args))
+        });
+    }
     let db = open(&args.data_dir)?;
     let redriven = inspect::redrive(&db, args.target.as_deref())?;
     let which = args
@@ -306,6 +313,154 @@ pub fn redrive(args: RedriveArgs) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+const DLQ_URL_HINT: &str = "the stack's DeadLetterQueueUrl output: aws cloudformation describe-stacks \
+     --stack-name purser --query \"Stacks[0].Outputs[?OutputKey=='DeadLetterQueueUrl'].OutputValue\" \
+     --output text";
+
+/// `purser events redrive --queue-url`: the deployed stack's SQS
+/// dead-letter queue, each message invoking the function that failed.
+async fn redrive_aws(args: RedriveArgs) -> anyhow::Result<()> {
+    let queue_url = match args.queue_url.clone().or_else(|| {
+        std::env::var("PURSER_DLQ_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+    }) {
+        Some(url) => url,
+        None => bail!(
+            "--aws needs the dead-letter queue's URL: give --queue-url URL or set PURSER_DLQ_URL \
+             ({DLQ_URL_HINT})"
+        ),
+    };
+    if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
+        bail!(
+            "--queue-url must be the queue's URL, like \
+             https://sqs.us-east-1.amazonaws.com/123456789012/purser-DeadLetterQueue-AbC, \
+             got {queue_url:?} ({DLQ_URL_HINT})"
+        );
+    }
+    let mut loader = purser_aws::config_loader();
+    if let Some(region) = args.region.clone().or_else(|| region_of(&queue_url)) {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    if let Some(endpoint) = &args.endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        bail!(
+            "no AWS region for the dead-letter queue: give --region, or set AWS_REGION (or a \
+             profile's region)"
+        );
+    }
+    let queue = purser_aws::DeadLetterQueue::from_config(&config, &queue_url);
+    let report = queue.redrive(args.target.as_deref()).await?;
+    let which = args
+        .target
+        .as_deref()
+        .map_or(String::new(), |t| format!(" of {t}"));
+    match args.output {
+        Output::Json => print_json(&redrive_json(&queue_url, &report))?,
+        Output::Table => {
+            let plural = |n: usize| if n == 1 { "" } else { "s" };
+            let n = report.redriven.len();
+            if n == 0 && report.left.is_empty() {
+                println!("no dead letters{which} to redrive in {queue_url}");
+            } else if n > 0 {
+                println!(
+                    "redrove {n} dead letter{}{which}: each function was invoked with its event, \
+                     asynchronously as EventBridge invokes it; what fails again comes back to the queue",
+                    plural(n)
+                );
+            }
+            if report.skipped > 0 {
+                println!(
+                    "{} other dead letter{} left alone (not of {})",
+                    report.skipped,
+                    plural(report.skipped),
+                    args.target.as_deref().unwrap_or_default()
+                );
+            }
+            if !report.left.is_empty() {
+                let rows = report
+                    .left
+                    .iter()
+                    .map(|l| {
+                        vec![
+                            l.letter.message_id.clone(),
+                            l.letter
+                                .target
+                                .as_deref()
+                                .map_or_else(|| "-".into(), target_name),
+                            l.letter.error.clone().unwrap_or_else(|| "-".into()),
+                            l.reason.to_string(),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{} dead letter{} left in the queue:",
+                    report.left.len(),
+                    plural(report.left.len())
+                );
+                println!(
+                    "{}",
+                    table(&["MESSAGE ID", "TARGET", "ERROR", "WHY LEFT"], rows)
+                );
+            }
+        }
+    }
+    match report.failed() {
+        0 => Ok(()),
+        n => bail!(
+            "{n} dead letter{} could not be redriven (WHY LEFT says why): fix the cause (does the \
+             function exist? may your credentials lambda:InvokeFunction on it and \
+             sqs:DeleteMessage on the queue?), then redrive again",
+            if n == 1 { "" } else { "s" }
+        ),
+    }
+}
+
+/// The region of an SQS queue URL (`https://sqs.REGION.amazonaws.com/…`,
+/// or the legacy `https://REGION.queue.amazonaws.com/…`).
+fn region_of(queue_url: &str) -> Option<String> {
+    let host = url::Url::parse(queue_url).ok()?.host_str()?.to_owned();
+    let labels: Vec<&str> = host.split('.').collect();
+    match labels.as_slice() {
+        ["sqs", region, ..] if labels.len() > 3 => Some((*region).to_owned()),
+        [region, "queue", ..] => Some((*region).to_owned()),
+        _ => None,
+    }
+}
+
+/// A function's name rather than its whole ARN; any other target as it is.
+fn target_name(target: &str) -> String {
+    let parts: Vec<&str> = target.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "lambda", _, _, "function", name, ..] => (*name).to_owned(),
+        _ => target.to_owned(),
+    }
+}
+
+fn redrive_json(queue_url: &str, report: &purser_aws::RedriveReport) -> Value {
+    let letter = |l: &purser_aws::DeadLetter| {
+        serde_json::json!({
+            "message_id": l.message_id,
+            "target": l.target,
+            "error": l.error,
+            "attempts": l.attempts,
+        })
+    };
+    serde_json::json!({
+        "queue_url": queue_url,
+        "redriven": report.redriven.iter().map(letter).collect::<Vec<_>>(),
+        "left": report.left.iter().map(|l| {
+            let mut v = letter(&l.letter);
+            v["reason"] = Value::String(l.reason.to_string());
+            v
+        }).collect::<Vec<_>>(),
+        "skipped": report.skipped,
+    })
 }
 
 /// A time given on the command line, RFC 3339, with the flag named.
@@ -373,6 +528,27 @@ pub fn test_pattern(args: TestPatternArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_url_names_its_region() {
+        assert_eq!(
+            region_of("https://sqs.eu-west-1.amazonaws.com/123456789012/q").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            region_of("https://us-east-2.queue.amazonaws.com/123456789012/q").as_deref(),
+            Some("us-east-2")
+        );
+        assert_eq!(region_of("http://127.0.0.1:5055/123456789012/q"), None);
+        assert_eq!(
+            target_name("arn:aws:lambda:us-east-1:1:function:purser-VendFunction-AbC"),
+            "purser-VendFunction-AbC"
+        );
+        assert_eq!(
+            target_name("arn:aws:sqs:us-east-1:1:q"),
+            "arn:aws:sqs:us-east-1:1:q"
+        );
+    }
 
     #[test]
     fn since_takes_times_and_ages() {

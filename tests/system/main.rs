@@ -18,6 +18,7 @@ mod lake;
 mod local_runtime;
 mod openapi;
 mod queries;
+mod redrive_aws;
 mod schemas;
 mod template;
 mod throttle;

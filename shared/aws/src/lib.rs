@@ -3,7 +3,9 @@
 //! [`Organization`](purser_core::Organization) on AWS Organizations and the
 //! [`LakeSink`](purser_core::LakeSink) on Amazon Data Firehose (with S3 for
 //! its dead letters), and [`MemberLambdas`](purser_core::MemberLambdas) on
-//! AWS Lambda in member accounts (through STS `AssumeRole`).
+//! AWS Lambda in member accounts (through STS `AssumeRole`). Beside the
+//! ports, [`DeadLetterQueue`] redrives Purser's SQS dead-letter queue for
+//! the CLI (`purser events redrive --queue-url`).
 //!
 //! The domain never sees the SDK: functions build these adapters once per
 //! cold start from [`load_config`] and hand them to their handlers as ports.
@@ -12,6 +14,8 @@
 //! conflicts, Firehose refusing records, AWS's error shapes) is covered by
 //! unit tests with fakes.
 
+#[cfg(feature = "dead-letters")]
+mod dead_letters;
 #[cfg(feature = "event-bus")]
 mod event_bus;
 #[cfg(feature = "lake")]
@@ -25,6 +29,10 @@ mod query;
 #[cfg(feature = "store")]
 mod store;
 
+#[cfg(feature = "dead-letters")]
+pub use dead_letters::{
+    DeadLetter, DeadLetterError, DeadLetterQueue, Left, LeftReason, Origin, RedriveReport,
+};
 #[cfg(feature = "event-bus")]
 pub use event_bus::{EventBridgeBus, RetryPolicy};
 #[cfg(feature = "lake")]

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod dead_letters;
 mod event_bus;
 mod lake;
 mod lambdas;
