@@ -119,6 +119,12 @@ pub enum EventsCommand {
     )]
     Tail(TailArgs),
     /// List the deliveries that failed after all their retries, with their errors.
+    ///
+    /// On AWS (`--queue-url`, the stack's DeadLetterQueueUrl output), the
+    /// messages of the dead-letter queue, which stay in it.
+    #[command(
+        after_help = "Examples:\n  purser events dlq\n  purser events dlq --queue-url https://sqs.us-east-1.amazonaws.com/123456789012/purser-DeadLetterQueue-AbC\n  PURSER_DLQ_URL=… purser events dlq --aws --output json | jq '.[].target'"
+    )]
     Dlq(DlqArgs),
     /// Deliver the dead letters again (after fixing their cause): a running
     /// `purser up` takes them within a second; what fails again is
@@ -215,6 +221,37 @@ pub struct DlqArgs {
     /// An aligned table for people, or the JSON for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+    #[command(flatten)]
+    pub queue: DeadLetterQueueArgs,
+}
+
+/// The deployed stack's dead-letter queue, for `events dlq` and `events redrive`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "AWS")]
+pub struct DeadLetterQueueArgs {
+    /// Use the deployed stack's dead-letter queue (SQS) instead of the local
+    /// dead letters, with your AWS credentials; the queue is --queue-url, or
+    /// PURSER_DLQ_URL.
+    #[arg(long)]
+    pub aws: bool,
+    /// The dead-letter queue's URL (the stack's DeadLetterQueueUrl output);
+    /// implies --aws.
+    #[arg(long, value_name = "URL")]
+    pub queue_url: Option<String>,
+    /// Send SQS and Lambda calls to this endpoint instead of AWS's (moto, a
+    /// local stand-in).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// The queue's region (the queue URL's, or your AWS config's, by default).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+impl DeadLetterQueueArgs {
+    /// Whether the AWS queue is meant rather than the local dead letters.
+    pub fn on_aws(&self) -> bool {
+        self.aws || self.queue_url.is_some()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -225,25 +262,11 @@ pub struct RedriveArgs {
     /// `events dlq`; on AWS, any part of the target function's name or ARN.
     #[arg(long)]
     pub target: Option<String>,
-    /// Redrive the deployed stack's dead-letter queue (SQS) instead of the
-    /// local dead letters, with your AWS credentials; the queue is
-    /// --queue-url, or PURSER_DLQ_URL.
-    #[arg(long, help_heading = "AWS")]
-    pub aws: bool,
-    /// The dead-letter queue's URL (the stack's DeadLetterQueueUrl output);
-    /// implies --aws.
-    #[arg(long, value_name = "URL", help_heading = "AWS")]
-    pub queue_url: Option<String>,
-    /// Send SQS and Lambda calls to this endpoint instead of AWS's (moto, a
-    /// local stand-in).
-    #[arg(long, value_name = "URL", help_heading = "AWS")]
-    pub endpoint_url: Option<String>,
-    /// The queue's region (the queue URL's, or your AWS config's, by default).
-    #[arg(long, help_heading = "AWS")]
-    pub region: Option<String>,
     /// On AWS: a line and a table for people, or the report as JSON for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+    #[command(flatten)]
+    pub queue: DeadLetterQueueArgs,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::json_argument;
 use crate::cli::{
-    ArchiveArgs, DlqArgs, Output, PutArgs, RedriveArgs, ReplayArgs, TailArgs, TestPatternArgs,
+    ArchiveArgs, DeadLetterQueueArgs, DlqArgs, Output, PutArgs, RedriveArgs, ReplayArgs, TailArgs,
+    TestPatternArgs,
 };
 use crate::output::{print_json, table};
 
@@ -258,6 +259,12 @@ fn emit(line: &str) -> anyhow::Result<bool> {
 }
 
 pub fn dlq(args: DlqArgs) -> anyhow::Result<()> {
+    if args.queue.on_aws() {
+        // As `redrive`: called without awaiting, run on the CLI's runtime.
+        return tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(dlq_aws(args))
+        });
+    }
     let db = open(&args.data_dir)?;
     let letters = inspect::dead_letters(&db, args.limit)?;
     match args.output {
@@ -291,7 +298,7 @@ pub fn dlq(args: DlqArgs) -> anyhow::Result<()> {
 }
 
 pub fn redrive(args: RedriveArgs) -> anyhow::Result<()> {
-    if args.aws || args.queue_url.is_some() {
+    if args.queue.on_aws() {
         // The local redrive is one SQLite transaction, called without
         // awaiting; the AWS one runs on the CLI's (multi-threaded) runtime.
         return tokio::task::block_in_place(|| {
@@ -319,9 +326,11 @@ const DLQ_URL_HINT: &str = "the stack's DeadLetterQueueUrl output: aws cloudform
      --stack-name purser --query \"Stacks[0].Outputs[?OutputKey=='DeadLetterQueueUrl'].OutputValue\" \
      --output text";
 
-/// `purser events redrive --queue-url`: the deployed stack's SQS
-/// dead-letter queue, each message invoking the function that failed.
-async fn redrive_aws(args: RedriveArgs) -> anyhow::Result<()> {
+/// The deployed stack's dead-letter queue, from `--queue-url` (or
+/// `PURSER_DLQ_URL`), with the caller's AWS credentials.
+async fn dead_letter_queue(
+    args: &DeadLetterQueueArgs,
+) -> anyhow::Result<(purser_aws::DeadLetterQueue, String)> {
     let queue_url = match args.queue_url.clone().or_else(|| {
         std::env::var("PURSER_DLQ_URL")
             .ok()
@@ -354,7 +363,55 @@ async fn redrive_aws(args: RedriveArgs) -> anyhow::Result<()> {
              profile's region)"
         );
     }
-    let queue = purser_aws::DeadLetterQueue::from_config(&config, &queue_url);
+    Ok((
+        purser_aws::DeadLetterQueue::from_config(&config, &queue_url),
+        queue_url,
+    ))
+}
+
+/// `purser events dlq --queue-url`: the messages of the deployed stack's
+/// dead-letter queue, left in it.
+async fn dlq_aws(args: DlqArgs) -> anyhow::Result<()> {
+    let (queue, queue_url) = dead_letter_queue(&args.queue).await?;
+    let letters = queue.list(args.limit).await?;
+    match args.output {
+        Output::Json => print_json(&letters.iter().map(letter_json).collect::<Vec<_>>()),
+        Output::Table => {
+            let rows = letters
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.message_id.clone(),
+                        match l.origin {
+                            purser_aws::Origin::Rule { .. } => "rule".into(),
+                            purser_aws::Origin::FunctionFailure => "function".into(),
+                            purser_aws::Origin::Unknown => "-".into(),
+                        },
+                        l.target.as_deref().map_or_else(|| "-".into(), target_name),
+                        l.attempts.clone().unwrap_or_else(|| "-".into()),
+                        l.error.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            println!(
+                "{}",
+                table(
+                    &["MESSAGE ID", "FAILED IN", "TARGET", "ATTEMPTS", "ERROR"],
+                    rows
+                )
+            );
+            if letters.is_empty() {
+                println!("no dead letters in {queue_url}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `purser events redrive --queue-url`: the deployed stack's SQS
+/// dead-letter queue, each message invoking the function that failed.
+async fn redrive_aws(args: RedriveArgs) -> anyhow::Result<()> {
+    let (queue, queue_url) = dead_letter_queue(&args.queue).await?;
     let report = queue.redrive(args.target.as_deref()).await?;
     let which = args
         .target
@@ -442,15 +499,30 @@ fn target_name(target: &str) -> String {
     }
 }
 
+/// A dead letter for scripts: its event, parsed when it is JSON.
+fn letter_json(l: &purser_aws::DeadLetter) -> Value {
+    serde_json::json!({
+        "message_id": l.message_id,
+        "origin": match &l.origin {
+            purser_aws::Origin::Rule { .. } => "rule",
+            purser_aws::Origin::FunctionFailure => "function",
+            purser_aws::Origin::Unknown => "unknown",
+        },
+        "rule": match &l.origin {
+            purser_aws::Origin::Rule { rule_arn } => rule_arn.clone(),
+            _ => None,
+        },
+        "target": l.target,
+        "error": l.error,
+        "attempts": l.attempts,
+        "event": l.payload.as_deref().map(|p| {
+            serde_json::from_str::<Value>(p).unwrap_or_else(|_| Value::String(p.to_owned()))
+        }),
+    })
+}
+
 fn redrive_json(queue_url: &str, report: &purser_aws::RedriveReport) -> Value {
-    let letter = |l: &purser_aws::DeadLetter| {
-        serde_json::json!({
-            "message_id": l.message_id,
-            "target": l.target,
-            "error": l.error,
-            "attempts": l.attempts,
-        })
-    };
+    let letter = letter_json;
     serde_json::json!({
         "queue_url": queue_url,
         "redriven": report.redriven.iter().map(letter).collect::<Vec<_>>(),

@@ -145,6 +145,45 @@ async fn redrive_on_aws_invokes_the_functions_and_lists_what_is_left() {
     dead_letter(&sqs, &queue_url, &budgets_arn).await;
     dead_letter(&sqs, &queue_url, &gone_arn).await;
 
+    // A look first: the three messages, left in the queue.
+    for _ in 0..2 {
+        let (code, out, err) = run(purser().args([
+            "events",
+            "dlq",
+            "--queue-url",
+            &queue_url,
+            "--endpoint-url",
+            &endpoint,
+            "--output",
+            "json",
+        ]));
+        assert_eq!(code, 0, "{out}\n{err}");
+        let letters: Value = serde_json::from_str(&out).expect("JSON");
+        let letters = letters.as_array().expect("an array");
+        assert_eq!(letters.len(), 3, "{out}");
+        assert_eq!(
+            letters
+                .iter()
+                .filter(|l| l["target"] == json!(gone_arn))
+                .count(),
+            1,
+            "{out}"
+        );
+        assert!(letters.iter().all(|l| l["origin"] == "rule"
+            && l["attempts"] == "8"
+            && l["event"]["detail-type"] == "TeamSpendUpdated"));
+    }
+    let (code, out, err) = run(purser()
+        .args(["events", "dlq", "--aws", "--endpoint-url", &endpoint])
+        .env("PURSER_DLQ_URL", &queue_url));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("FAILED IN"), "{out}");
+    assert_eq!(out.matches(&budgets).count(), 2, "{out}");
+    assert!(
+        out.contains("SDK_CLIENT_ERROR: Lambda was throttled"),
+        "{out}"
+    );
+
     // With a target filter: the missing function's letter is left alone.
     let (code, out, err) = run(purser().args([
         "events",
@@ -239,6 +278,19 @@ async fn redrive_on_an_empty_queue_says_so() {
     ]));
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(out, format!("no dead letters to redrive in {queue_url}\n"));
+    let (code, out, err) = run(purser().args([
+        "events",
+        "dlq",
+        "--queue-url",
+        &queue_url,
+        "--endpoint-url",
+        &endpoint,
+    ]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.ends_with(&format!("no dead letters in {queue_url}\n")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -250,6 +302,13 @@ fn redrive_on_aws_needs_a_queue() {
         "{err}"
     );
     assert!(err.contains("DeadLetterQueueUrl"), "{err}");
+
+    let (code, _, err) = run(purser().args(["events", "dlq", "--aws"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("give --queue-url URL or set PURSER_DLQ_URL"),
+        "{err}"
+    );
 
     let (code, _, err) = run(purser().args(["events", "redrive", "--queue-url", "purser-dlq"]));
     assert_eq!(code, 1);
