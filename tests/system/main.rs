@@ -12,13 +12,15 @@ mod aws_vending;
 mod budgets;
 mod cli;
 mod cli_api;
+#[cfg(unix)]
+mod crash;
 mod demo;
+mod faults;
 mod handlers_never_panic;
 mod lake;
 mod local_runtime;
 mod openapi;
 mod queries;
-mod redrive_aws;
 mod schemas;
 mod template;
 mod throttle;

@@ -40,6 +40,29 @@ pub struct RuntimeConfig {
     pub organization: SimulationConfig,
     /// The HTTP API's OpenAPI document, served at `/openapi.json`.
     pub openapi: Option<String>,
+    /// Wraps the ports before the handlers are built on them (the fault
+    /// injection of the system tests); `None` in `purser up`.
+    pub wrap_ports: Option<PortsHook>,
+}
+
+/// A function from the embedded ports to the ports the handlers get, e.g.
+/// the same ports behind a wrapper that fails chosen calls. The simulated
+/// organization's own work (completing creations, announcing them on the
+/// bus) and the HTTP endpoint's `PutEvents` stay on the embedded backends:
+/// they play AWS, not Purser.
+#[derive(Clone)]
+pub struct PortsHook(pub Arc<dyn Fn(Ports) -> Ports + Send + Sync>);
+
+impl PortsHook {
+    pub fn new(wrap: impl Fn(Ports) -> Ports + Send + Sync + 'static) -> Self {
+        Self(Arc::new(wrap))
+    }
+}
+
+impl std::fmt::Debug for PortsHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PortsHook(..)")
+    }
 }
 
 impl RuntimeConfig {
@@ -54,6 +77,7 @@ impl RuntimeConfig {
             shutdown_grace: Duration::from_secs(10),
             organization: SimulationConfig::default(),
             openapi: None,
+            wrap_ports: None,
         }
     }
 }
@@ -219,6 +243,10 @@ pub async fn start(
             owner_domains: Vec::new(),
         },
     };
+    let ports = match &config.wrap_ports {
+        Some(PortsHook(wrap)) => wrap(ports),
+        None => ports,
+    };
     let handlers = registry.build(&ports)?;
     let ports_kept = ports.clone();
     let timeouts: BTreeMap<&str, Duration> = wiring
@@ -333,7 +361,8 @@ impl Running {
         &self.lambdas
     }
 
-    /// The ports the handlers were built on, to drive a handler directly.
+    /// The ports the handlers were built on (wrapped, when the config
+    /// says so), to drive a handler directly.
     pub fn ports(&self) -> &Ports {
         &self.ports
     }

@@ -49,6 +49,8 @@ pub struct Options {
     pub shutdown_grace: Option<Duration>,
     /// Whether member accounts may put `aws.*` events (CloudFormation).
     pub allow_aws_sources: bool,
+    /// Puts the handlers' ports behind this fault injector.
+    pub faults: Option<Arc<super::faults::Faults>>,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             account_limit: None,
             shutdown_grace: None,
             allow_aws_sources: false,
+            faults: None,
         }
     }
 }
@@ -97,6 +100,7 @@ pub async fn start_with(options: Options) -> Local {
     if let Some(limit) = options.account_limit {
         config.organization.account_limit = limit;
     }
+    config.wrap_ports = options.faults.as_ref().map(|f| f.hook());
     if let Some(grace) = options.shutdown_grace {
         config.shutdown_grace = grace;
     }
