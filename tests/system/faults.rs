@@ -102,7 +102,8 @@ struct Outcome {
 /// Fails with a message when `cond` is false.
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)+) => {
-        if !$cond {
+        let held: bool = $cond;
+        if !held {
             return Err(format!($($arg)+));
         }
     };

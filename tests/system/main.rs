@@ -21,6 +21,7 @@ mod lake;
 mod local_runtime;
 mod openapi;
 mod queries;
+mod redrive_aws;
 mod schemas;
 mod template;
 mod throttle;
