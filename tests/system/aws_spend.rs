@@ -99,7 +99,7 @@ async fn settles_on(now: chrono::DateTime<Utc>) -> bool {
         store.insert_account(&requested, 10, None).await.unwrap(),
         Inserted::Created
     );
-    let mut ready = requested.clone();
+    let mut ready = requested.next_revision();
     ready.state = AccountState::Ready;
     ready.account_id = Some(ACCOUNT_ID.into());
     assert_eq!(

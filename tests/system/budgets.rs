@@ -560,6 +560,7 @@ async fn one_sweep_freezes_every_over_budget_team_of_ten_thousand_accounts() {
                 creation_attempts: 1,
                 closure_started_at: None,
                 requested_by: DEV.into(),
+                version: 0,
             };
             ports
                 .store

@@ -58,6 +58,7 @@ macro_rules! __store_scenarios {
                 a_replayed_key_returns_the_first_account_and_a_reused_one_is_refused,
                 an_expired_key_can_be_used_again,
                 transitions_are_conditional_and_move_the_counters,
+                a_write_from_a_revision_no_longer_stored_is_refused,
                 at_most_five_creations_are_in_flight,
                 accounts_are_found_by_creation_and_by_account_id,
                 closures_are_counted_from_when_close_account_was_called,
@@ -82,6 +83,7 @@ macro_rules! __store_scenarios {
                 concurrent_replays_of_one_key_create_one_account,
                 of_8_concurrent_recordings_of_one_batch_one_adds,
                 of_8_concurrent_changes_from_one_revision_one_is_stored,
+                of_8_concurrent_claims_of_one_account_revision_one_applies,
             ]
         }
     };

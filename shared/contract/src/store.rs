@@ -105,7 +105,7 @@ fn request(team_name: &str, created_at: DateTime<Utc>) -> Account {
 
 /// `account` moved to `state` at `minutes`.
 fn moved(account: &Account, state: AccountState, minutes: i64) -> Account {
-    let mut next = account.clone();
+    let mut next = account.next_revision();
     next.state = state;
     next.updated_at = at(minutes);
     next
@@ -635,7 +635,7 @@ pub async fn transitions_are_conditional_and_move_the_counters(fixture: &Fixture
 
     // Updates within a state are conditional too, record what happened and
     // move no counter.
-    let mut started = creating.clone();
+    let mut started = creating.next_revision();
     started.creation_id = Some("car-0123456789abcdef0123456789abcdef".into());
     transition(store, AccountState::Creating, &started).await;
     assert_eq!(
@@ -679,6 +679,7 @@ pub async fn transitions_are_conditional_and_move_the_counters(fixture: &Fixture
     transition(store, AccountState::Ready, &closing).await;
     assert_eq!(store.open_accounts(&payments).await.unwrap(), 0);
     assert_eq!(store.closures_since(at(0)).await.unwrap(), 0);
+    closing = closing.next_revision();
     closing.closure_started_at = Some(at(5));
     transition(store, AccountState::Closing, &closing).await;
     assert_eq!(store.closures_since(at(0)).await.unwrap(), 1);
@@ -699,6 +700,70 @@ pub async fn transitions_are_conditional_and_move_the_counters(fixture: &Fixture
         Transitioned::Stale(None)
     );
     assert_eq!(store.account(&ghost.id).await.unwrap(), None);
+}
+
+pub async fn a_write_from_a_revision_no_longer_stored_is_refused(fixture: &Fixture) {
+    let store = &fixture.store;
+    let account = request("payments", at(0));
+    insert(store, &account, 5).await;
+    let creating = moved(&account, AccountState::Creating, 1);
+    transition(store, AccountState::Requested, &creating).await;
+    assert_eq!(creating.version, 1);
+
+    // Two handlers read `creating`; the first records its creation...
+    let mut first = creating.next_revision();
+    first.creation_id = Some("car-first".into());
+    transition(store, AccountState::Creating, &first).await;
+    // ...and the second, in the same state but from the older revision,
+    // must not clear it (it would ask AWS for a second account).
+    let mut second = creating.next_revision();
+    second.creation_started_at = Some(at(2));
+    assert_eq!(
+        store
+            .transition(AccountState::Creating, &second)
+            .await
+            .unwrap(),
+        Transitioned::Stale(Some(first.clone())),
+        "the same state at an older revision is stale"
+    );
+    // A revision that skips one is refused too, and revision 0 is only
+    // ever inserted.
+    let mut skipped = first.next_revision().next_revision();
+    skipped.creation_id = Some("car-skipped".into());
+    assert_eq!(
+        store
+            .transition(AccountState::Creating, &skipped)
+            .await
+            .unwrap(),
+        Transitioned::Stale(Some(first.clone()))
+    );
+    assert_eq!(
+        store
+            .transition(AccountState::Requested, &account)
+            .await
+            .unwrap(),
+        Transitioned::Stale(Some(first.clone()))
+    );
+    assert_eq!(
+        store.account(&account.id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.account_by_creation("car-first").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.account_by_creation("car-skipped").await.unwrap(),
+        None
+    );
+
+    // The next revision of what is stored applies.
+    let ready = moved(&first, AccountState::Ready, 3);
+    transition(store, AccountState::Creating, &ready).await;
+    assert_eq!(
+        store.account(&account.id).await.unwrap().map(|a| a.version),
+        Some(3)
+    );
 }
 
 pub async fn at_most_five_creations_are_in_flight(fixture: &Fixture) {
@@ -954,7 +1019,7 @@ pub async fn closures_are_counted_from_when_close_account_was_called(fixture: &F
         closing.push(current);
     }
     for (account, minutes) in closing.iter_mut().zip([10, 20, 30]) {
-        let mut called = account.clone();
+        let mut called = account.next_revision();
         called.closure_started_at = Some(at(minutes));
         transition(store, AccountState::Closing, &called).await;
         *account = called;
@@ -1790,6 +1855,43 @@ pub async fn of_8_concurrent_changes_from_one_revision_one_is_stored(fixture: &F
             "the stored budget is the winner's"
         );
     }
+}
+
+pub async fn of_8_concurrent_claims_of_one_account_revision_one_applies(fixture: &Fixture) {
+    let store = &fixture.racing;
+    let account = request("payments", at(0));
+    insert(store, &account, 5).await;
+    let creating = moved(&account, AccountState::Creating, 1);
+    transition(store, AccountState::Requested, &creating).await;
+    // Eight handlers of one passing failure each claim the account for a
+    // new CreateAccount from the revision they read: one may ask AWS.
+    let tasks: Vec<_> = (1..=8)
+        .map(|i| {
+            let store = Arc::clone(store);
+            let mut claim = creating.next_revision();
+            claim.creation_id = Some(format!("car-{i}"));
+            tokio::spawn(async move {
+                let outcome = store.transition(AccountState::Creating, &claim).await;
+                (claim, outcome)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.expect("the task ran") {
+            (claim, Ok(Transitioned::Applied)) => winners.push(claim),
+            (_, Ok(Transitioned::Stale(Some(_)))) => {}
+            (_, other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let [winner] = winners.as_slice() else {
+        panic!("one claim of revision 1 applies, not {winners:?}");
+    };
+    assert_eq!(
+        store.account(&account.id).await.unwrap().as_ref(),
+        Some(winner)
+    );
+    assert_eq!(store.open_accounts(&team("payments")).await.unwrap(), 1);
 }
 
 pub async fn every_teams_budget_is_listed_in_team_order(fixture: &Fixture) {

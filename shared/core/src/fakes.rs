@@ -179,7 +179,7 @@ impl AccountStore for FakeAccounts {
         let Some(stored) = accounts.iter_mut().find(|a| a.id == next.id) else {
             return Ok(Transitioned::Stale(None));
         };
-        if stored.state != from {
+        if stored.state != from || next.base_version() != Some(stored.version) {
             return Ok(Transitioned::Stale(Some(stored.clone())));
         }
         if next.state.holds_creation_slot()

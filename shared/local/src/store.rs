@@ -70,6 +70,8 @@ struct AccountRow {
     data: String,
     open: bool,
     holds_slot: bool,
+    /// The stored revision a transition applies over.
+    base_version: Option<i64>,
 }
 
 impl AccountRow {
@@ -87,6 +89,7 @@ impl AccountRow {
             data,
             open: account.state.is_open(),
             holds_slot: account.state.holds_creation_slot(),
+            base_version: account.base_version().and_then(|v| i64::try_from(v).ok()),
         })
     }
 }
@@ -384,8 +387,8 @@ impl AccountStore for SqliteStore {
         rows.iter().map(|data| decode(data)).collect()
     }
 
-    /// One immediate transaction: the state check, the counters and the
-    /// write. The stored state equals `from` when the write happens, so the
+    /// One immediate transaction: the state and revision check, the
+    /// counters and the write. The stored state equals `from` when the write happens, so the
     /// counters move by what `from` and `next.state` hold.
     async fn transition(
         &self,
@@ -397,17 +400,18 @@ impl AccountStore for SqliteStore {
             .db
             .call(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let current: Option<(String, String, String)> = tx
+                let current: Option<(String, String, String, i64)> = tx
                     .query_row(
-                        "SELECT state, team, data FROM accounts WHERE id = ?1",
+                        "SELECT state, team, data, COALESCE(json_extract(data, '$.version'), 0)
+                         FROM accounts WHERE id = ?1",
                         [&row.id],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                     )
                     .optional()?;
-                let Some((state, team, data)) = current else {
+                let Some((state, team, data, version)) = current else {
                     return Ok(TransitionOutcome::Stale(None));
                 };
-                if state != from.as_str() {
+                if state != from.as_str() || row.base_version != Some(version) {
                     return Ok(TransitionOutcome::Stale(Some(data)));
                 }
                 if row.holds_slot && !from.holds_creation_slot() {
@@ -891,7 +895,7 @@ mod tests {
     }
 
     fn moved(account: &Account, state: AccountState) -> Account {
-        let mut next = account.clone();
+        let mut next = account.next_revision();
         next.state = state;
         next.updated_at = account.updated_at + Duration::seconds(1);
         next
@@ -932,7 +936,7 @@ mod tests {
         );
         assert_eq!(in_flight(&store), 1);
         // Nor does an update within the state.
-        let mut started = creating.clone();
+        let mut started = creating.next_revision();
         started.creation_id = Some("car-0123456789abcdef0123456789abcdef".into());
         assert_eq!(
             store

@@ -22,7 +22,7 @@ use purser_core::{
 use super::DynamoStore;
 use super::items::{
     self, ACCOUNT_PREFIX, BY_STATE, BY_TEAM, CLOSURE_STARTED_AT, EXPIRES_AT, FINGERPRINT,
-    IN_FLIGHT, Index, Item, KEY_ACCOUNT, OPEN, PK, SK, STATE, n, s, unavailable,
+    IN_FLIGHT, Index, Item, KEY_ACCOUNT, OPEN, PK, SK, STATE, VERSION, n, s, unavailable,
 };
 use super::page;
 use super::transact::{Reason, Transacted};
@@ -149,7 +149,8 @@ impl DynamoStore {
         }
     }
 
-    /// One transaction: the account, if it is still in state `from`; the
+    /// One transaction: the account, if it is still in state `from` at the
+    /// revision `next` was made from; the
     /// team's open accounts, when openness changes; a creation slot, when
     /// holding one changes (taking one only while fewer than
     /// `MAX_CONCURRENT_CREATIONS` are held).
@@ -158,11 +159,21 @@ impl DynamoStore {
         from: AccountState,
         next: &Account,
     ) -> Result<Transitioned, StoreError> {
+        // Accounts stored before revisions were kept have no `version`: they
+        // are revision 0.
+        let Some(base) = next.base_version() else {
+            return Ok(Transitioned::Stale(self.read_account(&next.id).await?));
+        };
+        let condition = if base == 0 {
+            "#state = :from AND (attribute_not_exists(#version) OR #version = :base)"
+        } else {
+            "#state = :from AND #version = :base"
+        };
         let mut transaction = vec![self.put_account(
             next,
-            "#state = :from",
-            &[("#state", STATE)],
-            &[(":from", s(from.as_str()))],
+            condition,
+            &[("#state", STATE), ("#version", VERSION)],
+            &[(":from", s(from.as_str())), (":base", n(base))],
         )?];
         match (from.is_open(), next.state.is_open()) {
             (false, true) => transaction.push(self.add_open(&next.team, 1)?),

@@ -23,6 +23,8 @@ pub(super) const ACCOUNT_SK: &str = "ACCOUNT";
 pub(super) const DATA: &str = "data";
 /// The account's state on its own, for the conditions of transitions.
 pub(super) const STATE: &str = "state";
+/// The account's revision, which every transition's condition checks.
+pub(super) const VERSION: &str = "version";
 /// When `CloseAccount` was called, [`sortable`], for `closures_since`.
 pub(super) const CLOSURE_STARTED_AT: &str = "closure_started_at";
 
@@ -248,6 +250,7 @@ pub(super) fn account_item(account: &Account) -> Result<Item, StoreError> {
     let mut item = account_key(&account.id);
     item.insert(DATA.to_owned(), s(data));
     item.insert(STATE.to_owned(), s(account.state.as_str()));
+    item.insert(VERSION.to_owned(), n(account.version));
     item.insert(BY_TEAM.hash.to_owned(), s(team_partition(&account.team)));
     item.insert(BY_TEAM.range.unwrap_or_default().to_owned(), s(&ordered));
     item.insert(BY_STATE.hash.to_owned(), s(state_partition(account.state)));
@@ -452,6 +455,7 @@ mod tests {
             creation_attempts: 1,
             closure_started_at: None,
             requested_by: "arn:aws:iam::123456789012:user/ana".into(),
+            version: 2,
         }
     }
 
@@ -463,6 +467,7 @@ mod tests {
         assert_eq!(item["pk"], s("ACCOUNT#r-0123456789ab"));
         assert_eq!(item["sk"], s("ACCOUNT"));
         assert_eq!(item["state"], s("ready"));
+        assert_eq!(item["version"], n(2));
         assert_eq!(item["gsi1pk"], s("TEAM#payments"));
         assert_eq!(
             item["gsi1sk"],

@@ -121,6 +121,12 @@ pub struct Account {
     pub closure_started_at: Option<DateTime<Utc>>,
     /// Who asked for the account (an IAM principal ARN).
     pub requested_by: String,
+    /// The account's revision: 0 when requested, one more at every stored
+    /// change. A write applies only over the revision it was made from, so
+    /// two handlers that read the same revision cannot both act on it (one
+    /// `CreateAccount`, not two). Stored accounts from before it read as 0.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// Maximum length of `purpose`.
@@ -156,8 +162,25 @@ impl Account {
             creation_attempts: 0,
             closure_started_at: None,
             requested_by: requested_by.into(),
+            version: 0,
             id,
         })
+    }
+
+    /// The next revision of this account, to change and then write with
+    /// `AccountStore::transition`: the write applies only if the stored
+    /// account is still at this revision.
+    pub fn next_revision(&self) -> Self {
+        Self {
+            version: self.version.saturating_add(1),
+            ..self.clone()
+        }
+    }
+
+    /// The stored revision a write of this account applies over (`None`
+    /// for a revision 0, which only `insert_account` writes).
+    pub fn base_version(&self) -> Option<u64> {
+        self.version.checked_sub(1)
     }
 
     /// The account's name in Organizations: team and purpose, printable

@@ -106,6 +106,9 @@ pub const LEASE_WARNING: Duration = Duration::days(3);
 const CLOSURE_WINDOW: Duration = Duration::days(30);
 /// How long one run holds an account it is closing before another may try.
 const CLOSURE_CLAIM: Duration = Duration::minutes(10);
+/// How often a write that lost a race to a newer revision in the same state
+/// is made again over it.
+const STALE_RETRIES: usize = 3;
 
 /// What Purser does with accounts; the api, vend, account-events and reaper
 /// functions are doors into it.
@@ -358,7 +361,7 @@ impl Accounts {
                 });
             }
         };
-        let mut next = account.clone();
+        let mut next = account.next_revision();
         next.state = next_state;
         next.updated_at = now;
         match self.accounts.transition(account.state, &next).await? {
@@ -416,7 +419,7 @@ impl Accounts {
             return Ok(Started::Skipped);
         };
         let now = self.clock.now();
-        let mut next = account.clone();
+        let mut next = account.next_revision();
         match account.state {
             AccountState::Requested => {
                 next.state = AccountState::Creating;
@@ -525,7 +528,7 @@ impl Accounts {
         next: Account,
         status: CreationStatus,
     ) -> Result<Started, AccountError> {
-        let mut started = next;
+        let mut started = next.next_revision();
         started.creation_id = Some(status.id.clone());
         started.creation_attempts += 1;
         started.updated_at = self.clock.now();
@@ -599,7 +602,7 @@ impl Accounts {
 
     async fn fail(&self, account: Account, code: &str, reason: &str) -> Result<(), AccountError> {
         let from = account.state;
-        let mut next = account;
+        let mut next = account.next_revision();
         next.state = AccountState::Failed;
         next.failure_reason = Some(reason.to_string());
         next.updated_at = self.clock.now();
@@ -635,7 +638,7 @@ impl Accounts {
                     // A passing failure: claim the account for a new
                     // creation (clearing this one) and ask again.
                     tracing::warn!(request_id = %account.id, reason = code, attempt = account.creation_attempts, "creation failed for a passing reason; asking again");
-                    let mut again = account.clone();
+                    let mut again = account.next_revision();
                     again.creation_id = None;
                     again.creation_started_at = Some(self.clock.now());
                     again.updated_at = self.clock.now();
@@ -669,7 +672,7 @@ impl Accounts {
                 let tags = account.tags();
                 self.with_retries(|| self.organization.tag_account(&account_id, &tags))
                     .await?;
-                let mut next = account.clone();
+                let mut next = account.next_revision();
                 next.state = AccountState::Ready;
                 next.account_id = Some(account_id);
                 next.ou = Some(ou);
@@ -728,27 +731,40 @@ impl Accounts {
 
     /// `CloseAccountResult`, or the poller: the account is closed.
     pub async fn closure_completed(&self, account_id: &str) -> Result<(), AccountError> {
-        let Some(account) = self.accounts.account_by_account_id(account_id).await? else {
-            return Ok(());
-        };
-        if account.state != AccountState::Closing {
-            return Ok(());
+        let mut found = self.accounts.account_by_account_id(account_id).await?;
+        // A closing account's revision moves while it closes (the reaper
+        // records when it called CloseAccount): a write that lost that race
+        // applies over the newer revision, as long as it is still closing.
+        for _ in 0..STALE_RETRIES {
+            let Some(account) = found.take() else {
+                return Ok(());
+            };
+            if account.state != AccountState::Closing {
+                return Ok(());
+            }
+            let mut next = account.next_revision();
+            next.state = AccountState::Closed;
+            next.updated_at = self.clock.now();
+            match self
+                .accounts
+                .transition(AccountState::Closing, &next)
+                .await?
+            {
+                Transitioned::Applied => {
+                    self.emit(
+                        catalog::ACCOUNT_CLOSED,
+                        AccountEvent::of(&next, next.updated_at),
+                    )
+                    .await?;
+                    return Ok(());
+                }
+                Transitioned::Stale(current) => found = current,
+                Transitioned::NoCreationSlot => return unreachable_slot(),
+            }
         }
-        let mut next = account;
-        next.state = AccountState::Closed;
-        next.updated_at = self.clock.now();
-        if let Transitioned::Applied = self
-            .accounts
-            .transition(AccountState::Closing, &next)
-            .await?
-        {
-            self.emit(
-                catalog::ACCOUNT_CLOSED,
-                AccountEvent::of(&next, next.updated_at),
-            )
-            .await?;
-        }
-        Ok(())
+        Err(AccountError::Store(StoreError::Unavailable(format!(
+            "account {account_id} kept changing while it was being closed; the event will be retried"
+        ))))
     }
 
     // ------------------------------------------------------------ reaper
@@ -842,7 +858,7 @@ impl Accounts {
             match refused {
                 None => {
                     used += 1;
-                    let mut next = account.clone();
+                    let mut next = account.next_revision();
                     next.closure_started_at = Some(now);
                     next.updated_at = now;
                     self.accounts

@@ -506,7 +506,7 @@ impl Budgets {
                 }
                 continue;
             }
-            let mut next = account.clone();
+            let mut next = account.next_revision();
             next.state = AccountState::Frozen;
             next.updated_at = now;
             if self.accounts.transition(AccountState::Ready, &next).await? == Transitioned::Applied
@@ -539,7 +539,7 @@ impl Budgets {
                 .detach_policy(&policy, &account_id)
                 .await?;
             let now = self.clock.now();
-            let mut next = account.clone();
+            let mut next = account.next_revision();
             next.state = AccountState::Ready;
             next.updated_at = now;
             if self

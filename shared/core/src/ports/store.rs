@@ -79,10 +79,14 @@ pub trait AccountStore: Send + Sync {
         }
     }
 
-    /// Writes `next` if the stored account is still in state `from`, in one
-    /// atomic step with the counters the change moves: the team's open
-    /// accounts, and the organization's creations in flight (refused with
-    /// `NoCreationSlot` when `MAX_CONCURRENT_CREATIONS` are in flight).
+    /// Writes `next` if the stored account is still in state `from` and at
+    /// the revision `next` was made from (`next.version - 1`: see
+    /// `Account::next_revision`), in one atomic step with the counters the
+    /// change moves: the team's open accounts, and the organization's
+    /// creations in flight (refused with `NoCreationSlot` when
+    /// `MAX_CONCURRENT_CREATIONS` are in flight). Anything else is `Stale`,
+    /// with the account as it stands: a write is never applied over a
+    /// revision it did not see.
     async fn transition(
         &self,
         from: AccountState,
@@ -212,8 +216,8 @@ pub enum Inserted {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transitioned {
     Applied,
-    /// The account was not in the expected state (another event moved it);
-    /// here is how it stands, if it exists.
+    /// The account was not in the expected state or revision (another
+    /// event moved it); here is how it stands, if it exists.
     Stale(Option<Account>),
     NoCreationSlot,
 }
