@@ -139,6 +139,87 @@ async fn a_team_over_budget_is_frozen_and_a_raised_budget_unfreezes_it() {
 
 /// A team over its budget does not get a free account by asking for one:
 /// the account is frozen as it becomes ready, not at the hourly sweep.
+/// A noisy neighbour: another team's account floods the bus with reports
+/// queued ahead of the one that takes `payments` over its budget. The
+/// local bus delivers in lanes by the template's message groups
+/// (InvocationsRule's `$.account`, SpendRule's `$.detail.team`), as SQS fair
+/// queues do on AWS, so `payments` is frozen while most of the flood still
+/// waits; delivered oldest first, it would wait for all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_from_another_account_does_not_delay_a_teams_freeze() {
+    const FLOOD: usize = 5_000;
+    let local = start().await;
+    let (id, account) = local.ready_account().await;
+    local.call("PUT", "/teams/flood", Some(json!({}))).await;
+    let (_, flood) = local
+        .call(
+            "POST",
+            "/accounts",
+            Some(json!({"team": "flood", "owner": "flood@example.com", "purpose": "a flood"})),
+        )
+        .await;
+    let flood_id = flood["id"].as_str().unwrap().to_string();
+    local
+        .until("the flooding account is ready", async |l| {
+            l.call("GET", &format!("/accounts/{flood_id}"), None)
+                .await
+                .1["state"]
+                == "ready"
+        })
+        .await;
+    let (_, flood) = local
+        .call("GET", &format!("/accounts/{flood_id}"), None)
+        .await;
+    let flood_account = flood["account_id"].as_str().unwrap().to_string();
+    let (status, _) = local
+        .call(
+            "PUT",
+            "/teams/payments/budget",
+            Some(json!({"amount": "1.00"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    local.settle().await;
+
+    let now = local.now().to_rfc3339();
+    let bus = local.running.bus();
+    for call in 0..FLOOD / 10 {
+        let entries = (0..10)
+            .map(|e| {
+                let detail = json!({"version": 1, "batch_id": format!("flood-{call}-{e}"),
+                    "function_name": "feature-api", "architecture": "arm64", "memory_mb": 128,
+                    "reports": [{"request_id": format!("f-{call}-{e}"), "timestamp": now, "duration_ms": 10.0,
+                        "billed_duration_ms": 10, "max_memory_used_mb": 60, "init_duration_ms": null}]});
+                purser_core::EventEntry {
+                    source: Some("purser.telemetry".into()),
+                    detail_type: Some("InvocationsReported".into()),
+                    detail: Some(detail.to_string()),
+                    event_bus_name: Some("purser".into()),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let put = bus.put_events(entries, &flood_account).await.unwrap();
+        assert!(put.iter().all(Result::is_ok));
+    }
+    local.report(&account, "runaway", "over", 9).await; // 1.08 of 1.00
+    local
+        .until("payments is frozen", async |l| {
+            l.call("GET", &format!("/accounts/{id}"), None).await.1["state"] == "frozen"
+        })
+        .await;
+    let waiting = purser_local::inspect::pending_deliveries(local.running.db()).unwrap();
+    assert!(
+        waiting as usize > FLOOD / 2,
+        "frozen with only {waiting} of the flood's {FLOOD} deliveries still queued: it waited for the flood"
+    );
+    local
+        .running
+        .settle(Duration::from_secs(120))
+        .await
+        .expect("the flood is delivered too");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_account_of_a_team_over_budget_is_frozen_when_it_is_ready() {
     let local = start().await;

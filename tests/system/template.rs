@@ -129,6 +129,52 @@ fn every_asynchronous_target_is_retried_and_dead_lettered() {
     for wire in &wiring.wires {
         let spec = &t.document["Resources"][&wire.function]["Properties"]["Events"][&wire.event];
         match &wire.trigger {
+            // Through a queue: the rule's target is retried and dead-lettered,
+            // and so is the queue's message, by its redrive policy.
+            Trigger::Rule {
+                queue: Some(queue),
+                dead_letter_queue,
+                ..
+            } => {
+                let targets = t.document["Resources"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .filter(|r| r["Type"] == "AWS::Events::Rule")
+                    .flat_map(|r| {
+                        r["Properties"]["Targets"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default()
+                    })
+                    .filter(|target| target["Arn"]["Fn::GetAtt"][0] == queue.name.as_str())
+                    .collect::<Vec<_>>();
+                assert_eq!(
+                    targets.len(),
+                    1,
+                    "{}: one rule feeds {}",
+                    wire.name(),
+                    queue.name
+                );
+                assert!(
+                    targets[0].get("RetryPolicy").is_some() && *dead_letter_queue,
+                    "{}: the rule's target needs a RetryPolicy and a DeadLetterConfig",
+                    wire.name()
+                );
+                let redrive = &t.document["Resources"][&queue.name]["Properties"]["RedrivePolicy"];
+                assert!(
+                    redrive["deadLetterTargetArn"].is_object()
+                        && redrive["maxReceiveCount"].is_u64(),
+                    "{}: a message that keeps failing goes to a dead-letter queue",
+                    queue.name
+                );
+                assert_eq!(
+                    spec["Properties"]["FunctionResponseTypes"][0],
+                    "ReportBatchItemFailures",
+                    "{}: one failed message must not bring back its whole batch",
+                    wire.name()
+                );
+            }
             Trigger::Rule {
                 dead_letter_queue, ..
             }

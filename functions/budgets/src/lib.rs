@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use purser_core::budgets::{BUDGET_CHANGED, BUDGET_EVALUATION_DUE, Budgets};
 use purser_core::events::catalog::ACCOUNT_READY;
-use purser_core::handler::{SCHEDULED_EVENT, event_of};
+use purser_core::handler::{SCHEDULED_EVENT, each_queued_event, event_of, is_queue_batch};
 use purser_core::lake::TEAM_SPEND_UPDATED;
 use purser_core::{Handler, HandlerError, TeamName};
 use serde_json::{Value, json};
@@ -36,6 +36,16 @@ fn failed(e: impl std::fmt::Display) -> HandlerError {
 #[async_trait]
 impl Handler for BudgetsHandler {
     async fn handle(&self, payload: Value) -> Result<Value, HandlerError> {
+        // Spend changes come through a fair queue, a team a message group.
+        if is_queue_batch(&payload) {
+            return each_queued_event(payload, |event| self.handle_event(event)).await;
+        }
+        self.handle_event(payload).await
+    }
+}
+
+impl BudgetsHandler {
+    async fn handle_event(&self, payload: Value) -> Result<Value, HandlerError> {
         let event = event_of(payload)?;
         match event.detail_type.as_str() {
             // A new account of a team over budget is frozen as it becomes ready.

@@ -7,7 +7,7 @@
 //! `TeamSpendUpdated`, matches none of its rules: no event loops.
 
 use async_trait::async_trait;
-use purser_core::handler::event_of;
+use purser_core::handler::{each_queued_event, event_of, is_queue_batch};
 use purser_core::lake::{
     DEPLOYMENT_REPORTED, INVOCATIONS_REPORTED, STACK_STATUS_CHANGE, TELEMETRY_SOURCE,
 };
@@ -42,6 +42,17 @@ fn failed(e: RecorderError) -> HandlerError {
 #[async_trait]
 impl Handler for RecorderHandler {
     async fn handle(&self, payload: Value) -> Result<Value, HandlerError> {
+        // Invocation reports come through a fair queue, an account a
+        // message group, so one account's flood does not delay the others.
+        if is_queue_batch(&payload) {
+            return each_queued_event(payload, |event| self.handle_event(event)).await;
+        }
+        self.handle_event(payload).await
+    }
+}
+
+impl RecorderHandler {
+    async fn handle_event(&self, payload: Value) -> Result<Value, HandlerError> {
         let event = event_of(payload)?;
         let outcome = match (event.source.as_str(), event.detail_type.as_str()) {
             (TELEMETRY_SOURCE, INVOCATIONS_REPORTED) => self.recorder.invocations(&event).await,

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::db::{Db, DbError, epoch_ms};
-use crate::template::RetryPolicy;
+use crate::template::{QueueTarget, RetryPolicy, Trigger};
 
 /// A rule of the template: events on `bus` matching `pattern` go to
 /// `function`, shaped by `input` / `input_path`.
@@ -28,6 +28,8 @@ pub struct Rule {
     pub retry: RetryPolicy,
     pub input: Option<Value>,
     pub input_path: Option<String>,
+    /// The SQS queue between the rule and the function, if any.
+    pub queue: Option<QueueTarget>,
 }
 
 impl Rule {
@@ -48,6 +50,10 @@ impl Rule {
             retry,
             input: input.clone(),
             input_path: input_path.clone(),
+            queue: match &wire.trigger {
+                Trigger::Rule { queue, .. } => queue.clone(),
+                _ => None,
+            },
         }
     }
 
@@ -71,14 +77,61 @@ impl Rule {
     }
 
     /// The payload the target receives for `event`, as EventBridge's
-    /// `Input` (a constant) or `InputPath` (a JSONPath into the event) shape it.
-    pub fn payload(&self, event: &Value) -> Value {
-        if let Some(input) = &self.input {
-            return input.clone();
+    /// `Input` (a constant) or `InputPath` (a JSONPath into the event) shape
+    /// it; through a queue, the SQS event Lambda's event source mapping
+    /// hands the function, one message a batch.
+    pub fn payload(&self, event: &Value, region: &str) -> Value {
+        let sent = if let Some(input) = &self.input {
+            input.clone()
+        } else {
+            match &self.input_path {
+                Some(path) => select_path(event, path).cloned().unwrap_or(Value::Null),
+                None => event.clone(),
+            }
+        };
+        let Some(queue) = &self.queue else {
+            return sent;
+        };
+        let mut attributes = serde_json::json!({"ApproximateReceiveCount": "1"});
+        if let Some(group) = self.message_group(event) {
+            attributes["MessageGroupId"] = Value::String(group);
         }
-        match &self.input_path {
-            Some(path) => select_path(event, path).cloned().unwrap_or(Value::Null),
-            None => event.clone(),
+        serde_json::json!({"Records": [{
+            "messageId": uuid::Uuid::new_v4().to_string(),
+            "receiptHandle": "local",
+            "body": sent.to_string(),
+            "attributes": attributes,
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": queue.arn,
+            "awsRegion": region,
+        }]})
+    }
+
+    /// The message group EventBridge gives `event` in the rule's fair queue
+    /// (the target's `SqsParameters.MessageGroupId`, a path into the event).
+    fn message_group(&self, event: &Value) -> Option<String> {
+        let path = self.queue.as_ref()?.message_group.as_deref()?;
+        if !path.starts_with('$') {
+            return Some(path.to_string());
+        }
+        Some(match select_path(event, path)? {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        })
+    }
+
+    /// The lane the dispatcher queues `event`'s delivery in: the queue's
+    /// message group (so one tenant's backlog waits behind its own events
+    /// only), one lane for every direct target.
+    pub fn lane(&self, event: &Value) -> String {
+        match &self.queue {
+            Some(queue) => format!(
+                "{}/{}",
+                queue.name,
+                self.message_group(event).unwrap_or_default()
+            ),
+            None => String::new(),
         }
     }
 }
@@ -261,7 +314,14 @@ impl LocalBus {
         let now = epoch_ms(Utc::now());
         self.db
             .call(move |conn| {
-                insert_delivery(conn, &event_id, &target, &function, &payload, retry, now)
+                let queued = Queued {
+                    event_id: &event_id,
+                    target: &target,
+                    function: &function,
+                    payload: &payload,
+                    lane: "",
+                };
+                insert_delivery(conn, &queued, retry, now)
             })
             .await?;
         self.wake.notify_one();
@@ -311,13 +371,18 @@ fn queue_deliveries(
         .iter()
         .filter(|r| r.bus == bus && r.pattern.matches(envelope))
     {
-        let payload = rule.payload(envelope).to_string();
+        // The queue is the bus's region's, where every local event is put.
+        let region = envelope["region"].as_str().unwrap_or_default();
+        let payload = rule.payload(envelope, region).to_string();
         insert_delivery(
             conn,
-            event_id,
-            &rule.name,
-            &rule.function,
-            &payload,
+            &Queued {
+                event_id,
+                target: &rule.name,
+                function: &rule.function,
+                payload: &payload,
+                lane: &rule.lane(envelope),
+            },
             rule.retry,
             now_ms,
         )?;
@@ -326,23 +391,30 @@ fn queue_deliveries(
     Ok(matched)
 }
 
+/// A delivery to queue: what goes to which function, in which lane.
+struct Queued<'a> {
+    event_id: &'a str,
+    target: &'a str,
+    function: &'a str,
+    payload: &'a str,
+    lane: &'a str,
+}
+
 fn insert_delivery(
     conn: &rusqlite::Connection,
-    event_id: &str,
-    target: &str,
-    function: &str,
-    payload: &str,
+    queued: &Queued<'_>,
     retry: RetryPolicy,
     now_ms: i64,
 ) -> Result<(), rusqlite::Error> {
     conn.execute(
-        "INSERT INTO deliveries (event_id, target, function, payload, max_retries, max_age_ms, first_ms, due_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        "INSERT INTO deliveries (event_id, target, function, payload, lane, max_retries, max_age_ms, first_ms, due_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
         params![
-            event_id,
-            target,
-            function,
-            payload,
+            queued.event_id,
+            queued.target,
+            queued.function,
+            queued.payload,
+            queued.lane,
             retry.maximum_retry_attempts,
             retry.maximum_event_age.as_millis() as i64,
             now_ms

@@ -251,6 +251,15 @@ CREATE TABLE sim_functions (
 ALTER TABLE dead_letters ADD COLUMN max_retries INTEGER NOT NULL DEFAULT 185;
 ALTER TABLE dead_letters ADD COLUMN max_age_ms INTEGER NOT NULL DEFAULT 86400000;
 "#,
+    r#"
+-- The lane a delivery waits in: its queue's message group (an SQS fair
+-- queue's tenant, e.g. the sending account), '' for direct targets. The
+-- dispatcher shares its slots among lanes, so one lane's backlog does not
+-- delay another's events.
+ALTER TABLE deliveries ADD COLUMN lane TEXT NOT NULL DEFAULT '';
+ALTER TABLE dead_letters ADD COLUMN lane TEXT NOT NULL DEFAULT '';
+CREATE INDEX deliveries_lane ON deliveries (in_flight, lane, due_ms);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

@@ -2,7 +2,7 @@
 //! guaranteed order, retried with exponential backoff within the rule's
 //! retry policy, and dead-lettered when that is spent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::db::{Db, DbError, epoch_ms};
 
@@ -65,6 +66,7 @@ struct Delivery {
     target: String,
     function: String,
     payload: String,
+    lane: String,
     attempts: u32,
     max_retries: u32,
     max_age_ms: i64,
@@ -125,28 +127,30 @@ impl Dispatcher {
         self.db
             .call(move |conn| {
                 let tx = conn.transaction()?;
-                let rows = {
-                    let mut stmt = tx.prepare(
-                        "SELECT id, event_id, target, function, payload, attempts, max_retries, max_age_ms, first_ms
-                         FROM deliveries WHERE in_flight = 0 AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2",
+                let ids = fair_share(&tx, now, limit)?;
+                let mut rows = Vec::with_capacity(ids.len());
+                {
+                    let mut stmt = tx.prepare_cached(
+                        "SELECT id, event_id, target, function, payload, lane, attempts, max_retries, max_age_ms, first_ms
+                         FROM deliveries WHERE id = ?1",
                     )?;
-                    stmt.query_map(params![now, limit as i64], |r| {
-                        Ok(Delivery {
-                            id: r.get(0)?,
-                            event_id: r.get(1)?,
-                            target: r.get(2)?,
-                            function: r.get(3)?,
-                            payload: r.get(4)?,
-                            attempts: r.get(5)?,
-                            max_retries: r.get(6)?,
-                            max_age_ms: r.get(7)?,
-                            first_ms: r.get(8)?,
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?
-                };
-                for d in &rows {
-                    tx.execute("UPDATE deliveries SET in_flight = 1 WHERE id = ?1", [d.id])?;
+                    for id in ids {
+                        rows.push(stmt.query_row([id], |r| {
+                            Ok(Delivery {
+                                id: r.get(0)?,
+                                event_id: r.get(1)?,
+                                target: r.get(2)?,
+                                function: r.get(3)?,
+                                payload: r.get(4)?,
+                                lane: r.get(5)?,
+                                attempts: r.get(6)?,
+                                max_retries: r.get(7)?,
+                                max_age_ms: r.get(8)?,
+                                first_ms: r.get(9)?,
+                            })
+                        })?);
+                        tx.execute("UPDATE deliveries SET in_flight = 1 WHERE id = ?1", [id])?;
+                    }
                 }
                 tx.commit()?;
                 Ok(rows)
@@ -178,10 +182,16 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, d: Delivery) {
+        let span = tracing::info_span!("delivery", event_id = %d.event_id, target = %d.target,
+            lane = %d.lane, attempt = d.attempts + 1);
+        // Instrumented, not entered: a span entered across an await is left
+        // entered on whichever thread the task moves to, and tracing's
+        // registry panics on it, killing the delivery with its row in flight.
+        self.deliver_in_span(d).instrument(span).await
+    }
+
+    async fn deliver_in_span(&self, d: Delivery) {
         let attempt = d.attempts + 1;
-        let span =
-            tracing::info_span!("delivery", event_id = %d.event_id, target = %d.target, attempt);
-        let _enter = span.enter();
         let outcome = match self.targets.get(&d.function) {
             None => Err(format!(
                 "no handler is registered for function {}",
@@ -215,9 +225,9 @@ impl Dispatcher {
                 .call(move |c| {
                     let tx = c.transaction()?;
                     tx.execute(
-                        "INSERT INTO dead_letters (event_id, target, function, payload, attempts, error, failed_ms, max_retries, max_age_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                        params![d.event_id, d.target, d.function, d.payload, attempt, error, now, d.max_retries, d.max_age_ms],
+                        "INSERT INTO dead_letters (event_id, target, function, payload, attempts, error, failed_ms, max_retries, max_age_ms, lane)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        params![d.event_id, d.target, d.function, d.payload, attempt, error, now, d.max_retries, d.max_age_ms, d.lane],
                     )?;
                     tx.execute("DELETE FROM deliveries WHERE id = ?1", [d.id])?;
                     tx.commit()
@@ -239,6 +249,69 @@ impl Dispatcher {
     }
 }
 
+/// The ids of up to `limit` due deliveries, shared among lanes as an SQS
+/// fair queue shares its consumers among message groups: each pick goes to
+/// the lane with the fewest deliveries in flight, then the longest waiting,
+/// so a lane with a deep backlog (one member account's flood) takes turns
+/// with a lane holding one event (another team's report that crosses its
+/// budget) instead of being served first. Lanes are walked through the
+/// index, one seek each, however deep their backlogs.
+fn fair_share(
+    conn: &rusqlite::Connection,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<i64>, rusqlite::Error> {
+    let lanes: Vec<String> = conn
+        .prepare_cached(
+            "WITH RECURSIVE lanes(lane) AS (
+                 SELECT MIN(lane) FROM deliveries WHERE in_flight = 0
+                 UNION ALL
+                 SELECT (SELECT MIN(lane) FROM deliveries WHERE in_flight = 0 AND lane > lanes.lane)
+                 FROM lanes WHERE lanes.lane IS NOT NULL
+             )
+             SELECT lane FROM lanes WHERE lane IS NOT NULL",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut busy: HashMap<String, usize> = conn
+        .prepare_cached("SELECT lane, COUNT(*) FROM deliveries WHERE in_flight = 1 GROUP BY lane")?
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?
+        .collect::<Result<_, _>>()?;
+    // Each lane's due deliveries, oldest first (at most `limit` each).
+    let mut due: Vec<(String, std::collections::VecDeque<(i64, i64)>)> = Vec::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, due_ms FROM deliveries
+             WHERE in_flight = 0 AND lane = ?1 AND due_ms <= ?2 ORDER BY due_ms, id LIMIT ?3",
+        )?;
+        for lane in lanes {
+            let waiting = stmt
+                .query_map(rusqlite::params![lane, now_ms, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<std::collections::VecDeque<_>, _>>()?;
+            if !waiting.is_empty() {
+                due.push((lane, waiting));
+            }
+        }
+    }
+    let mut picked = Vec::with_capacity(limit);
+    while picked.len() < limit {
+        let Some((lane, waiting)) = due
+            .iter_mut()
+            .filter(|(_, waiting)| !waiting.is_empty())
+            .min_by_key(|(lane, waiting)| (busy.get(lane).copied().unwrap_or(0), waiting[0].1))
+        else {
+            break;
+        };
+        if let Some((id, _)) = waiting.pop_front() {
+            picked.push(id);
+            *busy.entry(lane.clone()).or_default() += 1;
+        }
+    }
+    Ok(picked)
+}
+
 /// Invokes a handler as Lambda would: within its timeout, and a panic is a
 /// failed invocation, not a dead dispatcher.
 async fn invoke(target: &Target, payload: &str) -> Result<(), String> {
@@ -253,13 +326,101 @@ async fn invoke(target: &Target, payload: &str) -> Result<(), String> {
         )),
         Ok(Err(join)) => Err(format!("the handler panicked: {join}")),
         Ok(Ok(Err(e))) => Err(e.to_string()),
-        Ok(Ok(Ok(_))) => Ok(()),
+        // An SQS batch the function answered with failed items (its
+        // `ReportBatchItemFailures`): those messages come back, as on AWS.
+        Ok(Ok(Ok(answer))) => match answer["batchItemFailures"].as_array() {
+            Some(failed) if !failed.is_empty() => Err(format!(
+                "{} message(s) of the batch failed: {}",
+                failed.len(),
+                answer["errors"]
+            )),
+            _ => Ok(()),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Queues `n` deliveries in `lane`, due at `due_ms`.
+    fn queue(db: &Db, lane: &str, n: usize, due_ms: i64) {
+        let lane = lane.to_string();
+        db.call_blocking(move |c| {
+            for i in 0..n {
+                c.execute(
+                    "INSERT INTO deliveries (event_id, target, function, payload, lane, max_retries, max_age_ms, first_ms, due_ms)
+                     VALUES (?1, 'R', 'F', '{}', ?2, 8, 3600000, ?3, ?3)",
+                    params![format!("{lane}-{i}"), lane, due_ms],
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    fn lanes_of(db: &Db, ids: Vec<i64>) -> Vec<String> {
+        db.call_blocking(move |c| {
+            ids.iter()
+                .map(|id| {
+                    c.query_row("SELECT lane FROM deliveries WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })
+                })
+                .collect()
+        })
+        .unwrap()
+    }
+
+    fn claim(db: &Db, now: i64, limit: usize) -> Vec<i64> {
+        db.call_blocking(move |c| {
+            let ids = fair_share(c, now, limit)?;
+            for id in &ids {
+                c.execute("UPDATE deliveries SET in_flight = 1 WHERE id = ?1", [id])?;
+            }
+            Ok(ids)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_deep_backlog_takes_turns_with_a_lane_of_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        // A flood queued first, then one report of a quiet account and one
+        // direct delivery: oldest first would serve the flood for a while.
+        queue(&db, "InvocationsQueue/111111111111", 5_000, 1_000);
+        queue(&db, "InvocationsQueue/222222222222", 1, 2_000);
+        queue(&db, "", 1, 3_000);
+        let first = lanes_of(&db, claim(&db, 10_000, 3));
+        assert_eq!(
+            first,
+            [
+                "InvocationsQueue/111111111111",
+                "InvocationsQueue/222222222222",
+                ""
+            ],
+            "one each, oldest lane first"
+        );
+        // The quiet lanes are empty now; the flood takes every free slot.
+        let next = lanes_of(&db, claim(&db, 10_000, 16));
+        assert_eq!(next.len(), 16);
+        assert!(next.iter().all(|l| l == "InvocationsQueue/111111111111"));
+        // A lane with fewer deliveries in flight goes first, even if newer.
+        queue(&db, "InvocationsQueue/333333333333", 2, 9_000);
+        let busy_last = lanes_of(&db, claim(&db, 10_000, 2));
+        assert_eq!(
+            busy_last,
+            [
+                "InvocationsQueue/333333333333",
+                "InvocationsQueue/333333333333"
+            ],
+            "17 of the flood are in flight, none of the newcomer's"
+        );
+        // Nothing that is not due yet is claimed.
+        queue(&db, "later", 1, 20_000);
+        assert!(!lanes_of(&db, claim(&db, 10_000, 5_000)).contains(&"later".to_string()));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

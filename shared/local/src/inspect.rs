@@ -105,8 +105,8 @@ pub fn redrive(db: &Db, target: Option<&str>) -> Result<usize, DbError> {
     db.call_blocking(move |conn| {
         let tx = conn.transaction()?;
         let moved = tx.execute(
-            "INSERT INTO deliveries (event_id, target, function, payload, attempts, max_retries, max_age_ms, first_ms, due_ms)
-             SELECT event_id, target, function, payload, 0, max_retries, max_age_ms, ?1, ?1
+            "INSERT INTO deliveries (event_id, target, function, payload, lane, attempts, max_retries, max_age_ms, first_ms, due_ms)
+             SELECT event_id, target, function, payload, lane, 0, max_retries, max_age_ms, ?1, ?1
              FROM dead_letters WHERE ?2 IS NULL OR target = ?2 ORDER BY id",
             params![now, target],
         )?;

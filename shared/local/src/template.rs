@@ -73,6 +73,9 @@ pub enum Trigger {
         dead_letter_queue: bool,
         input: Option<Value>,
         input_path: Option<String>,
+        /// The queue between the rule and the function, when the function
+        /// reads its events from SQS rather than being invoked by the rule.
+        queue: Option<QueueTarget>,
     },
     Schedule {
         expression: ScheduleExpression,
@@ -88,6 +91,17 @@ pub enum Trigger {
         method: String,
         path: String,
     },
+}
+
+/// An SQS queue that a rule sends to and a function reads from (an SQS
+/// fair queue: `message_group`, a JSON path into the event such as
+/// `$.account`, names the tenant whose backlog must not delay the others).
+#[derive(Debug, Clone)]
+pub struct QueueTarget {
+    /// The queue's logical id.
+    pub name: String,
+    pub arn: String,
+    pub message_group: Option<String>,
 }
 
 /// One event source of one function, named `Function.Event` like the
@@ -255,8 +269,10 @@ impl Resolver<'_> {
                         .get("InputPath")
                         .and_then(Value::as_str)
                         .map(String::from),
+                    queue: None,
                 }
             }
+            "SQS" => self.queued_rule(&props, at)?,
             "Schedule" | "ScheduleV2" => {
                 let scheduler = kind == "ScheduleV2";
                 let field = if scheduler {
@@ -303,10 +319,74 @@ impl Resolver<'_> {
                     .to_string();
                 Trigger::HttpRoute { method, path }
             }
-            // Other event sources (SQS, S3, …) have no local equivalent yet;
+            // Other event sources (S3, streams, …) have no local equivalent yet;
             // the wiring test lists which types the template may use.
             _ => return Ok(None),
         }))
+    }
+
+    /// An SQS event source fed by a rule of the template (`AWS::Events::Rule`
+    /// with the queue as a target): locally, that rule delivering to the
+    /// function, as the SQS event the function receives on AWS. A queue no
+    /// rule of the template feeds has nothing to run locally, and is refused.
+    fn queued_rule(&self, props: &Value, at: &str) -> Result<Trigger, TemplateError> {
+        let queue = props
+            .get("Queue")
+            .and_then(arn_of)
+            .ok_or_else(|| invalid(format!("{at}.Queue"), "must be !GetAtt <queue>.Arn"))?;
+        let feeding = self
+            .template
+            .resources()
+            .filter(|(_, r)| self.template.resource_type(r) == "AWS::Events::Rule")
+            .flat_map(|(id, rule)| {
+                let targets = rule
+                    .pointer("/Properties/Targets")
+                    .and_then(Value::as_array);
+                targets
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| t.get("Arn").and_then(arn_of) == Some(queue))
+                    .map(move |t| (id, rule, t))
+            })
+            .next();
+        let Some((rule_id, rule, target)) = feeding else {
+            return Err(invalid(
+                at,
+                format!(
+                    "no AWS::Events::Rule of the template sends to {queue}, so nothing would reach it"
+                ),
+            ));
+        };
+        let raw = rule
+            .pointer("/Properties/EventPattern")
+            .ok_or_else(|| invalid(rule_id.as_str(), "a rule needs an EventPattern"))?;
+        let pattern_json = self.resolve(raw, rule_id)?;
+        let pattern = EventPattern::from_value(&pattern_json)
+            .map_err(|e| invalid(format!("{rule_id}.EventPattern"), e.to_string()))?;
+        let bus = match rule.pointer("/Properties/EventBusName") {
+            Some(name) => self.string(name, rule_id)?,
+            None => "default".into(),
+        };
+        Ok(Trigger::Rule {
+            bus,
+            pattern,
+            pattern_json,
+            retry: self.retry_policy(target, rule_id)?,
+            dead_letter_queue: target.get("DeadLetterConfig").is_some(),
+            input: None,
+            input_path: None,
+            queue: Some(QueueTarget {
+                name: queue.to_string(),
+                arn: format!(
+                    "arn:aws:sqs:{}:{}:{queue}",
+                    self.ctx.region, self.ctx.account_id
+                ),
+                message_group: target
+                    .pointer("/SqsParameters/MessageGroupId")
+                    .and_then(Value::as_str)
+                    .map(String::from),
+            }),
+        })
     }
 
     fn retry_policy(&self, props: &Value, at: &str) -> Result<RetryPolicy, TemplateError> {
@@ -510,6 +590,15 @@ impl Resolver<'_> {
             .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
             .collect();
         Ok(Value::String(texts.join(sep)))
+    }
+}
+
+/// The resource of `!GetAtt <resource>.Arn`.
+fn arn_of(value: &Value) -> Option<&str> {
+    match value.get("Fn::GetAtt")? {
+        Value::Array(parts) if parts.len() == 2 && parts[1] == "Arn" => parts[0].as_str(),
+        Value::String(text) => text.strip_suffix(".Arn"),
+        _ => None,
     }
 }
 
