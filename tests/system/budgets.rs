@@ -642,6 +642,7 @@ async fn one_sweep_freezes_every_over_budget_team_of_ten_thousand_accounts() {
                 closure_started_at: None,
                 requested_by: DEV.into(),
                 version: 0,
+                announcing: None,
             };
             ports
                 .store

@@ -41,43 +41,7 @@ struct Known {
     bug: &'static str,
 }
 
-const KNOWN: &[Known] = &[
-    Known {
-        flow: "vend",
-        call: "EventBus::put",
-        what: "AccountReady",
-        bug: "account-events (Accounts::complete_creation) moves the account creating -> ready \
-              before it announces AccountReady; when the put fails, the redelivered \
-              CreateAccountResult finds the account no longer creating and returns Ok, so \
-              AccountReady is never announced (budgets never weigh the new account, vend never \
-              starts the requests waiting for a slot)",
-    },
-    Known {
-        flow: "vend",
-        call: "EventBus::put",
-        what: "AccountCreationStarted",
-        bug: "vend (Accounts::record_creation) records the creation id before it announces \
-              AccountCreationStarted; when the put fails, the redelivered AccountRequested finds \
-              the account creating with a creation id and skips it, so AccountCreationStarted is \
-              never announced",
-    },
-    Known {
-        flow: "budget",
-        call: "EventBus::put",
-        what: "BudgetThresholdCrossed",
-        bug: "budgets (Budgets::evaluate_alone) claims the threshold's marker (claim_once) \
-              before it puts BudgetThresholdCrossed; when the put fails, the retried evaluation \
-              finds the marker claimed and never announces that threshold",
-    },
-    Known {
-        flow: "budget",
-        call: "EventBus::put",
-        what: "AccountFrozen",
-        bug: "budgets (Budgets::freeze) moves the account ready -> frozen before it announces \
-              AccountFrozen; when the put fails, the retried evaluation reads only ready \
-              accounts, so AccountFrozen is never announced",
-    },
-];
+const KNOWN: &[Known] = &[];
 
 /// What a run of a flow left behind that the next runs are compared with.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -340,4 +340,17 @@ impl Markers for DynamoStore {
         let key = key.as_str();
         self.delete_marker(key).await
     }
+
+    async fn release(&self, marker: &Marker) -> Result<(), StoreError> {
+        let key = marker.key();
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(items::claim_key(&key)))
+            .send()
+            .await
+            .map_err(|e| items::unavailable("DeleteItem (claim)", &self.table, &e))?;
+        tracing::debug!(table = %self.table, key, "release");
+        Ok(())
+    }
 }

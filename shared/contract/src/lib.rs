@@ -50,6 +50,7 @@ macro_rules! __store_scenarios {
             $($args)*;
             [
                 a_claim_is_taken_once_until_it_expires,
+                a_released_claim_can_be_taken_again,
                 teams_read_back_as_written_and_unknown_ones_are_none,
                 an_inserted_account_reads_back_and_counts_as_open,
                 requests_count_against_the_team_quota_until_closed,

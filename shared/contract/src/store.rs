@@ -220,6 +220,33 @@ fn settlement(team_name: &str, total: i64, settled_at: DateTime<Utc>) -> Settled
 
 // ------------------------------------------------------------ claims
 
+pub async fn a_released_claim_can_be_taken_again(fixture: &Fixture) {
+    let store = &fixture.store;
+    let (now, until) = (at(0), at(60));
+    let m = marker("announce-1");
+    assert!(store.claim_once(&m, now, until).await.unwrap());
+    store.remember(&m, "a value", now, until).await.unwrap();
+    // What the claim stood for failed: it is given back...
+    store.release(&m).await.unwrap();
+    assert!(!store.is_claimed(&m, now).await.unwrap());
+    assert_eq!(
+        store.recall(&m, now).await.unwrap().as_deref(),
+        Some("a value"),
+        "releasing a claim forgets no remembered value"
+    );
+    // ...and the next claim takes it, once.
+    assert!(store.claim_once(&m, now, until).await.unwrap());
+    assert!(!store.claim_once(&m, now, until).await.unwrap());
+    // Releasing what is not claimed does nothing.
+    store.release(&marker("never-claimed")).await.unwrap();
+    assert!(
+        !store
+            .is_claimed(&marker("never-claimed"), now)
+            .await
+            .unwrap()
+    );
+}
+
 pub async fn a_claim_is_taken_once_until_it_expires(fixture: &Fixture) {
     let store = &fixture.store;
     let (now, until) = (at(0), at(60));

@@ -271,6 +271,11 @@ impl Markers for FakeMarkers {
         locked(&self.values).remove(&marker.key());
         Ok(())
     }
+
+    async fn release(&self, marker: &Marker) -> Result<(), StoreError> {
+        locked(&self.claims).remove(&marker.key());
+        Ok(())
+    }
 }
 
 /// Counters per team and per account and day; a batch is claimed in the
@@ -582,6 +587,9 @@ impl Markers for FakeStore {
     }
     async fn forget(&self, marker: &Marker) -> Result<(), StoreError> {
         self.markers().forget(marker).await
+    }
+    async fn release(&self, marker: &Marker) -> Result<(), StoreError> {
+        self.markers().release(marker).await
     }
 }
 

@@ -779,6 +779,15 @@ impl Markers for SqliteStore {
             .map_err(unavailable)?;
         Ok(())
     }
+
+    async fn release(&self, marker: &Marker) -> Result<(), StoreError> {
+        let key = marker.key();
+        self.db
+            .call(move |conn| conn.execute("DELETE FROM idempotency WHERE key = ?1", [key]))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
 }
 
 /// A day as the `spend` table keeps it: `YYYY-MM-DD`, which sorts as dates do.

@@ -396,6 +396,10 @@ impl Markers for FaultyStore {
         self.enter("forget", marker.key())?;
         self.inner.forget(marker).await
     }
+    async fn release(&self, marker: &Marker) -> Result<(), StoreError> {
+        self.enter("release", marker.key())?;
+        self.inner.release(marker).await
+    }
 }
 
 pub struct FaultyBus {

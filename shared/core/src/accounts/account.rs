@@ -127,6 +127,11 @@ pub struct Account {
     /// `CreateAccount`, not two). Stored accounts from before it read as 0.
     #[serde(default)]
     pub version: u64,
+    /// The event that announces the last change, until it is on the bus
+    /// (see `events::announce`): stored with the change, so a retried
+    /// delivery that finds the change made still announces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announcing: Option<crate::events::Announcement>,
 }
 
 /// Maximum length of `purpose`.
@@ -163,6 +168,7 @@ impl Account {
             closure_started_at: None,
             requested_by: requested_by.into(),
             version: 0,
+            announcing: None,
             id,
         })
     }

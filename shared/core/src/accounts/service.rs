@@ -11,6 +11,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::accounts::{Account, AccountState, NewAccount, new_id};
 use crate::accounts::{Team, TeamName, session_role};
+use crate::events::announce::{
+    AnnounceError, announce_once, announce_pending, transition_announced,
+};
 use crate::events::catalog::{self, AccountEvent};
 use crate::ports::{
     AccountStore, BusError, Clock, EventBus, IdempotencyKey, Inserted, Marker, Markers, Page,
@@ -83,6 +86,15 @@ pub enum AccountError {
     Organization(#[from] OrganizationError),
     #[error(transparent)]
     Bus(#[from] BusError),
+}
+
+impl From<AnnounceError> for AccountError {
+    fn from(e: AnnounceError) -> Self {
+        match e {
+            AnnounceError::Store(e) => Self::Store(e),
+            AnnounceError::Bus(e) => Self::Bus(e),
+        }
+    }
 }
 
 /// What became of an attempt to start creating an account.
@@ -185,6 +197,52 @@ impl Accounts {
             .team(name)
             .await?
             .unwrap_or_else(|| Team::unconfigured(name.clone())))
+    }
+
+    /// Stores `next` (a revision of an account in state `from`) with the
+    /// event that announces it, then puts the event (`events::announce`).
+    async fn move_announced(
+        &self,
+        from: AccountState,
+        next: Account,
+        detail_type: &str,
+        event: AccountEvent,
+    ) -> Result<(Transitioned, Account), AccountError> {
+        Ok(transition_announced(
+            self.accounts.as_ref(),
+            self.bus.as_ref(),
+            from,
+            next,
+            detail_type,
+            event,
+        )
+        .await?)
+    }
+
+    /// Puts the event a change of `account` stored but could not put (its
+    /// delivery is being retried); returns the account as it then stands.
+    async fn announced(&self, account: Account) -> Result<Account, AccountError> {
+        Ok(announce_pending(self.accounts.as_ref(), self.bus.as_ref(), account).await?)
+    }
+
+    /// Announces `entries` once for `marker`'s claim (given back if the put
+    /// fails, so a retry announces them).
+    async fn emit_once(
+        &self,
+        marker: &Marker,
+        expires_at: DateTime<Utc>,
+        entries: Vec<crate::events::EventEntry>,
+    ) -> Result<bool, AccountError> {
+        let now = self.clock.now();
+        Ok(announce_once(
+            self.markers.as_ref(),
+            self.bus.as_ref(),
+            marker,
+            now,
+            expires_at,
+            entries,
+        )
+        .await?)
     }
 
     async fn emit(&self, detail_type: &str, event: AccountEvent) -> Result<(), BusError> {
@@ -340,7 +398,7 @@ impl Accounts {
     ) -> Result<Account, AccountError> {
         let now = self.clock.now();
         let (next_state, detail_type) = match account.state {
-            AccountState::Closing | AccountState::Closed => return Ok(account),
+            AccountState::Closing | AccountState::Closed => return self.announced(account).await,
             AccountState::Requested => (AccountState::Closed, catalog::ACCOUNT_CLOSED),
             AccountState::Ready | AccountState::Frozen => {
                 (AccountState::Closing, catalog::ACCOUNT_CLOSE_REQUESTED)
@@ -364,23 +422,20 @@ impl Accounts {
         let mut next = account.next_revision();
         next.state = next_state;
         next.updated_at = now;
-        match self.accounts.transition(account.state, &next).await? {
-            Transitioned::Applied => {
-                self.emit(
-                    detail_type,
-                    AccountEvent::of(&next, now).because(code, reason),
-                )
-                .await?;
-                Ok(next)
-            }
-            Transitioned::Stale(Some(current)) => {
+        let event = AccountEvent::of(&next, now).because(code, reason);
+        match self
+            .move_announced(account.state, next, detail_type, event)
+            .await?
+        {
+            (Transitioned::Applied, next) => Ok(next),
+            (Transitioned::Stale(Some(current)), _) => {
                 Box::pin(self.close_account(current, code, reason)).await
             }
-            Transitioned::Stale(None) => Err(AccountError::NotFound(format!(
+            (Transitioned::Stale(None), _) => Err(AccountError::NotFound(format!(
                 "no account request {}",
                 account.id
             ))),
-            Transitioned::NoCreationSlot => unreachable_slot(),
+            (Transitioned::NoCreationSlot, _) => unreachable_slot(),
         }
     }
 
@@ -470,6 +525,12 @@ impl Accounts {
                     return self.record_creation(next, found).await;
                 }
             }
+            // Its creation was recorded; a retried request announces it if
+            // the first delivery could not.
+            AccountState::Creating if account.announcing.is_some() => {
+                self.announced(account).await?;
+                return Ok(Started::Skipped);
+            }
             _ => return Ok(Started::Skipped),
         }
         self.create(next).await
@@ -532,19 +593,17 @@ impl Accounts {
         started.creation_id = Some(status.id.clone());
         started.creation_attempts += 1;
         started.updated_at = self.clock.now();
-        match self
-            .accounts
-            .transition(AccountState::Creating, &started)
-            .await?
-        {
-            Transitioned::Applied => {
-                self.emit(
-                    catalog::ACCOUNT_CREATION_STARTED,
-                    AccountEvent::of(&started, started.updated_at),
-                )
-                .await?;
-            }
-            _ => return Ok(Started::Skipped),
+        let event = AccountEvent::of(&started, started.updated_at);
+        let (outcome, _) = self
+            .move_announced(
+                AccountState::Creating,
+                started,
+                catalog::ACCOUNT_CREATION_STARTED,
+                event,
+            )
+            .await?;
+        if outcome != Transitioned::Applied {
+            return Ok(Started::Skipped);
         }
         // Some organizations (and moto) answer at once.
         if status.state != CreationState::InProgress {
@@ -606,13 +665,9 @@ impl Accounts {
         next.state = AccountState::Failed;
         next.failure_reason = Some(reason.to_string());
         next.updated_at = self.clock.now();
-        if let Transitioned::Applied = self.accounts.transition(from, &next).await? {
-            self.emit(
-                catalog::ACCOUNT_FAILED,
-                AccountEvent::of(&next, next.updated_at).because(code, reason),
-            )
+        let event = AccountEvent::of(&next, next.updated_at).because(code, reason);
+        self.move_announced(from, next, catalog::ACCOUNT_FAILED, event)
             .await?;
-        }
         Ok(())
     }
 
@@ -626,6 +681,9 @@ impl Accounts {
             return Ok(());
         };
         if account.state != AccountState::Creating {
+            // A repeat; if the first could not announce what it did (ready,
+            // failed), this one does.
+            self.announced(account).await?;
             return Ok(());
         }
         match status.state {
@@ -677,17 +735,9 @@ impl Accounts {
                 next.account_id = Some(account_id);
                 next.ou = Some(ou);
                 next.updated_at = self.clock.now();
-                if let Transitioned::Applied = self
-                    .accounts
-                    .transition(AccountState::Creating, &next)
-                    .await?
-                {
-                    self.emit(
-                        catalog::ACCOUNT_READY,
-                        AccountEvent::of(&next, next.updated_at),
-                    )
+                let event = AccountEvent::of(&next, next.updated_at);
+                self.move_announced(AccountState::Creating, next, catalog::ACCOUNT_READY, event)
                     .await?;
-                }
                 Ok(())
             }
         }
@@ -740,26 +790,22 @@ impl Accounts {
                 return Ok(());
             };
             if account.state != AccountState::Closing {
+                if account.state == AccountState::Closed {
+                    self.announced(account).await?;
+                }
                 return Ok(());
             }
             let mut next = account.next_revision();
             next.state = AccountState::Closed;
             next.updated_at = self.clock.now();
+            let event = AccountEvent::of(&next, next.updated_at);
             match self
-                .accounts
-                .transition(AccountState::Closing, &next)
+                .move_announced(AccountState::Closing, next, catalog::ACCOUNT_CLOSED, event)
                 .await?
             {
-                Transitioned::Applied => {
-                    self.emit(
-                        catalog::ACCOUNT_CLOSED,
-                        AccountEvent::of(&next, next.updated_at),
-                    )
-                    .await?;
-                    return Ok(());
-                }
-                Transitioned::Stale(current) => found = current,
-                Transitioned::NoCreationSlot => return unreachable_slot(),
+                (Transitioned::Applied, _) => return Ok(()),
+                (Transitioned::Stale(current), _) => found = current,
+                (Transitioned::NoCreationSlot, _) => return unreachable_slot(),
             }
         }
         Err(AccountError::Store(StoreError::Unavailable(format!(
@@ -785,14 +831,9 @@ impl Accounts {
                     let key = Marker::LeaseExpiring {
                         request_id: account.id.clone(),
                     };
-                    if self
-                        .markers
-                        .claim_once(&key, now, end + Duration::days(1))
-                        .await?
-                    {
-                        self.emit(catalog::LEASE_EXPIRING, AccountEvent::of(&account, now))
-                            .await?;
-                    }
+                    let event = AccountEvent::of(&account, now).entry(catalog::LEASE_EXPIRING);
+                    self.emit_once(&key, end + Duration::days(1), vec![event])
+                        .await?;
                 }
             }
         }
@@ -871,17 +912,11 @@ impl Accounts {
                         request_id: account.id.clone(),
                         day: now.date_naive(),
                     };
-                    if self
-                        .markers
-                        .claim_once(&key, now, now + Duration::days(2))
-                        .await?
-                    {
-                        self.emit(
-                            catalog::ACCOUNT_CLOSE_DEFERRED,
-                            AccountEvent::of(&account, now).because("CLOSURE_QUOTA", &reason),
-                        )
+                    let event = AccountEvent::of(&account, now)
+                        .because("CLOSURE_QUOTA", &reason)
+                        .entry(catalog::ACCOUNT_CLOSE_DEFERRED);
+                    self.emit_once(&key, now + Duration::days(2), vec![event])
                         .await?;
-                    }
                 }
             }
         }

@@ -22,6 +22,9 @@ use crate::accounts::{Team, TeamName};
 use crate::budgets::LambdaThrottle;
 use crate::budgets::{Budget, BudgetAction, forecast, period_of};
 use crate::events::EventEntry;
+use crate::events::announce::{
+    AnnounceError, announce_once, announce_pending, transition_announced,
+};
 use crate::events::catalog::AccountEvent;
 use crate::ports::{
     AccountStore, BudgetStore, Clock, EventBus, Marker, Markers, SettlementStore, SpendCounters,
@@ -173,6 +176,15 @@ pub enum BudgetError {
     Conflict,
     #[error("team {0}'s budget is being evaluated by another invocation; retry shortly")]
     Busy(String),
+}
+
+impl From<AnnounceError> for BudgetError {
+    fn from(e: AnnounceError) -> Self {
+        match e {
+            AnnounceError::Store(e) => Self::Store(e),
+            AnnounceError::Bus(e) => Self::Bus(e),
+        }
+    }
 }
 
 /// How long an evaluation's lease stands if its holder dies: longer than
@@ -389,22 +401,25 @@ impl Budgets {
         let measure = budget.measure(spend.spend, spend.forecast);
         for t in budget.crossed(measure) {
             let key = threshold_key(&budget, &spend.period, t);
-            if self
-                .markers
-                .claim_once(&key, now, now + Duration::days(62))
-                .await?
+            let actions = budget.actions.get(&t).cloned().unwrap_or_default();
+            let detail = json!({"version": 1, "team": team, "period": spend.period, "threshold": t,
+                "amount": budget.amount.normalize().to_string(),
+                "spend": spend.spend.round_dp(6).normalize().to_string(),
+                "forecast": spend.forecast.round_dp(6).normalize().to_string(),
+                "currency": budget.currency, "mode": budget.mode, "actions": actions,
+                "revision": budget.revision, "at": rfc3339(now)});
+            let entry = EventEntry::purser(BUDGET_THRESHOLD_CROSSED, &detail);
+            if announce_once(
+                self.markers.as_ref(),
+                self.bus.as_ref(),
+                &key,
+                now,
+                now + Duration::days(62),
+                vec![entry],
+            )
+            .await?
             {
-                let actions = budget.actions.get(&t).cloned().unwrap_or_default();
-                let detail = json!({"version": 1, "team": team, "period": spend.period, "threshold": t,
-                    "amount": budget.amount.normalize().to_string(),
-                    "spend": spend.spend.round_dp(6).normalize().to_string(),
-                    "forecast": spend.forecast.round_dp(6).normalize().to_string(),
-                    "currency": budget.currency, "mode": budget.mode, "actions": actions,
-                    "revision": budget.revision, "at": rfc3339(now)});
                 tracing::warn!(team = %team, threshold = t, spend = %spend.spend, "budget threshold crossed");
-                self.bus
-                    .put(vec![EventEntry::purser(BUDGET_THRESHOLD_CROSSED, &detail)])
-                    .await?;
             }
         }
         let froze = if budget.demands(measure, BudgetAction::Freeze) {
@@ -457,10 +472,20 @@ impl Budgets {
     }
 
     async fn freeze(&self, team: &TeamName) -> Result<(), BudgetError> {
-        let ready = self
+        let mut ready = Vec::new();
+        for account in self
             .accounts
-            .team_accounts_in(team, &[AccountState::Ready])
-            .await?;
+            .team_accounts_in(team, &[AccountState::Ready, AccountState::Frozen])
+            .await?
+        {
+            // What an evaluation whose announcement failed changed (frozen,
+            // unfrozen) is announced by this retry, before anything else.
+            let account =
+                announce_pending(self.accounts.as_ref(), self.bus.as_ref(), account).await?;
+            if account.state == AccountState::Ready {
+                ready.push(account);
+            }
+        }
         if ready.is_empty() {
             return Ok(());
         }
@@ -491,44 +516,54 @@ impl Budgets {
                     request_id: account.id.clone(),
                     day: now.date_naive(),
                 };
-                if self
-                    .markers
-                    .claim_once(&key, now, now + Duration::days(2))
-                    .await?
-                {
-                    self.bus
-                        .put(vec![
-                            AccountEvent::of(&account, now)
-                                .because("POLICY_LIMIT", &reason)
-                                .entry(ACCOUNT_FREEZE_FAILED),
-                        ])
-                        .await?;
-                }
+                let entry = AccountEvent::of(&account, now)
+                    .because("POLICY_LIMIT", &reason)
+                    .entry(ACCOUNT_FREEZE_FAILED);
+                announce_once(
+                    self.markers.as_ref(),
+                    self.bus.as_ref(),
+                    &key,
+                    now,
+                    now + Duration::days(2),
+                    vec![entry],
+                )
+                .await?;
                 continue;
             }
             let mut next = account.next_revision();
             next.state = AccountState::Frozen;
             next.updated_at = now;
-            if self.accounts.transition(AccountState::Ready, &next).await? == Transitioned::Applied
-            {
-                self.bus
-                    .put(vec![
-                        AccountEvent::of(&next, now)
-                            .because("BUDGET_EXCEEDED", "the team is over its budget")
-                            .entry(ACCOUNT_FROZEN),
-                    ])
-                    .await?;
-                tracing::warn!(team = %team, account_id, request_id = %next.id, "account frozen");
+            let event = AccountEvent::of(&next, now)
+                .because("BUDGET_EXCEEDED", "the team is over its budget");
+            let (outcome, _) = transition_announced(
+                self.accounts.as_ref(),
+                self.bus.as_ref(),
+                AccountState::Ready,
+                next,
+                ACCOUNT_FROZEN,
+                event,
+            )
+            .await?;
+            if outcome == Transitioned::Applied {
+                tracing::warn!(team = %team, account_id, request_id = %account.id, "account frozen");
             }
         }
         Ok(())
     }
 
     async fn unfreeze(&self, team: &TeamName) -> Result<(), BudgetError> {
-        let frozen = self
+        let mut frozen = Vec::new();
+        for account in self
             .accounts
-            .team_accounts_in(team, &[AccountState::Frozen])
-            .await?;
+            .team_accounts_in(team, &[AccountState::Frozen, AccountState::Ready])
+            .await?
+        {
+            let account =
+                announce_pending(self.accounts.as_ref(), self.bus.as_ref(), account).await?;
+            if account.state == AccountState::Frozen {
+                frozen.push(account);
+            }
+        }
         if frozen.is_empty() {
             return Ok(());
         }
@@ -542,20 +577,19 @@ impl Budgets {
             let mut next = account.next_revision();
             next.state = AccountState::Ready;
             next.updated_at = now;
-            if self
-                .accounts
-                .transition(AccountState::Frozen, &next)
-                .await?
-                == Transitioned::Applied
-            {
-                self.bus
-                    .put(vec![
-                        AccountEvent::of(&next, now)
-                            .because("BUDGET_RESTORED", "the team is back within its budget")
-                            .entry(ACCOUNT_UNFROZEN),
-                    ])
-                    .await?;
-                tracing::info!(team = %team, account_id, request_id = %next.id, "account unfrozen");
+            let event = AccountEvent::of(&next, now)
+                .because("BUDGET_RESTORED", "the team is back within its budget");
+            let (outcome, _) = transition_announced(
+                self.accounts.as_ref(),
+                self.bus.as_ref(),
+                AccountState::Frozen,
+                next,
+                ACCOUNT_UNFROZEN,
+                event,
+            )
+            .await?;
+            if outcome == Transitioned::Applied {
+                tracing::info!(team = %team, account_id, request_id = %account.id, "account unfrozen");
             }
         }
         Ok(())

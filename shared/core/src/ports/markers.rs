@@ -163,6 +163,11 @@ pub trait Markers: Send + Sync {
     ) -> Result<Option<String>, StoreError>;
 
     async fn forget(&self, marker: &Marker) -> Result<(), StoreError>;
+
+    /// Gives back a claim of `marker` taken by `claim_once`, so that the
+    /// next `claim_once` takes it (when what the claim stood for could not
+    /// be done). Releasing what is not claimed does nothing.
+    async fn release(&self, marker: &Marker) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]
