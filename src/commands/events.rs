@@ -385,6 +385,7 @@ async fn dlq_aws(args: DlqArgs) -> anyhow::Result<()> {
                         match l.origin {
                             purser_aws::Origin::Rule { .. } => "rule".into(),
                             purser_aws::Origin::FunctionFailure => "function".into(),
+                            purser_aws::Origin::Queue { .. } => "queue".into(),
                             purser_aws::Origin::Unknown => "-".into(),
                         },
                         l.target.as_deref().map_or_else(|| "-".into(), target_name),
@@ -425,9 +426,29 @@ async fn redrive_aws(args: RedriveArgs) -> anyhow::Result<()> {
             if n == 0 && report.left.is_empty() {
                 println!("no dead letters{which} to redrive in {queue_url}");
             } else if n > 0 {
+                let queued = report
+                    .redriven
+                    .iter()
+                    .filter(|l| matches!(l.origin, purser_aws::Origin::Queue { .. }))
+                    .count();
+                let how = match (queued, n - queued) {
+                    (0, _) => {
+                        "each function was invoked with its event, asynchronously as \
+                               EventBridge invokes it"
+                    }
+                    (_, 0) => {
+                        "each message was sent back to the queue that gave up on it, in \
+                               its message group"
+                    }
+                    _ => {
+                        "each function was invoked with its event, asynchronously as \
+                          EventBridge invokes it, and each message a fair queue gave up on was \
+                          sent back to that queue, in its message group"
+                    }
+                };
                 println!(
-                    "redrove {n} dead letter{}{which}: each function was invoked with its event, \
-                     asynchronously as EventBridge invokes it; what fails again comes back to the queue",
+                    "redrove {n} dead letter{}{which}: {how}; what fails again comes back to \
+                     the queue",
                     plural(n)
                 );
             }
@@ -471,8 +492,9 @@ async fn redrive_aws(args: RedriveArgs) -> anyhow::Result<()> {
         0 => Ok(()),
         n => bail!(
             "{n} dead letter{} could not be redriven (WHY LEFT says why): fix the cause (does the \
-             function exist? may your credentials lambda:InvokeFunction on it and \
-             sqs:DeleteMessage on the queue?), then redrive again",
+             function or queue exist? may your credentials lambda:InvokeFunction on it, or \
+             sqs:SendMessage on the queue it came from, and sqs:DeleteMessage on the dead-letter \
+             queue?), then redrive again",
             if n == 1 { "" } else { "s" }
         ),
     }
@@ -490,11 +512,13 @@ fn region_of(queue_url: &str) -> Option<String> {
     }
 }
 
-/// A function's name rather than its whole ARN; any other target as it is.
+/// A function's or a queue's name rather than its whole ARN; any other
+/// target as it is.
 fn target_name(target: &str) -> String {
     let parts: Vec<&str> = target.split(':').collect();
     match parts.as_slice() {
         ["arn", _, "lambda", _, _, "function", name, ..] => (*name).to_owned(),
+        ["arn", _, "sqs", _, _, name] => (*name).to_owned(),
         _ => target.to_owned(),
     }
 }
@@ -506,10 +530,15 @@ fn letter_json(l: &purser_aws::DeadLetter) -> Value {
         "origin": match &l.origin {
             purser_aws::Origin::Rule { .. } => "rule",
             purser_aws::Origin::FunctionFailure => "function",
+            purser_aws::Origin::Queue { .. } => "queue",
             purser_aws::Origin::Unknown => "unknown",
         },
         "rule": match &l.origin {
             purser_aws::Origin::Rule { rule_arn } => rule_arn.clone(),
+            _ => None,
+        },
+        "message_group": match &l.origin {
+            purser_aws::Origin::Queue { message_group } => message_group.clone(),
             _ => None,
         },
         "target": l.target,
@@ -616,9 +645,11 @@ mod tests {
             target_name("arn:aws:lambda:us-east-1:1:function:purser-VendFunction-AbC"),
             "purser-VendFunction-AbC"
         );
+        // A fair queue a dead letter came from, by its name too.
+        assert_eq!(target_name("arn:aws:sqs:us-east-1:1:q"), "q");
         assert_eq!(
-            target_name("arn:aws:sqs:us-east-1:1:q"),
-            "arn:aws:sqs:us-east-1:1:q"
+            target_name("arn:aws:events:us-east-1:1:api-destination/x/y"),
+            "arn:aws:events:us-east-1:1:api-destination/x/y"
         );
     }
 

@@ -314,3 +314,111 @@ fn redrive_on_aws_needs_a_queue() {
     assert_eq!(code, 1);
     assert!(err.contains("--queue-url must be the queue's URL"), "{err}");
 }
+
+/// A message a fair queue gave up on, as moto moves it: moto 5.2.5 keeps its
+/// body and message group but does not set `DeadLetterQueueSourceArn` (AWS
+/// does, and `redrive` then sends it back to its queue: the contract tests
+/// of shared/aws cover that), so here it names nowhere to go back to and is
+/// listed, and left, with the reason, never deleted.
+#[tokio::test]
+async fn a_message_moto_moved_from_a_fair_queue_is_listed_and_left_with_the_reason() {
+    let Some(config) = moto_in("us-east-1").await else {
+        return;
+    };
+    let endpoint = std::env::var("PURSER_MOTO_ENDPOINT").unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(unique("dlq"))
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url
+        .unwrap();
+    let dlq_arn = format!(
+        "arn:aws:sqs:us-east-1:{ACCOUNT}:{}",
+        dlq_url.rsplit('/').next().unwrap()
+    );
+    let fair_url = sqs
+        .create_queue()
+        .queue_name(unique("fair"))
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1}).to_string(),
+        )
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url
+        .unwrap();
+    let event = json!({
+        "version": "0", "id": unique("e"), "detail-type": "TeamSpendUpdated", "source": "purser",
+        "account": ACCOUNT, "time": "2026-11-21T10:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": {"team": "ml"}
+    });
+    sqs.send_message()
+        .queue_url(&fair_url)
+        .message_body(event.to_string())
+        .message_group_id("ml")
+        .send()
+        .await
+        .expect("SendMessage");
+    // The consumer fails it once (maxReceiveCount 1); the next receive
+    // moves it to the dead-letter queue.
+    for expected in [1, 0] {
+        let got = sqs
+            .receive_message()
+            .queue_url(&fair_url)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("ReceiveMessage")
+            .messages
+            .unwrap_or_default();
+        assert_eq!(got.len(), expected);
+    }
+
+    let (code, out, err) = run(purser().args([
+        "events",
+        "dlq",
+        "--queue-url",
+        &dlq_url,
+        "--endpoint-url",
+        &endpoint,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let letters: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(letters.as_array().map(Vec::len), Some(1), "{out}");
+    assert_eq!(letters[0]["event"], event, "{out}");
+
+    let (code, out, err) = run(purser().args([
+        "events",
+        "redrive",
+        "--queue-url",
+        &dlq_url,
+        "--endpoint-url",
+        &endpoint,
+    ]));
+    // Nothing was tried and failed: nothing to fix but the message itself.
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("1 dead letter left in the queue:"), "{out}");
+    assert!(out.contains("DeadLetterQueueSourceArn"), "{out}");
+    let (_, out, _) = run(purser().args([
+        "events",
+        "dlq",
+        "--queue-url",
+        &dlq_url,
+        "--endpoint-url",
+        &endpoint,
+        "--output",
+        "json",
+    ]));
+    let letters: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        letters.as_array().map(Vec::len),
+        Some(1),
+        "still there: {out}"
+    );
+}

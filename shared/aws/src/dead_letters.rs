@@ -2,10 +2,10 @@
 //! infra/template.yaml, the stack's `DeadLetterQueueUrl` output), read and
 //! redriven by an operator with `purser events redrive --queue-url`.
 //!
-//! Two kinds of message land there, and both are redriven the same way, by
+//! Three kinds of message land there. The first two are redriven by
 //! invoking the function that failed asynchronously (`InvocationType=Event`,
-//! as EventBridge and Lambda's own retries invoke it), then deleting the
-//! message:
+//! as EventBridge and Lambda's own retries invoke it), the third by sending
+//! it back to its queue; each is deleted once that is done:
 //!
 //! - **A rule's delivery that failed** after its retry policy: EventBridge
 //!   sends the event itself as the body, with the message attributes
@@ -18,12 +18,21 @@
 //!   retries (the template's `EventInvokeConfig` on-failure destination):
 //!   Lambda sends an invocation record, whose `requestContext.functionArn`
 //!   is the function and `requestPayload` the event it was given.
+//! - **A message a fair queue gave up on** (`InvocationsQueue`,
+//!   `SpendQueue`): its consumer failed it `maxReceiveCount` times, and SQS
+//!   moved it here as it was, the body the EventBridge event, with the system
+//!   attribute `DeadLetterQueueSourceArn` naming the queue. It is sent back
+//!   to that queue (with its `MessageGroupId`, the tenant, when it had one),
+//!   so it reaches its function through the queue again, fairly; the queue
+//!   is found beside this one (SQS only redrives within an account and
+//!   region).
 //!
-//! A message whose target is not a Lambda function, or whose invocation
-//! Lambda refuses, stays in the queue and is reported with the reason; so
-//! does one the user's target filter leaves out. Handlers are idempotent,
-//! so a message invoked but not deleted (its deletion failed) is only
-//! delivered again by the next redrive.
+//! A message whose target is not a Lambda function, whose invocation
+//! Lambda refuses, or that its queue refuses, stays in the queue and is
+//! reported with the reason; so does one the user's target filter leaves
+//! out (a fair queue's message is of its queue: `--target InvocationsQueue`).
+//! Handlers are idempotent, so a message redriven but not deleted (its
+//! deletion failed) is only delivered again by the next redrive.
 //!
 //! Messages are received ten at a time and held invisible (the visibility
 //! timeout, 120 s by default) while the redrive goes on, so a page never
@@ -39,7 +48,9 @@ use std::time::Duration;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
+};
 use serde_json::Value;
 
 /// Messages per `ReceiveMessage`, the most SQS gives.
@@ -67,7 +78,8 @@ pub struct DeadLetter {
     pub message_id: String,
     /// Where it came from.
     pub origin: Origin,
-    /// What failed: the rule's target ARN, or the function's ARN.
+    /// What failed: the rule's target ARN, the function's ARN, or the ARN
+    /// of the queue SQS moved it from.
     pub target: Option<String>,
     /// The error that dead-lettered it, as its sender said it.
     pub error: Option<String>,
@@ -86,7 +98,15 @@ pub enum Origin {
     /// Lambda, for a handler that failed its asynchronous invocation and
     /// Lambda's retries (an on-failure destination record).
     FunctionFailure,
-    /// Neither: no `TARGET_ARN` and not an invocation record.
+    /// SQS, for a message of a queue (`InvocationsQueue`, `SpendQueue`)
+    /// received `maxReceiveCount` times without success; the target is the
+    /// queue's ARN (its `DeadLetterQueueSourceArn`).
+    Queue {
+        /// The message's group in its queue (the tenant of a fair queue).
+        message_group: Option<String>,
+    },
+    /// None of these: no `TARGET_ARN`, not an invocation record, not moved
+    /// by SQS.
     Unknown,
 }
 
@@ -110,7 +130,9 @@ impl RedriveReport {
             .filter(|l| {
                 matches!(
                     l.reason,
-                    LeftReason::InvokeFailed { .. } | LeftReason::NotDeleted { .. }
+                    LeftReason::InvokeFailed { .. }
+                        | LeftReason::SendFailed { .. }
+                        | LeftReason::NotDeleted { .. }
                 )
             })
             .count()
@@ -137,8 +159,13 @@ pub enum LeftReason {
         code: Option<String>,
         message: String,
     },
-    /// Invoked, but the message could not be deleted: the next redrive
-    /// invokes the target again (handlers are idempotent).
+    /// Its queue (a fair queue it was moved from) refused it back.
+    SendFailed {
+        code: Option<String>,
+        message: String,
+    },
+    /// Redriven, but the message could not be deleted: the next redrive
+    /// delivers it again (handlers are idempotent).
     NotDeleted { message: String },
 }
 
@@ -147,22 +174,27 @@ impl fmt::Display for LeftReason {
         match self {
             Self::NoTarget => write!(
                 f,
-                "no TARGET_ARN attribute and not a Lambda invocation record: nothing to invoke"
+                "no TARGET_ARN attribute, not a Lambda invocation record and no \
+                 DeadLetterQueueSourceArn: nothing to redrive it to"
             ),
             Self::NotLambda => write!(
                 f,
                 "the target is not a Lambda function: only functions are redriven; \
                  deliver it by hand, then delete the message"
             ),
-            Self::NoPayload => write!(f, "the message has no event to invoke the target with"),
+            Self::NoPayload => write!(f, "the message has no event to redrive"),
             Self::InvokeFailed { code, message } => match code {
                 Some(code) => write!(f, "Lambda refused the invocation: {code}: {message}"),
                 None => write!(f, "Lambda refused the invocation: {message}"),
             },
+            Self::SendFailed { code, message } => match code {
+                Some(code) => write!(f, "its queue refused it back: {code}: {message}"),
+                None => write!(f, "its queue refused it back: {message}"),
+            },
             Self::NotDeleted { message } => write!(
                 f,
-                "invoked, but not deleted from the queue ({message}): \
-                 the next redrive invokes it again"
+                "redriven, but not deleted from the queue ({message}): \
+                 the next redrive delivers it again"
             ),
         }
     }
@@ -241,8 +273,9 @@ impl DeadLetterQueue {
     }
 
     /// Invokes the target of every message (of the targets whose ARN
-    /// contains `target`, when given) with its event, asynchronously, and
-    /// deletes the messages whose invocation Lambda accepted.
+    /// contains `target`, when given) with its event, asynchronously, or
+    /// sends a fair queue's message back to its queue, and deletes the
+    /// messages whose invocation Lambda (or whose queue) accepted.
     #[tracing::instrument(skip(self), fields(queue_url = %self.queue_url))]
     pub async fn redrive(&self, target: Option<&str>) -> Result<RedriveReport, DeadLetterError> {
         let mut report = RedriveReport::default();
@@ -268,7 +301,7 @@ impl DeadLetterQueue {
                         held.push(letter.receipt_handle);
                         continue;
                     }
-                    match self.redrive_one(&letter).await {
+                    match self.redrive_letter(&letter).await {
                         Ok(()) => {
                             tracing::info!(
                                 message_id = %letter.message_id,
@@ -303,10 +336,21 @@ impl DeadLetterQueue {
         result.map(|()| report)
     }
 
-    async fn redrive_one(&self, letter: &DeadLetter) -> Result<(), LeftReason> {
+    /// Redrives one message received from this queue, as [`Self::redrive`]
+    /// does each: its function invoked, or the message sent back to its
+    /// fair queue; then deleted from this queue.
+    pub async fn redrive_letter(&self, letter: &DeadLetter) -> Result<(), LeftReason> {
         let Some(target) = &letter.target else {
             return Err(LeftReason::NoTarget);
         };
+        if let Origin::Queue { message_group } = &letter.origin {
+            let Some(body) = &letter.payload else {
+                return Err(LeftReason::NoPayload);
+            };
+            self.send_back(target, body, message_group.as_deref())
+                .await?;
+            return self.delete(letter).await;
+        }
         if !is_function_arn(target) {
             return Err(LeftReason::NotLambda);
         }
@@ -326,6 +370,63 @@ impl DeadLetterQueue {
                     .message()
                     .map_or_else(|| DisplayErrorContext(&e).to_string(), String::from),
             })?;
+        self.delete(letter).await
+    }
+
+    /// A fair queue's message back to its queue, in its message group.
+    async fn send_back(
+        &self,
+        queue_arn: &str,
+        body: &str,
+        message_group: Option<&str>,
+    ) -> Result<(), LeftReason> {
+        let refused = |code: Option<&str>, message: String| LeftReason::SendFailed {
+            code: code.map(String::from),
+            message,
+        };
+        let queue_url = match source_queue_url(&self.queue_url, queue_arn) {
+            Some(url) => url,
+            // Not beside this queue's URL (another account or URL form):
+            // SQS says where it is.
+            None => {
+                let (account, name) = arn_account_and_name(queue_arn).ok_or_else(|| {
+                    refused(None, format!("{queue_arn} is not an SQS queue's ARN"))
+                })?;
+                self.sqs
+                    .get_queue_url()
+                    .queue_name(name)
+                    .queue_owner_aws_account_id(account)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        refused(
+                            e.code(),
+                            e.message()
+                                .map_or_else(|| DisplayErrorContext(&e).to_string(), String::from),
+                        )
+                    })?
+                    .queue_url
+                    .ok_or_else(|| refused(None, format!("no URL for {queue_arn}")))?
+            }
+        };
+        self.sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .set_message_group_id(message_group.map(String::from))
+            .send()
+            .await
+            .map_err(|e| {
+                refused(
+                    e.code(),
+                    e.message()
+                        .map_or_else(|| DisplayErrorContext(&e).to_string(), String::from),
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn delete(&self, letter: &DeadLetter) -> Result<(), LeftReason> {
         self.sqs
             .delete_message()
             .queue_url(&self.queue_url)
@@ -348,6 +449,8 @@ impl DeadLetterQueue {
             .queue_url(&self.queue_url)
             .max_number_of_messages(PAGE)
             .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::DeadLetterQueueSourceArn)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
             .visibility_timeout(timeout)
             .wait_time_seconds(WAIT_SECONDS)
             .send()
@@ -402,7 +505,16 @@ impl DeadLetterQueue {
     }
 }
 
-/// A message as EventBridge or Lambda sent it.
+impl DeadLetter {
+    /// A message received from the dead-letter queue (with its message
+    /// attributes and the system attributes `DeadLetterQueueSourceArn` and
+    /// `MessageGroupId`), read as EventBridge, Lambda or SQS put it there.
+    pub fn from_message(message: &Message) -> Self {
+        parse(message)
+    }
+}
+
+/// A message as EventBridge, Lambda or SQS sent it.
 fn parse(message: &Message) -> DeadLetter {
     let attributes: HashMap<&str, &str> = message
         .message_attributes()
@@ -420,6 +532,19 @@ fn parse(message: &Message) -> DeadLetter {
         payload,
         receipt_handle: message.receipt_handle().unwrap_or_default().to_owned(),
     };
+    let system = message.attributes();
+    let system = |name: &MessageSystemAttributeName| system.and_then(|a| a.get(name)).cloned();
+    if let Some(source) = system(&MessageSystemAttributeName::DeadLetterQueueSourceArn) {
+        return base(
+            Origin::Queue {
+                message_group: system(&MessageSystemAttributeName::MessageGroupId),
+            },
+            Some(source),
+            Some("its consumer failed it maxReceiveCount times".into()),
+            None,
+            body,
+        );
+    }
     if let Some(target) = attributes.get("TARGET_ARN") {
         let error = match (
             attributes.get("ERROR_CODE"),
@@ -471,6 +596,32 @@ fn parse(message: &Message) -> DeadLetter {
         );
     }
     base(Origin::Unknown, None, None, None, body)
+}
+
+/// The account and name of `arn:<partition>:sqs:<region>:<account>:<name>`.
+fn arn_account_and_name(arn: &str) -> Option<(&str, &str)> {
+    match arn.split(':').collect::<Vec<_>>().as_slice() {
+        ["arn", partition, "sqs", region, account, name]
+            if [partition, region, account, name]
+                .iter()
+                .all(|p| !p.is_empty()) =>
+        {
+            Some((account, name))
+        }
+        _ => None,
+    }
+}
+
+/// The URL of the queue `queue_arn` from the URL of a queue of the same
+/// account (`…/<account>/<name>`, on AWS and on moto alike): SQS moves a
+/// message only to a dead-letter queue of the source's account and region.
+fn source_queue_url(dead_letter_queue_url: &str, queue_arn: &str) -> Option<String> {
+    let (account, name) = arn_account_and_name(queue_arn)?;
+    let (prefix, _) = dead_letter_queue_url
+        .trim_end_matches('/')
+        .rsplit_once('/')?;
+    let (_, owner) = prefix.rsplit_once('/')?;
+    (owner == account).then(|| format!("{prefix}/{name}"))
 }
 
 /// `arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]`.
@@ -583,6 +734,88 @@ mod tests {
         assert_eq!(letter.attempts.as_deref(), Some("3"));
         let payload: Value = serde_json::from_str(letter.payload.as_deref().unwrap()).unwrap();
         assert_eq!(payload, record["requestPayload"]);
+    }
+
+    /// moto (5.2.5) moves a message to its dead-letter queue but does not
+    /// set `DeadLetterQueueSourceArn`, so the reading of it is tested here
+    /// (the contract tests send it back on moto).
+    #[test]
+    fn a_message_sqs_moved_is_its_event_and_its_queue() {
+        let event = r#"{"id":"e1","source":"purser.telemetry","account":"210987654321"}"#;
+        let message = Message::builder()
+            .message_id("m4")
+            .receipt_handle("h4")
+            .body(event)
+            .attributes(
+                MessageSystemAttributeName::DeadLetterQueueSourceArn,
+                "arn:aws:sqs:us-east-1:123456789012:purser-InvocationsQueue-AbC",
+            )
+            .attributes(MessageSystemAttributeName::MessageGroupId, "210987654321")
+            .build();
+        let letter = DeadLetter::from_message(&message);
+        assert_eq!(
+            letter.origin,
+            Origin::Queue {
+                message_group: Some("210987654321".into())
+            }
+        );
+        assert_eq!(
+            letter.target.as_deref(),
+            Some("arn:aws:sqs:us-east-1:123456789012:purser-InvocationsQueue-AbC")
+        );
+        assert_eq!(letter.payload.as_deref(), Some(event));
+        assert!(letter.error.is_some());
+
+        // A queue that had no message group sends it back without one.
+        let message = Message::builder()
+            .message_id("m5")
+            .receipt_handle("h5")
+            .body(event)
+            .attributes(
+                MessageSystemAttributeName::DeadLetterQueueSourceArn,
+                "arn:aws:sqs:us-east-1:123456789012:q",
+            )
+            .build();
+        assert_eq!(
+            parse(&message).origin,
+            Origin::Queue {
+                message_group: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_source_queue_is_found_beside_the_dead_letter_queue() {
+        let arn = "arn:aws:sqs:us-east-1:123456789012:purser-SpendQueue-X";
+        assert_eq!(
+            source_queue_url(
+                "https://sqs.us-east-1.amazonaws.com/123456789012/purser-DeadLetterQueue-AbC",
+                arn
+            )
+            .as_deref(),
+            Some("https://sqs.us-east-1.amazonaws.com/123456789012/purser-SpendQueue-X")
+        );
+        assert_eq!(
+            source_queue_url("http://127.0.0.1:5077/123456789012/dlq", arn).as_deref(),
+            Some("http://127.0.0.1:5077/123456789012/purser-SpendQueue-X")
+        );
+        // Another account's queue, or not a queue: asked of SQS instead.
+        assert_eq!(
+            source_queue_url("http://127.0.0.1:5077/210987654321/dlq", arn),
+            None
+        );
+        assert_eq!(
+            source_queue_url(
+                "http://127.0.0.1:5077/123456789012/dlq",
+                "arn:aws:lambda:us-east-1:123456789012:function:f"
+            ),
+            None
+        );
+        assert_eq!(
+            arn_account_and_name(arn),
+            Some(("123456789012", "purser-SpendQueue-X"))
+        );
+        assert_eq!(arn_account_and_name("arn:aws:sqs:us-east-1::q"), None);
     }
 
     #[test]
