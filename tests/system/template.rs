@@ -123,11 +123,62 @@ fn every_rule_pattern_and_schedule_compiles() {
 }
 
 #[test]
+fn functions_read_queues_through_mappings_that_grant_one_queue() {
+    // SAM's SQS event attaches AWSLambdaSQSQueueExecutionRole, which reads
+    // and deletes the messages of every queue of the account.
+    let t = template();
+    for (id, resource) in t.resources() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        for (name, event) in resource["Properties"]["Events"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            assert_ne!(
+                event["Type"], "SQS",
+                "{id}.{name}: use an AWS::Lambda::EventSourceMapping"
+            );
+        }
+    }
+    let mappings: Vec<_> = t
+        .resources()
+        .filter(|(_, r)| r["Type"] == "AWS::Lambda::EventSourceMapping")
+        .collect();
+    assert_eq!(
+        mappings.len(),
+        2,
+        "the recorder's and the budgets function's"
+    );
+    for (id, mapping) in mappings {
+        let function = mapping["Properties"]["FunctionName"]["Ref"]
+            .as_str()
+            .unwrap();
+        let queue = &mapping["Properties"]["EventSourceArn"];
+        let mut found = Vec::new();
+        statements(&t.document["Resources"][function], &mut found);
+        assert!(
+            found.iter().any(|s| s["Resource"] == *queue
+                && as_list(&s["Action"]).contains(&"sqs:ReceiveMessage".to_string())),
+            "{id}: {function}'s role reads {queue} and only it"
+        );
+    }
+}
+
+#[test]
 fn every_asynchronous_target_is_retried_and_dead_lettered() {
     let t = template();
     let wiring = t.wiring(&LocalContext::default()).unwrap();
     for wire in &wiring.wires {
-        let spec = &t.document["Resources"][&wire.function]["Properties"]["Events"][&wire.event];
+        // A SAM event of the function, or a resource of its own (an event
+        // source mapping).
+        let event = &t.document["Resources"][&wire.function]["Properties"]["Events"][&wire.event];
+        let spec = if event.is_null() {
+            &t.document["Resources"][&wire.event]
+        } else {
+            event
+        };
         match &wire.trigger {
             // Through a queue: the rule's target is retried and dead-lettered,
             // and so is the queue's message, by its redrive policy.
@@ -844,7 +895,7 @@ fn the_recorder_takes_what_it_records_and_nothing_from_aws_posing_as_ci() {
                 member,
                 schema_example(lake::INVOCATIONS_REPORTED),
             ),
-            Some("Invocations"),
+            Some("RecorderInvocations"),
         ),
         (
             envelope(

@@ -220,6 +220,27 @@ impl Template {
                         }
                     }
                 }
+                // A function reading a queue through an event source mapping
+                // of its own (what SAM's SQS event makes, without the
+                // managed policy SAM attaches with it).
+                "AWS::Lambda::EventSourceMapping" => {
+                    let props = resource.get("Properties").cloned().unwrap_or_default();
+                    let function = props
+                        .pointer("/FunctionName/Ref")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| {
+                            invalid(format!("{id}.FunctionName"), "must be !Ref <function>")
+                        })?;
+                    let Some(queue) = props.get("EventSourceArn").and_then(arn_of) else {
+                        // Streams and other sources have no local equivalent.
+                        continue;
+                    };
+                    wires.push(Wire {
+                        function: function.to_string(),
+                        event: id.clone(),
+                        trigger: resolver.queued_rule(queue, id)?,
+                    });
+                }
                 _ => {}
             }
         }
@@ -272,7 +293,13 @@ impl Resolver<'_> {
                     queue: None,
                 }
             }
-            "SQS" => self.queued_rule(&props, at)?,
+            "SQS" => {
+                let queue = props
+                    .get("Queue")
+                    .and_then(arn_of)
+                    .ok_or_else(|| invalid(format!("{at}.Queue"), "must be !GetAtt <queue>.Arn"))?;
+                self.queued_rule(queue, at)?
+            }
             "Schedule" | "ScheduleV2" => {
                 let scheduler = kind == "ScheduleV2";
                 let field = if scheduler {
@@ -329,11 +356,7 @@ impl Resolver<'_> {
     /// with the queue as a target): locally, that rule delivering to the
     /// function, as the SQS event the function receives on AWS. A queue no
     /// rule of the template feeds has nothing to run locally, and is refused.
-    fn queued_rule(&self, props: &Value, at: &str) -> Result<Trigger, TemplateError> {
-        let queue = props
-            .get("Queue")
-            .and_then(arn_of)
-            .ok_or_else(|| invalid(format!("{at}.Queue"), "must be !GetAtt <queue>.Arn"))?;
+    fn queued_rule(&self, queue: &str, at: &str) -> Result<Trigger, TemplateError> {
         let feeding = self
             .template
             .resources()
