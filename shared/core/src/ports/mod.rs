@@ -4,18 +4,22 @@
 
 pub mod clock;
 pub mod event_bus;
+pub mod identity_center;
 pub mod lake_sink;
 pub mod markers;
 pub mod member_lambdas;
+pub mod notifier;
 pub mod organization;
 pub mod query_engine;
 pub mod store;
 
 pub use clock::*;
 pub use event_bus::*;
+pub use identity_center::*;
 pub use lake_sink::*;
 pub use markers::*;
 pub use member_lambdas::*;
+pub use notifier::*;
 pub use organization::*;
 pub use query_engine::*;
 pub use store::*;
