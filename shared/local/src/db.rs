@@ -260,6 +260,10 @@ ALTER TABLE deliveries ADD COLUMN lane TEXT NOT NULL DEFAULT '';
 ALTER TABLE dead_letters ADD COLUMN lane TEXT NOT NULL DEFAULT '';
 CREATE INDEX deliveries_lane ON deliveries (in_flight, lane, due_ms);
 "#,
+    r#"
+-- Who a team's notifications go to (emails, chat webhooks), as JSON.
+ALTER TABLE teams ADD COLUMN notify TEXT NOT NULL DEFAULT '{}';
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on
