@@ -32,6 +32,12 @@ pub fn plain_text(message: &Message) -> String {
     }
 }
 
+/// The subject on one line (control characters and runs of whitespace as
+/// one space), as SES's Simple content wants it.
+pub fn subject_line(message: &Message) -> String {
+    one_line(&message.subject)
+}
+
 /// Slack's incoming-webhook JSON: `text` (what notifications and old
 /// clients show) and `blocks`: a header with the subject, a section with the
 /// text, the link as a button, and the event in small print.
