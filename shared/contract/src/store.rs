@@ -348,7 +348,23 @@ pub async fn teams_read_back_as_written_and_unknown_ones_are_none(fixture: &Fixt
         members: vec![
             "arn:aws:iam::123456789012:role/Developers".into(),
             "arn:aws:iam::123456789012:user/ana".into(),
+            "bob@example.com".into(),
         ],
+        notify: purser_core::TeamNotify {
+            emails: vec!["payments-leads@example.com".into()],
+            slack_webhook: Some(
+                purser_core::ports::WebhookUrl::parse(
+                    "https://hooks.slack.com/services/T0/B0/secret",
+                )
+                .unwrap(),
+            ),
+            teams_webhook: Some(
+                purser_core::ports::WebhookUrl::parse(
+                    "https://example.webhook.office.com/webhookb2/x",
+                )
+                .unwrap(),
+            ),
+        },
     };
     store.put_team(&payments).await.unwrap();
     assert_eq!(
@@ -358,6 +374,7 @@ pub async fn teams_read_back_as_written_and_unknown_ones_are_none(fixture: &Fixt
 
     payments.quota = 10;
     payments.members.clear();
+    payments.notify = purser_core::TeamNotify::default();
     store.put_team(&payments).await.unwrap();
     assert_eq!(store.team(&team("payments")).await.unwrap(), Some(payments));
     assert_eq!(
@@ -1834,6 +1851,7 @@ pub async fn a_budget_is_stored_revision_after_revision_and_a_stale_one_refused(
             name: payments.clone(),
             quota: 3,
             members: Vec::new(),
+            notify: Default::default(),
         })
         .await
         .unwrap();

@@ -17,7 +17,7 @@ pub mod services;
 pub mod spend;
 pub mod validation;
 
-pub use accounts::{Account, AccountState, NewAccount, Team, TeamName};
+pub use accounts::{Account, AccountState, NewAccount, Team, TeamName, TeamNotify};
 pub use events::{EntryError, Event, EventEntry};
 pub use handler::{Handler, HandlerError};
 pub use ports::{

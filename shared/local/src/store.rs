@@ -163,15 +163,18 @@ enum TransitionOutcome {
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn put_team(&self, team: &Team) -> Result<(), StoreError> {
-        let members = serde_json::to_string(&team.members)
-            .map_err(|e| StoreError::Corrupt(format!("team {}: {e}", team.name)))?;
+        let corrupt =
+            |e: serde_json::Error| StoreError::Corrupt(format!("team {}: {e}", team.name));
+        let members = serde_json::to_string(&team.members).map_err(corrupt)?;
+        let notify = serde_json::to_string(&team.notify).map_err(corrupt)?;
         let (name, quota) = (team.name.to_string(), i64::from(team.quota));
         self.db
             .call(move |conn| {
                 conn.execute(
-                    "INSERT INTO teams (name, quota, members) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (name) DO UPDATE SET quota = excluded.quota, members = excluded.members",
-                    params![name, quota, members],
+                    "INSERT INTO teams (name, quota, members, notify) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (name) DO UPDATE SET quota = excluded.quota, members = excluded.members,
+                         notify = excluded.notify",
+                    params![name, quota, members, notify],
                 )
             })
             .await
@@ -181,19 +184,19 @@ impl AccountStore for SqliteStore {
 
     async fn team(&self, name: &TeamName) -> Result<Option<Team>, StoreError> {
         let key = name.to_string();
-        let row: Option<(i64, String)> = self
+        let row: Option<(i64, String, String)> = self
             .db
             .call(move |conn| {
                 conn.query_row(
-                    "SELECT quota, members FROM teams WHERE name = ?1",
+                    "SELECT quota, members, notify FROM teams WHERE name = ?1",
                     [key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()
             })
             .await
             .map_err(unavailable)?;
-        let Some((quota, members)) = row else {
+        let Some((quota, members, notify)) = row else {
             return Ok(None);
         };
         Ok(Some(Team {
@@ -201,6 +204,9 @@ impl AccountStore for SqliteStore {
             quota: count(quota)?,
             members: serde_json::from_str(&members)
                 .map_err(|e| StoreError::Corrupt(format!("members of team {name}: {e}")))?,
+            notify: serde_json::from_str(&notify).map_err(|e| {
+                StoreError::Corrupt(format!("notification settings of team {name}: {e}"))
+            })?,
         }))
     }
 

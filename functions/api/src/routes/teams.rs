@@ -16,7 +16,10 @@ pub async fn put(
     let name = team(request)?;
     let body = body_json(request)?;
     let team = Team::from_json(name, &body).map_err(Reply::invalid)?;
-    let team = api.accounts.put_team(team, caller).await?;
+    let team = api
+        .accounts
+        .put_team(team, Team::names_notify(&body), caller)
+        .await?;
     let (_, open) = api.accounts.team(&team.name, caller).await?;
     Ok(Reply::json(200, team.to_view(open)))
 }

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use purser_core::budgets::Budget;
-use purser_core::{Account, StoreError, Team, TeamName};
+use purser_core::{Account, StoreError, Team, TeamName, TeamNotify};
 
 /// One item, as the SDK reads and writes it.
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -23,6 +23,8 @@ pub(super) const ACCOUNT_SK: &str = "ACCOUNT";
 pub(super) const DATA: &str = "data";
 /// The account's state on its own, for the conditions of transitions.
 pub(super) const STATE: &str = "state";
+/// A team's notification settings, as JSON.
+pub(super) const NOTIFY: &str = "notify";
 /// The account's revision, which every transition's condition checks.
 pub(super) const VERSION: &str = "version";
 /// When `CloseAccount` was called, [`sortable`], for `closures_since`.
@@ -283,7 +285,7 @@ pub(super) fn account_from_item(item: &Item) -> Result<Account, StoreError> {
     })
 }
 
-pub(super) fn team_item(team: &Team) -> Item {
+pub(super) fn team_item(team: &Team) -> Result<Item, StoreError> {
     let mut item = team_key(&team.name);
     item.insert(NAME.to_owned(), s(team.name.as_str()));
     item.insert(QUOTA.to_owned(), n(team.quota));
@@ -291,7 +293,10 @@ pub(super) fn team_item(team: &Team) -> Item {
         MEMBERS.to_owned(),
         AttributeValue::L(team.members.iter().map(s).collect()),
     );
-    item
+    let notify = serde_json::to_string(&team.notify)
+        .map_err(|e| StoreError::Corrupt(format!("team {}: {e}", team.name)))?;
+    item.insert(NOTIFY.to_owned(), s(notify));
+    Ok(item)
 }
 
 pub(super) fn team_from_item(item: &Item) -> Result<Team, StoreError> {
@@ -313,10 +318,18 @@ pub(super) fn team_from_item(item: &Item) -> Result<Team, StoreError> {
             .collect::<Result<_, _>>()?,
         Some(other) => return Err(corrupt(&format!("members is not a list: {other:?}"))),
     };
+    // Teams stored before notification settings have none.
+    let notify = match item.get(NOTIFY) {
+        None => TeamNotify::default(),
+        Some(AttributeValue::S(json)) => serde_json::from_str(json)
+            .map_err(|e| corrupt(&format!("notification settings: {e}")))?,
+        Some(other) => return Err(corrupt(&format!("notify is not a string: {other:?}"))),
+    };
     Ok(Team {
         name,
         quota,
         members,
+        notify,
     })
 }
 
@@ -605,10 +618,25 @@ mod tests {
         let team = Team {
             name: TeamName::parse("payments").unwrap(),
             quota: 3,
-            members: vec!["arn:aws:iam::123456789012:user/ana".into()],
+            members: vec![
+                "arn:aws:iam::123456789012:user/ana".into(),
+                "ana@example.com".into(),
+            ],
+            notify: TeamNotify {
+                emails: vec!["payments@example.com".into()],
+                slack_webhook: Some(
+                    purser_core::ports::WebhookUrl::parse("https://hooks.slack.com/services/T/B/x")
+                        .unwrap(),
+                ),
+                teams_webhook: None,
+            },
         };
-        assert_eq!(team_from_item(&team_item(&team)).unwrap(), team);
+        assert_eq!(team_from_item(&team_item(&team).unwrap()).unwrap(), team);
         let empty = Team::unconfigured(TeamName::parse("core").unwrap());
-        assert_eq!(team_from_item(&team_item(&empty)).unwrap(), empty);
+        assert_eq!(team_from_item(&team_item(&empty).unwrap()).unwrap(), empty);
+        // A team stored before notification settings reads with none.
+        let mut old = team_item(&empty).unwrap();
+        old.remove(NOTIFY);
+        assert_eq!(team_from_item(&old).unwrap(), empty);
     }
 }

@@ -12,7 +12,7 @@ impl DynamoStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(items::team_item(team)))
+            .set_item(Some(items::team_item(team)?))
             .send()
             .await
             .map_err(|e| unavailable("PutItem (team)", &self.table, &e))?;

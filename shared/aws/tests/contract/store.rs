@@ -588,6 +588,7 @@ async fn a_budget_is_stored_beside_its_team() {
             name: payments.clone(),
             quota: 3,
             members: Vec::new(),
+            notify: Default::default(),
         })
         .await
         .unwrap();

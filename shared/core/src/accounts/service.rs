@@ -439,11 +439,22 @@ impl Accounts {
         }
     }
 
-    pub async fn put_team(&self, team: Team, caller: &Caller) -> Result<Team, AccountError> {
+    /// Stores `team`; unless `names_notify`, with the notification settings
+    /// the team had (a read shows its webhooks redacted, so a client could
+    /// not give them back).
+    pub async fn put_team(
+        &self,
+        mut team: Team,
+        names_notify: bool,
+        caller: &Caller,
+    ) -> Result<Team, AccountError> {
         if !caller.admin {
             return Err(AccountError::Forbidden(
                 "only platform admins may change a team".into(),
             ));
+        }
+        if !names_notify && let Some(current) = self.accounts.team(&team.name).await? {
+            team.notify = current.notify;
         }
         self.accounts.put_team(&team).await?;
         tracing::info!(team = %team.name, quota = team.quota, members = team.members.len(), "team updated");
@@ -1027,6 +1038,7 @@ mod tests {
                 name: payments(),
                 quota,
                 members: vec![ANA.into(), BOB.into()],
+                notify: Default::default(),
             },
         );
         let markers = Arc::new(FakeMarkers::default());

@@ -3,8 +3,85 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::accounts::reject_unknown;
+use crate::accounts::{reject_unknown, validate_email};
+use crate::ports::WebhookUrl;
 use crate::validation::{ValidationError, invalid};
+
+/// At most this many contact addresses a team.
+pub const MAX_NOTIFY_EMAILS: usize = 20;
+
+/// Who a team's notifications go to besides an account's owner: contact
+/// addresses, and a Slack and a Microsoft Teams incoming webhook.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamNotify {
+    #[serde(default)]
+    pub emails: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_webhook: Option<WebhookUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams_webhook: Option<WebhookUrl>,
+}
+
+impl TeamNotify {
+    /// `{"emails": [...], "slack_webhook": URL, "teams_webhook": URL}`, each
+    /// optional.
+    pub fn from_json(value: &Value) -> Result<Self, ValidationError> {
+        let Some(fields) = value.as_object() else {
+            return Err(invalid(Some("notify"), "notify must be a JSON object"));
+        };
+        reject_unknown(fields, &["emails", "slack_webhook", "teams_webhook"])
+            .map_err(|e| invalid(Some("notify"), &e.to_string()))?;
+        let emails = match fields.get("emails") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) if items.len() <= MAX_NOTIFY_EMAILS => items
+                .iter()
+                .map(|e| {
+                    let address = e.as_str().unwrap_or_default();
+                    validate_email(address)
+                        .map(|()| address.to_string())
+                        .map_err(|why| invalid(Some("notify.emails"), &format!("{e}: {why}")))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(invalid(
+                    Some("notify.emails"),
+                    &format!(
+                        "notify.emails must be a list of at most {MAX_NOTIFY_EMAILS} addresses"
+                    ),
+                ));
+            }
+        };
+        let webhook = |field: &str| -> Result<Option<WebhookUrl>, ValidationError> {
+            match fields.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(url)) => WebhookUrl::parse(url).map(Some).map_err(|why| {
+                    invalid(
+                        Some(&format!("notify.{field}")),
+                        &format!("notify.{field} {why}"),
+                    )
+                }),
+                Some(_) => Err(invalid(
+                    Some(&format!("notify.{field}")),
+                    &format!("notify.{field} must be a URL"),
+                )),
+            }
+        };
+        Ok(Self {
+            emails,
+            slack_webhook: webhook("slack_webhook")?,
+            teams_webhook: webhook("teams_webhook")?,
+        })
+    }
+
+    /// As read responses show it: the webhooks by their host only.
+    pub fn to_view(&self) -> Value {
+        serde_json::json!({
+            "emails": self.emails,
+            "slack_webhook": self.slack_webhook.as_ref().map(WebhookUrl::redacted),
+            "teams_webhook": self.teams_webhook.as_ref().map(WebhookUrl::redacted),
+        })
+    }
+}
 
 /// A team's name: `[a-z0-9-]{2,32}`, also used as its OU's name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -64,12 +141,16 @@ pub fn session_role(arn: &str) -> Option<String> {
     Some(format!("arn:{partition}:iam::{account}:role/{role}"))
 }
 
-/// A team: its quota of open accounts and its members (IAM principal ARNs).
+/// A team: its quota of open accounts, its members (IAM principal ARNs,
+/// and people's email addresses, as IAM Identity Center knows them) and who
+/// its notifications go to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Team {
     pub name: TeamName,
     pub quota: u32,
     pub members: Vec<String>,
+    #[serde(default)]
+    pub notify: TeamNotify,
 }
 
 impl Team {
@@ -79,15 +160,32 @@ impl Team {
             name,
             quota: DEFAULT_QUOTA,
             members: Vec::new(),
+            notify: TeamNotify::default(),
         }
     }
 
-    /// `PUT /teams/{team}`: `{"quota": n, "members": [arn, …]}`, both optional.
+    /// The members named by email address.
+    pub fn member_emails(&self) -> impl Iterator<Item = &str> {
+        self.members
+            .iter()
+            .map(String::as_str)
+            .filter(|m| !m.starts_with("arn:"))
+    }
+
+    /// Whether `body` (of `PUT /teams/{team}`) says who to notify; when it
+    /// does not, the team keeps what it had (a read shows webhooks redacted,
+    /// so a read-modify-write could not give them back).
+    pub fn names_notify(body: &Value) -> bool {
+        body.get("notify").is_some()
+    }
+
+    /// `PUT /teams/{team}`: `{"quota": n, "members": [arn or email, …],
+    /// "notify": {…}}`, each optional.
     pub fn from_json(name: TeamName, body: &Value) -> Result<Self, ValidationError> {
         let Some(fields) = body.as_object() else {
             return Err(invalid(None, "the body must be a JSON object"));
         };
-        reject_unknown(fields, &["quota", "members"])?;
+        reject_unknown(fields, &["quota", "members", "notify"])?;
         let quota = match fields.get("quota") {
             None | Some(Value::Null) => DEFAULT_QUOTA,
             Some(v) => v
@@ -105,13 +203,25 @@ impl Team {
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|m| {
+                    if let Some(email) = m.as_str().filter(|s| !s.starts_with("arn:")) {
+                        return validate_email(email).map(|()| email.to_string()).map_err(|why| {
+                            invalid(
+                                Some("members"),
+                                &format!(
+                                    "members must be IAM principal ARNs or email addresses: {m}: {why}"
+                                ),
+                            )
+                        });
+                    }
                     let arn = m
                         .as_str()
                         .filter(|s| s.starts_with("arn:aws") && s.split(':').count() >= 6)
                         .ok_or_else(|| {
                             invalid(
                                 Some("members"),
-                                &format!("members must be IAM principal ARNs, got {m}"),
+                                &format!(
+                                    "members must be IAM principal ARNs or email addresses, got {m}"
+                                ),
                             )
                         })?;
                     if let Some(role) = session_role(arn) {
@@ -128,14 +238,19 @@ impl Team {
             Some(_) => {
                 return Err(invalid(
                     Some("members"),
-                    "members must be a list of IAM principal ARNs",
+                    "members must be a list of IAM principal ARNs or email addresses",
                 ));
             }
+        };
+        let notify = match fields.get("notify") {
+            None | Some(Value::Null) => TeamNotify::default(),
+            Some(v) => TeamNotify::from_json(v)?,
         };
         Ok(Self {
             name,
             quota,
             members,
+            notify,
         })
     }
 
@@ -144,6 +259,7 @@ impl Team {
             "team": self.name,
             "quota": self.quota,
             "members": self.members,
+            "notify": self.notify.to_view(),
             "open_accounts": open_accounts,
         })
     }
@@ -187,5 +303,62 @@ mod tests {
         let role = json!({"members": ["arn:aws:iam::123456789012:role/dev"]});
         assert!(Team::from_json(name.clone(), &role).is_ok());
         assert_eq!(field(json!({"owner": "x"})), Some("owner".into()));
+    }
+
+    #[test]
+    fn members_by_email_and_who_to_notify_are_validated_by_field() {
+        let name = TeamName::parse("payments").unwrap();
+        let field = |body: Value| {
+            Team::from_json(name.clone(), &body)
+                .err()
+                .and_then(|e| e.field)
+        };
+        let team = Team::from_json(
+            name.clone(),
+            &json!({"members": ["ana@example.com", "arn:aws:iam::123456789012:user/bob"],
+                "notify": {"emails": ["leads@example.com"],
+                    "slack_webhook": "https://hooks.slack.com/services/T0/B0/s3cr3t"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            team.member_emails().collect::<Vec<_>>(),
+            ["ana@example.com"]
+        );
+        assert_eq!(team.notify.emails, ["leads@example.com"]);
+        // The webhook is a secret: a read shows its host, Debug too.
+        let view = team.to_view(0).to_string();
+        assert!(!view.contains("s3cr3t"), "{view}");
+        assert!(view.contains("hooks.slack.com"), "{view}");
+        assert!(!format!("{team:?}").contains("s3cr3t"));
+
+        assert_eq!(
+            field(json!({"members": ["not an address"]})),
+            Some("members".into())
+        );
+        assert_eq!(
+            field(json!({"notify": {"emails": ["x"]}})),
+            Some("notify.emails".into())
+        );
+        assert_eq!(
+            field(json!({"notify": {"slack_webhook": "http://hooks.slack.com/x"}})),
+            Some("notify.slack_webhook".into())
+        );
+        assert_eq!(
+            field(json!({"notify": {"teams_webhook": 3}})),
+            Some("notify.teams_webhook".into())
+        );
+        assert_eq!(
+            field(json!({"notify": {"sms": "x"}})),
+            Some("notify".into())
+        );
+        let many: Vec<String> = (0..=MAX_NOTIFY_EMAILS)
+            .map(|i| format!("p{i}@example.com"))
+            .collect();
+        assert_eq!(
+            field(json!({"notify": {"emails": many}})),
+            Some("notify.emails".into())
+        );
+        assert!(Team::names_notify(&json!({"notify": {}})));
+        assert!(!Team::names_notify(&json!({"quota": 1})));
     }
 }
