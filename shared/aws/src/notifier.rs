@@ -32,7 +32,7 @@ use aws_smithy_types::byte_stream::ByteStream;
 use purser_core::notify::channels::{
     plain_text, slack_payload, sns_subject, subject_line, teams_payload,
 };
-use purser_core::{Message, Notifier, NotifyError, Recipient, WebhookUrl};
+use purser_core::ports::{Message, Notifier, NotifyError, Recipient, WebhookUrl};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);

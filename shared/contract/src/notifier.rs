@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use purser_core::notify::channels::{plain_text, slack_payload, sns_subject, teams_payload};
-use purser_core::{Message, Notifier, NotifyError, Recipient, WebhookUrl};
+use purser_core::ports::{Message, Notifier, NotifyError, Recipient, WebhookUrl};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

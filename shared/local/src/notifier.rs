@@ -19,7 +19,7 @@ use chrono::Utc;
 use purser_core::notify::channels::{
     email_mime, plain_text, slack_payload, sns_subject, teams_payload,
 };
-use purser_core::{Message, Notifier, NotifyError, Recipient, WebhookUrl};
+use purser_core::ports::{Message, Notifier, NotifyError, Recipient, WebhookUrl};
 use rusqlite::params;
 use serde::Serialize;
 

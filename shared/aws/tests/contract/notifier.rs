@@ -178,16 +178,16 @@ async fn an_unverified_sender_is_refused_with_what_to_do() {
             topic_arn: None,
         },
     );
-    let m = purser_core::Message {
+    let m = purser_core::ports::Message {
         event_id: "evt-unverified".into(),
         kind: "AccountReady".into(),
         subject: "s".into(),
         text: "t".into(),
         link: None,
     };
-    let err = purser_core::Notifier::send(
+    let err = purser_core::ports::Notifier::send(
         &notifier,
-        &purser_core::Recipient::Email {
+        &purser_core::ports::Recipient::Email {
             address: "ana@example.com".into(),
         },
         &m,
@@ -195,7 +195,7 @@ async fn an_unverified_sender_is_refused_with_what_to_do() {
     .await
     .unwrap_err();
     match err {
-        purser_core::NotifyError::Refused { message, .. } => {
+        purser_core::ports::NotifyError::Refused { message, .. } => {
             assert!(message.contains(&format!("verify {sender}")), "{message}")
         }
         other => panic!("{other:?}"),
