@@ -3,7 +3,9 @@
 //! [`Organization`](purser_core::Organization) on AWS Organizations and the
 //! [`LakeSink`](purser_core::LakeSink) on Amazon Data Firehose (with S3 for
 //! its dead letters), and [`MemberLambdas`](purser_core::MemberLambdas) on
-//! AWS Lambda in member accounts (through STS `AssumeRole`). Beside the
+//! AWS Lambda in member accounts (through STS `AssumeRole`), and
+//! [`IdentityCenter`](purser_core::ports::IdentityCenter) on IAM Identity Center
+//! (identity store and SSO admin). Beside the
 //! ports, [`DeadLetterQueue`] redrives Purser's SQS dead-letter queue for
 //! the CLI (`purser events redrive --queue-url`).
 //!
@@ -18,6 +20,8 @@
 mod dead_letters;
 #[cfg(feature = "event-bus")]
 mod event_bus;
+#[cfg(feature = "identity-center")]
+mod identity_center;
 #[cfg(feature = "lake")]
 mod lake;
 #[cfg(feature = "member-lambdas")]
@@ -35,6 +39,8 @@ pub use dead_letters::{
 };
 #[cfg(feature = "event-bus")]
 pub use event_bus::{EventBridgeBus, RetryPolicy};
+#[cfg(feature = "identity-center")]
+pub use identity_center::{ALREADY_ABSENT, IdentityCenterClient};
 #[cfg(feature = "lake")]
 pub use lake::{DeadLetterBucket, FirehoseSink, LakeStreams};
 #[cfg(feature = "member-lambdas")]

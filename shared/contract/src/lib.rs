@@ -19,11 +19,13 @@
 //! with `macros` and `rt-multi-thread`.
 //!
 //! The other ports' contracts ([`organization`], [`event_bus`],
-//! [`lake_sink`], [`member_lambdas`]) are run the same way, each by its
-//! macro (`organization_contract!`, …), on a fixture with an `Observer`
-//! for what the port does not return.
+//! [`lake_sink`], [`member_lambdas`], [`identity_center`]) are run the same
+//! way, each by its macro (`organization_contract!`, …), on a fixture with
+//! an `Observer` for what the port does not return (or, for
+//! `identity_center`, with the users and permission sets made beforehand).
 
 pub mod event_bus;
+pub mod identity_center;
 pub mod lake_sink;
 pub mod member_lambdas;
 pub mod organization;

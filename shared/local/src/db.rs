@@ -264,6 +264,34 @@ CREATE INDEX deliveries_lane ON deliveries (in_flight, lane, due_ms);
 -- Who a team's notifications go to (emails, chat webhooks), as JSON.
 ALTER TABLE teams ADD COLUMN notify TEXT NOT NULL DEFAULT '{}';
 "#,
+    r#"
+-- The simulated IAM Identity Center (see identity_center.rs): its identity
+-- store's users, the account assignments (a user given a permission set in
+-- an account), and the creation and deletion requests, whose status can be
+-- asked after they completed (at once).
+CREATE TABLE sim_ic_users (
+    user_id  TEXT PRIMARY KEY,
+    email    TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE sim_ic_assignments (
+    account_id      TEXT NOT NULL,
+    permission_set  TEXT NOT NULL,
+    user_id         TEXT NOT NULL,
+    PRIMARY KEY (account_id, permission_set, user_id)
+);
+
+CREATE TABLE sim_ic_requests (
+    id              TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL CHECK (kind IN ('create', 'delete')),
+    account_id      TEXT NOT NULL,
+    permission_set  TEXT NOT NULL,
+    user_id         TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('IN_PROGRESS', 'SUCCEEDED', 'FAILED')),
+    failure_reason  TEXT,
+    requested_ms    INTEGER NOT NULL
+);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

@@ -6,6 +6,7 @@ mod common;
 
 mod dead_letters;
 mod event_bus;
+mod identity_center;
 mod lake;
 mod lambdas;
 mod organization;
