@@ -642,7 +642,8 @@ async fn one_sweep_freezes_every_over_budget_team_of_ten_thousand_accounts() {
                 closure_started_at: None,
                 requested_by: DEV.into(),
                 version: 0,
-                announcing: None,
+                announcing: Vec::new(),
+                access: None,
             };
             ports
                 .store

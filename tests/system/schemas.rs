@@ -89,7 +89,7 @@ const REGENERATE: &str = "PURSER_REGENERATE_DOCS";
 /// What the code guarantees of each detail-type, beyond the fields
 /// `AccountEvent` always serializes: the states it carries and the optional
 /// fields it always sets.
-const CONTRACT: [(&str, &[&str], &[&str]); 11] = [
+const CONTRACT: [(&str, &[&str], &[&str]); 14] = [
     (catalog::ACCOUNT_REQUESTED, &["requested"], &[]),
     (
         catalog::ACCOUNT_CREATION_STARTED,
@@ -99,7 +99,24 @@ const CONTRACT: [(&str, &[&str], &[&str]); 11] = [
     (
         catalog::ACCOUNT_READY,
         &["ready"],
-        &["account_id", "ou", "creation_id"],
+        &["account_id", "ou", "creation_id", "access"],
+    ),
+    // Sign-in: granted with AccountReady, changed with AccountFrozen and
+    // AccountUnfrozen, removed with AccountCloseRequested.
+    (
+        catalog::ACCESS_GRANTED,
+        &["ready"],
+        &["account_id", "ou", "creation_id", "access"],
+    ),
+    (
+        catalog::ACCESS_CHANGED,
+        &["frozen", "ready"],
+        &["account_id", "reason_code", "reason", "access"],
+    ),
+    (
+        catalog::ACCESS_REMOVED,
+        &["closing"],
+        &["account_id", "reason_code", "reason", "access"],
     ),
     (
         catalog::ACCOUNT_FAILED,
@@ -143,7 +160,11 @@ const CONTRACT: [(&str, &[&str], &[&str]); 11] = [
 
 /// Every detail-type whose detail is an `AccountEvent`.
 fn account_shaped() -> Vec<&'static str> {
-    ACCOUNT_EVENTS.into_iter().chain(FREEZE_EVENTS).collect()
+    ACCOUNT_EVENTS
+        .into_iter()
+        .chain(FREEZE_EVENTS)
+        .chain(catalog::ACCESS_EVENTS)
+        .collect()
 }
 
 fn schema_dir() -> PathBuf {
@@ -264,14 +285,30 @@ fn creating(lease_days: Option<u32>) -> Account {
     a
 }
 
-/// As account-events leaves it once the creation succeeded.
+/// As account-events leaves it once the creation succeeded: the owner
+/// signs in with the developer permission set.
 fn ready(lease_days: Option<u32>) -> Account {
     let mut a = creating(lease_days);
     a.state = AccountState::Ready;
     a.account_id = Some("210987654321".into());
     a.ou = Some("ou-ab12-cdefgh34".into());
+    a.access = Some(access("assigned", "PurserDeveloper"));
     a.updated_at = now() + Duration::minutes(3);
     a
+}
+
+/// Sign-in as `AccessGrants` leaves it.
+fn access(status: &str, set: &str) -> purser_core::access::Access {
+    serde_json::from_value(json!({
+        "status": status,
+        "permission_set": set,
+        "link": if status == "removed" { Value::Null } else {
+            json!(format!("https://d-1234567890.awsapps.com/start/#/console?account_id=210987654321&role_name={set}"))
+        },
+        "owner": "u-0123456789",
+        "granted": [{"account_id": "210987654321", "permission_set": "arn:aws:sso:::permissionSet/ssoins-1/ps-1", "user_id": "u-0123456789"}],
+    }))
+    .expect("an Access")
 }
 
 fn with_state(mut account: Account, state: AccountState, at: DateTime<Utc>) -> Account {
@@ -437,6 +474,35 @@ fn real_details() -> Vec<(&'static str, &'static str, AccountEvent)> {
         AccountEvent::of(&a, a.updated_at)
             .because("BUDGET_RESTORED", "the team is back within its budget"),
     ));
+    // Sign-in: granted as the account is ready (account-events), swapped
+    // with a freeze and back (budgets), removed as it closes (accounts).
+    let a = ready(Some(30));
+    cases.push((
+        catalog::ACCESS_GRANTED,
+        "the owner can sign in",
+        AccountEvent::of(&a, a.updated_at),
+    ));
+    let mut a = with_state(ready(Some(30)), AccountState::Frozen, t);
+    a.access = Some(access("assigned", "PurserReadOnly"));
+    cases.push((
+        catalog::ACCESS_CHANGED,
+        "frozen: read-only",
+        AccountEvent::of(&a, t).because("BUDGET_EXCEEDED", "the team is over its budget"),
+    ));
+    let a = with_state(ready(Some(30)), AccountState::Ready, t);
+    cases.push((
+        catalog::ACCESS_CHANGED,
+        "unfrozen: the developer set again",
+        AccountEvent::of(&a, t).because("BUDGET_RESTORED", "the team is back within its budget"),
+    ));
+    let mut a = with_state(ready(Some(30)), AccountState::Closing, t);
+    a.access = Some(access("removed", "PurserDeveloper"));
+    cases.push((
+        catalog::ACCESS_REMOVED,
+        "closing",
+        AccountEvent::of(&a, t).because("LEASE_ENDED", "the lease ended"),
+    ));
+
     // budgets: the freeze SCP could not be attached; the account stays
     // ready, and the event carries it as it stands (no transition).
     let a = ready(None);

@@ -5,6 +5,7 @@
 //! file per port); `services` builds every service from one `Ports`. Nothing here knows AWS or does I/O. EventBridge's own
 //! decisions (patterns, schedules) live in `purser-eventbridge`.
 
+pub mod access;
 pub mod accounts;
 pub mod budgets;
 pub mod events;

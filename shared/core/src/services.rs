@@ -6,10 +6,13 @@
 
 use std::sync::Arc;
 
+use crate::access::{AccessGrants, AccessSettings};
 use crate::accounts::Accounts;
 use crate::budgets::{Budgets, FreezeExemptions};
 use crate::lake::Recorder;
-use crate::ports::{Clock, EventBus, LakeSink, MemberLambdas, Organization, QueryEngine, Store};
+use crate::ports::{
+    Clock, EventBus, IdentityCenter, LakeSink, MemberLambdas, Organization, QueryEngine, Store,
+};
 use crate::spend::{Costs, SpendSettler};
 
 /// Every port, and the settings the services take.
@@ -27,6 +30,9 @@ pub struct Ports {
     /// The lake's named queries; on AWS only the functions the template
     /// gives the Athena workgroup have them.
     pub queries: Option<Arc<dyn QueryEngine>>,
+    /// IAM Identity Center, where the deployment has one (with
+    /// `settings.access`): who may sign into vended accounts.
+    pub identity_center: Option<Arc<dyn IdentityCenter>>,
     pub settings: Settings,
 }
 
@@ -44,6 +50,9 @@ pub struct Settings {
     /// The mail domains an account owner's address may be at; any when
     /// empty (`OwnerDomains`).
     pub owner_domains: Vec<String>,
+    /// How sign-in is granted (the access portal, the permission sets);
+    /// `None` without Identity Center.
+    pub access: Option<AccessSettings>,
 }
 
 /// A service was asked of ports that do not have what it needs.
@@ -63,6 +72,17 @@ impl Ports {
             Arc::clone(&self.clock),
         )
         .with_owner_domains(self.settings.owner_domains.clone())
+        .with_access(self.access_grants())
+    }
+
+    /// Sign-in through Identity Center, or `not_configured` without it.
+    pub fn access_grants(&self) -> AccessGrants {
+        match (&self.identity_center, &self.settings.access) {
+            (Some(center), Some(settings)) => {
+                AccessGrants::new(Arc::clone(center), settings.clone())
+            }
+            _ => AccessGrants::none(),
+        }
     }
 
     pub fn budgets(&self) -> Budgets {
@@ -74,6 +94,7 @@ impl Ports {
             Arc::clone(&self.member_lambdas),
             self.settings.freeze_exemptions.clone(),
         )
+        .with_access(self.access_grants())
     }
 
     pub fn recorder(&self) -> Result<Recorder, Unwired> {

@@ -83,12 +83,14 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
         )),
         lake: lake(config, vars)?,
         queries: queries(config, vars)?,
+        identity_center: None,
         settings: Settings {
             admins: admins(list("PURSER_ADMIN_PRINCIPALS")),
             region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
             freeze_exemptions,
             cur: get("PURSER_CUR").is_some_and(|v| v == "true"),
             owner_domains: list("PURSER_OWNER_DOMAINS"),
+            access: None,
         },
     })
 }

@@ -225,6 +225,7 @@ pub async fn start(
         member_lambdas: lambdas.clone(),
         lake: Some(Arc::new(crate::lake::LocalLakeSink::new(&config.data_dir))),
         queries: Some(Arc::new(purser_query::LocalLake::new(&config.data_dir))),
+        identity_center: None,
         settings: Settings {
             admins: vec![crate::LOCAL_ADMIN.to_string()],
             region: ctx.region.clone(),
@@ -241,6 +242,7 @@ pub async fn start(
             cur: true,
             // Any owner address locally.
             owner_domains: Vec::new(),
+            access: None,
         },
     };
     let ports = match &config.wrap_ports {

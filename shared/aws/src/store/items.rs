@@ -469,7 +469,8 @@ mod tests {
             closure_started_at: None,
             requested_by: "arn:aws:iam::123456789012:user/ana".into(),
             version: 2,
-            announcing: None,
+            announcing: Vec::new(),
+            access: None,
         }
     }
 

@@ -127,11 +127,14 @@ pub struct Account {
     /// `CreateAccount`, not two). Stored accounts from before it read as 0.
     #[serde(default)]
     pub version: u64,
-    /// The event that announces the last change, until it is on the bus
+    /// The events that announce the last change, until they are on the bus
     /// (see `events::announce`): stored with the change, so a retried
-    /// delivery that finds the change made still announces it.
+    /// delivery that finds the change made still announces them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announcing: Vec<crate::events::Announcement>,
+    /// Who may sign into the account, through IAM Identity Center.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub announcing: Option<crate::events::Announcement>,
+    pub access: Option<crate::access::Access>,
 }
 
 /// Maximum length of `purpose`.
@@ -168,7 +171,8 @@ impl Account {
             closure_started_at: None,
             requested_by: requested_by.into(),
             version: 0,
-            announcing: None,
+            announcing: Vec::new(),
+            access: None,
             id,
         })
     }
@@ -232,6 +236,7 @@ impl Account {
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
             "failure_reason": self.failure_reason,
+            "access": self.access.as_ref().map(crate::access::Access::to_view),
         })
     }
 }

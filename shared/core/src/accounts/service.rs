@@ -9,15 +9,18 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::access::AccessGrants;
 use crate::accounts::{Account, AccountState, NewAccount, new_id};
 use crate::accounts::{Team, TeamName, session_role};
+use crate::events::Announcement;
+use crate::events::announce::transition_announcing;
 use crate::events::announce::{
     AnnounceError, announce_once, announce_pending, transition_announced,
 };
 use crate::events::catalog::{self, AccountEvent};
 use crate::ports::{
-    AccountStore, BusError, Clock, EventBus, IdempotencyKey, Inserted, Marker, Markers, Page,
-    StoreError, Transitioned,
+    AccessError, AccountStore, BusError, Clock, EventBus, IdempotencyKey, Inserted, Marker,
+    Markers, Page, StoreError, Transitioned,
 };
 use crate::ports::{
     CreationState, CreationStatus, MemberStatus, Organization, OrganizationError, closure_quota,
@@ -86,6 +89,8 @@ pub enum AccountError {
     Organization(#[from] OrganizationError),
     #[error(transparent)]
     Bus(#[from] BusError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 impl From<AnnounceError> for AccountError {
@@ -134,6 +139,8 @@ pub struct Accounts {
     backoff: Vec<StdDuration>,
     /// The mail domains an owner's address may be at; any when empty.
     owner_domains: Vec<String>,
+    /// Sign-in through IAM Identity Center.
+    access: AccessGrants,
 }
 
 impl Accounts {
@@ -152,11 +159,19 @@ impl Accounts {
             clock,
             backoff: [200, 800, 2_000].map(StdDuration::from_millis).to_vec(),
             owner_domains: Vec::new(),
+            access: AccessGrants::none(),
         }
     }
 
     /// Accounts whose owner must have an address at one of `domains`
     /// (exactly, case aside: a subdomain is another domain); any when empty.
+    /// Grants sign-in with `access` when an account is ready, removes it
+    /// when it closes.
+    pub fn with_access(mut self, access: AccessGrants) -> Self {
+        self.access = access;
+        self
+    }
+
     pub fn with_owner_domains(mut self, domains: Vec<String>) -> Self {
         self.owner_domains = domains
             .into_iter()
@@ -422,10 +437,30 @@ impl Accounts {
         let mut next = account.next_revision();
         next.state = next_state;
         next.updated_at = now;
-        let event = AccountEvent::of(&next, now).because(code, reason);
-        match self
-            .move_announced(account.state, next, detail_type, event)
-            .await?
+        // Nobody signs into an account that is closing.
+        let removed = self.access.remove(&account).await?;
+        let removed_any = removed.is_some();
+        if let Some(access) = removed {
+            next.access = Some(access);
+        }
+        let mut events = vec![Announcement::of(
+            detail_type,
+            AccountEvent::of(&next, now).because(code, reason),
+        )];
+        if removed_any {
+            events.push(Announcement::of(
+                catalog::ACCESS_REMOVED,
+                AccountEvent::of(&next, now).because(code, reason),
+            ));
+        }
+        match transition_announcing(
+            self.accounts.as_ref(),
+            self.bus.as_ref(),
+            account.state,
+            next,
+            events,
+        )
+        .await?
         {
             (Transitioned::Applied, next) => Ok(next),
             (Transitioned::Stale(Some(current)), _) => {
@@ -538,7 +573,7 @@ impl Accounts {
             }
             // Its creation was recorded; a retried request announces it if
             // the first delivery could not.
-            AccountState::Creating if account.announcing.is_some() => {
+            AccountState::Creating if !account.announcing.is_empty() => {
                 self.announced(account).await?;
                 return Ok(Started::Skipped);
             }
@@ -745,10 +780,33 @@ impl Accounts {
                 next.state = AccountState::Ready;
                 next.account_id = Some(account_id);
                 next.ou = Some(ou);
+                // AccountReady says the owner can sign in: access first.
+                let team = self.team_or_default(&account.team).await?;
+                let access = self.access.grant(&next, &team).await?;
+                let granted = matches!(
+                    access.status,
+                    crate::access::AccessStatus::Assigned | crate::access::AccessStatus::Pending
+                );
+                next.access = Some(access);
                 next.updated_at = self.clock.now();
-                let event = AccountEvent::of(&next, next.updated_at);
-                self.move_announced(AccountState::Creating, next, catalog::ACCOUNT_READY, event)
-                    .await?;
+                let mut events = vec![Announcement::of(
+                    catalog::ACCOUNT_READY,
+                    AccountEvent::of(&next, next.updated_at),
+                )];
+                if granted {
+                    events.push(Announcement::of(
+                        catalog::ACCESS_GRANTED,
+                        AccountEvent::of(&next, next.updated_at),
+                    ));
+                }
+                transition_announcing(
+                    self.accounts.as_ref(),
+                    self.bus.as_ref(),
+                    AccountState::Creating,
+                    next,
+                    events,
+                )
+                .await?;
                 Ok(())
             }
         }

@@ -16,15 +16,18 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+use crate::access::AccessGrants;
 use crate::accounts::{AccountError, Caller};
 use crate::accounts::{AccountState, rfc3339};
 use crate::accounts::{Team, TeamName};
 use crate::budgets::LambdaThrottle;
 use crate::budgets::{Budget, BudgetAction, forecast, period_of};
+use crate::events::Announcement;
 use crate::events::EventEntry;
 use crate::events::announce::{
-    AnnounceError, announce_once, announce_pending, transition_announced,
+    AnnounceError, announce_once, announce_pending, transition_announcing,
 };
+use crate::events::catalog::ACCESS_CHANGED;
 use crate::events::catalog::AccountEvent;
 use crate::ports::{
     AccountStore, BudgetStore, Clock, EventBus, Marker, Markers, SettlementStore, SpendCounters,
@@ -207,6 +210,8 @@ pub struct Budgets {
     exemptions: FreezeExemptions,
     /// The budget action `throttle-lambdas`.
     pub(crate) throttle: LambdaThrottle,
+    /// Sign-in, swapped to read-only while an account is frozen.
+    access: AccessGrants,
 }
 
 /// A team's spend and forecast this period, in the budget's currency.
@@ -248,7 +253,14 @@ impl Budgets {
             clock,
             exemptions,
             throttle,
+            access: AccessGrants::none(),
         }
+    }
+
+    /// Swaps sign-in to read-only with `access` while an account is frozen.
+    pub fn with_access(mut self, access: AccessGrants) -> Self {
+        self.access = access;
+        self
     }
 
     async fn team(&self, name: &TeamName) -> Result<Team, StoreError> {
@@ -533,15 +545,16 @@ impl Budgets {
             let mut next = account.next_revision();
             next.state = AccountState::Frozen;
             next.updated_at = now;
-            let event = AccountEvent::of(&next, now)
-                .because("BUDGET_EXCEEDED", "the team is over its budget");
-            let (outcome, _) = transition_announced(
+            let (code, why) = ("BUDGET_EXCEEDED", "the team is over its budget");
+            let events = self
+                .with_access_swapped(&mut next, true, ACCOUNT_FROZEN, code, why)
+                .await?;
+            let (outcome, _) = transition_announcing(
                 self.accounts.as_ref(),
                 self.bus.as_ref(),
                 AccountState::Ready,
                 next,
-                ACCOUNT_FROZEN,
-                event,
+                events,
             )
             .await?;
             if outcome == Transitioned::Applied {
@@ -549,6 +562,40 @@ impl Budgets {
             }
         }
         Ok(())
+    }
+
+    /// Swaps `next`'s owner to the read-only permission set (`frozen`) or
+    /// back, and gives the events that announce the change: `detail_type`,
+    /// and `AccessChanged` when sign-in changed.
+    async fn with_access_swapped(
+        &self,
+        next: &mut crate::accounts::Account,
+        frozen: bool,
+        detail_type: &str,
+        code: &str,
+        why: &str,
+    ) -> Result<Vec<Announcement>, BudgetError> {
+        let now = next.updated_at;
+        let swapped = self
+            .access
+            .swap(next, frozen)
+            .await
+            .map_err(AccountError::from)?;
+        let changed = swapped.is_some();
+        if let Some(access) = swapped {
+            next.access = Some(access);
+        }
+        let mut events = vec![Announcement::of(
+            detail_type,
+            AccountEvent::of(next, now).because(code, why),
+        )];
+        if changed {
+            events.push(Announcement::of(
+                ACCESS_CHANGED,
+                AccountEvent::of(next, now).because(code, why),
+            ));
+        }
+        Ok(events)
     }
 
     async fn unfreeze(&self, team: &TeamName) -> Result<(), BudgetError> {
@@ -577,15 +624,16 @@ impl Budgets {
             let mut next = account.next_revision();
             next.state = AccountState::Ready;
             next.updated_at = now;
-            let event = AccountEvent::of(&next, now)
-                .because("BUDGET_RESTORED", "the team is back within its budget");
-            let (outcome, _) = transition_announced(
+            let (code, why) = ("BUDGET_RESTORED", "the team is back within its budget");
+            let events = self
+                .with_access_swapped(&mut next, false, ACCOUNT_UNFROZEN, code, why)
+                .await?;
+            let (outcome, _) = transition_announcing(
                 self.accounts.as_ref(),
                 self.bus.as_ref(),
                 AccountState::Frozen,
                 next,
-                ACCOUNT_UNFROZEN,
-                event,
+                events,
             )
             .await?;
             if outcome == Transitioned::Applied {

@@ -37,6 +37,15 @@ pub enum AnnounceError {
     Bus(#[from] BusError),
 }
 
+impl Announcement {
+    pub fn of(detail_type: &str, event: AccountEvent) -> Self {
+        Self {
+            detail_type: detail_type.to_string(),
+            event,
+        }
+    }
+}
+
 /// Stores `next`, a revision of an account in state `from`, holding the
 /// event that announces it, then announces it. Returns how the write went
 /// and the account as it now stands when it applied (its revision moves
@@ -45,14 +54,23 @@ pub async fn transition_announced(
     accounts: &dyn AccountStore,
     bus: &dyn EventBus,
     from: AccountState,
-    mut next: Account,
+    next: Account,
     detail_type: &str,
     event: AccountEvent,
 ) -> Result<(Transitioned, Account), AnnounceError> {
-    next.announcing = Some(Announcement {
-        detail_type: detail_type.to_string(),
-        event,
-    });
+    let events = vec![Announcement::of(detail_type, event)];
+    transition_announcing(accounts, bus, from, next, events).await
+}
+
+/// `transition_announced` with several events (at most 10, one `PutEvents`).
+pub async fn transition_announcing(
+    accounts: &dyn AccountStore,
+    bus: &dyn EventBus,
+    from: AccountState,
+    mut next: Account,
+    events: Vec<Announcement>,
+) -> Result<(Transitioned, Account), AnnounceError> {
+    next.announcing = events;
     match accounts.transition(from, &next).await? {
         Transitioned::Applied => {
             let announced = announce_pending(accounts, bus, next).await?;
@@ -69,21 +87,27 @@ pub async fn announce_pending(
     bus: &dyn EventBus,
     account: Account,
 ) -> Result<Account, AnnounceError> {
-    let Some(pending) = account.announcing.clone() else {
+    if account.announcing.is_empty() {
         return Ok(account);
-    };
-    tracing::info!(
-        request_id = %account.id,
-        team = %account.team,
-        account_id = account.account_id.as_deref().unwrap_or(""),
-        state = %account.state,
-        detail_type = %pending.detail_type,
-        "account event"
-    );
-    bus.put(vec![pending.event.entry(&pending.detail_type)])
-        .await?;
+    }
+    for pending in &account.announcing {
+        tracing::info!(
+            request_id = %account.id,
+            team = %account.team,
+            account_id = account.account_id.as_deref().unwrap_or(""),
+            state = %account.state,
+            detail_type = %pending.detail_type,
+            "account event"
+        );
+    }
+    let entries = account
+        .announcing
+        .iter()
+        .map(|p| p.event.entry(&p.detail_type))
+        .collect();
+    bus.put(entries).await?;
     let mut cleared = account.next_revision();
-    cleared.announcing = None;
+    cleared.announcing = Vec::new();
     match accounts.transition(account.state, &cleared).await {
         Ok(Transitioned::Applied) => Ok(cleared),
         // Another change came first: it replaced the event with its own or
@@ -172,12 +196,12 @@ mod tests {
         // The change is stored with its event; the retry finds it there.
         let stored = accounts.get(&account.id).unwrap();
         assert_eq!(stored.state, AccountState::Frozen);
-        assert!(stored.announcing.is_some());
+        assert_eq!(stored.announcing.len(), 1);
         assert!(bus.of(ACCOUNT_FROZEN).is_empty());
 
         let after = announce_pending(&accounts, &bus, stored).await.unwrap();
         assert_eq!(bus.of(ACCOUNT_FROZEN).len(), 1);
-        assert_eq!(after.announcing, None);
+        assert!(after.announcing.is_empty());
         assert_eq!(accounts.get(&account.id).unwrap(), after);
         // Read again, nothing is pending: nothing is put twice.
         announce_pending(&accounts, &bus, after).await.unwrap();

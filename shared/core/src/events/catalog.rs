@@ -28,6 +28,13 @@ pub const ACCOUNT_EVENTS: [&str; 8] = [
     ACCOUNT_CLOSED,
 ];
 
+/// Who may sign into an account changed: granted when it is ready,
+/// changed when it is frozen or unfrozen, removed when it closes.
+pub const ACCESS_GRANTED: &str = "AccessGranted";
+pub const ACCESS_CHANGED: &str = "AccessChanged";
+pub const ACCESS_REMOVED: &str = "AccessRemoved";
+pub const ACCESS_EVENTS: [&str; 3] = [ACCESS_GRANTED, ACCESS_CHANGED, ACCESS_REMOVED];
+
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The detail of every account event: the account as it stands after the
@@ -53,6 +60,9 @@ pub struct AccountEvent {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub creation_id: Option<String>,
+    /// Who may sign in (IAM Identity Center), once the account is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<serde_json::Value>,
     pub at: String,
 }
 
@@ -71,6 +81,7 @@ impl AccountEvent {
             reason_code: None,
             reason: None,
             creation_id: account.creation_id.clone(),
+            access: account.access.as_ref().map(crate::access::Access::to_view),
             at: rfc3339(at),
         }
     }

@@ -1,0 +1,522 @@
+//! Sign-in to vended accounts through IAM Identity Center: the owner is
+//! given the developer permission set when the account is ready, the
+//! read-only set while it is frozen, and nothing once it closes; team
+//! members named by email may be given the read-only set.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::{Account, Team};
+use crate::ports::{AccessError, Assignment, AssignmentRequest, IdentityCenter, RequestState};
+
+/// A permission set, by ARN (what Identity Center assigns) and by name
+/// (what the access portal's sign-in link names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionSet {
+    pub arn: String,
+    pub name: String,
+}
+
+/// How Purser grants sign-in (none when Identity Center is not configured).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessSettings {
+    /// The access portal's URL (`https://d-xxxxxxxxxx.awsapps.com/start`).
+    pub portal_url: String,
+    pub developer: PermissionSet,
+    /// Given to the owner while the account is frozen, and to the team's
+    /// members named by email; none: a frozen account's owner has no way in.
+    pub read_only: Option<PermissionSet>,
+}
+
+impl AccessSettings {
+    /// The access portal's shortcut into `account_id` as `set`.
+    pub fn link(&self, account_id: &str, set: &PermissionSet) -> String {
+        format!(
+            "{}/#/console?account_id={account_id}&role_name={}",
+            self.portal_url.trim_end_matches('/'),
+            set.name
+        )
+    }
+}
+
+/// Where the owner's sign-in stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessStatus {
+    /// The owner can sign in with `permission_set`.
+    Assigned,
+    /// Identity Center has not finished the assignment yet.
+    Pending,
+    /// No Identity Center user has the owner's address.
+    NoUser,
+    /// Identity Center refused the assignment (`reason`).
+    Failed,
+    /// The account closed and Purser removed what it had granted.
+    Removed,
+    /// This deployment has no Identity Center (its parameters are empty).
+    NotConfigured,
+}
+
+/// Who may sign into an account, as the account view and its events show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    pub status: AccessStatus,
+    /// The owner's permission set, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_set: Option<String>,
+    /// The access portal's sign-in link for the owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The owner's Identity Center user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// What Purser assigned (removed when the account closes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub granted: Vec<Assignment>,
+}
+
+impl Access {
+    fn of(status: AccessStatus, reason: Option<String>) -> Self {
+        Self {
+            status,
+            permission_set: None,
+            link: None,
+            reason,
+            owner: None,
+            granted: Vec::new(),
+        }
+    }
+
+    /// The account view's `access`, without the assignments' user ids.
+    pub fn to_view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "status": self.status,
+            "permission_set": self.permission_set,
+            "link": self.link,
+            "reason": self.reason,
+        })
+    }
+}
+
+/// How often a just-made assignment's status is asked before it is left
+/// `pending`: Identity Center usually finishes within seconds.
+const POLLS: [Duration; 5] = [
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+/// Grants, swaps and removes sign-in.
+#[derive(Clone)]
+pub struct AccessGrants {
+    /// Identity Center and how to use it; `None`: not configured.
+    configured: Option<(Arc<dyn IdentityCenter>, AccessSettings)>,
+    polls: Vec<Duration>,
+}
+
+impl AccessGrants {
+    pub fn new(center: Arc<dyn IdentityCenter>, settings: AccessSettings) -> Self {
+        Self {
+            configured: Some((center, settings)),
+            polls: POLLS.to_vec(),
+        }
+    }
+
+    /// For a deployment without Identity Center: every account's access is
+    /// `not_configured`.
+    pub fn none() -> Self {
+        Self {
+            configured: None,
+            polls: POLLS.to_vec(),
+        }
+    }
+
+    /// Without waiting between status polls (tests, and the local
+    /// simulation, which completes at once).
+    pub fn polling_at_once(mut self) -> Self {
+        self.polls = vec![Duration::ZERO; POLLS.len()];
+        self
+    }
+
+    /// On ready: the developer set for the owner of `account` (its AWS
+    /// account id known), and the read-only set for `team`'s members named
+    /// by email. Only an unreachable Identity Center is an error (the
+    /// delivery is retried, and assigning again is harmless).
+    pub async fn grant(&self, account: &Account, team: &Team) -> Result<Access, AccessError> {
+        let Some((center, settings)) = &self.configured else {
+            return Ok(Access::of(AccessStatus::NotConfigured, None));
+        };
+        let account_id = account.account_id.clone().unwrap_or_default();
+        let Some(owner) = center.user_by_email(&account.owner).await? else {
+            let reason = format!(
+                "IAM Identity Center has no user with the address {}: add one (or the address to the owner's user), then ask a platform admin to grant access",
+                account.owner
+            );
+            let mut access = Access::of(AccessStatus::NoUser, Some(reason));
+            access.permission_set = Some(settings.developer.name.clone());
+            return Ok(access);
+        };
+        let mut access = self
+            .assign_owner(
+                center.as_ref(),
+                settings,
+                &account_id,
+                &owner,
+                &settings.developer,
+            )
+            .await?;
+        if let Some(read_only) = &settings.read_only {
+            for member in team.member_emails().filter(|m| *m != account.owner) {
+                let Some(user) = center.user_by_email(member).await? else {
+                    continue;
+                };
+                let assignment = Assignment {
+                    account_id: account_id.clone(),
+                    permission_set: read_only.arn.clone(),
+                    user_id: user,
+                };
+                match center.assign(&assignment).await {
+                    Ok(_) => access.granted.push(assignment),
+                    Err(e) if e.is_retryable() => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(request_id = %account.id, member, error = %e,
+                            "a team member could not be given the read-only set")
+                    }
+                }
+            }
+        }
+        Ok(access)
+    }
+
+    /// On freeze (`frozen`) and unfreeze: the owner's set swapped, so a
+    /// frozen account's owner can look at what runs and why, not change it
+    /// (with no read-only set configured, a frozen owner has no way in).
+    /// `None` when there is nothing to change.
+    pub async fn swap(
+        &self,
+        account: &Account,
+        frozen: bool,
+    ) -> Result<Option<Access>, AccessError> {
+        let (Some((center, settings)), Some(current)) = (&self.configured, &account.access) else {
+            return Ok(None);
+        };
+        let Some(owner) = current.owner.clone() else {
+            return Ok(None);
+        };
+        let (from, to) = if frozen {
+            (Some(&settings.developer), settings.read_only.as_ref())
+        } else {
+            (settings.read_only.as_ref(), Some(&settings.developer))
+        };
+        let wanted = to.map(|set| set.name.clone());
+        if current.permission_set == wanted
+            && matches!(
+                current.status,
+                AccessStatus::Assigned | AccessStatus::Pending
+            )
+        {
+            return Ok(None);
+        }
+        let account_id = account.account_id.clone().unwrap_or_default();
+        if let Some(from) = from {
+            center
+                .unassign(&Assignment {
+                    account_id: account_id.clone(),
+                    permission_set: from.arn.clone(),
+                    user_id: owner.clone(),
+                })
+                .await?;
+        }
+        let others = current
+            .granted
+            .iter()
+            .filter(|a| a.user_id != owner)
+            .cloned()
+            .collect::<Vec<_>>();
+        let mut access = match to {
+            Some(set) => {
+                self.assign_owner(center.as_ref(), settings, &account_id, &owner, set)
+                    .await?
+            }
+            None => {
+                let mut access = Access::of(
+                    AccessStatus::Removed,
+                    Some(
+                        "the account is frozen and no read-only permission set is configured"
+                            .into(),
+                    ),
+                );
+                access.owner = Some(owner.clone());
+                access
+            }
+        };
+        access.granted.extend(others);
+        access.granted.sort();
+        Ok(Some(access))
+    }
+
+    /// On close: every assignment Purser made, removed.
+    pub async fn remove(&self, account: &Account) -> Result<Option<Access>, AccessError> {
+        let Some(current) = &account.access else {
+            return Ok(None);
+        };
+        if current.granted.is_empty() && current.status == AccessStatus::Removed {
+            return Ok(None);
+        }
+        let Some((center, _)) = &self.configured else {
+            return Ok(None);
+        };
+        for assignment in &current.granted {
+            center.unassign(assignment).await?;
+        }
+        let mut access = Access::of(AccessStatus::Removed, None);
+        access.permission_set = current.permission_set.clone();
+        Ok(Some(access))
+    }
+
+    async fn assign_owner(
+        &self,
+        center: &dyn IdentityCenter,
+        settings: &AccessSettings,
+        account_id: &str,
+        owner: &str,
+        set: &PermissionSet,
+    ) -> Result<Access, AccessError> {
+        let assignment = Assignment {
+            account_id: account_id.to_string(),
+            permission_set: set.arn.clone(),
+            user_id: owner.to_string(),
+        };
+        let request = match center.assign(&assignment).await {
+            Ok(request) => self.until_done(center, request).await?,
+            Err(AccessError::Denied(why)) => AssignmentRequest {
+                id: String::new(),
+                state: RequestState::Failed(why),
+            },
+            Err(e) => return Err(e),
+        };
+        let (status, reason) = match request.state {
+            RequestState::Succeeded => (AccessStatus::Assigned, None),
+            RequestState::InProgress => (AccessStatus::Pending, None),
+            RequestState::Failed(why) => (AccessStatus::Failed, Some(why)),
+        };
+        let mut access = Access::of(status, reason);
+        access.permission_set = Some(set.name.clone());
+        access.owner = Some(owner.to_string());
+        if status != AccessStatus::Failed {
+            access.link = Some(settings.link(account_id, set));
+            access.granted.push(assignment);
+        }
+        Ok(access)
+    }
+
+    async fn until_done(
+        &self,
+        center: &dyn IdentityCenter,
+        mut request: AssignmentRequest,
+    ) -> Result<AssignmentRequest, AccessError> {
+        for wait in &self.polls {
+            if request.state != RequestState::InProgress {
+                break;
+            }
+            tokio::time::sleep(*wait).await;
+            request = center.assign_status(&request.id).await?;
+        }
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::accounts::{AccountState, NewAccount, TeamName};
+    use crate::fakes::locked;
+
+    /// Identity Center with ana and bob as users; assignments complete at
+    /// the first status poll.
+    #[derive(Default)]
+    struct FakeCenter {
+        assigned: Mutex<BTreeSet<Assignment>>,
+    }
+
+    #[async_trait]
+    impl IdentityCenter for FakeCenter {
+        async fn user_by_email(&self, email: &str) -> Result<Option<String>, AccessError> {
+            Ok(["ana@example.com", "bob@example.com"]
+                .contains(&email)
+                .then(|| format!("u-{}", &email[..3])))
+        }
+        async fn assign(&self, a: &Assignment) -> Result<AssignmentRequest, AccessError> {
+            locked(&self.assigned).insert(a.clone());
+            Ok(AssignmentRequest {
+                id: "req-1".into(),
+                state: RequestState::InProgress,
+            })
+        }
+        async fn assign_status(&self, id: &str) -> Result<AssignmentRequest, AccessError> {
+            Ok(AssignmentRequest {
+                id: id.into(),
+                state: RequestState::Succeeded,
+            })
+        }
+        async fn unassign(&self, a: &Assignment) -> Result<AssignmentRequest, AccessError> {
+            locked(&self.assigned).remove(a);
+            Ok(AssignmentRequest {
+                id: "req-2".into(),
+                state: RequestState::Succeeded,
+            })
+        }
+        async fn unassign_status(&self, id: &str) -> Result<AssignmentRequest, AccessError> {
+            self.assign_status(id).await
+        }
+        async fn assignments(
+            &self,
+            account: &str,
+            set: &str,
+        ) -> Result<Vec<Assignment>, AccessError> {
+            Ok(locked(&self.assigned)
+                .iter()
+                .filter(|a| a.account_id == account && a.permission_set == set)
+                .cloned()
+                .collect())
+        }
+    }
+
+    fn set(name: &str) -> PermissionSet {
+        PermissionSet {
+            arn: format!("arn:aws:sso:::permissionSet/ssoins-1/{name}"),
+            name: name.into(),
+        }
+    }
+
+    fn grants(center: &Arc<FakeCenter>, read_only: bool) -> AccessGrants {
+        let settings = AccessSettings {
+            portal_url: "https://d-1234567890.awsapps.com/start/".into(),
+            developer: set("PurserDeveloper"),
+            read_only: read_only.then(|| set("PurserReadOnly")),
+        };
+        AccessGrants::new(center.clone(), settings).polling_at_once()
+    }
+
+    fn ready(owner: &str) -> (Account, Team) {
+        let now = Utc.with_ymd_and_hms(2026, 11, 18, 12, 0, 0).unwrap();
+        let name = TeamName::parse("payments").unwrap();
+        let input = NewAccount {
+            team: name.clone(),
+            owner: owner.into(),
+            purpose: "tests".into(),
+            lease_days: None,
+        };
+        let mut a =
+            Account::request("r-0123456789ab".into(), input, "arn:aws:iam::1:user/x", now).unwrap();
+        a.state = AccountState::Ready;
+        a.account_id = Some("210987654321".into());
+        let mut team = Team::unconfigured(name);
+        team.members = vec!["bob@example.com".into(), "nobody@example.com".into()];
+        (a, team)
+    }
+
+    #[tokio::test]
+    async fn the_owner_signs_in_as_developer_then_read_only_while_frozen_and_nobody_after_close() {
+        let center = Arc::new(FakeCenter::default());
+        let grants = grants(&center, true);
+        let (mut account, team) = ready("ana@example.com");
+
+        let access = grants.grant(&account, &team).await.unwrap();
+        assert_eq!(access.status, AccessStatus::Assigned);
+        assert_eq!(access.permission_set.as_deref(), Some("PurserDeveloper"));
+        assert_eq!(
+            access.link.as_deref(),
+            Some(
+                "https://d-1234567890.awsapps.com/start/#/console?account_id=210987654321&role_name=PurserDeveloper"
+            )
+        );
+        // ana as developer, bob (a member by email) read-only; nobody has no user.
+        assert_eq!(locked(&center.assigned).len(), 2);
+        account.access = Some(access);
+
+        let frozen = grants.swap(&account, true).await.unwrap().expect("swapped");
+        assert_eq!(frozen.permission_set.as_deref(), Some("PurserReadOnly"));
+        assert!(frozen.link.as_deref().unwrap().ends_with("role_name=PurserReadOnly"));
+        let sets: Vec<_> = locked(&center.assigned)
+            .iter()
+            .map(|a| (a.user_id.clone(), a.permission_set.clone()))
+            .collect();
+        assert_eq!(
+            sets,
+            [
+                ("u-ana".into(), set("PurserReadOnly").arn),
+                ("u-bob".into(), set("PurserReadOnly").arn)
+            ]
+        );
+        account.access = Some(frozen);
+        assert_eq!(
+            grants.swap(&account, true).await.unwrap(),
+            None,
+            "frozen twice changes nothing"
+        );
+
+        let unfrozen = grants
+            .swap(&account, false)
+            .await
+            .unwrap()
+            .expect("swapped back");
+        assert_eq!(unfrozen.permission_set.as_deref(), Some("PurserDeveloper"));
+        account.access = Some(unfrozen);
+
+        let removed = grants.remove(&account).await.unwrap().expect("removed");
+        assert_eq!(removed.status, AccessStatus::Removed);
+        assert!(
+            locked(&center.assigned).is_empty(),
+            "nothing Purser granted is left"
+        );
+        account.access = Some(removed);
+        assert_eq!(grants.remove(&account).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_owner_without_a_user_is_told_what_to_do_and_nothing_is_assigned() {
+        let center = Arc::new(FakeCenter::default());
+        let (account, team) = ready("carol@example.com");
+        let access = grants(&center, true).grant(&account, &team).await.unwrap();
+        assert_eq!(access.status, AccessStatus::NoUser);
+        assert!(access.reason.unwrap().contains("carol@example.com"));
+        assert_eq!(access.link, None);
+        // Nothing is granted until the owner has a user.
+        assert!(locked(&center.assigned).is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_identity_center_access_is_not_configured() {
+        let (account, team) = ready("ana@example.com");
+        let access = AccessGrants::none().grant(&account, &team).await.unwrap();
+        assert_eq!(access.status, AccessStatus::NotConfigured);
+    }
+
+    #[tokio::test]
+    async fn without_a_read_only_set_a_frozen_owner_has_no_way_in_until_unfrozen() {
+        let center = Arc::new(FakeCenter::default());
+        let grants = grants(&center, false);
+        let (mut account, team) = ready("ana@example.com");
+        account.access = Some(grants.grant(&account, &team).await.unwrap());
+        let frozen = grants.swap(&account, true).await.unwrap().expect("swapped");
+        assert_eq!(frozen.status, AccessStatus::Removed);
+        assert!(locked(&center.assigned).is_empty());
+        account.access = Some(frozen);
+        let back = grants.swap(&account, false).await.unwrap().expect("back");
+        assert_eq!(back.status, AccessStatus::Assigned);
+        assert_eq!(locked(&center.assigned).len(), 1);
+    }
+}
