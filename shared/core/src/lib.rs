@@ -13,6 +13,7 @@ pub mod events;
 pub(crate) mod fakes;
 pub mod handler;
 pub mod lake;
+pub mod notify;
 pub mod ports;
 pub mod services;
 pub mod spend;

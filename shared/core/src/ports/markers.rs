@@ -65,6 +65,8 @@ pub enum Marker {
     ThrottledCount { account_id: String },
     /// `LambdasRestored` announced for an episode.
     RestoreAnnounced { account_id: String, episode: String },
+    /// An event's message sent to a recipient (as `Recipient::describe`).
+    Notified { event_id: String, recipient: String },
 }
 
 impl Marker {
@@ -124,6 +126,10 @@ impl fmt::Display for Marker {
                 account_id,
                 episode,
             } => write!(f, "lambdas-restored#{account_id}#{episode}"),
+            Marker::Notified {
+                event_id,
+                recipient,
+            } => write!(f, "notified#{event_id}#{recipient}"),
         }
     }
 }
