@@ -7,7 +7,8 @@
 //! [`IdentityCenter`](purser_core::ports::IdentityCenter) on IAM Identity Center
 //! (identity store and SSO admin). Beside the
 //! ports, [`DeadLetterQueue`] redrives Purser's SQS dead-letter queue for
-//! the CLI (`purser events redrive --queue-url`).
+//! the CLI (`purser events redrive --queue-url`). [`AwsNotifier`] is the
+//! [`Notifier`](purser_core::Notifier) on SES v2, SNS and chat webhooks.
 //!
 //! The domain never sees the SDK: functions build these adapters once per
 //! cold start from [`load_config`] and hand them to their handlers as ports.
@@ -26,6 +27,8 @@ mod identity_center;
 mod lake;
 #[cfg(feature = "member-lambdas")]
 mod lambdas;
+#[cfg(feature = "notifier")]
+mod notifier;
 #[cfg(feature = "organization")]
 mod organization;
 #[cfg(feature = "query")]
@@ -45,6 +48,8 @@ pub use identity_center::{ALREADY_ABSENT, IdentityCenterClient};
 pub use lake::{DeadLetterBucket, FirehoseSink, LakeStreams};
 #[cfg(feature = "member-lambdas")]
 pub use lambdas::MemberLambdasClient;
+#[cfg(feature = "notifier")]
+pub use notifier::{AwsNotifier, NotifierSettings};
 #[cfg(feature = "organization")]
 pub use organization::OrganizationsClient;
 #[cfg(feature = "query")]

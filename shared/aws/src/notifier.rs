@@ -207,7 +207,7 @@ fn webhook_error(channel: &str, webhook: &WebhookUrl, status: u16, answer: &str)
     } else {
         format!("answered {status} ({answer})")
     };
-    if status == 429 || status >= 500 || status < 400 {
+    if status == 429 || !(400..500).contains(&status) {
         NotifyError::Unavailable {
             channel,
             message: answered,

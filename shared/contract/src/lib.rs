@@ -19,7 +19,7 @@
 //! with `macros` and `rt-multi-thread`.
 //!
 //! The other ports' contracts ([`organization`], [`event_bus`],
-//! [`lake_sink`], [`member_lambdas`], [`identity_center`]) are run the same
+//! [`lake_sink`], [`member_lambdas`], [`identity_center`], [`notifier`]) are run the same
 //! way, each by its macro (`organization_contract!`, …), on a fixture with
 //! an `Observer` for what the port does not return (or, for
 //! `identity_center`, with the users and permission sets made beforehand).
@@ -28,6 +28,7 @@ pub mod event_bus;
 pub mod identity_center;
 pub mod lake_sink;
 pub mod member_lambdas;
+pub mod notifier;
 pub mod organization;
 pub mod store;
 

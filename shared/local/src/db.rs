@@ -292,6 +292,21 @@ CREATE TABLE sim_ic_requests (
     requested_ms    INTEGER NOT NULL
 );
 "#,
+    r#"
+-- Every notification sent or tried (see notifier.rs): who it went to as
+-- `Recipient::describe` shows it (a webhook by its host, never its URL).
+CREATE TABLE notifications (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms      INTEGER NOT NULL,
+    event_id   TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    channel    TEXT NOT NULL,
+    recipient  TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    outcome    TEXT NOT NULL
+);
+CREATE INDEX notifications_event ON notifications (event_id);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

@@ -178,7 +178,7 @@ impl LocalNotifier {
         } else {
             format!("answered {status} ({answer})")
         };
-        Err(if status == 429 || status >= 500 || status < 400 {
+        Err(if status == 429 || !(400..500).contains(&status) {
             NotifyError::Unavailable {
                 channel: named,
                 message: answered,

@@ -9,6 +9,7 @@ mod event_bus;
 mod identity_center;
 mod lake;
 mod lambdas;
+mod notifier;
 mod organization;
 mod query;
 mod store;

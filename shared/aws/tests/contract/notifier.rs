@@ -7,9 +7,9 @@
 //! with `MessageRejected`, as AWS does), to an address of its own, and
 //! publishes to a topic of its own with an SQS queue subscribed to it.
 //!
-//! What moto shows: the emails it "sent" are kept by its SES backend and
-//! listed by its own API (`GET /moto-api/data.json`, `ses.Message`: source,
-//! destinations, subject, body), which is how the tests read them; SNS
+//! What moto shows: the `SendEmail` requests it took, through its request
+//! recorder (started by the fixture; `scripts/test` points its file at a
+//! temporary one with `MOTO_RECORDER_FILEPATH`); SNS
 //! delivers to the subscribed queue the notification JSON AWS does
 //! (`Subject`, `Message`, `MessageAttributes`). Where moto is not AWS: it
 //! does not check the recipient in the sandbox, configuration sets or
@@ -29,27 +29,59 @@ struct Moto {
 }
 
 impl Observer for Moto {
+    /// The SES v2 `SendEmail` calls moto received for `address`, from
+    /// moto's request recorder: moto keeps the messages, but its only API
+    /// for them (`/moto-api/data.json`) fails once any Lambda function
+    /// exists in it (it asks Docker about them), as in a whole test run.
     async fn emails(&self, address: &str) -> Vec<Email> {
-        let data: serde_json::Value = crate::common::http()
-            .get(format!("{}/moto-api/data.json", self.endpoint))
+        let recording = crate::common::http()
+            .get(format!(
+                "{}/moto-api/recorder/download-recording",
+                self.endpoint
+            ))
             .send()
             .await
-            .expect("moto's data")
-            .json()
+            .expect("moto's recording")
+            .text()
             .await
-            .expect("JSON");
-        data["ses"]["Message"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| {
-                m["destinations"]["ToAddresses"]
+            .expect("the recording");
+        recording
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|entry| {
+                entry["url"]
+                    .as_str()
+                    .is_some_and(|u| u.contains("/v2/email/outbound-emails"))
+            })
+            .filter_map(|entry| {
+                let body = entry["body"].as_str()?;
+                let body = if entry["body_encoded"] == true {
+                    use base64::Engine;
+                    String::from_utf8(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(body)
+                            .ok()?,
+                    )
+                    .ok()?
+                } else {
+                    body.to_owned()
+                };
+                serde_json::from_str::<serde_json::Value>(&body).ok()
+            })
+            .filter(|sent| {
+                sent["Destination"]["ToAddresses"]
                     .as_array()
                     .is_some_and(|to| to.iter().any(|a| a == address))
             })
-            .map(|m| Email {
-                subject: m["subject"].as_str().unwrap_or_default().to_owned(),
-                text: m["body"].as_str().unwrap_or_default().to_owned(),
+            .map(|sent| Email {
+                subject: sent["Content"]["Simple"]["Subject"]["Data"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                text: sent["Content"]["Simple"]["Body"]["Text"]["Data"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             })
             .collect()
     }
@@ -142,6 +174,12 @@ async fn fresh() -> Option<Fixture<Moto>> {
         .await
         .expect("CreateEmailIdentity");
     let (topic_arn, sqs, queue_url) = topic_with_queue(&config).await;
+    // The observer reads the SendEmail calls moto recorded.
+    crate::common::http()
+        .post(format!("{endpoint}/moto-api/recorder/start-recording"))
+        .send()
+        .await
+        .expect("moto records requests");
     let notifier = AwsNotifier::from_config(
         &config,
         NotifierSettings {

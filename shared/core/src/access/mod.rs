@@ -449,7 +449,13 @@ mod tests {
 
         let frozen = grants.swap(&account, true).await.unwrap().expect("swapped");
         assert_eq!(frozen.permission_set.as_deref(), Some("PurserReadOnly"));
-        assert!(frozen.link.as_deref().unwrap().ends_with("role_name=PurserReadOnly"));
+        assert!(
+            frozen
+                .link
+                .as_deref()
+                .unwrap()
+                .ends_with("role_name=PurserReadOnly")
+        );
         let sets: Vec<_> = locked(&center.assigned)
             .iter()
             .map(|a| (a.user_id.clone(), a.permission_set.clone()))
