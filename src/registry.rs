@@ -31,6 +31,9 @@ const HANDLERS: &[(&str, Build)] = &[
     ("RecorderFunction", |p| {
         Ok(Arc::new(purser_recorder::RecorderHandler::from_ports(p)?))
     }),
+    ("NotifyFunction", |p| {
+        Ok(Arc::new(purser_notify::NotifyHandler::from_ports(p)?))
+    }),
 ];
 
 pub fn handlers() -> Registry {

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod access;
 mod accounts;
 mod aws_spend;
 mod aws_vending;

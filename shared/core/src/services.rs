@@ -10,8 +10,10 @@ use crate::access::{AccessGrants, AccessSettings};
 use crate::accounts::Accounts;
 use crate::budgets::{Budgets, FreezeExemptions};
 use crate::lake::Recorder;
+use crate::notify::{Notifications, NotifySettings};
 use crate::ports::{
-    Clock, EventBus, IdentityCenter, LakeSink, MemberLambdas, Organization, QueryEngine, Store,
+    Clock, EventBus, IdentityCenter, LakeSink, MemberLambdas, Notifier, Organization, QueryEngine,
+    Store,
 };
 use crate::spend::{Costs, SpendSettler};
 
@@ -33,6 +35,8 @@ pub struct Ports {
     /// IAM Identity Center, where the deployment has one (with
     /// `settings.access`): who may sign into vended accounts.
     pub identity_center: Option<Arc<dyn IdentityCenter>>,
+    /// Email, chat and the SNS topic; on AWS only the notify function has it.
+    pub notifier: Option<Arc<dyn Notifier>>,
     pub settings: Settings,
 }
 
@@ -53,6 +57,8 @@ pub struct Settings {
     /// How sign-in is granted (the access portal, the permission sets);
     /// `None` without Identity Center.
     pub access: Option<AccessSettings>,
+    /// Who hears of what besides a team's own people.
+    pub notify: NotifySettings,
 }
 
 /// A service was asked of ports that do not have what it needs.
@@ -128,6 +134,18 @@ impl Ports {
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),
             self.settings.cur,
+        ))
+    }
+
+    /// Tells people what happened (the notify function).
+    pub fn notifications(&self) -> Result<Notifications, Unwired> {
+        let notifier = self.notifier.clone().ok_or(Unwired("notifier"))?;
+        Ok(Notifications::new(
+            self.store.clone(),
+            self.store.clone(),
+            notifier,
+            Arc::clone(&self.clock),
+            self.settings.notify.clone(),
         ))
     }
 

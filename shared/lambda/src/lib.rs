@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use purser_aws::{
-    AthenaEngine, DeadLetterBucket, DynamoStore, EventBridgeBus, FirehoseSink, LakeStreams,
-    MemberLambdasClient, OrganizationsClient,
+    AthenaEngine, AwsNotifier, DeadLetterBucket, DynamoStore, EventBridgeBus, FirehoseSink,
+    LakeStreams, MemberLambdasClient, NotifierSettings, OrganizationsClient,
 };
 use purser_core::budgets::FreezeExemptions;
-use purser_core::ports::QueryEngine;
+use purser_core::notify::NotifySettings;
+use purser_core::ports::{Notifier, QueryEngine};
 use purser_core::{Handler, LakeSink, Ports, Settings, SystemClock, Unwired};
 use serde_json::Value;
 
@@ -84,6 +85,7 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
         lake: lake(config, vars)?,
         queries: queries(config, vars)?,
         identity_center: None,
+        notifier: notifier(config, vars),
         settings: Settings {
             admins: admins(list("PURSER_ADMIN_PRINCIPALS")),
             region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
@@ -91,8 +93,27 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
             cur: get("PURSER_CUR").is_some_and(|v| v == "true"),
             owner_domains: list("PURSER_OWNER_DOMAINS"),
             access: None,
+            notify: NotifySettings {
+                admin_emails: list("PURSER_ADMIN_EMAILS"),
+                topic: vars("PURSER_NOTIFY_TOPIC").is_some(),
+                email: vars("PURSER_NOTIFY_SENDER").is_some_and(|s| !s.is_empty()),
+            },
         },
     })
+}
+
+/// SES, SNS and chat webhooks, for the function the template gives the
+/// notifications topic.
+fn notifier(config: &aws_config::SdkConfig, vars: Variables) -> Option<Arc<dyn Notifier>> {
+    let topic = vars("PURSER_NOTIFY_TOPIC")?;
+    Some(Arc::new(AwsNotifier::from_config(
+        config,
+        NotifierSettings {
+            sender: vars("PURSER_NOTIFY_SENDER").unwrap_or_default(),
+            configuration_set: None,
+            topic_arn: Some(topic),
+        },
+    )))
 }
 
 /// Firehose, for the functions the template gives the lake streams.

@@ -30,6 +30,8 @@ use crate::db::{Db, DbError, epoch_ms};
 #[derive(Debug, Clone)]
 pub struct SimulatedIdentityCenter {
     db: Db,
+    /// Whether every team member named by email is a user.
+    team_members: bool,
 }
 
 /// A user of the simulated identity store, as `purser` shows it.
@@ -63,7 +65,18 @@ fn ensure(conn: &Connection, email: &str) -> Result<String, rusqlite::Error> {
 
 impl SimulatedIdentityCenter {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            team_members: false,
+        }
+    }
+
+    /// As `purser up` plays Identity Center: every email address a team
+    /// names as a member is a user (made when first asked for), so the
+    /// owner of a local account signs in when they are a member of its team.
+    pub fn with_team_members(mut self) -> Self {
+        self.team_members = true;
+        self
     }
 
     /// The simulation with a user for each of `emails` (those it has
@@ -81,7 +94,7 @@ impl SimulatedIdentityCenter {
             }
             tx.commit()
         })?;
-        Ok(Self { db })
+        Ok(Self::new(db))
     }
 
     /// Creates a user with `email` (as an admin adding someone to the
@@ -218,14 +231,30 @@ pub fn users(db: &Db) -> Result<Vec<SimulatedUser>, DbError> {
 impl IdentityCenter for SimulatedIdentityCenter {
     async fn user_by_email(&self, email: &str) -> Result<Option<String>, AccessError> {
         let email = email.to_owned();
+        let team_members = self.team_members;
         self.db
             .call(move |conn| {
-                conn.query_row(
-                    "SELECT user_id FROM sim_ic_users WHERE email = ?1",
-                    [email],
+                let user = conn
+                    .query_row(
+                        "SELECT user_id FROM sim_ic_users WHERE email = ?1",
+                        [&email],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if user.is_some() || !team_members {
+                    return Ok(user);
+                }
+                let member: bool = conn.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM teams, json_each(teams.members)
+                                    WHERE lower(json_each.value) = lower(?1))",
+                    [&email],
                     |r| r.get(0),
-                )
-                .optional()
+                )?;
+                if member {
+                    ensure(conn, &email).map(Some)
+                } else {
+                    Ok(None)
+                }
             })
             .await
             .map_err(unavailable)

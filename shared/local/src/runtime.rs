@@ -225,7 +225,16 @@ pub async fn start(
         member_lambdas: lambdas.clone(),
         lake: Some(Arc::new(crate::lake::LocalLakeSink::new(&config.data_dir))),
         queries: Some(Arc::new(purser_query::LocalLake::new(&config.data_dir))),
-        identity_center: None,
+        // IAM Identity Center, simulated: every team member named by email
+        // is a user.
+        identity_center: Some(Arc::new(
+            crate::identity_center::SimulatedIdentityCenter::new(db.clone()).with_team_members(),
+        )),
+        // Emails into <data-dir>/outbox/, chat webhooks really posted.
+        notifier: Some(Arc::new(crate::notifier::LocalNotifier::new(
+            &config.data_dir,
+            db.clone(),
+        ))),
         settings: Settings {
             admins: vec![crate::LOCAL_ADMIN.to_string()],
             region: ctx.region.clone(),
@@ -242,7 +251,12 @@ pub async fn start(
             cur: true,
             // Any owner address locally.
             owner_domains: Vec::new(),
-            access: None,
+            access: Some(local_access()),
+            notify: purser_core::notify::NotifySettings {
+                admin_emails: Vec::new(),
+                topic: true,
+                email: true,
+            },
         },
     };
     let ports = match &config.wrap_ports {
@@ -414,3 +428,23 @@ impl Running {
         }
     }
 }
+
+/// The access portal and permission sets of the simulated Identity Center.
+pub fn local_access() -> purser_core::access::AccessSettings {
+    use purser_core::access::{AccessSettings, PermissionSet};
+    AccessSettings {
+        portal_url: LOCAL_PORTAL.into(),
+        developer: PermissionSet {
+            arn: "arn:aws:sso:::permissionSet/ssoins-local/ps-developer".into(),
+            name: "PurserDeveloper".into(),
+        },
+        read_only: Some(PermissionSet {
+            arn: "arn:aws:sso:::permissionSet/ssoins-local/ps-readonly".into(),
+            name: "PurserReadOnly".into(),
+        }),
+    }
+}
+
+/// The simulated access portal's URL: a sign-in link locally has the shape
+/// AWS's has, and leads nowhere.
+pub const LOCAL_PORTAL: &str = "https://d-0000000000.awsapps.com/start";

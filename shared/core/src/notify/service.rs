@@ -26,6 +26,8 @@ pub struct NotifySettings {
     pub admin_emails: Vec<String>,
     /// Whether Purser's SNS topic gets every message.
     pub topic: bool,
+    /// Whether email can be sent (a sender is configured).
+    pub email: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +159,9 @@ impl Notifications {
             emails.extend(self.settings.admin_emails.iter().cloned());
         }
         let mut recipients: Vec<Recipient> = Vec::new();
+        if !self.settings.email {
+            emails.clear();
+        }
         for address in emails {
             let recipient = Recipient::Email {
                 address: address.to_ascii_lowercase(),
@@ -246,6 +251,7 @@ mod tests {
         let settings = NotifySettings {
             admin_emails: vec!["platform@example.com".into()],
             topic: true,
+            email: true,
         };
         let n = Notifications::new(
             accounts,
