@@ -8,11 +8,12 @@ use std::time::Duration;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use purser_aws::{
     AthenaEngine, AwsNotifier, DeadLetterBucket, DynamoStore, EventBridgeBus, FirehoseSink,
-    LakeStreams, MemberLambdasClient, NotifierSettings, OrganizationsClient,
+    IdentityCenterClient, LakeStreams, MemberLambdasClient, NotifierSettings, OrganizationsClient,
 };
+use purser_core::access::{AccessSettings, PermissionSet};
 use purser_core::budgets::FreezeExemptions;
 use purser_core::notify::NotifySettings;
-use purser_core::ports::{Notifier, QueryEngine};
+use purser_core::ports::{IdentityCenter, Notifier, QueryEngine};
 use purser_core::{Handler, LakeSink, Ports, Settings, SystemClock, Unwired};
 use serde_json::Value;
 
@@ -84,7 +85,7 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
         )),
         lake: lake(config, vars)?,
         queries: queries(config, vars)?,
-        identity_center: None,
+        identity_center: identity_center(config, vars),
         notifier: notifier(config, vars),
         settings: Settings {
             admins: admins(list("PURSER_ADMIN_PRINCIPALS")),
@@ -92,13 +93,41 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
             freeze_exemptions,
             cur: get("PURSER_CUR").is_some_and(|v| v == "true"),
             owner_domains: list("PURSER_OWNER_DOMAINS"),
-            access: None,
+            access: access(vars),
             notify: NotifySettings {
                 admin_emails: list("PURSER_ADMIN_EMAILS"),
                 topic: vars("PURSER_NOTIFY_TOPIC").is_some(),
                 email: vars("PURSER_NOTIFY_SENDER").is_some_and(|s| !s.is_empty()),
             },
         },
+    })
+}
+
+/// IAM Identity Center, where the template names an instance.
+fn identity_center(
+    config: &aws_config::SdkConfig,
+    vars: Variables,
+) -> Option<Arc<dyn IdentityCenter>> {
+    let instance = vars("PURSER_IDC_INSTANCE_ARN").filter(|v| !v.is_empty())?;
+    let store = vars("PURSER_IDENTITY_STORE_ID").unwrap_or_default();
+    Some(Arc::new(IdentityCenterClient::from_config(
+        config, &instance, &store,
+    )))
+}
+
+/// How sign-in is granted: the portal and the two permission sets.
+fn access(vars: Variables) -> Option<AccessSettings> {
+    let set = |arn: &str, name: &str| {
+        Some(PermissionSet {
+            arn: vars(arn).filter(|v| !v.is_empty())?,
+            name: vars(name).filter(|v| !v.is_empty())?,
+        })
+    };
+    vars("PURSER_IDC_INSTANCE_ARN").filter(|v| !v.is_empty())?;
+    Some(AccessSettings {
+        portal_url: vars("PURSER_ACCESS_PORTAL_URL").unwrap_or_default(),
+        developer: set("PURSER_DEVELOPER_SET_ARN", "PURSER_DEVELOPER_SET_NAME")?,
+        read_only: set("PURSER_READ_ONLY_SET_ARN", "PURSER_READ_ONLY_SET_NAME"),
     })
 }
 
@@ -276,6 +305,59 @@ mod tests {
         assert!(ports.lake.is_none() && ports.queries.is_none());
         let err = ports.recorder().err().unwrap().to_string();
         assert!(err.contains("lake sink"), "{err}");
+    }
+
+    #[test]
+    fn sign_in_and_notifications_come_from_the_environment_the_template_sets() {
+        let base = [("PURSER_TABLE", "t"), ("PURSER_BUS", "b")];
+        // The template's empty parameters: neither is configured.
+        let unconfigured = ports(&[
+            base[0],
+            base[1],
+            ("PURSER_IDC_INSTANCE_ARN", ""),
+            ("PURSER_NOTIFY_SENDER", ""),
+        ])
+        .unwrap();
+        assert!(unconfigured.identity_center.is_none() && unconfigured.settings.access.is_none());
+        assert!(unconfigured.notifier.is_none());
+        let err = unconfigured.notifications().err().unwrap().to_string();
+        assert!(err.contains("notifier"), "{err}");
+
+        let ports = ports(&[
+            base[0],
+            base[1],
+            (
+                "PURSER_IDC_INSTANCE_ARN",
+                "arn:aws:sso:::instance/ssoins-0123456789abcdef",
+            ),
+            ("PURSER_IDENTITY_STORE_ID", "d-0123456789"),
+            (
+                "PURSER_ACCESS_PORTAL_URL",
+                "https://d-0123456789.awsapps.com/start",
+            ),
+            (
+                "PURSER_DEVELOPER_SET_ARN",
+                "arn:aws:sso:::permissionSet/ssoins-0123456789abcdef/ps-1",
+            ),
+            ("PURSER_DEVELOPER_SET_NAME", "PurserDeveloper"),
+            ("PURSER_READ_ONLY_SET_ARN", ""),
+            ("PURSER_READ_ONLY_SET_NAME", "PurserReadOnly"),
+            (
+                "PURSER_NOTIFY_TOPIC",
+                "arn:aws:sns:us-east-1:123456789012:notify",
+            ),
+            ("PURSER_NOTIFY_SENDER", "purser@example.com"),
+            ("PURSER_ADMIN_EMAILS", "platform@example.com"),
+        ])
+        .unwrap();
+        assert!(ports.identity_center.is_some());
+        let access = ports.settings.access.clone().expect("configured");
+        assert_eq!(access.developer.name, "PurserDeveloper");
+        assert_eq!(access.read_only, None, "an empty ARN is no set");
+        assert!(ports.notifier.is_some());
+        assert!(ports.settings.notify.email && ports.settings.notify.topic);
+        assert_eq!(ports.settings.notify.admin_emails, ["platform@example.com"]);
+        assert!(ports.notifications().is_ok());
     }
 
     #[test]
