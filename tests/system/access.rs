@@ -266,4 +266,12 @@ async fn an_owner_without_an_identity_center_user_gets_a_ready_account_and_is_to
             .any(|m| m.contains("To: carol@example.com") && m.contains("cannot sign in yet")),
         "{mails:?}"
     );
+    // The platform admins are told too: they must act.
+    let to_admins = format!("To: {}", purser_local::runtime::LOCAL_ADMIN_EMAIL);
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains(&to_admins) && m.contains("carol@example.com")),
+        "{mails:?}"
+    );
 }

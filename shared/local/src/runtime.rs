@@ -253,7 +253,8 @@ pub async fn start(
             owner_domains: Vec::new(),
             access: Some(local_access()),
             notify: purser_core::notify::NotifySettings {
-                admin_emails: Vec::new(),
+                // The local platform admin's address (as `AdminEmails`).
+                admin_emails: vec![LOCAL_ADMIN_EMAIL.into()],
                 topic: true,
                 email: true,
             },
@@ -448,3 +449,6 @@ pub fn local_access() -> purser_core::access::AccessSettings {
 /// The simulated access portal's URL: a sign-in link locally has the shape
 /// AWS's has, and leads nowhere.
 pub const LOCAL_PORTAL: &str = "https://d-0000000000.awsapps.com/start";
+
+/// The address `purser up` mails the platform admins at, where they must act.
+pub const LOCAL_ADMIN_EMAIL: &str = "platform-admins@example.com";
