@@ -30,14 +30,13 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use purser_core::notify::channels::{
-    plain_text, slack_payload, sns_subject, subject_line, teams_payload,
+    plain_text, scrub, slack_payload, sns_subject, subject_line, teams_payload, webhook_answer,
+    webhook_error,
 };
 use purser_core::ports::{Message, Notifier, NotifyError, Recipient, WebhookUrl};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
-/// How much of a refusing webhook's answer an error quotes.
-const ANSWER_MAX: usize = 200;
 
 /// Where the AWS notifier sends from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,57 +190,11 @@ impl AwsNotifier {
         .await
         .ok()
         .and_then(Result::ok)
-        .map(|b| answer_text(&b.into_bytes(), webhook))
+        .map(|b| webhook_answer(&String::from_utf8_lossy(&b.into_bytes()), webhook))
         .unwrap_or_default();
         tracing::warn!(channel, webhook = %webhook.redacted(), status, answer, "webhook refused the POST");
         Err(webhook_error(channel, webhook, status, &answer))
     }
-}
-
-/// A webhook's answer `status` (not 2xx) as an error: 429 and 5xx may pass,
-/// any other 4xx means the webhook is gone or refuses this message.
-fn webhook_error(channel: &str, webhook: &WebhookUrl, status: u16, answer: &str) -> NotifyError {
-    let channel = format!("{channel} webhook {}", webhook.redacted());
-    let answered = if answer.is_empty() {
-        format!("answered {status}")
-    } else {
-        format!("answered {status} ({answer})")
-    };
-    if status == 429 || !(400..500).contains(&status) {
-        NotifyError::Unavailable {
-            channel,
-            message: answered,
-        }
-    } else {
-        NotifyError::Refused {
-            channel,
-            message: format!(
-                "{answered}: the webhook was removed or its URL is wrong; ask the team for a new one"
-            ),
-        }
-    }
-}
-
-/// The first line of an answer, short, with the URL taken out.
-fn answer_text(bytes: &[u8], webhook: &WebhookUrl) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let line = text.lines().next().unwrap_or("").trim();
-    scrub(&line.chars().take(ANSWER_MAX).collect::<String>(), webhook)
-}
-
-/// `text` with the webhook's URL (and its path) replaced by its host.
-fn scrub(text: &str, webhook: &WebhookUrl) -> String {
-    let url = webhook.expose();
-    let mut text = text.replace(url, &webhook.redacted());
-    if let Some(path) = url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
-        .filter(|p| p.len() > 1)
-    {
-        text = text.replace(path, "/…");
-    }
-    text
 }
 
 fn service_error<E, R>(e: &SdkError<E, R>) -> (String, String)
@@ -422,8 +375,8 @@ mod tests {
         assert!(!scrubbed.contains("s3cr3t"), "{scrubbed}");
         assert!(scrubbed.contains("https://hooks.slack.com/…"));
         assert_eq!(
-            answer_text(
-                b"invalid_token https://hooks.slack.com/services/T0/B0/s3cr3t\nmore",
+            webhook_answer(
+                "invalid_token https://hooks.slack.com/services/T0/B0/s3cr3t\nmore",
                 &w
             ),
             "invalid_token https://hooks.slack.com/…"

@@ -17,7 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use purser_core::notify::channels::{
-    email_mime, plain_text, slack_payload, sns_subject, teams_payload,
+    email_mime, plain_text, scrub, slack_payload, sns_subject, teams_payload, webhook_answer,
+    webhook_error,
 };
 use purser_core::ports::{Message, Notifier, NotifyError, Recipient, WebhookUrl};
 use rusqlite::params;
@@ -161,36 +162,8 @@ impl LocalNotifier {
         if response.status().is_success() {
             return Ok(());
         }
-        let answer = response.text().await.unwrap_or_default();
-        let answer = scrub(
-            &answer
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .chars()
-                .take(200)
-                .collect::<String>(),
-            webhook,
-        );
-        let answered = if answer.is_empty() {
-            format!("answered {status}")
-        } else {
-            format!("answered {status} ({answer})")
-        };
-        Err(if status == 429 || !(400..500).contains(&status) {
-            NotifyError::Unavailable {
-                channel: named,
-                message: answered,
-            }
-        } else {
-            NotifyError::Refused {
-                channel: named,
-                message: format!(
-                    "{answered}: the webhook was removed or its URL is wrong; ask the team for a new one"
-                ),
-            }
-        })
+        let answer = webhook_answer(&response.text().await.unwrap_or_default(), webhook);
+        Err(webhook_error(channel, webhook, status, &answer))
     }
 
     async fn record(&self, recipient: &Recipient, message: &Message, outcome: String) {
@@ -217,21 +190,6 @@ impl LocalNotifier {
             tracing::warn!(error = %e, "a notification was not recorded");
         }
     }
-}
-
-/// `text` with the webhook's URL (and its path) replaced by its host.
-fn scrub(text: &str, webhook: &WebhookUrl) -> String {
-    let url = webhook.expose();
-    let mut text = text.replace(url, &webhook.redacted());
-    if let Some(path) = url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
-        .filter(|p| p.len() > 1)
-    {
-        text = text.replace(path, "/…");
-    }
-    text
 }
 
 /// A file name's part: letters, digits, `-`, `_`, `.` (`@` as `_at_`),

@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::ports::Message;
+use crate::ports::{Message, NotifyError, WebhookUrl};
 
 /// Slack's limits: a header block's text, a section's, a button's URL.
 const SLACK_HEADER_MAX: usize = 150;
@@ -356,6 +356,61 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+/// How much of a webhook's answer an error keeps.
+const ANSWER_MAX: usize = 200;
+
+/// The first line of a webhook's answer, short, with its URL taken out.
+pub fn webhook_answer(body: &str, webhook: &WebhookUrl) -> String {
+    let line = body.lines().next().unwrap_or("").trim();
+    scrub(&line.chars().take(ANSWER_MAX).collect::<String>(), webhook)
+}
+
+/// A webhook's answer `status` (not 2xx) as an error: 429 and 5xx may pass,
+/// any other 4xx means the webhook is gone or refuses this message.
+/// `answer` is what `webhook_answer` kept of the body.
+pub fn webhook_error(
+    channel: &str,
+    webhook: &WebhookUrl,
+    status: u16,
+    answer: &str,
+) -> NotifyError {
+    let channel = format!("{channel} webhook {}", webhook.redacted());
+    let answered = if answer.is_empty() {
+        format!("answered {status}")
+    } else {
+        format!("answered {status} ({answer})")
+    };
+    if status == 429 || !(400..500).contains(&status) {
+        NotifyError::Unavailable {
+            channel,
+            message: answered,
+        }
+    } else {
+        NotifyError::Refused {
+            channel,
+            message: format!(
+                "{answered}: the webhook was removed or its URL is wrong; ask the team for a new one"
+            ),
+        }
+    }
+}
+
+/// `text` with the webhook's URL (and its path) replaced by its host, so no
+/// error or log line carries the secret.
+pub fn scrub(text: &str, webhook: &WebhookUrl) -> String {
+    let url = webhook.expose();
+    let mut text = text.replace(url, &webhook.redacted());
+    if let Some(path) = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .filter(|p| p.len() > 1)
+    {
+        text = text.replace(path, "/…");
+    }
+    text
 }
 
 #[cfg(test)]
