@@ -43,7 +43,10 @@ pub enum Command {
         after_help = "Examples:\n  purser demo\n  purser demo --data-dir /tmp/purser-demo\n  purser up --data-dir .purser-demo     # then explore what the demo left"
     )]
     Demo(DemoArgs),
-    /// Request, list, show and close developer accounts.
+    /// Request, list, show, close and sign in to developer accounts.
+    #[command(
+        after_help = "Examples:\n  purser accounts request --team payments --owner ana@example.com --purpose 'load tests' --wait\n  purser accounts login r-0123456789ab             # the sign-in link, opened in your browser"
+    )]
     Accounts(AccountsArgs),
     /// Create or change a team (its quota of open accounts, its members) and show it.
     Teams(TeamsArgs),
@@ -56,6 +59,8 @@ pub enum Command {
     Budgets(BudgetsArgs),
     /// Put, follow, inspect and test events.
     Events(EventsArgs),
+    /// The notifications a local `purser up` sent: emails, chat webhooks, the topic.
+    Notifications(NotificationsArgs),
     /// Run a named query (infra/queries) or SQL on the local lake with DataFusion, or on Athena.
     #[command(
         after_help = "Examples:\n  purser query --list\n  purser query cost_per_team_daily --param 2026-11-01 --param 2026-11-30\n  purser query top_functions --param 2026-11 --param 10 --output json\n  purser query --sql 'SELECT team, count(*) AS n FROM invocations WHERE dt = ? GROUP BY team' --param 2026-11-21\n  purser query cost_per_team_monthly --param 2026-11 --athena          # on Athena, with your AWS credentials\n  purser query top_functions --param 2026-11 --param 5 --athena --workgroup purser --database purser_lake"
@@ -379,6 +384,12 @@ pub enum AccountsCommand {
         after_help = "Examples:\n  purser accounts close r-0123456789ab\n  purser accounts close r-0123456789ab --wait"
     )]
     Close(CloseArgs),
+    /// Sign in to an account: print its sign-in link and permission set, and
+    /// open the link in your browser (IAM Identity Center's access portal).
+    #[command(
+        after_help = "Examples:\n  purser accounts login r-0123456789ab\n  purser accounts login r-0123456789ab --no-browser      # print the link only\n  purser accounts login r-0123456789ab --output json | jq -r .link"
+    )]
+    Login(LoginArgs),
 }
 
 #[derive(Debug, Args)]
@@ -438,6 +449,23 @@ pub struct ShowArgs {
     #[arg(value_name = "ID")]
     pub id: String,
     /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The request id (`r-…`) of the account to sign in to.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Print the link without opening a browser (never opened when stdout is
+    /// not a terminal).
+    #[arg(long)]
+    pub no_browser: bool,
+    /// The link and permission set for people, or the account's access object
+    /// as JSON for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
     #[command(flatten)]
@@ -620,6 +648,35 @@ pub struct TailArgs {
     #[arg(long, value_name = "MS", default_value_t = 250)]
     pub interval: u64,
     /// One line per event, or one JSON envelope per line.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct NotificationsArgs {
+    #[command(subcommand)]
+    pub command: NotificationsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// List the notifications sent (or tried) by a local `purser up`, oldest
+    /// first: emails (in the data dir's outbox/), Slack and Teams webhooks
+    /// (by their host, never their URL) and the SNS topic.
+    #[command(
+        after_help = "Examples:\n  purser notifications list\n  purser notifications list --last 5\n  purser notifications list --data-dir .purser-demo --output json | jq '.[].subject'"
+    )]
+    List(NotificationsListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NotificationsListArgs {
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "PURSER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Only the last N notifications.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// An aligned table for people, or the JSON for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }

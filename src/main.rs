@@ -8,7 +8,10 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{AccountsCommand, BudgetsCommand, Cli, Command, EventsCommand, TeamsCommand};
+use crate::cli::{
+    AccountsCommand, BudgetsCommand, Cli, Command, EventsCommand, NotificationsCommand,
+    TeamsCommand,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -22,6 +25,7 @@ async fn main() -> ExitCode {
             AccountsCommand::List(args) => commands::accounts::list(args).await,
             AccountsCommand::Show(args) => commands::accounts::show(args).await,
             AccountsCommand::Close(args) => commands::accounts::close(args).await,
+            AccountsCommand::Login(args) => commands::accounts::login(args).await,
         },
         Command::Teams(teams) => match teams.command {
             TeamsCommand::Set(args) => commands::teams::set(args).await,
@@ -40,6 +44,9 @@ async fn main() -> ExitCode {
             EventsCommand::Redrive(args) => commands::events::redrive(args),
             EventsCommand::Replay(args) => commands::events::replay(args),
             EventsCommand::TestPattern(args) => commands::events::test_pattern(args),
+        },
+        Command::Notifications(notifications) => match notifications.command {
+            NotificationsCommand::List(args) => commands::notifications::list(args),
         },
         Command::Query(args) => commands::query::run(args).await,
         Command::Completions(args) => {

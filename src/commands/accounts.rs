@@ -1,4 +1,4 @@
-//! `purser accounts request|list|show|close`
+//! `purser accounts request|list|show|close|login`
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::client::{ApiError, Client};
-use crate::cli::{CloseArgs, ListArgs, Output, RequestArgs, ShowArgs};
+use crate::cli::{CloseArgs, ListArgs, LoginArgs, Output, RequestArgs, ShowArgs};
 use crate::output::{cell, print_json, println, record, table};
 
 pub async fn request(args: RequestArgs) -> anyhow::Result<()> {
@@ -172,6 +172,108 @@ pub async fn close(args: CloseArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api).await?;
+    let account = client.get(&["accounts", &args.id], &[]).await?;
+    let access = &account["access"];
+    if let Output::Json = args.output {
+        print_json(access)?;
+    }
+    let link = match sign_in(&args.id, &account) {
+        Ok(link) => link,
+        Err(why) => bail!("{why}"),
+    };
+    if let Output::Json = args.output {
+        return Ok(());
+    }
+    let mut fields = vec![
+        ("ACCOUNT", cell(&account["account_id"])),
+        ("PERMISSION SET", cell(&access["permission_set"])),
+        ("SIGN-IN LINK", link.clone()),
+    ];
+    if text(&account, "state") == "frozen" {
+        fields.push((
+            "NOTE",
+            "the account is frozen: you sign in read-only until its team's budget allows again"
+                .into(),
+        ));
+    }
+    println(record(&fields))?;
+    if !args.no_browser && std::io::stdout().is_terminal() && open_browser(&link) {
+        eprintln!("\nopening it in your browser");
+    }
+    Ok(())
+}
+
+/// The account's sign-in link, or why there is none.
+fn sign_in(id: &str, account: &Value) -> Result<String, String> {
+    let state = text(account, "state");
+    let access = &account["access"];
+    let status = access["status"].as_str().unwrap_or("not_configured");
+    let reason = access["reason"].as_str().filter(|r| !r.is_empty());
+    if let Some(link) = access["link"].as_str().filter(|l| !l.is_empty())
+        && (state == "ready" || state == "frozen")
+    {
+        return Ok(link.to_string());
+    }
+    if state != "ready" && state != "frozen" {
+        let next = match state.as_str() {
+            "requested" | "creating" => {
+                format!("; wait for it with `purser accounts show {id}`")
+            }
+            "failed" => account["failure_reason"]
+                .as_str()
+                .map_or(String::new(), |r| format!(": {r}")),
+            _ => String::new(),
+        };
+        return Err(format!("account {id} is {state}{next}"));
+    }
+    Err(match status {
+        "not_configured" => "this Purser grants no sign-in; ask a platform admin".to_string(),
+        "no_user" => reason.map_or_else(
+            || format!("the owner of {id} has no IAM Identity Center user yet"),
+            str::to_string,
+        ),
+        "pending" => format!(
+            "the sign-in to {id} is still being set up; try again in a moment{}",
+            reason.map_or(String::new(), |r| format!(" ({r})"))
+        ),
+        other => format!(
+            "no sign-in to {id} ({other}){}",
+            reason.map_or(String::new(), |r| format!(": {r}"))
+        ),
+    })
+}
+
+/// Opens `link` in the desktop's browser; false where there is none to ask.
+fn open_browser(link: &str) -> bool {
+    use std::process::{Command, Stdio};
+    let mut command = if cfg!(target_os = "macos") {
+        let mut c = Command::new("open");
+        c.arg(link);
+        c
+    } else if cfg!(windows) {
+        // Not `cmd /c start`: cmd would read the link's `&` as its own.
+        let mut c = Command::new("rundll32");
+        c.args(["url.dll,FileProtocolHandler", link]);
+        c
+    } else {
+        // Without a display xdg-open may start a text browser in this terminal.
+        if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+            return false;
+        }
+        let mut c = Command::new("xdg-open");
+        c.arg(link);
+        c
+    };
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .is_ok()
 }
 
 /// Follows an account request until it reaches one of `done` (or fails),

@@ -3,6 +3,7 @@ pub mod budgets;
 pub mod client;
 pub mod costs;
 pub mod events;
+pub mod notifications;
 pub mod query;
 pub mod teams;
 pub mod up;

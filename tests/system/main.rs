@@ -12,6 +12,7 @@ mod aws_spend;
 mod aws_vending;
 mod budgets;
 mod cli;
+mod cli_access;
 mod cli_api;
 #[cfg(unix)]
 mod crash;
