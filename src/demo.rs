@@ -226,6 +226,9 @@ impl<'a> Demo<'a> {
         self.raise(runaway).await.context("raising the budget")?;
         let to_day = Utc::now().date_naive();
         self.costs(to_day).await.context("the cost table")?;
+        self.notifications()
+            .await
+            .context("the notifications sent")?;
         Ok(Story {
             from_day: self.today,
             to_day,
@@ -238,11 +241,16 @@ impl<'a> Demo<'a> {
         heading(1, "Three teams, each with a monthly budget");
         let mut rows = Vec::new();
         for (team, dev, _, amount) in TEAMS {
-            let mut members = vec![principal(dev)];
+            // Each developer by IAM principal (for the API) and by email
+            // (for IAM Identity Center, which signs them into what is vended).
+            let mut members = vec![principal(dev), format!("{dev}@example.com")];
             if team == "search" {
                 members.push(principal("bob"));
             }
-            let body = json!({"quota": 3, "members": members});
+            let mut body = json!({"quota": 3, "members": members});
+            if team == RUNAWAY_TEAM {
+                body["notify"] = json!({"emails": [format!("{team}-leads@example.com")]});
+            }
             self.api("PUT", &format!("/teams/{team}"), Some(&body), None, 200)
                 .await?;
             let mut budget = json!({"amount": amount, "currency": "USD", "thresholds": [50, 80, 100], "mode": "actual"});
@@ -329,6 +337,31 @@ impl<'a> Demo<'a> {
             &["request", "team", "owner", "state", "account", "OU"],
             rows,
         );
+        say(
+            "Each owner is a member of the team by email, so IAM Identity Center (simulated) has a",
+        );
+        say(
+            "user for them: AccountReady came once they could sign in. `purser accounts login ID`:",
+        );
+        for v in &vended {
+            let view = self
+                .api(
+                    "GET",
+                    &format!("/accounts/{}", v.request_id),
+                    None,
+                    None,
+                    200,
+                )
+                .await?;
+            say(&format!(
+                "  {} ({}): {} {}",
+                text(&view["owner"]),
+                text(&view["access"]["status"]),
+                text(&view["access"]["permission_set"]),
+                text(&view["access"]["link"])
+            ));
+        }
+        say("and the notify function emailed each owner the link (see the outbox, step 8).");
 
         // The next creation AWS completes fails, as it does for an address
         // another AWS account already has.
@@ -719,6 +752,53 @@ impl<'a> Demo<'a> {
     }
 
     // ------------------------------------------------------------ helpers
+
+    /// Who was told what, as `purser notifications list` shows it.
+    async fn notifications(&self) -> anyhow::Result<()> {
+        heading(8, "Who was told");
+        self.running
+            .settle(Duration::from_secs(30))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let sent = purser_local::notifier::sent(self.running.db())?;
+        let mut by_kind: std::collections::BTreeMap<
+            String,
+            (usize, std::collections::BTreeSet<String>),
+        > = Default::default();
+        for n in &sent {
+            let entry = by_kind.entry(n.kind.clone()).or_default();
+            entry.0 += 1;
+            entry.1.insert(n.channel.clone());
+        }
+        say(&format!(
+            "The notify function sent {} message(s), each recipient once per event (`purser notifications list`):",
+            sent.len()
+        ));
+        print_table(
+            &["event", "messages", "channels"],
+            by_kind
+                .into_iter()
+                .map(|(kind, (n, channels))| {
+                    vec![
+                        kind,
+                        n.to_string(),
+                        channels.into_iter().collect::<Vec<_>>().join(", "),
+                    ]
+                })
+                .collect(),
+        );
+        if let Some(n) = sent
+            .iter()
+            .find(|n| n.kind == "BudgetThresholdCrossed" && n.channel == "email")
+        {
+            say(&format!("  e.g. to {}: \"{}\"", n.recipient, n.subject));
+        }
+        say(&format!(
+            "  The emails are .eml files in {}/outbox/; on AWS they go through SES, chat webhooks and SNS.",
+            self.data_dir.display()
+        ));
+        Ok(())
+    }
 
     async fn request_account(&self, team: &str, dev: &str, purpose: &str) -> anyhow::Result<Value> {
         let body = json!({"team": team, "owner": format!("{dev}@example.com"), "purpose": purpose, "lease_days": 30});

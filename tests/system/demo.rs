@@ -119,6 +119,27 @@ async fn the_demo_tells_the_whole_story_and_leaves_its_state() {
         inspect::dead_letters(&db, 10).unwrap().is_empty(),
         "no delivery failed for good"
     );
+
+    // Every owner could sign in, and was told; so were ml's leads, of the
+    // crossings.
+    for ready in archived(&db, "AccountReady") {
+        assert_eq!(ready["detail"]["access"]["status"], "assigned", "{ready}");
+    }
+    let sent = purser_local::notifier::sent(&db).unwrap();
+    for owner in ["ana@example.com", "raj@example.com", "li@example.com"] {
+        assert!(
+            sent.iter()
+                .any(|n| n.kind == "AccountReady" && n.recipient == format!("email {owner}")),
+            "{owner}: {sent:?}"
+        );
+    }
+    assert_eq!(
+        sent.iter()
+            .filter(|n| n.kind == "BudgetThresholdCrossed"
+                && n.recipient == "email ml-leads@example.com")
+            .count(),
+        3
+    );
 }
 
 #[tokio::test]
