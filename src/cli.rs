@@ -264,7 +264,8 @@ pub struct RedriveArgs {
     #[arg(long, default_value = DEFAULT_DATA_DIR, env = "PURSER_DATA_DIR")]
     pub data_dir: PathBuf,
     /// Only the dead letters of this target: locally the TARGET column of
-    /// `events dlq`; on AWS, any part of the target function's name or ARN.
+    /// `events dlq`; on AWS, any part of the failed function's name or ARN, or of the
+    /// fair queue's name (InvocationsQueue, SpendQueue) a message came from.
     #[arg(long)]
     pub target: Option<String>,
     /// On AWS: a line and a table for people, or the report as JSON for scripts.
