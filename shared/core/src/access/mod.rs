@@ -153,7 +153,17 @@ impl AccessGrants {
             return Ok(Access::of(AccessStatus::NotConfigured, None));
         };
         let account_id = account.account_id.clone().unwrap_or_default();
-        let Some(owner) = center.user_by_email(&account.owner).await? else {
+        // A refusal (a wrong instance, store or role) does not keep the
+        // account from being ready: it says what is wrong, like no user.
+        let found = match center.user_by_email(&account.owner).await {
+            Err(AccessError::Denied(why)) => {
+                let mut access = Access::of(AccessStatus::Failed, Some(why));
+                access.permission_set = Some(settings.developer.name.clone());
+                return Ok(access);
+            }
+            other => other?,
+        };
+        let Some(owner) = found else {
             let reason = format!(
                 "IAM Identity Center has no user with the address {}: add one (or the address to the owner's user), then ask a platform admin to grant access",
                 account.owner
@@ -502,6 +512,49 @@ mod tests {
         assert_eq!(access.link, None);
         // Nothing is granted until the owner has a user.
         assert!(locked(&center.assigned).is_empty());
+    }
+
+    struct DeniedCenter;
+
+    #[async_trait]
+    impl IdentityCenter for DeniedCenter {
+        async fn user_by_email(&self, _: &str) -> Result<Option<String>, AccessError> {
+            Err(AccessError::Denied(
+                "identitystore:GetUserId on d-1 is not allowed".into(),
+            ))
+        }
+        async fn assign(&self, _: &Assignment) -> Result<AssignmentRequest, AccessError> {
+            unreachable!("nobody is assigned without a user")
+        }
+        async fn assign_status(&self, _: &str) -> Result<AssignmentRequest, AccessError> {
+            unreachable!("no request was made")
+        }
+        async fn unassign(&self, _: &Assignment) -> Result<AssignmentRequest, AccessError> {
+            unreachable!("nothing was assigned")
+        }
+        async fn unassign_status(&self, _: &str) -> Result<AssignmentRequest, AccessError> {
+            unreachable!("no request was made")
+        }
+        async fn assignments(&self, _: &str, _: &str) -> Result<Vec<Assignment>, AccessError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusing_identity_center_leaves_the_account_ready_and_says_why() {
+        let (account, team) = ready("ana@example.com");
+        let settings = AccessSettings {
+            portal_url: "https://d-1.awsapps.com/start".into(),
+            developer: set("PurserDeveloper"),
+            read_only: None,
+        };
+        let access = AccessGrants::new(Arc::new(DeniedCenter), settings)
+            .grant(&account, &team)
+            .await
+            .unwrap();
+        assert_eq!(access.status, AccessStatus::Failed);
+        assert!(access.reason.unwrap().contains("GetUserId"));
+        assert_eq!(access.link, None);
     }
 
     #[tokio::test]
