@@ -883,6 +883,27 @@ fn no_rule_of_the_recorder_matches_its_own_output() {
 }
 
 #[test]
+fn the_notify_function_hears_exactly_the_events_it_has_words_for() {
+    let t = template();
+    let rules = rules_of(&t, "NotifyFunction");
+    assert_eq!(rules.len(), 1);
+    let pattern = &t.document["Resources"]["NotifyFunction"]["Properties"]["Events"]["PurserEvents"]
+        ["Properties"]["Pattern"];
+    let heard: BTreeSet<&str> = pattern["detail-type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        heard,
+        purser_core::notify::NOTIFIED
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+    );
+}
+
+#[test]
 fn the_recorder_takes_what_it_records_and_nothing_from_aws_posing_as_ci() {
     let t = template();
     let rules = rules_of(&t, "RecorderFunction");

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::accounts::{AccountState, Team, TeamName};
+use crate::budgets::BUDGET_THRESHOLD_CROSSED;
 use crate::events::Event;
 use crate::events::catalog::{ACCOUNT_FAILED, ACCOUNT_READY};
-use crate::notify::messages::{BUDGET_THRESHOLD_CROSSED, message_for};
+use crate::notify::messages::message_for;
 use crate::ports::{
     AccountStore, Clock, Marker, Markers, Notifier, NotifyError, Recipient, StoreError,
 };
