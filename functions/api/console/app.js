@@ -296,7 +296,8 @@
       sessionStorage.removeItem(this.TOKEN);
       sessionStorage.removeItem(this.STARTS);
       const url = CONFIG.logout_url ? safeUrl(CONFIG.logout_url) : null;
-      location.assign(url || '/');
+      if (url) location.assign(url);
+      else showSignIn('You are signed out of the console (your identity provider may still know you).');
     },
   };
 
@@ -532,13 +533,21 @@
             : `Accounts ${ids.join(', ')} of team ${team} are frozen`;
         out.push({ kind: 'frozen', team, text: why ? `${subject}: ${why}. An admin can raise the budget.` : `${subject}.` });
       }
-      if (b && Array.isArray(b.throttled) && b.throttled.length > 0) {
-        const n = b.throttled.length;
+      if (throttledCount(b) > 0) {
+        const n = throttledCount(b);
         const subject = `${n} Lambda function${n === 1 ? '' : 's'} of team ${team} ${n === 1 ? 'is' : 'are'} throttled`;
         out.push({ kind: 'throttled', team, text: why ? `${subject}: ${why}. An admin can raise the budget.` : `${subject}.` });
       }
     }
     return out;
+  }
+
+  /** How many functions a budget throttles: a count, or a list of them. */
+  function throttledCount(b) {
+    if (!b) return 0;
+    if (Array.isArray(b.throttled)) return b.throttled.length;
+    const n = Number(b.throttled);
+    return Number.isFinite(n) && n > 0 ? n : 0;
   }
 
   function budgetWhy(team, b) {
@@ -575,6 +584,9 @@
   }
 
   function showSignIn(message) {
+    halted = true; // no more polling: it would only start signing in again
+    clearTimeout(timer);
+    page = null;
     replace(
       els.main,
       h('h1', { tabindex: '-1' }, 'Sign in'),
@@ -658,7 +670,7 @@
 
   // ---------------------------------------------------------------- pages
 
-  let page = null; // the page shown: {refresh(), destroy()}
+  let page = null; // the page shown: {refresh(alive)}
   let generation = 0;
 
   function heading(text, testid) {
@@ -949,7 +961,7 @@
       title.textContent = `Team ${team}: spend in ${monthName(d.period)}`;
       const enforcement = [];
       if (b && b.frozen) enforcement.push('accounts frozen');
-      if (b && Array.isArray(b.throttled) && b.throttled.length) enforcement.push(`${b.throttled.length} function(s) throttled`);
+      if (throttledCount(b) > 0) enforcement.push(`${throttledCount(b)} function(s) throttled`);
       const figures = h('dl', { class: 'figures' },
         figure('Spent this month', money(d.total, cur),
           b ? `of ${money(b.amount, b.currency || cur)} budget${pct !== null ? ` (${fmtPercent(pct)})` : ''}` : 'no budget set', 'spend-total'),
@@ -960,7 +972,7 @@
         figure('Thresholds crossed', crossed.length ? crossed.map((t) => `${t}%`).join(', ') : 'none',
           enforcement.length ? enforcement.join('; ') : (b ? 'no action taken' : ''), 'spend-crossed'),
         figure('Figures from', SOURCES[d.source] || d.source || '—',
-          d.settled_at ? `settled ${fmtDateTime(d.settled_at)}` : 'not settled yet', 'spend-source'));
+          d.settled_at ? `settled ${fmtDateTime(d.settled_at)}` : (d.source_explained || 'not settled yet'), 'spend-source'));
 
       replace(box,
         figures,
@@ -985,6 +997,7 @@
             ]), 'No spend recorded yet.')),
           h('section', { class: 'panel', 'aria-labelledby': 'top-functions-heading' },
             h('h2', { id: 'top-functions-heading' }, 'Top functions'),
+            d.functions_source ? h('p', { class: 'hint' }, `Figures ${d.functions_source}.`) : null,
             table('top-functions', ['Function', 'Account', 'Spend'], (d.top_functions || []).map((f) => [
               h('span', { class: 'mono' }, f.function),
               h('span', { class: 'mono' }, f.account_id),
@@ -1431,12 +1444,14 @@
   // ---------------------------------------------------------------- ticks
 
   let timer = null;
+  let halted = false;
   let busy = false;
   let again = false;
 
   /** Refreshes what every page shares, then the page; every 2 s while the
    * page is visible. */
   async function tick() {
+    if (halted) return;
     if (busy) {
       again = true;
       return;
@@ -1467,7 +1482,7 @@
 
   function schedule() {
     clearTimeout(timer);
-    if (document.visibilityState === 'visible') timer = setTimeout(tick, POLL_MS);
+    if (!halted && document.visibilityState === 'visible') timer = setTimeout(tick, POLL_MS);
   }
 
   function route(focus) {
