@@ -8,7 +8,8 @@
 //! | item | `pk` | `sk` | other attributes |
 //! |---|---|---|---|
 //! | account | `ACCOUNT#<id>` | `ACCOUNT` | `data` (the account as JSON), `state`, `closure_started_at`, index keys |
-//! | team | `TEAM#<team>` | `TEAM` | `name`, `quota`, `members` |
+//! | team | `TEAM#<team>` | `TEAM` | `name`, `quota`, `members`, `notify` |
+//! | team's listing copy | `TEAMS` | `TEAM#<team>` | as the team's item |
 //! | team counters | `TEAM#<team>` | `COUNTERS` | `open` |
 //! | team budget | `TEAM#<team>` | `BUDGET` | `revision`, `data` (the budget as JSON) |
 //! | team settled spend of a month | `TEAM#<team>` | `SETTLED#<YYYY-MM>` | `settled_at` (epoch ms), `data` (as JSON) |
@@ -17,6 +18,8 @@
 //! | event claim | `IDEMPOTENCY#<key>` | `IDEMPOTENCY` | `expires_at` |
 //! | team spend of a day | `SPEND#TEAM#<team>` | `DAY#<YYYY-MM-DD>` | `nanos` |
 //! | account spend of a day | `SPEND#ACCOUNT#<account id>` | `DAY#<YYYY-MM-DD>` | `nanos`, `team` (once known) |
+//! | team spend of a function of a month | `SPEND#FUNCTION#<team>#<YYYY-MM>` | `FUNCTION#<account id>#<function>` | `nanos`, `account_id`, `function` |
+//! | deployment mark | `DEPLOYMENTS#<team>` | `<at, nine fractional digits>#<id>` | `team`, `at`, `id`, `account_id`, `stack`, `status`, `source`, `expires_at` |
 //! | marker | `MARKER#<key>` | `MARKER` | `value`, `expires_at` |
 //!
 //! | index | hash | range | on accounts |
@@ -30,15 +33,21 @@
 //! so they never drift from the accounts they count; spend counters move in
 //! the same transaction as the claim of the batch they add, so a batch
 //! delivered twice adds once. A day's spend of a team or an account is one
-//! item, and a range of days one `Query` on its partition. Claims and
-//! markers carry `expires_at`, and every read and condition compares it
-//! with the caller's `now` itself: TTL deletes expired items only lazily.
+//! item, and a range of days one `Query` on its partition; a team's
+//! functions of a month are one partition, read whole. Claims and markers
+//! carry `expires_at`, and every read and condition compares it with the
+//! caller's `now` itself: TTL deletes expired items only lazily. Deployment
+//! marks carry it too, `DEPLOYMENTS_KEPT` after their time, and are read by
+//! time, not by expiry. Teams are listed from their copies in `TEAMS`,
+//! written in one transaction with the team's item (`store/teams.rs`): a
+//! team written before the copies existed is listed once written again.
 //! A budget is replaced whole, on the condition that the stored revision is
 //! the one before the new one, so of two changes from one revision one is
 //! stored.
 
 mod accounts;
 mod budgets;
+mod deployments;
 mod items;
 mod markers;
 mod page;
@@ -55,12 +64,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
 use purser_core::budgets::Budget;
 use purser_core::ports::{
-    AccountStore, BudgetStore, Marker, Markers, SettlementStore, SpendCounters,
+    AccountStore, BudgetStore, DeploymentLog, Marker, Markers, SettlementStore, SpendCounters,
 };
 use purser_core::spend::SettledSpend;
 use purser_core::{
-    Account, AccountState, IdempotencyKey, Inserted, Page, SpendAdd, StoreError, Team, TeamName,
-    Transitioned,
+    Account, AccountState, DeploymentMark, FunctionSpend, IdempotencyKey, Inserted, Page, SpendAdd,
+    StoreError, Team, TeamName, Transitioned,
 };
 
 use crate::RetryPolicy;
@@ -126,6 +135,10 @@ impl AccountStore for DynamoStore {
 
     async fn team(&self, name: &TeamName) -> Result<Option<Team>, StoreError> {
         self.read_team(name).await
+    }
+
+    async fn teams(&self) -> Result<Vec<Team>, StoreError> {
+        self.all_teams().await
     }
 
     async fn open_accounts(&self, team: &TeamName) -> Result<u32, StoreError> {
@@ -197,8 +210,29 @@ impl SpendCounters for DynamoStore {
         adds: &[SpendAdd],
     ) -> Result<bool, StoreError> {
         let key = marker.key();
-        let key = key.as_str();
-        self.add_spend_once(key, now, expires_at, adds).await
+        self.add_spend_once(&key, now, expires_at, None, adds).await
+    }
+
+    async fn record_function_spend_once(
+        &self,
+        marker: &Marker,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        function: &str,
+        adds: &[SpendAdd],
+    ) -> Result<bool, StoreError> {
+        let key = marker.key();
+        self.add_spend_once(&key, now, expires_at, Some(function), adds)
+            .await
+    }
+
+    async fn team_function_spend(
+        &self,
+        team: &TeamName,
+        period: &str,
+        limit: usize,
+    ) -> Result<Vec<FunctionSpend>, StoreError> {
+        self.top_functions(team, period, limit).await
     }
 
     async fn team_spend(
@@ -255,6 +289,22 @@ impl SettlementStore for DynamoStore {
         period: &str,
     ) -> Result<Option<SettledSpend>, StoreError> {
         self.read_settled_spend(team, period).await
+    }
+}
+
+#[async_trait]
+impl DeploymentLog for DynamoStore {
+    async fn record_deployment(&self, mark: &DeploymentMark) -> Result<(), StoreError> {
+        self.put_deployment(mark).await
+    }
+
+    async fn recent_deployments(
+        &self,
+        team: &TeamName,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DeploymentMark>, StoreError> {
+        self.deployments_since(team, since, limit).await
     }
 }
 

@@ -55,6 +55,7 @@ macro_rules! __store_scenarios {
                 a_claim_is_taken_once_until_it_expires,
                 a_released_claim_can_be_taken_again,
                 teams_read_back_as_written_and_unknown_ones_are_none,
+                teams_are_listed_in_name_order_once_each,
                 an_inserted_account_reads_back_and_counts_as_open,
                 requests_count_against_the_team_quota_until_closed,
                 a_quota_of_zero_refuses_the_first_request,
@@ -73,12 +74,14 @@ macro_rules! __store_scenarios {
                 a_batch_recorded_twice_adds_once,
                 spend_sums_per_team_account_and_day_across_batches,
                 spend_ranges_are_inclusive_and_ordered,
+                function_spend_is_counted_once_and_listed_costliest_first,
                 a_range_of_99_days_reads_back_whole_and_in_order,
                 a_marker_is_remembered_once_recalled_until_it_expires_and_forgotten,
                 markers_and_claims_do_not_share_keys,
                 a_budget_is_stored_revision_after_revision_and_a_stale_one_refused,
                 every_teams_budget_is_listed_in_team_order,
                 a_settlement_is_replaced_by_a_later_one_only,
+                deployments_are_kept_once_each_and_listed_newest_first,
             ]
             [
                 of_concurrent_claims_exactly_one_wins,

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use purser_core::accounts::new_id;
 use purser_core::budgets::Budget;
+use purser_core::ports::{DeploymentMark, DeploymentSource, FunctionSpend};
 use purser_core::ports::{MAX_CONCURRENT_CREATIONS, Marker, Store};
 use purser_core::spend::{CurDay, DayFigures, SettledSpend, SpendSource};
 use purser_core::{
@@ -385,6 +386,42 @@ pub async fn teams_read_back_as_written_and_unknown_ones_are_none(fixture: &Fixt
 
     assert_eq!(store.team(&team("nobody")).await.unwrap(), None);
     assert_eq!(store.open_accounts(&team("nobody")).await.unwrap(), 0);
+}
+
+pub async fn teams_are_listed_in_name_order_once_each(fixture: &Fixture) {
+    let store = &fixture.store;
+    assert_eq!(store.teams().await.unwrap(), Vec::new());
+    // Written out of order, among things of other kinds in their partitions.
+    for name in ["zeta", "alpha", "mid"] {
+        let mut t = Team::unconfigured(team(name));
+        t.members = vec![format!("{name}@example.com")];
+        store.put_team(&t).await.unwrap();
+        assert!(store.put_budget(&budget(name, "100", 1)).await.unwrap());
+    }
+    insert(store, &request("alpha", at(0)), 3).await;
+    let names = |teams: &[Team]| teams.iter().map(|t| t.name.to_string()).collect::<Vec<_>>();
+    let listed = store.teams().await.unwrap();
+    assert_eq!(names(&listed), ["alpha", "mid", "zeta"]);
+    assert_eq!(listed[1].members, ["mid@example.com"]);
+
+    // Written again: listed once, as it now stands.
+    let mut alpha = listed[0].clone();
+    alpha.quota = 9;
+    alpha.members.push("bob@example.com".into());
+    store.put_team(&alpha).await.unwrap();
+    store.put_team(&alpha).await.unwrap();
+    let listed = store.teams().await.unwrap();
+    assert_eq!(names(&listed), ["alpha", "mid", "zeta"]);
+    assert_eq!(listed[0], alpha);
+    assert_eq!(
+        listed,
+        [
+            store.team(&team("alpha")).await.unwrap().unwrap(),
+            store.team(&team("mid")).await.unwrap().unwrap(),
+            store.team(&team("zeta")).await.unwrap().unwrap(),
+        ],
+        "each listed as `team` reads it"
+    );
 }
 
 pub async fn an_inserted_account_reads_back_and_counts_as_open(fixture: &Fixture) {
@@ -1649,6 +1686,157 @@ pub async fn spend_ranges_are_inclusive_and_ordered(fixture: &Fixture) {
     );
 }
 
+pub async fn function_spend_is_counted_once_and_listed_costliest_first(fixture: &Fixture) {
+    let store = &fixture.store;
+    let (now, later) = (at(0), at(60));
+    let spend = |account: &str, function: &str, nanos| FunctionSpend {
+        account_id: account.into(),
+        function: function.into(),
+        nanos,
+    };
+    assert!(
+        store
+            .team_function_spend(&team("payments"), "2026-11", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let batches = [
+        (
+            "checkout",
+            vec![
+                add(Some("payments"), "111111111111", "2026-11-29", 100),
+                add(Some("payments"), "111111111111", "2026-11-30", 200),
+                // The next month is another counter.
+                add(Some("payments"), "111111111111", "2026-12-01", 7),
+            ],
+        ),
+        // The same function in another account: another counter.
+        (
+            "checkout",
+            vec![add(Some("payments"), "222222222222", "2026-11-30", 50)],
+        ),
+        (
+            "refunds",
+            vec![add(Some("payments"), "111111111111", "2026-11-30", 1_000)],
+        ),
+        // Ties are listed by account, then name.
+        (
+            "audit",
+            vec![add(Some("payments"), "111111111111", "2026-11-30", 50)],
+        ),
+        (
+            "search-indexer",
+            vec![add(Some("search"), "333333333333", "2026-11-30", 9)],
+        ),
+        // An account Purser does not know counts for no team's function.
+        (
+            "stranger",
+            vec![add(None, "444444444444", "2026-11-30", 5_000)],
+        ),
+    ];
+    for (i, (function, adds)) in batches.iter().enumerate() {
+        let batch = marker(&format!("batch#{i}"));
+        assert!(
+            store
+                .record_function_spend_once(&batch, now, later, function, adds)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .record_function_spend_once(&batch, now, later, function, adds)
+                .await
+                .unwrap(),
+            "a batch arriving again counts nothing"
+        );
+        assert!(
+            !store
+                .record_spend_once(&batch, now, later, adds)
+                .await
+                .unwrap(),
+            "nor through record_spend_once: one claim"
+        );
+    }
+    let payments = team("payments");
+    assert_eq!(
+        store
+            .team_function_spend(&payments, "2026-11", 10)
+            .await
+            .unwrap(),
+        [
+            spend("111111111111", "refunds", 1_000),
+            spend("111111111111", "checkout", 300),
+            spend("111111111111", "audit", 50),
+            spend("222222222222", "checkout", 50),
+        ]
+    );
+    assert_eq!(
+        store
+            .team_function_spend(&payments, "2026-11", 2)
+            .await
+            .unwrap(),
+        [
+            spend("111111111111", "refunds", 1_000),
+            spend("111111111111", "checkout", 300),
+        ]
+    );
+    assert!(
+        store
+            .team_function_spend(&payments, "2026-11", 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .team_function_spend(&payments, "2026-12", 10)
+            .await
+            .unwrap(),
+        [spend("111111111111", "checkout", 7)]
+    );
+    assert_eq!(
+        store
+            .team_function_spend(&team("search"), "2026-11", 10)
+            .await
+            .unwrap(),
+        [spend("333333333333", "search-indexer", 9)]
+    );
+    // The day counters move as record_spend_once moves them.
+    let (from, to) = november();
+    assert_eq!(
+        store.team_spend(&payments, from, to).await.unwrap(),
+        vec![(day("2026-11-29"), 100), (day("2026-11-30"), 1_300)]
+    );
+    assert_eq!(
+        store.account_spend("444444444444", from, to).await.unwrap(),
+        vec![(day("2026-11-30"), 5_000)]
+    );
+
+    // A batch recorded without a function adds to no function's counter.
+    assert!(
+        store
+            .record_spend_once(
+                &marker("plain"),
+                now,
+                later,
+                &[add(Some("payments"), "111111111111", "2026-11-30", 1)],
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .team_function_spend(&payments, "2026-11", 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|f| f.nanos)
+            .sum::<i64>(),
+        1_400
+    );
+}
+
 /// 99 counters in one batch: the most a DynamoDB transaction moves besides
 /// the batch's claim.
 pub async fn a_range_of_99_days_reads_back_whole_and_in_order(fixture: &Fixture) {
@@ -1688,6 +1876,96 @@ pub async fn a_range_of_99_days_reads_back_whole_and_in_order(fixture: &Fixture)
             .await
             .unwrap(),
         expected[10..=20]
+    );
+}
+
+// ------------------------------------------------------------ deployments
+
+pub async fn deployments_are_kept_once_each_and_listed_newest_first(fixture: &Fixture) {
+    let store = &fixture.store;
+    let mark = |team_name: &str, minutes: i64, id: &str, status: &str| DeploymentMark {
+        team: team(team_name),
+        account_id: "111111111111".into(),
+        // Not a whole second: marks keep their time exactly.
+        at: at(minutes) + Duration::nanoseconds(123_456_789),
+        stack: "checkout-api".into(),
+        status: status.into(),
+        source: if id.starts_with("ci") {
+            DeploymentSource::Ci
+        } else {
+            DeploymentSource::CloudFormation
+        },
+        id: id.into(),
+    };
+    let payments = team("payments");
+    assert!(
+        store
+            .recent_deployments(&payments, at(0), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let marks = [
+        mark("payments", 10, "cf-1", "UPDATE_IN_PROGRESS"),
+        mark("payments", 20, "cf-2", "UPDATE_COMPLETE"),
+        mark("payments", 20, "ci-1", "SUCCEEDED"),
+        mark("payments", 5, "ci-0", "STARTED"),
+        mark("search", 15, "cf-9", "CREATE_COMPLETE"),
+    ];
+    for m in &marks {
+        store.record_deployment(m).await.unwrap();
+    }
+    // A redelivered event writes its mark again: still one.
+    store.record_deployment(&marks[1]).await.unwrap();
+    store.record_deployment(&marks[3]).await.unwrap();
+
+    let listed = store
+        .recent_deployments(&payments, at(0), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed,
+        [
+            marks[2].clone(),
+            marks[1].clone(),
+            marks[0].clone(),
+            marks[3].clone()
+        ],
+        "newest first; of one time, by id descending"
+    );
+    assert_eq!(
+        store.recent_deployments(&payments, at(0), 2).await.unwrap(),
+        listed[..2]
+    );
+    assert!(
+        store
+            .recent_deployments(&payments, at(0), 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .recent_deployments(&payments, marks[0].at, 10)
+            .await
+            .unwrap(),
+        listed[..3],
+        "since is inclusive"
+    );
+    assert!(
+        store
+            .recent_deployments(&payments, at(21), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .recent_deployments(&team("search"), at(0), 10)
+            .await
+            .unwrap(),
+        [marks[4].clone()],
+        "teams are apart"
     );
 }
 

@@ -17,9 +17,10 @@ use crate::budgets::Budget;
 use crate::events::EventEntry;
 use crate::ports::{
     AccountStore, BudgetStore, BusError, Column, ColumnType, CreationState, CreationStatus,
-    IdempotencyKey, Inserted, MAX_CONCURRENT_CREATIONS, Marker, Markers, MemberStatus, NamedQuery,
-    Organization, OrganizationError, Page, QueryEngine, QueryError, QueryResult, SettlementStore,
-    SpendAdd, SpendCounters, StoreError, Transitioned,
+    DeploymentLog, DeploymentMark, FunctionSpend, IdempotencyKey, Inserted,
+    MAX_CONCURRENT_CREATIONS, Marker, Markers, MemberStatus, NamedQuery, Organization,
+    OrganizationError, Page, QueryEngine, QueryError, QueryResult, SettlementStore, SpendAdd,
+    SpendCounters, StoreError, Transitioned,
 };
 use crate::spend::SettledSpend;
 
@@ -75,6 +76,12 @@ impl AccountStore for FakeAccounts {
 
     async fn team(&self, name: &TeamName) -> Result<Option<Team>, StoreError> {
         Ok(locked(&self.teams).get(name).cloned())
+    }
+
+    async fn teams(&self) -> Result<Vec<Team>, StoreError> {
+        let mut teams: Vec<Team> = locked(&self.teams).values().cloned().collect();
+        teams.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        Ok(teams)
     }
 
     async fn open_accounts(&self, team: &TeamName) -> Result<u32, StoreError> {
@@ -278,13 +285,17 @@ impl Markers for FakeMarkers {
     }
 }
 
-/// Counters per team and per account and day; a batch is claimed in the
-/// markers' namespace.
+/// A function counter's key: team, month (`YYYY-MM`), account, function.
+pub type FunctionCounter = (String, String, String, String);
+
+/// Counters per team and per account and day, and per team, month and
+/// function; a batch is claimed in the markers' namespace.
 #[derive(Default)]
 pub struct FakeCounters {
     pub markers: Arc<FakeMarkers>,
     pub teams: Mutex<BTreeMap<(String, NaiveDate), i64>>,
     pub accounts: Mutex<BTreeMap<(String, NaiveDate), i64>>,
+    pub functions: Mutex<BTreeMap<FunctionCounter, i64>>,
 }
 
 impl FakeCounters {
@@ -308,6 +319,41 @@ impl FakeCounters {
     /// Every team's counters, summed.
     pub fn teams_total(&self) -> i64 {
         locked(&self.teams).values().sum()
+    }
+
+    /// Claims the batch, then adds to the day counters and, with a
+    /// function, to its counters of a known team's month.
+    fn add_once(
+        &self,
+        batch: &Marker,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        function: Option<&str>,
+        adds: &[SpendAdd],
+    ) -> bool {
+        if !self.markers.claim(batch.key(), now, expires_at) {
+            return false;
+        }
+        let (mut teams, mut accounts) = (locked(&self.teams), locked(&self.accounts));
+        let mut functions = locked(&self.functions);
+        for add in adds {
+            if let Some(team) = &add.team {
+                *teams.entry((team.to_string(), add.day)).or_default() += add.nanos;
+                if let Some(function) = function {
+                    let key = (
+                        team.to_string(),
+                        add.day.format("%Y-%m").to_string(),
+                        add.account_id.clone(),
+                        function.to_string(),
+                    );
+                    *functions.entry(key).or_default() += add.nanos;
+                }
+            }
+            *accounts
+                .entry((add.account_id.clone(), add.day))
+                .or_default() += add.nanos;
+        }
+        true
     }
 }
 
@@ -333,19 +379,40 @@ impl SpendCounters for FakeCounters {
         expires_at: DateTime<Utc>,
         adds: &[SpendAdd],
     ) -> Result<bool, StoreError> {
-        if !self.markers.claim(batch.key(), now, expires_at) {
-            return Ok(false);
-        }
-        let (mut teams, mut accounts) = (locked(&self.teams), locked(&self.accounts));
-        for add in adds {
-            if let Some(team) = &add.team {
-                *teams.entry((team.to_string(), add.day)).or_default() += add.nanos;
-            }
-            *accounts
-                .entry((add.account_id.clone(), add.day))
-                .or_default() += add.nanos;
-        }
-        Ok(true)
+        Ok(self.add_once(batch, now, expires_at, None, adds))
+    }
+
+    async fn record_function_spend_once(
+        &self,
+        batch: &Marker,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        function: &str,
+        adds: &[SpendAdd],
+    ) -> Result<bool, StoreError> {
+        Ok(self.add_once(batch, now, expires_at, Some(function), adds))
+    }
+
+    async fn team_function_spend(
+        &self,
+        team: &TeamName,
+        period: &str,
+        limit: usize,
+    ) -> Result<Vec<FunctionSpend>, StoreError> {
+        let mut found: Vec<FunctionSpend> = locked(&self.functions)
+            .iter()
+            .filter(|((t, p, _, _), _)| t == team.as_str() && p == period)
+            .map(|((_, _, account_id, function), nanos)| FunctionSpend {
+                account_id: account_id.clone(),
+                function: function.clone(),
+                nanos: *nanos,
+            })
+            .collect();
+        found.sort_by(|a, b| {
+            (b.nanos, &a.account_id, &a.function).cmp(&(a.nanos, &b.account_id, &b.function))
+        });
+        found.truncate(limit);
+        Ok(found)
     }
 
     async fn team_spend(
@@ -430,6 +497,45 @@ impl SettlementStore for FakeSettlements {
     }
 }
 
+/// Deployment marks by team, time and id: a mark written again replaces
+/// itself. Kept forever (`DEPLOYMENTS_KEPT` allows it).
+#[derive(Default)]
+pub struct FakeDeployments(pub Mutex<BTreeMap<DeploymentKey, DeploymentMark>>);
+
+/// A mark's key: team, time, id.
+pub type DeploymentKey = (String, DateTime<Utc>, String);
+
+impl FakeDeployments {
+    /// Every mark, oldest first.
+    pub fn all(&self) -> Vec<DeploymentMark> {
+        locked(&self.0).values().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl DeploymentLog for FakeDeployments {
+    async fn record_deployment(&self, mark: &DeploymentMark) -> Result<(), StoreError> {
+        let key = (mark.team.to_string(), mark.at, mark.id.clone());
+        locked(&self.0).insert(key, mark.clone());
+        Ok(())
+    }
+
+    async fn recent_deployments(
+        &self,
+        team: &TeamName,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DeploymentMark>, StoreError> {
+        Ok(locked(&self.0)
+            .iter()
+            .rev()
+            .filter(|((t, at, _), _)| t == team.as_str() && *at >= since)
+            .take(limit)
+            .map(|(_, mark)| mark.clone())
+            .collect())
+    }
+}
+
 /// Every role in one, for what takes a whole `Store`.
 #[derive(Default)]
 pub struct FakeStore {
@@ -437,6 +543,7 @@ pub struct FakeStore {
     pub counters: FakeCounters,
     pub budgets: FakeBudgets,
     pub settlements: FakeSettlements,
+    pub deployments: FakeDeployments,
 }
 
 impl FakeStore {
@@ -452,6 +559,9 @@ impl AccountStore for FakeStore {
     }
     async fn team(&self, name: &TeamName) -> Result<Option<Team>, StoreError> {
         self.accounts.team(name).await
+    }
+    async fn teams(&self) -> Result<Vec<Team>, StoreError> {
+        self.accounts.teams().await
     }
     async fn open_accounts(&self, team: &TeamName) -> Result<u32, StoreError> {
         self.accounts.open_accounts(team).await
@@ -509,6 +619,26 @@ impl SpendCounters for FakeStore {
             .record_spend_once(batch, now, expires_at, adds)
             .await
     }
+    async fn record_function_spend_once(
+        &self,
+        batch: &Marker,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        function: &str,
+        adds: &[SpendAdd],
+    ) -> Result<bool, StoreError> {
+        self.counters
+            .record_function_spend_once(batch, now, expires_at, function, adds)
+            .await
+    }
+    async fn team_function_spend(
+        &self,
+        team: &TeamName,
+        period: &str,
+        limit: usize,
+    ) -> Result<Vec<FunctionSpend>, StoreError> {
+        self.counters.team_function_spend(team, period, limit).await
+    }
     async fn team_spend(
         &self,
         team: &TeamName,
@@ -551,6 +681,23 @@ impl SettlementStore for FakeStore {
         period: &str,
     ) -> Result<Option<SettledSpend>, StoreError> {
         self.settlements.settled_spend(team, period).await
+    }
+}
+
+#[async_trait]
+impl DeploymentLog for FakeStore {
+    async fn record_deployment(&self, mark: &DeploymentMark) -> Result<(), StoreError> {
+        self.deployments.record_deployment(mark).await
+    }
+    async fn recent_deployments(
+        &self,
+        team: &TeamName,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DeploymentMark>, StoreError> {
+        self.deployments
+            .recent_deployments(team, since, limit)
+            .await
     }
 }
 

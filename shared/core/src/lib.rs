@@ -23,11 +23,12 @@ pub use accounts::{Account, AccountState, NewAccount, Team, TeamName, TeamNotify
 pub use events::{EntryError, Event, EventEntry};
 pub use handler::{Handler, HandlerError};
 pub use ports::{
-    AccountStore, Appended, BudgetStore, BusError, Clock, CreationState, CreationStatus, EventBus,
-    IdempotencyKey, Inserted, LakeError, LakeSink, LambdasError, ManualClock, Marker, Markers,
-    MemberFunction, MemberLambdas, MemberStatus, NoLambdas, Organization, OrganizationError, Page,
-    RejectedEntry, SettlementStore, ShiftedClock, SpendAdd, SpendCounters, Store, StoreError,
-    SystemClock, Transitioned,
+    AccountStore, Appended, BudgetStore, BusError, Clock, CreationState, CreationStatus,
+    DeploymentLog, DeploymentMark, DeploymentSource, EventBus, FunctionSpend, IdempotencyKey,
+    Inserted, LakeError, LakeSink, LambdasError, ManualClock, Marker, Markers, MemberFunction,
+    MemberLambdas, MemberStatus, NoLambdas, Organization, OrganizationError, Page, RejectedEntry,
+    SettlementStore, ShiftedClock, SpendAdd, SpendCounters, Store, StoreError, SystemClock,
+    Transitioned,
 };
 pub use services::{Ports, Settings, Unwired};
 pub use validation::ValidationError;

@@ -108,6 +108,7 @@ impl Ports {
             self.store.clone(),
             self.store.clone(),
             self.store.clone(),
+            self.store.clone(),
             self.lake()?,
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),

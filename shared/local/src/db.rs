@@ -307,6 +307,32 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_event ON notifications (event_id);
 "#,
+    r#"
+-- Streamed spend per team, month (`YYYY-MM`) and function of an account,
+-- moved in the same transaction as the `spend` rows of the batch.
+CREATE TABLE function_spend (
+    team        TEXT NOT NULL,
+    period      TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    function    TEXT NOT NULL,
+    nanos       INTEGER NOT NULL,
+    PRIMARY KEY (team, period, account_id, function)
+);
+
+-- Recent deployments of teams' accounts, for the console. `at` is RFC 3339
+-- with nine fractional digits, so the text sorts as the times do; a mark
+-- written again (a redelivered event) replaces itself.
+CREATE TABLE deployments (
+    team        TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    stack       TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    source      TEXT NOT NULL CHECK (source IN ('ci', 'cloudformation')),
+    PRIMARY KEY (team, at, id)
+);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

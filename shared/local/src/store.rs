@@ -6,11 +6,12 @@
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use purser_core::budgets::Budget;
 use purser_core::ports::MAX_CONCURRENT_CREATIONS;
 use purser_core::ports::{
-    AccountStore, BudgetStore, Marker, Markers, SettlementStore, SpendCounters,
+    AccountStore, BudgetStore, DEPLOYMENTS_KEPT, DeploymentLog, DeploymentMark, DeploymentSource,
+    FunctionSpend, Marker, Markers, SettlementStore, SpendCounters,
 };
 use purser_core::spend::SettledSpend;
 use purser_core::{
@@ -34,6 +35,13 @@ const CLAIM: &str = "INSERT INTO idempotency (key, expires_ms) VALUES (?1, ?2)
 /// Adds nanos (?4) to the counter of a scope (?1), key (?2) and day (?3).
 const ADD_SPEND: &str = "INSERT INTO spend (scope, key, day, nanos) VALUES (?1, ?2, ?3, ?4)
      ON CONFLICT (scope, key, day) DO UPDATE SET nanos = nanos + excluded.nanos";
+
+/// Adds nanos (?5) to the counter of a team (?1), month (?2), account (?3)
+/// and function (?4).
+const ADD_FUNCTION_SPEND: &str =
+    "INSERT INTO function_spend (team, period, account_id, function, nanos)
+     VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (team, period, account_id, function) DO UPDATE SET nanos = nanos + excluded.nanos";
 
 /// The `spend` scopes.
 const TEAM: &str = "team";
@@ -144,6 +152,50 @@ fn count(n: i64) -> Result<u32, StoreError> {
     u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("a count of {n}")))
 }
 
+/// A `teams` row: name, quota, members and notification settings (JSON).
+type TeamRow = (String, i64, String, String);
+
+fn decode_team((name, quota, members, notify): TeamRow) -> Result<Team, StoreError> {
+    let name = TeamName::parse(&name)
+        .map_err(|e| StoreError::Corrupt(format!("a team row named {name:?}: {e}")))?;
+    Ok(Team {
+        quota: count(quota)?,
+        members: serde_json::from_str(&members)
+            .map_err(|e| StoreError::Corrupt(format!("members of team {name}: {e}")))?,
+        notify: serde_json::from_str(&notify).map_err(|e| {
+            StoreError::Corrupt(format!("notification settings of team {name}: {e}"))
+        })?,
+        name,
+    })
+}
+
+/// A deployment's time as the `deployments` table keeps it: RFC 3339 in
+/// UTC with nine fractional digits, a fixed width, so the text sorts as the
+/// times do and reads back to the nanosecond.
+fn deployment_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// A `deployments` row: team, at, id, account, stack, status, source.
+type DeploymentRow = (String, String, String, String, String, String, String);
+
+fn decode_deployment(row: DeploymentRow) -> Result<DeploymentMark, StoreError> {
+    let (team, at, id, account_id, stack, status, source) = row;
+    let corrupt = |what: String| StoreError::Corrupt(format!("a deployment row {id:?}: {what}"));
+    Ok(DeploymentMark {
+        team: TeamName::parse(&team).map_err(corrupt)?,
+        at: DateTime::parse_from_rfc3339(&at)
+            .map_err(|e| corrupt(format!("at {at:?}: {e}")))?
+            .to_utc(),
+        source: DeploymentSource::parse(&source)
+            .ok_or_else(|| corrupt(format!("source {source:?}")))?,
+        account_id,
+        stack,
+        status,
+        id,
+    })
+}
+
 enum InsertOutcome {
     Created,
     Replayed(String),
@@ -184,30 +236,32 @@ impl AccountStore for SqliteStore {
 
     async fn team(&self, name: &TeamName) -> Result<Option<Team>, StoreError> {
         let key = name.to_string();
-        let row: Option<(i64, String, String)> = self
+        let row: Option<TeamRow> = self
             .db
             .call(move |conn| {
                 conn.query_row(
-                    "SELECT quota, members, notify FROM teams WHERE name = ?1",
+                    "SELECT name, quota, members, notify FROM teams WHERE name = ?1",
                     [key],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()
             })
             .await
             .map_err(unavailable)?;
-        let Some((quota, members, notify)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(Team {
-            name: name.clone(),
-            quota: count(quota)?,
-            members: serde_json::from_str(&members)
-                .map_err(|e| StoreError::Corrupt(format!("members of team {name}: {e}")))?,
-            notify: serde_json::from_str(&notify).map_err(|e| {
-                StoreError::Corrupt(format!("notification settings of team {name}: {e}"))
-            })?,
-        }))
+        row.map(decode_team).transpose()
+    }
+
+    async fn teams(&self) -> Result<Vec<Team>, StoreError> {
+        let rows: Vec<TeamRow> = self
+            .db
+            .call(|conn| {
+                conn.prepare("SELECT name, quota, members, notify FROM teams ORDER BY name")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect()
+            })
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter().map(decode_team).collect()
     }
 
     async fn open_accounts(&self, team: &TeamName) -> Result<u32, StoreError> {
@@ -494,8 +548,6 @@ impl AccountStore for SqliteStore {
 
 #[async_trait]
 impl SpendCounters for SqliteStore {
-    /// One immediate transaction: the claim, then every add. A lost claim
-    /// rolls back with nothing written.
     async fn record_spend_once(
         &self,
         marker: &Marker,
@@ -503,38 +555,46 @@ impl SpendCounters for SqliteStore {
         expires_at: DateTime<Utc>,
         adds: &[SpendAdd],
     ) -> Result<bool, StoreError> {
-        let key = marker.key();
-        let key = key.as_str();
-        let key = key.to_string();
-        let (now, expires) = (epoch_ms(now), epoch_ms(expires_at));
-        let adds: Vec<(Option<String>, String, String, i64)> = adds
-            .iter()
-            .map(|a| {
-                (
-                    a.team.as_ref().map(TeamName::to_string),
-                    a.account_id.clone(),
-                    day_key(a.day),
-                    a.nanos,
-                )
-            })
-            .collect();
+        self.add_spend_once(marker, now, expires_at, None, adds)
+            .await
+    }
+
+    async fn record_function_spend_once(
+        &self,
+        marker: &Marker,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        function: &str,
+        adds: &[SpendAdd],
+    ) -> Result<bool, StoreError> {
+        self.add_spend_once(marker, now, expires_at, Some(function.to_string()), adds)
+            .await
+    }
+
+    async fn team_function_spend(
+        &self,
+        team: &TeamName,
+        period: &str,
+        limit: usize,
+    ) -> Result<Vec<FunctionSpend>, StoreError> {
+        let (team, period) = (team.to_string(), period.to_string());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
             .call(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                if tx.execute(CLAIM, params![key, expires, now])? != 1 {
-                    return Ok(false);
-                }
-                {
-                    let mut add = tx.prepare(ADD_SPEND)?;
-                    for (team, account_id, day, nanos) in &adds {
-                        if let Some(team) = team {
-                            add.execute(params![TEAM, team, day, nanos])?;
-                        }
-                        add.execute(params![ACCOUNT, account_id, day, nanos])?;
-                    }
-                }
-                tx.commit()?;
-                Ok(true)
+                conn.prepare(
+                    "SELECT account_id, function, nanos FROM function_spend
+                     WHERE team = ?1 AND period = ?2
+                     ORDER BY nanos DESC, account_id, function
+                     LIMIT ?3",
+                )?
+                .query_map(params![team, period, limit], |r| {
+                    Ok(FunctionSpend {
+                        account_id: r.get(0)?,
+                        function: r.get(1)?,
+                        nanos: r.get(2)?,
+                    })
+                })?
+                .collect()
             })
             .await
             .map_err(unavailable)
@@ -690,6 +750,79 @@ impl SettlementStore for SqliteStore {
 }
 
 #[async_trait]
+impl DeploymentLog for SqliteStore {
+    /// An upsert: a mark written again replaces itself. Marks of the team
+    /// older than `DEPLOYMENTS_KEPT` before this one are deleted on the way,
+    /// as DynamoDB's TTL deletes them, so the table stays small.
+    async fn record_deployment(&self, mark: &DeploymentMark) -> Result<(), StoreError> {
+        let team = mark.team.to_string();
+        let at = deployment_time(mark.at);
+        let forgotten_before = deployment_time(mark.at - DEPLOYMENTS_KEPT);
+        let row = (
+            mark.id.clone(),
+            mark.account_id.clone(),
+            mark.stack.clone(),
+            mark.status.clone(),
+            mark.source.as_str(),
+        );
+        self.db
+            .call(move |conn| {
+                let (id, account_id, stack, status, source) = row;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.execute(
+                    "INSERT INTO deployments (team, at, id, account_id, stack, status, source)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (team, at, id) DO UPDATE SET account_id = excluded.account_id,
+                         stack = excluded.stack, status = excluded.status, source = excluded.source",
+                    params![team, at, id, account_id, stack, status, source],
+                )?;
+                tx.execute(
+                    "DELETE FROM deployments WHERE team = ?1 AND at < ?2",
+                    params![team, forgotten_before],
+                )?;
+                tx.commit()
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn recent_deployments(
+        &self,
+        team: &TeamName,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DeploymentMark>, StoreError> {
+        let (team, since) = (team.to_string(), deployment_time(since));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<DeploymentRow> = self
+            .db
+            .call(move |conn| {
+                conn.prepare(
+                    "SELECT team, at, id, account_id, stack, status, source FROM deployments
+                     WHERE team = ?1 AND at >= ?2
+                     ORDER BY at DESC, id DESC
+                     LIMIT ?3",
+                )?
+                .query_map(params![team, since, limit], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                })?
+                .collect()
+            })
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter().map(decode_deployment).collect()
+    }
+}
+
+#[async_trait]
 impl Markers for SqliteStore {
     async fn claim_once(
         &self,
@@ -802,6 +935,58 @@ fn day_key(day: NaiveDate) -> String {
 }
 
 impl SqliteStore {
+    /// One immediate transaction: the claim, then every add (and, with a
+    /// function, its counters of a known team's month). A lost claim rolls
+    /// back with nothing written.
+    async fn add_spend_once(
+        &self,
+        marker: &Marker,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        function: Option<String>,
+        adds: &[SpendAdd],
+    ) -> Result<bool, StoreError> {
+        let key = marker.key();
+        let (now, expires) = (epoch_ms(now), epoch_ms(expires_at));
+        let adds: Vec<(Option<String>, String, NaiveDate, i64)> = adds
+            .iter()
+            .map(|a| {
+                (
+                    a.team.as_ref().map(TeamName::to_string),
+                    a.account_id.clone(),
+                    a.day,
+                    a.nanos,
+                )
+            })
+            .collect();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if tx.execute(CLAIM, params![key, expires, now])? != 1 {
+                    return Ok(false);
+                }
+                {
+                    let mut add = tx.prepare(ADD_SPEND)?;
+                    let mut add_function = tx.prepare(ADD_FUNCTION_SPEND)?;
+                    for (team, account_id, day, nanos) in &adds {
+                        if let Some(team) = team {
+                            add.execute(params![TEAM, team, day_key(*day), nanos])?;
+                            if let Some(function) = &function {
+                                let period = day.format("%Y-%m").to_string();
+                                add_function
+                                    .execute(params![team, period, account_id, function, nanos])?;
+                            }
+                        }
+                        add.execute(params![ACCOUNT, account_id, day_key(*day), nanos])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+            .map_err(unavailable)
+    }
+
     /// The counters of one `scope` and `key` from `from` to `to`, in day order.
     async fn spend(
         &self,

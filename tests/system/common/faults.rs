@@ -25,10 +25,10 @@ use purser_core::budgets::Budget;
 use purser_core::events::EventEntry;
 use purser_core::lake::LakeTable;
 use purser_core::ports::{
-    AccountStore, Appended, BudgetStore, BusError, CreationStatus, EventBus, IdempotencyKey,
-    Inserted, LakeError, LakeSink, LambdasError, Marker, Markers, MemberFunction, MemberLambdas,
-    MemberStatus, Organization, OrganizationError, Page, SettlementStore, SpendAdd, SpendCounters,
-    Store, StoreError, Transitioned,
+    AccountStore, Appended, BudgetStore, BusError, CreationStatus, DeploymentLog, DeploymentMark,
+    EventBus, FunctionSpend, IdempotencyKey, Inserted, LakeError, LakeSink, LambdasError, Marker,
+    Markers, MemberFunction, MemberLambdas, MemberStatus, Organization, OrganizationError, Page,
+    SettlementStore, SpendAdd, SpendCounters, Store, StoreError, Transitioned,
 };
 use purser_core::spend::SettledSpend;
 use purser_local::runtime::PortsHook;
@@ -208,6 +208,11 @@ impl AccountStore for FaultyStore {
         self.inner.team(name).await
     }
 
+    async fn teams(&self) -> Result<Vec<Team>, StoreError> {
+        self.enter("teams", "")?;
+        self.inner.teams().await
+    }
+
     async fn open_accounts(&self, team: &TeamName) -> Result<u32, StoreError> {
         self.enter("open_accounts", team.to_string())?;
         self.inner.open_accounts(team).await
@@ -299,6 +304,30 @@ impl SpendCounters for FaultyStore {
             .await
     }
 
+    async fn record_function_spend_once(
+        &self,
+        batch: &Marker,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        function: &str,
+        adds: &[SpendAdd],
+    ) -> Result<bool, StoreError> {
+        self.enter("record_function_spend_once", batch.key())?;
+        self.inner
+            .record_function_spend_once(batch, now, expires_at, function, adds)
+            .await
+    }
+
+    async fn team_function_spend(
+        &self,
+        team: &TeamName,
+        period: &str,
+        limit: usize,
+    ) -> Result<Vec<FunctionSpend>, StoreError> {
+        self.enter("team_function_spend", format!("{team}, {period}"))?;
+        self.inner.team_function_spend(team, period, limit).await
+    }
+
     async fn team_spend(
         &self,
         team: &TeamName,
@@ -352,6 +381,27 @@ impl SettlementStore for FaultyStore {
     ) -> Result<Option<SettledSpend>, StoreError> {
         self.enter("settled_spend", format!("{team}, {period}"))?;
         self.inner.settled_spend(team, period).await
+    }
+}
+
+#[async_trait]
+impl DeploymentLog for FaultyStore {
+    async fn record_deployment(&self, mark: &DeploymentMark) -> Result<(), StoreError> {
+        self.enter(
+            "record_deployment",
+            format!("{}, {}", mark.team, mark.stack),
+        )?;
+        self.inner.record_deployment(mark).await
+    }
+
+    async fn recent_deployments(
+        &self,
+        team: &TeamName,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DeploymentMark>, StoreError> {
+        self.enter("recent_deployments", team.to_string())?;
+        self.inner.recent_deployments(team, since, limit).await
     }
 }
 

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use purser_core::budgets::Budget;
+use purser_core::ports::{DEPLOYMENTS_KEPT, DeploymentMark, DeploymentSource, FunctionSpend};
 use purser_core::{Account, StoreError, Team, TeamName, TeamNotify};
 
 /// One item, as the SDK reads and writes it.
@@ -32,6 +33,9 @@ pub(super) const CLOSURE_STARTED_AT: &str = "closure_started_at";
 
 pub(super) const TEAM_PREFIX: &str = "TEAM#";
 pub(super) const TEAM_SK: &str = "TEAM";
+/// The partition of every team's listing copy (sort key `TEAM#<team>`), so
+/// listing the teams is one `Query`, never a `Scan` of the table.
+pub(super) const TEAMS_PK: &str = "TEAMS";
 pub(super) const COUNTERS_SK: &str = "COUNTERS";
 /// A team's open accounts, on its `COUNTERS` item.
 pub(super) const OPEN: &str = "open";
@@ -70,6 +74,26 @@ pub(super) const DAY_PREFIX: &str = "DAY#";
 pub(super) const NANOS: &str = "nanos";
 /// The team of an account's counter, when Purser knows the account.
 pub(super) const SPEND_TEAM: &str = "team";
+/// Partition prefix of a team's function counters of a month
+/// (`SPEND#FUNCTION#<team>#<YYYY-MM>`).
+pub(super) const SPEND_FUNCTION_PREFIX: &str = "SPEND#FUNCTION#";
+/// Sort key prefix of a function counter (`FUNCTION#<account id>#<name>`).
+pub(super) const FUNCTION_PREFIX: &str = "FUNCTION#";
+/// The account of a function counter or deployment mark.
+pub(super) const ACCOUNT_ID: &str = "account_id";
+/// The function of a function counter, as reported.
+pub(super) const FUNCTION: &str = "function";
+
+/// Partition prefix of a team's deployment marks (`DEPLOYMENTS#<team>`);
+/// their sort key is `<at>#<id>`, `at` in [`sortable_nanos`].
+pub(super) const DEPLOYMENTS_PREFIX: &str = "DEPLOYMENTS#";
+/// The team of a deployment mark.
+pub(super) const MARK_TEAM: &str = "team";
+pub(super) const STACK: &str = "stack";
+pub(super) const STATUS: &str = "status";
+pub(super) const SOURCE: &str = "source";
+pub(super) const AT: &str = "at";
+pub(super) const MARK_ID: &str = "id";
 
 pub(super) const MARKER_PREFIX: &str = "MARKER#";
 pub(super) const MARKER_SK: &str = "MARKER";
@@ -123,6 +147,12 @@ pub(super) fn sortable(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// As [`sortable`], to the nanosecond (nine fractional digits): a
+/// deployment mark's time reads back exactly as it was written.
+pub(super) fn sortable_nanos(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
 pub(super) fn account_key(id: &str) -> Item {
     HashMap::from([
         (PK.to_owned(), s(format!("{ACCOUNT_PREFIX}{id}"))),
@@ -134,6 +164,14 @@ pub(super) fn team_key(team: &TeamName) -> Item {
     HashMap::from([
         (PK.to_owned(), s(format!("{TEAM_PREFIX}{team}"))),
         (SK.to_owned(), s(TEAM_SK)),
+    ])
+}
+
+/// The key of the team's copy in the listing partition.
+pub(super) fn team_listing_key(team: &TeamName) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(TEAMS_PK)),
+        (SK.to_owned(), s(team_partition(team))),
     ])
 }
 
@@ -199,6 +237,84 @@ pub(super) fn account_spend_key(account_id: &str, day: NaiveDate) -> Item {
         ),
         (SK.to_owned(), s(day_sort_key(day))),
     ])
+}
+
+/// The partition of a team's function counters of `period` (`YYYY-MM`).
+pub(super) fn function_spend_partition(team: &TeamName, period: &str) -> String {
+    format!("{SPEND_FUNCTION_PREFIX}{team}#{period}")
+}
+
+/// A function counter's key. The account id and the name are attributes
+/// too, which is what reads take: the key is never parsed.
+pub(super) fn function_spend_key(
+    team: &TeamName,
+    period: &str,
+    account_id: &str,
+    function: &str,
+) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(function_spend_partition(team, period))),
+        (
+            SK.to_owned(),
+            s(format!("{FUNCTION_PREFIX}{account_id}#{function}")),
+        ),
+    ])
+}
+
+/// A function counter read back.
+pub(super) fn function_spend_from_item(item: &Item) -> Result<FunctionSpend, StoreError> {
+    Ok(FunctionSpend {
+        account_id: string(item, ACCOUNT_ID)?.to_owned(),
+        function: string(item, FUNCTION)?.to_owned(),
+        nanos: number(item, NANOS)?,
+    })
+}
+
+pub(super) fn deployments_partition(team: &TeamName) -> String {
+    format!("{DEPLOYMENTS_PREFIX}{team}")
+}
+
+/// A deployment mark's item, with its TTL: `DEPLOYMENTS_KEPT` after its
+/// `at`, so every write of one mark writes the same item.
+pub(super) fn deployment_item(mark: &DeploymentMark) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(deployments_partition(&mark.team))),
+        (
+            SK.to_owned(),
+            s(format!("{}#{}", sortable_nanos(mark.at), mark.id)),
+        ),
+        (MARK_TEAM.to_owned(), s(mark.team.as_str())),
+        (AT.to_owned(), s(sortable_nanos(mark.at))),
+        (MARK_ID.to_owned(), s(&mark.id)),
+        (ACCOUNT_ID.to_owned(), s(&mark.account_id)),
+        (STACK.to_owned(), s(&mark.stack)),
+        (STATUS.to_owned(), s(&mark.status)),
+        (SOURCE.to_owned(), s(mark.source.as_str())),
+        (
+            EXPIRES_AT.to_owned(),
+            n((mark.at + DEPLOYMENTS_KEPT).timestamp()),
+        ),
+    ])
+}
+
+pub(super) fn deployment_from_item(item: &Item) -> Result<DeploymentMark, StoreError> {
+    let corrupt = |what: String| {
+        StoreError::Corrupt(format!("deployment item {}: {what}", describe_key(item)))
+    };
+    let at = string(item, AT)?;
+    let source = string(item, SOURCE)?;
+    Ok(DeploymentMark {
+        team: TeamName::parse(string(item, MARK_TEAM)?).map_err(corrupt)?,
+        account_id: string(item, ACCOUNT_ID)?.to_owned(),
+        at: DateTime::parse_from_rfc3339(at)
+            .map_err(|e| corrupt(format!("at {at:?}: {e}")))?
+            .to_utc(),
+        stack: string(item, STACK)?.to_owned(),
+        status: string(item, STATUS)?.to_owned(),
+        source: DeploymentSource::parse(source)
+            .ok_or_else(|| corrupt(format!("source {source:?}")))?,
+        id: string(item, MARK_ID)?.to_owned(),
+    })
 }
 
 /// A spend counter read back: its day and its nanos.
@@ -296,6 +412,14 @@ pub(super) fn team_item(team: &Team) -> Result<Item, StoreError> {
     let notify = serde_json::to_string(&team.notify)
         .map_err(|e| StoreError::Corrupt(format!("team {}: {e}", team.name)))?;
     item.insert(NOTIFY.to_owned(), s(notify));
+    Ok(item)
+}
+
+/// The team's copy in the listing partition: the team's attributes under
+/// [`team_listing_key`], written in one transaction with the team's item.
+pub(super) fn team_listing_item(team: &Team) -> Result<Item, StoreError> {
+    let mut item = team_item(team)?;
+    item.extend(team_listing_key(&team.name));
     Ok(item)
 }
 
@@ -471,6 +595,7 @@ mod tests {
             version: 2,
             announcing: Vec::new(),
             access: None,
+            timeline: Vec::new(),
         }
     }
 
@@ -549,6 +674,71 @@ mod tests {
         ));
         let later = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
         assert!(day_sort_key(day) < day_sort_key(later));
+    }
+
+    #[test]
+    fn a_teams_listing_copy_is_the_team_under_the_listing_key() {
+        let team = Team::unconfigured(TeamName::parse("payments").unwrap());
+        let item = team_listing_item(&team).unwrap();
+        assert_eq!(item["pk"], s("TEAMS"));
+        assert_eq!(item["sk"], s("TEAM#payments"));
+        assert_eq!(team_from_item(&item).unwrap(), team);
+        let mut original = team_item(&team).unwrap();
+        original.remove(PK);
+        original.remove(SK);
+        let mut copy = item.clone();
+        copy.remove(PK);
+        copy.remove(SK);
+        assert_eq!(copy, original, "the same attributes as the team's item");
+    }
+
+    #[test]
+    fn a_function_counter_is_keyed_by_team_month_account_and_name() {
+        let team = TeamName::parse("payments").unwrap();
+        let key = function_spend_key(&team, "2026-11", "111122223333", "checkout");
+        assert_eq!(key["pk"], s("SPEND#FUNCTION#payments#2026-11"));
+        assert_eq!(key["sk"], s("FUNCTION#111122223333#checkout"));
+        let mut item = key;
+        item.insert(ACCOUNT_ID.into(), s("111122223333"));
+        item.insert(FUNCTION.into(), s("checkout"));
+        item.insert(NANOS.into(), n(42));
+        assert_eq!(
+            function_spend_from_item(&item).unwrap(),
+            FunctionSpend {
+                account_id: "111122223333".into(),
+                function: "checkout".into(),
+                nanos: 42
+            }
+        );
+    }
+
+    #[test]
+    fn a_deployment_mark_reads_back_exactly_and_expires_100_days_after_it() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 9, 12, 0, 0).single().unwrap()
+            + chrono::Duration::nanoseconds(123_456_789);
+        let mark = DeploymentMark {
+            team: TeamName::parse("payments").unwrap(),
+            account_id: "111122223333".into(),
+            at,
+            stack: "checkout-api".into(),
+            status: "UPDATE_COMPLETE".into(),
+            source: DeploymentSource::CloudFormation,
+            id: "00ff".into(),
+        };
+        let item = deployment_item(&mark);
+        assert_eq!(item["pk"], s("DEPLOYMENTS#payments"));
+        assert_eq!(item["sk"], s("2026-03-09T12:00:00.123456789Z#00ff"));
+        assert_eq!(
+            item["expires_at"],
+            n((at + chrono::Duration::days(100)).timestamp())
+        );
+        assert_eq!(deployment_from_item(&item).unwrap(), mark);
+        let mut odd = item.clone();
+        odd.insert(SOURCE.into(), s("jenkins"));
+        assert!(matches!(
+            deployment_from_item(&odd),
+            Err(StoreError::Corrupt(m)) if m.contains("jenkins")
+        ));
     }
 
     #[test]

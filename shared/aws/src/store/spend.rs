@@ -1,19 +1,25 @@
-//! Spend counters: a team's and an account's spend per day, added by
-//! `record_spend_once` in one transaction with the claim of the batch they
-//! come from, so a batch delivered twice (or twice at once) adds once.
+//! Spend counters: a team's and an account's spend per day, and a team's
+//! per function of an account and month, added by `record_spend_once` (or
+//! `record_function_spend_once`) in one transaction with the claim of the
+//! batch they come from, so a batch delivered twice (or twice at once) adds
+//! once.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
-use chrono::{DateTime, NaiveDate, Utc};
-use purser_core::{SpendAdd, StoreError, TeamName};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use purser_core::{FunctionSpend, SpendAdd, StoreError, TeamName};
 
-use super::items::{self, EXPIRES_AT, Item, NANOS, PK, SK, SPEND_TEAM, n, s, unavailable};
-use super::transact::{Reason, Transacted};
+use super::items::{
+    self, ACCOUNT_ID, EXPIRES_AT, FUNCTION, Item, NANOS, PK, SK, SPEND_TEAM, n, s, unavailable,
+};
+use super::transact::{Reason, Transacted, built};
 use super::{CLAIM_CONDITION, DynamoStore, claim_item};
 
 /// `TransactWriteItems` takes at most 100 items, one of which is the claim.
 /// A batch spans a few days of one account: a few counters, far below this.
+/// The recorder's batches span at most 42 days (reports 40 days old to 5
+/// minutes ahead), so at most 42 team, 42 account and 3 function counters.
 pub(super) const MAX_COUNTERS: usize = 99;
 
 /// A counter an add moves.
@@ -21,6 +27,18 @@ pub(super) const MAX_COUNTERS: usize = 99;
 enum Counter<'a> {
     Team(&'a TeamName, NaiveDate),
     Account(&'a str, NaiveDate),
+    /// A team's function of an account, in the month of the first day.
+    Function {
+        team: &'a TeamName,
+        month: NaiveDate,
+        account_id: &'a str,
+        function: &'a str,
+    },
+}
+
+/// `YYYY-MM`, as function counters' partitions name a month.
+fn period(month: NaiveDate) -> String {
+    month.format("%Y-%m").to_string()
 }
 
 /// What one counter receives from a batch: the sum of its adds and, for an
@@ -33,11 +51,26 @@ struct Sum<'a> {
 
 /// The adds summed per counter: a transaction may not touch one item twice.
 /// In key order, so concurrent batches write their counters in one order.
-fn merge(adds: &[SpendAdd]) -> Result<BTreeMap<Counter<'_>, Sum<'_>>, StoreError> {
+/// With a function, each add of a known team also adds to the team's
+/// counter of that function of its account, in its month.
+fn merge<'a>(
+    adds: &'a [SpendAdd],
+    function: Option<&'a str>,
+) -> Result<BTreeMap<Counter<'a>, Sum<'a>>, StoreError> {
     let mut sums = BTreeMap::new();
     for a in adds {
         if let Some(team) = &a.team {
             add_to_sum(&mut sums, Counter::Team(team, a.day), a.nanos, None)?;
+            if let Some(function) = function {
+                let month = a.day.with_day(1).unwrap_or(a.day);
+                let counter = Counter::Function {
+                    team,
+                    month,
+                    account_id: &a.account_id,
+                    function,
+                };
+                add_to_sum(&mut sums, counter, a.nanos, None)?;
+            }
         }
         add_to_sum(
             &mut sums,
@@ -78,9 +111,10 @@ impl DynamoStore {
         key: &str,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        function: Option<&str>,
         adds: &[SpendAdd],
     ) -> Result<bool, StoreError> {
-        let sums = merge(adds)?;
+        let sums = merge(adds, function)?;
         if sums.len() > MAX_COUNTERS {
             return Err(StoreError::Unavailable(format!(
                 "record_spend_once of key {key}: the batch moves {} spend counters; one \
@@ -154,6 +188,45 @@ impl DynamoStore {
         }
     }
 
+    /// The team's function counters of `period`: the whole partition (all
+    /// pages, strongly consistent; a team runs tens or hundreds of
+    /// functions, not millions), the costliest `limit` of them.
+    pub(super) async fn top_functions(
+        &self,
+        team: &TeamName,
+        period: &str,
+        limit: usize,
+    ) -> Result<Vec<FunctionSpend>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let pk = items::function_spend_partition(team, period);
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(&pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query (function spend)", &self.table, &e))?;
+            for item in output.items() {
+                found.push(items::function_spend_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(last) => start = Some(last),
+                None => break,
+            }
+        }
+        Ok(costliest(found, limit))
+    }
+
     /// The claim of `key`, on `claim_once`'s condition.
     fn put_claim(
         &self,
@@ -183,18 +256,40 @@ impl DynamoStore {
         let key: Item = match counter {
             Counter::Team(team, day) => items::team_spend_key(team, *day),
             Counter::Account(account_id, day) => items::account_spend_key(account_id, *day),
+            Counter::Function {
+                team,
+                month,
+                account_id,
+                function,
+            } => items::function_spend_key(team, &period(*month), account_id, function),
         };
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key))
             .expression_attribute_names("#nanos", NANOS)
             .expression_attribute_values(":nanos", n(sum.nanos));
-        update = match sum.team {
-            Some(team) => update
+        update = match (counter, sum.team) {
+            // What reads take, beside the key they never parse.
+            (
+                Counter::Function {
+                    account_id,
+                    function,
+                    ..
+                },
+                _,
+            ) => update
+                .update_expression(
+                    "ADD #nanos :nanos SET #account_id = :account_id, #function = :function",
+                )
+                .expression_attribute_names("#account_id", ACCOUNT_ID)
+                .expression_attribute_names("#function", FUNCTION)
+                .expression_attribute_values(":account_id", s(*account_id))
+                .expression_attribute_values(":function", s(*function)),
+            (_, Some(team)) => update
                 .update_expression("ADD #nanos :nanos SET #team = :team")
                 .expression_attribute_names("#team", SPEND_TEAM)
                 .expression_attribute_values(":team", s(team.as_str())),
-            None => update.update_expression("ADD #nanos :nanos"),
+            (_, None) => update.update_expression("ADD #nanos :nanos"),
         };
         Ok(TransactWriteItem::builder()
             .update(built(update.build())?)
@@ -202,10 +297,17 @@ impl DynamoStore {
     }
 }
 
-/// A request the SDK would not build lacks a required field: a bug here,
-/// reported rather than unwrapped.
-fn built<T>(result: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, StoreError> {
-    result.map_err(|e| StoreError::Unavailable(format!("a DynamoDB request is incomplete: {e}")))
+/// The costliest `limit` counters, by nanos descending, then account id
+/// and function name (as SQLite orders them).
+fn costliest(mut found: Vec<FunctionSpend>, limit: usize) -> Vec<FunctionSpend> {
+    found.sort_by(|a, b| {
+        b.nanos
+            .cmp(&a.nanos)
+            .then_with(|| a.account_id.cmp(&b.account_id))
+            .then_with(|| a.function.cmp(&b.function))
+    });
+    found.truncate(limit);
+    found
 }
 
 #[cfg(test)]
@@ -238,7 +340,7 @@ mod tests {
             add(Some(&payments), "222222222222", "2026-11-21", 1),
             add(None, "333333333333", "2026-11-22", 2),
         ];
-        let sums = merge(&adds).unwrap();
+        let sums = merge(&adds, None).unwrap();
         let nanos: Vec<_> = sums.iter().map(|(c, s)| (c.clone(), s.nanos)).collect();
         assert_eq!(
             nanos,
@@ -271,6 +373,95 @@ mod tests {
             add(None, "111111111111", "2026-11-21", i64::MAX),
             add(None, "111111111111", "2026-11-21", 1),
         ];
-        assert!(matches!(merge(&adds), Err(StoreError::Unavailable(m)) if m.contains("overflows")));
+        assert!(
+            matches!(merge(&adds, None), Err(StoreError::Unavailable(m)) if m.contains("overflows"))
+        );
+    }
+
+    #[test]
+    fn a_functions_counters_are_a_known_teams_per_account_and_month() {
+        let payments = team("payments");
+        let adds = [
+            add(Some(&payments), "111111111111", "2026-11-29", 5),
+            add(Some(&payments), "111111111111", "2026-11-30", 7),
+            add(Some(&payments), "111111111111", "2026-12-01", 1),
+            add(Some(&payments), "222222222222", "2026-12-01", 2),
+            add(None, "333333333333", "2026-12-01", 100),
+        ];
+        let sums = merge(&adds, Some("checkout")).unwrap();
+        let functions: Vec<_> = sums
+            .iter()
+            .filter_map(|(c, s)| match c {
+                Counter::Function {
+                    team,
+                    month,
+                    account_id,
+                    function,
+                } => Some((
+                    team.as_str(),
+                    period(*month),
+                    *account_id,
+                    *function,
+                    s.nanos,
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            functions,
+            [
+                ("payments", "2026-11".into(), "111111111111", "checkout", 12),
+                ("payments", "2026-12".into(), "111111111111", "checkout", 1),
+                ("payments", "2026-12".into(), "222222222222", "checkout", 2),
+            ],
+            "an unknown account's spend counts for no team's function"
+        );
+        assert_eq!(
+            merge(&adds, None).unwrap().len() + 3,
+            sums.len(),
+            "the day counters are as without a function"
+        );
+    }
+
+    #[test]
+    fn the_recorders_widest_batch_fits_one_transaction() {
+        // Reports from 40 days before to 5 minutes after 23:58 on the 2nd
+        // of a month: 42 days over three months, of one known account.
+        let payments = team("payments");
+        let last = day("2026-03-03");
+        let adds: Vec<SpendAdd> = (0..42)
+            .map(|i| SpendAdd {
+                team: Some(payments.clone()),
+                account_id: "111111111111".into(),
+                day: last - chrono::Duration::days(i),
+                nanos: 1,
+            })
+            .collect();
+        let longest_name = "f".repeat(purser_core::ports::MAX_FUNCTION_NAME);
+        let sums = merge(&adds, Some(&longest_name)).unwrap();
+        assert_eq!(sums.len(), 42 + 42 + 3);
+        assert!(sums.len() <= MAX_COUNTERS);
+    }
+
+    #[test]
+    fn the_costliest_functions_come_first_and_ties_by_account_and_name() {
+        let spend = |account: &str, function: &str, nanos| FunctionSpend {
+            account_id: account.into(),
+            function: function.into(),
+            nanos,
+        };
+        let found = vec![
+            spend("2", "a", 5),
+            spend("1", "b", 5),
+            spend("1", "a", 5),
+            spend("3", "z", 9),
+            spend("1", "c", 1),
+        ];
+        assert_eq!(
+            costliest(found.clone(), 3),
+            [spend("3", "z", 9), spend("1", "a", 5), spend("1", "b", 5)]
+        );
+        assert_eq!(costliest(found.clone(), 10).len(), 5);
+        assert!(costliest(found, 0).is_empty());
     }
 }

@@ -1,23 +1,81 @@
-//! Teams and their counter of open accounts.
+//! Teams, their listing and their counter of open accounts.
+//!
+//! A team's item sits in its own partition (`TEAM#<team>`), beside its
+//! counters and budget. To list the teams without scanning the table, each
+//! team has a copy in one partition, `TEAMS`, written in the same
+//! transaction as the team's item, so the two never differ and a listing
+//! is one `Query` in name order with no second read per team. Team writes
+//! are rare (an admin's), so the one partition is never hot.
 
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use purser_core::{StoreError, Team, TeamName};
 
 use super::DynamoStore;
-use super::items::{self, Item, OPEN, unavailable};
+use super::items::{self, Item, OPEN, PK, TEAMS_PK, s, unavailable};
+use super::transact::{Transacted, built};
 
 impl DynamoStore {
-    /// Replaces the team's settings; its counters are other items, which
-    /// this leaves alone.
+    /// Replaces the team's settings and its listing copy, in one
+    /// transaction; its counters are other items, which this leaves alone.
     pub(super) async fn write_team(&self, team: &Team) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(items::team_item(team)?))
-            .send()
-            .await
-            .map_err(|e| unavailable("PutItem (team)", &self.table, &e))?;
+        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
+            let put = built(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build(),
+            )?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        let transaction = vec![
+            put(items::team_item(team)?)?,
+            put(items::team_listing_item(team)?)?,
+        ];
+        match self.transact("put_team", transaction).await? {
+            Transacted::Committed => {}
+            Transacted::Refused(reasons) => {
+                return Err(StoreError::Unavailable(format!(
+                    "TransactWriteItems (put_team) on table {}: refused for no condition \
+                     Purser set: {reasons:?}",
+                    self.table
+                )));
+            }
+        }
         tracing::debug!(table = %self.table, team = %team.name, quota = team.quota, "team written");
         Ok(())
+    }
+
+    /// Every team, from the listing partition: all pages, strongly
+    /// consistent, in the sort key's order (`TEAM#<team>`), which is the
+    /// names'. Teams written before the listing copies existed are listed
+    /// once they are written again.
+    pub(super) async fn all_teams(&self) -> Result<Vec<Team>, StoreError> {
+        let mut teams = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :teams")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":teams", s(TEAMS_PK))
+                .consistent_read(true)
+                .scan_index_forward(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query (teams)", &self.table, &e))?;
+            for item in output.items() {
+                teams.push(items::team_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(last) => start = Some(last),
+                None => break,
+            }
+        }
+        tracing::debug!(table = %self.table, teams = teams.len(), "teams");
+        Ok(teams)
     }
 
     pub(super) async fn read_team(&self, name: &TeamName) -> Result<Option<Team>, StoreError> {

@@ -86,6 +86,14 @@ fn verdict(items: usize, reasons: Vec<Reason>) -> Verdict {
     }
 }
 
+/// A request the SDK would not build lacks a required field: a bug here,
+/// reported rather than unwrapped.
+pub(super) fn built<T>(
+    result: Result<T, aws_sdk_dynamodb::error::BuildError>,
+) -> Result<T, StoreError> {
+    result.map_err(|e| StoreError::Unavailable(format!("a DynamoDB request is incomplete: {e}")))
+}
+
 impl DynamoStore {
     /// Writes `items` in one transaction, sending it again while it is
     /// cancelled for a passing reason. The SDK gives each call its own

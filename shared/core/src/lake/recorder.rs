@@ -1,7 +1,10 @@
 //! What the recorder does with deployments and invocations: normalise them
 //! into lake records, send them to the lake, add invocation costs to the
 //! streaming spend counters (once per batch, however often it arrives) and
-//! tell budgets about it with `TeamSpendUpdated`.
+//! tell budgets about it with `TeamSpendUpdated`. The deployments of teams'
+//! accounts are marked in the store's `DeploymentLog` too, and invocation
+//! costs counted per function, for the console, which reads the store and
+//! never the lake.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,8 +21,8 @@ use crate::lake::{
 };
 use crate::ports::Clock;
 use crate::ports::{
-    AccountStore, BusError, EventBus, LakeError, LakeSink, Marker, Markers, SpendAdd,
-    SpendCounters, StoreError,
+    AccountStore, BusError, DeploymentLog, DeploymentMark, DeploymentSource, EventBus, LakeError,
+    LakeSink, MAX_FUNCTION_NAME, Marker, Markers, SpendAdd, SpendCounters, StoreError,
 };
 use crate::spend::{PriceTable, from_nanos, to_nanos};
 
@@ -55,12 +58,68 @@ const BATCH_MEMORY: Duration = Duration::days(40);
 /// How long a stack operation's start is kept for pairing with its end.
 const STACK_MEMORY: Duration = Duration::days(3);
 
+/// What the function counters count a batch under when its function name
+/// is none Lambda could have reported. Lambda's names have no parentheses,
+/// so no function is called this.
+pub const UNRECOGNISED_FUNCTION: &str = "(unrecognised)";
+
+/// The function a batch's spend is counted under: its name as reported, if
+/// Lambda could have reported it (1 to `MAX_FUNCTION_NAME` characters of a
+/// function's name or ARN: letters, digits, `-`, `_`, `:` and the `$` of
+/// `$LATEST`), else [`UNRECOGNISED_FUNCTION`]. A member account is not
+/// trusted, as with its reports: an odd name must neither reach a key nor
+/// stop the batch, whose spend is real and still counts for the team.
+pub fn counted_function(reported: &str) -> &str {
+    let recognised = (1..=MAX_FUNCTION_NAME).contains(&reported.len())
+        && reported
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'$'));
+    if recognised {
+        reported
+    } else {
+        UNRECOGNISED_FUNCTION
+    }
+}
+
+/// What tells a deployment from another of its team at the same time: an
+/// FNV-1a of what the event said, never of what the recorder found beside
+/// it (a stack operation's start, forgotten once its end is recorded), so
+/// that every delivery of one event gives the same id and so the same mark.
+fn deployment_id(record: &lake::DeploymentRecord) -> String {
+    let fields = [
+        Some(&record.source),
+        Some(&record.account_id),
+        Some(&record.region),
+        Some(&record.stack),
+        Some(&record.status),
+        record.status_reason.as_ref(),
+        record.commit.as_ref(),
+        record.git_ref.as_ref(),
+        record.pipeline.as_ref(),
+        Some(&record.timestamp),
+    ];
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for field in fields {
+        // A missing field and an empty one differ.
+        let (present, text) = match field {
+            Some(text) => (1, text.as_str()),
+            None => (0, ""),
+        };
+        for byte in [present].into_iter().chain(text.bytes()).chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
 /// The recorder function: deployments and invocations into the lake, and
 /// invocation costs onto the spend counters.
 pub struct Recorder {
     accounts: Arc<dyn AccountStore>,
     counters: Arc<dyn SpendCounters>,
     markers: Arc<dyn Markers>,
+    deployments: Arc<dyn DeploymentLog>,
     lake: Arc<dyn LakeSink>,
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
@@ -73,6 +132,7 @@ impl Recorder {
         accounts: Arc<dyn AccountStore>,
         counters: Arc<dyn SpendCounters>,
         markers: Arc<dyn Markers>,
+        deployments: Arc<dyn DeploymentLog>,
         lake: Arc<dyn LakeSink>,
         bus: Arc<dyn EventBus>,
         clock: Arc<dyn Clock>,
@@ -81,6 +141,7 @@ impl Recorder {
             accounts,
             counters,
             markers,
+            deployments,
             lake,
             bus,
             clock,
@@ -168,10 +229,23 @@ impl Recorder {
                 nanos: to_nanos(*cost),
             })
             .collect();
+        let function = counted_function(&batch.function_name);
+        if function != batch.function_name {
+            tracing::warn!(account_id = %event.account, team = team_name, batch_id = %batch.batch_id,
+                // Debug: escaped, so an odd name cannot forge log lines.
+                function_name = ?batch.function_name.chars().take(MAX_FUNCTION_NAME).collect::<String>(),
+                counted_as = UNRECOGNISED_FUNCTION,
+                "a function name Lambda cannot have reported: its spend counts under another name");
+        }
         let now = self.clock.now();
+        // The reports are at most `MAX_REPORT_AGE` (40 days) old and
+        // `MAX_REPORT_LEAD` ahead: at most 42 days, so 42 team and 42
+        // account counters and 3 months of the function's, which one
+        // DynamoDB transaction (99 counters besides the claim) holds
+        // without splitting the batch.
         if !self
             .counters
-            .record_spend_once(&key, now, now + BATCH_MEMORY, &adds)
+            .record_function_spend_once(&key, now, now + BATCH_MEMORY, function, &adds)
             .await?
         {
             // Another delivery of the same batch won the race; the lake may
@@ -255,7 +329,8 @@ impl Recorder {
         let deployment = DeploymentReported::parse(detail)?;
         let team = self.team_of(account_id).await?;
         let record = deployment.record(account_id, region, team.as_ref().map(TeamName::as_str), at);
-        self.write_deployment(record).await
+        self.write_deployment(record, DeploymentSource::Ci, team, at)
+            .await
     }
 
     /// `CloudFormation Stack Status Change` forwarded from a member account:
@@ -294,13 +369,34 @@ impl Recorder {
             event.time,
             started_at,
         );
-        self.write_deployment(record).await
+        self.write_deployment(record, DeploymentSource::CloudFormation, team, event.time)
+            .await
     }
 
+    /// Marks the deployment in the team's log (when Purser knows the
+    /// account), then writes it to the lake. The mark first: writing it
+    /// again is harmless (it is the same item), so a retry after a failed
+    /// append costs nothing, where the other order would append the lake's
+    /// record once more for every failed mark.
     async fn write_deployment(
         &self,
         record: lake::DeploymentRecord,
+        source: DeploymentSource,
+        team: Option<TeamName>,
+        at: DateTime<Utc>,
     ) -> Result<Recorded, RecorderError> {
+        if let Some(team) = team {
+            let mark = DeploymentMark {
+                team,
+                account_id: record.account_id.clone(),
+                at,
+                stack: record.stack.clone(),
+                status: record.status.clone(),
+                source,
+                id: deployment_id(&record),
+            };
+            self.deployments.record_deployment(&mark).await?;
+        }
         tracing::info!(account_id = %record.account_id, team = record.team.as_deref().unwrap_or(""), stack = %record.stack, status = %record.status, "deployment recorded");
         let value = serde_json::to_value(&record).expect("a record serializes");
         let sent = self
@@ -329,8 +425,8 @@ pub fn last_day_of_month(day: NaiveDate) -> NaiveDate {
 #[cfg(test)]
 mod tests {
     //! The recorder on small fakes of exactly the roles it takes: the
-    //! shared fakes of the accounts, the counters, the markers and the bus,
-    //! and a lake of its own.
+    //! shared fakes of the accounts, the counters, the markers, the
+    //! deployment log and the bus, and a lake of its own.
 
     use std::sync::Mutex;
 
@@ -339,11 +435,15 @@ mod tests {
 
     use super::*;
     use crate::accounts::{Account, AccountState, NewAccount};
-    use crate::fakes::{FakeAccounts, FakeBus, FakeCounters, FakeMarkers, locked};
-    use crate::lake::{INVOCATIONS_REPORTED, TEAM_SPEND_UPDATED, TELEMETRY_SOURCE};
+    use crate::fakes::{FakeAccounts, FakeBus, FakeCounters, FakeDeployments, FakeMarkers, locked};
+    use crate::lake::{
+        INVOCATIONS_REPORTED, STACK_STATUS_CHANGE, TEAM_SPEND_UPDATED, TELEMETRY_SOURCE,
+    };
     use crate::ports::{Appended, ManualClock};
 
     const MEMBER: &str = "210987654321";
+    /// An account Purser does not know.
+    const STRANGER: &str = "333333333333";
 
     #[derive(Default)]
     struct Lake(Mutex<Vec<(LakeTable, Value)>>);
@@ -367,6 +467,7 @@ mod tests {
     struct World {
         recorder: Recorder,
         counters: Arc<FakeCounters>,
+        deployments: Arc<FakeDeployments>,
         lake: Arc<Lake>,
         bus: Arc<FakeBus>,
         now: DateTime<Utc>,
@@ -391,12 +492,14 @@ mod tests {
         accounts.add(account);
         let markers = Arc::new(FakeMarkers::default());
         let counters = Arc::new(FakeCounters::on(markers.clone()));
+        let deployments = Arc::new(FakeDeployments::default());
         let lake = Arc::new(Lake::default());
         let bus = Arc::new(FakeBus::default());
         let recorder = Recorder::new(
             accounts,
             counters.clone(),
             markers,
+            deployments.clone(),
             lake.clone(),
             bus.clone(),
             Arc::new(ManualClock::new(now)),
@@ -404,6 +507,7 @@ mod tests {
         World {
             recorder,
             counters,
+            deployments,
             lake,
             bus,
             now,
@@ -416,14 +520,49 @@ mod tests {
     }
 
     fn batch(now: DateTime<Utc>, reports: Vec<Value>) -> Event {
+        batch_of("b-1", "checkout", now, reports)
+    }
+
+    fn batch_of(batch_id: &str, function: &str, now: DateTime<Utc>, reports: Vec<Value>) -> Event {
         serde_json::from_value(json!({
             "version": "0", "id": "e-1", "detail-type": INVOCATIONS_REPORTED,
             "source": TELEMETRY_SOURCE, "account": MEMBER, "region": "us-east-1",
             "time": now.to_rfc3339(), "resources": [],
-            "detail": {"version": 1, "batch_id": "b-1", "function_name": "checkout",
+            "detail": {"version": 1, "batch_id": batch_id, "function_name": function,
                        "architecture": "arm64", "memory_mb": 1024, "reports": reports}
         }))
         .unwrap()
+    }
+
+    fn stack_change(account: &str, status: &str, at: DateTime<Utc>) -> Event {
+        serde_json::from_value(json!({
+            "version": "0", "id": format!("e-{status}"), "detail-type": STACK_STATUS_CHANGE,
+            "source": "aws.cloudformation", "account": account, "region": "us-east-1",
+            "time": at.to_rfc3339(), "resources": [],
+            "detail": {
+                "stack-id": format!("arn:aws:cloudformation:us-east-1:{account}:stack/checkout-api/6c5e9a10-0000-11ef-9d6a-0a1b2c3d4e5f"),
+                "status-details": {"status": status, "status-reason": ""}
+            }
+        }))
+        .unwrap()
+    }
+
+    fn payments() -> TeamName {
+        TeamName::parse("payments").unwrap()
+    }
+
+    /// The team's function counters of December 2026.
+    async fn functions(w: &World) -> Vec<(String, i64)> {
+        w.counters
+            .team_function_spend(&payments(), "2026-12", 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| {
+                assert_eq!(f.account_id, MEMBER);
+                (f.function, f.nanos)
+            })
+            .collect()
     }
 
     fn announced(bus: &FakeBus) -> Vec<String> {
@@ -485,6 +624,203 @@ mod tests {
         assert!(
             one_second_at_1024_mb < 1_000_000,
             "one second of 1 GB is a fraction of a cent: {one_second_at_1024_mb} nanos"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_counts_once_for_its_function_in_its_teams_month() {
+        let w = world();
+        let event = batch(
+            w.now,
+            vec![report("r-1", w.now, 1_000), report("r-2", w.now, 2_000)],
+        );
+        w.recorder.invocations(&event).await.unwrap();
+        assert_eq!(
+            w.recorder.invocations(&event).await.unwrap(),
+            Recorded::Duplicate
+        );
+        let team_total = w.counters.teams_total();
+        assert!(team_total > 0);
+        assert_eq!(
+            functions(&w).await,
+            [("checkout".to_string(), team_total)],
+            "the function's month holds what the team's days do, once"
+        );
+
+        // Another function's batch, costlier: listed first.
+        let other = batch_of("b-2", "refunds", w.now, vec![report("r-3", w.now, 9_000)]);
+        w.recorder.invocations(&other).await.unwrap();
+        let listed = functions(&w).await;
+        assert_eq!(
+            listed.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(),
+            ["refunds", "checkout"]
+        );
+        assert!(listed[0].1 > listed[1].1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_over_two_months_counts_in_each() {
+        let w = world();
+        let november = w.now - Duration::days(3);
+        let event = batch(
+            w.now,
+            vec![report("r-1", november, 1_000), report("r-2", w.now, 1_000)],
+        );
+        w.recorder.invocations(&event).await.unwrap();
+        let month = |period: &'static str| {
+            let counters = w.counters.clone();
+            async move {
+                counters
+                    .team_function_spend(&payments(), period, 10)
+                    .await
+                    .unwrap()
+            }
+        };
+        let (nov, dec) = (month("2026-11").await, month("2026-12").await);
+        assert_eq!((nov.len(), dec.len()), (1, 1));
+        assert_eq!(nov[0].nanos, dec[0].nanos, "one second each");
+        assert_eq!(nov[0].nanos + dec[0].nanos, w.counters.teams_total());
+    }
+
+    #[tokio::test]
+    async fn a_function_name_lambda_cannot_report_is_counted_under_one_other_name() {
+        let w = world();
+        let too_long = "f".repeat(MAX_FUNCTION_NAME + 1);
+        for (i, name) in [
+            too_long.as_str(),
+            "check out",
+            "checkout#2026-12",
+            "chéckout",
+            "../x",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let event = batch_of(
+                &format!("b-{i}"),
+                name,
+                w.now,
+                vec![report("r-1", w.now, 1_000)],
+            );
+            assert!(
+                matches!(
+                    w.recorder.invocations(&event).await.unwrap(),
+                    Recorded::Written { records: 1, .. }
+                ),
+                "{name:?}: the batch is recorded"
+            );
+        }
+        let listed = functions(&w).await;
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].0, UNRECOGNISED_FUNCTION);
+        assert_eq!(
+            listed[0].1,
+            w.counters.teams_total(),
+            "their spend still counts for the team"
+        );
+
+        assert_eq!(counted_function("checkout"), "checkout");
+        let longest = "f".repeat(MAX_FUNCTION_NAME);
+        assert_eq!(counted_function(&longest), longest);
+        let arn = "arn:aws:lambda:us-east-1:210987654321:function:checkout:$LATEST";
+        assert_eq!(counted_function(arn), arn);
+        assert_eq!(counted_function(""), UNRECOGNISED_FUNCTION);
+    }
+
+    #[tokio::test]
+    async fn a_deployment_of_a_teams_account_is_marked_once_however_often_it_arrives() {
+        let w = world();
+        let at = w.now - Duration::minutes(5);
+        let detail = json!({"version": 1, "stack": "checkout-api", "status": "SUCCEEDED",
+                            "commit": "4f1c2e9", "ref": "main"});
+        for _ in 0..2 {
+            w.recorder
+                .ci_deployment(MEMBER, "us-east-1", &detail, at)
+                .await
+                .unwrap();
+        }
+        let marks = w.deployments.all();
+        assert_eq!(marks.len(), 1, "{marks:?}");
+        let mark = &marks[0];
+        assert_eq!(mark.team, payments());
+        assert_eq!(
+            (mark.account_id.as_str(), mark.at, mark.stack.as_str()),
+            (MEMBER, at, "checkout-api")
+        );
+        assert_eq!(
+            (mark.status.as_str(), mark.source),
+            ("SUCCEEDED", DeploymentSource::Ci)
+        );
+        assert_eq!(locked(&w.lake.0).len(), 2, "the lake is written as before");
+
+        // Another report at the same time is another mark.
+        let failed = json!({"version": 1, "stack": "checkout-api", "status": "FAILED"});
+        w.recorder
+            .ci_deployment(MEMBER, "us-east-1", &failed, at)
+            .await
+            .unwrap();
+        assert_eq!(w.deployments.all().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_stack_operations_start_and_end_are_marked_and_a_redelivered_end_is_not_again() {
+        let w = world();
+        let (start, end) = (w.now - Duration::minutes(10), w.now - Duration::minutes(2));
+        let started = stack_change(MEMBER, "UPDATE_IN_PROGRESS", start);
+        let ended = stack_change(MEMBER, "UPDATE_COMPLETE", end);
+        w.recorder.cloudformation(&started).await.unwrap();
+        w.recorder.cloudformation(&ended).await.unwrap();
+        // The start was forgotten with the first end: the redelivery's
+        // lake record has no duration, but its mark is the same.
+        w.recorder.cloudformation(&ended).await.unwrap();
+        let marks = w
+            .deployments
+            .recent_deployments(&payments(), start, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            marks
+                .iter()
+                .map(|m| (m.status.as_str(), m.at, m.source, m.stack.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                (
+                    "UPDATE_COMPLETE",
+                    end,
+                    DeploymentSource::CloudFormation,
+                    "checkout-api"
+                ),
+                (
+                    "UPDATE_IN_PROGRESS",
+                    start,
+                    DeploymentSource::CloudFormation,
+                    "checkout-api"
+                ),
+            ]
+        );
+        assert_eq!(locked(&w.lake.0).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_deployment_of_an_account_purser_does_not_know_goes_to_the_lake_only() {
+        let w = world();
+        w.recorder
+            .cloudformation(&stack_change(STRANGER, "CREATE_COMPLETE", w.now))
+            .await
+            .unwrap();
+        let detail = json!({"version": 1, "stack": "x", "status": "STARTED"});
+        w.recorder
+            .ci_deployment(STRANGER, "us-east-1", &detail, w.now)
+            .await
+            .unwrap();
+        assert!(w.deployments.all().is_empty());
+        let lake = locked(&w.lake.0);
+        assert_eq!(lake.len(), 2);
+        assert!(
+            lake.iter()
+                .all(|(table, r)| *table == LakeTable::Deployments
+                    && r["team"].is_null()
+                    && r["account_id"] == STRANGER)
         );
     }
 }

@@ -1,8 +1,9 @@
 //! The Store port: Purser's state (teams, accounts, spend counters,
-//! budgets, settlements and markers), DynamoDB on AWS and SQLite locally.
+//! budgets, settlements, markers and recent deployments), DynamoDB on AWS
+//! and SQLite locally.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use crate::accounts::{Account, AccountState, Team, TeamName};
 use crate::budgets::Budget;
@@ -24,6 +25,9 @@ pub trait AccountStore: Send + Sync {
 
     /// The team's settings, `None` when it was never configured.
     async fn team(&self, name: &TeamName) -> Result<Option<Team>, StoreError>;
+
+    /// Every configured team (every one `put_team` wrote), in name order.
+    async fn teams(&self) -> Result<Vec<Team>, StoreError>;
 
     /// Accounts of the team that count against its quota.
     async fn open_accounts(&self, team: &TeamName) -> Result<u32, StoreError>;
@@ -97,7 +101,8 @@ pub trait AccountStore: Send + Sync {
     async fn closures_since(&self, since: DateTime<Utc>) -> Result<u32, StoreError>;
 }
 
-/// The streaming spend counters, per team and account and day.
+/// The streaming spend counters, per team and account and day, and per
+/// team, month and function.
 #[async_trait]
 pub trait SpendCounters: Send + Sync {
     /// Claims `batch` (as `Markers::claim_once`, in the same namespace) and
@@ -112,6 +117,33 @@ pub trait SpendCounters: Send + Sync {
         expires_at: DateTime<Utc>,
         adds: &[SpendAdd],
     ) -> Result<bool, StoreError>;
+
+    /// As `record_spend_once`, and in the same atomic step adds each add of
+    /// a known team to that team's counter of `function` (of the add's
+    /// account) for the add's month (`YYYY-MM`): a batch reports one
+    /// function, so what a team's functions spent adds up to what the team
+    /// spent through them. `function` is the name as reported, at most
+    /// [`MAX_FUNCTION_NAME`] characters (the recorder bounds what member
+    /// accounts send); adds of accounts Purser does not know count for no
+    /// function, as they count for no team.
+    async fn record_function_spend_once(
+        &self,
+        batch: &Marker,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        function: &str,
+        adds: &[SpendAdd],
+    ) -> Result<bool, StoreError>;
+
+    /// The team's `limit` costliest functions of `period` (`YYYY-MM`), by
+    /// nanos descending (then by account id and function name), from the
+    /// counters `record_function_spend_once` moves.
+    async fn team_function_spend(
+        &self,
+        team: &TeamName,
+        period: &str,
+        limit: usize,
+    ) -> Result<Vec<FunctionSpend>, StoreError>;
 
     /// A team's spend per day (nano-units of the currency), for the days
     /// from `from` to `to` inclusive that have any; in day order.
@@ -162,12 +194,40 @@ pub trait SettlementStore: Send + Sync {
     ) -> Result<Option<SettledSpend>, StoreError>;
 }
 
+/// The recent deployments of teams' accounts, for the console: a short
+/// log beside the lake's full history, which a page cannot wait on.
+#[async_trait]
+pub trait DeploymentLog: Send + Sync {
+    /// Keeps `mark` under its team, `at` and `id`: a mark written again
+    /// (a redelivered event) is the same entry, not another. Marks are kept
+    /// [`DEPLOYMENTS_KEPT`] after their `at`, and may be gone after that.
+    async fn record_deployment(&self, mark: &DeploymentMark) -> Result<(), StoreError>;
+
+    /// The team's marks at or after `since`, newest first (by `at`, then
+    /// `id`, both descending), at most `limit` of them.
+    async fn recent_deployments(
+        &self,
+        team: &TeamName,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DeploymentMark>, StoreError>;
+}
+
 /// Purser's state, every role in one (the DynamoDB table on AWS, one SQLite
 /// file locally), for wiring: services take the roles they use.
-pub trait Store: AccountStore + SpendCounters + BudgetStore + SettlementStore + Markers {}
+pub trait Store:
+    AccountStore + SpendCounters + BudgetStore + SettlementStore + Markers + DeploymentLog
+{
+}
 
 impl<T> Store for T where
-    T: AccountStore + SpendCounters + BudgetStore + SettlementStore + Markers + ?Sized
+    T: AccountStore
+        + SpendCounters
+        + BudgetStore
+        + SettlementStore
+        + Markers
+        + DeploymentLog
+        + ?Sized
 {
 }
 
@@ -180,6 +240,76 @@ pub struct SpendAdd {
     pub day: NaiveDate,
     /// Nano-units of the currency (see `pricing::to_nanos`).
     pub nanos: i64,
+}
+
+/// The longest function name the function counters keep: Lambda's limit
+/// on a function's name or ARN (a name alone is at most 64 characters).
+pub const MAX_FUNCTION_NAME: usize = 140;
+
+/// What a team's function spent in a month, from the function counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpend {
+    /// The member account the function runs in.
+    pub account_id: String,
+    /// The function's name as its reports gave it.
+    pub function: String,
+    /// Nano-units of the currency (see `pricing::to_nanos`).
+    pub nanos: i64,
+}
+
+/// How long a [`DeploymentMark`] is kept after its `at`: the console shows
+/// recent deployments, the lake keeps them all.
+pub const DEPLOYMENTS_KEPT: Duration = Duration::days(100);
+
+/// A deployment of an account of a team, as the recorder saw it (a stack
+/// status change, or a CI report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentMark {
+    pub team: TeamName,
+    pub account_id: String,
+    /// When it happened: the event's time (or the report's arrival).
+    pub at: DateTime<Utc>,
+    /// The stack's name.
+    pub stack: String,
+    /// CloudFormation's status (`UPDATE_COMPLETE`, …) or CI's (`SUCCEEDED`, …).
+    pub status: String,
+    pub source: DeploymentSource,
+    /// What tells this deployment from another of the team at the same
+    /// `at`; the same for every delivery of one event.
+    pub id: String,
+}
+
+/// Who reported a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeploymentSource {
+    /// `DeploymentReported` from CI (or `POST /deployments`).
+    Ci,
+    /// A CloudFormation stack status change forwarded by a member account.
+    CloudFormation,
+}
+
+impl DeploymentSource {
+    /// As the lake's `source` column spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ci => "ci",
+            Self::CloudFormation => "cloudformation",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ci" => Some(Self::Ci),
+            "cloudformation" => Some(Self::CloudFormation),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DeploymentSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An `Idempotency-Key`, scoped to the caller, with a fingerprint of the
