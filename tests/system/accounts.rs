@@ -712,7 +712,7 @@ async fn owners_must_be_at_an_allowed_domain() {
     ports.settings.owner_domains = vec!["Example.com".into()];
     let accounts = ports.accounts();
     let dev = purser_core::accounts::Caller {
-        arn: DEV.into(),
+        principal: DEV.into(),
         admin: false,
     };
     let input = |owner: &str| purser_core::NewAccount {

@@ -564,7 +564,7 @@ proptest! {
             let budgets = ports.budgets();
             let team = TeamName::parse("payments").unwrap();
             let budget = purser_core::budgets::Budget::from_json(team.clone(), &json!({"amount": "1", "thresholds": [25, 50, 75, 100], "actions": {}}), local.now()).unwrap();
-            budgets.put(budget, &purser_core::accounts::Caller { arn: purser_local::LOCAL_ADMIN.into(), admin: true }).await.unwrap();
+            budgets.put(budget, &purser_core::accounts::Caller { principal: purser_local::LOCAL_ADMIN.into(), admin: true }).await.unwrap();
             let today = local.now().date_naive();
             let mut counted = std::collections::BTreeMap::new();
             for step in &steps {
@@ -603,7 +603,7 @@ async fn one_sweep_freezes_every_over_budget_team_of_ten_thousand_accounts() {
     let ports = local.running.ports().clone();
     let now = local.now();
     let admin = purser_core::accounts::Caller {
-        arn: purser_local::LOCAL_ADMIN.into(),
+        principal: purser_local::LOCAL_ADMIN.into(),
         admin: true,
     };
     let budgets = ports.budgets();
@@ -644,6 +644,7 @@ async fn one_sweep_freezes_every_over_budget_team_of_ten_thousand_accounts() {
                 version: 0,
                 announcing: Vec::new(),
                 access: None,
+                timeline: Vec::new(),
             };
             ports
                 .store

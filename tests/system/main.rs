@@ -14,6 +14,7 @@ mod budgets;
 mod cli;
 mod cli_access;
 mod cli_api;
+mod console;
 #[cfg(unix)]
 mod crash;
 mod demo;

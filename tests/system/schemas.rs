@@ -1181,7 +1181,7 @@ fn team_spend_updated_as_purser_builds_it_validates() {
 /// A platform admin, as the api sees one (an assumed role's session).
 fn admin() -> Caller {
     Caller {
-        arn: "arn:aws:sts::123456789012:assumed-role/platform-admin/maria".into(),
+        principal: "arn:aws:sts::123456789012:assumed-role/platform-admin/maria".into(),
         admin: true,
     }
 }
@@ -1199,7 +1199,7 @@ fn budget(team: &str, body: Value, revision: u64) -> Budget {
 fn budget_changed(budget: &Budget, caller: &Caller) -> Value {
     json!({"version": 1, "team": budget.team, "revision": budget.revision,
         "amount": budget.amount.normalize().to_string(), "currency": budget.currency,
-        "mode": budget.mode, "thresholds": budget.thresholds, "changed_by": caller.arn})
+        "mode": budget.mode, "thresholds": budget.thresholds, "changed_by": caller.principal})
 }
 
 /// The details of `BudgetThresholdCrossed` when the team has spent `spend`
@@ -1288,11 +1288,11 @@ fn budget_events_as_budgets_rs_builds_them_validate() {
     let users = [
         admin(),
         Caller {
-            arn: "arn:aws:iam::123456789012:user/ana".into(),
+            principal: "arn:aws:iam::123456789012:user/ana".into(),
             admin: true,
         },
         Caller {
-            arn: LOCAL_ADMIN.into(),
+            principal: LOCAL_ADMIN.into(),
             admin: true,
         },
     ];
@@ -1562,7 +1562,7 @@ async fn the_events_of_budgets_the_local_runtime_archives_validate() {
     let running = &local.running;
     let ports = running.ports();
     let admin = Caller {
-        arn: LOCAL_ADMIN.into(),
+        principal: LOCAL_ADMIN.into(),
         admin: true,
     };
     let payments = TeamName::parse("payments").unwrap();

@@ -1677,3 +1677,97 @@ fn organizations_writes_are_scoped_to_what_purser_made() {
         "the freeze, the placement and the closure are all scoped: {scoped}"
     );
 }
+
+/// The console's HttpApi (issue 13): its page loads without a token, every
+/// JSON route takes the JWT authorizer, and each is a route of the IAM API
+/// too, so the console can do nothing the API would refuse. `purser up`
+/// serves them all.
+#[test]
+fn the_console_serves_only_routes_the_api_has_each_behind_its_jwt_authorizer() {
+    let t = template();
+    let iam_routes: BTreeSet<String> = functions(&t)
+        .iter()
+        .flat_map(|(_, f)| f["Properties"]["Events"].as_object().into_iter().flatten())
+        .filter(|(_, e)| e["Type"] == "HttpApi" && e["Properties"]["ApiId"] == reference("HttpApi"))
+        .map(|(_, e)| {
+            format!(
+                "{} {}",
+                e["Properties"]["Method"].as_str().unwrap(),
+                e["Properties"]["Path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let pages = BTreeSet::from(["GET /".to_string(), "GET /console/{asset}".to_string()]);
+    let mut console = BTreeSet::new();
+    for (id, route) in t
+        .resources()
+        .filter(|(_, r)| r["Type"] == "AWS::ApiGatewayV2::Route")
+    {
+        let props = &route["Properties"];
+        assert_eq!(props["ApiId"], reference("ConsoleApi"), "{id}");
+        let key = props["RouteKey"].as_str().unwrap().to_string();
+        if pages.contains(&key) {
+            assert_eq!(props["AuthorizationType"], "NONE", "{id}");
+        } else {
+            assert_eq!(props["AuthorizationType"], "JWT", "{id}");
+            assert_eq!(
+                props["AuthorizerId"],
+                reference("ConsoleAuthorizer"),
+                "{id}"
+            );
+            assert!(
+                iam_routes.contains(&key),
+                "{id}: {key} is not a route of the IAM API"
+            );
+        }
+        console.insert(key);
+    }
+    for page in &pages {
+        assert!(console.contains(page), "the console has no {page}");
+    }
+    for needed in [
+        "GET /me",
+        "GET /teams",
+        "GET /teams/{team}/spend",
+        "POST /accounts",
+    ] {
+        assert!(console.contains(needed), "the console has no {needed}");
+    }
+    let authorizer = &resource(&t, "ConsoleAuthorizer")["Properties"];
+    assert_eq!(authorizer["AuthorizerType"], "JWT");
+    assert_eq!(
+        authorizer["IdentitySource"],
+        json!(["$request.header.Authorization"])
+    );
+    // Only the console's API may invoke the function through this grant.
+    let permission = &resource(&t, "ConsoleInvokesApi")["Properties"];
+    assert_eq!(permission["Principal"], "apigateway.amazonaws.com");
+    assert!(sub(&permission["SourceArn"]).contains("${ConsoleApi}/"));
+    // People cannot sign themselves up, nor take another's address.
+    let pool = &resource(&t, "ConsoleUserPool")["Properties"];
+    assert_eq!(
+        pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"],
+        true
+    );
+    let client = &resource(&t, "ConsoleUserPoolClient")["Properties"];
+    assert_eq!(client["GenerateSecret"], false);
+    assert_eq!(client["AllowedOAuthFlows"], json!(["code"]));
+    assert!(
+        !as_list(&client["WriteAttributes"]).contains(&"email".to_string()),
+        "people must not change the address the console knows them by"
+    );
+
+    // purser up serves every one of them, once.
+    let wiring = t.wiring(&LocalContext::default()).unwrap();
+    let local: Vec<String> = wiring
+        .wires
+        .iter()
+        .filter_map(|w| match &w.trigger {
+            Trigger::HttpRoute { method, path } => Some(format!("{method} {path}")),
+            _ => None,
+        })
+        .collect();
+    for key in &console {
+        assert!(local.contains(key), "purser up does not serve {key}");
+    }
+}

@@ -16,6 +16,7 @@
   const STATES_CLOSABLE = new Set(['requested', 'ready', 'frozen']);
   const SOURCES = {
     stream: 'streamed within seconds',
+    athena: 'settled by the lake',
     lake: 'settled by the lake',
     cur: 'the bill (CUR)',
   };

@@ -1,5 +1,8 @@
 //! Purser's HTTP API, as one Lambda handler behind API Gateway's HTTP API
-//! (payload format 2.0, IAM auth). The same handler serves `purser up`.
+//! (payload format 2.0). Two HttpApis reach it: one with IAM auth, for the
+//! CLI and automation, and the console's, with a JWT authorizer, which also
+//! serves the web console's page (`console.rs`). The same handler serves
+//! `purser up`.
 //!
 //! `routes/` holds one module per resource; each parses what it is sent
 //! into the domain's own types (`NewAccount`, `Team`, `Budget`,
@@ -8,6 +11,7 @@
 //! `{"error": {"code", "message", "field"}}` (`reply.rs`), and nothing is
 //! written for a refused request.
 
+pub mod console;
 mod reply;
 mod request;
 mod routes;
@@ -21,6 +25,7 @@ use purser_core::spend::Costs;
 use purser_core::{Handler, HandlerError, Ports, Unwired};
 use serde_json::{Value, json};
 
+pub use console::ConsoleSettings;
 use reply::Reply;
 pub use request::MAX_BODY;
 
@@ -33,6 +38,8 @@ pub struct Api {
     admins: Vec<String>,
     /// The region the API runs in: the region of deployments it records.
     region: String,
+    /// How people sign into the console, and which of them are admins.
+    console: ConsoleSettings,
 }
 
 impl Api {
@@ -65,21 +72,44 @@ impl Api {
             costs,
             admins,
             region,
+            console: ConsoleSettings::local(),
         }
     }
 
-    fn caller(&self, request: &ApiGatewayV2httpRequest) -> Option<Caller> {
-        let arn = request
-            .request_context
-            .authorizer
-            .as_ref()?
-            .iam
-            .as_ref()?
-            .user_arn
-            .clone()?;
-        let mut caller = Caller { arn, admin: false };
+    /// The console's sign-in (`ConsoleSettings::local()` until told).
+    pub fn with_console(mut self, console: ConsoleSettings) -> Self {
+        self.console = console;
+        self
+    }
+
+    /// Who is calling: the IAM principal of a signed request, or the
+    /// person a JWT names (the console's API). Admins by IAM principal
+    /// (`AdminPrincipals`) or by the console's admin group.
+    fn caller(&self, request: &ApiGatewayV2httpRequest) -> Result<Caller, Reply> {
+        let authorizer = request.request_context.authorizer.as_ref();
+        if let Some(jwt) = authorizer.and_then(|a| a.jwt.as_ref()) {
+            return self
+                .console
+                .caller(&jwt.claims)
+                .map_err(|why| Reply::error(401, "unauthorized", &why, None));
+        }
+        let arn = authorizer
+            .and_then(|a| a.iam.as_ref())
+            .and_then(|iam| iam.user_arn.clone())
+            .ok_or_else(|| {
+                Reply::error(
+                    403,
+                    "forbidden",
+                    "the request carries no IAM identity or token",
+                    None,
+                )
+            })?;
+        let mut caller = Caller {
+            principal: arn,
+            admin: false,
+        };
         caller.admin = self.admins.iter().any(|a| caller.is(a));
-        Some(caller)
+        Ok(caller)
     }
 
     async fn route(&self, request: &ApiGatewayV2httpRequest) -> Result<Reply, Reply> {
@@ -91,14 +121,21 @@ impl Api {
                        "time": purser_core::accounts::rfc3339(self.accounts.now())}),
             ));
         }
-        let caller = self.caller(request).ok_or_else(|| {
-            Reply::error(
-                403,
-                "forbidden",
-                "the request carries no IAM identity",
-                None,
-            )
-        })?;
+        if route == "GET /" {
+            return Ok(self.console.page());
+        }
+        if route == "GET /console/{asset}" {
+            let asset = request::param(request, "asset");
+            return self.console.asset(asset).ok_or_else(|| {
+                Reply::error(
+                    404,
+                    "not_found",
+                    &format!("the console has no {asset}"),
+                    None,
+                )
+            });
+        }
+        let caller = self.caller(request)?;
         let call = routes::Call {
             api: self,
             request,
@@ -108,6 +145,9 @@ impl Api {
             "POST /accounts" => routes::accounts::request(call).await,
             "GET /accounts" => routes::accounts::list(call).await,
             "GET /accounts/{id}" => routes::accounts::get(call).await,
+            "GET /me" => routes::teams::me(call).await,
+            "GET /teams" => routes::teams::list(call).await,
+            "GET /teams/{team}/spend" => routes::costs::spend(call).await,
             "DELETE /accounts/{id}" => routes::accounts::close(call).await,
             "PUT /teams/{team}" => routes::teams::put(call).await,
             "GET /teams/{team}" => routes::teams::get(call).await,

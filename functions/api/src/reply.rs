@@ -7,16 +7,39 @@ use purser_core::budgets::BudgetError;
 use purser_core::validation::ValidationError;
 use serde_json::{Value, json};
 
-/// An HTTP API (payload 2.0) response with a JSON body.
+/// An HTTP API (payload 2.0) response: a JSON body, or one of the
+/// console's files.
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     body: Value,
+    /// The console's page or asset, served as is instead of `body`.
+    file: Option<File>,
+}
+
+/// A text file of the console, with the headers it is served with.
+#[derive(Debug)]
+pub struct File {
+    pub content_type: &'static str,
+    pub text: String,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
     pub fn json(status: u16, body: Value) -> Self {
-        Self { status, body }
+        Self {
+            status,
+            body,
+            file: None,
+        }
+    }
+
+    pub fn file(file: File) -> Self {
+        Self {
+            status: 200,
+            body: Value::Null,
+            file: Some(file),
+        }
     }
 
     pub fn error(status: u16, code: &str, message: &str, field: Option<&str>) -> Self {
@@ -49,6 +72,19 @@ impl Reply {
     }
 
     pub fn into_value(self) -> Value {
+        if let Some(file) = self.file {
+            let mut headers = serde_json::Map::new();
+            headers.insert("content-type".into(), json!(file.content_type));
+            for (name, value) in file.headers {
+                headers.insert(name.into(), json!(value));
+            }
+            return json!({
+                "statusCode": self.status,
+                "headers": headers,
+                "body": file.text,
+                "isBase64Encoded": false,
+            });
+        }
         json!({
             "statusCode": self.status,
             "headers": {"content-type": "application/json"},

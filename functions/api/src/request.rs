@@ -72,7 +72,7 @@ pub fn idempotency_key(
         })?;
     let fingerprint = json!([input.team, input.owner, input.purpose, input.lease_days]).to_string();
     Ok(Some(IdempotencyKey {
-        scope: caller.arn.clone(),
+        scope: caller.principal.clone(),
         key: key.to_string(),
         fingerprint,
     }))

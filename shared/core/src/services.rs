@@ -119,8 +119,6 @@ impl Ports {
     pub fn costs(&self) -> Result<Costs, Unwired> {
         Ok(Costs::new(
             self.store.clone(),
-            self.store.clone(),
-            self.store.clone(),
             self.queries()?,
             Arc::clone(&self.clock),
         ))

@@ -368,8 +368,27 @@ fn api_gateway_request(
         Err(_) => (BASE64.encode(body), true),
     };
     let now = Utc::now();
-    let user_arn = principal
-        .unwrap_or_else(|| format!("arn:aws:iam::{}:role/purser-local-admin", caller.account));
+    // A person named by email address is who the console's JWT authorizer
+    // would pass on AWS; anyone else is an IAM principal, as SigV4 proves.
+    let authorizer = match principal {
+        Some(email) if !email.starts_with("arn:") => json!({"jwt": {
+            "claims": {"email": email, "email_verified": "true"},
+            "scopes": null,
+        }}),
+        principal => {
+            let user_arn = principal.unwrap_or_else(|| {
+                format!("arn:aws:iam::{}:role/purser-local-admin", caller.account)
+            });
+            json!({"iam": {
+                "accessKey": caller.access_key.clone().unwrap_or_else(|| "local".into()),
+                "accountId": caller.account,
+                "callerId": user_arn.rsplit('/').next().unwrap_or_default(),
+                "principalOrgId": null,
+                "userArn": user_arn,
+                "userId": user_arn.rsplit('/').next().unwrap_or_default(),
+            }})
+        }
+    };
     let mut request = json!({
         "version": "2.0",
         "routeKey": route.key(),
@@ -379,14 +398,7 @@ fn api_gateway_request(
         "requestContext": {
             "accountId": state.own_account,
             "apiId": "local",
-            "authorizer": {"iam": {
-                "accessKey": caller.access_key.clone().unwrap_or_else(|| "local".into()),
-                "accountId": caller.account,
-                "callerId": user_arn.rsplit('/').next().unwrap_or_default(),
-                "principalOrgId": null,
-                "userArn": user_arn,
-                "userId": user_arn.rsplit('/').next().unwrap_or_default(),
-            }},
+            "authorizer": authorizer,
             "domainName": header_map.get("host").cloned().unwrap_or(json!("localhost")),
             "domainPrefix": "local",
             "http": {

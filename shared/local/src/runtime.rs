@@ -170,7 +170,12 @@ pub async fn start(
                 }
             }
             Trigger::HttpRoute { method, path } => {
-                routes.push(Route::new(method, path, &wire.function))
+                // A route both HttpApis serve (the CLI's and the console's)
+                // is one local route.
+                let route = Route::new(method, path, &wire.function);
+                if !routes.iter().any(|r: &Route| r.key() == route.key()) {
+                    routes.push(route);
+                }
             }
         }
     }

@@ -168,6 +168,37 @@ impl Template {
         resource.get("Type").and_then(Value::as_str).unwrap_or("")
     }
 
+    /// The function a route's `Target` (`integrations/${Integration}`)
+    /// reaches: the integration's `IntegrationUri`, `!GetAtt Function.Arn`.
+    fn route_function(&self, route: &Value, id: &str) -> Result<String, TemplateError> {
+        let target = route.pointer("/Properties/Target");
+        let integration = target
+            .and_then(|t| t.get("Fn::Sub").or(Some(t)))
+            .and_then(Value::as_str)
+            .and_then(|t| t.strip_prefix("integrations/${"))
+            .and_then(|t| t.strip_suffix('}'))
+            .ok_or_else(|| {
+                invalid(
+                    format!("{id}.Target"),
+                    "must be !Sub \"integrations/${Integration}\"",
+                )
+            })?;
+        let uri = self.document["Resources"]
+            .get(integration)
+            .and_then(|i| i.pointer("/Properties/IntegrationUri/Fn::GetAtt"));
+        let function = match uri {
+            Some(Value::Array(parts)) => parts.first().and_then(Value::as_str),
+            Some(Value::String(dotted)) => dotted.strip_suffix(".Arn"),
+            _ => None,
+        };
+        function.map(String::from).ok_or_else(|| {
+            invalid(
+                format!("{integration}.IntegrationUri"),
+                "must be !GetAtt <function>.Arn",
+            )
+        })
+    }
+
     /// Extracts the wiring, resolving intrinsics against `ctx`.
     pub fn wiring(&self, ctx: &LocalContext) -> Result<Wiring, TemplateError> {
         let resolver = Resolver {
@@ -239,6 +270,26 @@ impl Template {
                         function: function.to_string(),
                         event: id.clone(),
                         trigger: resolver.queued_rule(queue, id)?,
+                    });
+                }
+                // A route of an HttpApi declared as plain ApiGatewayV2
+                // resources (the console's): its integration names the
+                // function.
+                "AWS::ApiGatewayV2::Route" => {
+                    let (method, path) = resource
+                        .pointer("/Properties/RouteKey")
+                        .and_then(Value::as_str)
+                        .and_then(|key| key.split_once(' '))
+                        .ok_or_else(|| {
+                            invalid(format!("{id}.RouteKey"), "must be \"METHOD /path\"")
+                        })?;
+                    wires.push(Wire {
+                        function: self.route_function(resource, id)?,
+                        event: id.clone(),
+                        trigger: Trigger::HttpRoute {
+                            method: method.to_ascii_uppercase(),
+                            path: path.to_string(),
+                        },
                     });
                 }
                 _ => {}

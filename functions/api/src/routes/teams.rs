@@ -1,6 +1,7 @@
 //! `PUT /teams/{team}`, `GET /teams/{team}`.
 
 use purser_core::Team;
+use serde_json::json;
 
 use super::{Answer, Call};
 use crate::reply::Reply;
@@ -33,4 +34,20 @@ pub async fn get(
 ) -> Answer {
     let (team, open) = api.accounts.team(&team(request)?, caller).await?;
     Ok(Reply::json(200, team.to_view(open)))
+}
+
+/// `GET /me`: who the caller is, whether an admin, and their teams.
+pub async fn me(Call { api, caller, .. }: Call<'_>) -> Answer {
+    let teams = api.accounts.teams_of(caller).await?;
+    Ok(Reply::json(
+        200,
+        json!({"principal": caller.principal, "admin": caller.admin, "teams": teams}),
+    ))
+}
+
+/// `GET /teams`: the teams the caller may see, each with where it stands
+/// against its budget.
+pub async fn list(Call { api, caller, .. }: Call<'_>) -> Answer {
+    let items = api.budgets.overview(caller).await?;
+    Ok(Reply::json(200, json!({"items": items})))
 }

@@ -135,6 +135,23 @@ pub struct Account {
     /// Who may sign into the account, through IAM Identity Center.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<crate::access::Access>,
+    /// What happened to it, oldest first: its request and every change
+    /// announced since (the last [`TIMELINE_LEN`]), so a page can show an
+    /// account's story without reading the bus's archive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Moment>,
+}
+
+/// How many moments an account's timeline keeps.
+pub const TIMELINE_LEN: usize = 30;
+
+/// One moment of an account's timeline: an event it announced, when, and
+/// the state it left the account in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moment {
+    pub at: DateTime<Utc>,
+    pub event: String,
+    pub state: AccountState,
 }
 
 /// Maximum length of `purpose`.
@@ -173,8 +190,25 @@ impl Account {
             version: 0,
             announcing: Vec::new(),
             access: None,
+            timeline: vec![Moment {
+                at: now,
+                event: crate::events::catalog::ACCOUNT_REQUESTED.to_string(),
+                state: AccountState::Requested,
+            }],
             id,
         })
+    }
+
+    /// Adds `event` to the timeline, at the account's last change, keeping
+    /// the last [`TIMELINE_LEN`].
+    pub fn remember(&mut self, event: &str) {
+        self.timeline.push(Moment {
+            at: self.updated_at,
+            event: event.to_string(),
+            state: self.state,
+        });
+        let excess = self.timeline.len().saturating_sub(TIMELINE_LEN);
+        self.timeline.drain(..excess);
     }
 
     /// The next revision of this account, to change and then write with
@@ -237,6 +271,9 @@ impl Account {
             "updated_at": rfc3339(self.updated_at),
             "failure_reason": self.failure_reason,
             "access": self.access.as_ref().map(crate::access::Access::to_view),
+            "timeline": self.timeline.iter().map(|m| serde_json::json!({
+                "at": rfc3339(m.at), "event": m.event, "state": m.state,
+            })).collect::<Vec<_>>(),
         })
     }
 }

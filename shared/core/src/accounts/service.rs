@@ -31,21 +31,38 @@ use crate::validation::ValidationError;
 /// Who is calling, as the API's authorizer established it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The IAM principal ARN (for an assumed role, the STS session ARN).
-    pub arn: String,
+    /// The IAM principal ARN (for an assumed role, the STS session ARN),
+    /// or, for a person signed into the console (known by a JWT), their
+    /// email address in lower case.
+    pub principal: String,
     pub admin: bool,
 }
 
 impl Caller {
-    /// Whether `member` (a user or role ARN from a team's members) is this
-    /// caller. A role stands for every session of it.
+    /// A person the console's identity provider vouches for: known by the
+    /// email address of their token, in lower case (addresses compare
+    /// without case, as the identity store's do).
+    pub fn by_email(email: &str, admin: bool) -> Self {
+        Self {
+            principal: email.trim().to_ascii_lowercase(),
+            admin,
+        }
+    }
+
+    /// Whether `member` (a user or role ARN, or an email address, from a
+    /// team's members) is this caller. A role stands for every session of
+    /// it.
     pub fn is(&self, member: &str) -> bool {
-        if self.arn == member {
+        if self.principal == member {
             return true;
+        }
+        if !member.starts_with("arn:") {
+            return !self.principal.starts_with("arn:")
+                && self.principal.eq_ignore_ascii_case(member);
         }
         // arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION is a session of
         // arn:aws:iam::ACCOUNT:role/ROLE (roles may have a path).
-        let Some(rest) = self.arn.strip_prefix("arn:aws:sts::") else {
+        let Some(rest) = self.principal.strip_prefix("arn:aws:sts::") else {
             return false;
         };
         let Some((account, session)) = rest.split_once(":assumed-role/") else {
@@ -69,7 +86,7 @@ impl Caller {
     /// no more particular than its role).
     pub fn requested(&self, requester: &str) -> bool {
         let principal = |arn: &str| session_role(arn).unwrap_or_else(|| arn.to_string());
-        principal(&self.arn) == principal(requester)
+        principal(&self.principal) == principal(requester)
     }
 }
 
@@ -294,7 +311,7 @@ impl Accounts {
         }
         Err(AccountError::Forbidden(format!(
             "{} may not report deployments of account {account_id}: only members of the team it is lent to, and admins, may",
-            caller.arn
+            caller.principal
         )))
     }
 
@@ -310,12 +327,12 @@ impl Accounts {
         if !caller.may_use(&team) {
             return Err(AccountError::Forbidden(format!(
                 "{} is not a member of team {}; ask a platform admin to add you (PUT /teams/{})",
-                caller.arn, team.name, team.name
+                caller.principal, team.name, team.name
             )));
         }
         self.check_owner_domain(&input.owner)?;
         let now = self.clock.now();
-        let account = Account::request(new_id(), input, &caller.arn, now)?;
+        let account = Account::request(new_id(), input, &caller.principal, now)?;
         match self
             .accounts
             .insert_account(&account, team.quota, key.as_ref())
@@ -374,7 +391,7 @@ impl Accounts {
                 if !caller.may_use(&team) {
                     return Err(AccountError::Forbidden(format!(
                         "{} is not a member of team {name}",
-                        caller.arn
+                        caller.principal
                     )));
                 }
             }
@@ -401,8 +418,12 @@ impl Accounts {
                 account.requested_by
             )));
         }
-        self.close_account(account, "REQUESTED", &format!("closed by {}", caller.arn))
-            .await
+        self.close_account(
+            account,
+            "REQUESTED",
+            &format!("closed by {}", caller.principal),
+        )
+        .await
     }
 
     async fn close_account(
@@ -505,11 +526,24 @@ impl Accounts {
         if !caller.may_use(&team) {
             return Err(AccountError::Forbidden(format!(
                 "{} is not a member of team {name}",
-                caller.arn
+                caller.principal
             )));
         }
         let open = self.accounts.open_accounts(name).await?;
         Ok((team, open))
+    }
+
+    /// `GET /me`: the teams `caller` belongs to (every team, for an
+    /// admin), in name order.
+    pub async fn teams_of(&self, caller: &Caller) -> Result<Vec<TeamName>, AccountError> {
+        Ok(self
+            .accounts
+            .teams()
+            .await?
+            .into_iter()
+            .filter(|t| caller.may_use(t))
+            .map(|t| t.name)
+            .collect())
     }
 
     // ------------------------------------------------------------ vend
@@ -1013,7 +1047,7 @@ mod tests {
     #[test]
     fn a_request_is_closed_by_its_requester_or_the_requesters_role() {
         let caller = |arn: &str| Caller {
-            arn: arn.into(),
+            principal: arn.into(),
             admin: false,
         };
         let ana = "arn:aws:iam::123456789012:user/ana";
@@ -1032,7 +1066,7 @@ mod tests {
     #[test]
     fn role_members_cover_their_sessions() {
         let caller = Caller {
-            arn: "arn:aws:sts::123456789012:assumed-role/Developers/ana".into(),
+            principal: "arn:aws:sts::123456789012:assumed-role/Developers/ana".into(),
             admin: false,
         };
         assert!(caller.is("arn:aws:iam::123456789012:role/Developers"));
@@ -1040,7 +1074,7 @@ mod tests {
         assert!(!caller.is("arn:aws:iam::123456789012:role/Admins"));
         assert!(!caller.is("arn:aws:iam::210987654321:role/Developers"));
         let user = Caller {
-            arn: "arn:aws:iam::123456789012:user/ana".into(),
+            principal: "arn:aws:iam::123456789012:user/ana".into(),
             admin: false,
         };
         assert!(user.is("arn:aws:iam::123456789012:user/ana"));
@@ -1075,14 +1109,14 @@ mod tests {
 
     fn member(arn: &str) -> Caller {
         Caller {
-            arn: arn.into(),
+            principal: arn.into(),
             admin: false,
         }
     }
 
     fn admin() -> Caller {
         Caller {
-            arn: "arn:aws:iam::123456789012:role/platform".into(),
+            principal: "arn:aws:iam::123456789012:role/platform".into(),
             admin: true,
         }
     }

@@ -287,7 +287,7 @@ impl Budgets {
         }
         let detail = json!({"version": 1, "team": budget.team, "revision": budget.revision,
             "amount": budget.amount.normalize().to_string(), "currency": budget.currency,
-            "mode": budget.mode, "thresholds": budget.thresholds, "changed_by": caller.arn});
+            "mode": budget.mode, "thresholds": budget.thresholds, "changed_by": caller.principal});
         self.bus
             .put(vec![EventEntry::purser(BUDGET_CHANGED, &detail)])
             .await?;
@@ -324,14 +324,43 @@ impl Budgets {
         if !caller.may_use(&team) {
             return Err(BudgetError::Forbidden(format!(
                 "{} is not a member of team {name}",
-                caller.arn
+                caller.principal
             )));
         }
-        let budget = self.budgets.budget(name).await?.ok_or_else(|| {
+        self.standing(name).await?.ok_or_else(|| {
             BudgetError::NotFound(format!(
                 "team {name} has no budget; set one with PUT /teams/{name}/budget"
             ))
-        })?;
+        })
+    }
+
+    /// `GET /teams`: every team the caller may see (all for an admin), each
+    /// with its budget's standing and a `status` to sort them by: `frozen`,
+    /// `over` (spent the budget), `near` (crossed a threshold, or 80 %),
+    /// `ok`, or `no_budget`. Read from the store and counters, never the
+    /// lake, so it stays fast however much the lake holds.
+    pub async fn overview(&self, caller: &Caller) -> Result<Vec<Value>, BudgetError> {
+        let mut teams = Vec::new();
+        for team in self.accounts.teams().await? {
+            if !caller.may_use(&team) {
+                continue;
+            }
+            let open = self.accounts.open_accounts(&team.name).await?;
+            let mut view = team.to_view(open);
+            let standing = self.standing(&team.name).await?;
+            view["status"] = json!(standing.as_ref().map_or("no_budget", status_of));
+            view["budget"] = standing.unwrap_or(Value::Null);
+            teams.push(view);
+        }
+        Ok(teams)
+    }
+
+    /// The team's budget with its spend, forecast, crossed thresholds and
+    /// what it froze and throttled; `None` without a budget.
+    async fn standing(&self, name: &TeamName) -> Result<Option<Value>, BudgetError> {
+        let Some(budget) = self.budgets.budget(name).await? else {
+            return Ok(None);
+        };
         let now = self.clock.now();
         let spend = self.spend(name, now).await?;
         let mut crossed = Vec::new();
@@ -356,7 +385,7 @@ impl Budgets {
         view["crossed_thresholds"] = json!(crossed);
         view["frozen"] = json!(frozen);
         view["throttled"] = json!(self.throttle.throttled_functions(name).await?);
-        Ok(view)
+        Ok(Some(view))
     }
 
     /// Weighs the team's spend against its budget and acts: on
@@ -650,6 +679,31 @@ fn threshold_key(budget: &Budget, period: &str, t: u32) -> Marker {
         period: period.to_string(),
         revision: budget.revision,
         percent: t,
+    }
+}
+
+/// Where a team stands against its budget, from its standing's view.
+fn status_of(view: &Value) -> &'static str {
+    let number = |field: &str| {
+        view[field]
+            .as_str()
+            .and_then(|n| n.parse::<Decimal>().ok())
+            .unwrap_or_default()
+    };
+    let (spend, amount) = (number("spend"), number("amount"));
+    let crossed = view["crossed_thresholds"]
+        .as_array()
+        .is_some_and(|c| !c.is_empty());
+    if view["frozen"].as_bool() == Some(true) {
+        "frozen"
+    } else if amount > Decimal::ZERO && spend >= amount {
+        "over"
+    } else if crossed
+        || (amount > Decimal::ZERO && spend * Decimal::from(5) >= amount * Decimal::from(4))
+    {
+        "near"
+    } else {
+        "ok"
     }
 }
 

@@ -728,7 +728,7 @@ mod tests {
             .view(
                 &w.team,
                 &Caller {
-                    arn: "arn:aws:iam::123456789012:role/admin".into(),
+                    principal: "arn:aws:iam::123456789012:role/admin".into(),
                     admin: true,
                 },
             )

@@ -70,6 +70,9 @@ pub async fn transition_announcing(
     mut next: Account,
     events: Vec<Announcement>,
 ) -> Result<(Transitioned, Account), AnnounceError> {
+    for event in &events {
+        next.remember(&event.detail_type);
+    }
     next.announcing = events;
     match accounts.transition(from, &next).await? {
         Transitioned::Applied => {

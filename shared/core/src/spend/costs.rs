@@ -3,6 +3,7 @@
 //! last settled from the lake and the CUR; by function from the lake
 //! (`cost_per_function`, minutes behind).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
@@ -12,7 +13,8 @@ use serde_json::{Value, json};
 use crate::accounts::{Caller, Team, TeamName, rfc3339};
 use crate::lake::named_queries;
 use crate::ports::{
-    AccountStore, Clock, QueryEngine, QueryError, SettlementStore, SpendCounters, StoreError,
+    AccountStore, Clock, DeploymentLog, QueryEngine, QueryError, SettlementStore, SpendCounters,
+    Store, StoreError,
 };
 use crate::spend::{
     SpendSource, account_spend, cost_day, from_nanos, provenance, settlements, team_spend_settled,
@@ -109,25 +111,118 @@ pub struct Costs {
     accounts: Arc<dyn AccountStore>,
     counters: Arc<dyn SpendCounters>,
     settlements: Arc<dyn SettlementStore>,
+    deployments: Arc<dyn DeploymentLog>,
     lake: Arc<dyn QueryEngine>,
     clock: Arc<dyn Clock>,
 }
 
+/// How many functions and accounts the month's view names.
+const TOP: usize = 10;
+/// How many function counters the month's view reads to rank accounts.
+const FUNCTIONS_READ: usize = 1000;
+/// How many deployments the month's view marks.
+const DEPLOYMENTS_SHOWN: usize = 200;
+
 impl Costs {
-    pub fn new(
-        accounts: Arc<dyn AccountStore>,
-        counters: Arc<dyn SpendCounters>,
-        settlements: Arc<dyn SettlementStore>,
-        lake: Arc<dyn QueryEngine>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, lake: Arc<dyn QueryEngine>, clock: Arc<dyn Clock>) -> Self {
         Self {
-            accounts,
-            counters,
-            settlements,
+            accounts: store.clone(),
+            counters: store.clone(),
+            settlements: store.clone(),
+            deployments: store,
             lake,
             clock,
         }
+    }
+
+    /// `GET /teams/{team}/spend`: the team's month so far, for the
+    /// console: spend per day (counters plus what settlements added), the
+    /// deployments of the month to mark on it, and the costliest functions
+    /// and accounts. Read from the store only, never the lake, so a page
+    /// answers at once however much the lake holds.
+    pub async fn month(&self, team: &TeamName, caller: &Caller) -> Result<Value, CostsError> {
+        self.check_member(team, caller).await?;
+        let now = self.clock.now();
+        let today = now.date_naive();
+        let first = today.with_day(1).unwrap_or(today);
+        let period = first.format("%Y-%m").to_string();
+        let settled = settlements(self.settlements.as_ref(), team, first, today).await?;
+        let spent =
+            team_spend_settled(self.counters.as_ref(), team, &settled, first, today).await?;
+        let days: Vec<Value> = spent
+            .days
+            .iter()
+            .map(|(d, n)| json!({"day": d.to_string(), "amount": money(*n)}))
+            .collect();
+        let functions = self
+            .counters
+            .team_function_spend(team, &period, FUNCTIONS_READ)
+            .await?;
+        // Accounts ranked by what their functions streamed this month.
+        let mut by_account: BTreeMap<&str, i64> = BTreeMap::new();
+        for f in &functions {
+            let sum = by_account.entry(f.account_id.as_str()).or_default();
+            *sum = sum.saturating_add(f.nanos);
+        }
+        let mut ranked: Vec<(&str, i64)> = by_account.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut top_accounts = Vec::new();
+        for (account_id, nanos) in ranked.into_iter().take(TOP) {
+            let known = self.accounts.account_by_account_id(account_id).await?;
+            top_accounts.push(json!({
+                "account_id": account_id,
+                "id": known.as_ref().map(|a| a.id.clone()),
+                "owner": known.as_ref().map(|a| a.owner.clone()),
+                "amount": money(nanos),
+            }));
+        }
+        let top_functions: Vec<Value> = functions
+            .iter()
+            .take(TOP)
+            .map(|f| json!({"account_id": f.account_id, "function": f.function, "amount": money(f.nanos)}))
+            .collect();
+        let since = first
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc())
+            .unwrap_or(now);
+        let deployments: Vec<Value> = self
+            .deployments
+            .recent_deployments(team, since, DEPLOYMENTS_SHOWN)
+            .await?
+            .iter()
+            .map(|d| {
+                json!({"at": rfc3339(d.at), "account_id": d.account_id, "stack": d.stack,
+                       "status": d.status, "source": d.source.as_str()})
+            })
+            .collect();
+        let (source, settled_at) = provenance(&settled);
+        Ok(json!({
+            "team": team, "period": period, "currency": "USD",
+            "days": days, "total": money(spent.total),
+            "forecast": crate::budgets::forecast(spent.amount(), now).round_dp(6).normalize().to_string(),
+            "source": source.as_str(), "source_explained": source.explain(),
+            "settled_at": settled_at.map(rfc3339),
+            "top_accounts": top_accounts, "top_functions": top_functions,
+            "functions_source": SpendSource::Stream.explain(),
+            "deployments": deployments,
+        }))
+    }
+
+    /// Refused unless `caller` may see `team` (checked before anything is
+    /// read of it, so a stranger learns nothing).
+    async fn check_member(&self, team: &TeamName, caller: &Caller) -> Result<(), CostsError> {
+        let known = self
+            .accounts
+            .team(team)
+            .await?
+            .unwrap_or_else(|| Team::unconfigured(team.clone()));
+        if !caller.may_use(&known) {
+            return Err(CostsError::Forbidden(format!(
+                "{} is not a member of team {team}",
+                caller.principal
+            )));
+        }
+        Ok(())
     }
 
     /// The team's costs as asked, for a caller who may see the team (checked
@@ -138,17 +233,7 @@ impl Costs {
         asked: CostsAsked<'_>,
         caller: &Caller,
     ) -> Result<Value, CostsError> {
-        let known = self
-            .accounts
-            .team(team)
-            .await?
-            .unwrap_or_else(|| Team::unconfigured(team.clone()));
-        if !caller.may_use(&known) {
-            return Err(CostsError::Forbidden(format!(
-                "{} is not a member of team {team}",
-                caller.arn
-            )));
-        }
+        self.check_member(team, caller).await?;
         let request = CostsRequest::parse(asked, self.clock.now().date_naive())?;
         let CostsRequest { from, to, by } = request;
         if by == CostsBy::Function {
