@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use purser::driver::{As, Driver};
+use purser_core::AccountState;
 use purser_local::{RuntimeConfig, Template};
 use serde_json::{Value, json};
 
@@ -86,10 +87,20 @@ async fn main() -> anyhow::Result<()> {
             .expect("POST /accounts", 202)?;
         requests.push(reply["id"].as_str().unwrap_or_default().to_string());
     }
+    // Creations run five at a time (Organizations' limit), so wait on the
+    // store rather than on each account in turn.
     let mut account_ids = Vec::with_capacity(accounts);
+    let deadline = Instant::now() + Duration::from_secs(1800);
     for id in &requests {
-        let ready = driver.account_until(id, &["ready"]).await?;
-        account_ids.push(ready["account_id"].as_str().unwrap_or_default().to_string());
+        loop {
+            let account = running.ports().store.account(id).await?;
+            if let Some(account) = account.filter(|a| a.state == AccountState::Ready) {
+                account_ids.push(account.account_id.unwrap_or_default());
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{id} was never ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     println!(
         "{accounts} accounts of {TEAMS} teams ready in {:.1} s",

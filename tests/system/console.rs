@@ -107,6 +107,10 @@ async fn a_person_named_by_email_sees_their_teams_only() {
         .collect();
     assert_eq!(names, ["search"]);
     assert_eq!(list["items"][0]["status"], "no_budget");
+    // Dead letters are the admins' to see.
+    assert!(list.get("dead_letters").is_none(), "{list}");
+    let (_, list) = local.call("GET", "/teams", None).await;
+    assert_eq!(list["dead_letters"], json!({"waiting": 0}), "{list}");
 
     for path in [
         "/teams/payments/spend",

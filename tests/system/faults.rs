@@ -527,7 +527,13 @@ where
         Ok(f) => f.clone(),
         Err(e) => panic!("{flow} fails with no fault at all: {e}"),
     };
-    let n = clean.calls.len();
+    // Deliveries run concurrently, so the flow's last calls may depend on
+    // timing (two evaluations competing for the lease make one more): the
+    // positions every fault-free run reaches are the fewest of a few runs.
+    let mut n = clean.calls.len();
+    for _ in 0..2 {
+        n = n.min(run(None, None).await.calls.len());
+    }
     assert!(n > 0, "{flow} made no port call: is the wrapper wired?");
     eprintln!("{flow}: N = {n} calls with no fault:");
     for call in &clean.calls {

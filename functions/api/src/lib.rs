@@ -16,11 +16,14 @@ mod reply;
 mod request;
 mod routes;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use purser_core::accounts::{Accounts, Caller};
 use purser_core::budgets::Budgets;
 use purser_core::lake::Recorder;
+use purser_core::ports::DeadLetterCount;
 use purser_core::spend::Costs;
 use purser_core::{Handler, HandlerError, Ports, Unwired};
 use serde_json::{Value, json};
@@ -40,20 +43,24 @@ pub struct Api {
     region: String,
     /// How people sign into the console, and which of them are admins.
     console: ConsoleSettings,
+    /// What waits in the dead-letter queue, for admins' `GET /teams`.
+    dead_letters: Option<Arc<dyn DeadLetterCount>>,
 }
 
 impl Api {
     /// The API on the composition root's ports: it records deployments into
     /// the lake and answers costs from its queries, so it needs both.
     pub fn from_ports(ports: &Ports) -> Result<Self, Unwired> {
-        Ok(Self::new(
+        let mut api = Self::new(
             ports.accounts(),
             ports.recorder()?,
             ports.budgets(),
             ports.costs()?,
             ports.settings.admins.clone(),
             ports.settings.region.clone(),
-        ))
+        );
+        api.dead_letters = ports.dead_letters.clone();
+        Ok(api)
     }
 
     /// `admins` are the IAM principal ARNs of platform admins.
@@ -73,6 +80,7 @@ impl Api {
             admins,
             region,
             console: ConsoleSettings::local(),
+            dead_letters: None,
         }
     }
 

@@ -17,6 +17,8 @@
 //! conflicts, Firehose refusing records, AWS's error shapes) is covered by
 //! unit tests with fakes.
 
+#[cfg(feature = "dead-letter-count")]
+mod dead_letter_count;
 #[cfg(feature = "dead-letters")]
 mod dead_letters;
 #[cfg(feature = "event-bus")]
@@ -36,6 +38,8 @@ mod query;
 #[cfg(feature = "store")]
 mod store;
 
+#[cfg(feature = "dead-letter-count")]
+pub use dead_letter_count::SqsDeadLetterCount;
 #[cfg(feature = "dead-letters")]
 pub use dead_letters::{
     DeadLetter, DeadLetterError, DeadLetterQueue, Left, LeftReason, Origin, RedriveReport,

@@ -12,8 +12,8 @@ use crate::budgets::{Budgets, FreezeExemptions};
 use crate::lake::Recorder;
 use crate::notify::{Notifications, NotifySettings};
 use crate::ports::{
-    Clock, EventBus, IdentityCenter, LakeSink, MemberLambdas, Notifier, Organization, QueryEngine,
-    Store,
+    Clock, DeadLetterCount, EventBus, IdentityCenter, LakeSink, MemberLambdas, Notifier,
+    Organization, QueryEngine, Store,
 };
 use crate::spend::{Costs, SpendSettler};
 
@@ -37,6 +37,9 @@ pub struct Ports {
     pub identity_center: Option<Arc<dyn IdentityCenter>>,
     /// Email, chat and the SNS topic; on AWS only the notify function has it.
     pub notifier: Option<Arc<dyn Notifier>>,
+    /// How many dead letters wait; on AWS only the API (for the console's
+    /// admin page) has it.
+    pub dead_letters: Option<Arc<dyn DeadLetterCount>>,
     pub settings: Settings,
 }
 

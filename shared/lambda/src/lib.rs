@@ -9,11 +9,12 @@ use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use purser_aws::{
     AthenaEngine, AwsNotifier, DeadLetterBucket, DynamoStore, EventBridgeBus, FirehoseSink,
     IdentityCenterClient, LakeStreams, MemberLambdasClient, NotifierSettings, OrganizationsClient,
+    SqsDeadLetterCount,
 };
 use purser_core::access::{AccessSettings, PermissionSet};
 use purser_core::budgets::FreezeExemptions;
 use purser_core::notify::NotifySettings;
-use purser_core::ports::{IdentityCenter, Notifier, QueryEngine};
+use purser_core::ports::{DeadLetterCount, IdentityCenter, Notifier, QueryEngine};
 use purser_core::{Handler, LakeSink, Ports, Settings, SystemClock, Unwired};
 use serde_json::Value;
 
@@ -87,6 +88,13 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
         queries: queries(config, vars)?,
         identity_center: identity_center(config, vars),
         notifier: notifier(config, vars),
+        // The console's admin page counts the dead letters; only the API
+        // function is given the queue.
+        dead_letters: vars("PURSER_DEAD_LETTER_QUEUE_URL")
+            .filter(|url| !url.is_empty())
+            .map(|url| {
+                Arc::new(SqsDeadLetterCount::from_config(config, url)) as Arc<dyn DeadLetterCount>
+            }),
         settings: Settings {
             admins: admins(list("PURSER_ADMIN_PRINCIPALS")),
             region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),

@@ -153,3 +153,27 @@ pub async fn settle(db: &Db, within: std::time::Duration) -> Result<(), Unsettle
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+/// The local bus's dead letters, counted for the console (the
+/// `DeadLetterCount` port).
+pub struct LocalDeadLetters {
+    db: Db,
+}
+
+impl LocalDeadLetters {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait::async_trait]
+impl purser_core::ports::DeadLetterCount for LocalDeadLetters {
+    async fn waiting(&self) -> Result<u64, purser_core::ports::DeadLetterCountError> {
+        let count: i64 = self
+            .db
+            .call(|c| c.query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0)))
+            .await
+            .map_err(|e| purser_core::ports::DeadLetterCountError(e.to_string()))?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+}

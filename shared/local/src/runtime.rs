@@ -240,6 +240,7 @@ pub async fn start(
             &config.data_dir,
             db.clone(),
         ))),
+        dead_letters: Some(Arc::new(crate::inspect::LocalDeadLetters::new(db.clone()))),
         settings: Settings {
             admins: vec![crate::LOCAL_ADMIN.to_string()],
             region: ctx.region.clone(),

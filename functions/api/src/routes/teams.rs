@@ -1,7 +1,7 @@
 //! `PUT /teams/{team}`, `GET /teams/{team}`.
 
 use purser_core::Team;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Answer, Call};
 use crate::reply::Reply;
@@ -46,8 +46,21 @@ pub async fn me(Call { api, caller, .. }: Call<'_>) -> Answer {
 }
 
 /// `GET /teams`: the teams the caller may see, each with where it stands
-/// against its budget.
+/// against its budget; for admins, the dead letters waiting too (`null`
+/// when they cannot be counted now: the page still shows the teams).
 pub async fn list(Call { api, caller, .. }: Call<'_>) -> Answer {
     let items = api.budgets.overview(caller).await?;
-    Ok(Reply::json(200, json!({"items": items})))
+    let mut answer = json!({"items": items});
+    if caller.admin
+        && let Some(dead_letters) = &api.dead_letters
+    {
+        answer["dead_letters"] = match dead_letters.waiting().await {
+            Ok(waiting) => json!({"waiting": waiting}),
+            Err(e) => {
+                tracing::warn!(error = %e, "dead letters not counted");
+                Value::Null
+            }
+        };
+    }
+    Ok(Reply::json(200, answer))
 }

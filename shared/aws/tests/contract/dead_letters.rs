@@ -571,3 +571,48 @@ async fn a_moved_message_naming_no_source_is_left_in_the_queue() {
     }
     assert_eq!(f.visible().await, 1);
 }
+
+/// `SqsDeadLetterCount`, the console's count: every message of the queue,
+/// visible or held by a reader (a redrive under way), and 0 for an empty
+/// queue; a queue that does not exist is an error, not 0.
+#[tokio::test]
+async fn the_count_is_every_message_visible_or_held() {
+    use purser_aws::SqsDeadLetterCount;
+    use purser_core::ports::DeadLetterCount;
+    let Some(f) = Fixture::new().await else {
+        return;
+    };
+    let count = SqsDeadLetterCount::from_config(&f.config, &f.queue_url);
+    assert_eq!(count.waiting().await.unwrap(), 0);
+    let sqs = aws_sdk_sqs::Client::new(&f.config);
+    for i in 0..3 {
+        sqs.send_message()
+            .queue_url(&f.queue_url)
+            .message_body(format!("{{\"n\": {i}}}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(count.waiting().await.unwrap(), 3);
+    // One received and not yet deleted is still waiting.
+    let held = sqs
+        .receive_message()
+        .queue_url(&f.queue_url)
+        .max_number_of_messages(1)
+        .visibility_timeout(60)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.messages().len(), 1);
+    assert_eq!(count.waiting().await.unwrap(), 3);
+
+    let gone = SqsDeadLetterCount::from_config(
+        &f.config,
+        f.queue_url.replace(
+            &f.queue_url[f.queue_url.rfind('/').unwrap() + 1..],
+            "no-such-queue",
+        ),
+    );
+    let err = gone.waiting().await.unwrap_err().to_string();
+    assert!(err.contains("no-such-queue"), "{err}");
+}

@@ -3,6 +3,7 @@
 //! (`purser-local`), and the services take only the ports they use.
 
 pub mod clock;
+pub mod dead_letters;
 pub mod event_bus;
 pub mod identity_center;
 pub mod lake_sink;
@@ -14,6 +15,7 @@ pub mod query_engine;
 pub mod store;
 
 pub use clock::*;
+pub use dead_letters::*;
 pub use event_bus::*;
 pub use identity_center::*;
 pub use lake_sink::*;
