@@ -11,6 +11,7 @@ pub mod budgets;
 pub mod events;
 #[cfg(test)]
 pub(crate) mod fakes;
+pub mod guardrails;
 pub mod handler;
 pub mod lake;
 pub mod notify;

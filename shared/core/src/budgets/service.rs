@@ -117,14 +117,14 @@ impl FreezeExemptions {
         }
     }
 
-    /// The deny-all SCP, exempting exactly the break-glass roles, Purser's
-    /// own and, where Control Tower governs, its execution role; checked
-    /// against the 5,120-character limit.
-    pub fn policy(&self) -> Result<String, ValidationError> {
+    /// The role ARN patterns an SCP of Purser's exempts: the break-glass
+    /// roles, Purser's own, StackSets' execution roles and, where Control
+    /// Tower governs, its execution role (validated first).
+    pub fn exempt_principals(&self) -> Result<Vec<String>, ValidationError> {
         self.validate()?;
         let control_tower = self.control_tower.then(|| CONTROL_TOWER_ROLE.to_string());
         let stack_sets = STACK_SETS_ROLE.to_string();
-        let exempt: Vec<String> = self
+        Ok(self
             .break_glass_roles
             .iter()
             .chain(std::iter::once(&self.purser_role))
@@ -132,7 +132,19 @@ impl FreezeExemptions {
             .chain(control_tower.iter())
             .filter(|r| !r.is_empty())
             .map(|r| format!("arn:aws:iam::*:role/{r}"))
-            .collect();
+            .collect())
+    }
+
+    /// The condition every statement of Purser's SCPs carries, so that the
+    /// exempt roles keep working: `{"ArnNotLike": {"aws:PrincipalArn": […]}}`.
+    pub fn exemption_condition(&self) -> Result<Value, ValidationError> {
+        Ok(json!({"ArnNotLike": {"aws:PrincipalArn": self.exempt_principals()?}}))
+    }
+
+    /// The deny-all SCP, exempting exactly the break-glass roles, Purser's
+    /// own and, where Control Tower governs, its execution role; checked
+    /// against the 5,120-character limit.
+    pub fn policy(&self) -> Result<String, ValidationError> {
         let doc = json!({
             "Version": "2012-10-17",
             "Statement": [{
@@ -140,7 +152,7 @@ impl FreezeExemptions {
                 "Effect": "Deny",
                 "Action": "*",
                 "Resource": "*",
-                "Condition": {"ArnNotLike": {"aws:PrincipalArn": exempt}}
+                "Condition": self.exemption_condition()?
             }]
         })
         .to_string();
