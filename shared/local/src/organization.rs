@@ -24,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::LocalBus;
 use crate::db::{Db, DbError, epoch_ms};
 
+mod scp;
+pub use scp::{Decision, ScpRequest};
+
 /// Source and detail-type of the events AWS Organizations sends through CloudTrail.
 pub const ORGANIZATIONS_SOURCE: &str = "aws.organizations";
 pub const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS Service Event via CloudTrail";
@@ -1152,6 +1155,53 @@ impl Organization for SimulatedOrganization {
 }
 
 impl SimulatedOrganization {
+    /// What the SCPs attached to `account_id` decide of `request`, as AWS
+    /// does: a request passes when an attached policy allows it and none
+    /// denies it (scp.rs). So a frozen account refuses everyone but the
+    /// roles the freeze exempts, and a guardrail its denied actions,
+    /// instance types and regions. SCPs never bind the management account
+    /// nor service-linked roles.
+    pub async fn authorize(
+        &self,
+        account_id: &str,
+        request: &ScpRequest,
+    ) -> Result<Decision, OrganizationError> {
+        if account_id == self.config.management_account
+            || request.principal_arn.contains(":role/aws-service-role/")
+        {
+            return Ok(Decision::Allowed);
+        }
+        let account = account_id.to_string();
+        let management = self.config.management_account.clone();
+        let documents = self
+            .db
+            .call(move |conn| {
+                if !is_target(conn, &account, &management)? {
+                    return Ok(Err(no_account(&account)));
+                }
+                let mut documents = Vec::new();
+                for (id, name) in attached(conn, &account)? {
+                    let content: String = conn.query_row(
+                        "SELECT content FROM org_policies WHERE id = ?1",
+                        [&id],
+                        |r| r.get(0),
+                    )?;
+                    documents.push((name, content));
+                }
+                Ok(Ok(documents))
+            })
+            .await
+            .map_err(unavailable)??;
+        let mut policies = Vec::with_capacity(documents.len());
+        for (name, content) in documents {
+            let document = serde_json::from_str(&content).map_err(|e| {
+                constraint("MALFORMED_POLICY_DOCUMENT", format!("policy {name}: {e}"))
+            })?;
+            policies.push((name, document));
+        }
+        scp::evaluate(&policies, request).map_err(|e| constraint("MALFORMED_POLICY_DOCUMENT", e))
+    }
+
     /// The ids and names of the SCPs attached to an account, in the order
     /// they were attached, for tests and the demo.
     pub async fn attached_policies(
@@ -2054,6 +2104,161 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), 1, "{ids:?}");
         assert_eq!(policy_rows(&sim.db).len(), 2);
+        sim.stop().await;
+    }
+
+    async fn decision(org: &SimulatedOrganization, account: &str, request: ScpRequest) -> Decision {
+        org.authorize(account, &request).await.unwrap()
+    }
+
+    fn denied_by(policy: &str, sid: &str) -> Decision {
+        Decision::ExplicitlyDenied {
+            policy: policy.into(),
+            sid: Some(sid.into()),
+        }
+    }
+
+    /// The SCPs attached to a member account decide what it may do, as on
+    /// AWS: a guardrail refuses its denied actions, its largest instance
+    /// types and other regions (but not global services), the freeze
+    /// everything; both let the roles a freeze exempts through; nothing
+    /// binds the management account or service-linked roles.
+    #[tokio::test]
+    async fn attached_scps_refuse_what_they_deny() {
+        use purser_core::budgets::{FREEZE_POLICY, FreezeExemptions};
+        use purser_core::guardrails::{GuardrailSettings, Guardrails};
+
+        let sim = start_with(config(60_000, 10));
+        let (guarded, frozen) = ("111111111111", "222222222222");
+        members(&sim.db, &[guarded, frozen]);
+        let org = sim.org.as_ref();
+        let exemptions = FreezeExemptions {
+            break_glass_roles: vec!["break-glass".into()],
+            purser_role: "purser-lambda-throttle".into(),
+            control_tower: false,
+        };
+        let dev = "arn:aws:iam::111111111111:role/developer";
+        let glass = "arn:aws:iam::111111111111:role/break-glass";
+        let ask = ScpRequest::new;
+        let buy = || ask(dev, "ec2:PurchaseReservedInstancesOffering", "eu-west-1");
+        assert_eq!(decision(org, guarded, buy()).await, Decision::Allowed);
+
+        let guardrails = Guardrails::new(
+            GuardrailSettings {
+                regions: vec!["eu-west-1".into(), "eu-central-1".into()],
+                ..GuardrailSettings::default()
+            },
+            exemptions.clone(),
+        )
+        .unwrap();
+        let named = guardrails.named_policies("ou").unwrap();
+        assert_eq!(named.len(), 1);
+        for (name, document) in &named {
+            let id = org.ensure_policy(name, "", document).await.unwrap();
+            org.attach_policy(&id, guarded).await.unwrap();
+        }
+        let guardrail = named[0].0.as_str();
+        let run = |who: &str, instance_type: &str| {
+            ask(who, "ec2:RunInstances", "eu-west-1").with("ec2:InstanceType", instance_type)
+        };
+        let refused = [
+            (buy(), "PurserDeniedActions"),
+            (
+                ask(dev, "aws-marketplace:Subscribe", "us-east-1"),
+                "PurserDeniedActions",
+            ),
+            (
+                ask(dev, "organizations:LeaveOrganization", "us-east-1"),
+                "PurserDeniedActions",
+            ),
+            (run(dev, "p5.48xlarge"), "PurserLargestInstances"),
+            (run(dev, "u-12tb1.112xlarge"), "PurserLargestInstances"),
+            (ask(dev, "s3:PutObject", "us-west-2"), "PurserRegions"),
+            (
+                ask(dev, "lambda:CreateFunction", "us-east-1"),
+                "PurserRegions",
+            ),
+        ];
+        for (request, sid) in refused {
+            let decided = decision(org, guarded, request.clone()).await;
+            assert_eq!(decided, denied_by(guardrail, sid), "{request:?}");
+            assert!(
+                decided
+                    .explain(&request)
+                    .unwrap()
+                    .contains("explicit deny in a service control policy"),
+            );
+        }
+        let allowed = [
+            run(dev, "t3.micro"),
+            // RunInstances' other resources carry no instance type.
+            ask(dev, "ec2:RunInstances", "eu-west-1"),
+            ask(dev, "s3:PutObject", "eu-central-1"),
+            ask(dev, "iam:CreateRole", "us-east-1"),
+            ask(dev, "sts:AssumeRole", "us-east-1"),
+            ask(dev, "support:CreateCase", "us-east-1"),
+            ask(glass, "s3:PutObject", "us-west-2"),
+            run(glass, "p5.48xlarge"),
+            ask(
+                "arn:aws:iam::111111111111:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+                "ec2:RunInstances",
+                "us-west-2",
+            ),
+        ];
+        for request in allowed {
+            assert_eq!(
+                decision(org, guarded, request.clone()).await,
+                Decision::Allowed,
+                "{request:?}"
+            );
+        }
+        // Another account, without the guardrail; the management account.
+        assert_eq!(decision(org, frozen, buy()).await, Decision::Allowed);
+        assert_eq!(decision(org, MANAGEMENT, buy()).await, Decision::Allowed);
+
+        // The freeze: no one but the exempt roles.
+        let freeze = org
+            .ensure_policy(FREEZE_POLICY, "", &exemptions.policy().unwrap())
+            .await
+            .unwrap();
+        org.attach_policy(&freeze, frozen).await.unwrap();
+        let read = |who: &str| ask(who, "s3:GetObject", "eu-west-1");
+        assert_eq!(
+            decision(org, frozen, read("arn:aws:iam::222222222222:user/ana")).await,
+            denied_by(FREEZE_POLICY, "PurserBudgetFreeze")
+        );
+        for exempt in [
+            "arn:aws:iam::222222222222:role/break-glass",
+            "arn:aws:iam::222222222222:role/purser-lambda-throttle",
+            "arn:aws:iam::222222222222:role/stacksets-exec-0123456789abcdef",
+        ] {
+            assert_eq!(
+                decision(org, frozen, read(exempt)).await,
+                Decision::Allowed,
+                "{exempt}"
+            );
+        }
+        org.detach_policy(&freeze, frozen).await.unwrap();
+        assert_eq!(
+            decision(org, frozen, read("arn:aws:iam::222222222222:user/ana")).await,
+            Decision::Allowed
+        );
+        // Without FullAWSAccess, nothing is allowed.
+        org.attach_policy(&freeze, frozen).await.unwrap();
+        org.detach_policy(FULL_AWS_ACCESS, frozen).await.unwrap();
+        assert_eq!(
+            decision(
+                org,
+                frozen,
+                read("arn:aws:iam::222222222222:role/break-glass")
+            )
+            .await,
+            Decision::ImplicitlyDenied
+        );
+        assert!(matches!(
+            org.authorize("000000000000", &buy()).await,
+            Err(OrganizationError::NotFound(_))
+        ));
         sim.stop().await;
     }
 }
