@@ -720,6 +720,7 @@ async fn owners_must_be_at_an_allowed_domain() {
         owner: owner.into(),
         purpose: "domains".into(),
         lease_days: None,
+        template: None,
     };
     for owner in ["ana@elsewhere.org", "ana@mail.example.com"] {
         match accounts.request(input(owner), &dev, None).await {

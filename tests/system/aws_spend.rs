@@ -92,6 +92,7 @@ async fn settles_on(now: chrono::DateTime<Utc>) -> bool {
         owner: "ana@example.com".into(),
         purpose: "spend".into(),
         lease_days: None,
+        template: None,
     };
     let requested = Account::request(new_id(), input, "arn:aws:iam::123456789012:user/ana", now)
         .expect("a valid request");

@@ -645,6 +645,10 @@ async fn one_sweep_freezes_every_over_budget_team_of_ten_thousand_accounts() {
                 announcing: Vec::new(),
                 access: None,
                 timeline: Vec::new(),
+                template: None,
+                lease_days: None,
+                decision: None,
+                pending_extension: None,
             };
             ports
                 .store

@@ -21,6 +21,7 @@ mod demo;
 mod faults;
 mod handlers_never_panic;
 mod lake;
+mod leases;
 mod local_runtime;
 mod openapi;
 mod queries;

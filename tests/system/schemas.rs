@@ -89,7 +89,7 @@ const REGENERATE: &str = "PURSER_REGENERATE_DOCS";
 /// What the code guarantees of each detail-type, beyond the fields
 /// `AccountEvent` always serializes: the states it carries and the optional
 /// fields it always sets.
-const CONTRACT: [(&str, &[&str], &[&str]); 14] = [
+const CONTRACT: [(&str, &[&str], &[&str]); 18] = [
     (catalog::ACCOUNT_REQUESTED, &["requested"], &[]),
     (
         catalog::ACCOUNT_CREATION_STARTED,
@@ -139,6 +139,28 @@ const CONTRACT: [(&str, &[&str], &[&str]); 14] = [
         &["lease_end", "account_id"],
     ),
     (catalog::ACCOUNT_CLOSED, &["closed"], &[]),
+    // Approvals and extensions (shared/core/src/accounts/leasing.rs): a
+    // request waits `pending_approval`, an extension on a running account.
+    (
+        catalog::ACCOUNT_APPROVAL_REQUESTED,
+        &["pending_approval", "ready", "frozen"],
+        &["reason_code", "reason"],
+    ),
+    (
+        catalog::ACCOUNT_APPROVED,
+        &["requested", "ready", "frozen"],
+        &["approver"],
+    ),
+    (
+        catalog::ACCOUNT_DENIED,
+        &["closed", "ready", "frozen"],
+        &["approver", "reason_code", "reason"],
+    ),
+    (
+        catalog::LEASE_EXTENDED,
+        &["ready", "frozen"],
+        &["account_id", "lease_end", "extension_days"],
+    ),
     // budgets: only accounts with an id are frozen or unfrozen, always
     // `.because(code, reason)`.
     (
@@ -270,6 +292,7 @@ fn requested(lease_days: Option<u32>) -> Account {
         owner: "ana@example.com".into(),
         purpose: "load tests for the checkout service".into(),
         lease_days,
+        template: None,
     };
     Account::request(new_id(), input, "arn:aws:iam::123456789012:user/ana", now())
         .expect("a valid request")
@@ -318,6 +341,13 @@ fn with_state(mut account: Account, state: AccountState, at: DateTime<Utc>) -> A
 }
 
 /// Every kind of detail Purser emits, as the flows in accounts/service.rs build them.
+fn hackathon_v(version: u64) -> purser_core::leases::TemplateRef {
+    purser_core::leases::TemplateRef {
+        name: purser_core::leases::TemplateName::parse("hackathon").expect("a template name"),
+        version,
+    }
+}
+
 fn real_details() -> Vec<(&'static str, &'static str, AccountEvent)> {
     let t = now() + Duration::days(1);
     let mut cases = Vec::new();
@@ -503,6 +533,79 @@ fn real_details() -> Vec<(&'static str, &'static str, AccountEvent)> {
         AccountEvent::of(&a, t).because("LEASE_ENDED", "the lease ended"),
     ));
 
+    // api: approvals and extensions (accounts/leasing.rs).
+    let mut pending = requested(Some(2));
+    pending.state = AccountState::PendingApproval;
+    pending.lease_end = None;
+    pending.template = Some(hackathon_v(1));
+    cases.push((
+        catalog::ACCOUNT_APPROVAL_REQUESTED,
+        "a request the template asks approval for",
+        AccountEvent::of(&pending, t).because(
+            "APPROVAL_REQUIRED",
+            "the template asks an approver for every request",
+        ),
+    ));
+    let mut approved = with_state(pending.clone(), AccountState::Requested, t);
+    approved.lease_end = Some(t + Duration::days(2));
+    cases.push((
+        catalog::ACCOUNT_APPROVED,
+        "approved by an approver",
+        AccountEvent::of(&approved, t)
+            .decided_by("arn:aws:iam::123456789012:user/bob", None)
+            .because("APPROVED", "fine"),
+    ));
+    cases.push((
+        catalog::ACCOUNT_APPROVED,
+        "approved by the template's rules",
+        AccountEvent::of(&approved, t)
+            .decided_by("auto", Some("auto: lease_at_most 7, team_under_quota")),
+    ));
+    let denied = with_state(pending.clone(), AccountState::Closed, t);
+    cases.push((
+        catalog::ACCOUNT_DENIED,
+        "a request denied",
+        AccountEvent::of(&denied, t)
+            .decided_by("bob@example.com", None)
+            .because("DENIED", "use the shared sandbox"),
+    ));
+    cases.push((
+        catalog::ACCOUNT_DENIED,
+        "a request nobody decided",
+        AccountEvent::of(&denied, t)
+            .decided_by("expiry", None)
+            .because("APPROVAL_EXPIRED", "no approver decided within 7 days"),
+    ));
+    let mut running = ready(Some(7));
+    running.template = Some(hackathon_v(1));
+    cases.push((
+        catalog::LEASE_EXTENDED,
+        "an extension within the maximum",
+        AccountEvent::of(&running, t).extending(3),
+    ));
+    cases.push((
+        catalog::ACCOUNT_APPROVAL_REQUESTED,
+        "an extension beyond the maximum",
+        AccountEvent::of(&running, t)
+            .because("EXTENSION_BEYOND_MAXIMUM", "12 days in all is beyond 7")
+            .extending(5),
+    ));
+    cases.push((
+        catalog::ACCOUNT_APPROVED,
+        "an extension approved",
+        AccountEvent::of(&running, t)
+            .decided_by("bob@example.com", None)
+            .extending(5),
+    ));
+    cases.push((
+        catalog::ACCOUNT_DENIED,
+        "an extension denied",
+        AccountEvent::of(&running, t)
+            .decided_by("bob@example.com", None)
+            .because("DENIED", "finish this week")
+            .extending(5),
+    ));
+
     // budgets: the freeze SCP could not be attached; the account stays
     // ready, and the event carries it as it stands (no transition).
     let a = ready(None);
@@ -630,6 +733,11 @@ fn purser_schemas_describe_the_account_event_detail_exactly() {
     // Every optional field set: the keys are all the struct's fields.
     let mut full = AccountEvent::of(&ready(Some(30)), now()).because("CODE", "words");
     full.creation_id = Some("car-7a9e8f4a0b1c4d2e9f3a".into());
+    let full = full
+        .decided_by("auto", Some("auto: lease_at_most 7"))
+        .extending(3);
+    let mut full = full;
+    full.template = Some(hackathon_v(2));
     let all_fields = keys(&serde_json::to_value(&full).unwrap());
     // Every optional field unset: the keys are the fields always present.
     let bare = AccountEvent::of(&requested(None), now());
@@ -1580,6 +1688,7 @@ async fn the_events_of_budgets_the_local_runtime_archives_validate() {
             owner: "ana@example.com".into(),
             purpose: purpose.into(),
             lease_days: Some(30),
+            template: None,
         };
         let (account, _) = accounts
             .request(input, &admin, None)

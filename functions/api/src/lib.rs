@@ -163,6 +163,13 @@ impl Api {
             "GET /teams/{team}/budget" => routes::budgets::get(call).await,
             "GET /teams/{team}/costs" => routes::costs::get(call).await,
             "POST /deployments" => routes::deployments::record(call).await,
+            "PUT /templates/{name}" => routes::templates::put(call).await,
+            "GET /templates/{name}" => routes::templates::get(call).await,
+            "GET /templates" => routes::templates::list(call).await,
+            "GET /approvals" => routes::approvals::list(call).await,
+            "POST /accounts/{id}/approve" => routes::approvals::approve(call).await,
+            "POST /accounts/{id}/deny" => routes::approvals::deny(call).await,
+            "POST /accounts/{id}/extend" => routes::approvals::extend(call).await,
             _ => Err(Reply::error(
                 404,
                 "not_found",

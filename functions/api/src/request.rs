@@ -70,7 +70,17 @@ pub fn idempotency_key(
                 "Idempotency-Key must be 1 to 128 visible ASCII characters",
             )
         })?;
-    let fingerprint = json!([input.team, input.owner, input.purpose, input.lease_days]).to_string();
+    let fingerprint = match &input.template {
+        None => json!([input.team, input.owner, input.purpose, input.lease_days]),
+        Some(template) => json!([
+            input.team,
+            input.owner,
+            input.purpose,
+            input.lease_days,
+            template
+        ]),
+    }
+    .to_string();
     Ok(Some(IdempotencyKey {
         scope: caller.principal.clone(),
         key: key.to_string(),

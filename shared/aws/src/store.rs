@@ -8,7 +8,7 @@
 //! | item | `pk` | `sk` | other attributes |
 //! |---|---|---|---|
 //! | account | `ACCOUNT#<id>` | `ACCOUNT` | `data` (the account as JSON), `state`, `closure_started_at`, index keys |
-//! | team | `TEAM#<team>` | `TEAM` | `name`, `quota`, `members`, `notify` |
+//! | team | `TEAM#<team>` | `TEAM` | `name`, `quota`, `members`, `notify`, `leases` |
 //! | team's listing copy | `TEAMS` | `TEAM#<team>` | as the team's item |
 //! | team counters | `TEAM#<team>` | `COUNTERS` | `open` |
 //! | team budget | `TEAM#<team>` | `BUDGET` | `revision`, `data` (the budget as JSON) |
@@ -21,6 +21,8 @@
 //! | team spend of a function of a month | `SPEND#FUNCTION#<team>#<YYYY-MM>` | `FUNCTION#<account id>#<function>` | `nanos`, `account_id`, `function` |
 //! | deployment mark | `DEPLOYMENTS#<team>` | `<at, nine fractional digits>#<id>` | `team`, `at`, `id`, `account_id`, `stack`, `status`, `source`, `expires_at` |
 //! | marker | `MARKER#<key>` | `MARKER` | `value`, `expires_at` |
+//! | lease template, one version | `TEMPLATE#<name>` | `VERSION#<version, 20 digits>` | `revision`, `data` (as JSON) |
+//! | lease template's latest version | `TEMPLATES` | `TEMPLATE#<name>` | `revision`, `data` |
 //!
 //! | index | hash | range | on accounts |
 //! |---|---|---|---|
@@ -54,6 +56,7 @@ mod page;
 mod settled;
 mod spend;
 mod teams;
+mod templates;
 mod transact;
 
 use std::time::Duration;
@@ -63,8 +66,10 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
 use purser_core::budgets::Budget;
+use purser_core::leases::{LeaseTemplate, TemplateName};
 use purser_core::ports::{
     AccountStore, BudgetStore, DeploymentLog, Marker, Markers, SettlementStore, SpendCounters,
+    TemplateStore,
 };
 use purser_core::spend::SettledSpend;
 use purser_core::{
@@ -274,6 +279,31 @@ impl BudgetStore for DynamoStore {
 
     async fn budgets(&self) -> Result<Vec<Budget>, StoreError> {
         self.all_budgets().await
+    }
+}
+
+#[async_trait]
+impl TemplateStore for DynamoStore {
+    /// One transaction: the listing copy on its revision, the new version
+    /// item on its absence (`store/templates.rs`).
+    async fn put_template(&self, template: &LeaseTemplate) -> Result<bool, StoreError> {
+        self.write_template(template).await
+    }
+
+    async fn template(&self, name: &TemplateName) -> Result<Option<LeaseTemplate>, StoreError> {
+        self.read_template(name).await
+    }
+
+    async fn template_version(
+        &self,
+        name: &TemplateName,
+        version: u64,
+    ) -> Result<Option<LeaseTemplate>, StoreError> {
+        self.read_template_version(name, version).await
+    }
+
+    async fn templates(&self) -> Result<Vec<LeaseTemplate>, StoreError> {
+        self.all_templates().await
     }
 }
 

@@ -82,6 +82,9 @@ macro_rules! __store_scenarios {
                 every_teams_budget_is_listed_in_team_order,
                 a_settlement_is_replaced_by_a_later_one_only,
                 deployments_are_kept_once_each_and_listed_newest_first,
+                a_template_is_stored_version_after_version_and_each_kept,
+                templates_are_listed_latest_version_in_name_order,
+                a_pending_request_counts_against_the_quota_until_approved_or_closed,
             ]
             [
                 of_concurrent_claims_exactly_one_wins,
@@ -91,6 +94,7 @@ macro_rules! __store_scenarios {
                 of_8_concurrent_recordings_of_one_batch_one_adds,
                 of_8_concurrent_changes_from_one_revision_one_is_stored,
                 of_8_concurrent_claims_of_one_account_revision_one_applies,
+                of_8_concurrent_changes_of_one_template_version_one_is_stored,
             ]
         }
     };

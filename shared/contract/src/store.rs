@@ -16,6 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use purser_core::accounts::new_id;
 use purser_core::budgets::Budget;
+use purser_core::leases::{LeaseTemplate, TemplateName};
 use purser_core::ports::{DeploymentMark, DeploymentSource, FunctionSpend};
 use purser_core::ports::{MAX_CONCURRENT_CREATIONS, Marker, Store};
 use purser_core::spend::{CurDay, DayFigures, SettledSpend, SpendSource};
@@ -97,11 +98,32 @@ fn request(team_name: &str, created_at: DateTime<Utc>) -> Account {
             owner: "ana@example.com".into(),
             purpose: "contract tests".into(),
             lease_days: Some(7),
+            template: None,
         },
         "arn:aws:iam::123456789012:user/ana",
         created_at,
     )
     .expect("a valid request")
+}
+
+/// The template name `name`.
+fn template_name(name: &str) -> TemplateName {
+    TemplateName::parse(name).expect("a template name")
+}
+
+/// Template `name` at `version`, its default lease `days`.
+fn lease_template(name: &str, days: u32, version: u64) -> LeaseTemplate {
+    let mut template = LeaseTemplate::from_json(
+        template_name(name),
+        &serde_json::json!({"description": format!("{days} days"), "default_lease_days": days,
+            "max_lease_days": 30, "approval": {"auto": [{"rule": "lease_at_most", "days": 7}]},
+            "budget": {"amount": "50.00", "thresholds": [80, 100]},
+            "regions": ["us-east-1"], "teams": ["payments"]}),
+        at(0),
+    )
+    .expect("a valid template");
+    template.version = version;
+    template
 }
 
 /// `account` moved to `state` at `minutes`.
@@ -366,6 +388,10 @@ pub async fn teams_read_back_as_written_and_unknown_ones_are_none(fixture: &Fixt
                 .unwrap(),
             ),
         },
+        leases: purser_core::accounts::TeamLeases {
+            default_template: Some(template_name("hackathon")),
+            approvers: vec!["bob@example.com".into()],
+        },
     };
     store.put_team(&payments).await.unwrap();
     assert_eq!(
@@ -376,6 +402,7 @@ pub async fn teams_read_back_as_written_and_unknown_ones_are_none(fixture: &Fixt
     payments.quota = 10;
     payments.members.clear();
     payments.notify = purser_core::TeamNotify::default();
+    payments.leases = Default::default();
     store.put_team(&payments).await.unwrap();
     assert_eq!(store.team(&team("payments")).await.unwrap(), Some(payments));
     assert_eq!(
@@ -2130,6 +2157,7 @@ pub async fn a_budget_is_stored_revision_after_revision_and_a_stale_one_refused(
             quota: 3,
             members: Vec::new(),
             notify: Default::default(),
+            leases: Default::default(),
         })
         .await
         .unwrap();
@@ -2147,6 +2175,173 @@ pub async fn a_budget_is_stored_revision_after_revision_and_a_stale_one_refused(
     let core = budget("core", "5", 1);
     assert!(store.put_budget(&core).await.unwrap());
     assert_eq!(store.budget(&team("core")).await.unwrap(), Some(core));
+}
+
+// ------------------------------------------------------------ lease templates
+
+pub async fn a_template_is_stored_version_after_version_and_each_kept(fixture: &Fixture) {
+    let store = &fixture.store;
+    let hackathon = template_name("hackathon");
+    assert_eq!(store.template(&hackathon).await.unwrap(), None);
+    assert!(
+        !store
+            .put_template(&lease_template("hackathon", 2, 2))
+            .await
+            .unwrap(),
+        "version 2 needs version 1 first"
+    );
+    assert!(
+        !store
+            .put_template(&lease_template("hackathon", 2, 0))
+            .await
+            .unwrap(),
+        "no version comes before 0"
+    );
+    assert_eq!(store.template(&hackathon).await.unwrap(), None);
+
+    let first = lease_template("hackathon", 2, 1);
+    assert!(store.put_template(&first).await.unwrap());
+    assert_eq!(
+        store.template(&hackathon).await.unwrap(),
+        Some(first.clone())
+    );
+    assert!(
+        !store
+            .put_template(&lease_template("hackathon", 3, 1))
+            .await
+            .unwrap(),
+        "version 1 is stored already"
+    );
+    let second = lease_template("hackathon", 5, 2);
+    assert!(store.put_template(&second).await.unwrap());
+    assert!(
+        !store
+            .put_template(&lease_template("hackathon", 6, 2))
+            .await
+            .unwrap(),
+        "a change from version 1 comes too late"
+    );
+    assert_eq!(
+        store.template(&hackathon).await.unwrap(),
+        Some(second.clone())
+    );
+    // Every version is kept, as it was: accounts keep theirs.
+    assert_eq!(
+        store.template_version(&hackathon, 1).await.unwrap(),
+        Some(first)
+    );
+    assert_eq!(
+        store.template_version(&hackathon, 2).await.unwrap(),
+        Some(second)
+    );
+    assert_eq!(store.template_version(&hackathon, 3).await.unwrap(), None);
+    assert_eq!(
+        store
+            .template_version(&template_name("nothing"), 1)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn templates_are_listed_latest_version_in_name_order(fixture: &Fixture) {
+    let store = &fixture.store;
+    assert_eq!(store.templates().await.unwrap(), Vec::new());
+    for name in ["month", "hackathon", "team-test"] {
+        assert!(
+            store
+                .put_template(&lease_template(name, 2, 1))
+                .await
+                .unwrap()
+        );
+    }
+    let latest = lease_template("month", 20, 2);
+    assert!(store.put_template(&latest).await.unwrap());
+    // Teams are other things.
+    store
+        .put_team(&Team::unconfigured(team("payments")))
+        .await
+        .unwrap();
+    let listed = store.templates().await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["hackathon", "month", "team-test"]);
+    assert_eq!(listed[1], latest);
+}
+
+pub async fn a_pending_request_counts_against_the_quota_until_approved_or_closed(
+    fixture: &Fixture,
+) {
+    let store = &fixture.store;
+    let mut pending = request("payments", at(0));
+    pending.state = AccountState::PendingApproval;
+    insert(store, &pending, 2).await;
+    assert_eq!(store.open_accounts(&team("payments")).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .accounts_in_state(AccountState::PendingApproval)
+            .await
+            .unwrap(),
+        [pending.clone()]
+    );
+    insert(store, &request("payments", at(1)), 2).await;
+    assert_eq!(
+        store
+            .insert_account(&request("payments", at(2)), 2, None)
+            .await
+            .unwrap(),
+        Inserted::QuotaExceeded { quota: 2 },
+        "the pending request holds a place"
+    );
+    // Approved: still open, now requested.
+    let approved = moved(&pending, AccountState::Requested, 3);
+    transition(store, AccountState::PendingApproval, &approved).await;
+    assert_eq!(store.open_accounts(&team("payments")).await.unwrap(), 2);
+    // Another, denied: its place is given back.
+    let mut other = request("core", at(4));
+    other.state = AccountState::PendingApproval;
+    insert(store, &other, 1).await;
+    assert_eq!(store.open_accounts(&team("core")).await.unwrap(), 1);
+    transition(
+        store,
+        AccountState::PendingApproval,
+        &moved(&other, AccountState::Closed, 5),
+    )
+    .await;
+    assert_eq!(store.open_accounts(&team("core")).await.unwrap(), 0);
+}
+
+pub async fn of_8_concurrent_changes_of_one_template_version_one_is_stored(fixture: &Fixture) {
+    let store = &fixture.racing;
+    for version in [1, 2] {
+        let tasks: Vec<_> = (1..=8)
+            .map(|i| {
+                let store = Arc::clone(store);
+                let candidate = lease_template("hackathon", i, version);
+                tokio::spawn(async move {
+                    let stored = store.put_template(&candidate).await;
+                    (candidate, stored)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (candidate, stored) = task.await.expect("the task ran");
+            if stored.expect("the store answered") {
+                winners.push(candidate);
+            }
+        }
+        let [winner] = winners.as_slice() else {
+            panic!("one of the version {version} changes is stored, not {winners:?}");
+        };
+        assert_eq!(
+            store
+                .template(&template_name("hackathon"))
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(winner)
+        );
+    }
 }
 
 pub async fn of_8_concurrent_changes_from_one_revision_one_is_stored(fixture: &Fixture) {

@@ -15,6 +15,8 @@ use serde_json::Value;
 use crate::accounts::{Account, AccountState, Team, TeamName};
 use crate::budgets::Budget;
 use crate::events::EventEntry;
+use crate::leases::{LeaseTemplate, TemplateName};
+use crate::ports::TemplateStore;
 use crate::ports::{
     AccountStore, BudgetStore, BusError, Column, ColumnType, CreationState, CreationStatus,
     DeploymentLog, DeploymentMark, FunctionSpend, IdempotencyKey, Inserted,
@@ -544,6 +546,67 @@ pub struct FakeStore {
     pub budgets: FakeBudgets,
     pub settlements: FakeSettlements,
     pub deployments: FakeDeployments,
+    pub templates: FakeTemplates,
+}
+
+/// Every version of every template, by name.
+#[derive(Default)]
+pub struct FakeTemplates {
+    pub versions: Mutex<BTreeMap<TemplateName, Vec<LeaseTemplate>>>,
+}
+
+#[async_trait]
+impl TemplateStore for FakeTemplates {
+    async fn put_template(&self, template: &LeaseTemplate) -> Result<bool, StoreError> {
+        let mut versions = locked(&self.versions);
+        let stored = versions.entry(template.name.clone()).or_default();
+        let latest = stored.last().map_or(0, |t| t.version);
+        if template.version == 0 || template.version != latest + 1 {
+            return Ok(false);
+        }
+        stored.push(template.clone());
+        Ok(true)
+    }
+    async fn template(&self, name: &TemplateName) -> Result<Option<LeaseTemplate>, StoreError> {
+        Ok(locked(&self.versions)
+            .get(name)
+            .and_then(|v| v.last().cloned()))
+    }
+    async fn template_version(
+        &self,
+        name: &TemplateName,
+        version: u64,
+    ) -> Result<Option<LeaseTemplate>, StoreError> {
+        Ok(locked(&self.versions)
+            .get(name)
+            .and_then(|v| v.iter().find(|t| t.version == version).cloned()))
+    }
+    async fn templates(&self) -> Result<Vec<LeaseTemplate>, StoreError> {
+        Ok(locked(&self.versions)
+            .values()
+            .filter_map(|v| v.last().cloned())
+            .collect())
+    }
+}
+
+#[async_trait]
+impl TemplateStore for FakeStore {
+    async fn put_template(&self, template: &LeaseTemplate) -> Result<bool, StoreError> {
+        self.templates.put_template(template).await
+    }
+    async fn template(&self, name: &TemplateName) -> Result<Option<LeaseTemplate>, StoreError> {
+        self.templates.template(name).await
+    }
+    async fn template_version(
+        &self,
+        name: &TemplateName,
+        version: u64,
+    ) -> Result<Option<LeaseTemplate>, StoreError> {
+        self.templates.template_version(name, version).await
+    }
+    async fn templates(&self) -> Result<Vec<LeaseTemplate>, StoreError> {
+        self.templates.templates().await
+    }
 }
 
 impl FakeStore {

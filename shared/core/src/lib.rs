@@ -14,6 +14,7 @@ pub(crate) mod fakes;
 pub mod guardrails;
 pub mod handler;
 pub mod lake;
+pub mod leases;
 pub mod notify;
 pub mod ports;
 pub mod services;
@@ -29,7 +30,7 @@ pub use ports::{
     Inserted, LakeError, LakeSink, LambdasError, ManualClock, Marker, Markers, MemberFunction,
     MemberLambdas, MemberStatus, NoLambdas, Organization, OrganizationError, Page, RejectedEntry,
     SettlementStore, ShiftedClock, SpendAdd, SpendCounters, Store, StoreError, SystemClock,
-    Transitioned,
+    TemplateStore, Transitioned,
 };
 pub use services::{Ports, Settings, Unwired};
 pub use validation::ValidationError;

@@ -82,6 +82,7 @@ impl Ports {
         )
         .with_owner_domains(self.settings.owner_domains.clone())
         .with_access(self.access_grants())
+        .with_templates(self.store.clone())
     }
 
     /// Sign-in through Identity Center, or `not_configured` without it.

@@ -333,6 +333,20 @@ CREATE TABLE deployments (
     PRIMARY KEY (team, at, id)
 );
 "#,
+    r#"
+-- A team's default lease template and approvers, as JSON.
+ALTER TABLE teams ADD COLUMN leases TEXT NOT NULL DEFAULT '{}';
+
+-- Lease templates, every version (the whole LeaseTemplate as JSON): a
+-- change inserts the next version in an immediate transaction that reads
+-- the latest first.
+CREATE TABLE lease_templates (
+    name     TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    data     TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

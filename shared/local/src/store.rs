@@ -8,7 +8,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use purser_core::budgets::Budget;
+use purser_core::leases::{LeaseTemplate, TemplateName};
 use purser_core::ports::MAX_CONCURRENT_CREATIONS;
+use purser_core::ports::TemplateStore;
 use purser_core::ports::{
     AccountStore, BudgetStore, DEPLOYMENTS_KEPT, DeploymentLog, DeploymentMark, DeploymentSource,
     FunctionSpend, Marker, Markers, SettlementStore, SpendCounters,
@@ -152,10 +154,11 @@ fn count(n: i64) -> Result<u32, StoreError> {
     u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("a count of {n}")))
 }
 
-/// A `teams` row: name, quota, members and notification settings (JSON).
-type TeamRow = (String, i64, String, String);
+/// A `teams` row: name, quota, members, notification settings and lease
+/// settings (JSON).
+type TeamRow = (String, i64, String, String, String);
 
-fn decode_team((name, quota, members, notify): TeamRow) -> Result<Team, StoreError> {
+fn decode_team((name, quota, members, notify, leases): TeamRow) -> Result<Team, StoreError> {
     let name = TeamName::parse(&name)
         .map_err(|e| StoreError::Corrupt(format!("a team row named {name:?}: {e}")))?;
     Ok(Team {
@@ -165,6 +168,8 @@ fn decode_team((name, quota, members, notify): TeamRow) -> Result<Team, StoreErr
         notify: serde_json::from_str(&notify).map_err(|e| {
             StoreError::Corrupt(format!("notification settings of team {name}: {e}"))
         })?,
+        leases: serde_json::from_str(&leases)
+            .map_err(|e| StoreError::Corrupt(format!("lease settings of team {name}: {e}")))?,
         name,
     })
 }
@@ -219,14 +224,15 @@ impl AccountStore for SqliteStore {
             |e: serde_json::Error| StoreError::Corrupt(format!("team {}: {e}", team.name));
         let members = serde_json::to_string(&team.members).map_err(corrupt)?;
         let notify = serde_json::to_string(&team.notify).map_err(corrupt)?;
+        let leases = serde_json::to_string(&team.leases).map_err(corrupt)?;
         let (name, quota) = (team.name.to_string(), i64::from(team.quota));
         self.db
             .call(move |conn| {
                 conn.execute(
-                    "INSERT INTO teams (name, quota, members, notify) VALUES (?1, ?2, ?3, ?4)
+                    "INSERT INTO teams (name, quota, members, notify, leases) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (name) DO UPDATE SET quota = excluded.quota, members = excluded.members,
-                         notify = excluded.notify",
-                    params![name, quota, members, notify],
+                         notify = excluded.notify, leases = excluded.leases",
+                    params![name, quota, members, notify, leases],
                 )
             })
             .await
@@ -240,9 +246,9 @@ impl AccountStore for SqliteStore {
             .db
             .call(move |conn| {
                 conn.query_row(
-                    "SELECT name, quota, members, notify FROM teams WHERE name = ?1",
+                    "SELECT name, quota, members, notify, leases FROM teams WHERE name = ?1",
                     [key],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
                 .optional()
             })
@@ -255,9 +261,13 @@ impl AccountStore for SqliteStore {
         let rows: Vec<TeamRow> = self
             .db
             .call(|conn| {
-                conn.prepare("SELECT name, quota, members, notify FROM teams ORDER BY name")?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                    .collect()
+                conn.prepare(
+                    "SELECT name, quota, members, notify, leases FROM teams ORDER BY name",
+                )?
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect()
             })
             .await
             .map_err(unavailable)?;
@@ -699,6 +709,110 @@ impl BudgetStore for SqliteStore {
 }
 
 #[async_trait]
+impl TemplateStore for SqliteStore {
+    /// One immediate transaction: the latest version, then the insert. Of
+    /// concurrent puts of one version exactly one finds its predecessor.
+    async fn put_template(&self, template: &LeaseTemplate) -> Result<bool, StoreError> {
+        let name = template.name.to_string();
+        let version = i64::try_from(template.version).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "template {name}: version {} is out of range",
+                template.version
+            ))
+        })?;
+        if version < 1 {
+            return Ok(false);
+        }
+        let data = serde_json::to_string(template)
+            .map_err(|e| StoreError::Corrupt(format!("template {name}: {e}")))?;
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let latest: i64 = tx.query_row(
+                    "SELECT COALESCE(MAX(version), 0) FROM lease_templates WHERE name = ?1",
+                    [&name],
+                    |r| r.get(0),
+                )?;
+                if latest != version - 1 {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "INSERT INTO lease_templates (name, version, data) VALUES (?1, ?2, ?3)",
+                    params![name, version, data],
+                )?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn template(&self, name: &TemplateName) -> Result<Option<LeaseTemplate>, StoreError> {
+        let name = name.to_string();
+        let data: Option<String> = self
+            .db
+            .call(move |conn| {
+                conn.query_row(
+                    "SELECT data FROM lease_templates WHERE name = ?1
+                     ORDER BY version DESC LIMIT 1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await
+            .map_err(unavailable)?;
+        data.as_deref().map(decode_template).transpose()
+    }
+
+    async fn template_version(
+        &self,
+        name: &TemplateName,
+        version: u64,
+    ) -> Result<Option<LeaseTemplate>, StoreError> {
+        let name = name.to_string();
+        let Ok(version) = i64::try_from(version) else {
+            return Ok(None);
+        };
+        let data: Option<String> = self
+            .db
+            .call(move |conn| {
+                conn.query_row(
+                    "SELECT data FROM lease_templates WHERE name = ?1 AND version = ?2",
+                    params![name, version],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await
+            .map_err(unavailable)?;
+        data.as_deref().map(decode_template).transpose()
+    }
+
+    /// The latest version of each, by name.
+    async fn templates(&self) -> Result<Vec<LeaseTemplate>, StoreError> {
+        let rows: Vec<String> = self
+            .db
+            .call(|conn| {
+                conn.prepare(
+                    "SELECT t.data FROM lease_templates t
+                     WHERE t.version = (SELECT MAX(version) FROM lease_templates WHERE name = t.name)
+                     ORDER BY t.name",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect()
+            })
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(|data| decode_template(data)).collect()
+    }
+}
+
+fn decode_template(data: &str) -> Result<LeaseTemplate, StoreError> {
+    serde_json::from_str(data).map_err(|e| StoreError::Corrupt(format!("a template row: {e}")))
+}
+
+#[async_trait]
 impl SettlementStore for SqliteStore {
     /// One upsert whose `WHERE` keeps a later settlement.
     async fn put_settled_spend(&self, settled: &SettledSpend) -> Result<bool, StoreError> {
@@ -1084,6 +1198,7 @@ mod tests {
             owner: "ana@example.com".into(),
             purpose: "load tests".into(),
             lease_days: None,
+            template: None,
         };
         Account::request(
             new_id(),

@@ -385,6 +385,39 @@ impl SettlementStore for FaultyStore {
 }
 
 #[async_trait]
+impl purser_core::ports::TemplateStore for FaultyStore {
+    async fn put_template(
+        &self,
+        template: &purser_core::leases::LeaseTemplate,
+    ) -> Result<bool, StoreError> {
+        self.enter("put_template", template.name.to_string())?;
+        self.inner.put_template(template).await
+    }
+
+    async fn template(
+        &self,
+        name: &purser_core::leases::TemplateName,
+    ) -> Result<Option<purser_core::leases::LeaseTemplate>, StoreError> {
+        self.enter("template", name.to_string())?;
+        self.inner.template(name).await
+    }
+
+    async fn template_version(
+        &self,
+        name: &purser_core::leases::TemplateName,
+        version: u64,
+    ) -> Result<Option<purser_core::leases::LeaseTemplate>, StoreError> {
+        self.enter("template_version", format!("{name}, {version}"))?;
+        self.inner.template_version(name, version).await
+    }
+
+    async fn templates(&self) -> Result<Vec<purser_core::leases::LeaseTemplate>, StoreError> {
+        self.enter("templates", "")?;
+        self.inner.templates().await
+    }
+}
+
+#[async_trait]
 impl DeploymentLog for FaultyStore {
     async fn record_deployment(&self, mark: &DeploymentMark) -> Result<(), StoreError> {
         self.enter(

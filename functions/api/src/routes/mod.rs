@@ -8,10 +8,12 @@ use crate::Api;
 use crate::reply::Reply;
 
 pub mod accounts;
+pub mod approvals;
 pub mod budgets;
 pub mod costs;
 pub mod deployments;
 pub mod teams;
+pub mod templates;
 
 /// One request to one route: the API's services, the request, and who
 /// made it (already known by IAM).

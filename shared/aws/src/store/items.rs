@@ -26,6 +26,8 @@ pub(super) const DATA: &str = "data";
 pub(super) const STATE: &str = "state";
 /// A team's notification settings, as JSON.
 pub(super) const NOTIFY: &str = "notify";
+/// A team's default template and approvers, as JSON.
+pub(super) const LEASES: &str = "leases";
 /// The account's revision, which every transition's condition checks.
 pub(super) const VERSION: &str = "version";
 /// When `CloseAccount` was called, [`sortable`], for `closures_since`.
@@ -412,6 +414,9 @@ pub(super) fn team_item(team: &Team) -> Result<Item, StoreError> {
     let notify = serde_json::to_string(&team.notify)
         .map_err(|e| StoreError::Corrupt(format!("team {}: {e}", team.name)))?;
     item.insert(NOTIFY.to_owned(), s(notify));
+    let leases = serde_json::to_string(&team.leases)
+        .map_err(|e| StoreError::Corrupt(format!("team {}: {e}", team.name)))?;
+    item.insert(LEASES.to_owned(), s(leases));
     Ok(item)
 }
 
@@ -449,11 +454,20 @@ pub(super) fn team_from_item(item: &Item) -> Result<Team, StoreError> {
             .map_err(|e| corrupt(&format!("notification settings: {e}")))?,
         Some(other) => return Err(corrupt(&format!("notify is not a string: {other:?}"))),
     };
+    // Teams stored before lease templates have no default nor approvers.
+    let leases = match item.get(LEASES) {
+        None => Default::default(),
+        Some(AttributeValue::S(json)) => {
+            serde_json::from_str(json).map_err(|e| corrupt(&format!("lease settings: {e}")))?
+        }
+        Some(other) => return Err(corrupt(&format!("leases is not a string: {other:?}"))),
+    };
     Ok(Team {
         name,
         quota,
         members,
         notify,
+        leases,
     })
 }
 
@@ -596,6 +610,13 @@ mod tests {
             announcing: Vec::new(),
             access: None,
             timeline: Vec::new(),
+            template: Some(purser_core::leases::TemplateRef {
+                name: purser_core::leases::TemplateName::parse("hackathon").unwrap(),
+                version: 3,
+            }),
+            lease_days: Some(7),
+            decision: None,
+            pending_extension: None,
         }
     }
 
@@ -821,6 +842,12 @@ mod tests {
                 ),
                 teams_webhook: None,
             },
+            leases: purser_core::accounts::TeamLeases {
+                default_template: Some(
+                    purser_core::leases::TemplateName::parse("hackathon").unwrap(),
+                ),
+                approvers: vec!["ana@example.com".into()],
+            },
         };
         assert_eq!(team_from_item(&team_item(&team).unwrap()).unwrap(), team);
         let empty = Team::unconfigured(TeamName::parse("core").unwrap());
@@ -828,6 +855,7 @@ mod tests {
         // A team stored before notification settings reads with none.
         let mut old = team_item(&empty).unwrap();
         old.remove(NOTIFY);
+        old.remove(LEASES);
         assert_eq!(team_from_item(&old).unwrap(), empty);
     }
 }

@@ -193,6 +193,7 @@ fn request(team_name: &str, created_at: DateTime<Utc>) -> Account {
             owner: "ana@example.com".into(),
             purpose: "contract tests".into(),
             lease_days: Some(7),
+            template: None,
         },
         "arn:aws:iam::123456789012:user/ana",
         created_at,
@@ -589,6 +590,7 @@ async fn a_budget_is_stored_beside_its_team() {
             quota: 3,
             members: Vec::new(),
             notify: Default::default(),
+            leases: Default::default(),
         })
         .await
         .unwrap();

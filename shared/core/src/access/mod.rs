@@ -428,6 +428,7 @@ mod tests {
             owner: owner.into(),
             purpose: "tests".into(),
             lease_days: None,
+            template: None,
         };
         let mut a =
             Account::request("r-0123456789ab".into(), input, "arn:aws:iam::1:user/x", now).unwrap();

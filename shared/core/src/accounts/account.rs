@@ -12,10 +12,14 @@ use crate::validation::{ValidationError, invalid};
 ///
 /// `requested → creating → ready → (frozen ⇄ ready) → closing → closed`,
 /// with `failed` from `requested` or `creating`, and `closed` straight from
-/// `requested` when a request is withdrawn before creation starts.
+/// `requested` when a request is withdrawn before creation starts. A
+/// request whose template asks for approval starts `pending_approval`:
+/// approved it becomes `requested` (and goes on as any request); denied,
+/// withdrawn or expired it is `closed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum AccountState {
+    PendingApproval,
     Requested,
     Creating,
     Ready,
@@ -26,7 +30,8 @@ pub enum AccountState {
 }
 
 impl AccountState {
-    pub const ALL: [AccountState; 7] = [
+    pub const ALL: [AccountState; 8] = [
+        Self::PendingApproval,
         Self::Requested,
         Self::Creating,
         Self::Ready,
@@ -38,6 +43,7 @@ impl AccountState {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::PendingApproval => "pending_approval",
             Self::Requested => "requested",
             Self::Creating => "creating",
             Self::Ready => "ready",
@@ -57,7 +63,9 @@ impl AccountState {
         use AccountState::*;
         matches!(
             (self, next),
-            (Requested, Creating)
+            (PendingApproval, Requested)
+                | (PendingApproval, Closed)
+                | (Requested, Creating)
                 | (Requested, Failed)
                 | (Requested, Closed)
                 | (Creating, Ready)
@@ -70,11 +78,12 @@ impl AccountState {
         )
     }
 
-    /// Open accounts count against the team's quota.
+    /// Open accounts count against the team's quota: a request pending
+    /// approval too, so approving one never takes a team over its quota.
     pub fn is_open(self) -> bool {
         matches!(
             self,
-            Self::Requested | Self::Creating | Self::Ready | Self::Frozen
+            Self::PendingApproval | Self::Requested | Self::Creating | Self::Ready | Self::Frozen
         )
     }
 
@@ -140,6 +149,19 @@ pub struct Account {
     /// account's story without reading the bus's archive.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Moment>,
+    /// The template (name and version) the account was made from: the
+    /// account keeps that version, whatever the template becomes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<crate::leases::TemplateRef>,
+    /// The lease in days, extensions included (`None`: no lease).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_days: Option<u32>,
+    /// The last approval decision on its request or an extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::leases::Decision>,
+    /// An extension beyond the template's maximum, waiting for an approver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_extension: Option<crate::leases::PendingExtension>,
 }
 
 /// How many moments an account's timeline keeps.
@@ -195,6 +217,10 @@ impl Account {
                 event: crate::events::catalog::ACCOUNT_REQUESTED.to_string(),
                 state: AccountState::Requested,
             }],
+            template: None,
+            lease_days: input.lease_days,
+            decision: None,
+            pending_extension: None,
             id,
         })
     }
@@ -271,6 +297,10 @@ impl Account {
             "updated_at": rfc3339(self.updated_at),
             "failure_reason": self.failure_reason,
             "access": self.access.as_ref().map(crate::access::Access::to_view),
+            "template": self.template.as_ref().map(crate::leases::TemplateRef::to_view),
+            "lease_days": self.lease_days,
+            "decision": self.decision.as_ref().map(crate::leases::Decision::to_view),
+            "pending_extension": self.pending_extension.as_ref().map(crate::leases::PendingExtension::to_view),
             "timeline": self.timeline.iter().map(|m| serde_json::json!({
                 "at": rfc3339(m.at), "event": m.event, "state": m.state,
             })).collect::<Vec<_>>(),
@@ -300,6 +330,8 @@ pub struct NewAccount {
     pub owner: String,
     pub purpose: String,
     pub lease_days: Option<u32>,
+    /// The lease template asked for (else the team's default, if any).
+    pub template: Option<crate::leases::TemplateName>,
 }
 
 impl NewAccount {
@@ -308,7 +340,10 @@ impl NewAccount {
         let Some(fields) = body.as_object() else {
             return Err(invalid(None, "the body must be a JSON object"));
         };
-        reject_unknown(fields, &["team", "owner", "purpose", "lease_days"])?;
+        reject_unknown(
+            fields,
+            &["team", "owner", "purpose", "lease_days", "template"],
+        )?;
         let team = TeamName::parse(required_str(fields, "team")?)
             .map_err(|m| invalid(Some("team"), &m))?;
         let owner = required_str(fields, "owner")?;
@@ -342,6 +377,13 @@ impl NewAccount {
                     })? as u32,
             ),
         };
+        let template = match fields.get("template") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) => Some(
+                crate::leases::TemplateName::parse(t).map_err(|m| invalid(Some("template"), &m))?,
+            ),
+            Some(_) => return Err(invalid(Some("template"), "template must be a string")),
+        };
         // The tagged email must fit Organizations' limit: check now, before
         // anything is written.
         tagged_email(owner, &"0".repeat(12))?;
@@ -350,6 +392,7 @@ impl NewAccount {
             owner: owner.to_string(),
             purpose: purpose.to_string(),
             lease_days,
+            template,
         })
     }
 }
@@ -567,6 +610,7 @@ mod tests {
             owner: "ana@example.com".into(),
             purpose: "a very long purpose that goes on and on — with unicode".into(),
             lease_days: Some(3),
+            template: None,
         };
         let account = Account::request(new_id(), input, "arn:aws:iam::1:user/ana", now).unwrap();
         let name = account.account_name();

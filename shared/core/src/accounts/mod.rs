@@ -3,6 +3,7 @@
 //! them on the ports (`service`).
 
 pub mod account;
+mod leasing;
 pub mod service;
 pub mod team;
 

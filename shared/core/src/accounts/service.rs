@@ -147,17 +147,22 @@ const STALE_RETRIES: usize = 3;
 /// What Purser does with accounts; the api, vend, account-events and reaper
 /// functions are doors into it.
 pub struct Accounts {
-    accounts: Arc<dyn AccountStore>,
-    markers: Arc<dyn Markers>,
+    pub(super) accounts: Arc<dyn AccountStore>,
+    pub(super) markers: Arc<dyn Markers>,
     organization: Arc<dyn Organization>,
-    bus: Arc<dyn EventBus>,
-    clock: Arc<dyn Clock>,
+    pub(super) bus: Arc<dyn EventBus>,
+    pub(super) clock: Arc<dyn Clock>,
     /// Waits between retries of throttled Organizations calls.
     backoff: Vec<StdDuration>,
     /// The mail domains an owner's address may be at; any when empty.
     owner_domains: Vec<String>,
     /// Sign-in through IAM Identity Center.
     access: AccessGrants,
+    /// Lease templates (`with_templates`); requests name none without them.
+    pub(super) templates: Option<Arc<dyn crate::ports::TemplateStore>>,
+    /// How long a request or extension waits for an approver before it
+    /// expires (`with_approval_expiry`).
+    pub(super) approval_expiry: Duration,
 }
 
 impl Accounts {
@@ -177,6 +182,8 @@ impl Accounts {
             backoff: [200, 800, 2_000].map(StdDuration::from_millis).to_vec(),
             owner_domains: Vec::new(),
             access: AccessGrants::none(),
+            templates: None,
+            approval_expiry: crate::accounts::leasing::DEFAULT_APPROVAL_EXPIRY,
         }
     }
 
@@ -223,7 +230,7 @@ impl Accounts {
         self.clock.now()
     }
 
-    async fn team_or_default(&self, name: &TeamName) -> Result<Team, StoreError> {
+    pub(super) async fn team_or_default(&self, name: &TeamName) -> Result<Team, StoreError> {
         Ok(self
             .accounts
             .team(name)
@@ -253,7 +260,7 @@ impl Accounts {
 
     /// Puts the event a change of `account` stored but could not put (its
     /// delivery is being retried); returns the account as it then stands.
-    async fn announced(&self, account: Account) -> Result<Account, AccountError> {
+    pub(super) async fn announced(&self, account: Account) -> Result<Account, AccountError> {
         Ok(announce_pending(self.accounts.as_ref(), self.bus.as_ref(), account).await?)
     }
 
@@ -277,7 +284,11 @@ impl Accounts {
         .await?)
     }
 
-    async fn emit(&self, detail_type: &str, event: AccountEvent) -> Result<(), BusError> {
+    pub(super) async fn emit(
+        &self,
+        detail_type: &str,
+        event: AccountEvent,
+    ) -> Result<(), BusError> {
         tracing::info!(
             request_id = %event.request_id,
             team = %event.team,
@@ -332,15 +343,18 @@ impl Accounts {
         }
         self.check_owner_domain(&input.owner)?;
         let now = self.clock.now();
-        let account = Account::request(new_id(), input, &caller.principal, now)?;
+        // The template (asked for, or the team's default) sets the lease
+        // and says whether an approver must say yes first.
+        let (input, terms) = self.lease_terms(input, &team, caller).await?;
+        let mut account = Account::request(new_id(), input, &caller.principal, now)?;
+        let events = terms.apply(&mut account, now);
         match self
             .accounts
             .insert_account(&account, team.quota, key.as_ref())
             .await?
         {
             Inserted::Created => {
-                self.emit(catalog::ACCOUNT_REQUESTED, AccountEvent::of(&account, now))
-                    .await?;
+                self.put_events(&account, events).await?;
                 Ok((account, true))
             }
             Inserted::Replayed(existing) => {
@@ -349,6 +363,13 @@ impl Accounts {
                 if existing.state == AccountState::Requested {
                     self.emit(catalog::ACCOUNT_REQUESTED, AccountEvent::of(&existing, now))
                         .await?;
+                }
+                if existing.state == AccountState::PendingApproval {
+                    self.emit(
+                        catalog::ACCOUNT_APPROVAL_REQUESTED,
+                        crate::accounts::leasing::approval_requested(&existing, now),
+                    )
+                    .await?;
                 }
                 Ok((existing, false))
             }
@@ -435,7 +456,9 @@ impl Accounts {
         let now = self.clock.now();
         let (next_state, detail_type) = match account.state {
             AccountState::Closing | AccountState::Closed => return self.announced(account).await,
-            AccountState::Requested => (AccountState::Closed, catalog::ACCOUNT_CLOSED),
+            AccountState::Requested | AccountState::PendingApproval => {
+                (AccountState::Closed, catalog::ACCOUNT_CLOSED)
+            }
             AccountState::Ready | AccountState::Frozen => {
                 (AccountState::Closing, catalog::ACCOUNT_CLOSE_REQUESTED)
             }
@@ -921,6 +944,7 @@ impl Accounts {
     /// Warns of leases ending within three days, starts closing accounts
     /// whose lease ended, and closes what is closing within the quota.
     pub async fn reap(&self) -> Result<(), AccountError> {
+        self.expire_pending().await?;
         let now = self.clock.now();
         for state in [AccountState::Ready, AccountState::Frozen] {
             for account in self.accounts.accounts_in_state(state).await? {
@@ -1131,6 +1155,7 @@ mod tests {
                 quota,
                 members: vec![ANA.into(), BOB.into()],
                 notify: Default::default(),
+                leases: Default::default(),
             },
         );
         let markers = Arc::new(FakeMarkers::default());
@@ -1160,6 +1185,7 @@ mod tests {
             owner: owner.into(),
             purpose: "checkout tests".into(),
             lease_days,
+            template: None,
         }
     }
 

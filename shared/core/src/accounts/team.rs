@@ -151,6 +151,21 @@ pub struct Team {
     pub members: Vec<String>,
     #[serde(default)]
     pub notify: TeamNotify,
+    /// Its default lease template and who of its members approves requests.
+    #[serde(default)]
+    pub leases: TeamLeases,
+}
+
+/// A team's side of lease templates and approvals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamLeases {
+    /// The template of a request that names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_template: Option<crate::leases::TemplateName>,
+    /// Members given the `approver` role: they approve or deny the team's
+    /// requests and extensions (besides platform admins).
+    #[serde(default)]
+    pub approvers: Vec<String>,
 }
 
 impl Team {
@@ -161,6 +176,7 @@ impl Team {
             quota: DEFAULT_QUOTA,
             members: Vec::new(),
             notify: TeamNotify::default(),
+            leases: TeamLeases::default(),
         }
     }
 
@@ -185,7 +201,16 @@ impl Team {
         let Some(fields) = body.as_object() else {
             return Err(invalid(None, "the body must be a JSON object"));
         };
-        reject_unknown(fields, &["quota", "members", "notify"])?;
+        reject_unknown(
+            fields,
+            &[
+                "quota",
+                "members",
+                "notify",
+                "default_template",
+                "approvers",
+            ],
+        )?;
         let quota = match fields.get("quota") {
             None | Some(Value::Null) => DEFAULT_QUOTA,
             Some(v) => v
@@ -246,11 +271,53 @@ impl Team {
             None | Some(Value::Null) => TeamNotify::default(),
             Some(v) => TeamNotify::from_json(v)?,
         };
+        let default_template = match fields.get("default_template") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) => Some(
+                crate::leases::TemplateName::parse(t)
+                    .map_err(|m| invalid(Some("default_template"), &m))?,
+            ),
+            Some(_) => {
+                return Err(invalid(
+                    Some("default_template"),
+                    "default_template must be a template's name",
+                ));
+            }
+        };
+        let approvers = match fields.get("approvers") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|a| {
+                    a.as_str()
+                        .filter(|a| members.iter().any(|m| m == a))
+                        .map(str::to_string)
+                        .ok_or_else(|| {
+                            invalid(
+                                Some("approvers"),
+                                &format!(
+                                    "approvers must be members of the team (as members names them), got {a}"
+                                ),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(invalid(
+                    Some("approvers"),
+                    "approvers must be a list of the team's members",
+                ));
+            }
+        };
         Ok(Self {
             name,
             quota,
             members,
             notify,
+            leases: TeamLeases {
+                default_template,
+                approvers,
+            },
         })
     }
 
@@ -260,6 +327,8 @@ impl Team {
             "quota": self.quota,
             "members": self.members,
             "notify": self.notify.to_view(),
+            "default_template": self.leases.default_template,
+            "approvers": self.leases.approvers,
             "open_accounts": open_accounts,
         })
     }
@@ -359,6 +428,26 @@ mod tests {
             Some("notify.emails".into())
         );
         assert!(Team::names_notify(&json!({"notify": {}})));
+        let ana = "arn:aws:iam::123456789012:user/ana";
+        let team = Team::from_json(
+            name.clone(),
+            &json!({"members": [ana, "bob@example.com"], "approvers": ["bob@example.com"],
+                "default_template": "hackathon"}),
+        )
+        .unwrap();
+        assert_eq!(team.leases.approvers, ["bob@example.com"]);
+        assert_eq!(
+            team.leases.default_template.as_ref().map(|t| t.as_str()),
+            Some("hackathon")
+        );
+        assert_eq!(
+            field(json!({"members": [ana], "approvers": ["eve@example.com"]})),
+            Some("approvers".into())
+        );
+        assert_eq!(
+            field(json!({"default_template": "Hack!"})),
+            Some("default_template".into())
+        );
         assert!(!Team::names_notify(&json!({"quota": 1})));
     }
 }

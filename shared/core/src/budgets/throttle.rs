@@ -555,6 +555,7 @@ mod tests {
             owner: "ana@example.com".into(),
             purpose: "tests".into(),
             lease_days: None,
+            template: None,
         };
         let mut a = Account::request(
             crate::accounts::new_id(),

@@ -164,6 +164,7 @@ mod tests {
             owner: "ana@example.com".into(),
             purpose: "tests".into(),
             lease_days: None,
+            template: None,
         };
         let mut a = Account::request(
             "r-0123456789ab".into(),

@@ -15,9 +15,17 @@ pub const ACCOUNT_CLOSE_REQUESTED: &str = "AccountCloseRequested";
 pub const ACCOUNT_CLOSE_DEFERRED: &str = "AccountCloseDeferred";
 pub const LEASE_EXPIRING: &str = "LeaseExpiring";
 pub const ACCOUNT_CLOSED: &str = "AccountClosed";
+/// A request (or an extension) waits for an approver.
+pub const ACCOUNT_APPROVAL_REQUESTED: &str = "AccountApprovalRequested";
+/// An approver, or the template's rules, said yes.
+pub const ACCOUNT_APPROVED: &str = "AccountApproved";
+/// An approver said no (with the reason).
+pub const ACCOUNT_DENIED: &str = "AccountDenied";
+/// The lease is longer: a new `lease_end`.
+pub const LEASE_EXTENDED: &str = "LeaseExtended";
 
 /// Every account event Purser emits.
-pub const ACCOUNT_EVENTS: [&str; 8] = [
+pub const ACCOUNT_EVENTS: [&str; 12] = [
     ACCOUNT_REQUESTED,
     ACCOUNT_CREATION_STARTED,
     ACCOUNT_READY,
@@ -26,6 +34,10 @@ pub const ACCOUNT_EVENTS: [&str; 8] = [
     ACCOUNT_CLOSE_DEFERRED,
     LEASE_EXPIRING,
     ACCOUNT_CLOSED,
+    ACCOUNT_APPROVAL_REQUESTED,
+    ACCOUNT_APPROVED,
+    ACCOUNT_DENIED,
+    LEASE_EXTENDED,
 ];
 
 /// Who may sign into an account changed: granted when it is ready,
@@ -63,6 +75,19 @@ pub struct AccountEvent {
     /// Who may sign in (IAM Identity Center), once the account is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<serde_json::Value>,
+    /// The lease template (and its version) the account was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<crate::leases::TemplateRef>,
+    /// Who approved or denied: a principal, `auto` (the template's rules)
+    /// or `expiry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+    /// For an auto-approval, the rules that decided (`auto: lease_at_most 7, …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The days an extension adds (asked for, approved, denied or applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension_days: Option<u32>,
     pub at: String,
 }
 
@@ -82,6 +107,10 @@ impl AccountEvent {
             reason: None,
             creation_id: account.creation_id.clone(),
             access: account.access.as_ref().map(crate::access::Access::to_view),
+            template: account.template.clone(),
+            approver: None,
+            rule: None,
+            extension_days: None,
             at: rfc3339(at),
         }
     }
@@ -89,6 +118,19 @@ impl AccountEvent {
     pub fn because(mut self, code: &str, reason: &str) -> Self {
         self.reason_code = Some(code.into());
         self.reason = Some(reason.into());
+        self
+    }
+
+    /// Who decided, and by which rule when the template's rules did.
+    pub fn decided_by(mut self, approver: &str, rule: Option<&str>) -> Self {
+        self.approver = Some(approver.into());
+        self.rule = rule.map(str::to_string);
+        self
+    }
+
+    /// The extension of `days` this event is about.
+    pub fn extending(mut self, days: u32) -> Self {
+        self.extension_days = Some(days);
         self
     }
 

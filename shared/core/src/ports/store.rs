@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use crate::accounts::{Account, AccountState, Team, TeamName};
 use crate::budgets::Budget;
+use crate::leases::{LeaseTemplate, TemplateName};
 use crate::ports::{Marker, Markers};
 
 use crate::spend::SettledSpend;
@@ -213,10 +214,41 @@ pub trait DeploymentLog: Send + Sync {
     ) -> Result<Vec<DeploymentMark>, StoreError>;
 }
 
+/// Lease templates, every version of each: a change writes the next
+/// version, on the condition that the one before it is the latest, so of
+/// two changes made from one version one is stored. Versions are kept, so
+/// an account made from an earlier one still reads its terms.
+#[async_trait]
+pub trait TemplateStore: Send + Sync {
+    /// Stores `template` as version `template.version` of its name if the
+    /// latest stored version is `template.version - 1` (or there is none
+    /// and it is 1): `false`, and nothing written, otherwise.
+    async fn put_template(&self, template: &LeaseTemplate) -> Result<bool, StoreError>;
+
+    /// The latest version of the template, `None` when there is none.
+    async fn template(&self, name: &TemplateName) -> Result<Option<LeaseTemplate>, StoreError>;
+
+    /// One version of the template, as it was stored.
+    async fn template_version(
+        &self,
+        name: &TemplateName,
+        version: u64,
+    ) -> Result<Option<LeaseTemplate>, StoreError>;
+
+    /// The latest version of every template, in name order.
+    async fn templates(&self) -> Result<Vec<LeaseTemplate>, StoreError>;
+}
+
 /// Purser's state, every role in one (the DynamoDB table on AWS, one SQLite
 /// file locally), for wiring: services take the roles they use.
 pub trait Store:
-    AccountStore + SpendCounters + BudgetStore + SettlementStore + Markers + DeploymentLog
+    AccountStore
+    + SpendCounters
+    + BudgetStore
+    + SettlementStore
+    + Markers
+    + DeploymentLog
+    + TemplateStore
 {
 }
 
@@ -227,6 +259,7 @@ impl<T> Store for T where
         + SettlementStore
         + Markers
         + DeploymentLog
+        + TemplateStore
         + ?Sized
 {
 }
