@@ -1771,3 +1771,236 @@ fn the_console_serves_only_routes_the_api_has_each_behind_its_jwt_authorizer() {
         assert!(local.contains(key), "purser up does not serve {key}");
     }
 }
+
+/// Resolves the intrinsic functions of a policy document the way
+/// CloudFormation would with `parameters` (defaults for the rest):
+/// `Ref`, `Fn::If` (with `AWS::NoValue`), `Fn::Sub`, `Fn::Join`,
+/// `Fn::Split` and the template's conditions.
+struct Resolver<'a> {
+    template: &'a Template,
+    parameters: std::collections::BTreeMap<&'a str, &'a str>,
+}
+
+impl Resolver<'_> {
+    fn parameter(&self, name: &str) -> Value {
+        let declared = &self.template.document["Parameters"][name];
+        assert!(declared.is_object(), "no parameter {name}");
+        let text = self
+            .parameters
+            .get(name)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| declared["Default"].as_str().unwrap_or_default().to_string());
+        if declared["Type"] == "CommaDelimitedList" {
+            // CloudFormation keeps an empty list as one empty string.
+            json!(text.split(',').collect::<Vec<_>>())
+        } else {
+            json!(text)
+        }
+    }
+
+    fn condition(&self, name: &str) -> bool {
+        let c = &self.template.document["Conditions"][name];
+        assert!(!c.is_null(), "no condition {name}");
+        self.truth(c)
+    }
+
+    fn truth(&self, v: &Value) -> bool {
+        let (key, arg) = v.as_object().unwrap().iter().next().unwrap();
+        match key.as_str() {
+            "Fn::Not" => !self.truth(&arg[0]),
+            "Fn::And" => arg.as_array().unwrap().iter().all(|c| self.truth(c)),
+            "Fn::Or" => arg.as_array().unwrap().iter().any(|c| self.truth(c)),
+            "Fn::Equals" => self.resolve(&arg[0]) == self.resolve(&arg[1]),
+            "Condition" => self.condition(arg.as_str().unwrap()),
+            other => panic!("condition function {other}"),
+        }
+    }
+
+    fn text(&self, v: &Value) -> String {
+        self.resolve(v).unwrap().as_str().unwrap().to_string()
+    }
+
+    /// `None` for `AWS::NoValue`.
+    fn resolve(&self, v: &Value) -> Option<Value> {
+        match v {
+            Value::Array(items) => Some(Value::Array(
+                items.iter().filter_map(|i| self.resolve(i)).collect(),
+            )),
+            Value::Object(map)
+                if map.len() == 1 && map.keys().next().unwrap().starts_with("Fn::")
+                    || map.contains_key("Ref") && map.len() == 1 =>
+            {
+                let (key, arg) = map.iter().next().unwrap();
+                match key.as_str() {
+                    "Ref" => match arg.as_str().unwrap() {
+                        "AWS::NoValue" => None,
+                        "AWS::Partition" => Some(json!("aws")),
+                        name => Some(self.parameter(name)),
+                    },
+                    "Fn::If" => {
+                        let branch = if self.condition(arg[0].as_str().unwrap()) {
+                            1
+                        } else {
+                            2
+                        };
+                        self.resolve(&arg[branch])
+                    }
+                    "Fn::Join" => {
+                        let items = self.resolve(&arg[1]).unwrap();
+                        let texts: Vec<String> = items
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|i| i.as_str().unwrap().to_string())
+                            .collect();
+                        Some(json!(texts.join(arg[0].as_str().unwrap())))
+                    }
+                    "Fn::Split" => {
+                        let text = self.text(&arg[1]);
+                        Some(json!(
+                            text.split(arg[0].as_str().unwrap()).collect::<Vec<_>>()
+                        ))
+                    }
+                    "Fn::Sub" => {
+                        let (mut text, vars) = match arg {
+                            Value::String(s) => (s.clone(), None),
+                            _ => (arg[0].as_str().unwrap().to_string(), arg[1].as_object()),
+                        };
+                        while let Some(start) = text.find("${") {
+                            let end = start + text[start..].find('}').unwrap();
+                            let name = &text[start + 2..end];
+                            let value = match vars.and_then(|v| v.get(name)) {
+                                Some(v) => self.text(v),
+                                None => self.text(&json!({"Ref": name})),
+                            };
+                            text.replace_range(start..=end, &value);
+                        }
+                        Some(json!(text))
+                    }
+                    other => panic!("intrinsic {other}"),
+                }
+            }
+            Value::Object(map) => Some(Value::Object(
+                map.iter()
+                    .filter_map(|(k, v)| self.resolve(v).map(|v| (k.clone(), v)))
+                    .collect(),
+            )),
+            other => Some(other.clone()),
+        }
+    }
+}
+
+/// GuardrailPolicy says what the domain's guardrails say: for the default
+/// deny lists, some regions and break-glass roles, with and without
+/// Control Tower, the same statements (the template names the break-glass
+/// roles in any partition, `arn:*:`), within one SCP's 5,120 characters;
+/// its parameters' defaults are the domain's; and it exists only with
+/// Purser's OU and something to deny.
+#[test]
+fn the_guardrail_scp_is_the_domain_s() {
+    use purser_core::budgets::FreezeExemptions;
+    use purser_core::guardrails::{
+        DEFAULT_DENIED_ACTIONS, DEFAULT_DENIED_INSTANCE_TYPES, GuardrailSettings, Guardrails,
+    };
+    let t = template();
+    let policy = &t.document["Resources"]["GuardrailPolicy"];
+    assert_eq!(policy["Type"], "AWS::Organizations::Policy");
+    assert_eq!(policy["Condition"], "HasGuardrail");
+    assert_eq!(policy["Properties"]["Type"], "SERVICE_CONTROL_POLICY");
+    assert_eq!(
+        policy["Properties"]["TargetIds"],
+        json!([{"Ref": "PurserOuId"}])
+    );
+    let default = |name: &str| {
+        t.document["Parameters"][name]["Default"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(default("GuardrailDeniedActions"), DEFAULT_DENIED_ACTIONS);
+    assert_eq!(
+        default("GuardrailDeniedInstanceTypes"),
+        DEFAULT_DENIED_INSTANCE_TYPES
+    );
+    assert!(default("GuardrailRegions").is_empty());
+
+    for control_tower in ["false", "true"] {
+        let resolver = Resolver {
+            template: &t,
+            parameters: [
+                ("PurserOuId", "ou-abcd-12345678"),
+                ("GuardrailRegions", "eu-west-1,eu-central-1"),
+                ("BreakGlassRoles", "break-glass,ops-admin"),
+                ("ControlTower", control_tower),
+            ]
+            .into(),
+        };
+        assert!(resolver.condition("HasGuardrail"));
+        let content = resolver.resolve(&policy["Properties"]["Content"]).unwrap();
+        let text = content.to_string().replace("arn:*:", "arn:aws:");
+        assert!(
+            text.chars().count() <= 5_120,
+            "{} characters",
+            text.chars().count()
+        );
+        let ours: Value = serde_json::from_str(&text).unwrap();
+        let domain = Guardrails::new(
+            GuardrailSettings {
+                regions: vec!["eu-west-1".into(), "eu-central-1".into()],
+                ..GuardrailSettings::default()
+            },
+            FreezeExemptions {
+                break_glass_roles: vec!["break-glass".into(), "ops-admin".into()],
+                purser_role: "purser-lambda-throttle".into(),
+                control_tower: control_tower == "true",
+            },
+        )
+        .unwrap()
+        .policies()
+        .unwrap();
+        assert_eq!(domain.len(), 1);
+        let domain: Value = serde_json::from_str(&domain[0]).unwrap();
+        assert_eq!(ours, domain, "ControlTower {control_tower}");
+    }
+
+    // No region rule without regions; no policy without the OU, nor
+    // with nothing to deny.
+    let without_regions = Resolver {
+        template: &t,
+        parameters: [("PurserOuId", "ou-abcd-12345678")].into(),
+    };
+    let content = without_regions
+        .resolve(&policy["Properties"]["Content"])
+        .unwrap();
+    let sids: Vec<&Value> = content["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["Sid"])
+        .collect();
+    assert_eq!(
+        sids,
+        [
+            &json!("PurserDeniedActions"),
+            &json!("PurserLargestInstances")
+        ]
+    );
+    let without_ou = Resolver {
+        template: &t,
+        parameters: [("GuardrailRegions", "eu-west-1")].into(),
+    };
+    assert!(!without_ou.condition("HasGuardrail"));
+    let nothing = Resolver {
+        template: &t,
+        parameters: [
+            ("PurserOuId", "ou-abcd-12345678"),
+            ("GuardrailDeniedActions", ""),
+            ("GuardrailDeniedInstanceTypes", ""),
+        ]
+        .into(),
+    };
+    assert!(!nothing.condition("HasGuardrail"));
+}
