@@ -716,6 +716,66 @@ pub async fn at_most_five_scps_are_attached_to_one_account<O: Observer>(fixture:
     );
 }
 
+/// The guardrails' SCPs (`purser_core::guardrails`) are taken as they
+/// are, documents a backend keeps as written, and as many as the domain
+/// ever makes for one target (`MAX_GUARDRAIL_POLICIES`, long lists spread
+/// over them) fit on an account beside `FullAWSAccess` with room left for
+/// the freeze.
+pub async fn guardrail_policies_fit_beside_full_aws_access_and_the_freeze<O: Observer>(
+    fixture: &Fixture<O>,
+) {
+    use purser_core::budgets::FreezeExemptions;
+    use purser_core::guardrails::{GuardrailSettings, Guardrails, MAX_GUARDRAIL_POLICIES};
+
+    let org = &fixture.organization;
+    let account = created(fixture, "payments-guardrail").await;
+    let exemptions = FreezeExemptions {
+        break_glass_roles: vec!["break-glass".into()],
+        purser_role: "purser-lambda-throttle".into(),
+        control_tower: false,
+    };
+    let mut settings = GuardrailSettings {
+        regions: vec!["eu-west-1".into(), "eu-central-1".into()],
+        ..GuardrailSettings::default()
+    };
+    // Enough made-up actions to fill every document the domain allows.
+    settings
+        .denied_actions
+        .extend((0..250).map(|i| format!("service{i:03}:SomeRatherLongActionName{i:04}")));
+    let guardrails = Guardrails::new(settings, exemptions.clone()).unwrap();
+    let scope = unique("contract");
+    let named = guardrails.named_policies(&scope).unwrap();
+    assert_eq!(named.len(), MAX_GUARDRAIL_POLICIES);
+    let mut attached = vec![FULL_AWS_ACCESS.to_string()];
+    for (name, document) in &named {
+        let id = org
+            .ensure_policy(name, "Purser: contract tests", document)
+            .await
+            .unwrap();
+        assert!(is_policy_id(&id), "{id}");
+        let kept: serde_json::Value =
+            serde_json::from_str(&fixture.observer.document(&id).await).unwrap();
+        let ours: serde_json::Value = serde_json::from_str(document).unwrap();
+        assert_eq!(kept, ours, "{name}");
+        org.attach_policy(&id, &account).await.unwrap();
+        attached.push(id);
+    }
+    let freeze = org
+        .ensure_policy(
+            &unique("purser-budget-freeze"),
+            "Purser: contract tests",
+            &exemptions.policy().unwrap(),
+        )
+        .await
+        .unwrap();
+    org.attach_policy(&freeze, &account)
+        .await
+        .expect("the freeze finds room beside the guardrails");
+    attached.push(freeze);
+    assert_eq!(attached.len(), MAX_POLICIES_PER_TARGET);
+    assert_eq!(policies(fixture, &account).await, sorted(attached));
+}
+
 /// A policy or a target the organization does not have is `NotFound`, and
 /// nothing is attached or detached.
 pub async fn unknown_policies_and_targets_are_not_found<O: Observer>(fixture: &Fixture<O>) {
@@ -779,6 +839,7 @@ macro_rules! __organization_scenarios {
                 a_policy_is_ensured_once_and_updated_when_its_document_changes,
                 attaching_and_detaching_are_idempotent_and_listed_once,
                 at_most_five_scps_are_attached_to_one_account,
+                guardrail_policies_fit_beside_full_aws_access_and_the_freeze,
                 unknown_policies_and_targets_are_not_found,
             ]
         }
