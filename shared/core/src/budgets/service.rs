@@ -339,7 +339,12 @@ impl Budgets {
                 caller.principal
             )));
         }
-        self.standing(name).await?.ok_or_else(|| {
+        let frozen = !self
+            .accounts
+            .team_accounts_in(name, &[AccountState::Frozen])
+            .await?
+            .is_empty();
+        self.standing(name, frozen).await?.ok_or_else(|| {
             BudgetError::NotFound(format!(
                 "team {name} has no budget; set one with PUT /teams/{name}/budget"
             ))
@@ -352,6 +357,15 @@ impl Budgets {
     /// `ok`, or `no_budget`. Read from the store and counters, never the
     /// lake, so it stays fast however much the lake holds.
     pub async fn overview(&self, caller: &Caller) -> Result<Vec<Value>, BudgetError> {
+        // Which teams have a frozen account, in one read for them all:
+        // reading each team's accounts would grow with every team's size.
+        let frozen: std::collections::BTreeSet<TeamName> = self
+            .accounts
+            .accounts_in_state(AccountState::Frozen)
+            .await?
+            .into_iter()
+            .map(|a| a.team)
+            .collect();
         let mut teams = Vec::new();
         for team in self.accounts.teams().await? {
             if !caller.may_use(&team) {
@@ -359,7 +373,9 @@ impl Budgets {
             }
             let open = self.accounts.open_accounts(&team.name).await?;
             let mut view = team.to_view(open);
-            let standing = self.standing(&team.name).await?;
+            let standing = self
+                .standing(&team.name, frozen.contains(&team.name))
+                .await?;
             view["status"] = json!(standing.as_ref().map_or("no_budget", status_of));
             view["budget"] = standing.unwrap_or(Value::Null);
             teams.push(view);
@@ -368,8 +384,9 @@ impl Budgets {
     }
 
     /// The team's budget with its spend, forecast, crossed thresholds and
-    /// what it froze and throttled; `None` without a budget.
-    async fn standing(&self, name: &TeamName) -> Result<Option<Value>, BudgetError> {
+    /// what it throttled, and whether it has a `frozen` account; `None`
+    /// without a budget.
+    async fn standing(&self, name: &TeamName, frozen: bool) -> Result<Option<Value>, BudgetError> {
         let Some(budget) = self.budgets.budget(name).await? else {
             return Ok(None);
         };
@@ -385,11 +402,6 @@ impl Budgets {
                 crossed.push(*t);
             }
         }
-        let frozen = !self
-            .accounts
-            .team_accounts_in(name, &[AccountState::Frozen])
-            .await?
-            .is_empty();
         let mut view = budget.to_view();
         view["period"] = json!(spend.period);
         view["spend"] = json!(spend.spend.round_dp(6).normalize().to_string());
