@@ -57,6 +57,10 @@ pub enum Command {
     Costs(CostsArgs),
     /// Set and show a team's monthly budget, its thresholds and what they do.
     Budgets(BudgetsArgs),
+    /// Set, list and show lease templates: the kinds of account people ask for.
+    Templates(TemplatesArgs),
+    /// Requests and extensions waiting for an approver: list, approve, deny.
+    Approvals(ApprovalsArgs),
     /// Put, follow, inspect and test events.
     Events(EventsArgs),
     /// The notifications a local `purser up` sent: emails, chat webhooks, the topic.
@@ -391,6 +395,129 @@ pub enum AccountsCommand {
         after_help = "Examples:\n  purser accounts login r-0123456789ab\n  purser accounts login r-0123456789ab --no-browser      # print the link only\n  purser accounts login r-0123456789ab --output json | jq -r .link"
     )]
     Login(LoginArgs),
+    /// Extend an account's lease (beyond its template's maximum it waits for an approver).
+    #[command(after_help = "Examples:\n  purser accounts extend r-0123456789ab --days 3")]
+    Extend(ExtendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// The request id (`r-…`) of the account.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// How many days to add (1 to 90).
+    #[arg(long, value_name = "N")]
+    pub days: u32,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplatesArgs {
+    #[command(subcommand)]
+    pub command: TemplatesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Create a template or write its next version (platform admins).
+    #[command(
+        after_help = "Examples:\n  purser templates set hackathon --body '{\"description\": \"two days to try things\", \"default_lease_days\": 2, \"max_lease_days\": 7, \"approval\": \"always\"}'\n  purser templates set sandbox --body file://sandbox.json"
+    )]
+    Set(TemplateSetArgs),
+    /// List the templates (their latest versions).
+    List(TemplatesListArgs),
+    /// Show a template.
+    Show(TemplateShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateSetArgs {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The template as JSON (the body of PUT /templates/{name}), or file://PATH.
+    #[arg(long, value_name = "JSON")]
+    pub body: String,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplatesListArgs {
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateShowArgs {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    #[command(subcommand)]
+    pub command: ApprovalsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// What waits for you to decide, oldest first.
+    #[command(
+        after_help = "Examples:\n  purser approvals list\n  purser approvals list --team payments --output json"
+    )]
+    List(ApprovalsListArgs),
+    /// Approve a request or an extension.
+    #[command(
+        after_help = "Examples:\n  purser approvals approve r-0123456789ab --reason 'fine for the hackathon'"
+    )]
+    Approve(ApprovalDecideArgs),
+    /// Deny a request or an extension, with a reason the requester reads.
+    #[command(
+        after_help = "Examples:\n  purser approvals deny r-0123456789ab --reason 'use the shared sandbox this week'"
+    )]
+    Deny(ApprovalDecideArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsListArgs {
+    /// Only this team's.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalDecideArgs {
+    /// The request id (`r-…`) of the account.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Why (required to deny; at most 500 characters).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Args)]
@@ -407,6 +534,9 @@ pub struct RequestArgs {
     /// Close the account this many days from now.
     #[arg(long, value_name = "N")]
     pub lease_days: Option<u32>,
+    /// The lease template to make it from (else the team's default, if any).
+    #[arg(long, value_name = "NAME")]
+    pub template: Option<String>,
     /// Makes the request safe to retry: the same key returns the same request.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use crate::cli::{
-    AccountsCommand, BudgetsCommand, Cli, Command, EventsCommand, NotificationsCommand,
-    TeamsCommand,
+    AccountsCommand, ApprovalsCommand, BudgetsCommand, Cli, Command, EventsCommand,
+    NotificationsCommand, TeamsCommand, TemplatesCommand,
 };
 
 #[tokio::main]
@@ -26,12 +26,23 @@ async fn main() -> ExitCode {
             AccountsCommand::Show(args) => commands::accounts::show(args).await,
             AccountsCommand::Close(args) => commands::accounts::close(args).await,
             AccountsCommand::Login(args) => commands::accounts::login(args).await,
+            AccountsCommand::Extend(args) => commands::leases::extend(args).await,
         },
         Command::Teams(teams) => match teams.command {
             TeamsCommand::Set(args) => commands::teams::set(args).await,
             TeamsCommand::Show(args) => commands::teams::show(args).await,
         },
         Command::Costs(args) => commands::costs::run(args).await,
+        Command::Templates(templates) => match templates.command {
+            TemplatesCommand::Set(args) => commands::leases::set_template(args).await,
+            TemplatesCommand::List(args) => commands::leases::list_templates(args).await,
+            TemplatesCommand::Show(args) => commands::leases::show_template(args).await,
+        },
+        Command::Approvals(approvals) => match approvals.command {
+            ApprovalsCommand::List(args) => commands::leases::list_approvals(args).await,
+            ApprovalsCommand::Approve(args) => commands::leases::approve(args).await,
+            ApprovalsCommand::Deny(args) => commands::leases::deny(args).await,
+        },
         Command::Budgets(budgets) => match budgets.command {
             BudgetsCommand::Set(args) => commands::budgets::set(args).await,
             BudgetsCommand::Show(args) => commands::budgets::show(args).await,

@@ -17,6 +17,9 @@ pub async fn request(args: RequestArgs) -> anyhow::Result<()> {
     if let Some(days) = args.lease_days {
         body["lease_days"] = json!(days);
     }
+    if let Some(template) = &args.template {
+        body["template"] = json!(template);
+    }
     let headers: Vec<(&str, String)> = args
         .idempotency_key
         .iter()
@@ -36,7 +39,13 @@ pub async fn request(args: RequestArgs) -> anyhow::Result<()> {
             )
         })?;
     let id = text(&account, "id");
-    if !args.wait {
+    if account["state"] == "pending_approval" {
+        eprintln!(
+            "{id} waits for an approver of team {} (`purser approvals list`); follow it with `purser accounts show {id}`",
+            args.team
+        );
+    }
+    if !args.wait || account["state"] == "pending_approval" {
         return match args.output {
             Output::Json => print_json(&account),
             Output::Table => {

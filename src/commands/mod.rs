@@ -3,6 +3,7 @@ pub mod budgets;
 pub mod client;
 pub mod costs;
 pub mod events;
+pub mod leases;
 pub mod notifications;
 pub mod query;
 pub mod teams;

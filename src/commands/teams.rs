@@ -30,6 +30,14 @@ pub async fn set(args: TeamSetArgs) -> anyhow::Result<()> {
         (true, Some(team)) => body["members"] = team["members"].clone(),
         (true, None) => {}
     }
+    // Its default template and approvers stay as they were too.
+    if let Some(team) = &existing {
+        for field in ["default_template", "approvers"] {
+            if !team[field].is_null() {
+                body[field] = team[field].clone();
+            }
+        }
+    }
     let team = client.put(&["teams", &args.team], &body).await?;
     match args.output {
         Output::Json => print_json(&team),
