@@ -68,7 +68,7 @@ async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
     (url, bodies)
 }
 
-fn outbox(dir: &std::path::Path) -> Vec<String> {
+pub(crate) fn outbox(dir: &std::path::Path) -> Vec<String> {
     let mut mails: Vec<String> = std::fs::read_dir(dir.join("outbox"))
         .map(|entries| {
             entries

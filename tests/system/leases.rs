@@ -199,6 +199,89 @@ async fn a_denial_reaches_the_requester_with_its_reason() {
     );
 }
 
+/// The emails in the local outbox, soft line breaks undone.
+fn mails(local: &local::Local) -> Vec<String> {
+    crate::access::outbox(local.dir.path())
+        .into_iter()
+        .map(|m| m.replace("=\r\n", "").replace("=3D", "="))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_approver_is_emailed_the_request_and_the_owner_the_denial_with_its_reason() {
+    let local = local::start().await;
+    setup(&local, 3).await;
+    let (status, team) = local
+        .call(
+            "PUT",
+            "/teams/payments",
+            Some(json!({"quota": 3, "members": [ANA, "bob@example.com"],
+                "approvers": ["bob@example.com"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{team}");
+    let (_, pending) = ask(&local, "hackathon", None).await;
+    assert_eq!(pending["state"], "pending_approval");
+    let id = pending["id"].as_str().unwrap();
+
+    local.settle().await;
+    let mails_now = mails(&local);
+    let to_bob = mails_now
+        .iter()
+        .find(|m| m.contains("To: bob@example.com") && m.contains("Approval needed"))
+        .unwrap_or_else(|| panic!("no approval request to bob among {mails_now:?}"));
+    for part in [
+        "ana@example.com asks for an AWS account in team payments",
+        "Template: template hackathon (version 1)",
+        "Lease: 2 days from approval",
+        &format!("purser approvals approve {id}"),
+    ] {
+        assert!(to_bob.contains(part), "{part} in {to_bob}");
+    }
+    assert!(
+        !mails_now
+            .iter()
+            .any(|m| m.contains("To: ana@example.com") && m.contains("Approval needed")),
+        "the requester cannot decide: {mails_now:?}"
+    );
+
+    let (status, denied) = local
+        .call_as(
+            "POST",
+            &format!("/accounts/{id}/deny"),
+            Some("bob@example.com"),
+            Some(json!({"reason": "use the shared sandbox this week"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{denied}");
+    local.settle().await;
+    let mails_now = mails(&local);
+    let to_ana: Vec<&String> = mails_now
+        .iter()
+        .filter(|m| m.contains("To: ana@example.com"))
+        .collect();
+    assert_eq!(
+        to_ana.len(),
+        1,
+        "the denial, not its closing too: {to_ana:?}"
+    );
+    assert!(
+        to_ana[0].contains(&format!("request {id} is denied"))
+            && to_ana[0].contains("denied by bob@example.com")
+            && to_ana[0].contains("Reason: use the shared sandbox this week"),
+        "{}",
+        to_ana[0]
+    );
+    let kinds: Vec<String> = purser_local::notifier::sent(local.running.db())
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.recipient == "email ana@example.com")
+        .map(|n| n.kind)
+        .collect();
+    assert_eq!(kinds, ["AccountDenied"]);
+}
+
 #[tokio::test]
 async fn an_extension_within_the_maximum_applies_and_one_beyond_waits_for_approval() {
     let local = local::start().await;

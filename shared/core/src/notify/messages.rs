@@ -8,12 +8,16 @@ use crate::budgets::{
     ACCOUNT_FROZEN, ACCOUNT_UNFROZEN, BUDGET_THRESHOLD_CROSSED, LAMBDAS_RESTORED, LAMBDAS_THROTTLED,
 };
 use crate::events::Event;
-use crate::events::catalog::{ACCOUNT_CLOSED, ACCOUNT_FAILED, ACCOUNT_READY, LEASE_EXPIRING};
+use crate::events::catalog::{
+    ACCOUNT_APPROVAL_REQUESTED, ACCOUNT_APPROVED, ACCOUNT_CLOSED, ACCOUNT_DENIED, ACCOUNT_FAILED,
+    ACCOUNT_READY, LEASE_EXPIRING, LEASE_EXTENDED,
+};
+use crate::leases::{AUTO_APPROVER, EXPIRY};
 use crate::ports::Message;
 
 /// Every detail-type the notify function tells people about (its rule in
 /// infra/template.yaml matches these, and a template test holds it to it).
-pub const NOTIFIED: [&str; 9] = [
+pub const NOTIFIED: [&str; 13] = [
     ACCOUNT_READY,
     ACCOUNT_FAILED,
     LEASE_EXPIRING,
@@ -23,7 +27,40 @@ pub const NOTIFIED: [&str; 9] = [
     LAMBDAS_THROTTLED,
     LAMBDAS_RESTORED,
     ACCOUNT_CLOSED,
+    ACCOUNT_APPROVAL_REQUESTED,
+    ACCOUNT_APPROVED,
+    ACCOUNT_DENIED,
+    LEASE_EXTENDED,
 ];
+
+/// The reason codes of an `AccountClosed` that follows an `AccountDenied`
+/// (a request denied or expired before any account was made): the denial
+/// told the owner already.
+const CLOSED_BY_DENIAL: [&str; 2] = ["DENIED", "APPROVAL_EXPIRED"];
+
+/// `payments' template hackathon (version 2)`, or that none was named.
+fn template_of(detail: &Value) -> String {
+    match detail["template"]["name"].as_str() {
+        Some(name) => match detail["template"]["version"].as_u64() {
+            Some(version) => format!("template {name} (version {version})"),
+            None => format!("template {name}"),
+        },
+        None => "no template".into(),
+    }
+}
+
+/// Who decided: a person, the template's auto rules (and which), or expiry.
+fn decided_by(detail: &Value) -> String {
+    match detail["approver"].as_str() {
+        Some(AUTO_APPROVER) => format!(
+            "the template's rules ({})",
+            detail["rule"].as_str().unwrap_or("auto")
+        ),
+        Some(EXPIRY) => "expiry: no approver decided in time".into(),
+        Some(who) => who.to_string(),
+        None => "an approver".into(),
+    }
+}
 
 fn text(detail: &Value, field: &str) -> String {
     match &detail[field] {
@@ -161,6 +198,114 @@ pub fn message_for(event: &Event) -> Option<Message> {
                 ),
             )
         }
+        ACCOUNT_APPROVAL_REQUESTED => {
+            let owner = text(d, "owner");
+            let decide = format!(
+                "What to do: `purser approvals approve {id}` or `purser approvals deny {id} --reason '…'` (or POST /accounts/{id}/approve, /deny with a reason); `purser approvals list` shows what waits. The requester cannot decide it, and it expires if nobody does."
+            );
+            match d["extension_days"].as_u64() {
+                Some(days) => (
+                    format!(
+                        "Approval needed: {days} more days for AWS account {account} of {team}"
+                    ),
+                    format!(
+                        "{owner} asks to extend the lease of account {account} (team {team}, {}, {}) by {days} days; it ends at {} now. {}.\n\n{decide}",
+                        text(d, "purpose"),
+                        template_of(d),
+                        d["lease_end"].as_str().unwrap_or("no end"),
+                        text(d, "reason")
+                    ),
+                ),
+                None => (
+                    format!("Approval needed: an AWS account for {team} ({owner})"),
+                    format!(
+                        "{owner} asks for an AWS account in team {team}.\n\nPurpose: {}\nTemplate: {}\nLease: {}\nWhy it waits: {}.\n\n{decide}",
+                        text(d, "purpose"),
+                        template_of(d),
+                        d["lease_days"]
+                            .as_u64()
+                            .map_or("as the template gives".into(), |days| format!(
+                                "{days} days from approval"
+                            )),
+                        text(d, "reason")
+                    ),
+                ),
+            }
+        }
+        ACCOUNT_APPROVED => match d["extension_days"].as_u64() {
+            Some(days) => (
+                format!("{days} more days for AWS account {account} are approved"),
+                format!(
+                    "The extension of account {account} (team {team}) by {days} days was approved by {}{}. The lease now ends at {}.",
+                    decided_by(d),
+                    d["reason"]
+                        .as_str()
+                        .map_or(String::new(), |r| format!(": {r}")),
+                    d["lease_end"].as_str().unwrap_or("no end")
+                ),
+            ),
+            None => (
+                format!("Your AWS account request {id} for {team} is approved"),
+                format!(
+                    "Your request for an AWS account in team {team} ({}, {}) was approved by {}{}. It is being made now; you are told when it is ready.\n\nLease end: {}.",
+                    text(d, "purpose"),
+                    template_of(d),
+                    decided_by(d),
+                    d["reason"]
+                        .as_str()
+                        .map_or(String::new(), |r| format!(": {r}")),
+                    d["lease_end"].as_str().unwrap_or("none")
+                ),
+            ),
+        },
+        ACCOUNT_DENIED => {
+            let (subject, what, next) = match d["extension_days"].as_u64() {
+                Some(days) => (
+                    format!("The extension of AWS account {account} is denied"),
+                    format!("The extension of account {account} (team {team}) by {days} days"),
+                    format!(
+                        "The lease still ends at {}; `purser accounts extend {id} --days N` asks again.",
+                        d["lease_end"].as_str().unwrap_or("its end")
+                    ),
+                ),
+                None => (
+                    format!("Your AWS account request {id} is denied"),
+                    format!(
+                        "Your request {id} for an AWS account in team {team} ({}, {})",
+                        text(d, "purpose"),
+                        template_of(d)
+                    ),
+                    format!(
+                        "No account was made. `purser accounts request --team {team}` asks again."
+                    ),
+                ),
+            };
+            (
+                subject,
+                format!(
+                    "{what} was denied by {}.\n\nReason: {}\n\n{next}",
+                    decided_by(d),
+                    text(d, "reason")
+                ),
+            )
+        }
+        LEASE_EXTENDED => (
+            format!("The lease of AWS account {account} is extended"),
+            format!(
+                "The lease of account {account} (team {team}, {}) is {} days longer: it now ends at {}. You are warned again before the new end.",
+                text(d, "purpose"),
+                text(d, "extension_days"),
+                d["lease_end"].as_str().unwrap_or("no end")
+            ),
+        ),
+        ACCOUNT_CLOSED
+            if d["account_id"].is_null()
+                && d["reason_code"]
+                    .as_str()
+                    .is_some_and(|code| CLOSED_BY_DENIAL.contains(&code)) =>
+        {
+            return None;
+        }
         ACCOUNT_CLOSED => (
             format!("AWS account {account} is closed"),
             format!(
@@ -181,4 +326,204 @@ pub fn message_for(event: &Event) -> Option<Message> {
             None
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(detail_type: &str, detail: Value) -> Event {
+        let mut d = json!({"version": 1, "request_id": "r-0123456789ab", "team": "payments",
+            "owner": "ana@example.com", "purpose": "hackathon",
+            "template": {"name": "hackathon", "version": 2}, "at": "2026-11-18T12:00:00Z"});
+        for (k, v) in detail.as_object().unwrap() {
+            d[k] = v.clone();
+        }
+        serde_json::from_value(json!({
+            "version": "0", "id": "e-1", "detail-type": detail_type, "source": "purser",
+            "account": "123456789012", "time": "2026-11-18T12:00:00Z", "region": "us-east-1",
+            "resources": [], "detail": d
+        }))
+        .unwrap()
+    }
+
+    fn message(detail_type: &str, detail: Value) -> Message {
+        message_for(&event(detail_type, detail)).expect("a message")
+    }
+
+    #[test]
+    fn every_approval_and_extension_event_is_notified() {
+        for kind in [
+            ACCOUNT_APPROVAL_REQUESTED,
+            ACCOUNT_APPROVED,
+            ACCOUNT_DENIED,
+            LEASE_EXTENDED,
+        ] {
+            assert!(NOTIFIED.contains(&kind), "{kind}");
+        }
+    }
+
+    #[test]
+    fn an_approval_request_says_what_was_asked_and_how_to_decide() {
+        let m = message(
+            ACCOUNT_APPROVAL_REQUESTED,
+            json!({"state": "pending_approval", "lease_days": 2, "reason_code": "APPROVAL_REQUIRED",
+                "reason": "the template asks an approver for every request"}),
+        );
+        assert_eq!(
+            m.subject,
+            "Approval needed: an AWS account for payments (ana@example.com)"
+        );
+        for part in [
+            "ana@example.com asks for an AWS account in team payments",
+            "Purpose: hackathon",
+            "Template: template hackathon (version 2)",
+            "Lease: 2 days from approval",
+            "the template asks an approver for every request",
+            "`purser approvals approve r-0123456789ab`",
+            "`purser approvals deny r-0123456789ab --reason",
+            "POST /accounts/r-0123456789ab/approve",
+        ] {
+            assert!(m.text.contains(part), "{part} in {}", m.text);
+        }
+        assert_eq!(m.link, None);
+    }
+
+    #[test]
+    fn an_extension_beyond_the_maximum_asks_the_approvers_too() {
+        let m = message(
+            ACCOUNT_APPROVAL_REQUESTED,
+            json!({"state": "ready", "account_id": "210987654321", "extension_days": 10,
+                "lease_end": "2026-11-20T12:00:00Z", "reason_code": "EXTENSION_BEYOND_MAXIMUM",
+                "reason": "12 days in all is beyond the template's maximum of 7: an approver decides"}),
+        );
+        assert!(
+            m.subject
+                .contains("10 more days for AWS account 210987654321")
+        );
+        assert!(m.text.contains("by 10 days"), "{}", m.text);
+        assert!(m.text.contains("2026-11-20T12:00:00Z"), "{}", m.text);
+        assert!(m.text.contains("beyond the template's maximum of 7"));
+        assert!(m.text.contains("`purser approvals approve r-0123456789ab`"));
+    }
+
+    #[test]
+    fn an_approval_names_the_approver_or_the_rule() {
+        let by_bob = message(
+            ACCOUNT_APPROVED,
+            json!({"state": "requested", "approver": "bob@example.com", "reason_code": "APPROVED",
+                "reason": "enjoy", "lease_end": "2026-11-20T12:00:00Z"}),
+        );
+        assert_eq!(
+            by_bob.subject,
+            "Your AWS account request r-0123456789ab for payments is approved"
+        );
+        assert!(
+            by_bob.text.contains("approved by bob@example.com: enjoy"),
+            "{}",
+            by_bob.text
+        );
+        assert!(by_bob.text.contains("2026-11-20T12:00:00Z"));
+
+        let auto = message(
+            ACCOUNT_APPROVED,
+            json!({"state": "requested", "approver": "auto",
+                "rule": "auto: lease_at_most 3, team_under_quota"}),
+        );
+        assert!(
+            auto.text.contains(
+                "approved by the template's rules (auto: lease_at_most 3, team_under_quota)"
+            ),
+            "{}",
+            auto.text
+        );
+
+        let extension = message(
+            ACCOUNT_APPROVED,
+            json!({"state": "ready", "account_id": "210987654321", "approver": "bob@example.com",
+                "extension_days": 10, "lease_end": "2026-11-30T12:00:00Z"}),
+        );
+        assert!(extension.subject.contains("10 more days"));
+        assert!(extension.text.contains("now ends at 2026-11-30T12:00:00Z"));
+    }
+
+    #[test]
+    fn a_denial_gives_the_reason_and_what_to_do() {
+        let m = message(
+            ACCOUNT_DENIED,
+            json!({"state": "closed", "approver": "bob@example.com", "reason_code": "DENIED",
+                "reason": "use the shared sandbox this week"}),
+        );
+        assert_eq!(
+            m.subject,
+            "Your AWS account request r-0123456789ab is denied"
+        );
+        assert!(m.text.contains("denied by bob@example.com"), "{}", m.text);
+        assert!(
+            m.text.contains("Reason: use the shared sandbox this week"),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("purser accounts request --team payments"));
+
+        let expired = message(
+            ACCOUNT_DENIED,
+            json!({"state": "closed", "approver": "expiry", "reason_code": "APPROVAL_EXPIRED",
+                "reason": "no approver decided within 7 days; ask again if it is still needed"}),
+        );
+        assert!(expired.text.contains("no approver decided in time"));
+
+        let extension = message(
+            ACCOUNT_DENIED,
+            json!({"state": "ready", "account_id": "210987654321", "approver": "bob@example.com",
+                "extension_days": 10, "reason_code": "DENIED", "reason": "wrap it up",
+                "lease_end": "2026-11-20T12:00:00Z"}),
+        );
+        assert!(
+            extension
+                .subject
+                .contains("extension of AWS account 210987654321")
+        );
+        assert!(
+            extension
+                .text
+                .contains("still ends at 2026-11-20T12:00:00Z")
+        );
+        assert!(extension.text.contains("Reason: wrap it up"));
+    }
+
+    #[test]
+    fn an_extension_gives_the_new_end() {
+        let m = message(
+            LEASE_EXTENDED,
+            json!({"state": "ready", "account_id": "210987654321", "extension_days": 3,
+                "lease_end": "2026-11-23T12:00:00Z"}),
+        );
+        assert_eq!(
+            m.subject,
+            "The lease of AWS account 210987654321 is extended"
+        );
+        assert!(
+            m.text
+                .contains("is 3 days longer: it now ends at 2026-11-23T12:00:00Z"),
+            "{}",
+            m.text
+        );
+    }
+
+    #[test]
+    fn a_request_closed_by_its_denial_is_not_told_twice() {
+        let denied = event(
+            ACCOUNT_CLOSED,
+            json!({"state": "closed", "reason_code": "DENIED", "reason": "no"}),
+        );
+        assert!(message_for(&denied).is_none());
+        let closed = event(
+            ACCOUNT_CLOSED,
+            json!({"state": "closed", "account_id": "210987654321", "reason_code": "LEASE_ENDED"}),
+        );
+        assert!(message_for(&closed).is_some());
+    }
 }

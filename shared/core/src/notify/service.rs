@@ -9,7 +9,7 @@ use chrono::Duration;
 use crate::accounts::{AccountState, Team, TeamName};
 use crate::budgets::BUDGET_THRESHOLD_CROSSED;
 use crate::events::Event;
-use crate::events::catalog::{ACCOUNT_FAILED, ACCOUNT_READY};
+use crate::events::catalog::{ACCOUNT_APPROVAL_REQUESTED, ACCOUNT_FAILED, ACCOUNT_READY};
 use crate::notify::messages::message_for;
 use crate::ports::{
     AccountStore, Clock, Marker, Markers, Notifier, NotifyError, Recipient, StoreError,
@@ -80,6 +80,8 @@ impl Notifications {
     /// event is delivered. A channel that cannot be reached does not stop
     /// the others: it is an error, so the event comes back for it alone.
     pub async fn notify(&self, event: &Event) -> Result<Sent, NotifyFailed> {
+        let asked = self.with_lease_asked(event).await?;
+        let event = asked.as_ref().unwrap_or(event);
         let Some(message) = message_for(event) else {
             return Ok(Sent::default());
         };
@@ -127,9 +129,32 @@ impl Notifications {
         }
     }
 
+    /// An approval request with the lease it asks for (`lease_days`, which
+    /// the event does not carry: the lease starts when it is approved), read
+    /// from the stored request; `None` for any other event.
+    async fn with_lease_asked(&self, event: &Event) -> Result<Option<Event>, NotifyFailed> {
+        if event.detail_type != ACCOUNT_APPROVAL_REQUESTED
+            || !event.detail["extension_days"].is_null()
+        {
+            return Ok(None);
+        }
+        let Some(id) = event.detail["request_id"].as_str() else {
+            return Ok(None);
+        };
+        let Some(days) = self.accounts.account(id).await?.and_then(|a| a.lease_days) else {
+            return Ok(None);
+        };
+        let mut asked = event.clone();
+        asked.detail["lease_days"] = days.into();
+        Ok(Some(asked))
+    }
+
     /// The owner (of an account event) or the owners of the team's open
     /// accounts (of a team's event), the team's contacts and webhooks, the
-    /// topic, and the admins where they must act; each once.
+    /// topic, and the admins where they must act; each once. An approval
+    /// request goes to those who decide instead: the team's approvers named
+    /// by email and the admins, and the team's contacts when an approver
+    /// cannot be emailed (an IAM principal) or nobody else would hear of it.
     async fn recipients(&self, event: &Event) -> Result<Vec<Recipient>, NotifyFailed> {
         let d = &event.detail;
         let team = match d["team"].as_str().map(TeamName::parse) {
@@ -141,7 +166,18 @@ impl Notifications {
             _ => return Ok(Vec::new()),
         };
         let mut emails: Vec<String> = Vec::new();
-        if let Some(owner) = d["owner"].as_str() {
+        if event.detail_type == ACCOUNT_APPROVAL_REQUESTED {
+            let (by_email, unreachable): (Vec<&String>, Vec<&String>) = team
+                .leases
+                .approvers
+                .iter()
+                .partition(|a| !a.starts_with("arn:") && a.contains('@'));
+            emails.extend(by_email.into_iter().cloned());
+            emails.extend(self.settings.admin_emails.iter().cloned());
+            if !unreachable.is_empty() || emails.is_empty() {
+                emails.extend(team.notify.emails.iter().cloned());
+            }
+        } else if let Some(owner) = d["owner"].as_str() {
             emails.push(owner.to_string());
         } else if event.detail_type == BUDGET_THRESHOLD_CROSSED {
             for account in self
@@ -152,7 +188,9 @@ impl Notifications {
                 emails.push(account.owner);
             }
         }
-        emails.extend(team.notify.emails.iter().cloned());
+        if event.detail_type != ACCOUNT_APPROVAL_REQUESTED {
+            emails.extend(team.notify.emails.iter().cloned());
+        }
         let must_act = event.detail_type == ACCOUNT_FAILED
             || (event.detail_type == ACCOUNT_READY
                 && matches!(d["access"]["status"].as_str(), Some("no_user" | "failed")));
@@ -323,5 +361,67 @@ mod tests {
         );
         let message = message_for(&event).unwrap();
         assert!(message.text.contains("add one"), "{}", message.text);
+    }
+
+    fn approval_requested() -> Event {
+        serde_json::from_value(json!({
+            "version": "0", "id": "e-2", "detail-type": "AccountApprovalRequested", "source": "purser",
+            "account": "123456789012", "time": "2026-11-18T12:00:00Z", "region": "us-east-1",
+            "resources": [],
+            "detail": {"version": 1, "request_id": "r-0123456789ab", "state": "pending_approval",
+                "team": "payments", "owner": "ana@example.com", "purpose": "hackathon",
+                "template": {"name": "hackathon", "version": 1}, "reason_code": "APPROVAL_REQUIRED",
+                "reason": "the template asks an approver for every request",
+                "at": "2026-11-18T12:00:00Z"}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_approval_request_goes_to_those_who_decide_not_to_the_requester() {
+        let accounts = Arc::new(FakeAccounts::default());
+        let mut team = Team::unconfigured(TeamName::parse("payments").unwrap());
+        team.notify.emails = vec!["leads@example.com".into()];
+        team.leases.approvers = vec!["Bob@example.com".into()];
+        locked(&accounts.teams).insert(team.name.clone(), team.clone());
+        let notifier = Arc::new(FakeNotifier::default());
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 18, 12, 0, 0).unwrap(),
+        ));
+        let settings = NotifySettings {
+            admin_emails: vec!["platform@example.com".into()],
+            topic: false,
+            email: true,
+        };
+        let n = Notifications::new(
+            accounts.clone(),
+            Arc::new(FakeMarkers::default()),
+            notifier.clone(),
+            clock,
+            settings,
+        );
+        let sent = n.notify(&approval_requested()).await.unwrap();
+        assert_eq!(
+            sent.sent,
+            ["email bob@example.com", "email platform@example.com"],
+            "the approver and the admins; not ana, nor the contacts"
+        );
+
+        // An approver known only by an IAM ARN cannot be emailed: the
+        // team's contacts hear of it instead.
+        team.leases.approvers = vec!["arn:aws:iam::123456789012:user/bob".into()];
+        locked(&accounts.teams).insert(team.name.clone(), team);
+        let mut again = approval_requested();
+        again.id = "e-3".into();
+        let sent = n.notify(&again).await.unwrap();
+        assert_eq!(
+            sent.sent,
+            ["email platform@example.com", "email leads@example.com"]
+        );
+        assert!(
+            locked(&notifier.sent)
+                .iter()
+                .all(|(_, subject)| subject.contains("Approval needed"))
+        );
     }
 }
