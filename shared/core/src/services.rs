@@ -62,6 +62,10 @@ pub struct Settings {
     pub access: Option<AccessSettings>,
     /// Who hears of what besides a team's own people.
     pub notify: NotifySettings,
+    /// How many days a request or an extension waits for an approver
+    /// before it is denied by `expiry` (`ApprovalExpiryDays`: 7 by default,
+    /// [`APPROVAL_EXPIRY_DAYS`](crate::leases::APPROVAL_EXPIRY_DAYS)).
+    pub approval_expiry_days: u32,
 }
 
 /// A service was asked of ports that do not have what it needs.
@@ -83,6 +87,9 @@ impl Ports {
         .with_owner_domains(self.settings.owner_domains.clone())
         .with_access(self.access_grants())
         .with_templates(self.store.clone())
+        .with_approval_expiry(chrono::Duration::days(i64::from(
+            self.settings.approval_expiry_days,
+        )))
     }
 
     /// Sign-in through Identity Center, or `not_configured` without it.

@@ -13,6 +13,7 @@ use purser_aws::{
 };
 use purser_core::access::{AccessSettings, PermissionSet};
 use purser_core::budgets::FreezeExemptions;
+use purser_core::leases::{APPROVAL_EXPIRY_DAYS, DEFAULT_APPROVAL_EXPIRY_DAYS};
 use purser_core::notify::NotifySettings;
 use purser_core::ports::{DeadLetterCount, IdentityCenter, Notifier, QueryEngine};
 use purser_core::{Handler, LakeSink, Ports, Settings, SystemClock, Unwired};
@@ -68,6 +69,7 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
     freeze_exemptions
         .validate()
         .map_err(|e| format!("BreakGlassRoles / ThrottleRoleName: {}", e.message))?;
+    let approval_expiry_days = approval_expiry_days(get("PURSER_APPROVAL_EXPIRY_DAYS"))?;
     Ok(Ports {
         store: Arc::new(DynamoStore::from_config(
             config,
@@ -101,6 +103,7 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
             freeze_exemptions,
             cur: get("PURSER_CUR").is_some_and(|v| v == "true"),
             owner_domains: list("PURSER_OWNER_DOMAINS"),
+            approval_expiry_days,
             access: access(vars),
             notify: NotifySettings {
                 admin_emails: list("PURSER_ADMIN_EMAILS"),
@@ -202,6 +205,27 @@ fn queries(
         )
         .with_timeout(Duration::from_secs(timeout)),
     )))
+}
+
+/// `PURSER_APPROVAL_EXPIRY_DAYS` (`ApprovalExpiryDays`): how many days a
+/// request or an extension waits for an approver; 7 when unset.
+fn approval_expiry_days(value: Option<String>) -> Result<u32, Error> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_APPROVAL_EXPIRY_DAYS);
+    };
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|days| APPROVAL_EXPIRY_DAYS.contains(days))
+        .ok_or_else(|| {
+            format!(
+                "PURSER_APPROVAL_EXPIRY_DAYS (ApprovalExpiryDays) must be a whole number of days from {} to {}, not {value:?}",
+                APPROVAL_EXPIRY_DAYS.start(),
+                APPROVAL_EXPIRY_DAYS.end()
+            )
+            .into()
+        })
 }
 
 fn required(vars: Variables, name: &str) -> Result<String, Error> {
@@ -309,6 +333,7 @@ mod tests {
             "purser-throttle"
         );
         assert!(!ports.settings.cur);
+        assert_eq!(ports.settings.approval_expiry_days, 7, "unset: 7 days");
         // Only the functions the template gives the lake have it.
         assert!(ports.lake.is_none() && ports.queries.is_none());
         let err = ports.recorder().err().unwrap().to_string();
@@ -395,6 +420,37 @@ mod tests {
             err.contains("PURSER_DEPLOYMENTS_STREAM is not set"),
             "{err}"
         );
+        for (days, expected) in [
+            ("1", Some(1)),
+            ("30", Some(30)),
+            (" 90 ", Some(90)),
+            ("0", None),
+            ("91", None),
+            ("-1", None),
+            ("7.5", None),
+            ("a week", None),
+        ] {
+            let got = ports(&[
+                ("PURSER_TABLE", "t"),
+                ("PURSER_BUS", "b"),
+                ("PURSER_APPROVAL_EXPIRY_DAYS", days),
+            ]);
+            match (got, expected) {
+                (Ok(ports), Some(expected)) => {
+                    assert_eq!(ports.settings.approval_expiry_days, expected, "{days}");
+                }
+                (Err(err), None) => {
+                    let err = err.to_string();
+                    assert!(
+                        err.contains("PURSER_APPROVAL_EXPIRY_DAYS (ApprovalExpiryDays)")
+                            && err.contains("from 1 to 90")
+                            && err.contains(&format!("{days:?}")),
+                        "{err}"
+                    );
+                }
+                (got, _) => panic!("{days}: {:?}", got.map(|p| p.settings.approval_expiry_days)),
+            }
+        }
     }
 
     #[test]

@@ -257,6 +257,7 @@ pub async fn start(
             cur: true,
             // Any owner address locally.
             owner_domains: Vec::new(),
+            approval_expiry_days: purser_core::leases::DEFAULT_APPROVAL_EXPIRY_DAYS,
             access: Some(local_access()),
             notify: purser_core::notify::NotifySettings {
                 // The local platform admin's address (as `AdminEmails`).

@@ -13,6 +13,15 @@ use crate::validation::{ValidationError, invalid};
 /// At most this many rules an `auto` policy has.
 pub const MAX_RULES: usize = 10;
 
+/// How many days a request or an extension waits for an approver, unless
+/// the deployment says otherwise (`ApprovalExpiryDays`).
+pub const DEFAULT_APPROVAL_EXPIRY_DAYS: u32 = 7;
+
+/// The days the approval expiry may be: at least a day, so nobody is denied
+/// before an approver could look; at most 90, so a forgotten request does
+/// not hold a place in the team's quota for a season.
+pub const APPROVAL_EXPIRY_DAYS: std::ops::RangeInclusive<u32> = 1..=90;
+
 /// How requests made from a template are approved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
