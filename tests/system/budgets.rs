@@ -649,6 +649,7 @@ async fn one_sweep_freezes_every_over_budget_team_of_ten_thousand_accounts() {
                 lease_days: None,
                 decision: None,
                 pending_extension: None,
+                frozen_by: Vec::new(),
             };
             ports
                 .store
@@ -743,4 +744,150 @@ async fn one_sweep_freezes_every_over_budget_team_of_ten_thousand_accounts() {
         "every account of every over-budget team, none other"
     );
     assert_eq!(local.archived("BudgetEvaluationDue").len(), TEAMS);
+}
+
+/// Per-account budgets (issue 14): two accounts of team payments from
+/// template `hackathon` (a $5 budget for the lease, freeze at 100 %); one
+/// runs past it and is frozen alone, the other keeps working, the team's
+/// own budget is untouched, and the crossings name the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_account_over_its_templates_budget_is_frozen_while_its_team_mate_keeps_working() {
+    let local = start().await;
+    let (status, team) = local
+        .call(
+            "PUT",
+            "/teams/payments",
+            Some(json!({"members": [DEV], "quota": 5})),
+        )
+        .await;
+    assert_eq!(status, 200, "{team}");
+    let (status, template) = local
+        .call(
+            "PUT",
+            "/templates/hackathon",
+            Some(
+                json!({"description": "two days to try things", "default_lease_days": 2,
+                "max_lease_days": 7, "approval": "never",
+                "budget": {"amount": "5.00", "currency": "USD", "thresholds": [50, 100],
+                    "actions": {"50": ["notify"], "100": ["notify", "freeze"]}}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{template}");
+    let (status, budget) = local
+        .call(
+            "PUT",
+            "/teams/payments/budget",
+            Some(json!({"amount": "1000", "thresholds": [50, 100]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{budget}");
+
+    let mut accounts = Vec::new();
+    for purpose in ["hack one", "hack two"] {
+        let (status, body) = local
+            .call(
+                "POST",
+                "/accounts",
+                Some(json!({"team": "payments", "owner": "ana@example.com",
+                    "purpose": purpose, "template": "hackathon"})),
+            )
+            .await;
+        assert!(
+            status == 201 || status == 202 || status == 200,
+            "{status} {body}"
+        );
+        accounts.push(body["id"].as_str().unwrap().to_string());
+    }
+    let state = async |l: &crate::common::local::Local, id: &str| -> Value {
+        l.call("GET", &format!("/accounts/{id}"), None).await.1
+    };
+    let mut ids = Vec::new();
+    for id in &accounts {
+        local
+            .until("the account is ready", async |l| {
+                state(l, id).await["state"] == "ready"
+            })
+            .await;
+        ids.push(
+            state(&local, id).await["account_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let (runaway, mate) = (&ids[0], &ids[1]);
+
+    local.report(runaway, "runaway", "a1", 50).await; // 6.00 of its 5.00
+    local
+        .until("the runaway account is frozen", async |l| {
+            state(l, &accounts[0]).await["state"] == "frozen"
+        })
+        .await;
+    local.report(mate, "worker", "b1", 2).await; // 0.24
+    local
+        .until("the team-mate's spend is counted", async |l| {
+            let (_, view) = l.call("GET", "/teams/payments/budget", None).await;
+            view["accounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a["account_id"] == mate.as_str() && a["spend"] != "0")
+        })
+        .await;
+    local.settle().await;
+    assert_eq!(
+        state(&local, &accounts[1]).await["state"],
+        "ready",
+        "its team-mate keeps working"
+    );
+
+    let crossings = local.archived("BudgetThresholdCrossed");
+    let thresholds: Vec<u64> = crossings
+        .iter()
+        .map(|d| d["threshold"].as_u64().unwrap())
+        .collect();
+    assert_eq!(thresholds, [50, 100], "each once: {crossings:?}");
+    for crossed in &crossings {
+        assert_eq!(crossed["scope"], "account");
+        assert_eq!(crossed["account_id"], runaway.as_str());
+        assert_eq!(crossed["request_id"], accounts[0].as_str());
+        assert_eq!(
+            crossed["template"],
+            json!({"name": "hackathon", "version": 1})
+        );
+        assert_eq!(crossed["period"], "lease");
+    }
+    let frozen = local.archived("AccountFrozen");
+    assert_eq!(frozen.len(), 1, "{frozen:?}");
+    assert_eq!(frozen[0]["account_id"], runaway.as_str());
+
+    let org = local.running.organization();
+    let policies = |id: &str| {
+        let id = id.to_string();
+        async move {
+            purser_core::Organization::policies_of(org, &id)
+                .await
+                .unwrap()
+        }
+    };
+    let (runaway_policies, mate_policies) = (policies(runaway).await, policies(mate).await);
+    assert!(
+        runaway_policies.len() > mate_policies.len(),
+        "the freeze SCP on the runaway only: {runaway_policies:?} vs {mate_policies:?}"
+    );
+
+    // The team's budget is untouched; the view shows each account's own.
+    let (_, view) = local.call("GET", "/teams/payments/budget", None).await;
+    assert_eq!(view["crossed_thresholds"], json!([]), "{view}");
+    assert_eq!(view["frozen"], false, "the team's budget froze nothing");
+    let listed = view["accounts"].as_array().unwrap();
+    let of = |id: &str| listed.iter().find(|a| a["account_id"] == id).unwrap();
+    assert_eq!(of(runaway)["amount"], "5");
+    assert_eq!(of(runaway)["crossed_thresholds"], json!([50, 100]));
+    assert_eq!(of(runaway)["frozen"], true);
+    assert_eq!(of(runaway)["frozen_by"], json!(["account"]));
+    assert!(amount(&of(runaway)["spend"]) > 5.0);
+    assert_eq!(of(mate)["frozen"], false);
+    assert_eq!(of(mate)["crossed_thresholds"], json!([]));
 }

@@ -1327,14 +1327,21 @@ fn thresholds_crossed(budget: &Budget, spend: Decimal, now: DateTime<Utc>) -> Ve
         .into_iter()
         .map(|t| {
             let actions = budget.actions.get(&t).cloned().unwrap_or_default();
-            json!({"version": 1, "team": team, "period": spend.period, "threshold": t,
-                "amount": budget.amount.normalize().to_string(),
+            json!({"version": 1, "scope": "team", "team": team, "period": spend.period,
+                "threshold": t, "amount": budget.amount.normalize().to_string(),
                 "spend": spend.spend.round_dp(6).normalize().to_string(),
                 "forecast": spend.forecast.round_dp(6).normalize().to_string(),
                 "currency": budget.currency, "mode": budget.mode, "actions": actions,
                 "revision": budget.revision, "at": rfc3339(now)})
         })
         .collect()
+}
+
+/// The fields of `BudgetThresholdCrossed` only an account's own budget sets.
+fn account_only() -> BTreeSet<String> {
+    ["account_id", "request_id", "template", "lease_start"]
+        .map(String::from)
+        .into()
 }
 
 /// Budgets as admins set them: defaults, every option, the extremes.
@@ -1425,8 +1432,8 @@ fn budget_events_as_budgets_rs_builds_them_validate() {
                     assert_valid(&name, &crossed, &detail);
                     assert_eq!(
                         keys(&detail),
-                        crossed_fields,
-                        "the properties of BudgetThresholdCrossed are the fields budgets/service.rs sets"
+                        &crossed_fields - &account_only(),
+                        "the properties of BudgetThresholdCrossed are the fields budgets/service.rs sets for a team"
                     );
                     modes.insert(detail["mode"].as_str().unwrap().to_string());
                     actions.extend(strings(&detail["actions"]));
@@ -1436,6 +1443,49 @@ fn budget_events_as_budgets_rs_builds_them_validate() {
         }
     }
     assert!(crossings > 20, "only {crossings} crossings were checked");
+    // An account's own budget (its template's), as budgets/lease.rs
+    // builds its crossings: every field, and the account's.
+    let mut account_crossings = 0;
+    for (template, version) in [
+        (json!({"amount": "50.00"}), 1),
+        (
+            json!({"amount": "0.000001", "thresholds": [1, 1000],
+                "actions": {"1": [], "1000": ["notify", "freeze", "throttle-lambdas"]}}),
+            7,
+        ),
+    ] {
+        let budget = purser_core::leases::AccountBudget::from_json(&template, now()).unwrap();
+        for lease_days in [None, Some(2)] {
+            let mut account = ready(lease_days);
+            account.template = Some(purser_core::leases::TemplateRef {
+                name: purser_core::leases::TemplateName::parse("hackathon").unwrap(),
+                version,
+            });
+            for nanos in SPENDS_NANOS {
+                for later in [Duration::minutes(1), Duration::days(5)] {
+                    let at = account.created_at + later;
+                    let standing = budgets::AccountStanding::of(
+                        account.clone(),
+                        account.template.clone().unwrap(),
+                        &budget,
+                        from_nanos(nanos),
+                        at,
+                    );
+                    for t in standing.crossed() {
+                        let detail = standing.crossed_detail(t, at);
+                        assert_valid(budgets::BUDGET_THRESHOLD_CROSSED, &crossed, &detail);
+                        assert_eq!(keys(&detail), crossed_fields, "an account's sets them all");
+                        assert_eq!(detail["scope"], "account");
+                        account_crossings += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        account_crossings > 10,
+        "only {account_crossings} were checked"
+    );
     assert_eq!(
         modes,
         BTreeSet::from(["actual", "forecast"].map(String::from))
@@ -1596,6 +1646,44 @@ fn broken_budget_details_fail_validation() {
             &crossed,
             &bad,
             &format!("{pointer} = {value}"),
+        );
+    }
+    // A team's crossing names no account, and an account's names it.
+    for field in account_only() {
+        let value = if field == "template" {
+            json!({"name": "hackathon", "version": 1})
+        } else {
+            json!("x")
+        };
+        assert_invalid(
+            budgets::BUDGET_THRESHOLD_CROSSED,
+            &crossed,
+            &set(&good, &format!("/{field}"), Some(value)),
+            &format!("a team's crossing with {field}"),
+        );
+    }
+    let account = examples(budgets::BUDGET_THRESHOLD_CROSSED)
+        .into_iter()
+        .find(|e| e["scope"] == "account")
+        .expect("an example of an account's crossing");
+    for field in account_only() {
+        assert_invalid(
+            budgets::BUDGET_THRESHOLD_CROSSED,
+            &crossed,
+            &set(&account, &format!("/{field}"), None),
+            &format!("an account's crossing without {field}"),
+        );
+    }
+    for (pointer, value) in [
+        ("/period", json!("2026-05")),
+        ("/mode", json!("forecast")),
+        ("/account_id", json!("2353115318")),
+    ] {
+        assert_invalid(
+            budgets::BUDGET_THRESHOLD_CROSSED,
+            &crossed,
+            &set(&account, pointer, Some(value.clone())),
+            &format!("an account's crossing with {pointer} = {value}"),
         );
     }
     // No budget action is required, and none is missing from the enum.
@@ -2056,7 +2144,7 @@ fn ordered_schema(name: &str) -> Json {
 
 /// The keywords the catalog renders: any other in a schema fails the test,
 /// so that the catalog never leaves a rule out.
-const SCHEMA_KEYWORDS: [&str; 13] = [
+const SCHEMA_KEYWORDS: [&str; 14] = [
     "$schema",
     "$id",
     "title",
@@ -2069,6 +2157,7 @@ const SCHEMA_KEYWORDS: [&str; 13] = [
     "properties",
     "required",
     "additionalProperties",
+    "allOf",
     "examples",
 ];
 const FIELD_KEYWORDS: [&str; 17] = [
@@ -2271,6 +2360,15 @@ fn catalog_section(name: &str, schema: &Json, out: &mut String) {
     field_rows(schema, "", name, &mut rows);
     for row in rows {
         writeln!(out, "{row}").unwrap();
+    }
+    if let Some(all_of) = schema.get("allOf") {
+        let mut json = String::new();
+        all_of.write(Some(2), 0, &mut json);
+        writeln!(
+            out,
+            "\nWhich fields go together (JSON Schema `allOf`):\n\n```json\n{json}\n```"
+        )
+        .unwrap();
     }
     let examples = schema.get("examples").map(Json::items).unwrap_or_default();
     let label = if examples.len() == 1 {

@@ -617,6 +617,7 @@ mod tests {
             lease_days: Some(7),
             decision: None,
             pending_extension: None,
+            frozen_by: Vec::new(),
         }
     }
 

@@ -162,6 +162,32 @@ pub struct Account {
     /// An extension beyond the template's maximum, waiting for an approver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_extension: Option<crate::leases::PendingExtension>,
+    /// Why a frozen account is frozen: its team's budget, its own (its
+    /// template's per-account budget), or both; each budget lifts only its
+    /// own cause, and the account is unfrozen when none is left. Empty on
+    /// an account that is not frozen, and on one frozen before per-account
+    /// budgets (which only a team's budget froze: read as `[team]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frozen_by: Vec<FreezeCause>,
+}
+
+/// What froze an account (see `Account::frozen_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FreezeCause {
+    /// The team's budget demands a freeze of every account of the team.
+    Team,
+    /// The account's own budget (its template version's) demands it.
+    Account,
+}
+
+impl FreezeCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Team => "team",
+            Self::Account => "account",
+        }
+    }
 }
 
 /// How many moments an account's timeline keeps.
@@ -221,6 +247,7 @@ impl Account {
             lease_days: input.lease_days,
             decision: None,
             pending_extension: None,
+            frozen_by: Vec::new(),
             id,
         })
     }
@@ -245,6 +272,22 @@ impl Account {
             version: self.version.saturating_add(1),
             ..self.clone()
         }
+    }
+
+    /// Why the account stands frozen, in order (empty unless frozen): what
+    /// `frozen_by` records, and a team's freeze for an account frozen
+    /// before causes were recorded.
+    pub fn freeze_causes(&self) -> Vec<FreezeCause> {
+        if self.state != AccountState::Frozen {
+            return Vec::new();
+        }
+        let mut causes = self.frozen_by.clone();
+        if causes.is_empty() {
+            causes.push(FreezeCause::Team);
+        }
+        causes.sort_unstable();
+        causes.dedup();
+        causes
     }
 
     /// The stored revision a write of this account applies over (`None`

@@ -10,6 +10,7 @@
 //! from the event that triggered the evaluation, so updates may arrive in
 //! any order, or twice, and the outcome is the same.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -17,10 +18,11 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::access::AccessGrants;
+use crate::accounts::{Account, AccountState, FreezeCause, rfc3339};
 use crate::accounts::{AccountError, Caller};
-use crate::accounts::{AccountState, rfc3339};
 use crate::accounts::{Team, TeamName};
 use crate::budgets::LambdaThrottle;
+use crate::budgets::{AccountStanding, TEAM_SCOPE};
 use crate::budgets::{Budget, BudgetAction, forecast, period_of};
 use crate::events::Announcement;
 use crate::events::EventEntry;
@@ -31,7 +33,7 @@ use crate::events::catalog::ACCESS_CHANGED;
 use crate::events::catalog::AccountEvent;
 use crate::ports::{
     AccountStore, BudgetStore, Clock, EventBus, Marker, Markers, SettlementStore, SpendCounters,
-    Store, StoreError, Transitioned,
+    Store, StoreError, TemplateStore, Transitioned,
 };
 use crate::ports::{LambdasError, MemberLambdas};
 use crate::ports::{MAX_POLICIES_PER_TARGET, MAX_POLICY_CHARS, Organization, OrganizationError};
@@ -215,6 +217,7 @@ pub struct Budgets {
     budgets: Arc<dyn BudgetStore>,
     counters: Arc<dyn SpendCounters>,
     settlements: Arc<dyn SettlementStore>,
+    templates: Arc<dyn TemplateStore>,
     markers: Arc<dyn Markers>,
     organization: Arc<dyn Organization>,
     bus: Arc<dyn EventBus>,
@@ -259,6 +262,7 @@ impl Budgets {
             budgets: store.clone(),
             counters: store.clone(),
             settlements: store.clone(),
+            templates: store.clone(),
             markers: store,
             organization,
             bus,
@@ -339,16 +343,52 @@ impl Budgets {
                 caller.principal
             )));
         }
-        let frozen = !self
+        // `frozen`: an account the team's budget froze; the accounts' own
+        // budgets, and what they froze, are each account's in `accounts`.
+        let frozen = self
             .accounts
             .team_accounts_in(name, &[AccountState::Frozen])
             .await?
-            .is_empty();
-        self.standing(name, frozen).await?.ok_or_else(|| {
-            BudgetError::NotFound(format!(
+            .iter()
+            .any(|a| a.freeze_causes().contains(&FreezeCause::Team));
+        let accounts = self.account_views(name).await?;
+        match self.standing(name, frozen).await? {
+            Some(mut view) => {
+                view["accounts"] = json!(accounts);
+                Ok(view)
+            }
+            // No team budget, but accounts with their own.
+            None if !accounts.is_empty() => Ok(json!({"team": name, "accounts": accounts})),
+            None => Err(BudgetError::NotFound(format!(
                 "team {name} has no budget; set one with PUT /teams/{name}/budget"
-            ))
-        })
+            ))),
+        }
+    }
+
+    /// The team's ready and frozen accounts that have a budget of their
+    /// own, each with its lease's spend, the thresholds announced this
+    /// lease and whether (and why) it is frozen.
+    async fn account_views(&self, team: &TeamName) -> Result<Vec<Value>, BudgetError> {
+        let now = self.clock.now();
+        let accounts = self
+            .accounts
+            .team_accounts_in(team, &[AccountState::Ready, AccountState::Frozen])
+            .await?;
+        let mut views = Vec::new();
+        for standing in self.account_standings(team, &accounts, now).await? {
+            let mut crossed = Vec::new();
+            for t in &standing.budget.thresholds {
+                if self
+                    .markers
+                    .is_claimed(&standing.threshold_key(*t), now)
+                    .await?
+                {
+                    crossed.push(*t);
+                }
+            }
+            views.push(standing.to_view(&crossed));
+        }
+        Ok(views)
     }
 
     /// `GET /teams`: every team the caller may see (all for an admin), each
@@ -357,13 +397,15 @@ impl Budgets {
     /// `ok`, or `no_budget`. Read from the store and counters, never the
     /// lake, so it stays fast however much the lake holds.
     pub async fn overview(&self, caller: &Caller) -> Result<Vec<Value>, BudgetError> {
-        // Which teams have a frozen account, in one read for them all:
+        // Which teams have an account their budget froze (not one only its
+        // own budget did), in one read for them all:
         // reading each team's accounts would grow with every team's size.
         let frozen: std::collections::BTreeSet<TeamName> = self
             .accounts
             .accounts_in_state(AccountState::Frozen)
             .await?
             .into_iter()
+            .filter(|a| a.freeze_causes().contains(&FreezeCause::Team))
             .map(|a| a.team)
             .collect();
         let mut teams = Vec::new();
@@ -458,48 +500,158 @@ impl Budgets {
     }
 
     async fn evaluate_alone(&self, team: &TeamName) -> Result<(), BudgetError> {
-        let Some(budget) = self.budgets.budget(team).await? else {
-            return Ok(());
-        };
+        let budget = self.budgets.budget(team).await?;
         let now = self.clock.now();
-        let spend = self.spend(team, now).await?;
-        let measure = budget.measure(spend.spend, spend.forecast);
-        for t in budget.crossed(measure) {
-            let key = threshold_key(&budget, &spend.period, t);
-            let actions = budget.actions.get(&t).cloned().unwrap_or_default();
-            let detail = json!({"version": 1, "team": team, "period": spend.period, "threshold": t,
-                "amount": budget.amount.normalize().to_string(),
-                "spend": spend.spend.round_dp(6).normalize().to_string(),
-                "forecast": spend.forecast.round_dp(6).normalize().to_string(),
-                "currency": budget.currency, "mode": budget.mode, "actions": actions,
-                "revision": budget.revision, "at": rfc3339(now)});
-            let entry = EventEntry::purser(BUDGET_THRESHOLD_CROSSED, &detail);
-            if announce_once(
-                self.markers.as_ref(),
-                self.bus.as_ref(),
-                &key,
-                now,
-                now + Duration::days(62),
-                vec![entry],
-            )
-            .await?
-            {
-                tracing::warn!(team = %team, threshold = t, spend = %spend.spend, "budget threshold crossed");
+        // What the team's budget demands of every account of the team.
+        let (mut team_freeze, mut team_throttle) = (false, false);
+        if let Some(budget) = &budget {
+            let spend = self.spend(team, now).await?;
+            let measure = budget.measure(spend.spend, spend.forecast);
+            for t in budget.crossed(measure) {
+                let key = threshold_key(budget, &spend.period, t);
+                let actions = budget.actions.get(&t).cloned().unwrap_or_default();
+                let detail = json!({"version": 1, "scope": TEAM_SCOPE, "team": team,
+                    "period": spend.period, "threshold": t,
+                    "amount": budget.amount.normalize().to_string(),
+                    "spend": spend.spend.round_dp(6).normalize().to_string(),
+                    "forecast": spend.forecast.round_dp(6).normalize().to_string(),
+                    "currency": budget.currency, "mode": budget.mode, "actions": actions,
+                    "revision": budget.revision, "at": rfc3339(now)});
+                let entry = EventEntry::purser(BUDGET_THRESHOLD_CROSSED, &detail);
+                if announce_once(
+                    self.markers.as_ref(),
+                    self.bus.as_ref(),
+                    &key,
+                    now,
+                    now + Duration::days(62),
+                    vec![entry],
+                )
+                .await?
+                {
+                    tracing::warn!(team = %team, threshold = t, spend = %spend.spend, "budget threshold crossed");
+                }
+            }
+            team_freeze = budget.demands(measure, BudgetAction::Freeze);
+            team_throttle = budget.demands(measure, BudgetAction::ThrottleLambdas);
+        }
+        // Each account's own budget (its template version's), over its
+        // lease, in the same evaluation and under the same lease.
+        let accounts = self
+            .accounts
+            .team_accounts_in(team, &[AccountState::Ready, AccountState::Frozen])
+            .await?;
+        let own = self.account_standings(team, &accounts, now).await?;
+        if budget.is_none() && own.is_empty() {
+            return Ok(());
+        }
+        for standing in &own {
+            for t in standing.crossed() {
+                let entry =
+                    EventEntry::purser(BUDGET_THRESHOLD_CROSSED, &standing.crossed_detail(t, now));
+                if announce_once(
+                    self.markers.as_ref(),
+                    self.bus.as_ref(),
+                    &standing.threshold_key(t),
+                    now,
+                    standing.claim_until(now),
+                    vec![entry],
+                )
+                .await?
+                {
+                    tracing::warn!(team = %team, account_id = standing.account_id(),
+                        request_id = %standing.account.id, threshold = t, spend = %standing.spend,
+                        "account budget threshold crossed");
+                }
             }
         }
-        let froze = if budget.demands(measure, BudgetAction::Freeze) {
-            self.freeze(team).await
-        } else {
-            self.unfreeze(team).await
-        };
+        let own_freeze: BTreeMap<String, String> = own
+            .iter()
+            .filter(|s| s.demands(BudgetAction::Freeze))
+            .map(|s| (s.account.id.clone(), s.freeze_reason()))
+            .collect();
+        let own_throttle: BTreeSet<String> = own
+            .iter()
+            .filter(|s| s.demands(BudgetAction::ThrottleLambdas))
+            .map(|s| s.account.id.clone())
+            .collect();
+        let froze = self
+            .enforce_freeze(team, accounts, team_freeze, &own_freeze)
+            .await;
         // Throttled whether or not the freeze went through: it stops what
         // is already running, the freeze only what is new.
-        let throttled = if budget.demands(measure, BudgetAction::ThrottleLambdas) {
-            self.throttle.throttle_lambdas(team).await
-        } else {
-            self.throttle.restore_lambdas(team).await
-        };
+        let throttled = self
+            .throttle
+            .enforce(team, |account| {
+                if team_throttle {
+                    Some(TEAM_OVER)
+                } else if own_throttle.contains(&account.id) {
+                    Some(ACCOUNT_OVER)
+                } else {
+                    None
+                }
+            })
+            .await;
         froze.and(throttled)
+    }
+
+    /// The team's `accounts` that have a budget of their own (their
+    /// template version's), each weighed over its lease: every template
+    /// version is read once, the team's settlements once.
+    pub async fn account_standings(
+        &self,
+        team: &TeamName,
+        accounts: &[Account],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AccountStanding>, BudgetError> {
+        let mut budgets = BTreeMap::new();
+        let mut with_budget = Vec::new();
+        for account in accounts {
+            let (Some(template), Some(_)) = (&account.template, &account.account_id) else {
+                continue;
+            };
+            let key = (template.name.clone(), template.version);
+            if !budgets.contains_key(&key) {
+                let budget = self
+                    .templates
+                    .template_version(&template.name, template.version)
+                    .await?
+                    .and_then(|t| t.budget);
+                budgets.insert(key.clone(), budget);
+            }
+            if let Some(Some(budget)) = budgets.get(&key) {
+                with_budget.push((account, template.clone(), budget.clone()));
+            }
+        }
+        let today = now.date_naive();
+        let Some(from) = with_budget
+            .iter()
+            .map(|(a, _, _)| a.created_at.date_naive())
+            .min()
+        else {
+            return Ok(Vec::new());
+        };
+        let settled =
+            crate::spend::settlements(self.settlements.as_ref(), team, from.min(today), today)
+                .await?;
+        let mut standings = Vec::with_capacity(with_budget.len());
+        for (account, template, budget) in with_budget {
+            let nanos = crate::spend::account_spend(
+                self.counters.as_ref(),
+                &settled,
+                account.account_id.as_deref().unwrap_or_default(),
+                account.created_at.date_naive(),
+                today,
+            )
+            .await?;
+            standings.push(AccountStanding::of(
+                account.clone(),
+                template,
+                &budget,
+                crate::spend::from_nanos(nanos),
+                now,
+            ));
+        }
+        Ok(standings)
     }
 
     /// The hourly sweep (the start of a period, and a safety net): one
@@ -536,83 +688,158 @@ impl Budgets {
             .await?)
     }
 
-    async fn freeze(&self, team: &TeamName) -> Result<(), BudgetError> {
-        let mut ready = Vec::new();
-        for account in self
-            .accounts
-            .team_accounts_in(team, &[AccountState::Ready, AccountState::Frozen])
-            .await?
-        {
+    /// Brings each of the team's ready and frozen `accounts` to what the
+    /// budgets demand of it: frozen while the team's budget demands a
+    /// freeze (`team_freeze`) or its own does (`own`, by request id, with
+    /// the reason), each cause recorded on the account (`frozen_by`), so
+    /// one budget back within bounds lifts its own cause only, and the
+    /// account is unfrozen when no cause is left.
+    async fn enforce_freeze(
+        &self,
+        team: &TeamName,
+        accounts: Vec<Account>,
+        team_freeze: bool,
+        own: &BTreeMap<String, String>,
+    ) -> Result<(), BudgetError> {
+        let mut changes = Vec::new();
+        for account in accounts {
             // What an evaluation whose announcement failed changed (frozen,
             // unfrozen) is announced by this retry, before anything else.
             let account =
                 announce_pending(self.accounts.as_ref(), self.bus.as_ref(), account).await?;
-            if account.state == AccountState::Ready {
-                ready.push(account);
+            let mut want = Vec::new();
+            if team_freeze {
+                want.push(FreezeCause::Team);
+            }
+            if own.contains_key(&account.id) {
+                want.push(FreezeCause::Account);
+            }
+            if account.freeze_causes() != want {
+                changes.push((account, want));
             }
         }
-        if ready.is_empty() {
+        let moves = changes
+            .iter()
+            .any(|(a, want)| a.state == AccountState::Ready || want.is_empty());
+        if changes.is_empty() {
             return Ok(());
         }
-        let policy = self.freeze_policy().await?;
-        for account in ready {
-            let account_id = account.account_id.clone().unwrap_or_default();
-            let attached = self.organization.policies_of(&account_id).await?;
-            let refused = if attached.contains(&policy) {
-                None
-            } else if attached.len() >= MAX_POLICIES_PER_TARGET {
-                Some(format!(
-                    "account {account_id} already has {} SCPs attached, the most AWS allows; detach one so Purser can freeze it",
-                    attached.len()
-                ))
-            } else {
-                match self.organization.attach_policy(&policy, &account_id).await {
-                    Ok(()) => None,
-                    Err(OrganizationError::Constraint { reason, message }) => Some(format!(
-                        "AWS refused to attach the freeze policy: {reason}: {message}"
-                    )),
-                    Err(e) => return Err(e.into()),
+        let policy = if moves {
+            Some(self.freeze_policy().await?)
+        } else {
+            None
+        };
+        for (account, want) in changes {
+            match (&policy, account.state, want.is_empty()) {
+                (Some(policy), AccountState::Ready, false) => {
+                    let why = match want[0] {
+                        FreezeCause::Team => TEAM_OVER.to_string(),
+                        FreezeCause::Account => own
+                            .get(&account.id)
+                            .cloned()
+                            .unwrap_or_else(|| ACCOUNT_OVER.to_string()),
+                    };
+                    self.freeze(team, account, want, policy, &why).await?;
                 }
-            };
-            let now = self.clock.now();
-            if let Some(reason) = refused {
-                tracing::error!(team = %team, account_id, %reason, "could not freeze an account");
-                let key = Marker::FreezeFailed {
-                    request_id: account.id.clone(),
-                    day: now.date_naive(),
-                };
-                let entry = AccountEvent::of(&account, now)
-                    .because("POLICY_LIMIT", &reason)
-                    .entry(ACCOUNT_FREEZE_FAILED);
-                announce_once(
-                    self.markers.as_ref(),
-                    self.bus.as_ref(),
-                    &key,
-                    now,
-                    now + Duration::days(2),
-                    vec![entry],
-                )
-                .await?;
-                continue;
+                (Some(policy), AccountState::Frozen, true) => {
+                    self.unfreeze(team, account, policy).await?;
+                }
+                _ => self.record_causes(team, account, want).await?,
             }
-            let mut next = account.next_revision();
-            next.state = AccountState::Frozen;
-            next.updated_at = now;
-            let (code, why) = ("BUDGET_EXCEEDED", "the team is over its budget");
-            let events = self
-                .with_access_swapped(&mut next, true, ACCOUNT_FROZEN, code, why)
-                .await?;
-            let (outcome, _) = transition_announcing(
-                self.accounts.as_ref(),
+        }
+        Ok(())
+    }
+
+    async fn freeze(
+        &self,
+        team: &TeamName,
+        account: Account,
+        causes: Vec<FreezeCause>,
+        policy: &str,
+        why: &str,
+    ) -> Result<(), BudgetError> {
+        let account_id = account.account_id.clone().unwrap_or_default();
+        let attached = self.organization.policies_of(&account_id).await?;
+        let refused = if attached.iter().any(|p| p == policy) {
+            None
+        } else if attached.len() >= MAX_POLICIES_PER_TARGET {
+            Some(format!(
+                "account {account_id} already has {} SCPs attached, the most AWS allows; detach one so Purser can freeze it",
+                attached.len()
+            ))
+        } else {
+            match self.organization.attach_policy(policy, &account_id).await {
+                Ok(()) => None,
+                Err(OrganizationError::Constraint { reason, message }) => Some(format!(
+                    "AWS refused to attach the freeze policy: {reason}: {message}"
+                )),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let now = self.clock.now();
+        if let Some(reason) = refused {
+            tracing::error!(team = %team, account_id, %reason, "could not freeze an account");
+            let key = Marker::FreezeFailed {
+                request_id: account.id.clone(),
+                day: now.date_naive(),
+            };
+            let entry = AccountEvent::of(&account, now)
+                .because("POLICY_LIMIT", &reason)
+                .entry(ACCOUNT_FREEZE_FAILED);
+            announce_once(
+                self.markers.as_ref(),
                 self.bus.as_ref(),
-                AccountState::Ready,
-                next,
-                events,
+                &key,
+                now,
+                now + Duration::days(2),
+                vec![entry],
             )
             .await?;
-            if outcome == Transitioned::Applied {
-                tracing::warn!(team = %team, account_id, request_id = %account.id, "account frozen");
-            }
+            return Ok(());
+        }
+        let mut next = account.next_revision();
+        next.state = AccountState::Frozen;
+        next.frozen_by = causes;
+        next.updated_at = now;
+        let events = self
+            .with_access_swapped(&mut next, true, ACCOUNT_FROZEN, "BUDGET_EXCEEDED", why)
+            .await?;
+        let (outcome, _) = transition_announcing(
+            self.accounts.as_ref(),
+            self.bus.as_ref(),
+            AccountState::Ready,
+            next,
+            events,
+        )
+        .await?;
+        if outcome == Transitioned::Applied {
+            tracing::warn!(team = %team, account_id, request_id = %account.id, %why, "account frozen");
+        }
+        Ok(())
+    }
+
+    /// Records why a frozen account stays frozen when one budget lifted
+    /// its cause and another still demands the freeze (or a second budget
+    /// came to demand it too): no SCP changes, nothing to announce.
+    async fn record_causes(
+        &self,
+        team: &TeamName,
+        account: Account,
+        causes: Vec<FreezeCause>,
+    ) -> Result<(), BudgetError> {
+        let mut next = account.next_revision();
+        next.frozen_by = causes;
+        next.updated_at = self.clock.now();
+        // A stale write means another change came first: the next
+        // evaluation weighs the account as it then stands.
+        if self
+            .accounts
+            .transition(AccountState::Frozen, &next)
+            .await?
+            == Transitioned::Applied
+        {
+            tracing::info!(team = %team, request_id = %account.id, frozen_by = ?next.frozen_by,
+                "account stays frozen");
         }
         Ok(())
     }
@@ -651,51 +878,46 @@ impl Budgets {
         Ok(events)
     }
 
-    async fn unfreeze(&self, team: &TeamName) -> Result<(), BudgetError> {
-        let mut frozen = Vec::new();
-        for account in self
-            .accounts
-            .team_accounts_in(team, &[AccountState::Frozen, AccountState::Ready])
-            .await?
-        {
-            let account =
-                announce_pending(self.accounts.as_ref(), self.bus.as_ref(), account).await?;
-            if account.state == AccountState::Frozen {
-                frozen.push(account);
-            }
-        }
-        if frozen.is_empty() {
-            return Ok(());
-        }
-        let policy = self.freeze_policy().await?;
-        for account in frozen {
-            let account_id = account.account_id.clone().unwrap_or_default();
-            self.organization
-                .detach_policy(&policy, &account_id)
-                .await?;
-            let now = self.clock.now();
-            let mut next = account.next_revision();
-            next.state = AccountState::Ready;
-            next.updated_at = now;
-            let (code, why) = ("BUDGET_RESTORED", "the team is back within its budget");
-            let events = self
-                .with_access_swapped(&mut next, false, ACCOUNT_UNFROZEN, code, why)
-                .await?;
-            let (outcome, _) = transition_announcing(
-                self.accounts.as_ref(),
-                self.bus.as_ref(),
-                AccountState::Frozen,
-                next,
-                events,
-            )
+    async fn unfreeze(
+        &self,
+        team: &TeamName,
+        account: Account,
+        policy: &str,
+    ) -> Result<(), BudgetError> {
+        let account_id = account.account_id.clone().unwrap_or_default();
+        self.organization.detach_policy(policy, &account_id).await?;
+        let now = self.clock.now();
+        let why = match account.freeze_causes().as_slice() {
+            [FreezeCause::Account] => "the account is back within its own budget",
+            [FreezeCause::Team] => "the team is back within its budget",
+            _ => "the team and the account are back within their budgets",
+        };
+        let mut next = account.next_revision();
+        next.state = AccountState::Ready;
+        next.frozen_by = Vec::new();
+        next.updated_at = now;
+        let events = self
+            .with_access_swapped(&mut next, false, ACCOUNT_UNFROZEN, "BUDGET_RESTORED", why)
             .await?;
-            if outcome == Transitioned::Applied {
-                tracing::info!(team = %team, account_id, request_id = %account.id, "account unfrozen");
-            }
+        let (outcome, _) = transition_announcing(
+            self.accounts.as_ref(),
+            self.bus.as_ref(),
+            AccountState::Frozen,
+            next,
+            events,
+        )
+        .await?;
+        if outcome == Transitioned::Applied {
+            tracing::info!(team = %team, account_id, request_id = %account.id, "account unfrozen");
         }
         Ok(())
     }
 }
+
+/// Why the team's budget freezes or throttles its accounts.
+const TEAM_OVER: &str = "the team is over its budget";
+/// Why an account's own budget throttles it.
+const ACCOUNT_OVER: &str = "the account is over its own budget";
 
 fn threshold_key(budget: &Budget, period: &str, t: u32) -> Marker {
     Marker::ThresholdCrossed {

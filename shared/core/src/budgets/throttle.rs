@@ -244,15 +244,28 @@ impl LambdaThrottle {
     }
 
     /// Sets reserved concurrency 0 on every function of the team's ready
-    /// and frozen accounts, remembering what each had.
-    pub(crate) async fn throttle_lambdas(&self, team: &TeamName) -> Result<(), BudgetError> {
+    /// and frozen accounts whose throttle `demanded` gives a reason for
+    /// (the team's budget, or the account's own), remembering what each
+    /// had, and gives every other account's functions back what they had.
+    pub(crate) async fn enforce(
+        &self,
+        team: &TeamName,
+        demanded: impl Fn(&Account) -> Option<&'static str>,
+    ) -> Result<(), BudgetError> {
         for account in self.throttle_accounts(team).await? {
-            skip_refused(team, "throttle", self.throttle_account(&account).await)?;
+            match demanded(&account) {
+                Some(reason) => skip_refused(
+                    team,
+                    "throttle",
+                    self.throttle_account(&account, reason).await,
+                )?,
+                None => skip_refused(team, "restore", self.restore_account(&account).await)?,
+            }
         }
         Ok(())
     }
 
-    async fn throttle_account(&self, account: &Account) -> Result<(), BudgetError> {
+    async fn throttle_account(&self, account: &Account, reason: &str) -> Result<(), BudgetError> {
         let account_id = account.account_id.clone().unwrap_or_default();
         let now = self.clock.now();
         let until = now + Duration::days(MEMORY_DAYS);
@@ -323,10 +336,9 @@ impl LambdaThrottle {
                 .markers
                 .remember(&episode_announced, "1", now, until)
                 .await?;
-            let entry = EventEntry::purser(
-                LAMBDAS_THROTTLED,
-                &throttled_detail(account, &throttled, now),
-            );
+            let mut detail = throttled_detail(account, &throttled, now);
+            detail["reason"] = json!(reason);
+            let entry = EventEntry::purser(LAMBDAS_THROTTLED, &detail);
             if let Err(e) = self.bus.put(vec![entry]).await {
                 self.markers.forget(&announced).await?;
                 if first {
@@ -347,15 +359,8 @@ impl LambdaThrottle {
         Ok(())
     }
 
-    /// Gives every throttled function of the team's accounts back the
-    /// reserved concurrency it had (or none).
-    pub(crate) async fn restore_lambdas(&self, team: &TeamName) -> Result<(), BudgetError> {
-        for account in self.throttle_accounts(team).await? {
-            skip_refused(team, "restore", self.restore_account(&account).await)?;
-        }
-        Ok(())
-    }
-
+    /// Gives every throttled function of the account back the reserved
+    /// concurrency it had (or none).
     async fn restore_account(&self, account: &Account) -> Result<(), BudgetError> {
         let account_id = account.account_id.clone().unwrap_or_default();
         let now = self.clock.now();

@@ -34,6 +34,13 @@ pub enum Marker {
         revision: u64,
         percent: u32,
     },
+    /// An account's own budget threshold (its template's per-account
+    /// budget) announced for its lease, which starts at `lease_start`.
+    AccountThresholdCrossed {
+        account_id: String,
+        lease_start: DateTime<Utc>,
+        percent: u32,
+    },
     /// The lease of the one evaluation of a team's budget that runs.
     Evaluating { team: String },
     /// `AccountFreezeFailed` announced for an account request on a day.
@@ -93,6 +100,15 @@ impl fmt::Display for Marker {
                 revision,
                 percent,
             } => write!(f, "threshold#{team}#{period}#{revision}#{percent}"),
+            Marker::AccountThresholdCrossed {
+                account_id,
+                lease_start,
+                percent,
+            } => write!(
+                f,
+                "account-threshold#{account_id}#{}#{percent}",
+                lease_start.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
             Marker::Evaluating { team } => write!(f, "evaluating#{team}"),
             Marker::FreezeFailed { request_id, day } => {
                 write!(f, "freeze-failed#{request_id}#{}", day.format("%Y-%m-%d"))
@@ -210,6 +226,16 @@ mod tests {
                     percent: 80,
                 },
                 "threshold#payments#2026-12#3#80",
+            ),
+            (
+                Marker::AccountThresholdCrossed {
+                    account_id: id(),
+                    lease_start: DateTime::parse_from_rfc3339("2026-12-02T09:30:15.250Z")
+                        .unwrap()
+                        .with_timezone(&Utc),
+                    percent: 100,
+                },
+                "account-threshold#210987654321#2026-12-02T09:30:15Z#100",
             ),
             (
                 Marker::Evaluating {
