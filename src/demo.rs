@@ -36,6 +36,12 @@ const TEAMS: [(&str, &str, &str, &str); 3] = [
     ("search", "raj", "search indexer", "10.00"),
     ("ml", "li", "model training", "5.00"),
 ];
+/// The lease template of step 3: two days, at most seven, and an approver
+/// says yes first; payments' approver is maria.
+const TEMPLATE: &str = "hackathon";
+const TEMPLATE_TEAM: &str = "payments";
+const APPROVER: &str = "maria";
+
 /// The team whose training job runs away, and the budget it is given after.
 const RUNAWAY_TEAM: &str = "ml";
 const RAISED_BUDGET: &str = "20.00";
@@ -210,6 +216,9 @@ impl<'a> Demo<'a> {
     async fn tell(&self) -> anyhow::Result<Story> {
         self.teams().await.context("setting up the teams")?;
         let accounts = self.accounts().await.context("vending the accounts")?;
+        self.lease_template()
+            .await
+            .context("the lease template and its approval")?;
         self.deployments(&accounts)
             .await
             .context("recording the deployments")?;
@@ -248,6 +257,13 @@ impl<'a> Demo<'a> {
                 members.push(principal("bob"));
             }
             let mut body = json!({"quota": 3, "members": members});
+            if team == TEMPLATE_TEAM {
+                // maria decides the team's requests that need an approver
+                // (and is told of them by email).
+                let approver = [principal(APPROVER), format!("{APPROVER}@example.com")];
+                members.extend(approver.iter().cloned());
+                body = json!({"quota": 3, "members": members, "approvers": approver});
+            }
             if team == RUNAWAY_TEAM {
                 body["notify"] = json!({"emails": [format!("{team}-leads@example.com")]});
             }
@@ -361,7 +377,7 @@ impl<'a> Demo<'a> {
                 text(&view["access"]["link"])
             ));
         }
-        say("and the notify function emailed each owner the link (see the outbox, step 8).");
+        say("and the notify function emailed each owner the link (see the outbox, step 9).");
 
         // The next creation AWS completes fails, as it does for an address
         // another AWS account already has.
@@ -388,8 +404,101 @@ impl<'a> Demo<'a> {
         Ok(vended)
     }
 
+    async fn lease_template(&self) -> anyhow::Result<()> {
+        heading(3, "A lease template that needs an approver");
+        let template = self
+            .api(
+                "PUT",
+                &format!("/templates/{TEMPLATE}"),
+                Some(
+                    &json!({"description": "two days to try things", "default_lease_days": 2,
+                    "max_lease_days": 7, "approval": "always", "teams": [TEMPLATE_TEAM]}),
+                ),
+                None,
+                200,
+            )
+            .await?;
+        say(&format!(
+            "A platform admin sets template {TEMPLATE}: PUT /templates/{TEMPLATE} -> version {}, {} days (at most {}), approval {}",
+            cell(&template["version"]),
+            cell(&template["default_lease_days"]),
+            cell(&template["max_lease_days"]),
+            cell(&template["approval"])
+        ));
+        let (dev, purpose) = ("ana", "hackathon bot");
+        let ana = principal(dev);
+        let ask = |lease_days: Option<u32>| {
+            let mut body = json!({"team": TEMPLATE_TEAM, "owner": format!("{dev}@example.com"),
+                "purpose": purpose, "template": TEMPLATE});
+            if let Some(days) = lease_days {
+                body["lease_days"] = json!(days);
+            }
+            body
+        };
+        let pending = self
+            .driver
+            .call(
+                As::Principal(&ana),
+                "POST",
+                "/accounts",
+                Some(&ask(None)),
+                None,
+            )
+            .await?
+            .expect("POST /accounts", 202)?;
+        let id = text(&pending["id"]).to_string();
+        say(&format!(
+            "{dev} asks for a {TEMPLATE} account: POST /accounts with \"template\": \"{TEMPLATE}\" -> 202 {id} {}",
+            text(&pending["state"])
+        ));
+        self.event_of("AccountApprovalRequested", "request_id", &id)
+            .await?;
+        say(&format!(
+            "  AccountApprovalRequested: {APPROVER}, {TEMPLATE_TEAM}' approver, is emailed what was asked and `purser approvals approve {id}`"
+        ));
+        let approver = principal(APPROVER);
+        let approved = self
+            .driver
+            .call(
+                As::Principal(&approver),
+                "POST",
+                &format!("/accounts/{id}/approve"),
+                Some(&json!({"reason": "have fun"})),
+                None,
+            )
+            .await?
+            .expect("POST /accounts/{id}/approve", 200)?;
+        say(&format!(
+            "{APPROVER} approves: POST /accounts/{id}/approve -> 200 {}; AccountApproved, then made as any request",
+            text(&approved["state"])
+        ));
+        let ready = self.account_until(&id, &["ready"]).await?;
+        say(&format!(
+            "  {id} ready: account {}, lease ends {}",
+            text(&ready["account_id"]),
+            text(&ready["lease_end"])
+        ));
+        let refused = self
+            .driver
+            .call(
+                As::Principal(&ana),
+                "POST",
+                "/accounts",
+                Some(&ask(Some(10))),
+                None,
+            )
+            .await?
+            .expect("POST /accounts", 400)?;
+        say(&format!(
+            "{dev} asks for 10 days of {TEMPLATE}: POST /accounts -> 400 {}: {}",
+            text(&refused["error"]["field"]),
+            text(&refused["error"]["message"])
+        ));
+        Ok(())
+    }
+
     async fn deployments(&self, accounts: &[Vended]) -> anyhow::Result<()> {
-        heading(3, "Deployments, from CI and from CloudFormation");
+        heading(4, "Deployments, from CI and from CloudFormation");
         let now = Utc::now();
         let start_of_day = self.today.and_hms_opt(0, 0, 0).map_or(now, |t| t.and_utc());
         let ago = |secs: i64| (now - chrono::Duration::seconds(secs)).max(start_of_day);
@@ -488,7 +597,7 @@ impl<'a> Demo<'a> {
     /// Puts the teams' ordinary invocation reports.
     async fn invocations(&self, accounts: &[Vended]) -> anyhow::Result<()> {
         heading(
-            4,
+            5,
             "Invocation reports, as the telemetry extension sends them",
         );
         say("Each team's functions carry the purser-telemetry layer: batches of platform.report");
@@ -558,7 +667,7 @@ impl<'a> Demo<'a> {
     }
 
     async fn runaway(&self, account: &Vended) -> anyhow::Result<()> {
-        heading(5, &format!("{RUNAWAY_TEAM}'s training job runs away"));
+        heading(6, &format!("{RUNAWAY_TEAM}'s training job runs away"));
         say(&format!(
             "{RUNAWAY_FUNCTION} runs 15-minute invocations at 10,240 MB on x86_64, about 0.15 USD each."
         ));
@@ -659,7 +768,7 @@ impl<'a> Demo<'a> {
     }
 
     async fn raise(&self, account: &Vended) -> anyhow::Result<()> {
-        heading(6, "The budget is raised, and the account unfrozen");
+        heading(7, "The budget is raised, and the account unfrozen");
         let body = json!({"amount": RAISED_BUDGET, "currency": "USD", "thresholds": [50, 80, 100]});
         let view = self
             .api(
@@ -698,7 +807,7 @@ impl<'a> Demo<'a> {
     }
 
     async fn costs(&self, to_day: NaiveDate) -> anyhow::Result<()> {
-        heading(7, "Cost per team, from the lake");
+        heading(8, "Cost per team, from the lake");
         let (from, to) = (month(self.today), month(to_day));
         say(
             "The named query cost_per_team_monthly (infra/queries/cost_per_team_monthly.sql), the SQL",
@@ -755,7 +864,7 @@ impl<'a> Demo<'a> {
 
     /// Who was told what, as `purser notifications list` shows it.
     async fn notifications(&self) -> anyhow::Result<()> {
-        heading(8, "Who was told");
+        heading(9, "Who was told");
         self.running
             .settle(Duration::from_secs(30))
             .await

@@ -93,7 +93,11 @@ async fn the_demo_tells_the_whole_story_and_leaves_its_state() {
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["detail"]["reason_code"], "EMAIL_ALREADY_EXISTS");
     assert_eq!(failed[0]["detail"]["team"], "search");
-    assert_eq!(archived(&db, "AccountReady").len(), 3);
+    assert_eq!(
+        archived(&db, "AccountReady").len(),
+        4,
+        "3 teams' and one hackathon"
+    );
     let all = store.list_accounts(None, None, 50).await.unwrap().items;
     assert_eq!(
         all.iter()
@@ -106,6 +110,31 @@ async fn the_demo_tells_the_whole_story_and_leaves_its_state() {
             .filter(|a| a.state != AccountState::Failed)
             .all(|a| a.state == AccountState::Ready),
         "{all:?}"
+    );
+
+    // The hackathon account waited for payments' approver, who approved it;
+    // a request over the template's maximum was refused, so made nothing.
+    let asked = archived(&db, "AccountApprovalRequested");
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(
+        asked[0]["detail"]["template"],
+        serde_json::json!({"name": "hackathon", "version": 1})
+    );
+    let approved = archived(&db, "AccountApproved");
+    assert_eq!(approved.len(), 1, "{approved:?}");
+    assert_eq!(
+        approved[0]["detail"]["approver"],
+        "arn:aws:iam::123456789012:user/maria"
+    );
+    let payments = TeamName::parse("payments").unwrap();
+    assert_eq!(
+        store
+            .list_accounts(Some(&payments), None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
     );
 
     // The lake holds the invocations and deployments it reported.
@@ -131,6 +160,15 @@ async fn the_demo_tells_the_whole_story_and_leaves_its_state() {
             sent.iter()
                 .any(|n| n.kind == "AccountReady" && n.recipient == format!("email {owner}")),
             "{owner}: {sent:?}"
+        );
+    }
+    for (kind, to) in [
+        ("AccountApprovalRequested", "email maria@example.com"),
+        ("AccountApproved", "email ana@example.com"),
+    ] {
+        assert!(
+            sent.iter().any(|n| n.kind == kind && n.recipient == to),
+            "{kind} to {to}: {sent:?}"
         );
     }
     assert_eq!(
