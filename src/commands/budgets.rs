@@ -65,8 +65,77 @@ fn no_team(e: anyhow::Error, team: &str) -> anyhow::Error {
     )
 }
 
-/// The budget, this period's spend against it, and its thresholds.
+/// The team's budget (when it has one), then its accounts' own budgets.
 fn budget_view(b: &Value) -> String {
+    let mut text = if b["amount"].is_null() {
+        record(&[
+            ("TEAM", cell(&b["team"])),
+            ("AMOUNT", "no team budget".to_string()),
+        ])
+    } else {
+        team_budget_view(b)
+    };
+    if let Some(accounts) = b["accounts"].as_array().filter(|a| !a.is_empty()) {
+        text.push_str("\n\nACCOUNTS' OWN BUDGETS (their lease template's, for the lease)\n");
+        text.push_str(&accounts_table(accounts).to_string());
+    }
+    text
+}
+
+/// Each account with a budget of its own: its budget, its lease's spend,
+/// the thresholds crossed this lease, and whether (and by what) it is frozen.
+fn accounts_table(accounts: &[Value]) -> comfy_table::Table {
+    let rows: Vec<Vec<String>> = accounts
+        .iter()
+        .map(|a| {
+            let currency = a["currency"].as_str().unwrap_or("USD");
+            let crossed: Vec<String> = a["crossed_thresholds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_u64)
+                .map(|t| format!("{t} %"))
+                .collect();
+            let by: Vec<&str> = a["frozen_by"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            vec![
+                cell(&a["account_id"]),
+                cell(&a["owner"]),
+                format!(
+                    "{} v{}",
+                    a["template"]["name"].as_str().unwrap_or("-"),
+                    a["template"]["version"]
+                ),
+                money(&a["amount"], currency),
+                money(&a["spend"], currency),
+                if crossed.is_empty() {
+                    "-".into()
+                } else {
+                    crossed.join(", ")
+                },
+                if a["frozen"].as_bool().unwrap_or(false) {
+                    format!("yes ({})", by.join(", "))
+                } else {
+                    "no".into()
+                },
+            ]
+        })
+        .collect();
+    table_right(
+        &[
+            "ACCOUNT", "OWNER", "TEMPLATE", "BUDGET", "SPEND", "CROSSED", "FROZEN",
+        ],
+        rows,
+        &[3, 4],
+    )
+}
+
+/// The team's budget, this period's spend against it, and its thresholds.
+fn team_budget_view(b: &Value) -> String {
     let currency = b["currency"].as_str().unwrap_or("USD");
     let amount: f64 = number(&b["amount"]).unwrap_or(0.0);
     let percent_of = |v: &Value| match number(v) {
@@ -202,5 +271,33 @@ mod tests {
             view.contains("3 Lambda functions at reserved concurrency 0"),
             "{view}"
         );
+        assert!(!view.contains("ACCOUNTS"), "{view}");
+    }
+
+    #[test]
+    fn accounts_with_their_own_budget_read_as_a_table() {
+        let account = |id: &str, spend: &str, crossed: Value, frozen_by: Value| {
+            json!({"account_id": id, "owner": "ana@example.com",
+                "template": {"name": "hackathon", "version": 2}, "amount": "5",
+                "currency": "USD", "spend": spend, "crossed_thresholds": crossed,
+                "frozen": frozen_by != json!([]), "frozen_by": frozen_by})
+        };
+        let accounts = json!([
+            account("210987654321", "6.2", json!([50, 100]), json!(["account"])),
+            account("345678901234", "0.24", json!([]), json!([])),
+        ]);
+        let view = budget_view(&json!({"team": "payments", "accounts": accounts}));
+        assert!(view.contains("no team budget"), "{view}");
+        assert!(view.contains("ACCOUNTS' OWN BUDGETS"), "{view}");
+        assert!(view.contains("hackathon v2"), "{view}");
+        assert!(view.contains("50 %, 100 %"), "{view}");
+        assert!(view.contains("yes (account)"), "{view}");
+        let mut team = json!({"team": "payments", "amount": "10", "currency": "USD",
+            "thresholds": [100], "actions": {}, "period": "2026-11", "spend": "6.44",
+            "forecast": "12", "crossed_thresholds": [], "frozen": false, "throttled": 0});
+        team["accounts"] = accounts;
+        let view = budget_view(&team);
+        assert!(view.contains("10 USD a month"), "{view}");
+        assert!(view.contains("345678901234"), "{view}");
     }
 }
