@@ -19,6 +19,7 @@ mod console;
 mod crash;
 mod demo;
 mod faults;
+mod guardrails;
 mod handlers_never_panic;
 mod lake;
 mod leases;

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use crate::access::{AccessGrants, AccessSettings};
-use crate::accounts::Accounts;
+use crate::accounts::{AccountGuardrails, Accounts};
 use crate::budgets::{Budgets, FreezeExemptions};
+use crate::guardrails::{GuardrailError, GuardrailSettings, Guardrails};
 use crate::lake::Recorder;
 use crate::notify::{Notifications, NotifySettings};
 use crate::ports::{
@@ -66,6 +67,12 @@ pub struct Settings {
     /// before it is denied by `expiry` (`ApprovalExpiryDays`: 7 by default,
     /// [`APPROVAL_EXPIRY_DAYS`](crate::leases::APPROVAL_EXPIRY_DAYS)).
     pub approval_expiry_days: u32,
+    /// What every vended account is kept from (`GuardrailRegions`,
+    /// `GuardrailDeniedActions`, `GuardrailDeniedInstanceTypes`).
+    pub guardrails: GuardrailSettings,
+    /// Whether Purser's OU carries them already (on AWS, with `PurserOuId`:
+    /// accounts then get only their template's region rule).
+    pub guardrails_on_ou: bool,
 }
 
 /// A service was asked of ports that do not have what it needs.
@@ -90,6 +97,20 @@ impl Ports {
         .with_approval_expiry(chrono::Duration::days(i64::from(
             self.settings.approval_expiry_days,
         )))
+        .with_guardrails_if(self.account_guardrails())
+    }
+
+    /// The guardrails accounts get as they become ready: the deployment's
+    /// settings, never binding the roles a freeze exempts. `purser-lambda`
+    /// refuses to start on settings this refuses, so `Err` is only logged.
+    pub fn account_guardrails(&self) -> Result<AccountGuardrails, GuardrailError> {
+        Ok(AccountGuardrails {
+            guardrails: Guardrails::new(
+                self.settings.guardrails.clone(),
+                self.settings.freeze_exemptions.clone(),
+            )?,
+            on_ou: self.settings.guardrails_on_ou,
+        })
     }
 
     /// Sign-in through Identity Center, or `not_configured` without it.

@@ -13,6 +13,7 @@ use purser_aws::{
 };
 use purser_core::access::{AccessSettings, PermissionSet};
 use purser_core::budgets::FreezeExemptions;
+use purser_core::guardrails::{GuardrailSettings, Guardrails};
 use purser_core::leases::{APPROVAL_EXPIRY_DAYS, DEFAULT_APPROVAL_EXPIRY_DAYS};
 use purser_core::notify::NotifySettings;
 use purser_core::ports::{DeadLetterCount, IdentityCenter, Notifier, QueryEngine};
@@ -69,6 +70,17 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
     freeze_exemptions
         .validate()
         .map_err(|e| format!("BreakGlassRoles / ThrottleRoleName: {}", e.message))?;
+    // Guardrails a function would refuse to make: refuse to start instead
+    // of vending accounts without them.
+    let guardrails = GuardrailSettings::from_lists(
+        // Set and empty is none; unset (an older template) the defaults.
+        vars("PURSER_GUARDRAIL_REGIONS").as_deref(),
+        vars("PURSER_GUARDRAIL_DENIED_ACTIONS").as_deref(),
+        vars("PURSER_GUARDRAIL_DENIED_INSTANCE_TYPES").as_deref(),
+    );
+    Guardrails::new(guardrails.clone(), freeze_exemptions.clone())
+        .and_then(|g| g.policies())
+        .map_err(|e| format!("the Guardrail* parameters: {e}"))?;
     let approval_expiry_days = approval_expiry_days(get("PURSER_APPROVAL_EXPIRY_DAYS"))?;
     Ok(Ports {
         store: Arc::new(DynamoStore::from_config(
@@ -98,6 +110,8 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
                 Arc::new(SqsDeadLetterCount::from_config(config, url)) as Arc<dyn DeadLetterCount>
             }),
         settings: Settings {
+            guardrails,
+            guardrails_on_ou: get("PURSER_GUARDRAILS_ON_OU").is_some_and(|v| v == "true"),
             admins: admins(list("PURSER_ADMIN_PRINCIPALS")),
             region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
             freeze_exemptions,

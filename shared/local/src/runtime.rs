@@ -242,6 +242,10 @@ pub async fn start(
         ))),
         dead_letters: Some(Arc::new(crate::inspect::LocalDeadLetters::new(db.clone()))),
         settings: Settings {
+            // The simulated organization attaches SCPs to accounts only:
+            // each account gets the default guardrails itself.
+            guardrails: purser_core::guardrails::GuardrailSettings::default(),
+            guardrails_on_ou: false,
             admins: vec![crate::LOCAL_ADMIN.to_string()],
             region: ctx.region.clone(),
             // The role Organizations creates in each account, and a

@@ -246,6 +246,15 @@ impl Accounts {
                 "only platform admins may change a lease template".into(),
             ));
         }
+        // Its accounts' guardrails must fit the SCP limits: refused now,
+        // naming `regions`, rather than when an account becomes ready.
+        if let Some(setting) = &self.guardrails {
+            setting
+                .guardrails
+                .for_regions(&template.regions)
+                .and_then(|g| g.policies())
+                .map_err(|e| AccountError::Invalid(e.into()))?;
+        }
         let store = self.template_store()?;
         let current = store.template(&template.name).await?;
         template.version = current.map_or(1, |c| c.version + 1);

@@ -3,10 +3,12 @@
 //! them on the ports (`service`).
 
 pub mod account;
+pub mod guardrailing;
 mod leasing;
 pub mod service;
 pub mod team;
 
 pub use account::*;
+pub use guardrailing::AccountGuardrails;
 pub use service::*;
 pub use team::*;

@@ -149,7 +149,7 @@ const STALE_RETRIES: usize = 3;
 pub struct Accounts {
     pub(super) accounts: Arc<dyn AccountStore>,
     pub(super) markers: Arc<dyn Markers>,
-    organization: Arc<dyn Organization>,
+    pub(super) organization: Arc<dyn Organization>,
     pub(super) bus: Arc<dyn EventBus>,
     pub(super) clock: Arc<dyn Clock>,
     /// Waits between retries of throttled Organizations calls.
@@ -163,6 +163,8 @@ pub struct Accounts {
     /// How long a request or extension waits for an approver before it
     /// expires (`with_approval_expiry`).
     pub(super) approval_expiry: Duration,
+    /// The SCPs every account works under (`with_guardrails`).
+    pub(super) guardrails: Option<crate::accounts::guardrailing::AccountGuardrails>,
 }
 
 impl Accounts {
@@ -184,6 +186,7 @@ impl Accounts {
             access: AccessGrants::none(),
             templates: None,
             approval_expiry: crate::accounts::leasing::DEFAULT_APPROVAL_EXPIRY,
+            guardrails: None,
         }
     }
 
@@ -742,7 +745,7 @@ impl Accounts {
         Ok(started)
     }
 
-    async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, OrganizationError>
+    pub(super) async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, OrganizationError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, OrganizationError>>,
@@ -833,6 +836,8 @@ impl Accounts {
                 let tags = account.tags();
                 self.with_retries(|| self.organization.tag_account(&account_id, &tags))
                     .await?;
+                // Its guardrails before anyone can sign in.
+                self.apply_guardrails(&account, &account_id).await?;
                 let mut next = account.next_revision();
                 next.state = AccountState::Ready;
                 next.account_id = Some(account_id);
