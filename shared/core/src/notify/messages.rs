@@ -119,6 +119,35 @@ pub fn message_for(event: &Event) -> Option<Message> {
                 text(d, "lease_end")
             ),
         ),
+        BUDGET_THRESHOLD_CROSSED if d["scope"] == "account" => {
+            let actions: Vec<String> = d["actions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(String::from))
+                .collect();
+            let account = text(d, "account_id");
+            (
+                format!(
+                    "AWS account {account} is at {}% of its lease's budget",
+                    text(d, "threshold")
+                ),
+                format!(
+                    "Account {account} of team {team} has spent {} {} of the {} {} its lease template ({}) allows for the whole lease, since {}.\n\nWhat happens, to this account only: {}. The team's other accounts are not affected.\n\nWhat to do: `purser costs --team {team} --by function` shows where it goes; the lease's budget is its template version's and does not change while the lease runs.",
+                    text(d, "spend"),
+                    text(d, "currency"),
+                    text(d, "amount"),
+                    text(d, "currency"),
+                    template_of(d),
+                    text(d, "lease_start"),
+                    if actions.is_empty() {
+                        "nothing but this notice".into()
+                    } else {
+                        actions.join(", ")
+                    }
+                ),
+            )
+        }
         BUDGET_THRESHOLD_CROSSED => {
             let actions: Vec<String> = d["actions"]
                 .as_array()
@@ -351,6 +380,27 @@ mod tests {
 
     fn message(detail_type: &str, detail: Value) -> Message {
         message_for(&event(detail_type, detail)).expect("a message")
+    }
+
+    #[test]
+    fn an_accounts_own_budget_speaks_of_that_account_not_the_team() {
+        let m = message(
+            BUDGET_THRESHOLD_CROSSED,
+            json!({"scope": "account", "account_id": "111122223333", "threshold": 100,
+                "spend": "5.2", "amount": "5", "currency": "USD", "period": "lease",
+                "lease_start": "2026-12-01T09:00:00Z", "actions": ["notify", "freeze"]}),
+        );
+        assert_eq!(
+            m.subject,
+            "AWS account 111122223333 is at 100% of its lease's budget"
+        );
+        for part in [
+            "Account 111122223333 of team payments has spent 5.2 USD of the 5 USD",
+            "to this account only: notify, freeze",
+            "other accounts are not affected",
+        ] {
+            assert!(m.text.contains(part), "{part} in {}", m.text);
+        }
     }
 
     #[test]

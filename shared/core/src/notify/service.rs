@@ -179,6 +179,14 @@ impl Notifications {
             }
         } else if let Some(owner) = d["owner"].as_str() {
             emails.push(owner.to_string());
+        } else if event.detail_type == BUDGET_THRESHOLD_CROSSED && d["scope"] == "account" {
+            // An account's own budget: its owner, not the whole team.
+            if let Some(account) = match d["account_id"].as_str() {
+                Some(id) => self.accounts.account_by_account_id(id).await?,
+                None => None,
+            } {
+                emails.push(account.owner);
+            }
         } else if event.detail_type == BUDGET_THRESHOLD_CROSSED {
             for account in self
                 .accounts
