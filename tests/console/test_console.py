@@ -11,6 +11,14 @@ downloaded browser):
   b. as ana, picked in the page's principal picker: request an account on
      My accounts and see it become ready, with a sign-in link, without a
      reload; open its detail and timeline;
+  b2. as the platform admin, over HTTP: a lease template hackathon (approval
+     always) and bob@example.com as payments' member and approver; as ana,
+     request from hackathon in the page: waiting for approval; as bob (a
+     second browser context), Approvals: denying without a reason shows the
+     API's 400 by the field, approving makes ana's account ready in her page
+     without a reload; ana extends its lease (200: extended; beyond the
+     template's maximum: waits for an approver); then it is closed over HTTP
+     so the later steps see one open account;
   c. as the new member account, report Lambda invocations on the same port's
      EventBridge endpoint (AWSEvents.PutEvents, the account named by the
      Authorization header's Credential=): team payments' spend page moves
@@ -52,6 +60,7 @@ CHROMIUM = "/usr/bin/chromium"
 MEMBER_ARN = "arn:aws:iam::123456789012:user/bob"
 ANA = "ana@example.com"
 CY = "cy@example.com"
+BOB = "bob@example.com"
 # How long a page may take to show what the API already says (it polls every 2 s).
 SEEN_WITHIN_MS = 20_000
 
@@ -230,6 +239,7 @@ def run(purser, shots):
             form = page.get_by_test_id("request-form")
             expect(form.get_by_label("Team")).to_have_value("payments", timeout=SEEN_WITHIN_MS)
             form.get_by_label("Owner (email)").fill(ANA)
+            expect(form.get_by_label("Lease template")).to_be_hidden()  # no templates yet
             form.get_by_label("Purpose").fill("")
             form.get_by_test_id("request-submit").click()
             expect(form.get_by_test_id("error-purpose")).not_to_be_empty(timeout=SEEN_WITHIN_MS)
@@ -253,6 +263,82 @@ def run(purser, shots):
             expect(detail.get_by_test_id("signin-link")).to_be_visible()
             expect(detail.get_by_test_id("timeline-entry").first).to_be_visible(timeout=SEEN_WITHIN_MS)
             page.screenshot(path=str(shots / "account-detail.png"), full_page=True)
+
+            # b2. a template that needs an approver; bob approves ana's request.
+            step("b2. template hackathon (approval always); ana requests from it, bob approves in Approvals")
+            purser.call("PUT", "/templates/hackathon", {
+                "description": "A hackathon: two days, at most a week; an approver says yes first.",
+                "default_lease_days": 2, "max_lease_days": 7, "approval": "always",
+            })
+            purser.call("PUT", "/teams/payments", {
+                "quota": 3, "members": [ANA, MEMBER_ARN, BOB], "approvers": [BOB],
+            })
+            page.get_by_test_id("nav-accounts").click()
+            form = page.get_by_test_id("request-form")
+            template = form.get_by_label("Lease template")
+            expect(template.locator("option[value='hackathon']")).to_have_count(1, timeout=SEEN_WITHIN_MS)
+            template.select_option("hackathon")
+            expect(form.get_by_test_id("template-approval")).to_contain_text("Needs approval")
+            expect(form.get_by_label("Lease (days)")).to_have_value("2")
+            expect(form.get_by_label("Lease (days)")).to_have_attribute("max", "7")
+            form.get_by_label("Purpose").fill("hackathon demo")
+            form.get_by_label("Lease (days)").fill("10")
+            form.get_by_test_id("request-submit").click()
+            expect(form.get_by_test_id("error-lease_days")).to_contain_text("at most 7", timeout=SEEN_WITHIN_MS)
+            form.get_by_label("Lease (days)").fill("2")
+            form.get_by_test_id("request-submit").click()
+            expect(form.get_by_test_id("request-status")).to_contain_text("waiting for approval", timeout=SEEN_WITHIN_MS)
+            hack_row = page.locator("[data-testid='account-row'][data-state='pending_approval']")
+            expect(hack_row).to_have_count(1, timeout=SEEN_WITHIN_MS)
+            expect(hack_row.get_by_test_id("state")).to_have_text("waiting for approval")
+            hack_id = hack_row.get_attribute("data-id")
+            expect(page.get_by_test_id("nav-approvals")).to_be_hidden()
+
+            approver = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="UTC")
+            bob = approver.new_page()
+            watch(bob)
+            bob.goto(purser.base + "/")
+            bob_picker = bob.get_by_test_id("principal-picker")
+            expect(bob_picker.locator(f"option[value='{BOB}']")).to_have_count(1, timeout=SEEN_WITHIN_MS)
+            bob_picker.select_option(BOB)
+            expect(bob.get_by_test_id("nav-approvals")).to_be_visible(timeout=SEEN_WITHIN_MS)
+            bob.get_by_test_id("nav-approvals").click()
+            pending = bob.locator(f"[data-testid='approval-row'][data-id='{hack_id}']")
+            expect(pending).to_be_visible(timeout=SEEN_WITHIN_MS)
+            expect(pending).to_contain_text("hackathon v1")
+            expect(pending).to_contain_text(ANA)
+            pending.get_by_test_id("deny-button").click()
+            expect(pending.get_by_test_id("error-reason")).to_contain_text("reason is required", timeout=SEEN_WITHIN_MS)
+            expect(pending.get_by_label("Reason (needed to deny)")).to_have_attribute("aria-invalid", "true")
+            bob.screenshot(path=str(shots / "approvals.png"), full_page=True)
+            pending.get_by_test_id("approve-button").click()
+            expect(bob.get_by_test_id("approvals-status")).to_contain_text("approved", timeout=SEEN_WITHIN_MS)
+            expect(pending).to_have_count(0, timeout=SEEN_WITHIN_MS)
+            approver.close()
+
+            hack = page.locator(f"[data-testid='account-row'][data-id='{hack_id}']")
+            expect(hack).to_have_attribute("data-state", "ready", timeout=60_000)
+            hack.get_by_test_id("account-link").click()
+            detail = page.get_by_test_id("account-detail")
+            expect(detail.get_by_test_id("detail-template")).to_have_text("hackathon, version 1", timeout=SEEN_WITHIN_MS)
+            expect(detail.get_by_test_id("detail-decision")).to_contain_text(f"approved by {BOB}")
+            extend = page.get_by_test_id("extend-form")
+            extend.get_by_label("Extend by (days)").fill("3")
+            extend.get_by_test_id("extend-submit").click()
+            expect(extend.get_by_test_id("extend-status")).to_contain_text("Lease extended to", timeout=SEEN_WITHIN_MS)
+            extend.get_by_label("Extend by (days)").fill("5")
+            extend.get_by_test_id("extend-submit").click()
+            expect(extend.get_by_test_id("extend-status")).to_contain_text("waits for an approver", timeout=SEEN_WITHIN_MS)
+            expect(detail.get_by_test_id("detail-pending-extension")).to_contain_text("5 more days", timeout=SEEN_WITHIN_MS)
+            page.screenshot(path=str(shots / "account-extension.png"), full_page=True)
+
+            # Closed, so the budget's freeze in c. freezes one account.
+            purser.call("DELETE", f"/accounts/{hack_id}", expect_status=(200, 202))
+            deadline = time.monotonic() + 60
+            while purser.call("GET", f"/accounts/{hack_id}")["state"] != "closed":
+                if time.monotonic() > deadline:
+                    raise Failure(f"account {hack_id} did not close")
+                time.sleep(0.5)
 
             # c. the member account reports invocations; the spend page moves.
             step(f"c. invocations reported as account {account_id}: team payments' spend moves, then freezes")

@@ -14,6 +14,8 @@
   const KEY_PRINCIPAL = 'purser.principal';
   const LOCAL_ADMIN = ''; // the picker's value for "local admin": no header
   const STATES_CLOSABLE = new Set(['requested', 'ready', 'frozen']);
+  const STATES_EXTENDABLE = new Set(['ready', 'frozen']);
+  const STATE_LABELS = { pending_approval: 'waiting for approval' };
   const SOURCES = {
     stream: 'streamed within seconds',
     athena: 'settled by the lake',
@@ -160,7 +162,7 @@
   }
 
   function badge(state, label) {
-    return h('span', { class: `badge ${state}`, testid: 'state', 'data-state': state }, label || state);
+    return h('span', { class: `badge ${state}`, testid: 'state', 'data-state': state }, label || STATE_LABELS[state] || state);
   }
 
   function monthName(period) {
@@ -404,20 +406,23 @@
     accounts: [], // accounts of my teams
     error: null, // why the last refresh failed
     members: [], // whom the local picker offers
+    approvals: [], // GET /approvals: what waits for me to decide
   };
 
   async function refreshShared() {
     try {
       const me = await api('GET', '/me');
-      const [teams, accounts] = await Promise.all([
+      const [teams, accounts, approvals] = await Promise.all([
         api('GET', '/teams'),
         me.admin
           ? listAccounts(null)
           : Promise.all((me.teams || []).map((t) => listAccounts(t))).then((lists) => lists.flat()),
+        api('GET', '/approvals').then((a) => (Array.isArray(a) ? a : (a && a.items) || []), () => []),
       ]);
       state.me = me;
       state.teams = teams;
       state.accounts = accounts;
+      state.approvals = approvals;
       state.error = null;
       if (CONFIG.auth === 'local') {
         const everyone = principal() === LOCAL_ADMIN ? teams : await api('GET', '/teams', { asAdmin: true });
@@ -484,6 +489,9 @@
   function renderNav() {
     const me = state.me;
     els.navAdminItem.hidden = !(me && me.admin);
+    els.navApprovalsItem.hidden = !mayApprove();
+    const waiting = state.approvals.length;
+    setText(els.navApprovalsCount, waiting > 0 ? ` (${waiting})` : '');
     const teams = (me && me.teams) || [];
     els.navTeamsItem.hidden = teams.length === 0;
     const key = JSON.stringify(teams);
@@ -501,6 +509,15 @@
       if (current) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
+  }
+
+  /** Approvals is in the nav for admins, the teams' approvers, and whoever
+   * GET /approvals gives anything to decide. */
+  function mayApprove() {
+    const me = state.me;
+    if (!me) return false;
+    if (me.admin || state.approvals.length > 0) return true;
+    return ((state.teams && state.teams.items) || []).some((t) => (t.approvers || []).includes(me.principal));
   }
 
   function renderAlert() {
@@ -702,6 +719,15 @@
     const owner = h('input', { type: 'email', autocomplete: 'email', inputmode: 'email', required: true });
     const purpose = h('input', { type: 'text', maxlength: '200', required: true });
     const lease = h('input', { type: 'number', inputmode: 'numeric', min: '1', max: '365', step: '1', value: '30' });
+    const templateSelect = h('select', {});
+    const templateInfo = h('div', { class: 'template-info', testid: 'template-info', 'aria-live': 'polite' });
+    const templateField = field('request', 'template', 'Lease template', templateSelect);
+    templateField.append(templateInfo);
+    templateField.hidden = true;
+    const leaseField = field('request', 'lease_days', 'Lease (days)', lease, 'Closed after this many days; 1 to 365.');
+    const leaseHint = leaseField.querySelector('.hint');
+    let templates = []; // GET /templates
+    let templateTeam = null; // the team the template choice was made for
     const submit = h('button', { type: 'submit', testid: 'request-submit' }, 'Request account');
     const status = h('p', { class: 'form-status', role: 'status', testid: 'request-status' });
     const form = h('form', { testid: 'request-form', novalidate: true, 'aria-labelledby': 'request-heading' },
@@ -709,7 +735,8 @@
         field('request', 'team', 'Team', teamSelect),
         field('request', 'owner', 'Owner (email)', owner, 'Who signs in to the account.'),
         field('request', 'purpose', 'Purpose', purpose),
-        field('request', 'lease_days', 'Lease (days)', lease, 'Closed after this many days; 1 to 365.')),
+        templateField,
+        leaseField),
       h('p', { class: 'form-error', role: 'alert', testid: 'request-error' }),
       h('div', { class: 'actions' }, submit),
       status);
@@ -736,13 +763,16 @@
       const body = { team: teamSelect.value, owner: owner.value.trim(), purpose: purpose.value.trim() };
       const days = lease.value.trim();
       if (days !== '') body.lease_days = /^\d+$/.test(days) ? Number(days) : days;
+      if (!templateField.hidden && templateSelect.value) body.template = templateSelect.value;
       requestKey = requestKey || uuid();
       submit.disabled = true;
       try {
         const account = await api('POST', '/accounts', { body, headers: { 'Idempotency-Key': requestKey } });
         requestKey = null;
         purpose.value = '';
-        status.textContent = `Account ${account.id} requested for team ${account.team}; it is ${account.state}. It will be ready within seconds here, or a few minutes on AWS.`;
+        status.textContent = account.state === 'pending_approval'
+          ? `Account ${account.id} requested for team ${account.team}; it is waiting for approval: a team approver or a platform admin decides, and it is made once approved.`
+          : `Account ${account.id} requested for team ${account.team}; it is ${account.state}. It will be ready within seconds here, or a few minutes on AWS.`;
         tick();
       } catch (error) {
         showError(form, error);
@@ -762,6 +792,70 @@
         h('p', {}, h('label', { class: 'check', for: 'show-closed' }, closedToggle, 'Show closed accounts')),
         tableBox));
 
+    templateSelect.addEventListener('change', () => {
+      const t = templates.find((x) => x.name === templateSelect.value);
+      lease.value = String(t ? t.default_lease_days : 30);
+      showTemplate();
+    });
+    teamSelect.addEventListener('change', () => syncTemplates());
+
+    /** The templates the chosen team may use: no teams named, or it among them. */
+    function usable(team) {
+      return templates.filter((t) => !Array.isArray(t.teams) || t.teams.length === 0 || t.teams.includes(team));
+    }
+
+    function teamOf(name) {
+      return ((state.teams && state.teams.items) || []).find((t) => t.team === name) || null;
+    }
+
+    function syncTemplates() {
+      const team = teamSelect.value;
+      const list = usable(team);
+      templateField.hidden = list.length === 0;
+      const settings = teamOf(team);
+      const fallback = settings && settings.default_template;
+      const hasFallback = !!fallback && list.some((t) => t.name === fallback);
+      const options = [
+        ...(hasFallback ? [] : [{ value: '', label: 'No template' }]),
+        ...list.map((t) => ({ value: t.name, label: t.name === fallback ? `${t.name} (the team's default)` : t.name })),
+      ];
+      const key = JSON.stringify([team, options]);
+      if (templateSelect.dataset.key !== key) {
+        templateSelect.dataset.key = key;
+        const fresh = templateTeam !== team; // a new team: its default again
+        const was = fresh ? (hasFallback ? fallback : '') : templateSelect.value;
+        templateTeam = team;
+        replace(templateSelect, options.map((o) => h('option', { value: o.value, selected: o.value === was }, o.label)));
+        templateSelect.value = options.some((o) => o.value === was) ? was : options[0] ? options[0].value : '';
+        if (fresh && list.length > 0) {
+          const t = list.find((x) => x.name === templateSelect.value);
+          if (t) lease.value = String(t.default_lease_days);
+        }
+      }
+      showTemplate();
+    }
+
+    function showTemplate() {
+      const t = templateField.hidden ? null : templates.find((x) => x.name === templateSelect.value);
+      const max = t ? (t.max_lease_days || t.default_lease_days) : 365;
+      lease.max = String(max);
+      setText(leaseHint, t
+        ? `Closed after this many days; template ${t.name} gives ${t.default_lease_days} by default, at most ${max}.`
+        : 'Closed after this many days; 1 to 365.');
+      const sig = JSON.stringify(t || null);
+      if (templateInfo.dataset.key === sig) return;
+      templateInfo.dataset.key = sig;
+      if (!t) {
+        replace(templateInfo, templateField.hidden ? null : h('p', { class: 'hint' }, 'No template: the lease you give (30 days unless you say), no approval.'));
+        return;
+      }
+      replace(templateInfo,
+        h('p', { class: 'hint', testid: 'template-description' }, t.description),
+        h('p', { class: 'hint', testid: 'template-lease' }, `Lease ${t.default_lease_days} day${t.default_lease_days === 1 ? '' : 's'} by default, at most ${max}. Version ${t.version}.`),
+        t.budget ? h('p', { class: 'hint' }, `Each account's budget: ${money(t.budget.amount, t.budget.currency)} over its lease.`) : null,
+        h('p', { class: `hint approval ${approvalKind(t.approval)}`, testid: 'template-approval' }, describeApproval(t.approval)));
+    }
+
     let ownerTouched = false;
     owner.addEventListener('input', () => {
       ownerTouched = true;
@@ -778,6 +872,7 @@
         teamSelect.dataset.key = key;
         replace(teamSelect, teams.map((t) => h('option', { value: t, selected: t === was }, t)));
       }
+      syncTemplates();
       if (!ownerTouched && me && !owner.value && /@/.test(me.principal || '') && !/^arn:/.test(me.principal)) {
         owner.value = me.principal;
       }
@@ -812,7 +907,10 @@
         h('td', { 'data-label': 'Team' }, a.team),
         h('td', { 'data-label': 'Purpose' }, a.purpose, h('span', { class: 'sub' }, a.owner)),
         h('td', { 'data-label': 'Lease ends' },
-          a.lease_end ? [timeEl(a.lease_end, fmtDate(a.lease_end)), h('span', { class: 'sub' }, relative(a.lease_end))] : h('span', { class: 'muted' }, 'no lease end')),
+          a.lease_end
+            ? [timeEl(a.lease_end, fmtDate(a.lease_end)), h('span', { class: 'sub' }, relative(a.lease_end))]
+            : h('span', { class: 'muted' }, a.state === 'pending_approval' && a.lease_days ? `${a.lease_days} days once approved` : 'no lease end'),
+          a.pending_extension ? h('span', { class: 'sub', testid: 'row-pending-extension' }, `+${a.pending_extension.days} days waits for approval`) : null),
         h('td', { 'data-label': 'Sign in' }, signIn),
         h('td', { 'data-label': 'Actions' }, close));
     }
@@ -839,11 +937,41 @@
     }
 
     return {
-      async refresh() {
+      async refresh(alive) {
+        try {
+          const list = await api('GET', '/templates');
+          if (!alive()) return;
+          templates = Array.isArray(list) ? list : (list && list.items) || [];
+        } catch (e) {
+          templates = []; // the form works without templates
+        }
         syncForm();
         draw();
       },
     };
+  }
+
+  function approvalKind(approval) {
+    if (approval === 'always') return 'always';
+    if (approval && typeof approval === 'object' && Array.isArray(approval.auto)) return 'auto';
+    return 'never';
+  }
+
+  function describeRule(r) {
+    switch (r.rule) {
+      case 'lease_at_most': return `a lease of at most ${r.days} day${r.days === 1 ? '' : 's'}`;
+      case 'team_under_quota': return 'the team under its quota';
+      case 'no_frozen_account': return 'no frozen account in the team';
+      case 'budget_at_most': return `a budget of at most ${money(r.amount)}`;
+      default: return r.rule;
+    }
+  }
+
+  function describeApproval(approval) {
+    const kind = approvalKind(approval);
+    if (kind === 'always') return 'Needs approval: a team approver or a platform admin decides each request.';
+    if (kind === 'auto') return `Approved at once with ${approval.auto.map(describeRule).join(', ')}; otherwise an approver decides.`;
+    return 'No approval needed.';
   }
 
   async function closeAccount(a) {
@@ -867,11 +995,48 @@
     const error = h('p', { class: 'page-error', role: 'alert', testid: 'page-error', hidden: true });
     const box = h('div', { testid: 'account-detail' });
     let lastSig = null;
+
+    // Extending: kept out of the redrawn part so a poll never takes the input away.
+    const days = h('input', { type: 'number', inputmode: 'numeric', min: '1', max: '90', step: '1', value: '7' });
+    const extendStatus = h('p', { class: 'form-status', role: 'status', testid: 'extend-status' });
+    const extendSubmit = h('button', { type: 'submit', testid: 'extend-submit' }, 'Extend lease');
+    const extendForm = h('form', { testid: 'extend-form', novalidate: true, 'aria-labelledby': 'extend-heading' },
+      h('div', { class: 'fields' },
+        field('extend', 'days', 'Extend by (days)', days, '1 to 90. Beyond the template\'s maximum lease an approver decides.')),
+      h('p', { class: 'form-error', role: 'alert' }),
+      h('div', { class: 'actions' }, extendSubmit),
+      extendStatus);
+    const extendPanel = h('section', { class: 'panel', 'aria-labelledby': 'extend-heading', hidden: true, testid: 'extend-panel' },
+      h('h2', { id: 'extend-heading' }, 'Extend the lease'),
+      extendForm);
+    extendForm.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      clearErrors(extendForm);
+      extendStatus.textContent = '';
+      const n = days.value.trim();
+      extendSubmit.disabled = true;
+      try {
+        const a = await api('POST', `${path('accounts', id)}/extend`, { body: { days: /^\d+$/.test(n) ? Number(n) : n } });
+        if (a && a.pending_extension) {
+          extendStatus.textContent = `The extension of ${a.pending_extension.days} day${a.pending_extension.days === 1 ? '' : 's'} waits for an approver: it goes beyond the template's maximum lease.`;
+        } else {
+          extendStatus.textContent = `Lease extended to ${fmtDateTime(a && a.lease_end)}.`;
+        }
+        lastSig = null;
+        tick();
+      } catch (error) {
+        showError(extendForm, error);
+      } finally {
+        extendSubmit.disabled = false;
+      }
+    });
+
     replace(main,
       h('p', {}, h('a', { href: '#/accounts' }, '← My accounts')),
       heading(`Account ${id}`, 'page-title'),
       error,
-      box);
+      box,
+      extendPanel);
 
     function draw(a) {
       const access = a.access || null;
@@ -888,6 +1053,16 @@
         ['Requested', timeEl(a.created_at, fmtDateTime(a.created_at))],
         ['Last change', timeEl(a.updated_at, fmtDateTime(a.updated_at))],
       ];
+      if (a.lease_days) rows.splice(8, 0, ['Lease', `${a.lease_days} day${a.lease_days === 1 ? '' : 's'}, extensions included`]);
+      rows.splice(4, 0, ['Lease template', a.template
+        ? h('span', { testid: 'detail-template' }, `${a.template.name}, version ${a.template.version}`)
+        : h('span', { class: 'muted', testid: 'detail-template' }, 'none')]);
+      if (a.decision) rows.push(['Decision', h('span', { testid: 'detail-decision' }, describeDecision(a.decision))]);
+      if (a.pending_extension) {
+        const x = a.pending_extension;
+        rows.push(['Extension waiting', h('span', { testid: 'detail-pending-extension' },
+          `${x.days} more day${x.days === 1 ? '' : 's'}, asked by ${x.requested_by} on ${fmtDateTime(x.requested_at)}; an approver decides`)]);
+      }
       if (a.failure_reason) rows.push(['Why it failed', h('span', { testid: 'failure-reason' }, a.failure_reason)]);
       if (access) {
         rows.push(['Sign-in', [
@@ -922,6 +1097,7 @@
           const a = await api('GET', path('accounts', id));
           if (!alive()) return;
           pageError(error, null);
+          extendPanel.hidden = !STATES_EXTENDABLE.has(a.state);
           const sig = signatureOf([a, Math.floor(Date.now() / 60000)]);
           if (sig !== lastSig) {
             lastSig = sig;
@@ -932,11 +1108,33 @@
           pageError(error, e);
           if (e.status === 403 || e.status === 404) {
             lastSig = null;
+            extendPanel.hidden = true;
             box.replaceChildren();
           }
         }
       },
     };
+  }
+
+  /** Who or what decided: an approver, the template's auto rules, expiry. */
+  function describeDecision(d) {
+    const text = decisionText(d);
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
+  function decisionText(d) {
+    const what = d.extension_days ? `an extension of ${d.extension_days} days` : 'the request';
+    const why = d.reason ? `: ${d.reason}` : '';
+    const when = d.at ? ` (${fmtDateTime(d.at)})` : '';
+    switch (d.outcome) {
+      case 'pending': return `${what} waits for an approver${why}`;
+      case 'approved':
+        if (d.by === 'auto') return `${what} approved at once by the template's rules${d.rule ? ` (${d.rule.replace(/^auto:\s*/, '')})` : ''}${when}`;
+        return `${what} approved by ${d.by}${why}${when}`;
+      case 'denied': return `${what} denied by ${d.by}${why}${when}`;
+      case 'expired': return `${what} expired: nobody decided in time${why}${when}`;
+      default: return `${d.outcome || 'decided'} by ${d.by || '—'}${why}`;
+    }
   }
 
   // Team spend: figures, the chart, where the money goes.
@@ -1392,6 +1590,141 @@
     };
   }
 
+  // Approvals: requests and extensions of my teams waiting for a decision.
+  function approvalsPage(main) {
+    const denied = h('p', { class: 'page-error', role: 'alert', testid: 'page-error', hidden: true });
+    const status = h('p', { class: 'form-status', role: 'status', testid: 'approvals-status' });
+    const list = h('div', { testid: 'approvals' });
+    const empty = h('p', { class: 'empty', testid: 'approvals-empty' }, 'Nothing waits for your decision.');
+    const tbody = h('tbody', {});
+    const tableEl = h('div', { class: 'table-wrap' }, h('table', { class: 'cards', testid: 'approvals-table' },
+      h('caption', { class: 'visually-hidden' }, 'Requests and extensions waiting for a decision, oldest first'),
+      h('thead', {}, h('tr', {},
+        ['Request', 'Team', 'Owner and purpose', 'Template', 'Lease', 'Requested by', 'Decision'].map((x) => h('th', { scope: 'col' }, x)))),
+      tbody));
+    const rows = new Map(); // key → {tr, cells, update}
+    replace(main,
+      heading('Approvals', 'page-title'),
+      h('p', { class: 'hint' }, 'Requests and lease extensions of your teams that wait for an approver. You never decide your own.'),
+      denied,
+      status,
+      list);
+
+    function keyOf(a) {
+      return `${a.id}:${a.pending_extension ? `x${a.pending_extension.requested_at}` : 'r'}`;
+    }
+
+    function makeRow(a) {
+      const key = keyOf(a);
+      const fid = `approval-${a.id}`;
+      const reason = h('input', { type: 'text', maxlength: '500', autocomplete: 'off' });
+      const approve = h('button', { type: 'button', testid: 'approve-button' }, 'Approve', h('span', { class: 'visually-hidden' }, ` ${a.id}`));
+      const deny = h('button', { type: 'submit', class: 'danger', testid: 'deny-button' }, 'Deny', h('span', { class: 'visually-hidden' }, ` ${a.id}`));
+      const form = h('form', { class: 'decide', testid: 'decide-form', novalidate: true, 'aria-label': `Decide ${a.id}` },
+        field(fid, 'reason', 'Reason (needed to deny)', reason),
+        h('p', { class: 'form-error', role: 'alert' }),
+        h('div', { class: 'actions' }, approve, deny));
+      const decide = async (verb) => {
+        clearErrors(form);
+        setText(status, '');
+        approve.disabled = true;
+        deny.disabled = true;
+        const text = reason.value.trim();
+        try {
+          const body = verb === 'deny' ? { reason: text } : (text ? { reason: text } : undefined);
+          await api('POST', `${path('accounts', a.id)}/${verb}`, { body });
+          const what = a.pending_extension ? `The extension of ${a.id} by ${a.pending_extension.days} days` : `The request ${a.id} (${a.purpose})`;
+          setText(status, verb === 'approve'
+            ? `${what} is approved${a.pending_extension ? '' : ': the account is being made'}.`
+            : `${what} is denied; ${a.owner} reads your reason on the account.`);
+          state.approvals = state.approvals.filter((x) => keyOf(x) !== key);
+          draw();
+          tick();
+        } catch (error) {
+          showError(form, error);
+        } finally {
+          approve.disabled = false;
+          deny.disabled = false;
+        }
+      };
+      approve.addEventListener('click', () => decide('approve'));
+      form.addEventListener('submit', (e) => {
+        e.preventDefault();
+        decide('deny');
+      });
+      const cells = {
+        request: h('td', { 'data-label': 'Request' }),
+        team: h('td', { 'data-label': 'Team' }),
+        owner: h('td', { 'data-label': 'Owner and purpose' }),
+        template: h('td', { 'data-label': 'Template' }),
+        lease: h('td', { 'data-label': 'Lease' }),
+        by: h('td', { 'data-label': 'Requested by' }),
+      };
+      const tr = h('tr', { testid: 'approval-row', 'data-id': a.id, 'data-kind': a.pending_extension ? 'extension' : 'request' },
+        Object.values(cells), h('td', { 'data-label': 'Decision' }, form));
+      let sig = null;
+      return {
+        tr,
+        update(x) {
+          const next = signatureOf([x, Math.floor(Date.now() / 60000)]);
+          if (next === sig) return;
+          sig = next;
+          const ext = x.pending_extension;
+          const asked = ext ? ext.requested_at : (x.decision && x.decision.at) || x.created_at;
+          replace(cells.request,
+            h('a', { href: `#/accounts/${encodeURIComponent(x.id)}` }, x.id),
+            h('span', { class: 'sub' }, ext ? 'lease extension' : 'new account'),
+            x.decision && x.decision.outcome === 'pending' && x.decision.reason && !ext ? h('span', { class: 'sub' }, x.decision.reason) : null);
+          replace(cells.team, x.team);
+          replace(cells.owner, x.purpose, h('span', { class: 'sub' }, x.owner));
+          replace(cells.template, x.template ? `${x.template.name} v${x.template.version}` : h('span', { class: 'muted' }, 'none'));
+          replace(cells.lease, ext
+            ? [`+${ext.days} days`, h('span', { class: 'sub' }, `now ${x.lease_days || '?'} days${x.lease_end ? `, ends ${fmtDate(x.lease_end)}` : ''}`)]
+            : `${x.lease_days || '?'} days`);
+          const by = ext ? ext.requested_by : (x.decision && x.decision.outcome === 'pending' && x.decision.by) || x.owner;
+          replace(cells.by, by, h('span', { class: 'sub' }, [timeEl(asked, fmtDateTime(asked)), ` (${relative(asked)})`]));
+        },
+      };
+    }
+
+    function draw() {
+      const me = state.me;
+      if (!me) return;
+      if (!mayApprove()) {
+        pageError(denied, { message: `Nothing waits for ${me.principal} to decide: platform admins and the approvers a team names (PUT /teams/{team} "approvers") decide requests.` });
+      } else {
+        pageError(denied, null);
+      }
+      const items = state.approvals;
+      const seen = new Set();
+      for (const a of items) {
+        const key = keyOf(a);
+        seen.add(key);
+        if (!rows.has(key)) rows.set(key, makeRow(a));
+        rows.get(key).update(a);
+      }
+      for (const [key, r] of rows) {
+        if (!seen.has(key)) {
+          r.tr.remove();
+          rows.delete(key);
+        }
+      }
+      const wanted = items.map((a) => rows.get(keyOf(a)).tr);
+      if (wanted.some((el, i) => tbody.children[i] !== el)) {
+        if (!wanted.some((el) => el.contains(document.activeElement))) tbody.replaceChildren(...wanted);
+        else for (const el of wanted) if (!el.isConnected) tbody.append(el);
+      }
+      const show = items.length > 0 ? tableEl : empty;
+      if (list.firstChild !== show) replace(list, show);
+    }
+
+    return {
+      async refresh() {
+        draw();
+      },
+    };
+  }
+
   function statusLabel(t) {
     return {
       frozen: 'frozen',
@@ -1439,6 +1772,7 @@
     if (parts[0] === 'accounts' && parts.length === 2) return accountPage(main, parts[1]);
     if (parts[0] === 'teams' && parts.length === 2) return teamPage(main, parts[1]);
     if (parts[0] === 'admin' && parts.length === 1) return adminPage(main);
+    if (parts[0] === 'approvals' && parts.length === 1) return approvalsPage(main);
     return notFound(main);
   }
 
@@ -1508,6 +1842,8 @@
     els.navTeams = document.getElementById('nav-teams');
     els.navTeamsItem = document.getElementById('nav-teams-item');
     els.navAdminItem = document.getElementById('nav-admin-item');
+    els.navApprovalsItem = document.getElementById('nav-approvals-item');
+    els.navApprovalsCount = document.getElementById('nav-approvals-count');
 
     if (CONFIG.auth === 'oidc') {
       try {
