@@ -275,3 +275,143 @@ async fn an_owner_without_an_identity_center_user_gets_a_ready_account_and_is_to
         "{mails:?}"
     );
 }
+
+/// Issue 14: a lease template's permission set is what its accounts'
+/// owners get, a freeze swaps it for the read-only set and an unfreeze
+/// gives it back; a set Identity Center lacks is refused at PUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_templates_permission_set_is_the_owners_and_comes_back_after_a_freeze() {
+    let local = start().await;
+    local
+        .call(
+            "PUT",
+            "/teams/ml",
+            Some(json!({"members": [DEV, "ana@example.com"]})),
+        )
+        .await;
+    let (status, refused) = local
+        .call(
+            "PUT",
+            "/templates/data-science",
+            Some(json!({"description": "notebooks", "default_lease_days": 5,
+                "permission_set": "PurserNobodyMade"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["field"]),
+        (400, &json!("permission_set")),
+        "{refused}"
+    );
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("PurserNobodyMade"),
+        "{refused}"
+    );
+    let (status, template) = local
+        .call(
+            "PUT",
+            "/templates/data-science",
+            Some(json!({"description": "notebooks", "default_lease_days": 5,
+                "permission_set": "PurserDataScience"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &template["version"]),
+        (200, &json!(1)),
+        "{template}"
+    );
+
+    let (status, request) = local
+        .call(
+            "POST",
+            "/accounts",
+            Some(
+                json!({"team": "ml", "owner": "ana@example.com", "purpose": "notebooks",
+                "template": "data-science"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 202, "{request}");
+    let id = request["id"].as_str().unwrap().to_string();
+    local
+        .until("the account is ready", async |l| {
+            l.call("GET", &format!("/accounts/{id}"), None).await.1["state"] == "ready"
+        })
+        .await;
+    let (_, account) = local.call("GET", &format!("/accounts/{id}"), None).await;
+    let account_id = account["account_id"].as_str().unwrap().to_string();
+    assert_eq!(account["access"]["status"], "assigned", "{account}");
+    assert_eq!(account["access"]["permission_set"], "PurserDataScience");
+    assert_eq!(
+        account["access"]["link"],
+        format!(
+            "{}/#/console?account_id={account_id}&role_name=PurserDataScience",
+            purser_local::runtime::LOCAL_PORTAL
+        )
+    );
+    let db = local.running.db().clone();
+    let assigned = move |db: &purser_local::db::Db, account_id: &str| {
+        let account_id = account_id.to_owned();
+        db.call_blocking(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT s.name FROM sim_ic_assignments a
+                 JOIN sim_ic_permission_sets s ON s.arn = a.permission_set
+                 WHERE a.account_id = ?1 ORDER BY s.name",
+            )?;
+            stmt.query_map([account_id], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap()
+    };
+    assert_eq!(assigned(&db, &account_id), ["PurserDataScience"]);
+
+    // Frozen: read-only.
+    local
+        .call(
+            "PUT",
+            "/teams/ml/budget",
+            Some(json!({"amount": "1.00", "thresholds": [100], "actions": {"100": ["freeze"]}})),
+        )
+        .await;
+    local.report(&account_id, "runaway", "over", 9).await;
+    local
+        .until("the account is frozen", async |l| {
+            l.call("GET", &format!("/accounts/{id}"), None).await.1["state"] == "frozen"
+        })
+        .await;
+    let (_, frozen) = local.call("GET", &format!("/accounts/{id}"), None).await;
+    assert_eq!(
+        frozen["access"]["permission_set"], "PurserReadOnly",
+        "{frozen}"
+    );
+    assert_eq!(assigned(&db, &account_id), ["PurserReadOnly"]);
+
+    // Unfrozen: the template's set again, not the developer set.
+    local
+        .call("PUT", "/teams/ml/budget", Some(json!({"amount": "100.00"})))
+        .await;
+    local
+        .until("the account is ready again", async |l| {
+            l.call("GET", &format!("/accounts/{id}"), None).await.1["state"] == "ready"
+        })
+        .await;
+    let (_, unfrozen) = local.call("GET", &format!("/accounts/{id}"), None).await;
+    assert_eq!(
+        unfrozen["access"]["permission_set"], "PurserDataScience",
+        "{unfrozen}"
+    );
+    assert!(
+        unfrozen["access"]["link"]
+            .as_str()
+            .unwrap()
+            .ends_with("role_name=PurserDataScience")
+    );
+    assert_eq!(assigned(&db, &account_id), ["PurserDataScience"]);
+
+    // Closed: nothing left.
+    let (status, _) = local.call("DELETE", &format!("/accounts/{id}"), None).await;
+    assert_eq!(status, 202);
+    assert!(assigned(&db, &account_id).is_empty());
+}

@@ -9,7 +9,9 @@
 //! about with `DescribeAccountAssignmentCreationStatus` and
 //! `DescribeAccountAssignmentDeletionStatus`; `assignments` is
 //! `ListAccountAssignments` (paged), its users only (not groups), in user id
-//! order, each once.
+//! order, each once; `permission_set` is `ListPermissionSets` (every page)
+//! and `DescribePermissionSet` of each until one has the name (names are
+//! unique in an instance, and compared as given).
 //!
 //! Removing what is not assigned succeeds: when `DeleteAccountAssignment`
 //! answers `ResourceNotFoundException`, the adapter lists the assignments
@@ -35,6 +37,7 @@ use aws_sdk_ssoadmin::types::{
     AccountAssignmentOperationStatus, PrincipalType, StatusValues, TargetType,
 };
 use aws_smithy_types::Document;
+use purser_core::access::PermissionSet;
 use purser_core::ports::{
     AccessError, Assignment, AssignmentRequest, IdentityCenter, RequestState,
 };
@@ -400,6 +403,38 @@ impl IdentityCenter for IdentityCenterClient {
                 )
             })?;
         request(out.account_assignment_deletion_status(), OPERATION)
+    }
+
+    async fn permission_set(&self, name: &str) -> Result<Option<PermissionSet>, AccessError> {
+        let mut pages = self
+            .sso_admin
+            .list_permission_sets()
+            .instance_arn(&self.instance_arn)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| self.error("ListPermissionSets", "sso:ListPermissionSets", e))?;
+            for arn in page.permission_sets() {
+                let described = self
+                    .sso_admin
+                    .describe_permission_set()
+                    .instance_arn(&self.instance_arn)
+                    .permission_set_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        self.error("DescribePermissionSet", "sso:DescribePermissionSet", e)
+                    })?;
+                if described.permission_set().and_then(|p| p.name()) == Some(name) {
+                    return Ok(Some(PermissionSet {
+                        arn: arn.clone(),
+                        name: name.to_owned(),
+                    }));
+                }
+            }
+        }
+        Ok(None)
     }
 
     async fn assignments(

@@ -22,6 +22,7 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
+use purser_core::access::PermissionSet;
 use purser_core::ports::{
     AccessError, Assignment, AssignmentRequest, IdentityCenter, RequestState,
 };
@@ -42,6 +43,8 @@ pub struct Fixture {
     pub permission_set: String,
     /// Another permission set's ARN, assigned to nobody in `account_id`.
     pub other_permission_set: String,
+    /// The names of `permission_set` and `other_permission_set`.
+    pub permission_set_names: [String; 2],
     /// The account assigned to, of this fixture's own.
     pub account_id: String,
     /// What must outlive the adapter (a temporary directory).
@@ -52,15 +55,16 @@ impl Fixture {
     pub fn new(
         center: Arc<dyn IdentityCenter>,
         [user, other_user]: [String; 2],
-        [permission_set, other_permission_set]: [String; 2],
+        [permission_set, other_permission_set]: [PermissionSet; 2],
         account_id: String,
     ) -> Self {
         Self {
             center,
             user,
             other_user,
-            permission_set,
-            other_permission_set,
+            permission_set_names: [permission_set.name, other_permission_set.name],
+            permission_set: permission_set.arn,
+            other_permission_set: other_permission_set.arn,
             account_id,
             _keep: None,
         }
@@ -246,6 +250,27 @@ pub async fn users_are_listed_in_user_id_order(fixture: &Fixture) {
     );
 }
 
+/// A permission set is found by its name, as its ARN; a name the instance
+/// has no set of is `None`.
+pub async fn a_permission_set_is_found_by_name_and_an_unknown_name_is_none(fixture: &Fixture) {
+    let [one, other] = &fixture.permission_set_names;
+    let found = fixture.center.permission_set(one).await.unwrap();
+    assert_eq!(
+        found,
+        Some(PermissionSet {
+            arn: fixture.permission_set.clone(),
+            name: one.clone(),
+        })
+    );
+    let found = fixture.center.permission_set(other).await.unwrap();
+    assert_eq!(
+        found.map(|s| s.arn),
+        Some(fixture.other_permission_set.clone())
+    );
+    let unknown = format!("{one}Nobody");
+    assert_eq!(fixture.center.permission_set(&unknown).await.unwrap(), None);
+}
+
 /// A request that was never made is not found, asked as a creation or as a
 /// deletion.
 pub async fn an_unknown_request_is_not_found(fixture: &Fixture) {
@@ -288,6 +313,7 @@ macro_rules! __identity_center_scenarios {
                 two_permission_sets_are_independent,
                 users_are_listed_in_user_id_order,
                 an_unknown_request_is_not_found,
+                a_permission_set_is_found_by_name_and_an_unknown_name_is_none,
             ]
         }
     };

@@ -347,6 +347,19 @@ CREATE TABLE lease_templates (
     PRIMARY KEY (name, version)
 );
 "#,
+    r#"
+-- The simulated Identity Center's permission sets, by name (what a lease
+-- template's permission_set names): the deployment's two
+-- (runtime::local_access) and a data-science set to name in templates.
+CREATE TABLE sim_ic_permission_sets (
+    name  TEXT PRIMARY KEY,
+    arn   TEXT NOT NULL UNIQUE
+);
+INSERT INTO sim_ic_permission_sets (name, arn) VALUES
+    ('PurserDeveloper', 'arn:aws:sso:::permissionSet/ssoins-local/ps-developer'),
+    ('PurserReadOnly', 'arn:aws:sso:::permissionSet/ssoins-local/ps-readonly'),
+    ('PurserDataScience', 'arn:aws:sso:::permissionSet/ssoins-local/ps-datascience');
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

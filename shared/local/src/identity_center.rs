@@ -6,9 +6,14 @@
 //! Requests complete at once: `assign` and `unassign` answer a request
 //! already `Succeeded`, under a fresh id whose status can be asked later, as
 //! on AWS once it is done. Assigning a user the identity store does not
-//! know fails the request (`Failed`, with the reason), as AWS does. Any
-//! permission set is taken as it is given: the simulation has no instance
-//! to check it against.
+//! know fails the request (`Failed`, with the reason), as AWS does. An
+//! assignment's permission set ARN is taken as it is given; what a name
+//! finds is the simulation's table of permission sets (`permission_set`):
+//! the deployment's two (`PurserDeveloper`, `PurserReadOnly`, as
+//! `runtime::local_access` configures them) and `PurserDataScience`, seeded
+//! by the database's migration, and any an admin (or a test) adds with
+//! [`SimulatedIdentityCenter::add_permission_set`]. Any other name is none,
+//! as on AWS, so a lease template naming a set nobody made is refused.
 //!
 //! Users come from the runtime: [`SimulatedIdentityCenter::add_user`] (a
 //! user an admin creates), [`SimulatedIdentityCenter::ensure_user`] (the
@@ -18,6 +23,7 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
+use purser_core::access::PermissionSet;
 use purser_core::ports::{
     AccessError, Assignment, AssignmentRequest, IdentityCenter, RequestState,
 };
@@ -110,6 +116,22 @@ impl SimulatedIdentityCenter {
                     params![id, email],
                 )?;
                 Ok(id)
+            })
+            .await
+    }
+
+    /// Makes `set` one of the instance's permission sets (as an admin
+    /// creating one); a name there already keeps its ARN (idempotent).
+    pub async fn add_permission_set(&self, set: &PermissionSet) -> Result<(), DbError> {
+        let set = set.clone();
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "INSERT INTO sim_ic_permission_sets (name, arn) VALUES (?1, ?2)
+                     ON CONFLICT (name) DO NOTHING",
+                    params![set.name, set.arn],
+                )
+                .map(|_| ())
             })
             .await
     }
@@ -300,6 +322,26 @@ impl IdentityCenter for SimulatedIdentityCenter {
             .await
             .map_err(unavailable)
     }
+
+    async fn permission_set(&self, name: &str) -> Result<Option<PermissionSet>, AccessError> {
+        let name = name.to_owned();
+        self.db
+            .call(move |conn| {
+                conn.query_row(
+                    "SELECT arn FROM sim_ic_permission_sets WHERE name = ?1",
+                    [&name],
+                    |r| {
+                        Ok(PermissionSet {
+                            arn: r.get(0)?,
+                            name: name.clone(),
+                        })
+                    },
+                )
+                .optional()
+            })
+            .await
+            .map_err(unavailable)
+    }
 }
 
 #[cfg(test)]
@@ -355,6 +397,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_seeded_sets_are_found_by_name_and_an_added_one_too() {
+        let (_dir, db) = fresh();
+        let center = SimulatedIdentityCenter::new(db);
+        let local = crate::runtime::local_access();
+        for set in [&local.developer, local.read_only.as_ref().unwrap()] {
+            assert_eq!(
+                center.permission_set(&set.name).await.unwrap().as_ref(),
+                Some(set)
+            );
+        }
+        assert!(
+            center
+                .permission_set("PurserDataScience")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(center.permission_set("PurserGpu").await.unwrap(), None);
+        let gpu = PermissionSet {
+            arn: "arn:aws:sso:::permissionSet/ssoins-local/ps-gpu".into(),
+            name: "PurserGpu".into(),
+        };
+        center.add_permission_set(&gpu).await.unwrap();
+        center.add_permission_set(&gpu).await.unwrap();
+        assert_eq!(center.permission_set("PurserGpu").await.unwrap(), Some(gpu));
+    }
+
+    #[tokio::test]
     async fn assigning_a_user_the_store_does_not_know_fails_the_request() {
         let (_dir, db) = fresh();
         let center = SimulatedIdentityCenter::new(db);
@@ -391,6 +461,7 @@ mod tests {
         use std::sync::Arc;
 
         use purser_contract::identity_center::Fixture;
+        use purser_core::access::PermissionSet;
 
         use super::super::SimulatedIdentityCenter;
         use crate::db::Db;
@@ -401,18 +472,20 @@ mod tests {
             let users = ["ana@example.com".to_owned(), "bo@example.com".to_owned()];
             let center = SimulatedIdentityCenter::with_users(db, &users).unwrap();
             let instance = "arn:aws:sso:::permissionSet/ssoins-7223a1b5e0b4c1d2";
-            Some(
-                Fixture::new(
-                    Arc::new(center),
-                    users,
-                    [
-                        format!("{instance}/ps-0123456789abcdef"),
-                        format!("{instance}/ps-fedcba9876543210"),
-                    ],
-                    "210987654321".into(),
-                )
-                .keeping(dir),
-            )
+            let sets = [
+                PermissionSet {
+                    arn: format!("{instance}/ps-0123456789abcdef"),
+                    name: "ContractOne".into(),
+                },
+                PermissionSet {
+                    arn: format!("{instance}/ps-fedcba9876543210"),
+                    name: "ContractOther".into(),
+                },
+            ];
+            for set in &sets {
+                center.add_permission_set(set).await.unwrap();
+            }
+            Some(Fixture::new(Arc::new(center), users, sets, "210987654321".into()).keeping(dir))
         }
 
         purser_contract::identity_center_contract!(fresh);

@@ -36,6 +36,7 @@ use aws_sdk_identitystore::types::{Email, Name};
 
 use purser_aws::IdentityCenterClient;
 use purser_contract::identity_center::Fixture;
+use purser_core::access::PermissionSet;
 use purser_core::ports::IdentityCenter;
 
 /// moto's instance of the configuration's account and region: its ARN and
@@ -78,17 +79,16 @@ async fn create_user(config: &SdkConfig, identity_store_id: &str) -> String {
     email
 }
 
-/// A permission set of the instance, with a fresh name; its ARN.
-async fn create_permission_set(config: &SdkConfig, instance_arn: &str) -> String {
-    aws_sdk_ssoadmin::Client::new(config)
+/// A permission set of the instance, with a fresh name.
+async fn create_permission_set(config: &SdkConfig, instance_arn: &str) -> PermissionSet {
+    let name = crate::common::unique("ps")
+        .chars()
+        .take(32)
+        .collect::<String>();
+    let arn = aws_sdk_ssoadmin::Client::new(config)
         .create_permission_set()
         .instance_arn(instance_arn)
-        .name(
-            crate::common::unique("ps")
-                .chars()
-                .take(32)
-                .collect::<String>(),
-        )
+        .name(&name)
         // Without one, moto answers SessionDuration as the number 3600, which
         // the SDK cannot read (AWS: an ISO 8601 duration, "PT1H").
         .session_duration("PT1H")
@@ -98,7 +98,8 @@ async fn create_permission_set(config: &SdkConfig, instance_arn: &str) -> String
         .permission_set()
         .and_then(|p| p.permission_set_arn())
         .expect("a permission set ARN")
-        .to_owned()
+        .to_owned();
+    PermissionSet { arn, name }
 }
 
 /// An account id no other test uses.

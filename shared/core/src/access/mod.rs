@@ -1,7 +1,8 @@
 //! Sign-in to vended accounts through IAM Identity Center: the owner is
-//! given the developer permission set when the account is ready, the
-//! read-only set while it is frozen, and nothing once it closes; team
-//! members named by email may be given the read-only set.
+//! given the developer permission set when the account is ready (or the
+//! permission set its lease template names), the read-only set while it is
+//! frozen, and nothing once it closes; team members named by email may be
+//! given the read-only set.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +75,12 @@ pub struct Access {
     /// The owner's Identity Center user id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// The set the owner works with while the account is not frozen: its
+    /// lease template's, or the deployment's developer set. An unfreeze
+    /// gives it back. None (granted before this was recorded): the
+    /// deployment's developer set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_set: Option<PermissionSet>,
     /// What Purser assigned (removed when the account closes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub granted: Vec<Assignment>,
@@ -87,6 +94,7 @@ impl Access {
             link: None,
             reason,
             owner: None,
+            owner_set: None,
             granted: Vec::new(),
         }
     }
@@ -144,23 +152,71 @@ impl AccessGrants {
         self
     }
 
-    /// On ready: the developer set for the owner of `account` (its AWS
-    /// account id known), and the read-only set for `team`'s members named
-    /// by email. Only an unreachable Identity Center is an error (the
+    /// Whether Identity Center is configured (else access is
+    /// `not_configured`, and no permission set name can be checked).
+    pub fn configured(&self) -> bool {
+        self.configured.is_some()
+    }
+
+    /// The permission set named `name`: the deployment's own two without
+    /// asking, any other as Identity Center's instance has it (`None`: it
+    /// has none of that name, or Identity Center is not configured).
+    pub async fn permission_set(&self, name: &str) -> Result<Option<PermissionSet>, AccessError> {
+        let Some((center, settings)) = &self.configured else {
+            return Ok(None);
+        };
+        let mut own = std::iter::once(&settings.developer).chain(&settings.read_only);
+        if let Some(set) = own.find(|s| s.name == name) {
+            return Ok(Some(set.clone()));
+        }
+        center.permission_set(name).await
+    }
+
+    /// On ready: the owner of `account` (its AWS account id known) is given
+    /// `permission_set` (by name: its lease template's), or the developer
+    /// set without one, and `team`'s members named by email the read-only
+    /// set. A set Identity Center does not have leaves access `failed`,
+    /// saying which. Only an unreachable Identity Center is an error (the
     /// delivery is retried, and assigning again is harmless).
-    pub async fn grant(&self, account: &Account, team: &Team) -> Result<Access, AccessError> {
+    pub async fn grant(
+        &self,
+        account: &Account,
+        team: &Team,
+        permission_set: Option<&str>,
+    ) -> Result<Access, AccessError> {
         let Some((center, settings)) = &self.configured else {
             return Ok(Access::of(AccessStatus::NotConfigured, None));
         };
         let account_id = account.account_id.clone().unwrap_or_default();
-        // A refusal (a wrong instance, store or role) does not keep the
-        // account from being ready: it says what is wrong, like no user.
+        let failed = |why: String, name: &str| {
+            let mut access = Access::of(AccessStatus::Failed, Some(why));
+            access.permission_set = Some(name.to_owned());
+            access
+        };
+        // A refusal (a wrong instance, store or role) or a set the
+        // instance lacks does not keep the account from being ready: it
+        // says what is wrong, like no user.
+        let owner_set = match permission_set {
+            None => settings.developer.clone(),
+            Some(name) => match self.permission_set(name).await {
+                Ok(Some(set)) => set,
+                Ok(None) => {
+                    let template = account
+                        .template
+                        .as_ref()
+                        .map(|t| format!("lease template {} v{}", t.name, t.version))
+                        .unwrap_or_else(|| "the lease template".into());
+                    let why = format!(
+                        "IAM Identity Center has no permission set named {name}, which {template} gives the owner: create it in the instance (or change the template's permission_set), then ask a platform admin to grant access"
+                    );
+                    return Ok(failed(why, name));
+                }
+                Err(AccessError::Denied(why)) => return Ok(failed(why, name)),
+                Err(e) => return Err(e),
+            },
+        };
         let found = match center.user_by_email(&account.owner).await {
-            Err(AccessError::Denied(why)) => {
-                let mut access = Access::of(AccessStatus::Failed, Some(why));
-                access.permission_set = Some(settings.developer.name.clone());
-                return Ok(access);
-            }
+            Err(AccessError::Denied(why)) => return Ok(failed(why, &owner_set.name)),
             other => other?,
         };
         let Some(owner) = found else {
@@ -169,18 +225,14 @@ impl AccessGrants {
                 account.owner
             );
             let mut access = Access::of(AccessStatus::NoUser, Some(reason));
-            access.permission_set = Some(settings.developer.name.clone());
+            access.permission_set = Some(owner_set.name.clone());
+            access.owner_set = Some(owner_set);
             return Ok(access);
         };
         let mut access = self
-            .assign_owner(
-                center.as_ref(),
-                settings,
-                &account_id,
-                &owner,
-                &settings.developer,
-            )
+            .assign_owner(center.as_ref(), settings, &account_id, &owner, &owner_set)
             .await?;
+        access.owner_set = Some(owner_set);
         if let Some(read_only) = &settings.read_only {
             for member in team.member_emails().filter(|m| *m != account.owner) {
                 let Some(user) = center.user_by_email(member).await? else {
@@ -206,8 +258,10 @@ impl AccessGrants {
 
     /// On freeze (`frozen`) and unfreeze: the owner's set swapped, so a
     /// frozen account's owner can look at what runs and why, not change it
-    /// (with no read-only set configured, a frozen owner has no way in).
-    /// `None` when there is nothing to change.
+    /// (with no read-only set configured, a frozen owner has no way in),
+    /// and given back the set recorded as theirs (`Access::owner_set`: the
+    /// lease template's, or the developer set). `None` when there is
+    /// nothing to change.
     pub async fn swap(
         &self,
         account: &Account,
@@ -219,10 +273,14 @@ impl AccessGrants {
         let Some(owner) = current.owner.clone() else {
             return Ok(None);
         };
-        let (from, to) = if frozen {
-            (Some(&settings.developer), settings.read_only.as_ref())
+        let owner_set = current
+            .owner_set
+            .clone()
+            .unwrap_or_else(|| settings.developer.clone());
+        let to = if frozen {
+            settings.read_only.as_ref()
         } else {
-            (settings.read_only.as_ref(), Some(&settings.developer))
+            Some(&owner_set)
         };
         let wanted = to.map(|set| set.name.clone());
         if current.permission_set == wanted
@@ -234,11 +292,33 @@ impl AccessGrants {
             return Ok(None);
         }
         let account_id = account.account_id.clone().unwrap_or_default();
-        if let Some(from) = from {
+        // What the owner has now goes: what was granted them (and, for an
+        // account granted before grants were all recorded, the set the
+        // freeze swaps away from).
+        let mut from: Vec<String> = current
+            .granted
+            .iter()
+            .filter(|a| a.user_id == owner)
+            .map(|a| a.permission_set.clone())
+            .collect();
+        let assumed = if frozen {
+            Some(&owner_set)
+        } else {
+            settings.read_only.as_ref()
+        };
+        if from.is_empty()
+            && let Some(set) = assumed
+        {
+            from.push(set.arn.clone());
+        }
+        for arn in from
+            .into_iter()
+            .filter(|arn| Some(arn) != to.map(|t| &t.arn))
+        {
             center
                 .unassign(&Assignment {
                     account_id: account_id.clone(),
-                    permission_set: from.arn.clone(),
+                    permission_set: arn,
                     user_id: owner.clone(),
                 })
                 .await?;
@@ -266,6 +346,7 @@ impl AccessGrants {
                 access
             }
         };
+        access.owner_set = Some(owner_set);
         access.granted.extend(others);
         access.granted.sort();
         Ok(Some(access))
@@ -287,6 +368,7 @@ impl AccessGrants {
         }
         let mut access = Access::of(AccessStatus::Removed, None);
         access.permission_set = current.permission_set.clone();
+        access.owner_set = current.owner_set.clone();
         Ok(Some(access))
     }
 
@@ -402,6 +484,11 @@ mod tests {
                 .cloned()
                 .collect())
         }
+        async fn permission_set(&self, name: &str) -> Result<Option<PermissionSet>, AccessError> {
+            Ok(["PurserDeveloper", "PurserReadOnly", "PurserDataScience"]
+                .contains(&name)
+                .then(|| set(name)))
+        }
     }
 
     fn set(name: &str) -> PermissionSet {
@@ -445,7 +532,7 @@ mod tests {
         let grants = grants(&center, true);
         let (mut account, team) = ready("ana@example.com");
 
-        let access = grants.grant(&account, &team).await.unwrap();
+        let access = grants.grant(&account, &team, None).await.unwrap();
         assert_eq!(access.status, AccessStatus::Assigned);
         assert_eq!(access.permission_set.as_deref(), Some("PurserDeveloper"));
         assert_eq!(
@@ -507,7 +594,10 @@ mod tests {
     async fn an_owner_without_a_user_is_told_what_to_do_and_nothing_is_assigned() {
         let center = Arc::new(FakeCenter::default());
         let (account, team) = ready("carol@example.com");
-        let access = grants(&center, true).grant(&account, &team).await.unwrap();
+        let access = grants(&center, true)
+            .grant(&account, &team, None)
+            .await
+            .unwrap();
         assert_eq!(access.status, AccessStatus::NoUser);
         assert!(access.reason.unwrap().contains("carol@example.com"));
         assert_eq!(access.link, None);
@@ -539,6 +629,11 @@ mod tests {
         async fn assignments(&self, _: &str, _: &str) -> Result<Vec<Assignment>, AccessError> {
             Ok(Vec::new())
         }
+        async fn permission_set(&self, _: &str) -> Result<Option<PermissionSet>, AccessError> {
+            Err(AccessError::Denied(
+                "sso:ListPermissionSets on ssoins-1 is not allowed".into(),
+            ))
+        }
     }
 
     #[tokio::test]
@@ -550,7 +645,7 @@ mod tests {
             read_only: None,
         };
         let access = AccessGrants::new(Arc::new(DeniedCenter), settings)
-            .grant(&account, &team)
+            .grant(&account, &team, None)
             .await
             .unwrap();
         assert_eq!(access.status, AccessStatus::Failed);
@@ -561,7 +656,10 @@ mod tests {
     #[tokio::test]
     async fn without_identity_center_access_is_not_configured() {
         let (account, team) = ready("ana@example.com");
-        let access = AccessGrants::none().grant(&account, &team).await.unwrap();
+        let access = AccessGrants::none()
+            .grant(&account, &team, None)
+            .await
+            .unwrap();
         assert_eq!(access.status, AccessStatus::NotConfigured);
     }
 
@@ -570,7 +668,7 @@ mod tests {
         let center = Arc::new(FakeCenter::default());
         let grants = grants(&center, false);
         let (mut account, team) = ready("ana@example.com");
-        account.access = Some(grants.grant(&account, &team).await.unwrap());
+        account.access = Some(grants.grant(&account, &team, None).await.unwrap());
         let frozen = grants.swap(&account, true).await.unwrap().expect("swapped");
         assert_eq!(frozen.status, AccessStatus::Removed);
         assert!(locked(&center.assigned).is_empty());
@@ -578,5 +676,142 @@ mod tests {
         let back = grants.swap(&account, false).await.unwrap().expect("back");
         assert_eq!(back.status, AccessStatus::Assigned);
         assert_eq!(locked(&center.assigned).len(), 1);
+    }
+
+    fn from_template(owner: &str) -> (Account, Team) {
+        let (mut account, team) = ready(owner);
+        account.template = Some(crate::leases::TemplateRef {
+            name: crate::leases::TemplateName::parse("data-science").unwrap(),
+            version: 3,
+        });
+        (account, team)
+    }
+
+    #[tokio::test]
+    async fn a_templates_set_is_the_owners_and_an_unfreeze_gives_it_back() {
+        let center = Arc::new(FakeCenter::default());
+        let grants = grants(&center, true);
+        let (mut account, team) = from_template("ana@example.com");
+
+        let access = grants
+            .grant(&account, &team, Some("PurserDataScience"))
+            .await
+            .unwrap();
+        assert_eq!(access.status, AccessStatus::Assigned);
+        assert_eq!(access.permission_set.as_deref(), Some("PurserDataScience"));
+        assert!(
+            access
+                .link
+                .as_deref()
+                .unwrap()
+                .ends_with("role_name=PurserDataScience")
+        );
+        assert!(locked(&center.assigned).contains(&Assignment {
+            account_id: "210987654321".into(),
+            permission_set: set("PurserDataScience").arn,
+            user_id: "u-ana".into(),
+        }));
+        account.access = Some(access);
+
+        let frozen = grants.swap(&account, true).await.unwrap().expect("frozen");
+        assert_eq!(frozen.permission_set.as_deref(), Some("PurserReadOnly"));
+        let owners: Vec<_> = locked(&center.assigned)
+            .iter()
+            .filter(|a| a.user_id == "u-ana")
+            .map(|a| a.permission_set.clone())
+            .collect();
+        assert_eq!(
+            owners,
+            [set("PurserReadOnly").arn],
+            "the template's set is gone"
+        );
+        account.access = Some(frozen);
+
+        let back = grants.swap(&account, false).await.unwrap().expect("back");
+        assert_eq!(back.permission_set.as_deref(), Some("PurserDataScience"));
+        assert!(
+            back.link
+                .as_deref()
+                .unwrap()
+                .ends_with("role_name=PurserDataScience")
+        );
+        let owners: Vec<_> = locked(&center.assigned)
+            .iter()
+            .filter(|a| a.user_id == "u-ana")
+            .map(|a| a.permission_set.clone())
+            .collect();
+        assert_eq!(owners, [set("PurserDataScience").arn]);
+        account.access = Some(back);
+
+        grants.remove(&account).await.unwrap().expect("removed");
+        assert!(locked(&center.assigned).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_set_identity_center_lacks_leaves_access_failed_naming_it() {
+        let center = Arc::new(FakeCenter::default());
+        let (account, team) = from_template("ana@example.com");
+        let access = grants(&center, true)
+            .grant(&account, &team, Some("PurserGpuWizards"))
+            .await
+            .unwrap();
+        assert_eq!(access.status, AccessStatus::Failed);
+        assert_eq!(access.permission_set.as_deref(), Some("PurserGpuWizards"));
+        let reason = access.reason.unwrap();
+        assert!(
+            reason.contains("no permission set named PurserGpuWizards"),
+            "{reason}"
+        );
+        assert!(reason.contains("data-science v3"), "{reason}");
+        assert_eq!(access.link, None);
+        assert!(
+            locked(&center.assigned).is_empty(),
+            "nobody is given anything"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_deployments_sets_are_known_without_asking_and_others_are_asked() {
+        let center = Arc::new(FakeCenter::default());
+        let grants = grants(&center, true);
+        assert_eq!(
+            grants.permission_set("PurserReadOnly").await.unwrap(),
+            Some(set("PurserReadOnly"))
+        );
+        assert_eq!(
+            grants.permission_set("PurserDataScience").await.unwrap(),
+            Some(set("PurserDataScience"))
+        );
+        assert_eq!(grants.permission_set("Nope").await.unwrap(), None);
+        assert!(!AccessGrants::none().configured());
+        // The deployment's developer set is never asked for.
+        let settings = AccessSettings {
+            portal_url: "https://d-1.awsapps.com/start".into(),
+            developer: set("PurserDeveloper"),
+            read_only: None,
+        };
+        let denied = AccessGrants::new(Arc::new(DeniedCenter), settings);
+        assert_eq!(
+            denied.permission_set("PurserDeveloper").await.unwrap(),
+            Some(set("PurserDeveloper"))
+        );
+        assert!(matches!(
+            denied.permission_set("PurserDataScience").await,
+            Err(AccessError::Denied(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_account_granted_before_sets_were_recorded_unfreezes_to_the_developer_set() {
+        let center = Arc::new(FakeCenter::default());
+        let grants = grants(&center, true);
+        let (mut account, team) = ready("ana@example.com");
+        let mut access = grants.grant(&account, &team, None).await.unwrap();
+        access.owner_set = None;
+        account.access = Some(access);
+        let frozen = grants.swap(&account, true).await.unwrap().expect("frozen");
+        account.access = Some(frozen);
+        let back = grants.swap(&account, false).await.unwrap().expect("back");
+        assert_eq!(back.permission_set.as_deref(), Some("PurserDeveloper"));
     }
 }

@@ -112,6 +112,21 @@ impl Accounts {
         self
     }
 
+    /// The permission set `account`'s lease template version gives its
+    /// owner, by name (none: the deployment's developer set).
+    pub(super) async fn template_permission_set(
+        &self,
+        account: &Account,
+    ) -> Result<Option<String>, AccountError> {
+        let (Some(reference), Some(templates)) = (&account.template, &self.templates) else {
+            return Ok(None);
+        };
+        Ok(templates
+            .template_version(&reference.name, reference.version)
+            .await?
+            .and_then(|t| t.permission_set))
+    }
+
     fn template_store(&self) -> Result<&Arc<dyn TemplateStore>, AccountError> {
         self.templates.as_ref().ok_or_else(|| {
             AccountError::Invalid(invalid(
@@ -254,6 +269,20 @@ impl Accounts {
                 .for_regions(&template.regions)
                 .and_then(|g| g.policies())
                 .map_err(|e| AccountError::Invalid(e.into()))?;
+        }
+        // Its permission set must be one Identity Center has (the
+        // simulation, locally): refused now, naming `permission_set`,
+        // rather than each account's owner left without access.
+        if let Some(name) = &template.permission_set
+            && self.access.configured()
+            && self.access.permission_set(name).await?.is_none()
+        {
+            return Err(AccountError::Invalid(invalid(
+                Some("permission_set"),
+                &format!(
+                    "IAM Identity Center has no permission set named {name}: create it in the instance first, or name another"
+                ),
+            )));
         }
         let store = self.template_store()?;
         let current = store.template(&template.name).await?;

@@ -157,7 +157,7 @@ pub struct Accounts {
     /// The mail domains an owner's address may be at; any when empty.
     owner_domains: Vec<String>,
     /// Sign-in through IAM Identity Center.
-    access: AccessGrants,
+    pub(super) access: AccessGrants,
     /// Lease templates (`with_templates`); requests name none without them.
     pub(super) templates: Option<Arc<dyn crate::ports::TemplateStore>>,
     /// How long a request or extension waits for an approver before it
@@ -844,7 +844,8 @@ impl Accounts {
                 next.ou = Some(ou);
                 // AccountReady says the owner can sign in: access first.
                 let team = self.team_or_default(&account.team).await?;
-                let access = self.access.grant(&next, &team).await?;
+                let set = self.template_permission_set(&account).await?;
+                let access = self.access.grant(&next, &team, set.as_deref()).await?;
                 let granted = matches!(
                     access.status,
                     crate::access::AccessStatus::Assigned | crate::access::AccessStatus::Pending

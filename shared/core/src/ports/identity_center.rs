@@ -7,6 +7,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::access::PermissionSet;
+
 /// A permission set given to a user in an account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Assignment {
@@ -82,4 +84,9 @@ pub trait IdentityCenter: Send + Sync {
         account_id: &str,
         permission_set: &str,
     ) -> Result<Vec<Assignment>, AccessError>;
+
+    /// The instance's permission set named `name` (its ARN), if it has one
+    /// (`ListPermissionSets` and `DescribePermissionSet`): what a lease
+    /// template's `permission_set` names.
+    async fn permission_set(&self, name: &str) -> Result<Option<PermissionSet>, AccessError>;
 }
