@@ -127,6 +127,33 @@ impl DynamoStore {
         self
     }
 
+    /// Every item of the partition `pk`, all pages, strongly consistent,
+    /// in sort key order (the listing partitions of teams and templates).
+    async fn partition(&self, pk: &str, what: &str) -> Result<Vec<items::Item>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<items::Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", items::PK)
+                .expression_attribute_values(":pk", items::s(pk))
+                .consistent_read(true)
+                .scan_index_forward(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| items::unavailable(&format!("Query ({what})"), &self.table, &e))?;
+            found.extend(output.items().iter().cloned());
+            match output.last_evaluated_key {
+                Some(last) => start = Some(last),
+                None => return Ok(found),
+            }
+        }
+    }
+
     pub fn table(&self) -> &str {
         &self.table
     }

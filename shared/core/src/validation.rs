@@ -16,3 +16,62 @@ pub fn invalid(field: Option<&str>, message: &str) -> ValidationError {
         message: message.into(),
     }
 }
+
+/// Whether `text` is a name of `[a-z0-9-]{2,32}`, as teams and lease
+/// templates are named (a team's is also its OU's name).
+pub fn is_slug(text: &str) -> bool {
+    (2..=32).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A newtype for a name checked by [`is_slug`], with its parsing (the
+/// error names `$what`), serde through `String`, and `Display`.
+macro_rules! slug_name {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(text: &str) -> Result<Self, String> {
+                if $crate::validation::is_slug(text) {
+                    Ok(Self(text.to_string()))
+                } else {
+                    Err(format!(
+                        concat!($what, " must be 2 to 32 characters of a-z, 0-9 and -, got {:?}"),
+                        text
+                    ))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(name: $name) -> String {
+                name.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+pub(crate) use slug_name;

@@ -50,30 +50,12 @@ impl DynamoStore {
     /// names'. Teams written before the listing copies existed are listed
     /// once they are written again.
     pub(super) async fn all_teams(&self) -> Result<Vec<Team>, StoreError> {
-        let mut teams = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :teams")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":teams", s(TEAMS_PK))
-                .consistent_read(true)
-                .scan_index_forward(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query (teams)", &self.table, &e))?;
-            for item in output.items() {
-                teams.push(items::team_from_item(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(last) => start = Some(last),
-                None => break,
-            }
-        }
+        let teams = self
+            .partition(TEAMS_PK, "teams")
+            .await?
+            .iter()
+            .map(items::team_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
         tracing::debug!(table = %self.table, teams = teams.len(), "teams");
         Ok(teams)
     }

@@ -135,29 +135,10 @@ impl DynamoStore {
 
     /// The listing partition, all pages, strongly consistent, in name order.
     pub(super) async fn all_templates(&self) -> Result<Vec<LeaseTemplate>, StoreError> {
-        let mut templates = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :templates")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":templates", s(TEMPLATES_PK))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query (templates)", &self.table, &e))?;
-            for item in output.items() {
-                templates.push(template_from_item(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(last) => start = Some(last),
-                None => break,
-            }
-        }
-        Ok(templates)
+        self.partition(TEMPLATES_PK, "templates")
+            .await?
+            .iter()
+            .map(template_from_item)
+            .collect()
     }
 }

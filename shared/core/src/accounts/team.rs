@@ -83,49 +83,11 @@ impl TeamNotify {
     }
 }
 
-/// A team's name: `[a-z0-9-]{2,32}`, also used as its OU's name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct TeamName(String);
-
-impl TeamName {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let ok = (2..=32).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok {
-            Ok(Self(text.to_string()))
-        } else {
-            Err(format!(
-                "team must be 2 to 32 characters of a-z, 0-9 and -, got {text:?}"
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for TeamName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<TeamName> for String {
-    fn from(t: TeamName) -> String {
-        t.0
-    }
-}
-
-impl std::fmt::Display for TeamName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::validation::slug_name!(
+    /// A team's name: `[a-z0-9-]{2,32}`, also used as its OU's name.
+    TeamName,
+    "team"
+);
 
 pub const DEFAULT_QUOTA: u32 = 5;
 pub const MAX_QUOTA: u32 = 1000;

@@ -21,49 +21,11 @@ pub const MAX_DESCRIPTION: usize = 512;
 /// At most this many regions a template allows.
 pub const MAX_REGIONS: usize = 40;
 
-/// A template's name: `[a-z0-9-]{2,32}`, like a team's.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct TemplateName(String);
-
-impl TemplateName {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let ok = (2..=32).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok {
-            Ok(Self(text.to_string()))
-        } else {
-            Err(format!(
-                "template must be 2 to 32 characters of a-z, 0-9 and -, got {text:?}"
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for TemplateName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<TemplateName> for String {
-    fn from(t: TemplateName) -> String {
-        t.0
-    }
-}
-
-impl std::fmt::Display for TemplateName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::validation::slug_name!(
+    /// A template's name: `[a-z0-9-]{2,32}`, like a team's.
+    TemplateName,
+    "template"
+);
 
 /// Which version of which template an account was made from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
