@@ -395,9 +395,40 @@ pub enum AccountsCommand {
         after_help = "Examples:\n  purser accounts login r-0123456789ab\n  purser accounts login r-0123456789ab --no-browser      # print the link only\n  purser accounts login r-0123456789ab --output json | jq -r .link"
     )]
     Login(LoginArgs),
+    /// Would a member account let someone do something? `purser up`'s
+    /// simulated organization answers from the SCPs attached to the account
+    /// (its guardrails, a freeze), as AWS would; exit code 3 when refused.
+    #[command(
+        after_help = "Examples:\n  purser accounts may 210987654321 ec2:RunInstances --region eu-west-1 --instance-type p5.48xlarge\n  purser accounts may 210987654321 savingsplans:CreateSavingsPlan\n  purser accounts may 210987654321 s3:CreateBucket --as arn:aws:iam::210987654321:role/break-glass"
+    )]
+    May(MayArgs),
     /// Extend an account's lease (beyond its template's maximum it waits for an approver).
     #[command(after_help = "Examples:\n  purser accounts extend r-0123456789ab --days 3")]
     Extend(ExtendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MayArgs {
+    /// The member account's 12-digit id.
+    #[arg(value_name = "ACCOUNT_ID")]
+    pub account_id: String,
+    /// The IAM action, `service:Action`.
+    #[arg(value_name = "ACTION")]
+    pub action: String,
+    /// The region asked for (`aws:RequestedRegion`).
+    #[arg(long, default_value = purser_local::LOCAL_REGION)]
+    pub region: String,
+    /// The instance type, for `ec2:RunInstances` (`ec2:InstanceType`).
+    #[arg(long, value_name = "TYPE")]
+    pub instance_type: Option<String>,
+    /// Who asks (a role or user ARN); a developer's role in the account by default.
+    #[arg(long = "as", value_name = "ARN")]
+    pub principal: Option<String>,
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "PURSER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
             AccountsCommand::Close(args) => commands::accounts::close(args).await,
             AccountsCommand::Login(args) => commands::accounts::login(args).await,
             AccountsCommand::Extend(args) => commands::leases::extend(args).await,
+            AccountsCommand::May(args) => commands::accounts::may(args).await,
         },
         Command::Teams(teams) => match teams.command {
             TeamsCommand::Set(args) => commands::teams::set(args).await,

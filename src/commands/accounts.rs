@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::client::{ApiError, Client};
-use crate::cli::{CloseArgs, ListArgs, LoginArgs, Output, RequestArgs, ShowArgs};
+use crate::cli::{CloseArgs, ListArgs, LoginArgs, MayArgs, Output, RequestArgs, ShowArgs};
 use crate::output::{cell, print_json, println, record, table};
 
 pub async fn request(args: RequestArgs) -> anyhow::Result<()> {
@@ -404,4 +404,63 @@ fn account_record(a: &Value) -> String {
 
 fn text(v: &Value, key: &str) -> String {
     v[key].as_str().unwrap_or_default().to_string()
+}
+
+/// `purser accounts may`: what `purser up`'s simulated organization decides
+/// of one request in a member account, from the SCPs attached to it.
+pub async fn may(args: MayArgs) -> anyhow::Result<()> {
+    let id = args.account_id.trim();
+    if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("ACCOUNT_ID must be a 12-digit AWS account id, got {id:?}");
+    }
+    let Some((service, name)) = args.action.split_once(':') else {
+        bail!(
+            "ACTION must be service:Action, like ec2:RunInstances, got {:?}",
+            args.action
+        );
+    };
+    if service.is_empty() || name.is_empty() {
+        bail!("ACTION must be service:Action, like ec2:RunInstances");
+    }
+    if !args.data_dir.join(purser_local::db::DB_FILE).exists() {
+        bail!(
+            "no local Purser state in {} yet: start it with `purser up` (or pass --data-dir); on AWS, IAM's policy simulator answers this",
+            args.data_dir.display()
+        );
+    }
+    let principal = args
+        .principal
+        .clone()
+        .unwrap_or_else(|| format!("arn:aws:iam::{id}:role/developer"));
+    let mut request =
+        purser_local::organization::ScpRequest::new(&principal, &args.action, &args.region);
+    if let Some(t) = &args.instance_type {
+        request = request.with("ec2:InstanceType", t);
+    }
+    let db = purser_local::Db::open(&args.data_dir)?;
+    let decision =
+        purser_local::organization::authorize(&db, purser_local::LOCAL_ACCOUNT, id, &request)
+            .await
+            .with_context(|| format!("asking the simulated organization about account {id}"))?;
+    let why = decision.explain(&request);
+    match args.output {
+        Output::Json => print_json(&json!({
+            "account_id": id, "principal": principal, "action": args.action,
+            "region": args.region, "instance_type": args.instance_type,
+            "allowed": decision.is_allowed(), "reason": why,
+        }))?,
+        Output::Table => match &why {
+            None => println(format!(
+                "allowed: {principal} may {} in {} ({id})",
+                args.action, args.region
+            ))?,
+            Some(reason) => println(format!("refused: {reason}"))?,
+        },
+    }
+    // Not an error: a distinct code, so a script tells "refused" (3) from
+    // a command that failed (1).
+    if !decision.is_allowed() {
+        std::process::exit(3);
+    }
+    Ok(())
 }

@@ -221,3 +221,48 @@ fn notifications_list_without_local_state_says_to_start_purser_up() {
     assert_eq!(code, 1);
     assert!(err.contains("purser up"), "{err}");
 }
+
+/// `purser accounts may`: the simulated organization's answer from the
+/// data dir, as people try a guardrail locally (exit code 3 when refused, 1
+/// when the command cannot answer).
+#[test]
+fn accounts_may_answers_from_the_guardrails_attached_to_the_account() {
+    let up = Up::start();
+    up.team("payments", &["ana@example.com"]);
+    let id = up.ready_account("payments", "ana@example.com");
+    let (_, out, _) = run(&mut up.cli(&["accounts", "show", &id, "--output", "json"]));
+    let account: Value = serde_json::from_str(&out).unwrap();
+    let account_id = account["account_id"].as_str().unwrap().to_string();
+    let dir = up.dir.path().to_str().unwrap().to_string();
+    let may = |extra: &[&str]| {
+        let mut args = vec!["accounts", "may", &account_id];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--data-dir", &dir]);
+        run(&mut up.cli(&args))
+    };
+
+    let (code, out, err) = may(&["ec2:DescribeInstances"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("allowed:"), "{out}");
+    let (code, out, _) = may(&["savingsplans:CreateSavingsPlan"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("explicit deny in a service control policy (purser-guardrail"),
+        "{out}"
+    );
+    let (code, out, _) = may(&[
+        "ec2:RunInstances",
+        "--instance-type",
+        "p5.48xlarge",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 3, "{out}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["allowed"], false);
+    let (code, _, _) = may(&["ec2:RunInstances", "--instance-type", "t3.micro"]);
+    assert_eq!(code, 0);
+    let (code, _, err) = may(&["not-an-action"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("service:Action"), "{err}");
+}

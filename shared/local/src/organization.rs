@@ -1166,40 +1166,13 @@ impl SimulatedOrganization {
         account_id: &str,
         request: &ScpRequest,
     ) -> Result<Decision, OrganizationError> {
-        if account_id == self.config.management_account
-            || request.principal_arn.contains(":role/aws-service-role/")
-        {
-            return Ok(Decision::Allowed);
-        }
-        let account = account_id.to_string();
-        let management = self.config.management_account.clone();
-        let documents = self
-            .db
-            .call(move |conn| {
-                if !is_target(conn, &account, &management)? {
-                    return Ok(Err(no_account(&account)));
-                }
-                let mut documents = Vec::new();
-                for (id, name) in attached(conn, &account)? {
-                    let content: String = conn.query_row(
-                        "SELECT content FROM org_policies WHERE id = ?1",
-                        [&id],
-                        |r| r.get(0),
-                    )?;
-                    documents.push((name, content));
-                }
-                Ok(Ok(documents))
-            })
-            .await
-            .map_err(unavailable)??;
-        let mut policies = Vec::with_capacity(documents.len());
-        for (name, content) in documents {
-            let document = serde_json::from_str(&content).map_err(|e| {
-                constraint("MALFORMED_POLICY_DOCUMENT", format!("policy {name}: {e}"))
-            })?;
-            policies.push((name, document));
-        }
-        scp::evaluate(&policies, request).map_err(|e| constraint("MALFORMED_POLICY_DOCUMENT", e))
+        authorize(
+            &self.db,
+            &self.config.management_account,
+            account_id,
+            request,
+        )
+        .await
     }
 
     /// The ids and names of the SCPs attached to an account, in the order
@@ -1220,6 +1193,47 @@ impl SimulatedOrganization {
             .await
             .map_err(unavailable)?
     }
+}
+
+/// [`SimulatedOrganization::authorize`] on the organization kept in `db`
+/// whose management account is `management` (for `purser accounts may`,
+/// which reads a data dir without starting `purser up`).
+pub async fn authorize(
+    db: &Db,
+    management: &str,
+    account_id: &str,
+    request: &ScpRequest,
+) -> Result<Decision, OrganizationError> {
+    if account_id == management || request.principal_arn.contains(":role/aws-service-role/") {
+        return Ok(Decision::Allowed);
+    }
+    let account = account_id.to_string();
+    let management = management.to_string();
+    let documents = db
+        .call(move |conn| {
+            if !is_target(conn, &account, &management)? {
+                return Ok(Err(no_account(&account)));
+            }
+            let mut documents = Vec::new();
+            for (id, name) in attached(conn, &account)? {
+                let content: String = conn.query_row(
+                    "SELECT content FROM org_policies WHERE id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )?;
+                documents.push((name, content));
+            }
+            Ok(Ok(documents))
+        })
+        .await
+        .map_err(unavailable)??;
+    let mut policies = Vec::with_capacity(documents.len());
+    for (name, content) in documents {
+        let document = serde_json::from_str(&content)
+            .map_err(|e| constraint("MALFORMED_POLICY_DOCUMENT", format!("policy {name}: {e}")))?;
+        policies.push((name, document));
+    }
+    scp::evaluate(&policies, request).map_err(|e| constraint("MALFORMED_POLICY_DOCUMENT", e))
 }
 
 fn member_count(conn: &Connection) -> Result<i64, rusqlite::Error> {
