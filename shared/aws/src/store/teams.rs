@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use purser_core::{StoreError, Team, TeamName};
 
 use super::DynamoStore;
-use super::items::{self, Item, OPEN, PK, TEAMS_PK, s, unavailable};
+use super::items::{self, Item, OPEN, TEAMS_PK, unavailable};
 use super::transact::{Transacted, built};
 
 impl DynamoStore {

@@ -15,7 +15,7 @@ use purser_core::StoreError;
 use purser_core::leases::{LeaseTemplate, TemplateName};
 
 use super::DynamoStore;
-use super::items::{DATA, Item, PK, REVISION, SK, n, s, string, unavailable};
+use super::items::{DATA, Item, PK, REVISION, SK, n, s, string};
 use super::transact::{Reason, Transacted, built};
 
 const TEMPLATE_PREFIX: &str = "TEMPLATE#";
