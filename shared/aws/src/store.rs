@@ -128,7 +128,8 @@ impl DynamoStore {
     }
 
     /// Every item of the partition `pk`, all pages, strongly consistent,
-    /// in sort key order (the listing partitions of teams and templates).
+    /// in sort key order (the listing partitions of teams and templates, a
+    /// team's function counters of a month).
     async fn partition(&self, pk: &str, what: &str) -> Result<Vec<items::Item>, StoreError> {
         let mut found = Vec::new();
         let mut start: Option<items::Item> = None;

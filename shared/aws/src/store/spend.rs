@@ -201,29 +201,12 @@ impl DynamoStore {
             return Ok(Vec::new());
         }
         let pk = items::function_spend_partition(team, period);
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(&pk))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query (function spend)", &self.table, &e))?;
-            for item in output.items() {
-                found.push(items::function_spend_from_item(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(last) => start = Some(last),
-                None => break,
-            }
-        }
+        let found = self
+            .partition(&pk, "function spend")
+            .await?
+            .iter()
+            .map(items::function_spend_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(costliest(found, limit))
     }
 
