@@ -17,6 +17,7 @@ pub mod lake;
 pub mod leases;
 pub mod notify;
 pub mod ports;
+pub mod recycling;
 pub mod services;
 pub mod spend;
 pub mod validation;

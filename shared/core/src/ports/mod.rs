@@ -2,6 +2,7 @@
 //! Every port has an AWS adapter (`purser-aws`) and an embedded one
 //! (`purser-local`), and the services take only the ports they use.
 
+pub mod cleaner;
 pub mod clock;
 pub mod dead_letters;
 pub mod event_bus;
@@ -14,6 +15,7 @@ pub mod organization;
 pub mod query_engine;
 pub mod store;
 
+pub use cleaner::*;
 pub use clock::*;
 pub use dead_letters::*;
 pub use event_bus::*;
