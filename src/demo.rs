@@ -39,6 +39,9 @@ const TEAMS: [(&str, &str, &str, &str); 3] = [
 /// The lease template of step 3: two days, at most seven, and an approver
 /// says yes first; payments' approver is maria.
 const TEMPLATE: &str = "hackathon";
+/// The template's blueprint, a StackSet deployed into its accounts before
+/// they are ready (recorded as deployed on `purser up`).
+const BLUEPRINT: &str = "purser-hackathon-baseline";
 const TEMPLATE_TEAM: &str = "payments";
 const APPROVER: &str = "maria";
 
@@ -412,18 +415,20 @@ impl<'a> Demo<'a> {
                 &format!("/templates/{TEMPLATE}"),
                 Some(
                     &json!({"description": "two days to try things", "default_lease_days": 2,
-                    "max_lease_days": 7, "approval": "always", "teams": [TEMPLATE_TEAM]}),
+                    "max_lease_days": 7, "approval": "always", "teams": [TEMPLATE_TEAM],
+                    "blueprint": BLUEPRINT}),
                 ),
                 None,
                 200,
             )
             .await?;
         say(&format!(
-            "A platform admin sets template {TEMPLATE}: PUT /templates/{TEMPLATE} -> version {}, {} days (at most {}), approval {}",
+            "A platform admin sets template {TEMPLATE}: PUT /templates/{TEMPLATE} -> version {}, {} days (at most {}), approval {}, blueprint {}",
             cell(&template["version"]),
             cell(&template["default_lease_days"]),
             cell(&template["max_lease_days"]),
-            cell(&template["approval"])
+            cell(&template["approval"]),
+            cell(&template["blueprint"])
         ));
         let (dev, purpose) = ("ana", "hackathon bot");
         let ana = principal(dev);
@@ -474,9 +479,15 @@ impl<'a> Demo<'a> {
         ));
         let ready = self.account_until(&id, &["ready"]).await?;
         say(&format!(
-            "  {id} ready: account {}, lease ends {}",
+            "  {id} ready: account {}, lease ends {}; blueprint {} {}{}",
             text(&ready["account_id"]),
-            text(&ready["lease_end"])
+            text(&ready["lease_end"]),
+            text(&ready["blueprint"]["stack_set"]),
+            text(&ready["blueprint"]["status"]),
+            ready["blueprint"]["reason"]
+                .as_str()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         ));
         let refused = self
             .driver

@@ -399,6 +399,15 @@ fn account_record(a: &Value) -> String {
     if let Some(reason) = a["failure_reason"].as_str() {
         fields.push(("FAILURE", reason.to_string()));
     }
+    // The template's StackSet: deploying, succeeded, or failed and why.
+    let blueprint = &a["blueprint"];
+    if let Some(stack_set) = blueprint["stack_set"].as_str() {
+        let mut line = format!("{stack_set} {}", text(blueprint, "status"));
+        if let Some(reason) = blueprint["reason"].as_str() {
+            line.push_str(&format!(": {reason}"));
+        }
+        fields.push(("BLUEPRINT", line));
+    }
     record(&fields)
 }
 

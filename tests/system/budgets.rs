@@ -650,6 +650,7 @@ async fn one_sweep_freezes_every_over_budget_team_of_ten_thousand_accounts() {
                 decision: None,
                 pending_extension: None,
                 frozen_by: Vec::new(),
+                blueprint: None,
             };
             ports
                 .store

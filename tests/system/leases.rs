@@ -414,3 +414,83 @@ async fn templates_are_versioned_and_only_admins_change_them() {
         .await;
     assert_eq!((status, &bad["error"]["field"]), (400, &json!("approval")));
 }
+
+/// A template's blueprint on `purser up`: recorded as deployed into each
+/// account before it is ready; a StackSet told to fail leaves the account
+/// ready with CloudFormation's reason, and its owner is told.
+#[tokio::test]
+async fn a_blueprint_is_deployed_before_ready_and_a_failure_reaches_the_owner() {
+    let local = local::start().await;
+    setup(&local, 3).await;
+    let (status, refused) = local
+        .call(
+            "PUT",
+            "/templates/baseline",
+            Some(
+                json!({"description": "with our baseline", "default_lease_days": 3,
+                "max_lease_days": 7, "approval": "never", "blueprint": "team-baseline"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["field"], "blueprint", "{refused}");
+    for (name, stack_set) in [("baseline", "purser-baseline"), ("broken", "purser-broken")] {
+        let (status, t) = local
+            .call(
+                "PUT",
+                &format!("/templates/{name}"),
+                Some(
+                    json!({"description": "with our baseline", "default_lease_days": 3,
+                    "max_lease_days": 7, "approval": "never", "blueprint": stack_set,
+                    "regions": ["eu-west-1"]}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{t}");
+    }
+    local
+        .running
+        .stack_sets()
+        .fail(
+            "purser-broken",
+            "eu-west-1: Bucket purser-logs already exists",
+        )
+        .await
+        .unwrap();
+
+    let (status, asked) = ask(&local, "baseline", None).await;
+    assert_eq!(status, 202, "{asked}");
+    let ready = until_ready(&local, asked["id"].as_str().unwrap()).await;
+    assert_eq!(
+        ready["blueprint"],
+        json!({"stack_set": "purser-baseline", "regions": ["eu-west-1"],
+            "status": "succeeded", "reason": null})
+    );
+    let account_id = ready["account_id"].as_str().unwrap();
+    let deployed = local
+        .running
+        .stack_sets()
+        .deployed_into(account_id)
+        .await
+        .unwrap();
+    assert_eq!(deployed.len(), 1, "{deployed:?}");
+    assert_eq!(deployed[0].stack_set, "purser-baseline");
+
+    let (status, asked) = ask(&local, "broken", None).await;
+    assert_eq!(status, 202, "{asked}");
+    let ready = until_ready(&local, asked["id"].as_str().unwrap()).await;
+    assert_eq!(ready["blueprint"]["status"], "failed");
+    assert_eq!(
+        ready["blueprint"]["reason"],
+        "eu-west-1: Bucket purser-logs already exists"
+    );
+    local.settle().await;
+    let account = ready["account_id"].as_str().unwrap();
+    let told = mails(&local).into_iter().any(|m| {
+        m.contains("To: ana@example.com")
+            && m.contains(account)
+            && m.contains("blueprint (StackSet purser-broken) failed")
+            && m.contains("Bucket purser-logs already exists")
+    });
+    assert!(told, "the owner hears why: {:?}", mails(&local));
+}

@@ -58,6 +58,9 @@ const LAKE_EVENTS: [&str; 3] = [
 /// The schema of CloudFormation's `CloudFormation Stack Status Change`
 /// (a detail-type with spaces, so the file is named without them).
 const STACK_STATUS_CHANGE_SCHEMA: &str = "CloudFormationStackStatusChange";
+/// CloudFormation's `CloudFormation StackSet Operation Status Change`: a
+/// blueprint's deployment ended (account-events).
+const STACK_SET_OPERATION_SCHEMA: &str = "CloudFormationStackSetOperationStatusChange";
 const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS Service Event via CloudTrail";
 /// The budget's own events, emitted by the api (`BudgetChanged`) and the
 /// budgets function (`BudgetThresholdCrossed`).
@@ -670,14 +673,15 @@ fn every_account_event_has_a_schema_and_every_schema_a_known_event() {
                 || THROTTLE_EVENTS.contains(&name.as_str())
                 || AWS_EVENTS.contains(&name.as_str())
                 || LAKE_EVENTS.contains(&name.as_str())
-                || name == STACK_STATUS_CHANGE_SCHEMA,
+                || name == STACK_STATUS_CHANGE_SCHEMA
+                || name == STACK_SET_OPERATION_SCHEMA,
             "infra/schemas/{name}.json names no detail-type in catalog::ACCOUNT_EVENTS nor an event of budgets or of the lake nor an AWS event Purser accepts"
         );
     }
     for name in AWS_EVENTS
         .into_iter()
         .chain(LAKE_EVENTS)
-        .chain([STACK_STATUS_CHANGE_SCHEMA])
+        .chain([STACK_STATUS_CHANGE_SCHEMA, STACK_SET_OPERATION_SCHEMA])
     {
         assert!(names.contains(name), "{name} has no schema");
     }
@@ -738,6 +742,10 @@ fn purser_schemas_describe_the_account_event_detail_exactly() {
         .extending(3);
     let mut full = full;
     full.template = Some(hackathon_v(2));
+    full.blueprint = Some(
+        json!({"stack_set": "purser-baseline", "regions": ["us-east-1"],
+        "status": "failed", "reason": "us-east-1: Bucket exists"}),
+    );
     let all_fields = keys(&serde_json::to_value(&full).unwrap());
     // Every optional field unset: the keys are the fields always present.
     let bare = AccountEvent::of(&requested(None), now());
@@ -988,6 +996,31 @@ fn aws_service_event_schemas_match_what_purser_parses() {
     let mut bad = example.clone();
     bad["eventName"] = json!("CreateAccountResult");
     assert_invalid("CloseAccountResult", &close, &bad, "another eventName");
+}
+
+#[test]
+fn the_stack_set_operation_schema_matches_what_account_events_reads() {
+    let schema = schema(STACK_SET_OPERATION_SCHEMA);
+    assert_eq!(
+        schema["x-purser-detail-type"],
+        purser_core::ports::STACK_SET_OPERATION_CHANGE
+    );
+    for example in schema["examples"].as_array().unwrap() {
+        let change = purser_core::ports::parse_stack_set_operation_change(example)
+            .unwrap_or_else(|e| panic!("Purser cannot read its example: {e}"));
+        assert!(change.operation_id.starts_with("purser-") && change.ended());
+    }
+    let validator = validator(STACK_SET_OPERATION_SCHEMA);
+    let mut bad = schema["examples"][0].clone();
+    bad.as_object_mut()
+        .unwrap()
+        .remove("stack-set-operation-id");
+    assert_invalid(
+        STACK_SET_OPERATION_SCHEMA,
+        &validator,
+        &bad,
+        "no operation id",
+    );
 }
 
 // ------------------------------------------------------------ the lake's events

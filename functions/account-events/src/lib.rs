@@ -1,12 +1,16 @@
 //! `account-events`: completes creations and closures from the CloudTrail
 //! service events of AWS Organizations (`CreateAccountResult`,
 //! `CloseAccountResult`), and, because CloudTrail's delivery to EventBridge
-//! is best effort, from a schedule that asks AWS about what is overdue.
+//! is best effort, from a schedule that asks AWS about what is overdue; and
+//! announces accounts whose lease template's blueprint (a StackSet) was
+//! deploying once CloudFormation says its operation ended.
 
 use async_trait::async_trait;
 use purser_core::accounts::Accounts;
 use purser_core::handler::{SCHEDULED_EVENT, event_of};
-use purser_core::ports::{ServiceEvent, parse_service_event};
+use purser_core::ports::{
+    STACK_SET_OPERATION_CHANGE, ServiceEvent, parse_service_event, parse_stack_set_operation_change,
+};
 use purser_core::{Handler, HandlerError};
 use serde_json::{Value, json};
 
@@ -36,6 +40,18 @@ impl Handler for AccountEvents {
         if event.detail_type == SCHEDULED_EVENT {
             self.accounts.poll().await.map_err(failed)?;
             return Ok(json!({"polled": true}));
+        }
+        if event.source == "aws.cloudformation" && event.detail_type == STACK_SET_OPERATION_CHANGE {
+            let change = parse_stack_set_operation_change(&event.detail)
+                .map_err(HandlerError::bad_payload)?;
+            tracing::info!(operation_id = %change.operation_id, status = %change.status, "StackSet operation changed");
+            if change.ended() {
+                self.accounts
+                    .blueprint_operation_changed(&change.operation_id)
+                    .await
+                    .map_err(failed)?;
+            }
+            return Ok(json!({"operation_id": change.operation_id}));
         }
         if event.source != "aws.organizations" {
             tracing::warn!(source = %event.source, "account-events ignores events not from AWS Organizations");

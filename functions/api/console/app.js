@@ -1064,6 +1064,14 @@
           `${x.days} more day${x.days === 1 ? '' : 's'}, asked by ${x.requested_by} on ${fmtDateTime(x.requested_at)}; an approver decides`)]);
       }
       if (a.failure_reason) rows.push(['Why it failed', h('span', { testid: 'failure-reason' }, a.failure_reason)]);
+      if (a.blueprint) {
+        // The template's StackSet: what it is, where, and how it went.
+        const b = a.blueprint;
+        const said = { deploying: 'deploying; the account is ready when it is done', succeeded: 'deployed', failed: 'failed' }[b.status] || b.status;
+        rows.push(['Blueprint', h('span', { testid: 'detail-blueprint' },
+          `StackSet ${b.stack_set} in ${(b.regions || []).join(', ')}: ${said}`,
+          b.reason ? h('span', { class: 'sub' }, b.reason) : null)]);
+      }
       if (access) {
         rows.push(['Sign-in', [
           access.status ? access.status.replace(/_/g, ' ') : '—',

@@ -8,7 +8,9 @@
 //! (identity store and SSO admin). Beside the
 //! ports, [`DeadLetterQueue`] redrives Purser's SQS dead-letter queue for
 //! the CLI (`purser events redrive --queue-url`). [`AwsNotifier`] is the
-//! [`Notifier`](purser_core::Notifier) on SES v2, SNS and chat webhooks.
+//! [`Notifier`](purser_core::Notifier) on SES v2, SNS and chat webhooks, and
+//! [`CloudFormationStackSets`] the [`Blueprints`](purser_core::ports::Blueprints)
+//! of lease templates on CloudFormation StackSets.
 //!
 //! The domain never sees the SDK: functions build these adapters once per
 //! cold start from [`load_config`] and hand them to their handlers as ports.
@@ -17,6 +19,8 @@
 //! conflicts, Firehose refusing records, AWS's error shapes) is covered by
 //! unit tests with fakes.
 
+#[cfg(feature = "blueprints")]
+mod blueprints;
 #[cfg(feature = "dead-letter-count")]
 mod dead_letter_count;
 #[cfg(feature = "dead-letters")]
@@ -38,6 +42,8 @@ mod query;
 #[cfg(feature = "store")]
 mod store;
 
+#[cfg(feature = "blueprints")]
+pub use blueprints::CloudFormationStackSets;
 #[cfg(feature = "dead-letter-count")]
 pub use dead_letter_count::SqsDeadLetterCount;
 #[cfg(feature = "dead-letters")]

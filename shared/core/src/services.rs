@@ -41,6 +41,9 @@ pub struct Ports {
     /// How many dead letters wait; on AWS only the API (for the console's
     /// admin page) has it.
     pub dead_letters: Option<Arc<dyn DeadLetterCount>>,
+    /// CloudFormation StackSets, for lease templates' blueprints; on AWS
+    /// only the functions that make accounts ready have it.
+    pub blueprints: Option<Arc<dyn crate::ports::Blueprints>>,
     pub settings: Settings,
 }
 
@@ -84,7 +87,7 @@ pub struct Unwired(pub &'static str);
 
 impl Ports {
     pub fn accounts(&self) -> Accounts {
-        Accounts::new(
+        let accounts = Accounts::new(
             self.store.clone(),
             self.store.clone(),
             Arc::clone(&self.organization),
@@ -97,7 +100,14 @@ impl Ports {
         .with_approval_expiry(chrono::Duration::days(i64::from(
             self.settings.approval_expiry_days,
         )))
-        .with_guardrails_if(self.account_guardrails())
+        .with_guardrails_if(self.account_guardrails());
+        match &self.blueprints {
+            Some(blueprints) => accounts.with_blueprints(crate::accounts::AccountBlueprints {
+                blueprints: Arc::clone(blueprints),
+                home_region: self.settings.region.clone(),
+            }),
+            None => accounts,
+        }
     }
 
     /// The guardrails accounts get as they become ready: the deployment's

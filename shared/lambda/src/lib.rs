@@ -3,20 +3,15 @@
 //! the handler on `lambda_runtime`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
-use purser_aws::{
-    AthenaEngine, AwsNotifier, DeadLetterBucket, DynamoStore, EventBridgeBus, FirehoseSink,
-    IdentityCenterClient, LakeStreams, MemberLambdasClient, NotifierSettings, OrganizationsClient,
-    SqsDeadLetterCount,
-};
+use purser_aws::{DynamoStore, EventBridgeBus, MemberLambdasClient, OrganizationsClient};
 use purser_core::access::{AccessSettings, PermissionSet};
 use purser_core::budgets::FreezeExemptions;
 use purser_core::guardrails::{GuardrailSettings, Guardrails};
 use purser_core::leases::{APPROVAL_EXPIRY_DAYS, DEFAULT_APPROVAL_EXPIRY_DAYS};
 use purser_core::notify::NotifySettings;
-use purser_core::ports::{DeadLetterCount, IdentityCenter, Notifier, QueryEngine};
+use purser_core::ports::{Blueprints, DeadLetterCount, IdentityCenter, Notifier, QueryEngine};
 use purser_core::{Handler, LakeSink, Ports, Settings, SystemClock, Unwired};
 use serde_json::Value;
 
@@ -102,13 +97,8 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
         queries: queries(config, vars)?,
         identity_center: identity_center(config, vars),
         notifier: notifier(config, vars),
-        // The console's admin page counts the dead letters; only the API
-        // function is given the queue.
-        dead_letters: vars("PURSER_DEAD_LETTER_QUEUE_URL")
-            .filter(|url| !url.is_empty())
-            .map(|url| {
-                Arc::new(SqsDeadLetterCount::from_config(config, url)) as Arc<dyn DeadLetterCount>
-            }),
+        dead_letters: dead_letters(config, vars),
+        blueprints: blueprints(config),
         settings: Settings {
             guardrails,
             guardrails_on_ou: get("PURSER_GUARDRAILS_ON_OU").is_some_and(|v| v == "true"),
@@ -128,16 +118,58 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
     })
 }
 
+// Each optional adapter below is built only into the functions whose crate
+// turns on its feature; without it the port is `None`, and a handler that
+// needs it refuses to start (`Unwired`).
+
 /// IAM Identity Center, where the template names an instance.
+#[cfg(feature = "identity-center")]
 fn identity_center(
     config: &aws_config::SdkConfig,
     vars: Variables,
 ) -> Option<Arc<dyn IdentityCenter>> {
     let instance = vars("PURSER_IDC_INSTANCE_ARN").filter(|v| !v.is_empty())?;
     let store = vars("PURSER_IDENTITY_STORE_ID").unwrap_or_default();
-    Some(Arc::new(IdentityCenterClient::from_config(
+    Some(Arc::new(purser_aws::IdentityCenterClient::from_config(
         config, &instance, &store,
     )))
+}
+
+#[cfg(not(feature = "identity-center"))]
+fn identity_center(_: &aws_config::SdkConfig, _: Variables) -> Option<Arc<dyn IdentityCenter>> {
+    None
+}
+
+/// The console's admin page counts the dead letters; only the API function
+/// is given the queue.
+#[cfg(feature = "dead-letter-count")]
+fn dead_letters(
+    config: &aws_config::SdkConfig,
+    vars: Variables,
+) -> Option<Arc<dyn DeadLetterCount>> {
+    let url = vars("PURSER_DEAD_LETTER_QUEUE_URL").filter(|url| !url.is_empty())?;
+    Some(Arc::new(purser_aws::SqsDeadLetterCount::from_config(
+        config, url,
+    )))
+}
+
+#[cfg(not(feature = "dead-letter-count"))]
+fn dead_letters(_: &aws_config::SdkConfig, _: Variables) -> Option<Arc<dyn DeadLetterCount>> {
+    None
+}
+
+/// CloudFormation StackSets, for the blueprints of lease templates: the
+/// function that makes accounts ready (account-events).
+#[cfg(feature = "blueprints")]
+fn blueprints(config: &aws_config::SdkConfig) -> Option<Arc<dyn Blueprints>> {
+    Some(Arc::new(purser_aws::CloudFormationStackSets::from_config(
+        config,
+    )))
+}
+
+#[cfg(not(feature = "blueprints"))]
+fn blueprints(_: &aws_config::SdkConfig) -> Option<Arc<dyn Blueprints>> {
+    None
 }
 
 /// How sign-in is granted: the portal and the two permission sets.
@@ -158,11 +190,12 @@ fn access(vars: Variables) -> Option<AccessSettings> {
 
 /// SES, SNS and chat webhooks, for the function the template gives the
 /// notifications topic.
+#[cfg(feature = "notifier")]
 fn notifier(config: &aws_config::SdkConfig, vars: Variables) -> Option<Arc<dyn Notifier>> {
     let topic = vars("PURSER_NOTIFY_TOPIC")?;
-    Some(Arc::new(AwsNotifier::from_config(
+    Some(Arc::new(purser_aws::AwsNotifier::from_config(
         config,
-        NotifierSettings {
+        purser_aws::NotifierSettings {
             sender: vars("PURSER_NOTIFY_SENDER").unwrap_or_default(),
             configuration_set: None,
             topic_arn: Some(topic),
@@ -170,7 +203,13 @@ fn notifier(config: &aws_config::SdkConfig, vars: Variables) -> Option<Arc<dyn N
     )))
 }
 
+#[cfg(not(feature = "notifier"))]
+fn notifier(_: &aws_config::SdkConfig, _: Variables) -> Option<Arc<dyn Notifier>> {
+    None
+}
+
 /// Firehose, for the functions the template gives the lake streams.
+#[cfg(feature = "lake")]
 fn lake(
     config: &aws_config::SdkConfig,
     vars: Variables,
@@ -178,13 +217,13 @@ fn lake(
     if vars("PURSER_INVOCATIONS_STREAM").is_none() {
         return Ok(None);
     }
-    Ok(Some(Arc::new(FirehoseSink::from_config(
+    Ok(Some(Arc::new(purser_aws::FirehoseSink::from_config(
         config,
-        LakeStreams {
+        purser_aws::LakeStreams {
             invocations: required(vars, "PURSER_INVOCATIONS_STREAM")?,
             deployments: required(vars, "PURSER_DEPLOYMENTS_STREAM")?,
         },
-        DeadLetterBucket {
+        purser_aws::DeadLetterBucket {
             bucket: required(vars, "PURSER_LAKE_BUCKET")?,
             // The lake bucket's lifecycle rule expires this prefix.
             prefix: "dead-letter/".into(),
@@ -192,9 +231,15 @@ fn lake(
     ))))
 }
 
+#[cfg(not(feature = "lake"))]
+fn lake(_: &aws_config::SdkConfig, _: Variables) -> Result<Option<Arc<dyn LakeSink>>, Error> {
+    Ok(None)
+}
+
 /// Athena, for the functions the template gives the workgroup, stopped
 /// after `PURSER_QUERY_TIMEOUT_SECONDS` (25 when unset: API Gateway gives
 /// up on an integration after 30).
+#[cfg(feature = "query")]
 fn queries(
     config: &aws_config::SdkConfig,
     vars: Variables,
@@ -212,13 +257,18 @@ fn queries(
             .ok_or("PURSER_QUERY_TIMEOUT_SECONDS must be 1 to 900 seconds")?,
     };
     Ok(Some(Arc::new(
-        AthenaEngine::from_config(
+        purser_aws::AthenaEngine::from_config(
             config,
             required(vars, "PURSER_ATHENA_WORKGROUP")?,
             required(vars, "PURSER_LAKE_DATABASE")?,
         )
-        .with_timeout(Duration::from_secs(timeout)),
+        .with_timeout(std::time::Duration::from_secs(timeout)),
     )))
+}
+
+#[cfg(not(feature = "query"))]
+fn queries(_: &aws_config::SdkConfig, _: Variables) -> Result<Option<Arc<dyn QueryEngine>>, Error> {
+    Ok(None)
 }
 
 /// `PURSER_APPROVAL_EXPIRY_DAYS` (`ApprovalExpiryDays`): how many days a
@@ -354,6 +404,8 @@ mod tests {
         assert!(err.contains("lake sink"), "{err}");
     }
 
+    // Built with the features its function crates turn on (`cargo test --workspace`).
+    #[cfg(all(feature = "identity-center", feature = "notifier"))]
     #[test]
     fn sign_in_and_notifications_come_from_the_environment_the_template_sets() {
         let base = [("PURSER_TABLE", "t"), ("PURSER_BUS", "b")];
@@ -407,6 +459,8 @@ mod tests {
         assert!(ports.notifications().is_ok());
     }
 
+    // Built with the features its function crates turn on (`cargo test --workspace`).
+    #[cfg(feature = "query")]
     #[test]
     fn a_missing_or_out_of_range_setting_is_named() {
         let err = ports(&[("PURSER_BUS", "b")]).err().unwrap().to_string();
@@ -483,6 +537,8 @@ mod tests {
         );
     }
 
+    // Built with the features its function crates turn on (`cargo test --workspace`).
+    #[cfg(all(feature = "lake", feature = "query"))]
     #[test]
     fn the_lake_functions_have_the_lake_and_its_queries() {
         let ports = ports(&[

@@ -360,6 +360,25 @@ INSERT INTO sim_ic_permission_sets (name, arn) VALUES
     ('PurserReadOnly', 'arn:aws:sso:::permissionSet/ssoins-local/ps-readonly'),
     ('PurserDataScience', 'arn:aws:sso:::permissionSet/ssoins-local/ps-datascience');
 "#,
+    r#"
+-- Lease templates' blueprints, simulated: each StackSet instance deployed
+-- into an account (by its operation's name, so a repeat records nothing
+-- new), and the StackSets told to fail (tests, the demo).
+CREATE TABLE sim_blueprint_deployments (
+    operation    TEXT PRIMARY KEY,
+    stack_set    TEXT NOT NULL,
+    account_id   TEXT NOT NULL,
+    ou           TEXT NOT NULL,
+    regions      TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    reason       TEXT,
+    deployed_at  TEXT NOT NULL
+);
+CREATE TABLE sim_failing_stack_sets (
+    stack_set  TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL
+);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

@@ -2,6 +2,7 @@
 //! SQLite for state, an in-process EventBridge that runs the SAM
 //! template's rules and schedules, and the template's HTTP API routes.
 
+pub mod blueprints;
 pub mod bus;
 pub mod db;
 pub mod dispatch;
@@ -18,6 +19,7 @@ pub mod store;
 pub mod template;
 pub mod timers;
 
+pub use blueprints::SimulatedStackSets;
 pub use bus::{LocalBus, PutEventsError, Rule};
 pub use db::Db;
 pub use dispatch::RetryTiming;

@@ -105,6 +105,7 @@ pub struct Running {
     bus: LocalBus,
     organization: Arc<SimulatedOrganization>,
     lambdas: Arc<SimulatedLambdas>,
+    stack_sets: Arc<crate::blueprints::SimulatedStackSets>,
     ports: Ports,
     db: Db,
     /// The template's schedules and the handlers, to fire one on demand.
@@ -221,6 +222,7 @@ pub async fn start(
         org_config,
     ));
     let lambdas = Arc::new(SimulatedLambdas::new(db.clone()));
+    let stack_sets = Arc::new(crate::blueprints::SimulatedStackSets::new(db.clone()));
     // Locally every function has every port: one process plays them all.
     let ports = Ports {
         store: Arc::new(SqliteStore::new(db.clone())),
@@ -241,6 +243,8 @@ pub async fn start(
             db.clone(),
         ))),
         dead_letters: Some(Arc::new(crate::inspect::LocalDeadLetters::new(db.clone()))),
+        // Blueprints recorded as deployed (sim_blueprint_deployments).
+        blueprints: Some(stack_sets.clone()),
         settings: Settings {
             // The simulated organization attaches SCPs to accounts only:
             // each account gets the default guardrails itself.
@@ -359,6 +363,7 @@ pub async fn start(
         bus,
         organization,
         lambdas,
+        stack_sets,
         ports: ports_kept,
         db,
         timers: timers_kept,
@@ -387,6 +392,12 @@ impl Running {
     /// The member accounts' simulated Lambda functions, e.g. to deploy one.
     pub fn lambdas(&self) -> &SimulatedLambdas {
         &self.lambdas
+    }
+
+    /// The simulated StackSets of lease templates' blueprints: what was
+    /// deployed where, and StackSets told to fail.
+    pub fn stack_sets(&self) -> &crate::blueprints::SimulatedStackSets {
+        &self.stack_sets
     }
 
     /// The ports the handlers were built on (wrapped, when the config

@@ -618,6 +618,7 @@ mod tests {
             decision: None,
             pending_extension: None,
             frozen_by: Vec::new(),
+            blueprint: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod blueprints;
 mod dead_letters;
 mod event_bus;
 mod identity_center;

@@ -169,6 +169,10 @@ pub struct Account {
     /// budgets (which only a team's budget froze: read as `[team]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frozen_by: Vec<FreezeCause>,
+    /// Its template's blueprint: deploying while the account is
+    /// `creating`, then how it went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blueprint: Option<crate::accounts::BlueprintRun>,
 }
 
 /// What froze an account (see `Account::frozen_by`).
@@ -248,6 +252,7 @@ impl Account {
             decision: None,
             pending_extension: None,
             frozen_by: Vec::new(),
+            blueprint: None,
             id,
         })
     }
@@ -344,6 +349,7 @@ impl Account {
             "lease_days": self.lease_days,
             "decision": self.decision.as_ref().map(crate::leases::Decision::to_view),
             "pending_extension": self.pending_extension.as_ref().map(crate::leases::PendingExtension::to_view),
+            "blueprint": self.blueprint.as_ref().map(crate::accounts::BlueprintRun::to_view),
             "timeline": self.timeline.iter().map(|m| serde_json::json!({
                 "at": rfc3339(m.at), "event": m.event, "state": m.state,
             })).collect::<Vec<_>>(),

@@ -3,12 +3,14 @@
 //! them on the ports (`service`).
 
 pub mod account;
+pub mod blueprinting;
 pub mod guardrailing;
 mod leasing;
 pub mod service;
 pub mod team;
 
 pub use account::*;
+pub use blueprinting::{AccountBlueprints, BlueprintRun, BlueprintStatus};
 pub use guardrailing::AccountGuardrails;
 pub use service::*;
 pub use team::*;

@@ -10,6 +10,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::access::AccessGrants;
+use crate::accounts::blueprinting::{BlueprintRun, BlueprintStep};
 use crate::accounts::{Account, AccountState, NewAccount, new_id};
 use crate::accounts::{Team, TeamName, session_role};
 use crate::events::Announcement;
@@ -108,6 +109,8 @@ pub enum AccountError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Access(#[from] AccessError),
+    #[error(transparent)]
+    Blueprint(#[from] crate::ports::BlueprintError),
 }
 
 impl From<AnnounceError> for AccountError {
@@ -165,6 +168,8 @@ pub struct Accounts {
     pub(super) approval_expiry: Duration,
     /// The SCPs every account works under (`with_guardrails`).
     pub(super) guardrails: Option<crate::accounts::guardrailing::AccountGuardrails>,
+    /// Deploys template blueprints before accounts are ready (`with_blueprints`).
+    pub(super) blueprints: Option<crate::accounts::blueprinting::AccountBlueprints>,
 }
 
 impl Accounts {
@@ -187,6 +192,7 @@ impl Accounts {
             templates: None,
             approval_expiry: crate::accounts::leasing::DEFAULT_APPROVAL_EXPIRY,
             guardrails: None,
+            blueprints: None,
         }
     }
 
@@ -820,6 +826,10 @@ impl Accounts {
                 self.fail(account, code, &explain_failure(code)).await
             }
             CreationState::Succeeded => {
+                // Placed before, its blueprint deploying: only that is left.
+                if account.blueprint.is_some() {
+                    return self.blueprint_progress(account).await;
+                }
                 let Some(account_id) = status.account_id.clone() else {
                     return Err(OrganizationError::Unavailable(format!(
                         "creation {} succeeded without an account id",
@@ -838,41 +848,70 @@ impl Accounts {
                     .await?;
                 // Its guardrails before anyone can sign in.
                 self.apply_guardrails(&account, &account_id).await?;
-                let mut next = account.next_revision();
-                next.state = AccountState::Ready;
-                next.account_id = Some(account_id);
-                next.ou = Some(ou);
-                // AccountReady says the owner can sign in: access first.
-                let team = self.team_or_default(&account.team).await?;
-                let set = self.template_permission_set(&account).await?;
-                let access = self.access.grant(&next, &team, set.as_deref()).await?;
-                let granted = matches!(
-                    access.status,
-                    crate::access::AccessStatus::Assigned | crate::access::AccessStatus::Pending
-                );
-                next.access = Some(access);
-                next.updated_at = self.clock.now();
-                let mut events = vec![Announcement::of(
-                    catalog::ACCOUNT_READY,
-                    AccountEvent::of(&next, next.updated_at),
-                )];
-                if granted {
-                    events.push(Announcement::of(
-                        catalog::ACCESS_GRANTED,
-                        AccountEvent::of(&next, next.updated_at),
-                    ));
+                match self.start_blueprint(&account, &account_id, &ou).await? {
+                    BlueprintStep::Ready(run) => {
+                        self.become_ready(account, account_id, ou, run).await
+                    }
+                    BlueprintStep::Deploying(run) => {
+                        let mut next = account.next_revision();
+                        next.account_id = Some(account_id);
+                        next.ou = Some(ou);
+                        next.blueprint = Some(run);
+                        next.updated_at = self.clock.now();
+                        self.accounts
+                            .transition(AccountState::Creating, &next)
+                            .await?;
+                        Ok(())
+                    }
+                    BlueprintStep::NotHere => Ok(()),
                 }
-                transition_announcing(
-                    self.accounts.as_ref(),
-                    self.bus.as_ref(),
-                    AccountState::Creating,
-                    next,
-                    events,
-                )
-                .await?;
-                Ok(())
             }
         }
+    }
+
+    /// A placed, tagged and guarded account (its blueprint, if any,
+    /// finished): access is granted and `AccountReady` announced.
+    pub(super) async fn become_ready(
+        &self,
+        account: Account,
+        account_id: String,
+        ou: String,
+        blueprint: Option<BlueprintRun>,
+    ) -> Result<(), AccountError> {
+        let mut next = account.next_revision();
+        next.state = AccountState::Ready;
+        next.account_id = Some(account_id);
+        next.ou = Some(ou);
+        next.blueprint = blueprint;
+        // AccountReady says the owner can sign in: access first.
+        let team = self.team_or_default(&account.team).await?;
+        let set = self.template_permission_set(&account).await?;
+        let access = self.access.grant(&next, &team, set.as_deref()).await?;
+        let granted = matches!(
+            access.status,
+            crate::access::AccessStatus::Assigned | crate::access::AccessStatus::Pending
+        );
+        next.access = Some(access);
+        next.updated_at = self.clock.now();
+        let mut events = vec![Announcement::of(
+            catalog::ACCOUNT_READY,
+            AccountEvent::of(&next, next.updated_at),
+        )];
+        if granted {
+            events.push(Announcement::of(
+                catalog::ACCESS_GRANTED,
+                AccountEvent::of(&next, next.updated_at),
+            ));
+        }
+        transition_announcing(
+            self.accounts.as_ref(),
+            self.bus.as_ref(),
+            AccountState::Creating,
+            next,
+            events,
+        )
+        .await?;
+        Ok(())
     }
 
     /// The fallback for CloudTrail's best-effort delivery: asks AWS about
@@ -884,6 +923,10 @@ impl Accounts {
             .accounts_in_state(AccountState::Creating)
             .await?
         {
+            if account.blueprint.is_some() {
+                self.blueprint_progress(account).await?;
+                continue;
+            }
             let since = account.creation_started_at.unwrap_or(account.updated_at);
             if let Some(creation_id) = &account.creation_id
                 && now - since > POLL_AFTER

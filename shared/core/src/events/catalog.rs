@@ -88,6 +88,10 @@ pub struct AccountEvent {
     /// The days an extension adds (asked for, approved, denied or applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension_days: Option<u32>,
+    /// Its template's blueprint: the StackSet, regions, status and, when
+    /// it failed, CloudFormation's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blueprint: Option<serde_json::Value>,
     pub at: String,
 }
 
@@ -111,6 +115,10 @@ impl AccountEvent {
             approver: None,
             rule: None,
             extension_days: None,
+            blueprint: account
+                .blueprint
+                .as_ref()
+                .map(crate::accounts::BlueprintRun::to_view),
             at: rfc3339(at),
         }
     }

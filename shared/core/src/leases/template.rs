@@ -40,6 +40,9 @@ impl TemplateRef {
     }
 }
 
+/// The prefix of the StackSets a template may name as its blueprint.
+pub const BLUEPRINT_PREFIX: &str = "purser-";
+
 /// A budget for each account made from a template: the shape of a team's
 /// budget (amount, currency, thresholds, actions), validated by the same
 /// code. Enforcing it is for the per-account budgets to build on.
@@ -116,7 +119,8 @@ pub struct LeaseTemplate {
     /// The regions the account may use; any when empty.
     #[serde(default)]
     pub regions: Vec<String>,
-    /// A StackSet deployed into each account, once blueprints exist.
+    /// A service-managed StackSet, named `purser-…`, of which an instance
+    /// is deployed into each account before it is announced ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blueprint: Option<String>,
     /// The teams that may use it; every team when `None`.
@@ -251,9 +255,12 @@ impl LeaseTemplate {
         };
         let blueprint = match fields.get("blueprint") {
             None | Some(Value::Null) => None,
+            // Purser's role may deploy only StackSets named `purser-…`
+            // (infra/template.yaml): a template naming another would fail
+            // every request it serves.
             Some(Value::String(b))
-                if (1..=128).contains(&b.len())
-                    && b.starts_with(|c: char| c.is_ascii_alphabetic())
+                if (BLUEPRINT_PREFIX.len() + 1..=128).contains(&b.len())
+                    && b.starts_with(BLUEPRINT_PREFIX)
                     && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') =>
             {
                 Some(b.clone())
@@ -261,7 +268,7 @@ impl LeaseTemplate {
             Some(_) => {
                 return Err(invalid(
                     Some("blueprint"),
-                    "blueprint must be a StackSet's name: a letter, then letters, digits and -, at most 128",
+                    "blueprint must be the name of a service-managed StackSet that starts with purser- (then letters, digits and -, at most 128 in all): Purser may deploy only those",
                 ));
             }
         };

@@ -95,10 +95,25 @@ pub fn message_for(event: &Event) -> Option<Message> {
                 ),
                 _ => "Ask a platform admin how to sign in: this Purser grants no sign-in.".into(),
             };
+            // A blueprint that failed leaves the account usable, without
+            // what the platform team meant to put in it: say so, and why.
+            let blueprint = match d["blueprint"]["status"].as_str() {
+                Some("failed") => format!(
+                    "\n\nIts blueprint (StackSet {}) failed, so what it sets up is missing: {}. \
+                     A platform admin can look at it.",
+                    text(&d["blueprint"], "stack_set"),
+                    text(&d["blueprint"], "reason")
+                ),
+                Some("succeeded") => format!(
+                    "\n\nIts blueprint (StackSet {}) is deployed.",
+                    text(&d["blueprint"], "stack_set")
+                ),
+                _ => String::new(),
+            };
             (
                 format!("Your AWS account {account} for {team} is ready"),
                 format!(
-                    "Account {account} ({}) is ready in team {team}'s OU.\n\n{sign_in}\n\nLease end: {}.",
+                    "Account {account} ({}) is ready in team {team}'s OU.\n\n{sign_in}\n\nLease end: {}.{blueprint}",
                     text(d, "purpose"),
                     d["lease_end"].as_str().unwrap_or("none")
                 ),

@@ -2,6 +2,7 @@
 //! Every port has an AWS adapter (`purser-aws`) and an embedded one
 //! (`purser-local`), and the services take only the ports they use.
 
+pub mod blueprints;
 pub mod cleaner;
 pub mod clock;
 pub mod dead_letters;
@@ -15,6 +16,7 @@ pub mod organization;
 pub mod query_engine;
 pub mod store;
 
+pub use blueprints::*;
 pub use cleaner::*;
 pub use clock::*;
 pub use dead_letters::*;
