@@ -70,6 +70,8 @@ pub enum Command {
         after_help = "Examples:\n  purser query --list\n  purser query cost_per_team_daily --param 2026-11-01 --param 2026-11-30\n  purser query top_functions --param 2026-11 --param 10 --output json\n  purser query --sql 'SELECT team, count(*) AS n FROM invocations WHERE dt = ? GROUP BY team' --param 2026-11-21\n  purser query cost_per_team_monthly --param 2026-11 --athena          # on Athena, with your AWS credentials\n  purser query top_functions --param 2026-11 --param 5 --athena --workgroup purser --database purser_lake"
     )]
     Query(QueryArgs),
+    /// Rebuild the usage price table from AWS Price List bulk files (offline).
+    Prices(PricesArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  purser completions bash > ~/.local/share/bash-completion/completions/purser\n  purser completions zsh > \"${fpath[1]}/_purser\"\n  purser completions fish > ~/.config/fish/completions/purser.fish"
@@ -841,6 +843,37 @@ pub struct NotificationsListArgs {
     /// An aligned table for people, or the JSON for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct PricesArgs {
+    #[command(subcommand)]
+    pub command: PricesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PricesCommand {
+    /// Merge the on-demand prices of Price List bulk offer files (EC2, ECS
+    /// Fargate, SageMaker, Bedrock, API Gateway, DynamoDB, Step Functions)
+    /// into the table, keeping other services and older versions, and
+    /// print what changed.
+    #[command(
+        after_help = "Examples:\n  curl -o ec2.json https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonEC2/current/us-east-1/index.json\n  purser prices update --from ec2.json\n  purser prices update --from bedrock.json --from dynamodb.json --to /tmp/prices.json --region us-east-1"
+    )]
+    Update(PricesUpdateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PricesUpdateArgs {
+    /// Price List bulk offer files (`.../offers/v1.0/aws/<offer>/current/<region>/index.json`).
+    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
+    pub from: Vec<PathBuf>,
+    /// The price table to update.
+    #[arg(long, value_name = "PATH", default_value = "infra/prices.json")]
+    pub to: PathBuf,
+    /// Only this region's prices (repeatable); every region in the files otherwise.
+    #[arg(long)]
+    pub region: Vec<String>,
 }
 
 #[derive(Debug, Args)]

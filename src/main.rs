@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::cli::{
     AccountsCommand, ApprovalsCommand, BudgetsCommand, Cli, Command, EventsCommand,
-    NotificationsCommand, TeamsCommand, TemplatesCommand,
+    NotificationsCommand, PricesCommand, TeamsCommand, TemplatesCommand,
 };
 
 #[tokio::main]
@@ -61,6 +61,9 @@ async fn main() -> ExitCode {
             NotificationsCommand::List(args) => commands::notifications::list(args),
         },
         Command::Query(args) => commands::query::run(args).await,
+        Command::Prices(prices) => match prices.command {
+            PricesCommand::Update(args) => commands::prices::update(args),
+        },
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,
