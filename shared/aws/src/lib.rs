@@ -21,6 +21,8 @@
 
 #[cfg(feature = "blueprints")]
 mod blueprints;
+#[cfg(feature = "cleaner")]
+mod cleaner;
 #[cfg(feature = "dead-letter-count")]
 mod dead_letter_count;
 #[cfg(feature = "dead-letters")]
@@ -44,6 +46,8 @@ mod store;
 
 #[cfg(feature = "blueprints")]
 pub use blueprints::CloudFormationStackSets;
+#[cfg(feature = "cleaner")]
+pub use cleaner::{CodeBuildCleaner, MEMBER_ROLE_VAR, NUKE_CONFIG_VAR, TARGET_ACCOUNT_VAR};
 #[cfg(feature = "dead-letter-count")]
 pub use dead_letter_count::SqsDeadLetterCount;
 #[cfg(feature = "dead-letters")]

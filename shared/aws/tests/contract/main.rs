@@ -5,6 +5,7 @@
 mod common;
 
 mod blueprints;
+mod cleaner;
 mod dead_letters;
 mod event_bus;
 mod identity_center;

@@ -614,7 +614,8 @@ mod tests {
 
     #[test]
     fn refuses_what_aws_nuke_would_refuse_or_misread() {
-        let cases: Vec<(fn(&mut NukeTarget), NukeConfigError)> = vec![
+        type Change = fn(&mut NukeTarget);
+        let cases: Vec<(Change, NukeConfigError)> = vec![
             (
                 |t| t.account_id = "12345".into(),
                 NukeConfigError::AccountId("12345".into()),
