@@ -379,6 +379,24 @@ CREATE TABLE sim_failing_stack_sets (
     reason     TEXT NOT NULL
 );
 "#,
+    r#"
+-- The simulated cleaner (see cleaner.rs): every run, finished as it
+-- starts, and the accounts whose next runs are to fail (tests, the demo).
+CREATE TABLE sim_cleaning_runs (
+    id          TEXT PRIMARY KEY,
+    account_id  TEXT NOT NULL,
+    pass        INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    config      TEXT NOT NULL,
+    started_ms  INTEGER NOT NULL,
+    reason      TEXT
+);
+CREATE INDEX sim_cleaning_runs_key ON sim_cleaning_runs (account_id, pass, attempt, started_ms);
+CREATE TABLE sim_cleaning_failures (
+    account_id  TEXT PRIMARY KEY,
+    remaining   INTEGER NOT NULL CHECK (remaining > 0)
+);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

@@ -4,6 +4,7 @@
 
 pub mod blueprints;
 pub mod bus;
+pub mod cleaner;
 pub mod db;
 pub mod dispatch;
 pub mod http;
@@ -21,6 +22,7 @@ pub mod timers;
 
 pub use blueprints::SimulatedStackSets;
 pub use bus::{LocalBus, PutEventsError, Rule};
+pub use cleaner::SimulatedCleaner;
 pub use db::Db;
 pub use dispatch::RetryTiming;
 pub use identity_center::SimulatedIdentityCenter;
