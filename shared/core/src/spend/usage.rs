@@ -19,6 +19,22 @@
 //! fills `team`: the recorder attributes the account, and must refuse a
 //! record whose `account_id` differs from the account its object was written
 //! under.
+//!
+//! ```
+//! use chrono::{Duration, TimeZone, Utc};
+//! use purser_core::spend::{Interval, UsagePrices, ec2_instance, parse_metric_stream};
+//!
+//! let prices = UsagePrices::builtin(); // parses the table: once, then keep it
+//! let object = r#"{"metric_stream_name":"purser","account_id":"210987654321","region":"us-east-1","namespace":"AWS/Bedrock","metric_name":"OutputTokenCount","dimensions":{"ModelId":"anthropic.claude-3-haiku-20240307-v1:0"},"timestamp":1795000000000,"value":{"max":900.0,"min":100.0,"sum":4000.0,"count":5.0},"unit":"Count"}"#;
+//! for usage in parse_metric_stream(object) {
+//!     let usage = usage.unwrap().priced(&prices);
+//!     assert_eq!(usage.cost, Some("0.005".parse().unwrap())); // 4K tokens at $0.00125
+//! }
+//! let started = Utc.with_ymd_and_hms(2026, 11, 21, 22, 0, 0).unwrap();
+//! let night = Interval::run("210987654321", "us-east-1", "i-0abc", started, started + Duration::hours(10));
+//! let usage = ec2_instance(&night, "g5.xlarge").unwrap().priced(&prices);
+//! assert_eq!(usage.cost, Some("10.06".parse().unwrap()));
+//! ```
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -281,7 +297,8 @@ impl UsagePrices {
         Ok(table)
     }
 
-    /// The table Purser ships in `infra/prices.json`.
+    /// The table Purser ships in `infra/prices.json` (parsed on each call:
+    /// keep the result).
     pub fn builtin() -> Self {
         Self::parse(BUILTIN_PRICES).expect("infra/prices.json is valid (a test checks it)")
     }
