@@ -24,6 +24,7 @@ mod handlers_never_panic;
 mod lake;
 mod leases;
 mod local_runtime;
+mod member_account;
 mod openapi;
 mod queries;
 mod redrive_aws;
