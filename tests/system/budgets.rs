@@ -651,6 +651,8 @@ async fn one_sweep_freezes_every_over_budget_team_of_ten_thousand_accounts() {
                 pending_extension: None,
                 frozen_by: Vec::new(),
                 blueprint: None,
+                recycling: None,
+                recycled_from: None,
             };
             ports
                 .store

@@ -136,8 +136,14 @@ impl AccountStore for FakeAccounts {
         Ok(self.find(|a| a.creation_id.as_deref() == Some(creation_id)))
     }
 
+    /// The newest request holding it (an account lent again is held by
+    /// its pooled request and by the one it serves).
     async fn account_by_account_id(&self, account_id: &str) -> Result<Option<Account>, StoreError> {
-        Ok(self.find(|a| a.account_id.as_deref() == Some(account_id)))
+        Ok(locked(&self.accounts)
+            .iter()
+            .filter(|a| a.account_id.as_deref() == Some(account_id))
+            .max_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))
+            .cloned())
     }
 
     /// Newest first; the page token is how many were listed before.
@@ -1091,5 +1097,47 @@ impl QueryEngine for FakeQueries {
             rows,
             bytes_scanned: None,
         })
+    }
+}
+
+/// A cleaner whose runs finish when told: `Running` until `finish` (or at
+/// once with `instant`), every start recorded as (account, pass, attempt).
+#[derive(Debug, Default)]
+pub struct FakeCleaner {
+    pub starts: Mutex<Vec<(String, u32, u32)>>,
+    pub statuses: Mutex<BTreeMap<String, crate::ports::CleaningStatus>>,
+    /// Statuses new runs get at once, in order (then `Succeeded`).
+    pub outcomes: Mutex<std::collections::VecDeque<crate::ports::CleaningStatus>>,
+    pub configs: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl crate::ports::Cleaner for FakeCleaner {
+    async fn start(
+        &self,
+        account_id: &str,
+        config: &str,
+        pass: u32,
+        attempt: u32,
+    ) -> Result<String, crate::ports::CleanerError> {
+        let mut starts = locked(&self.starts);
+        starts.push((account_id.to_string(), pass, attempt));
+        locked(&self.configs).push(config.to_string());
+        let id = format!("run-{}", starts.len());
+        let status = locked(&self.outcomes)
+            .pop_front()
+            .unwrap_or(crate::ports::CleaningStatus::Succeeded);
+        locked(&self.statuses).insert(id.clone(), status);
+        Ok(id)
+    }
+
+    async fn status(
+        &self,
+        run_id: &str,
+    ) -> Result<crate::ports::CleaningStatus, crate::ports::CleanerError> {
+        locked(&self.statuses)
+            .get(run_id)
+            .cloned()
+            .ok_or_else(|| crate::ports::CleanerError::NotFound(run_id.into()))
     }
 }

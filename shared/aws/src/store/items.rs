@@ -619,6 +619,8 @@ mod tests {
             pending_extension: None,
             frozen_by: Vec::new(),
             blueprint: None,
+            recycling: None,
+            recycled_from: None,
         }
     }
 

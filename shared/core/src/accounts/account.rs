@@ -16,6 +16,16 @@ use crate::validation::{ValidationError, invalid};
 /// request whose template asks for approval starts `pending_approval`:
 /// approved it becomes `requested` (and goes on as any request); denied,
 /// withdrawn or expired it is `closed`.
+///
+/// Recycling (a template with `lease_end: recycle`): at lease end a ready
+/// or frozen account goes `cleaning → cooling → available`, or
+/// `quarantined` when cleaning keeps failing (`cooling` again once an
+/// admin released it). A request of the template may be served by an
+/// `available` account: it goes `requested → ready` with that account,
+/// and the pooled request is `closed` (its account lent again). Pooled
+/// accounts (cleaning to available, quarantined) belong to no team: they
+/// count against no quota and no budget, and close only through the
+/// reaper (above the template's `pool_size`) or an admin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountState {
@@ -27,10 +37,14 @@ pub enum AccountState {
     Closing,
     Closed,
     Failed,
+    Cleaning,
+    Cooling,
+    Available,
+    Quarantined,
 }
 
 impl AccountState {
-    pub const ALL: [AccountState; 8] = [
+    pub const ALL: [AccountState; 12] = [
         Self::PendingApproval,
         Self::Requested,
         Self::Creating,
@@ -39,6 +53,18 @@ impl AccountState {
         Self::Closing,
         Self::Closed,
         Self::Failed,
+        Self::Cleaning,
+        Self::Cooling,
+        Self::Available,
+        Self::Quarantined,
+    ];
+
+    /// The states of a template's pool, in the order they come.
+    pub const POOL: [AccountState; 4] = [
+        Self::Cleaning,
+        Self::Cooling,
+        Self::Available,
+        Self::Quarantined,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +77,10 @@ impl AccountState {
             Self::Closing => "closing",
             Self::Closed => "closed",
             Self::Failed => "failed",
+            Self::Cleaning => "cleaning",
+            Self::Cooling => "cooling",
+            Self::Available => "available",
+            Self::Quarantined => "quarantined",
         }
     }
 
@@ -75,7 +105,27 @@ impl AccountState {
                 | (Ready, Closing)
                 | (Frozen, Closing)
                 | (Closing, Closed)
+                // Recycling.
+                | (Ready, Cleaning)
+                | (Frozen, Cleaning)
+                | (Cleaning, Cooling)
+                | (Cleaning, Quarantined)
+                | (Quarantined, Cooling)
+                | (Cooling, Available)
+                // Lent again: the pooled request ends, a request takes it.
+                | (Available, Closed)
+                | (Requested, Ready)
+                // Closed by the reaper (above the pool's size) or an admin.
+                | (Cooling, Closing)
+                | (Available, Closing)
+                | (Quarantined, Closing)
         )
+    }
+
+    /// An account in a template's pool: cleaning, cooling, available or
+    /// quarantined; it belongs to no team.
+    pub fn is_pooled(self) -> bool {
+        Self::POOL.contains(&self)
     }
 
     /// Open accounts count against the team's quota: a request pending
@@ -173,6 +223,13 @@ pub struct Account {
     /// `creating`, then how it went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blueprint: Option<crate::accounts::BlueprintRun>,
+    /// Its way through its template's pool, once its lease ended under a
+    /// template that recycles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycling: Option<crate::recycling::Recycling>,
+    /// The pooled request whose account this request was lent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycled_from: Option<String>,
 }
 
 /// What froze an account (see `Account::frozen_by`).
@@ -253,6 +310,8 @@ impl Account {
             pending_extension: None,
             frozen_by: Vec::new(),
             blueprint: None,
+            recycling: None,
+            recycled_from: None,
             id,
         })
     }
@@ -350,6 +409,8 @@ impl Account {
             "decision": self.decision.as_ref().map(crate::leases::Decision::to_view),
             "pending_extension": self.pending_extension.as_ref().map(crate::leases::PendingExtension::to_view),
             "blueprint": self.blueprint.as_ref().map(crate::accounts::BlueprintRun::to_view),
+            "recycling": self.recycling.as_ref().map(crate::recycling::Recycling::to_view),
+            "recycled_from": self.recycled_from,
             "timeline": self.timeline.iter().map(|m| serde_json::json!({
                 "at": rfc3339(m.at), "event": m.event, "state": m.state,
             })).collect::<Vec<_>>(),

@@ -250,7 +250,9 @@ impl Accounts {
         tracing::info!(request_id = %account.id, account_id, stack_set = %run.stack_set,
             status = run.status.as_str(), reason = run.reason.as_deref().unwrap_or(""),
             "blueprint finished");
-        self.become_ready(account, account_id, ou, Some(run)).await
+        self.become_ready(AccountState::Creating, account, account_id, ou, Some(run))
+            .await?;
+        Ok(())
     }
 
     /// CloudFormation says a StackSet operation changed: the accounts it

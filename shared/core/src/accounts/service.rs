@@ -111,6 +111,8 @@ pub enum AccountError {
     Access(#[from] AccessError),
     #[error(transparent)]
     Blueprint(#[from] crate::ports::BlueprintError),
+    #[error(transparent)]
+    Cleaner(#[from] crate::ports::CleanerError),
 }
 
 impl From<AnnounceError> for AccountError {
@@ -140,12 +142,12 @@ pub const RETRIED_FAILURES: [&str; 2] = ["CONCURRENT_ACCOUNT_MODIFICATION", "INT
 pub const MAX_CREATION_ATTEMPTS: u32 = 3;
 /// `LeaseExpiring` is emitted this long before a lease ends.
 pub const LEASE_WARNING: Duration = Duration::days(3);
-const CLOSURE_WINDOW: Duration = Duration::days(30);
+pub(super) const CLOSURE_WINDOW: Duration = Duration::days(30);
 /// How long one run holds an account it is closing before another may try.
 const CLOSURE_CLAIM: Duration = Duration::minutes(10);
 /// How often a write that lost a race to a newer revision in the same state
 /// is made again over it.
-const STALE_RETRIES: usize = 3;
+pub(super) const STALE_RETRIES: usize = 3;
 
 /// What Purser does with accounts; the api, vend, account-events and reaper
 /// functions are doors into it.
@@ -170,6 +172,8 @@ pub struct Accounts {
     pub(super) guardrails: Option<crate::accounts::guardrailing::AccountGuardrails>,
     /// Deploys template blueprints before accounts are ready (`with_blueprints`).
     pub(super) blueprints: Option<crate::accounts::blueprinting::AccountBlueprints>,
+    /// Cleans pooled accounts (`with_recycling`; the reaper has it).
+    pub(super) recycling: Option<crate::accounts::recycling::AccountRecycling>,
 }
 
 impl Accounts {
@@ -193,6 +197,7 @@ impl Accounts {
             approval_expiry: crate::accounts::leasing::DEFAULT_APPROVAL_EXPIRY,
             guardrails: None,
             blueprints: None,
+            recycling: None,
         }
     }
 
@@ -448,6 +453,18 @@ impl Accounts {
                 account.requested_by
             )));
         }
+        // Its lease is over: the account is the pool's, not the requester's.
+        if !caller.admin
+            && matches!(
+                account.state,
+                AccountState::Cooling | AccountState::Available | AccountState::Quarantined
+            )
+        {
+            return Err(AccountError::Forbidden(format!(
+                "account request {id}'s lease ended and its account is in its template's pool ({}); only a platform admin may close it",
+                account.state
+            )));
+        }
         self.close_account(
             account,
             "REQUESTED",
@@ -464,11 +481,35 @@ impl Accounts {
     ) -> Result<Account, AccountError> {
         let now = self.clock.now();
         let (next_state, detail_type) = match account.state {
-            AccountState::Closing | AccountState::Closed => return self.announced(account).await,
+            // Its lease is over already (a repeat is harmless).
+            AccountState::Closing | AccountState::Closed | AccountState::Cleaning => {
+                return self.announced(account).await;
+            }
             AccountState::Requested | AccountState::PendingApproval => {
                 (AccountState::Closed, catalog::ACCOUNT_CLOSED)
             }
             AccountState::Ready | AccountState::Frozen => {
+                // A template that recycles: cleaning, not closing.
+                if let Some(template) = self.recycling_template(&account).await? {
+                    let id = account.id.clone();
+                    return match self
+                        .start_recycling(account, &template, code, reason)
+                        .await?
+                    {
+                        (Transitioned::Applied, next) => Ok(next),
+                        (Transitioned::Stale(Some(current)), _) => {
+                            Box::pin(self.close_account(current, code, reason)).await
+                        }
+                        (Transitioned::Stale(None), _) => {
+                            Err(AccountError::NotFound(format!("no account request {id}")))
+                        }
+                        (Transitioned::NoCreationSlot, _) => unreachable_slot(),
+                    };
+                }
+                (AccountState::Closing, catalog::ACCOUNT_CLOSE_REQUESTED)
+            }
+            // A pooled account an admin closes (`close` checks who).
+            AccountState::Cooling | AccountState::Available | AccountState::Quarantined => {
                 (AccountState::Closing, catalog::ACCOUNT_CLOSE_REQUESTED)
             }
             AccountState::Creating | AccountState::Failed => {
@@ -589,6 +630,11 @@ impl Accounts {
         let mut next = account.next_revision();
         match account.state {
             AccountState::Requested => {
+                // A template that recycles lends an available account of
+                // its pool first; only an empty pool makes one.
+                if let Some(served) = self.serve_from_pool(&account).await? {
+                    return Ok(served);
+                }
                 next.state = AccountState::Creating;
                 next.creation_started_at = Some(now);
                 next.updated_at = now;
@@ -837,20 +883,12 @@ impl Accounts {
                     ))
                     .into());
                 };
-                let path = ["purser", account.team.as_str()];
-                let ou = self
-                    .with_retries(|| self.organization.ensure_ou(&path))
-                    .await?;
-                self.with_retries(|| self.organization.move_account(&account_id, &ou))
-                    .await?;
-                let tags = account.tags();
-                self.with_retries(|| self.organization.tag_account(&account_id, &tags))
-                    .await?;
-                // Its guardrails before anyone can sign in.
-                self.apply_guardrails(&account, &account_id).await?;
+                let ou = self.place(&account, &account_id).await?;
                 match self.start_blueprint(&account, &account_id, &ou).await? {
                     BlueprintStep::Ready(run) => {
-                        self.become_ready(account, account_id, ou, run).await
+                        self.become_ready(AccountState::Creating, account, account_id, ou, run)
+                            .await?;
+                        Ok(())
                     }
                     BlueprintStep::Deploying(run) => {
                         let mut next = account.next_revision();
@@ -869,15 +907,40 @@ impl Accounts {
         }
     }
 
+    /// Places AWS account `account_id` for `account`: in its team's OU
+    /// (`purser/<team>`, returned), tagged, under its guardrails before
+    /// anyone can sign in. Each step may be repeated: a retry redoes it.
+    /// A new account and one lent again from a pool go through it alike.
+    pub(super) async fn place(
+        &self,
+        account: &Account,
+        account_id: &str,
+    ) -> Result<String, AccountError> {
+        let path = ["purser", account.team.as_str()];
+        let ou = self
+            .with_retries(|| self.organization.ensure_ou(&path))
+            .await?;
+        self.with_retries(|| self.organization.move_account(account_id, &ou))
+            .await?;
+        let tags = account.tags();
+        self.with_retries(|| self.organization.tag_account(account_id, &tags))
+            .await?;
+        self.apply_guardrails(account, account_id).await?;
+        Ok(ou)
+    }
+
     /// A placed, tagged and guarded account (its blueprint, if any,
-    /// finished): access is granted and `AccountReady` announced.
+    /// finished), stored in state `from` (`creating`, or `requested` when
+    /// lent from a pool): access is granted and `AccountReady` announced.
+    /// `Stale` when the account moved on meanwhile.
     pub(super) async fn become_ready(
         &self,
+        from: AccountState,
         account: Account,
         account_id: String,
         ou: String,
         blueprint: Option<BlueprintRun>,
-    ) -> Result<(), AccountError> {
+    ) -> Result<Transitioned, AccountError> {
         let mut next = account.next_revision();
         next.state = AccountState::Ready;
         next.account_id = Some(account_id);
@@ -903,15 +966,15 @@ impl Accounts {
                 AccountEvent::of(&next, next.updated_at),
             ));
         }
-        transition_announcing(
+        let (outcome, _) = transition_announcing(
             self.accounts.as_ref(),
             self.bus.as_ref(),
-            AccountState::Creating,
+            from,
             next,
             events,
         )
         .await?;
-        Ok(())
+        Ok(outcome)
     }
 
     /// The fallback for CloudTrail's best-effort delivery: asks AWS about
@@ -1013,6 +1076,7 @@ impl Accounts {
                 }
             }
         }
+        self.recycle().await?;
         self.close_pending().await
     }
 

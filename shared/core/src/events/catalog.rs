@@ -24,8 +24,33 @@ pub const ACCOUNT_DENIED: &str = "AccountDenied";
 /// The lease is longer: a new `lease_end`.
 pub const LEASE_EXTENDED: &str = "LeaseExtended";
 
+/// Recycling (a template with `lease_end: recycle`): the lease ended and
+/// the account left its team for the pool, sign-in removed; cleaning starts.
+pub const ACCOUNT_CLEANING_STARTED: &str = "AccountCleaningStarted";
+/// Two clean passes in a row: the account cools until its previous
+/// lease's late charges have billed.
+pub const ACCOUNT_CLEANED: &str = "AccountCleaned";
+/// Cooled: the account may be lent again.
+pub const ACCOUNT_AVAILABLE: &str = "AccountAvailable";
+/// Three cleaning runs failed: an admin must look (`purser accounts release`).
+pub const ACCOUNT_QUARANTINED: &str = "AccountQuarantined";
+/// An admin released a quarantined account: it cools, then is available.
+pub const ACCOUNT_RELEASED: &str = "AccountReleased";
+/// The pooled request ends: its account was lent to another request.
+pub const ACCOUNT_RECYCLED: &str = "AccountRecycled";
+
+/// The recycling events, in the order an account meets them.
+pub const RECYCLING_EVENTS: [&str; 6] = [
+    ACCOUNT_CLEANING_STARTED,
+    ACCOUNT_CLEANED,
+    ACCOUNT_AVAILABLE,
+    ACCOUNT_QUARANTINED,
+    ACCOUNT_RELEASED,
+    ACCOUNT_RECYCLED,
+];
+
 /// Every account event Purser emits.
-pub const ACCOUNT_EVENTS: [&str; 12] = [
+pub const ACCOUNT_EVENTS: [&str; 18] = [
     ACCOUNT_REQUESTED,
     ACCOUNT_CREATION_STARTED,
     ACCOUNT_READY,
@@ -38,6 +63,12 @@ pub const ACCOUNT_EVENTS: [&str; 12] = [
     ACCOUNT_APPROVED,
     ACCOUNT_DENIED,
     LEASE_EXTENDED,
+    ACCOUNT_CLEANING_STARTED,
+    ACCOUNT_CLEANED,
+    ACCOUNT_AVAILABLE,
+    ACCOUNT_QUARANTINED,
+    ACCOUNT_RELEASED,
+    ACCOUNT_RECYCLED,
 ];
 
 /// Who may sign into an account changed: granted when it is ready,

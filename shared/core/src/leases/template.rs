@@ -40,6 +40,39 @@ impl TemplateRef {
     }
 }
 
+/// Hours an account cools after its lease by default, before it is lent
+/// again: its late charges (CUR lines) land on the team that spent them.
+pub const DEFAULT_COOLING_HOURS: u32 = 72;
+/// The longest cooling a template may ask for (30 days).
+pub const MAX_COOLING_HOURS: u32 = 720;
+/// The largest pool a template may keep.
+pub const MAX_POOL_SIZE: u32 = 500;
+
+/// What happens to an account when its lease ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseEnd {
+    /// Closed (`CloseAccount`, within the organization's closure quota).
+    #[default]
+    Close,
+    /// Cleaned (aws-nuke, two clean passes), cooled and lent again from
+    /// the template's pool.
+    Recycle,
+}
+
+impl LeaseEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Close => "close",
+            Self::Recycle => "recycle",
+        }
+    }
+}
+
+fn default_cooling_hours() -> u32 {
+    DEFAULT_COOLING_HOURS
+}
+
 /// The prefix of the StackSets a template may name as its blueprint.
 pub const BLUEPRINT_PREFIX: &str = "purser-";
 
@@ -126,6 +159,16 @@ pub struct LeaseTemplate {
     /// The teams that may use it; every team when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teams: Option<Vec<TeamName>>,
+    /// Close or recycle at lease end (templates stored before it: close).
+    #[serde(default)]
+    pub lease_end: LeaseEnd,
+    /// With `recycle`: hours from a lease's end before its account is lent again.
+    #[serde(default = "default_cooling_hours")]
+    pub cooling_hours: u32,
+    /// With `recycle`: how many accounts the pool keeps; the reaper closes
+    /// available accounts above it (within the closure quota).
+    #[serde(default)]
+    pub pool_size: u32,
     /// 1 for the first version, one more at every change.
     pub version: u64,
     pub updated_at: DateTime<Utc>,
@@ -154,6 +197,9 @@ impl LeaseTemplate {
                 "regions",
                 "blueprint",
                 "teams",
+                "lease_end",
+                "cooling_hours",
+                "pool_size",
             ],
         )?;
         let description = match fields.get("description") {
@@ -292,6 +338,44 @@ impl LeaseTemplate {
                 ));
             }
         };
+        let lease_end = match fields.get("lease_end") {
+            None | Some(Value::Null) => LeaseEnd::Close,
+            Some(Value::String(v)) if v == "close" => LeaseEnd::Close,
+            Some(Value::String(v)) if v == "recycle" => LeaseEnd::Recycle,
+            Some(_) => {
+                return Err(invalid(
+                    Some("lease_end"),
+                    "lease_end must be \"close\" (close the account when its lease ends) or \"recycle\" (clean it and lend it again from the template's pool)",
+                ));
+            }
+        };
+        if lease_end == LeaseEnd::Recycle && blueprint.is_some() {
+            return Err(invalid(
+                Some("lease_end"),
+                "lease_end recycle cannot be combined with a blueprint yet: cleaning removes the blueprint's stacks, and a pooled account is lent without deploying it again",
+            ));
+        }
+        let bounded = |field: &str, max: u32, default: u32| -> Result<u32, ValidationError> {
+            match fields.get(field) {
+                None | Some(Value::Null) => Ok(default),
+                Some(_) if lease_end != LeaseEnd::Recycle => Err(invalid(
+                    Some(field),
+                    &format!("{field} applies only to lease_end \"recycle\""),
+                )),
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| *n <= u64::from(max))
+                    .map(|n| n as u32)
+                    .ok_or_else(|| {
+                        invalid(
+                            Some(field),
+                            &format!("{field} must be a whole number from 0 to {max}"),
+                        )
+                    }),
+            }
+        };
+        let cooling_hours = bounded("cooling_hours", MAX_COOLING_HOURS, DEFAULT_COOLING_HOURS)?;
+        let pool_size = bounded("pool_size", MAX_POOL_SIZE, 0)?;
         Ok(Self {
             name,
             description: description.to_string(),
@@ -303,6 +387,9 @@ impl LeaseTemplate {
             regions,
             blueprint,
             teams,
+            lease_end,
+            cooling_hours,
+            pool_size,
             version: 0,
             updated_at: now,
         })
@@ -332,6 +419,9 @@ impl LeaseTemplate {
             "regions": self.regions,
             "blueprint": self.blueprint,
             "teams": self.teams,
+            "lease_end": self.lease_end.as_str(),
+            "cooling_hours": self.cooling_hours,
+            "pool_size": self.pool_size,
             "version": self.version,
             "updated_at": rfc3339(self.updated_at),
         })
@@ -449,7 +539,59 @@ mod tests {
         assert_eq!(field(json!({"teams": []})), Some("teams".into()));
         assert_eq!(field(json!({"teams": ["Pay!"]})), Some("teams".into()));
         assert_eq!(field(json!({"colour": "red"})), Some("colour".into()));
+        assert_eq!(
+            field(json!({"lease_end": "keep"})),
+            Some("lease_end".into())
+        );
+        assert_eq!(
+            field(json!({"cooling_hours": 24})),
+            Some("cooling_hours".into()),
+            "cooling applies to recycling only"
+        );
+        assert_eq!(
+            field(json!({"lease_end": "recycle", "cooling_hours": 721})),
+            Some("cooling_hours".into())
+        );
+        assert_eq!(
+            field(json!({"lease_end": "recycle", "cooling_hours": -1})),
+            Some("cooling_hours".into())
+        );
+        assert_eq!(
+            field(json!({"lease_end": "recycle", "pool_size": 501})),
+            Some("pool_size".into())
+        );
+        assert_eq!(
+            field(json!({"lease_end": "recycle", "pool_size": "3"})),
+            Some("pool_size".into())
+        );
+        assert_eq!(
+            field(json!({"lease_end": "recycle", "blueprint": "purser-base"})),
+            Some("lease_end".into())
+        );
+        assert_eq!(
+            field(json!({"lease_end": "recycle", "cooling_hours": 0, "pool_size": 3})),
+            None
+        );
         assert!(is_region("us-gov-west-1") && is_region("ap-southeast-2"));
+    }
+
+    #[test]
+    fn a_recycling_template_cools_72_hours_by_default_and_old_ones_close() {
+        let mut body = hackathon();
+        body["lease_end"] = json!("recycle");
+        body["pool_size"] = json!(4);
+        let t = LeaseTemplate::from_json(name(), &body, Utc::now()).unwrap();
+        assert_eq!(t.lease_end, LeaseEnd::Recycle);
+        assert_eq!((t.cooling_hours, t.pool_size), (72, 4));
+        assert_eq!(t.to_view()["lease_end"], "recycle");
+        // A version stored before recycling reads as closing.
+        let mut stored = serde_json::to_value(&t).unwrap();
+        for field in ["lease_end", "cooling_hours", "pool_size"] {
+            stored.as_object_mut().unwrap().remove(field);
+        }
+        let old: LeaseTemplate = serde_json::from_value(stored).unwrap();
+        assert_eq!(old.lease_end, LeaseEnd::Close);
+        assert_eq!((old.cooling_hours, old.pool_size), (72, 0));
     }
 
     #[test]

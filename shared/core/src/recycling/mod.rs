@@ -6,8 +6,10 @@
 
 pub mod cleaning;
 pub mod nuke;
+pub mod pooled;
 
 pub use cleaning::{
     CLEAN_PASSES, CleaningProgress, CleaningRun, CleaningStatus, MAX_FAILED_RUNS, Next,
 };
 pub use nuke::{NukeConfigError, NukeTarget, Protected};
+pub use pooled::Recycling;
