@@ -196,8 +196,10 @@ impl AccountStore for DynamoStore {
             .await
     }
 
+    /// The newest request holding it: an account lent again from a pool
+    /// is held by its pooled request and by the one it serves now.
     async fn account_by_account_id(&self, account_id: &str) -> Result<Option<Account>, StoreError> {
-        self.account_by(
+        self.newest_by(
             &items::BY_ACCOUNT_ID,
             &items::account_id_partition(account_id),
         )

@@ -85,6 +85,7 @@ macro_rules! __store_scenarios {
                 a_template_is_stored_version_after_version_and_each_kept,
                 templates_are_listed_latest_version_in_name_order,
                 a_pending_request_counts_against_the_quota_until_approved_or_closed,
+                a_pooled_account_counts_for_no_team_and_its_newest_holder_is_found,
             ]
             [
                 of_concurrent_claims_exactly_one_wins,

@@ -2310,6 +2310,67 @@ pub async fn a_pending_request_counts_against_the_quota_until_approved_or_closed
     assert_eq!(store.open_accounts(&team("core")).await.unwrap(), 0);
 }
 
+/// Recycling: a lease's end takes its account out of the team's quota
+/// (cleaning to available count against none), the pool is read by state,
+/// and an account lent again is found by its AWS id as the newest request
+/// holding it, not the pooled one it came from.
+pub async fn a_pooled_account_counts_for_no_team_and_its_newest_holder_is_found(fixture: &Fixture) {
+    let store = &fixture.store;
+    let first = request("payments", at(0));
+    insert(store, &first, 2).await;
+    let mut ready = moved(&first, AccountState::Ready, 1);
+    ready.account_id = Some("111122223333".into());
+    transition(store, AccountState::Requested, &ready).await;
+    assert_eq!(store.open_accounts(&team("payments")).await.unwrap(), 1);
+    let mut pooled = ready.clone();
+    for (from, to, minutes) in [
+        (AccountState::Ready, AccountState::Cleaning, 2),
+        (AccountState::Cleaning, AccountState::Cooling, 3),
+        (AccountState::Cooling, AccountState::Available, 4),
+    ] {
+        pooled = moved(&pooled, to, minutes);
+        transition(store, from, &pooled).await;
+        assert_eq!(
+            store.open_accounts(&team("payments")).await.unwrap(),
+            0,
+            "{to} counts for no team"
+        );
+    }
+    assert_eq!(
+        store
+            .accounts_in_state(AccountState::Available)
+            .await
+            .unwrap(),
+        [pooled.clone()]
+    );
+    // Another team's request takes it: that team's quota, not the first's.
+    let second = request("core", at(5));
+    insert(store, &second, 1).await;
+    let mut lent = moved(&second, AccountState::Ready, 6);
+    lent.account_id = Some("111122223333".into());
+    lent.recycled_from = Some(first.id.clone());
+    transition(store, AccountState::Requested, &lent).await;
+    assert_eq!(
+        store.account_by_account_id("111122223333").await.unwrap(),
+        Some(lent.clone()),
+        "the request it serves now, not the pooled one"
+    );
+    let ended = moved(&pooled, AccountState::Closed, 7);
+    transition(store, AccountState::Available, &ended).await;
+    assert_eq!(
+        store.account_by_account_id("111122223333").await.unwrap(),
+        Some(lent)
+    );
+    assert_eq!(store.open_accounts(&team("payments")).await.unwrap(), 0);
+    assert_eq!(store.open_accounts(&team("core")).await.unwrap(), 1);
+    assert_eq!(store.account(&first.id).await.unwrap(), Some(ended));
+    assert_eq!(
+        store.closures_since(at(0)).await.unwrap(),
+        0,
+        "lent again, not closed: no closure counted"
+    );
+}
+
 pub async fn of_8_concurrent_changes_of_one_template_version_one_is_stored(fixture: &Fixture) {
     let store = &fixture.racing;
     for version in [1, 2] {

@@ -386,8 +386,24 @@ impl AccountStore for SqliteStore {
         self.one("creation_id", creation_id).await
     }
 
+    /// The newest request holding it: an account lent again from a pool
+    /// is held by its pooled request and by the one it serves now.
     async fn account_by_account_id(&self, account_id: &str) -> Result<Option<Account>, StoreError> {
-        self.one("account_id", account_id).await
+        let account_id = account_id.to_string();
+        let data: Option<String> = self
+            .db
+            .call(move |conn| {
+                conn.query_row(
+                    "SELECT data FROM accounts WHERE account_id = ?1
+                     ORDER BY created_at DESC, id DESC LIMIT 1",
+                    [account_id],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await
+            .map_err(unavailable)?;
+        data.as_deref().map(decode).transpose()
     }
 
     /// Keyset pagination on (created_at, id), so pages stay right while

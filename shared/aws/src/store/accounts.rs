@@ -279,6 +279,59 @@ impl DynamoStore {
         self.read_account(id).await
     }
 
+    /// The newest (by `created_at`, then id) of the accounts an index
+    /// holds under `value`: an AWS account's requests are few (one per
+    /// lease it served), so each is read.
+    pub(super) async fn newest_by(
+        &self,
+        index: &Index,
+        value: &str,
+    ) -> Result<Option<Account>, StoreError> {
+        let mut start = None;
+        let mut ids = Vec::new();
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index.name)
+                .key_condition_expression("#key = :value")
+                .expression_attribute_names("#key", index.hash)
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":value", s(value))
+                .projection_expression("#pk")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable(&format!("Query ({})", index.name), &self.table, &e))?;
+            for item in output.items() {
+                let pk = items::string(item, PK)?;
+                let id = pk.strip_prefix(ACCOUNT_PREFIX).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "index {} holds {pk}, which is not an account",
+                        index.name
+                    ))
+                })?;
+                ids.push(id.to_string());
+            }
+            match output.last_evaluated_key {
+                Some(last) => start = Some(last),
+                None => break,
+            }
+        }
+        let mut newest: Option<Account> = None;
+        for id in ids {
+            if let Some(account) = self.read_account(&id).await?
+                && newest
+                    .as_ref()
+                    .is_none_or(|n| (account.created_at, &account.id) > (n.created_at, &n.id))
+            {
+                newest = Some(account);
+            }
+        }
+        Ok(newest)
+    }
+
     /// A team's accounts, newest first.
     pub(super) async fn list_team(
         &self,
