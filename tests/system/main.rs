@@ -31,3 +31,4 @@ mod redrive_aws;
 mod schemas;
 mod template;
 mod throttle;
+mod usage;

@@ -50,10 +50,11 @@ const AWS_EVENTS: [&str; 2] = ["CreateAccountResult", "CloseAccountResult"];
 /// The lake's events: accepted from member accounts and CI
 /// (`InvocationsReported`, `DeploymentReported`) or emitted by the recorder
 /// and spend functions (`TeamSpendUpdated`).
-const LAKE_EVENTS: [&str; 3] = [
+const LAKE_EVENTS: [&str; 4] = [
     lake::INVOCATIONS_REPORTED,
     lake::DEPLOYMENT_REPORTED,
     lake::TEAM_SPEND_UPDATED,
+    lake::UNPRICED_USAGE,
 ];
 /// The schema of CloudFormation's `CloudFormation Stack Status Change`
 /// (a detail-type with spaces, so the file is named without them).
@@ -1037,6 +1038,7 @@ fn lake_schemas_name_their_source_bus_and_detail_type() {
     for (name, source) in [
         (lake::INVOCATIONS_REPORTED, Some(lake::TELEMETRY_SOURCE)),
         (lake::TEAM_SPEND_UPDATED, Some(PURSER_SOURCE)),
+        (lake::UNPRICED_USAGE, Some(PURSER_SOURCE)),
         (STACK_STATUS_CHANGE_SCHEMA, Some("aws.cloudformation")),
         // CI chooses its source: any but AWS's.
         (lake::DEPLOYMENT_REPORTED, None),

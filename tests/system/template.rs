@@ -850,7 +850,7 @@ fn no_rule_of_the_recorder_matches_its_own_output() {
     let rules = rules_of(&t, "RecorderFunction");
     assert_eq!(
         rules.len(),
-        3,
+        4,
         "the recorder's rules: {:?}",
         rules.iter().map(|r| &r.0).collect::<Vec<_>>()
     );
@@ -908,6 +908,7 @@ fn the_recorder_takes_what_it_records_and_nothing_from_aws_posing_as_ci() {
     let t = template();
     let rules = rules_of(&t, "RecorderFunction");
     let member = "210987654321";
+    let ctx = LocalContext::default();
     let cases = [
         (
             envelope(
@@ -955,6 +956,38 @@ fn the_recorder_takes_what_it_records_and_nothing_from_aws_posing_as_ci() {
             ),
             None,
         ),
+        // A metric stream's object in the lake bucket (S3, on Purser's own
+        // default bus): the landing area only, not the lake's own tables.
+        (
+            envelope(
+                "aws.s3",
+                "Object Created",
+                &ctx.account_id,
+                json!({"bucket": {"name": "LakeBucket"},
+                    "object": {"key": "metrics/account=210987654321/2026/12/07/10/purser-1"}}),
+            ),
+            Some("LandedMetrics"),
+        ),
+        (
+            envelope(
+                "aws.s3",
+                "Object Created",
+                &ctx.account_id,
+                json!({"bucket": {"name": "LakeBucket"},
+                    "object": {"key": "usage/dt=2026-12-07/part.parquet"}}),
+            ),
+            None,
+        ),
+        (
+            envelope(
+                "aws.s3",
+                "Object Created",
+                &ctx.account_id,
+                json!({"bucket": {"name": "someone-elses-bucket"},
+                    "object": {"key": "metrics/account=210987654321/x"}}),
+            ),
+            None,
+        ),
     ];
     for (event, expected) in cases {
         let matched: Vec<&str> = rules
@@ -971,11 +1004,14 @@ fn the_recorder_takes_what_it_records_and_nothing_from_aws_posing_as_ci() {
         );
     }
     for (name, bus, _) in &rules {
-        assert_eq!(
-            bus,
-            purser_core::events::PURSER_BUS,
-            "RecorderFunction.{name}"
-        );
+        // S3 tells the default bus of the bucket's account; the rest comes
+        // to Purser's bus.
+        let expected = if name == "LandedMetrics" {
+            "default"
+        } else {
+            purser_core::events::PURSER_BUS
+        };
+        assert_eq!(bus, expected, "RecorderFunction.{name}");
     }
 }
 
@@ -988,6 +1024,7 @@ fn the_recorder_and_the_api_write_only_their_streams_and_dead_letters() {
             vec![
                 get_att("InvocationsStream", "Arn"),
                 get_att("DeploymentsStream", "Arn"),
+                get_att("UsageStream", "Arn"),
             ],
         ),
         ("ApiFunction", vec![get_att("DeploymentsStream", "Arn")]),
@@ -1002,6 +1039,11 @@ fn the_recorder_and_the_api_write_only_their_streams_and_dead_letters() {
         assert_eq!(
             vars["PURSER_DEPLOYMENTS_STREAM"],
             reference("DeploymentsStream"),
+            "{function}"
+        );
+        assert_eq!(
+            vars["PURSER_USAGE_STREAM"],
+            reference("UsageStream"),
             "{function}"
         );
         assert_eq!(
@@ -1127,9 +1169,19 @@ fn the_member_account_template_grants_least_privilege() {
     assert_least_privilege(&m.document);
     let mut found = Vec::new();
     statements(&m.document["Resources"], &mut found);
-    let throttle_role = &m.document["Resources"]["PurserThrottleRole"]["Properties"];
+    // The throttle role and the metric stream's two roles grant their own
+    // (member_account.rs checks the stream's: its Firehose, its prefix).
     let mut throttle = Vec::new();
-    statements(&throttle_role["Policies"], &mut throttle);
+    for role in [
+        "PurserThrottleRole",
+        "MetricStreamRole",
+        "MetricsFirehoseRole",
+    ] {
+        statements(
+            &m.document["Resources"][role]["Properties"]["Policies"],
+            &mut throttle,
+        );
+    }
     for s in found
         .iter()
         .filter(|s| s["Effect"] == "Allow" && !throttle.contains(s))
@@ -1251,7 +1303,21 @@ fn member_accounts_forward_what_the_recorder_takes() {
         .resources()
         .filter(|(_, r)| r["Type"] == "AWS::Events::Rule")
         .collect();
-    assert_eq!(rules.len(), 2, "stack changes and invocation reports");
+    // Stack changes, invocation reports and the four usage rules of issue 15
+    // (member_account.rs checks which events those forward).
+    assert_eq!(
+        rules.len(),
+        6,
+        "{:?}",
+        rules.iter().map(|(id, _)| id).collect::<Vec<_>>()
+    );
+    let all_rules = rules.clone();
+    let rules: Vec<(&String, &Value)> = rules
+        .into_iter()
+        .filter(|(id, _)| {
+            ["ForwardStackChangesRule", "ForwardInvocationsRule"].contains(&id.as_str())
+        })
+        .collect();
     let member = "210987654321";
     let events = [
         envelope(
@@ -1310,8 +1376,8 @@ fn member_accounts_forward_what_the_recorder_takes() {
     let sources =
         &policy["PolicyDocument"]["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"];
     let sources = sources.as_array().expect("a list of rule ARNs");
-    assert_eq!(sources.len(), rules.len(), "{sources:?}");
-    for (id, _) in &rules {
+    assert_eq!(sources.len(), all_rules.len(), "{sources:?}");
+    for (id, _) in &all_rules {
         assert!(
             sources.contains(&get_att(id, "Arn")),
             "{id} may dead-letter"

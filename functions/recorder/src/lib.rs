@@ -2,8 +2,10 @@
 //! the data lake, and invocation costs into the streaming spend counters.
 //!
 //! Triggered by `InvocationsReported` (the telemetry extension),
-//! `DeploymentReported` (CI) and `CloudFormation Stack Status Change`
-//! (forwarded by the member-account StackSet). Its own output,
+//! `DeploymentReported` (CI), `CloudFormation Stack Status Change`
+//! (forwarded by the member-account StackSet) and S3's `Object Created` for
+//! the metric streams' objects that land in the lake bucket (usage beyond
+//! Lambda). Its own output, `TeamSpendUpdated` and `UnpricedUsage`,
 //! `TeamSpendUpdated`, matches none of its rules: no event loops.
 
 use async_trait::async_trait;
@@ -14,6 +16,9 @@ use purser_core::lake::{
 use purser_core::lake::{Recorded, Recorder, RecorderError};
 use purser_core::{Handler, HandlerError};
 use serde_json::{Value, json};
+
+/// S3's event for a new object (EventBridge notifications on the bucket).
+const OBJECT_CREATED: &str = "Object Created";
 
 pub struct RecorderHandler {
     recorder: Recorder,
@@ -63,6 +68,17 @@ impl RecorderHandler {
             }
             ("aws.cloudformation", STACK_STATUS_CHANGE) => {
                 self.recorder.cloudformation(&event).await
+            }
+            // A member account's metric stream landed an object in the
+            // lake bucket (S3's event, on Purser's default bus).
+            ("aws.s3", OBJECT_CREATED) => {
+                let Some(key) = event.detail.pointer("/object/key").and_then(Value::as_str)
+                else {
+                    return Err(HandlerError::bad_payload(
+                        "detail.object.key is missing or not a string",
+                    ));
+                };
+                self.recorder.landed(key).await
             }
             (source, detail_type) => {
                 tracing::warn!(source, detail_type, "the recorder ignores this event");

@@ -49,6 +49,7 @@ const MAX_REASON_BYTES: usize = 1_024;
 pub struct LakeStreams {
     pub invocations: String,
     pub deployments: String,
+    pub usage: String,
 }
 
 impl LakeStreams {
@@ -56,6 +57,7 @@ impl LakeStreams {
         match table {
             LakeTable::Invocations => &self.invocations,
             LakeTable::Deployments => &self.deployments,
+            LakeTable::Usage => &self.usage,
         }
     }
 }
@@ -1049,9 +1051,11 @@ mod tests {
         let streams = LakeStreams {
             invocations: "purser-invocations".into(),
             deployments: "purser-deployments".into(),
+            usage: "purser-usage".into(),
         };
         assert_eq!(streams.of(LakeTable::Invocations), "purser-invocations");
         assert_eq!(streams.of(LakeTable::Deployments), "purser-deployments");
+        assert_eq!(streams.of(LakeTable::Usage), "purser-usage");
     }
 
     /// The real clients, pointed at a port where nothing listens: records
@@ -1083,6 +1087,7 @@ mod tests {
             LakeStreams {
                 invocations: "purser-invocations".into(),
                 deployments: "purser-deployments".into(),
+                usage: "purser-usage".into(),
             },
             dead_letter(),
         )

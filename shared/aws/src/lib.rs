@@ -35,6 +35,8 @@ mod identity_center;
 mod lake;
 #[cfg(feature = "member-lambdas")]
 mod lambdas;
+#[cfg(feature = "lake")]
+mod landing;
 #[cfg(feature = "notifier")]
 mod notifier;
 #[cfg(feature = "organization")]
@@ -62,6 +64,8 @@ pub use identity_center::{ALREADY_ABSENT, IdentityCenterClient};
 pub use lake::{DeadLetterBucket, FirehoseSink, LakeStreams};
 #[cfg(feature = "member-lambdas")]
 pub use lambdas::MemberLambdasClient;
+#[cfg(feature = "lake")]
+pub use landing::S3Landing;
 #[cfg(feature = "notifier")]
 pub use notifier::{AwsNotifier, NotifierSettings};
 #[cfg(feature = "organization")]

@@ -44,6 +44,9 @@ pub struct Ports {
     /// CloudFormation StackSets, for lease templates' blueprints; on AWS
     /// only the functions that make accounts ready have it.
     pub blueprints: Option<Arc<dyn crate::ports::Blueprints>>,
+    /// Where member accounts' metric streams land; on AWS the functions
+    /// with the lake have it.
+    pub landing: Option<Arc<dyn crate::ports::Landing>>,
     pub settings: Settings,
 }
 
@@ -146,7 +149,7 @@ impl Ports {
     }
 
     pub fn recorder(&self) -> Result<Recorder, Unwired> {
-        Ok(Recorder::new(
+        let recorder = Recorder::new(
             self.store.clone(),
             self.store.clone(),
             self.store.clone(),
@@ -154,7 +157,11 @@ impl Ports {
             self.lake()?,
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),
-        ))
+        );
+        Ok(match &self.landing {
+            Some(landing) => recorder.with_landing(Arc::clone(landing)),
+            None => recorder,
+        })
     }
 
     /// What teams spent, with costs by function from the lake's queries.

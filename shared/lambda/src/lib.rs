@@ -39,7 +39,7 @@ pub type Variables<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// The ports on `config` with the settings of `vars`: `PURSER_TABLE`,
 /// `PURSER_BUS`, `PURSER_ADMIN_PRINCIPALS`, `PURSER_MEMBER_ROLE` and
 /// `PURSER_BREAK_GLASS_ROLES` for all; the lake streams
-/// (`PURSER_INVOCATIONS_STREAM`, `PURSER_DEPLOYMENTS_STREAM`,
+/// (`PURSER_INVOCATIONS_STREAM`, `PURSER_DEPLOYMENTS_STREAM`, `PURSER_USAGE_STREAM`,
 /// `PURSER_LAKE_BUCKET`) and the Athena workgroup (`PURSER_ATHENA_WORKGROUP`,
 /// `PURSER_LAKE_DATABASE`, `PURSER_QUERY_TIMEOUT_SECONDS`, `PURSER_CUR`) only
 /// for the functions that write or query the lake.
@@ -99,6 +99,7 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
         notifier: notifier(config, vars),
         dead_letters: dead_letters(config, vars),
         blueprints: blueprints(config),
+        landing: landing(config, vars),
         settings: Settings {
             guardrails,
             guardrails_on_ou: get("PURSER_GUARDRAILS_ON_OU").is_some_and(|v| v == "true"),
@@ -222,6 +223,7 @@ fn lake(
         purser_aws::LakeStreams {
             invocations: required(vars, "PURSER_INVOCATIONS_STREAM")?,
             deployments: required(vars, "PURSER_DEPLOYMENTS_STREAM")?,
+            usage: required(vars, "PURSER_USAGE_STREAM")?,
         },
         purser_aws::DeadLetterBucket {
             bucket: required(vars, "PURSER_LAKE_BUCKET")?,
@@ -229,6 +231,25 @@ fn lake(
             prefix: "dead-letter/".into(),
         },
     ))))
+}
+
+/// The lake bucket's landing area (member accounts' metric streams), for
+/// the functions the template gives the lake.
+#[cfg(feature = "lake")]
+fn landing(
+    config: &aws_config::SdkConfig,
+    vars: Variables,
+) -> Option<Arc<dyn purser_core::ports::Landing>> {
+    let bucket = vars("PURSER_LAKE_BUCKET").filter(|b| !b.is_empty())?;
+    Some(Arc::new(purser_aws::S3Landing::from_config(config, bucket)))
+}
+
+#[cfg(not(feature = "lake"))]
+fn landing(
+    _: &aws_config::SdkConfig,
+    _: Variables,
+) -> Option<Arc<dyn purser_core::ports::Landing>> {
+    None
 }
 
 #[cfg(not(feature = "lake"))]
@@ -546,6 +567,7 @@ mod tests {
             ("PURSER_BUS", "b"),
             ("PURSER_INVOCATIONS_STREAM", "i"),
             ("PURSER_DEPLOYMENTS_STREAM", "d"),
+            ("PURSER_USAGE_STREAM", "u"),
             ("PURSER_LAKE_BUCKET", "lake"),
             ("PURSER_ATHENA_WORKGROUP", "w"),
             ("PURSER_LAKE_DATABASE", "db"),
@@ -555,6 +577,10 @@ mod tests {
         assert!(ports.settings.cur);
         assert!(ports.recorder().is_ok() && ports.costs().is_ok());
         assert!(ports.spend_settler().is_ok());
+        assert!(
+            ports.landing.is_some(),
+            "the recorder reads landed metric streams"
+        );
     }
 
     #[test]

@@ -397,6 +397,13 @@ CREATE TABLE sim_cleaning_failures (
     remaining   INTEGER NOT NULL CHECK (remaining > 0)
 );
 "#,
+    r#"
+-- The landing area's files the watcher announced (landing.rs), so each
+-- is announced once, as S3 announces each object.
+CREATE TABLE sim_landed (
+    key  TEXT PRIMARY KEY
+);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

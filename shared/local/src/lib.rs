@@ -12,6 +12,7 @@ pub mod identity_center;
 pub mod inspect;
 pub mod lake;
 pub mod lambdas;
+pub mod landing;
 pub mod notifier;
 pub mod organization;
 pub mod registry;

@@ -245,6 +245,10 @@ pub async fn start(
         dead_letters: Some(Arc::new(crate::inspect::LocalDeadLetters::new(db.clone()))),
         // Blueprints recorded as deployed (sim_blueprint_deployments).
         blueprints: Some(stack_sets.clone()),
+        // Metric-stream objects as files under <data-dir>/landing/.
+        landing: Some(Arc::new(crate::landing::LocalLanding::new(
+            &config.data_dir,
+        ))),
         settings: Settings {
             // The simulated organization attaches SCPs to accounts only:
             // each account gets the default guardrails itself.
@@ -331,6 +335,12 @@ pub async fn start(
         }
     }));
     tasks.push(tokio::spawn(Arc::clone(&organization).run(stop.clone())));
+    tasks.push(tokio::spawn(crate::landing::watch(
+        db.clone(),
+        bus.clone(),
+        config.data_dir.clone(),
+        stop.clone(),
+    )));
     let timers_kept = timers.clone();
     for timer in timers {
         let (bus, token) = (bus.clone(), stop.clone());

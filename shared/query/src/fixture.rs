@@ -11,7 +11,9 @@ use std::io::Write;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use purser_core::lake::{DeploymentRecord, InvocationRecord, LAKE_SCHEMA_VERSION, timestamp};
+use purser_core::lake::{
+    DeploymentRecord, InvocationRecord, LAKE_SCHEMA_VERSION, UsageRecord, timestamp,
+};
 
 /// One line of the CUR 2.0 export (the columns the queries use).
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +34,8 @@ pub struct Lake {
     /// Every deployment record, once (likewise).
     pub deployments: Vec<DeploymentRecord>,
     pub cur: Vec<CurLine>,
+    /// Every usage record beyond Lambda, once (likewise); some unpriced.
+    pub usage: Vec<UsageRecord>,
     /// Records written more than once.
     pub duplicates: usize,
 }
@@ -66,6 +70,39 @@ pub const ACCOUNTS: [(&str, Option<&str>); 5] = [
     ("333333333333", Some("pay")),
     ("444444444444", Some("data")),
     ("555555555555", None),
+];
+
+/// Usage beyond Lambda: (service, resource, usage type, unit, price per
+/// unit); a model with no price is unpriced usage.
+const USAGE: [(&str, &str, &str, &str, Option<f64>); 4] = [
+    (
+        "bedrock",
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        "OutputTokens:anthropic.claude-3-haiku-20240307-v1:0",
+        "1k-tokens",
+        Some(0.001_25),
+    ),
+    (
+        "nat_gateway",
+        "nat-0a1b2c3d4e5f67890",
+        "NatGateway-Bytes",
+        "gb",
+        Some(0.045),
+    ),
+    (
+        "dynamodb",
+        "orders",
+        "WriteRequestUnits",
+        "request-unit",
+        Some(0.000_000_625),
+    ),
+    (
+        "bedrock",
+        "us.anthropic.claude-future-v9:0",
+        "OutputTokens:us.anthropic.claude-future-v9:0",
+        "1k-tokens",
+        None,
+    ),
 ];
 
 /// The functions of each account: (region, name, architecture, memory).
@@ -248,7 +285,40 @@ impl Lake {
             }
         }
 
+        // Usage beyond Lambda, from its own generator so the records above
+        // stay what they were before usage existed.
+        let mut usage_rng = Rng(seed ^ 0x5553_4147_4500_0000);
+        for d in days() {
+            for (account, team) in ACCOUNTS.iter() {
+                for (service, resource, usage_type, unit, price) in USAGE {
+                    if usage_rng.chance(40) {
+                        continue;
+                    }
+                    let start = at(d, 60_000 * usage_rng.below(1_440));
+                    let quantity = 1.0 + usage_rng.below(500) as f64;
+                    let n = lake.usage.len();
+                    lake.usage.push(UsageRecord {
+                        schema_version: LAKE_SCHEMA_VERSION,
+                        usage_id: format!("metrics-{account}-{n}"),
+                        account_id: account.to_string(),
+                        team: team.map(String::from),
+                        region: "us-east-1".into(),
+                        service: service.into(),
+                        resource: resource.into(),
+                        usage_type: usage_type.into(),
+                        unit: unit.into(),
+                        quantity,
+                        cost_usd: price.map(|p| quantity * p),
+                        timestamp: timestamp(start),
+                        end_timestamp: timestamp(start + Duration::minutes(1)),
+                        source: "metric_stream".into(),
+                    });
+                }
+            }
+        }
+
         lake.write(data_dir, &mut rng)?;
+        lake.write_usage(data_dir, &mut usage_rng)?;
         Ok(lake)
     }
 
@@ -316,6 +386,34 @@ impl Lake {
             std::fs::write(path, bytes)?;
         }
         self.duplicates = duplicates;
+        Ok(())
+    }
+
+    /// Writes the usage records as the local sink does, about one in six
+    /// twice (counted in `duplicates`).
+    fn write_usage(&mut self, data_dir: &Path, rng: &mut Rng) -> std::io::Result<()> {
+        let root = data_dir.join("lake").join("usage");
+        let mut files: BTreeMap<std::path::PathBuf, Vec<u8>> = BTreeMap::new();
+        for r in &self.usage {
+            let partition = root.join(format!("dt={}", &r.timestamp[..10]));
+            let mut line = serde_json::to_vec(r).expect("a record serializes");
+            line.push(b'\n');
+            files
+                .entry(partition.join("part-1-100.json"))
+                .or_default()
+                .extend_from_slice(&line);
+            if rng.chance(17) {
+                self.duplicates += 1;
+                files
+                    .entry(partition.join("part-3-300.json"))
+                    .or_default()
+                    .extend_from_slice(&line);
+            }
+        }
+        for (path, bytes) in files {
+            std::fs::create_dir_all(path.parent().expect("a file has a folder"))?;
+            std::fs::write(path, bytes)?;
+        }
         Ok(())
     }
 }

@@ -42,7 +42,7 @@ use serde_json::{Number, Value};
 pub const DB_FILE: &str = "purser.db";
 
 /// The lake's tables read from NDJSON files, partitioned by `dt`.
-pub const LAKE_TABLES: [&str; 2] = ["invocations", "deployments"];
+pub const LAKE_TABLES: [&str; 3] = ["invocations", "deployments", "usage"];
 
 fn utf8(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
@@ -87,6 +87,27 @@ pub fn deployments_schema() -> Schema {
         utf8("finished_at"),
         Field::new("duration_s", DataType::Float64, true),
         utf8("timestamp"),
+    ])
+}
+
+/// The columns of `usage` (`UsageRecord`: usage beyond Lambda, priced as
+/// it happens), without `dt`.
+pub fn usage_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("schema_version", DataType::Int32, true),
+        utf8("usage_id"),
+        utf8("account_id"),
+        utf8("team"),
+        utf8("region"),
+        utf8("service"),
+        utf8("resource"),
+        utf8("usage_type"),
+        utf8("unit"),
+        Field::new("quantity", DataType::Float64, true),
+        Field::new("cost_usd", DataType::Float64, true),
+        utf8("timestamp"),
+        utf8("end_timestamp"),
+        utf8("source"),
     ])
 }
 
@@ -152,6 +173,7 @@ impl LocalQueryEngine {
         for (name, schema) in [
             (LAKE_TABLES[0], invocations_schema()),
             (LAKE_TABLES[1], deployments_schema()),
+            (LAKE_TABLES[2], usage_schema()),
         ] {
             let dir = lake.join(name);
             std::fs::create_dir_all(&dir).map_err(|e| {

@@ -93,10 +93,11 @@ fn month(r: &InvocationRecord) -> &str {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cost_per_team_daily_counts_each_invocation_once() {
+async fn cost_per_team_daily_counts_each_invocation_and_usage_once() {
     let s = setup(false);
     let (from, to) = ("2026-10-31", "2026-11-29");
-    let mut expected: BTreeMap<(String, String), (i64, f64)> = BTreeMap::new();
+    // (invocations, Lambda's cost, the other services' cost)
+    let mut expected: BTreeMap<(String, String), (i64, f64, f64)> = BTreeMap::new();
     for r in &s.lake.invocations {
         let day = &r.timestamp[..10];
         if (from..=to).contains(&day) {
@@ -107,20 +108,77 @@ async fn cost_per_team_daily_counts_each_invocation_once() {
             e.1 += r.cost_usd;
         }
     }
+    for u in &s.lake.usage {
+        let day = &u.timestamp[..10];
+        if (from..=to).contains(&day) {
+            let e = expected
+                .entry((day.to_string(), team(&u.team)))
+                .or_default();
+            // Unpriced usage counts nothing, never a guess.
+            e.2 += u.cost_usd.unwrap_or(0.0);
+        }
+    }
+    assert!(expected.values().any(|e| e.2 > 0.0), "the lake holds usage");
     let result = run(&s.engine, "cost_per_team_daily", &[from, to]).await;
     assert_eq!(result.rows.len(), expected.len());
     assert!(expected.keys().any(|(_, t)| t == NONE));
-    for (row, ((day, team), (count, cost))) in result.rows.iter().zip(&expected) {
+    for (row, ((day, team), (count, lambda, other))) in result.rows.iter().zip(&expected) {
         assert_eq!((text(&row[0]), text(&row[1])), (day.clone(), team.clone()));
         assert_eq!(row[2], json!(count), "{day} {team}");
-        close(&row[3], *cost, &format!("{day} {team}"));
+        close(&row[3], *lambda, &format!("{day} {team} lambda"));
+        close(&row[4], *other, &format!("{day} {team} other"));
+        close(&row[5], lambda + other, &format!("{day} {team}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cost_per_service_counts_each_record_once_and_unpriced_apart() {
+    let s = setup(false);
+    let (from, to) = ("2026-11-01", "2026-11-30");
+    // (accounts, records, unpriced, cost)
+    let mut expected: BTreeMap<(String, String), (BTreeSet<String>, i64, i64, f64)> =
+        BTreeMap::new();
+    for r in &s.lake.invocations {
+        if (from..=to).contains(&&r.timestamp[..10]) {
+            let e = expected
+                .entry((team(&r.team), "lambda".into()))
+                .or_default();
+            e.0.insert(r.account_id.clone());
+            e.1 += 1;
+            e.3 += r.cost_usd;
+        }
+    }
+    for u in &s.lake.usage {
+        if (from..=to).contains(&&u.timestamp[..10]) {
+            let e = expected.entry((team(&u.team), u.service.clone())).or_default();
+            e.0.insert(u.account_id.clone());
+            e.1 += 1;
+            match u.cost_usd {
+                Some(c) => e.3 += c,
+                None => e.2 += 1,
+            }
+        }
+    }
+    assert!(expected.values().any(|e| e.2 > 0), "some usage is unpriced");
+    let result = run(&s.engine, "cost_per_service", &[from, to]).await;
+    assert_eq!(result.rows.len(), expected.len());
+    let costs: Vec<f64> = result.rows.iter().map(|r| number(&r[5])).collect();
+    assert!(costs.windows(2).all(|w| w[0] >= w[1]), "{costs:?}");
+    for row in &result.rows {
+        let key = (text(&row[0]), text(&row[1]));
+        let (accounts, records, unpriced, cost) = &expected[&key];
+        assert_eq!(row[2], json!(accounts.len()), "{key:?}");
+        assert_eq!(row[3], json!(records), "{key:?}");
+        assert_eq!(row[4], json!(unpriced), "{key:?}");
+        close(&row[5], *cost, &format!("{key:?}"));
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cost_per_team_monthly_spans_a_range_of_months() {
     let s = setup(false);
-    let mut expected: BTreeMap<(String, String), (BTreeSet<String>, i64, f64)> = BTreeMap::new();
+    type Month = (BTreeSet<String>, i64, f64, f64);
+    let mut expected: BTreeMap<(String, String), Month> = BTreeMap::new();
     for r in &s.lake.invocations {
         if ("2026-10"..="2026-11").contains(&month(r)) {
             let e = expected
@@ -131,14 +189,24 @@ async fn cost_per_team_monthly_spans_a_range_of_months() {
             e.2 += r.cost_usd;
         }
     }
+    for u in &s.lake.usage {
+        let m = &u.timestamp[..7];
+        if ("2026-10"..="2026-11").contains(&m) {
+            let e = expected.entry((m.to_string(), team(&u.team))).or_default();
+            e.0.insert(u.account_id.clone());
+            e.3 += u.cost_usd.unwrap_or(0.0);
+        }
+    }
     let result = run(&s.engine, "cost_per_team_monthly", &["2026-10", "2026-11"]).await;
     assert_eq!(result.rows.len(), expected.len());
     assert_eq!(result.rows.len(), 8, "two months of four teams");
-    for (row, ((m, t), (accounts, count, cost))) in result.rows.iter().zip(&expected) {
+    for (row, ((m, t), (accounts, count, lambda, other))) in result.rows.iter().zip(&expected) {
         assert_eq!((text(&row[0]), text(&row[1])), (m.clone(), t.clone()));
         assert_eq!(row[2], json!(accounts.len()));
         assert_eq!(row[3], json!(count));
-        close(&row[4], *cost, &format!("{m} {t}"));
+        close(&row[4], *lambda, &format!("{m} {t} lambda"));
+        close(&row[5], *other, &format!("{m} {t} other"));
+        close(&row[6], lambda + other, &format!("{m} {t}"));
     }
     // One month is the same month twice.
     let one = run(&s.engine, "cost_per_team_monthly", &["2026-12", "2026-12"]).await;
@@ -602,7 +670,7 @@ async fn ad_hoc_sql_converts_every_arrow_type_it_meets() {
         .unwrap();
     assert_eq!(
         tables.rows,
-        ["accounts", "cur", "deployments", "invocations"]
+        ["accounts", "cur", "deployments", "invocations", "usage"]
             .map(|t| vec![json!(t)])
             .to_vec()
     );

@@ -168,11 +168,13 @@ impl Lake {
         let bucket = bucket(config).await;
         let invocations = stream(config, &bucket, "invocations/").await;
         let deployments = stream(config, &bucket, "deployments/").await;
+        let usage = stream(config, &bucket, "usage/").await;
         let sink = sink(
             config,
             LakeStreams {
                 invocations,
                 deployments,
+                usage,
             },
             &bucket,
         );
@@ -253,6 +255,7 @@ async fn records_for_a_stream_that_does_not_exist_are_dead_lettered() {
         LakeStreams {
             invocations: crate::common::unique("absent"),
             deployments: missing.clone(),
+            usage: crate::common::unique("absent"),
         },
         &bucket,
     );
@@ -300,6 +303,7 @@ async fn when_nothing_can_be_stored_the_lake_is_unavailable_and_says_why() {
         LakeStreams {
             invocations: crate::common::unique("absent"),
             deployments: crate::common::unique("absent"),
+            usage: crate::common::unique("absent"),
         },
         &missing_bucket,
     );

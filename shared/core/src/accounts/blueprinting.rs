@@ -295,10 +295,14 @@ mod tests {
 
     const ANA: &str = "arn:aws:iam::123456789012:user/ana";
 
+    /// A deployment as the fake saw it: StackSet, account, OU, regions
+    /// and operation.
+    type Deployed = (String, String, String, Vec<String>, String);
+
     /// StackSets that answer what a test tells them.
     #[derive(Default)]
     struct FakeStackSets {
-        deployed: Mutex<Vec<(String, String, String, Vec<String>, String)>>,
+        deployed: Mutex<Vec<Deployed>>,
         outcome: Mutex<Option<Result<BlueprintOutcome, BlueprintError>>>,
         refuse: Mutex<Option<BlueprintError>>,
     }

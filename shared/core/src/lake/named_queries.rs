@@ -20,6 +20,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../../infra/queries/cost_per_team_monthly.sql"),
     ),
     (
+        "cost_per_service",
+        include_str!("../../../../infra/queries/cost_per_service.sql"),
+    ),
+    (
         "cost_per_account",
         include_str!("../../../../infra/queries/cost_per_account.sql"),
     ),

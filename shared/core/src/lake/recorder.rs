@@ -24,7 +24,10 @@ use crate::ports::{
     AccountStore, BusError, DeploymentLog, DeploymentMark, DeploymentSource, EventBus, LakeError,
     LakeSink, MAX_FUNCTION_NAME, Marker, Markers, SpendAdd, SpendCounters, StoreError,
 };
-use crate::spend::{PriceTable, from_nanos, to_nanos};
+use crate::spend::{PriceTable, UsagePrices, from_nanos, to_nanos};
+
+mod usage;
+pub use usage::{UNPRICED_USAGE, UnpricedQuantity, UnpricedUsage, UsageRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecorderError {
@@ -36,6 +39,8 @@ pub enum RecorderError {
     Lake(#[from] LakeError),
     #[error(transparent)]
     Bus(#[from] BusError),
+    #[error(transparent)]
+    Landing(crate::ports::LandingError),
 }
 
 /// What became of an event.
@@ -124,6 +129,9 @@ pub struct Recorder {
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
     prices: PriceTable,
+    usage_prices: UsagePrices,
+    /// Where member accounts' metric streams land (`with_landing`).
+    landing: Option<Arc<dyn crate::ports::Landing>>,
 }
 
 impl Recorder {
@@ -146,6 +154,8 @@ impl Recorder {
             bus,
             clock,
             prices: PriceTable::builtin(),
+            usage_prices: UsagePrices::builtin(),
+            landing: None,
         }
     }
 

@@ -17,15 +17,18 @@ use crate::spend::{Architecture, LambdaPrices};
 pub enum LakeTable {
     Invocations,
     Deployments,
+    /// Usage beyond Lambda, priced as it happens (`UsageRecord`).
+    Usage,
 }
 
 impl LakeTable {
-    pub const ALL: [LakeTable; 2] = [Self::Invocations, Self::Deployments];
+    pub const ALL: [LakeTable; 3] = [Self::Invocations, Self::Deployments, Self::Usage];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Invocations => "invocations",
             Self::Deployments => "deployments",
+            Self::Usage => "usage",
         }
     }
 }
