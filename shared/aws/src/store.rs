@@ -23,6 +23,7 @@
 //! | marker | `MARKER#<key>` | `MARKER` | `value`, `expires_at` |
 //! | lease template, one version | `TEMPLATE#<name>` | `VERSION#<version, 20 digits>` | `revision`, `data` (as JSON) |
 //! | lease template's latest version | `TEMPLATES` | `TEMPLATE#<name>` | `revision`, `data` |
+//! | running resource (`store/running.rs`) | `RUNNING` | `<account>#<region>#<service>#<resource>` | `what` (JSON; none on a tombstone), `started_at`, `priced_until`, `stopped_at` (epoch ms), `expires_at` once stopped |
 //!
 //! | index | hash | range | on accounts |
 //! |---|---|---|---|
@@ -53,6 +54,7 @@ mod deployments;
 mod items;
 mod markers;
 mod page;
+mod running;
 mod settled;
 mod spend;
 mod teams;

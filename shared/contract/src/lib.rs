@@ -30,6 +30,7 @@ pub mod lake_sink;
 pub mod member_lambdas;
 pub mod notifier;
 pub mod organization;
+pub mod running;
 pub mod store;
 
 /// One `#[tokio::test]` per scenario of [`store`], each named as its

@@ -404,6 +404,24 @@ CREATE TABLE sim_landed (
     key  TEXT PRIMARY KEY
 );
 "#,
+    r#"
+-- What runs in member accounts and costs by the second (store/running.rs):
+-- one row a resource, `what` its kind as JSON (NULL on a tombstone: a stop
+-- of no known run), times in epoch milliseconds; a stopped row expires at
+-- expires_ms.
+CREATE TABLE running_resources (
+    account_id       TEXT NOT NULL,
+    region           TEXT NOT NULL,
+    service          TEXT NOT NULL,
+    resource         TEXT NOT NULL,
+    what             TEXT,
+    started_ms       INTEGER NOT NULL,
+    priced_until_ms  INTEGER NOT NULL,
+    stopped_ms       INTEGER,
+    expires_ms       INTEGER,
+    PRIMARY KEY (account_id, region, service, resource)
+);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

@@ -24,6 +24,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::db::{Db, DbError, epoch_ms};
 
+mod running;
+
 /// How long an `Idempotency-Key` stands for its request.
 const KEY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 

@@ -14,4 +14,5 @@ mod lambdas;
 mod notifier;
 mod organization;
 mod query;
+mod running;
 mod store;

@@ -72,7 +72,7 @@ async fn fresh() -> Option<Fixture> {
 purser_contract::store_contract!(fresh);
 
 /// A fresh table shaped like Purser's, its indexes included.
-async fn table(config: &SdkConfig) -> (aws_sdk_dynamodb::Client, String) {
+pub(crate) async fn table(config: &SdkConfig) -> (aws_sdk_dynamodb::Client, String) {
     let client = aws_sdk_dynamodb::Client::new(config);
     let name = crate::common::unique("purser");
     let key = |name: &str, key_type| {
@@ -163,7 +163,7 @@ impl HttpConnector for OneAtATime {
 
 /// `config`, its requests sent one at a time: each then runs alone in
 /// moto, as a transaction is isolated in DynamoDB.
-fn one_request_at_a_time(config: &SdkConfig) -> SdkConfig {
+pub(crate) fn one_request_at_a_time(config: &SdkConfig) -> SdkConfig {
     // Plain HTTP, as moto listens on the loopback.
     let inner = aws_smithy_http_client::Builder::new().build_http();
     let turn = Arc::new(tokio::sync::Mutex::new(()));

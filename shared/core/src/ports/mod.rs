@@ -15,6 +15,7 @@ pub mod member_lambdas;
 pub mod notifier;
 pub mod organization;
 pub mod query_engine;
+pub mod running;
 pub mod store;
 
 pub use blueprints::*;
@@ -30,4 +31,5 @@ pub use member_lambdas::*;
 pub use notifier::*;
 pub use organization::*;
 pub use query_engine::*;
+pub use running::*;
 pub use store::*;
