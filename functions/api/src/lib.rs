@@ -170,6 +170,8 @@ impl Api {
             "POST /accounts/{id}/approve" => routes::approvals::approve(call).await,
             "POST /accounts/{id}/deny" => routes::approvals::deny(call).await,
             "POST /accounts/{id}/extend" => routes::approvals::extend(call).await,
+            "POST /accounts/{id}/release" => routes::pool::release(call).await,
+            "GET /pool" => routes::pool::show(call).await,
             _ => Err(Reply::error(
                 404,
                 "not_found",

@@ -2,6 +2,10 @@
 //! days (`LeaseExpiring`) and starts closing accounts whose lease ended; on
 //! `AccountCloseRequested` (and on the schedule) it calls `CloseAccount`
 //! within the organization's rolling 30-day closure quota, deferring the rest.
+//! Recycling (lease templates with `lease_end: recycle`): on the schedule,
+//! and at once on `AccountCleaningStarted`, it moves pooled accounts on
+//! (the pool's OU, the cleaner's runs, cooling, available) and closes
+//! available accounts above their template's `pool_size`.
 
 use async_trait::async_trait;
 use purser_core::accounts::Accounts;
@@ -38,6 +42,7 @@ impl Handler for Reaper {
             catalog::ACCOUNT_CLOSE_REQUESTED => {
                 self.accounts.close_pending().await.map_err(failed)?
             }
+            catalog::ACCOUNT_CLEANING_STARTED => self.accounts.recycle().await.map_err(failed)?,
             other => {
                 tracing::warn!(detail_type = other, "reaper ignores this event");
                 return Ok(Value::Null);

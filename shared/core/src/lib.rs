@@ -33,5 +33,5 @@ pub use ports::{
     SettlementStore, ShiftedClock, SpendAdd, SpendCounters, Store, StoreError, SystemClock,
     TemplateStore, Transitioned,
 };
-pub use services::{Ports, Settings, Unwired};
+pub use services::{Ports, RecyclingSettings, Settings, Unwired};
 pub use validation::ValidationError;

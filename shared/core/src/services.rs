@@ -44,6 +44,9 @@ pub struct Ports {
     /// CloudFormation StackSets, for lease templates' blueprints; on AWS
     /// only the functions that make accounts ready have it.
     pub blueprints: Option<Arc<dyn crate::ports::Blueprints>>,
+    /// Cleans pooled accounts (aws-nuke on CodeBuild); on AWS only the
+    /// reaper has it.
+    pub cleaner: Option<Arc<dyn crate::ports::Cleaner>>,
     /// Where member accounts' metric streams land; on AWS the functions
     /// with the lake have it.
     pub landing: Option<Arc<dyn crate::ports::Landing>>,
@@ -79,6 +82,17 @@ pub struct Settings {
     /// Whether Purser's OU carries them already (on AWS, with `PurserOuId`:
     /// accounts then get only their template's region rule).
     pub guardrails_on_ou: bool,
+    /// What cleaning a pooled account spares (lease templates that recycle).
+    pub recycling: RecyclingSettings,
+}
+
+/// What the aws-nuke configuration of a pooled account is told beyond the
+/// account: accounts never to touch, and what Purser installs in members.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecyclingSettings {
+    /// Purser's own account and the management account.
+    pub blocklist: Vec<String>,
+    pub protected: crate::recycling::Protected,
 }
 
 /// A service was asked of ports that do not have what it needs.
@@ -104,12 +118,35 @@ impl Ports {
             self.settings.approval_expiry_days,
         )))
         .with_guardrails_if(self.account_guardrails());
+        let accounts = match &self.cleaner {
+            Some(cleaner) => accounts.with_recycling(self.account_recycling(Arc::clone(cleaner))),
+            None => accounts,
+        };
         match &self.blueprints {
             Some(blueprints) => accounts.with_blueprints(crate::accounts::AccountBlueprints {
                 blueprints: Arc::clone(blueprints),
                 home_region: self.settings.region.clone(),
             }),
             None => accounts,
+        }
+    }
+
+    /// How pooled accounts are cleaned: the template's regions, else the
+    /// deployment's guardrail regions, else Purser's own.
+    fn account_recycling(
+        &self,
+        cleaner: Arc<dyn crate::ports::Cleaner>,
+    ) -> crate::accounts::AccountRecycling {
+        let mut regions = self.settings.guardrails.regions.clone();
+        if regions.is_empty() {
+            regions.push(self.settings.region.clone());
+        }
+        crate::accounts::AccountRecycling {
+            cleaner,
+            regions,
+            blocklist: self.settings.recycling.blocklist.clone(),
+            protected: self.settings.recycling.protected.clone(),
+            freeze: self.settings.freeze_exemptions.clone(),
         }
     }
 

@@ -11,8 +11,11 @@ use purser_core::budgets::FreezeExemptions;
 use purser_core::guardrails::{GuardrailSettings, Guardrails};
 use purser_core::leases::{APPROVAL_EXPIRY_DAYS, DEFAULT_APPROVAL_EXPIRY_DAYS};
 use purser_core::notify::NotifySettings;
-use purser_core::ports::{Blueprints, DeadLetterCount, IdentityCenter, Notifier, QueryEngine};
-use purser_core::{Handler, LakeSink, Ports, Settings, SystemClock, Unwired};
+use purser_core::ports::{
+    Blueprints, Cleaner, DeadLetterCount, IdentityCenter, Notifier, QueryEngine,
+};
+use purser_core::recycling::Protected;
+use purser_core::{Handler, LakeSink, Ports, RecyclingSettings, Settings, SystemClock, Unwired};
 use serde_json::Value;
 
 /// What a function's `main` does: tracing, the ports from the environment,
@@ -99,10 +102,12 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
         notifier: notifier(config, vars),
         dead_letters: dead_letters(config, vars),
         blueprints: blueprints(config),
+        cleaner: cleaner(config, vars),
         landing: landing(config, vars),
         settings: Settings {
             guardrails,
             guardrails_on_ou: get("PURSER_GUARDRAILS_ON_OU").is_some_and(|v| v == "true"),
+            recycling: recycling(vars),
             admins: admins(list("PURSER_ADMIN_PRINCIPALS")),
             region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
             freeze_exemptions,
@@ -171,6 +176,52 @@ fn blueprints(config: &aws_config::SdkConfig) -> Option<Arc<dyn Blueprints>> {
 #[cfg(not(feature = "blueprints"))]
 fn blueprints(_: &aws_config::SdkConfig) -> Option<Arc<dyn Blueprints>> {
     None
+}
+
+/// The cleaning project on CodeBuild, for the function the template gives
+/// it (the reaper).
+#[cfg(feature = "cleaner")]
+fn cleaner(config: &aws_config::SdkConfig, vars: Variables) -> Option<Arc<dyn Cleaner>> {
+    let project = vars("PURSER_CLEANER_PROJECT").filter(|p| !p.is_empty())?;
+    let role = vars("PURSER_MEMBER_ROLE").unwrap_or_else(|| "OrganizationAccountAccessRole".into());
+    Some(Arc::new(purser_aws::CodeBuildCleaner::from_config(
+        config, project, role,
+    )))
+}
+
+#[cfg(not(feature = "cleaner"))]
+fn cleaner(_: &aws_config::SdkConfig, _: Variables) -> Option<Arc<dyn Cleaner>> {
+    None
+}
+
+/// What the aws-nuke configuration spares: Purser's and the management
+/// account (`PURSER_CLEANER_BLOCKLIST`), and the names the template gives
+/// what Purser installs in member accounts.
+fn recycling(vars: Variables) -> RecyclingSettings {
+    let list = |name: &str| -> Vec<String> {
+        vars(name)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let defaults = Protected::default();
+    let member_role = vars("PURSER_MEMBER_ROLE").unwrap_or(defaults.member_role);
+    RecyclingSettings {
+        blocklist: list("PURSER_CLEANER_BLOCKLIST"),
+        protected: Protected {
+            throttle_role: vars("PURSER_THROTTLE_ROLE").unwrap_or_else(|| member_role.clone()),
+            member_role,
+            break_glass_roles: list("PURSER_BREAK_GLASS_ROLES"),
+            telemetry_policy: defaults.telemetry_policy,
+            member_stack_set: vars("PURSER_MEMBER_STACK_SET")
+                .filter(|s| !s.is_empty())
+                .unwrap_or(defaults.member_stack_set),
+            control_tower: vars("PURSER_CONTROL_TOWER").is_some_and(|v| v == "true"),
+        },
+    }
 }
 
 /// How sign-in is granted: the portal and the two permission sets.

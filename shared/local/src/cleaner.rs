@@ -4,6 +4,10 @@
 //! was told to fail ([`SimulatedCleaner::fail_account`]), which fails its
 //! next runs with a reason, as a CodeBuild build of aws-nuke would.
 //!
+//! A run that succeeds removes what the simulated organization knows lives
+//! in the account: its simulated Lambda functions (`lambdas.rs`); a
+//! failing one leaves them.
+//!
 //! Starting the same (account, pass, attempt) again within five minutes
 //! of the clock answers the first run, as CodeBuild's idempotency token
 //! does; later, it is a new run (the account's next cleaning).
@@ -165,6 +169,15 @@ impl Cleaner for SimulatedCleaner {
                         fails.then_some(SIMULATED_FAILURE)
                     ],
                 )?;
+                // A clean run removes what the simulation knows lives in
+                // the account: its Lambda functions (known from their
+                // reports, `lambdas.rs`).
+                if !fails {
+                    tx.execute(
+                        "DELETE FROM sim_functions WHERE account_id = ?1",
+                        [&account_id],
+                    )?;
+                }
                 tx.commit()?;
                 Ok(id)
             })
@@ -209,6 +222,36 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let cleaner = SimulatedCleaner::new(db, clock.clone());
         (dir, cleaner, clock)
+    }
+
+    #[tokio::test]
+    async fn a_clean_run_removes_the_accounts_functions_and_a_failed_one_keeps_them() {
+        let (_dir, cleaner, _) = fresh();
+        let lambdas = crate::lambdas::SimulatedLambdas::new(cleaner.db.clone());
+        lambdas
+            .create_function(ACCOUNT, "us-east-1", "checkout", None)
+            .await
+            .unwrap();
+        lambdas
+            .create_function("111111111111", "us-east-1", "other", None)
+            .await
+            .unwrap();
+        let names = || -> Vec<String> {
+            crate::lambdas::functions(&cleaner.db, None)
+                .unwrap()
+                .into_iter()
+                .map(|f| f.name)
+                .collect()
+        };
+        cleaner.fail_account(ACCOUNT, 1).await.unwrap();
+        let failed = cleaner.start(ACCOUNT, "{}", 1, 1).await.unwrap();
+        assert!(matches!(
+            cleaner.status(&failed).await,
+            Ok(CleaningStatus::Failed { .. })
+        ));
+        assert_eq!(names(), ["checkout", "other"]);
+        cleaner.start(ACCOUNT, "{}", 1, 2).await.unwrap();
+        assert_eq!(names(), ["other"]);
     }
 
     #[tokio::test]

@@ -106,6 +106,7 @@ pub struct Running {
     organization: Arc<SimulatedOrganization>,
     lambdas: Arc<SimulatedLambdas>,
     stack_sets: Arc<crate::blueprints::SimulatedStackSets>,
+    cleaner: Arc<crate::cleaner::SimulatedCleaner>,
     ports: Ports,
     db: Db,
     /// The template's schedules and the handlers, to fire one on demand.
@@ -223,6 +224,10 @@ pub async fn start(
     ));
     let lambdas = Arc::new(SimulatedLambdas::new(db.clone()));
     let stack_sets = Arc::new(crate::blueprints::SimulatedStackSets::new(db.clone()));
+    let cleaner = Arc::new(crate::cleaner::SimulatedCleaner::new(
+        db.clone(),
+        Arc::clone(&clock),
+    ));
     // Locally every function has every port: one process plays them all.
     let ports = Ports {
         store: Arc::new(SqliteStore::new(db.clone())),
@@ -245,6 +250,9 @@ pub async fn start(
         dead_letters: Some(Arc::new(crate::inspect::LocalDeadLetters::new(db.clone()))),
         // Blueprints recorded as deployed (sim_blueprint_deployments).
         blueprints: Some(stack_sets.clone()),
+        // Cleaning recorded in sim_cleaning_runs, finished at once (unless
+        // told to fail), the account's simulated functions removed.
+        cleaner: Some(cleaner.clone()),
         // Metric-stream objects as files under <data-dir>/landing/.
         landing: Some(Arc::new(crate::landing::LocalLanding::new(
             &config.data_dir,
@@ -254,6 +262,11 @@ pub async fn start(
             // each account gets the default guardrails itself.
             guardrails: purser_core::guardrails::GuardrailSettings::default(),
             guardrails_on_ou: false,
+            // aws-nuke never touches the local management account.
+            recycling: purser_core::RecyclingSettings {
+                blocklist: vec![ctx.account_id.clone()],
+                protected: Default::default(),
+            },
             admins: vec![crate::LOCAL_ADMIN.to_string()],
             region: ctx.region.clone(),
             // The role Organizations creates in each account, and a
@@ -374,6 +387,7 @@ pub async fn start(
         organization,
         lambdas,
         stack_sets,
+        cleaner,
         ports: ports_kept,
         db,
         timers: timers_kept,
@@ -408,6 +422,12 @@ impl Running {
     /// deployed where, and StackSets told to fail.
     pub fn stack_sets(&self) -> &crate::blueprints::SimulatedStackSets {
         &self.stack_sets
+    }
+
+    /// The simulated cleaner of pooled accounts: its runs, and accounts
+    /// told to fail (`fail_account`).
+    pub fn cleaner(&self) -> &crate::cleaner::SimulatedCleaner {
+        &self.cleaner
     }
 
     /// The ports the handlers were built on (wrapped, when the config

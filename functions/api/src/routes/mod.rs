@@ -12,6 +12,7 @@ pub mod approvals;
 pub mod budgets;
 pub mod costs;
 pub mod deployments;
+pub mod pool;
 pub mod teams;
 pub mod templates;
 

@@ -637,6 +637,8 @@ impl Accounts {
                 template = %template.name, "served from the pool");
             let mut taker = account.clone();
             taker.recycled_from = Some(claimed.id.clone());
+            // The account's creation, as AccountReady reports it.
+            taker.creation_id = claimed.creation_id.clone();
             let ou = self.place(&taker, &account_id).await?;
             let outcome = self
                 .become_ready(AccountState::Requested, taker, account_id, ou, None)

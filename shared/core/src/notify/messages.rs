@@ -10,14 +10,14 @@ use crate::budgets::{
 use crate::events::Event;
 use crate::events::catalog::{
     ACCOUNT_APPROVAL_REQUESTED, ACCOUNT_APPROVED, ACCOUNT_CLOSED, ACCOUNT_DENIED, ACCOUNT_FAILED,
-    ACCOUNT_READY, LEASE_EXPIRING, LEASE_EXTENDED,
+    ACCOUNT_QUARANTINED, ACCOUNT_READY, LEASE_EXPIRING, LEASE_EXTENDED,
 };
 use crate::leases::{AUTO_APPROVER, EXPIRY};
 use crate::ports::Message;
 
 /// Every detail-type the notify function tells people about (its rule in
 /// infra/template.yaml matches these, and a template test holds it to it).
-pub const NOTIFIED: [&str; 13] = [
+pub const NOTIFIED: [&str; 14] = [
     ACCOUNT_READY,
     ACCOUNT_FAILED,
     LEASE_EXPIRING,
@@ -31,6 +31,7 @@ pub const NOTIFIED: [&str; 13] = [
     ACCOUNT_APPROVED,
     ACCOUNT_DENIED,
     LEASE_EXTENDED,
+    ACCOUNT_QUARANTINED,
 ];
 
 /// The reason codes of an `AccountClosed` that follows an `AccountDenied`
@@ -350,6 +351,14 @@ pub fn message_for(event: &Event) -> Option<Message> {
         {
             return None;
         }
+        ACCOUNT_QUARANTINED => (
+            format!("AWS account {account} is quarantined: its cleaning failed"),
+            format!(
+                "Account {account} (template {}, last lent to team {team} as request {id}) could not be cleaned for its next lease: {}\n\nIt stays out of the pool, lent to nobody, until a platform admin looks.\n\nWhat to do: read the cleaner's log (the CodeBuild project's builds for this account), remove or fix what aws-nuke could not delete, then `purser accounts release {id}` (it cools, then is lent again); or close it with `purser accounts close {id}`. `purser pool show` lists what is quarantined.",
+                d["template"]["name"].as_str().unwrap_or("none"),
+                text(d, "reason")
+            ),
+        ),
         ACCOUNT_CLOSED => (
             format!("AWS account {account} is closed"),
             format!(
@@ -416,6 +425,24 @@ mod tests {
         ] {
             assert!(m.text.contains(part), "{part} in {}", m.text);
         }
+    }
+
+    #[test]
+    fn a_quarantine_says_why_and_how_to_release() {
+        let m = message(
+            ACCOUNT_QUARANTINED,
+            json!({"request_id": "r-0123456789ab", "account_id": "210987654321",
+                "team": "payments", "owner": "ana@example.com", "state": "quarantined",
+                "template": {"name": "sandbox", "version": 1}, "reason_code": "CLEANING_FAILED",
+                "reason": "3 cleaning runs failed; the last: VPC has dependencies"}),
+        );
+        assert!(m.subject.contains("210987654321"), "{}", m.subject);
+        assert!(m.text.contains("VPC has dependencies"), "{}", m.text);
+        assert!(
+            m.text.contains("purser accounts release r-0123456789ab"),
+            "{}",
+            m.text
+        );
     }
 
     #[test]

@@ -157,6 +157,25 @@ impl Notifications {
     /// cannot be emailed (an IAM principal) or nobody else would hear of it.
     async fn recipients(&self, event: &Event) -> Result<Vec<Recipient>, NotifyFailed> {
         let d = &event.detail;
+        // A quarantined account is the pool's, not its last team's: the
+        // admins must look at it (and the topic hears of it).
+        if event.detail_type == crate::events::catalog::ACCOUNT_QUARANTINED {
+            let mut recipients: Vec<Recipient> = Vec::new();
+            if self.settings.email {
+                for address in &self.settings.admin_emails {
+                    let recipient = Recipient::Email {
+                        address: address.to_ascii_lowercase(),
+                    };
+                    if !recipients.contains(&recipient) {
+                        recipients.push(recipient);
+                    }
+                }
+            }
+            if self.settings.topic {
+                recipients.push(Recipient::Topic);
+            }
+            return Ok(recipients);
+        }
         let team = match d["team"].as_str().map(TeamName::parse) {
             Some(Ok(name)) => self
                 .accounts
