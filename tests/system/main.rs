@@ -27,6 +27,7 @@ mod local_runtime;
 mod member_account;
 mod openapi;
 mod queries;
+mod recycling;
 mod redrive_aws;
 mod schemas;
 mod template;

@@ -93,7 +93,7 @@ const REGENERATE: &str = "PURSER_REGENERATE_DOCS";
 /// What the code guarantees of each detail-type, beyond the fields
 /// `AccountEvent` always serializes: the states it carries and the optional
 /// fields it always sets.
-const CONTRACT: [(&str, &[&str], &[&str]); 18] = [
+const CONTRACT: [(&str, &[&str], &[&str]); 24] = [
     (catalog::ACCOUNT_REQUESTED, &["requested"], &[]),
     (
         catalog::ACCOUNT_CREATION_STARTED,
@@ -119,7 +119,7 @@ const CONTRACT: [(&str, &[&str], &[&str]); 18] = [
     ),
     (
         catalog::ACCESS_REMOVED,
-        &["closing"],
+        &["closing", "cleaning"],
         &["account_id", "reason_code", "reason", "access"],
     ),
     (
@@ -180,6 +180,33 @@ const CONTRACT: [(&str, &[&str], &[&str]); 18] = [
     (
         budgets::ACCOUNT_FREEZE_FAILED,
         &["ready"],
+        &["account_id", "reason_code", "reason"],
+    ),
+    // Recycling (shared/core/src/accounts/recycling.rs).
+    (
+        catalog::ACCOUNT_CLEANING_STARTED,
+        &["cleaning"],
+        &["account_id", "reason_code", "reason"],
+    ),
+    (
+        catalog::ACCOUNT_CLEANED,
+        &["cooling"],
+        &["account_id", "reason_code", "reason"],
+    ),
+    (catalog::ACCOUNT_AVAILABLE, &["available"], &["account_id"]),
+    (
+        catalog::ACCOUNT_QUARANTINED,
+        &["quarantined"],
+        &["account_id", "reason_code", "reason"],
+    ),
+    (
+        catalog::ACCOUNT_RELEASED,
+        &["cooling"],
+        &["account_id", "reason_code", "reason"],
+    ),
+    (
+        catalog::ACCOUNT_RECYCLED,
+        &["closed"],
         &["account_id", "reason_code", "reason"],
     ),
 ];
@@ -634,6 +661,78 @@ fn real_details() -> Vec<(&'static str, &'static str, AccountEvent)> {
         AccountEvent::of(&a, t).because(
             "POLICY_LIMIT",
             &format!("AWS refused to attach the freeze policy: {reason}: {message}"),
+        ),
+    ));
+
+    // Recycling: a lease of a template that recycles ends; the account is
+    // cleaned, cools, is available, is lent again; or is quarantined and
+    // released. The pool's OU is an OU like any.
+    let mut pooled = ready(Some(30));
+    pooled.template = Some(hackathon_v(2));
+    let end = pooled.lease_end.expect("a lease");
+    let mut a = with_state(pooled.clone(), AccountState::Cleaning, end);
+    a.access = Some(access("removed", "PurserDeveloper"));
+    cases.push((
+        catalog::ACCOUNT_CLEANING_STARTED,
+        "a recycled lease ended",
+        AccountEvent::of(&a, end).because(
+            "LEASE_ENDED",
+            &format!("the lease ended at {}", rfc3339(end)),
+        ),
+    ));
+    cases.push((
+        catalog::ACCESS_REMOVED,
+        "a recycled lease ended",
+        AccountEvent::of(&a, end).because(
+            "LEASE_ENDED",
+            &format!("the lease ended at {}", rfc3339(end)),
+        ),
+    ));
+    let mut a = with_state(a, AccountState::Cleaning, end + Duration::minutes(1));
+    a.ou = Some("ou-ab12-pool0001".into());
+    let cleaned = with_state(a.clone(), AccountState::Cooling, end + Duration::hours(1));
+    cases.push((
+        catalog::ACCOUNT_CLEANED,
+        "two clean passes",
+        AccountEvent::of(&cleaned, cleaned.updated_at).because(
+            "CLEANED",
+            &format!(
+                "2 clean passes in a row; it cools until {}",
+                rfc3339(end + Duration::hours(72))
+            ),
+        ),
+    ));
+    let available = with_state(cleaned, AccountState::Available, end + Duration::hours(72));
+    cases.push((
+        catalog::ACCOUNT_AVAILABLE,
+        "cooled",
+        AccountEvent::of(&available, available.updated_at),
+    ));
+    let lent = with_state(available, AccountState::Closed, end + Duration::hours(80));
+    cases.push((
+        catalog::ACCOUNT_RECYCLED,
+        "lent again",
+        AccountEvent::of(&lent, lent.updated_at).because(
+            "LENT",
+            "its account, cleaned and cooled, was lent to request r-8e1d0c2b3a49 of team search",
+        ),
+    ));
+    let quarantined = with_state(a, AccountState::Quarantined, end + Duration::hours(2));
+    cases.push((
+        catalog::ACCOUNT_QUARANTINED,
+        "three failed runs",
+        AccountEvent::of(&quarantined, quarantined.updated_at).because(
+            "CLEANING_FAILED",
+            "3 cleaning runs failed; the last: BUILD: COMMAND_EXECUTION_ERROR: resources remain",
+        ),
+    ));
+    let released = with_state(quarantined, AccountState::Cooling, end + Duration::hours(5));
+    cases.push((
+        catalog::ACCOUNT_RELEASED,
+        "released by an admin",
+        AccountEvent::of(&released, released.updated_at).because(
+            "RELEASED",
+            "released by arn:aws:iam::123456789012:role/platform after a look; it is lent again once cooled",
         ),
     ));
 

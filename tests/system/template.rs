@@ -2070,3 +2070,92 @@ fn the_guardrail_scp_is_the_domain_s() {
     };
     assert!(!nothing.condition("HasGuardrail"));
 }
+
+/// The cleaning project runs infra/cleaner/buildspec.yml, the reviewed
+/// file (contract-tested against aws-nuke's format by the cleaner's
+/// contract test), inline: the two must not drift. Its role assumes only
+/// the member role, only in the organization's accounts, and the reaper
+/// may start and read builds of that project only.
+#[test]
+fn the_cleaning_project_runs_the_reviewed_buildspec_with_least_privilege() {
+    let t = template();
+    let project = t
+        .resources()
+        .find(|(id, _)| *id == "CleanerProject")
+        .map(|(_, r)| r)
+        .expect("a CleanerProject");
+    assert_eq!(project["Type"], "AWS::CodeBuild::Project");
+    let inline = project["Properties"]["Source"]["BuildSpec"]
+        .as_str()
+        .expect("an inline buildspec");
+    let file = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/cleaner/buildspec.yml"),
+    )
+    .expect("infra/cleaner/buildspec.yml");
+    assert_eq!(
+        inline, file,
+        "CleanerProject's BuildSpec differs from infra/cleaner/buildspec.yml"
+    );
+    let role = t
+        .resources()
+        .find(|(id, _)| *id == "CleanerRole")
+        .map(|(_, r)| r)
+        .expect("a CleanerRole");
+    let mut found = Vec::new();
+    statements(&role["Properties"]["Policies"], &mut found);
+    let assume: Vec<&Value> = found
+        .iter()
+        .filter(|s| s["Action"] == "sts:AssumeRole" && s.get("Principal").is_none())
+        .collect();
+    assert_eq!(assume.len(), 1, "{found:#?}");
+    assert_eq!(
+        assume[0]["Condition"]["StringEquals"]["aws:ResourceOrgID"],
+        json!({"Ref": "OrganizationId"})
+    );
+    assert!(
+        assume[0]["Resource"]
+            .to_string()
+            .contains("${MemberAccountRole}"),
+        "{}",
+        assume[0]["Resource"]
+    );
+    assert_least_privilege(&role["Properties"]);
+    let reaper = t
+        .resources()
+        .find(|(id, _)| *id == "ReaperFunction")
+        .map(|(_, r)| r)
+        .expect("a ReaperFunction");
+    let mut reaper_statements = Vec::new();
+    statements(&reaper["Properties"]["Policies"], &mut reaper_statements);
+    let codebuild: Vec<&Value> = reaper_statements
+        .iter()
+        .filter(|s| s["Action"].to_string().contains("codebuild:"))
+        .collect();
+    assert_eq!(codebuild.len(), 1);
+    assert_eq!(
+        codebuild[0]["Action"],
+        json!(["codebuild:StartBuild", "codebuild:BatchGetBuilds"])
+    );
+    let resource = codebuild[0]["Resource"].to_string();
+    assert!(
+        resource.contains("CleanerProject") && resource.contains("Arn"),
+        "{resource}"
+    );
+    let env = &reaper["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        env["PURSER_CLEANER_PROJECT"],
+        json!({"Ref": "CleanerProject"})
+    );
+    assert!(env.get("PURSER_CLEANER_BLOCKLIST").is_some());
+    // Only the reaper cleans.
+    for (id, function) in functions(&t) {
+        if id != "ReaperFunction" {
+            assert!(
+                function["Properties"]["Environment"]["Variables"]
+                    .get("PURSER_CLEANER_PROJECT")
+                    .is_none(),
+                "{id} is given the cleaner"
+            );
+        }
+    }
+}
