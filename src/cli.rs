@@ -61,6 +61,8 @@ pub enum Command {
     Templates(TemplatesArgs),
     /// Requests and extensions waiting for an approver: list, approve, deny.
     Approvals(ApprovalsArgs),
+    /// The pools of recycled accounts (lease templates with lease_end recycle).
+    Pool(PoolArgs),
     /// Put, follow, inspect and test events.
     Events(EventsArgs),
     /// The notifications a local `purser up` sent: emails, chat webhooks, the topic.
@@ -407,6 +409,48 @@ pub enum AccountsCommand {
     /// Extend an account's lease (beyond its template's maximum it waits for an approver).
     #[command(after_help = "Examples:\n  purser accounts extend r-0123456789ab --days 3")]
     Extend(ExtendArgs),
+    /// Release a quarantined account after a look (admins): it cools, then
+    /// its template's pool lends it again.
+    #[command(
+        after_help = "Examples:\n  purser pool show                       # what is quarantined, and why\n  purser accounts release r-0123456789ab"
+    )]
+    Release(ReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The request id (`r-…`) of the quarantined account.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PoolArgs {
+    #[command(subcommand)]
+    pub command: PoolCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Per lease template that recycles: how many accounts are cleaning,
+    /// cooling, available and quarantined, their ages, and which are
+    /// cleaning or quarantined and why (admins).
+    #[command(after_help = "Examples:\n  purser pool show\n  purser pool show --output json")]
+    Show(PoolShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PoolShowArgs {
+    /// An aligned table for people, or the JSON for scripts.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::cli::{
     AccountsCommand, ApprovalsCommand, BudgetsCommand, Cli, Command, EventsCommand,
-    NotificationsCommand, PricesCommand, TeamsCommand, TemplatesCommand,
+    NotificationsCommand, PoolCommand, PricesCommand, TeamsCommand, TemplatesCommand,
 };
 
 #[tokio::main]
@@ -28,6 +28,10 @@ async fn main() -> ExitCode {
             AccountsCommand::Login(args) => commands::accounts::login(args).await,
             AccountsCommand::Extend(args) => commands::leases::extend(args).await,
             AccountsCommand::May(args) => commands::accounts::may(args).await,
+            AccountsCommand::Release(args) => commands::pool::release(args).await,
+        },
+        Command::Pool(pool) => match pool.command {
+            PoolCommand::Show(args) => commands::pool::show(args).await,
         },
         Command::Teams(teams) => match teams.command {
             TeamsCommand::Set(args) => commands::teams::set(args).await,

@@ -5,6 +5,7 @@ pub mod costs;
 pub mod events;
 pub mod leases;
 pub mod notifications;
+pub mod pool;
 pub mod prices;
 pub mod query;
 pub mod teams;
