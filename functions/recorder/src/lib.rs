@@ -5,11 +5,19 @@
 //! `DeploymentReported` (CI), `CloudFormation Stack Status Change`
 //! (forwarded by the member-account StackSet) and S3's `Object Created` for
 //! the metric streams' objects that land in the lake bucket (usage beyond
-//! Lambda). Its own output, `TeamSpendUpdated` and `UnpricedUsage`,
-//! `TeamSpendUpdated`, matches none of its rules: no event loops.
+//! Lambda); EC2 instance, ECS task (Fargate) and SageMaker training job and
+//! endpoint state changes, and EC2's launch calls, forwarded by member
+//! accounts (what runs and costs by the second); and its `Accrual`
+//! schedule, which prices what still runs every 5 minutes. Its own output,
+//! `TeamSpendUpdated` and `UnpricedUsage`, matches none of its rules: no
+//! event loops.
 
 use async_trait::async_trait;
-use purser_core::handler::{each_queued_event, event_of, is_queue_batch};
+use purser_core::handler::{SCHEDULED_EVENT, each_queued_event, event_of, is_queue_batch};
+use purser_core::lake::{
+    API_CALL, EC2_STATE_CHANGE, ECS_TASK_STATE_CHANGE, SAGEMAKER_ENDPOINT_STATE_CHANGE,
+    SAGEMAKER_TRAINING_JOB_STATE_CHANGE,
+};
 use purser_core::lake::{
     DEPLOYMENT_REPORTED, INVOCATIONS_REPORTED, STACK_STATUS_CHANGE, TELEMETRY_SOURCE,
 };
@@ -72,13 +80,25 @@ impl RecorderHandler {
             // A member account's metric stream landed an object in the
             // lake bucket (S3's event, on Purser's default bus).
             ("aws.s3", OBJECT_CREATED) => {
-                let Some(key) = event.detail.pointer("/object/key").and_then(Value::as_str)
-                else {
+                let Some(key) = event.detail.pointer("/object/key").and_then(Value::as_str) else {
                     return Err(HandlerError::bad_payload(
                         "detail.object.key is missing or not a string",
                     ));
                 };
                 self.recorder.landed(key).await
+            }
+            // What runs in a member account, forwarded from its bus.
+            ("aws.ec2", EC2_STATE_CHANGE | API_CALL)
+            | ("aws.ecs", ECS_TASK_STATE_CHANGE)
+            | (
+                "aws.sagemaker",
+                SAGEMAKER_TRAINING_JOB_STATE_CHANGE | SAGEMAKER_ENDPOINT_STATE_CHANGE,
+            ) => self.recorder.resource(&event).await,
+            // The accrual: what still runs, priced up to now.
+            ("aws.events", SCHEDULED_EVENT) => {
+                let accrued = self.recorder.accrue().await.map_err(failed)?;
+                return Ok(json!({"runs": accrued.runs, "priced": accrued.priced,
+                    "failed": accrued.failed}));
             }
             (source, detail_type) => {
                 tracing::warn!(source, detail_type, "the recorder ignores this event");

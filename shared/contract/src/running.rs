@@ -165,7 +165,10 @@ pub async fn priced_until_moves_only_from_the_value_it_has(f: &Fixture) {
     assert_eq!(listed(f).await[0].priced_until, at(7));
     let other = instance("i-0fedcba9876543210", 0);
     assert!(
-        !f.running.advance_run(&other.key, at(0), at(1)).await.unwrap(),
+        !f.running
+            .advance_run(&other.key, at(0), at(1))
+            .await
+            .unwrap(),
         "no run, nothing moves"
     );
 }
@@ -206,10 +209,16 @@ pub async fn a_stop_before_any_start_keeps_a_late_start_out(f: &Fixture) {
     let run = task(0);
     assert_eq!(f.running.stop_run(&run.key, at(10)).await.unwrap(), None);
     assert!(!f.running.start_run(&run).await.unwrap(), "started before");
-    assert!(!f.running.start_run(&task(10)).await.unwrap(), "at its stop");
+    assert!(
+        !f.running.start_run(&task(10)).await.unwrap(),
+        "at its stop"
+    );
     assert!(listed(f).await.is_empty());
     assert!(
-        !f.running.advance_run(&run.key, at(10), at(11)).await.unwrap(),
+        !f.running
+            .advance_run(&run.key, at(10), at(11))
+            .await
+            .unwrap(),
         "a tombstone is never priced"
     );
     assert_eq!(
@@ -231,7 +240,10 @@ pub async fn a_stale_stop_leaves_a_later_run_running(f: &Fixture) {
 pub async fn a_stop_before_priced_until_stops_there(f: &Fixture) {
     let run = instance("i-0123456789abcdef0", 0);
     f.running.start_run(&run).await.unwrap();
-    f.running.advance_run(&run.key, at(0), at(10)).await.unwrap();
+    f.running
+        .advance_run(&run.key, at(0), at(10))
+        .await
+        .unwrap();
     let stopped = f.running.stop_run(&run.key, at(7)).await.unwrap().unwrap();
     assert_eq!(stopped.stopped_at, Some(at(10)));
     assert!(listed(f).await.is_empty(), "nothing is left to price");

@@ -50,6 +50,9 @@ pub struct Ports {
     /// Where member accounts' metric streams land; on AWS the functions
     /// with the lake have it.
     pub landing: Option<Arc<dyn crate::ports::Landing>>,
+    /// What runs in member accounts and costs by the second (the
+    /// recorder's), in the store's table or database.
+    pub running: Arc<dyn crate::ports::RunningResources>,
     pub settings: Settings,
 }
 
@@ -194,7 +197,8 @@ impl Ports {
             self.lake()?,
             Arc::clone(&self.bus),
             Arc::clone(&self.clock),
-        );
+        )
+        .with_running(Arc::clone(&self.running));
         Ok(match &self.landing {
             Some(landing) => recorder.with_landing(Arc::clone(landing)),
             None => recorder,

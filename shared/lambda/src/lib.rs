@@ -104,6 +104,10 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
         blueprints: blueprints(config),
         cleaner: cleaner(config, vars),
         landing: landing(config, vars),
+        running: Arc::new(DynamoStore::from_config(
+            config,
+            required(vars, "PURSER_TABLE")?,
+        )),
         settings: Settings {
             guardrails,
             guardrails_on_ou: get("PURSER_GUARDRAILS_ON_OU").is_some_and(|v| v == "true"),

@@ -257,6 +257,7 @@ pub async fn start(
         landing: Some(Arc::new(crate::landing::LocalLanding::new(
             &config.data_dir,
         ))),
+        running: Arc::new(SqliteStore::new(db.clone())),
         settings: Settings {
             // The simulated organization attaches SCPs to accounts only:
             // each account gets the default guardrails itself.

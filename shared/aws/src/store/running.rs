@@ -157,7 +157,11 @@ impl RunningResources for DynamoStore {
         match result {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable("UpdateItem (running resource)", &self.table, &e)),
+            Err(e) => Err(unavailable(
+                "UpdateItem (running resource)",
+                &self.table,
+                &e,
+            )),
         }
     }
 
@@ -168,10 +172,7 @@ impl RunningResources for DynamoStore {
                 // A tombstone, unless something was put meanwhile.
                 let mut item = full_item(key, None, at, at)?;
                 item.insert(STOPPED_AT.into(), ms(at));
-                item.insert(
-                    EXPIRES_AT.into(),
-                    n((at + TOMBSTONE_KEPT).timestamp()),
-                );
+                item.insert(EXPIRES_AT.into(), n((at + TOMBSTONE_KEPT).timestamp()));
                 let result = self
                     .client
                     .put_item()
@@ -213,10 +214,7 @@ impl RunningResources for DynamoStore {
                 .expression_attribute_names("#priced", PRICED_UNTIL)
                 .expression_attribute_names("#started", STARTED_AT)
                 .expression_attribute_values(":stopped", ms(stopped))
-                .expression_attribute_values(
-                    ":expires",
-                    n((stopped + TOMBSTONE_KEPT).timestamp()),
-                )
+                .expression_attribute_values(":expires", n((stopped + TOMBSTONE_KEPT).timestamp()))
                 .expression_attribute_values(":priced", ms(priced))
                 .expression_attribute_values(":started", ms(started))
                 .send()
@@ -229,7 +227,11 @@ impl RunningResources for DynamoStore {
                 }
                 Err(e) if is_condition_failed(&e) => continue,
                 Err(e) => {
-                    return Err(unavailable("UpdateItem (running resource)", &self.table, &e));
+                    return Err(unavailable(
+                        "UpdateItem (running resource)",
+                        &self.table,
+                        &e,
+                    ));
                 }
             }
         }

@@ -26,7 +26,9 @@ use crate::ports::{
 };
 use crate::spend::{PriceTable, UsagePrices, from_nanos, to_nanos};
 
+mod resources;
 mod usage;
+pub use resources::*;
 pub use usage::{UNPRICED_USAGE, UnpricedQuantity, UnpricedUsage, UsageRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +134,8 @@ pub struct Recorder {
     usage_prices: UsagePrices,
     /// Where member accounts' metric streams land (`with_landing`).
     landing: Option<Arc<dyn crate::ports::Landing>>,
+    /// What runs in member accounts (`with_running`).
+    running: Option<Arc<dyn crate::ports::RunningResources>>,
 }
 
 impl Recorder {
@@ -156,6 +160,7 @@ impl Recorder {
             prices: PriceTable::builtin(),
             usage_prices: UsagePrices::builtin(),
             landing: None,
+            running: None,
         }
     }
 

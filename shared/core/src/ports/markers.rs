@@ -74,6 +74,12 @@ pub enum Marker {
     RestoreAnnounced { account_id: String, episode: String },
     /// An event's message sent to a recipient (as `Recipient::describe`).
     Notified { event_id: String, recipient: String },
+    /// An EC2 instance's type, from the call that launched it.
+    InstanceType {
+        account_id: String,
+        region: String,
+        instance_id: String,
+    },
 }
 
 impl Marker {
@@ -146,6 +152,11 @@ impl fmt::Display for Marker {
                 event_id,
                 recipient,
             } => write!(f, "notified#{event_id}#{recipient}"),
+            Marker::InstanceType {
+                account_id,
+                region,
+                instance_id,
+            } => write!(f, "instance-type#{account_id}#{region}#{instance_id}"),
         }
     }
 }

@@ -18,7 +18,16 @@ const COLUMNS: &str =
 
 /// A row: key, what (JSON, NULL on a tombstone), started, priced until,
 /// stopped.
-type Row = (String, String, String, String, Option<String>, i64, i64, Option<i64>);
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+);
 
 fn read_row(r: &rusqlite::Row<'_>) -> Result<Row, rusqlite::Error> {
     Ok((
