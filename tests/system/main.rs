@@ -29,6 +29,7 @@ mod openapi;
 mod queries;
 mod recycling;
 mod redrive_aws;
+mod resources;
 mod schemas;
 mod template;
 mod throttle;

@@ -56,6 +56,27 @@ const LAKE_EVENTS: [&str; 4] = [
     lake::TEAM_SPEND_UPDATED,
     lake::UNPRICED_USAGE,
 ];
+/// What runs in member accounts and costs by the second, as their
+/// forwarding rules deliver it to the recorder: schema, source, detail-type.
+const RESOURCE_EVENTS: [(&str, &str, &str); 5] = [
+    (
+        "EC2InstanceStateChangeNotification",
+        "aws.ec2",
+        lake::EC2_STATE_CHANGE,
+    ),
+    ("EC2InstanceLaunchCall", "aws.ec2", lake::API_CALL),
+    ("ECSTaskStateChange", "aws.ecs", lake::ECS_TASK_STATE_CHANGE),
+    (
+        "SageMakerTrainingJobStateChange",
+        "aws.sagemaker",
+        lake::SAGEMAKER_TRAINING_JOB_STATE_CHANGE,
+    ),
+    (
+        "SageMakerEndpointStateChange",
+        "aws.sagemaker",
+        lake::SAGEMAKER_ENDPOINT_STATE_CHANGE,
+    ),
+];
 /// The schema of CloudFormation's `CloudFormation Stack Status Change`
 /// (a detail-type with spaces, so the file is named without them).
 const STACK_STATUS_CHANGE_SCHEMA: &str = "CloudFormationStackStatusChange";
@@ -774,7 +795,8 @@ fn every_account_event_has_a_schema_and_every_schema_a_known_event() {
                 || AWS_EVENTS.contains(&name.as_str())
                 || LAKE_EVENTS.contains(&name.as_str())
                 || name == STACK_STATUS_CHANGE_SCHEMA
-                || name == STACK_SET_OPERATION_SCHEMA,
+                || name == STACK_SET_OPERATION_SCHEMA
+                || RESOURCE_EVENTS.iter().any(|(n, _, _)| n == name),
             "infra/schemas/{name}.json names no detail-type in catalog::ACCOUNT_EVENTS nor an event of budgets or of the lake nor an AWS event Purser accepts"
         );
     }
@@ -782,6 +804,7 @@ fn every_account_event_has_a_schema_and_every_schema_a_known_event() {
         .into_iter()
         .chain(LAKE_EVENTS)
         .chain([STACK_STATUS_CHANGE_SCHEMA, STACK_SET_OPERATION_SCHEMA])
+        .chain(RESOURCE_EVENTS.map(|(name, _, _)| name))
     {
         assert!(names.contains(name), "{name} has no schema");
     }
@@ -1163,6 +1186,81 @@ fn lake_schemas_name_their_source_bus_and_detail_type() {
         schema(STACK_STATUS_CHANGE_SCHEMA)["x-purser-detail-type"],
         lake::STACK_STATUS_CHANGE
     );
+    for (name, source, detail_type) in RESOURCE_EVENTS {
+        let schema = schema(name);
+        assert_eq!(schema["x-purser-bus"], PURSER_BUS, "{name}");
+        assert_eq!(schema["x-purser-source"], source, "{name}");
+        assert_eq!(schema["x-purser-detail-type"], detail_type, "{name}");
+    }
+}
+
+/// `detail` as a member account's forwarding rule delivers it.
+fn resource_event(source: &str, detail_type: &str, detail: &Value) -> purser_core::events::Event {
+    serde_json::from_value(json!({
+        "version": "0", "id": "e-1", "detail-type": detail_type, "source": source,
+        "account": "210987654321", "region": "us-east-1", "time": "2026-11-21T22:00:00Z",
+        "resources": [], "detail": detail,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn examples_of_resource_events_parse_as_the_recorder_reads_them() {
+    use purser_core::lake::{ResourceChange, resource_change};
+    for (name, source, detail_type) in RESOURCE_EVENTS {
+        for example in examples(name) {
+            let change = resource_change(&resource_event(source, detail_type, &example))
+                .unwrap_or_else(|e| panic!("{name} example {example}: {e}"));
+            let expected = match (name, &change) {
+                ("EC2InstanceLaunchCall", ResourceChange::InstanceTypes(types)) => {
+                    types.len() == usize::from(example["eventName"] == "RunInstances")
+                }
+                (_, ResourceChange::Start(run)) => {
+                    run.key.account_id == "210987654321" && run.key.region == "us-east-1"
+                }
+                (_, ResourceChange::Stop { key, .. }) => key.account_id == "210987654321",
+                _ => false,
+            };
+            assert!(expected, "{name} example {example}: {change:?}");
+        }
+    }
+}
+
+#[test]
+fn broken_resource_events_are_refused_by_schema_and_parser_alike() {
+    let cases = [
+        (0, "/instance-id", json!("i-xyz")),
+        (2, "/cpu", json!("999999")),
+        (2, "/cpu", json!(99_999)),
+        (2, "/memory", json!(256)),
+        (3, "/ResourceConfig/InstanceCount", json!(1_000_000)),
+        (3, "/ResourceConfig/InstanceType", json!("p3.2xlarge")),
+        (
+            4,
+            "/ProductionVariants",
+            json!(vec![json!({"DesiredInstanceCount": 1}); 11]),
+        ),
+        (
+            4,
+            "/EndpointArn",
+            json!("arn:aws:sagemaker:us-east-1:210987654321:model/x"),
+        ),
+    ];
+    for (i, pointer, value) in cases {
+        let (name, source, detail_type) = RESOURCE_EVENTS[i];
+        let example = if name == "SageMakerEndpointStateChange" {
+            examples(name)[1].clone()
+        } else {
+            examples(name)[0].clone()
+        };
+        let broken = set(&example, pointer, Some(value));
+        assert_invalid(name, &validator(name), &broken, pointer);
+        assert!(
+            purser_core::lake::resource_change(&resource_event(source, detail_type, &broken))
+                .is_err(),
+            "{name}{pointer}: the recorder refuses it too"
+        );
+    }
 }
 
 #[test]

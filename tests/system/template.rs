@@ -850,7 +850,7 @@ fn no_rule_of_the_recorder_matches_its_own_output() {
     let rules = rules_of(&t, "RecorderFunction");
     assert_eq!(
         rules.len(),
-        4,
+        8,
         "the recorder's rules: {:?}",
         rules.iter().map(|r| &r.0).collect::<Vec<_>>()
     );
@@ -987,6 +987,61 @@ fn the_recorder_takes_what_it_records_and_nothing_from_aws_posing_as_ci() {
                     "object": {"key": "metrics/account=210987654321/x"}}),
             ),
             None,
+        ),
+        // What runs in member accounts, forwarded from their buses.
+        (
+            envelope(
+                "aws.ec2",
+                lake::EC2_STATE_CHANGE,
+                member,
+                schema_example("EC2InstanceStateChangeNotification"),
+            ),
+            Some("InstanceStates"),
+        ),
+        (
+            envelope(
+                "aws.ec2",
+                lake::EC2_STATE_CHANGE,
+                member,
+                json!({"instance-id": "i-0123456789abcdef0", "state": "pending"}),
+            ),
+            None,
+        ),
+        (
+            envelope(
+                "aws.ec2",
+                lake::API_CALL,
+                member,
+                schema_example("EC2InstanceLaunchCall"),
+            ),
+            Some("InstanceLaunches"),
+        ),
+        (
+            envelope(
+                "aws.ecs",
+                lake::ECS_TASK_STATE_CHANGE,
+                member,
+                schema_example("ECSTaskStateChange"),
+            ),
+            Some("FargateTasks"),
+        ),
+        (
+            envelope(
+                "aws.sagemaker",
+                lake::SAGEMAKER_TRAINING_JOB_STATE_CHANGE,
+                member,
+                schema_example("SageMakerTrainingJobStateChange"),
+            ),
+            Some("SageMakerStates"),
+        ),
+        (
+            envelope(
+                "aws.sagemaker",
+                lake::SAGEMAKER_ENDPOINT_STATE_CHANGE,
+                member,
+                schema_example("SageMakerEndpointStateChange"),
+            ),
+            Some("SageMakerStates"),
         ),
     ];
     for (event, expected) in cases {
