@@ -7,31 +7,37 @@ without a resource is reported: add its resource by hand first.
 """
 
 import pathlib
-import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
+BODY = " " * 8
 
 
 def main() -> int:
-    text = TEMPLATE.read_text()
+    lines = TEMPLATE.read_text().split("\n")
     missing = []
     for sql in sorted((ROOT / "infra" / "queries").glob("*.sql")):
         name = sql.stem
-        # The resource's `Name: <name>` line, then its QueryString block.
-        found = re.search(
-            r"(\n      Name: " + re.escape(name) + r"\n(?:      .*\n)*?      QueryString: \|-\n)((?:        .*\n|\n)+?)(?=\S|\n  \S|  [A-Za-z])",
-            text,
-        )
-        if not found:
+        try:
+            at = lines.index(f"      Name: {name}")
+        except ValueError:
             missing.append(name)
             continue
-        body = "".join(
-            ("        " + line if line else "") + "\n" for line in sql.read_text().rstrip("\n").split("\n")
-        )
-        text = text[: found.start(2)] + body + text[found.end(2) :]
-    TEMPLATE.write_text(text)
+        # The resource's QueryString block: from `QueryString: |-` to the
+        # first line indented less than its body (blank lines belong to it
+        # only when more of the body follows).
+        start = next(
+            i for i in range(at, len(lines)) if lines[i] == "      QueryString: |-"
+        ) + 1
+        end = start
+        while end < len(lines) and (lines[end].startswith(BODY) or lines[end] == ""):
+            end += 1
+        while end > start and lines[end - 1] == "":
+            end -= 1
+        body = [BODY + line if line else "" for line in sql.read_text().rstrip("\n").split("\n")]
+        lines[start:end] = body
+    TEMPLATE.write_text("\n".join(lines))
     for name in missing:
         print(f"{name}: no AWS::Athena::NamedQuery named {name} in infra/template.yaml", file=sys.stderr)
     return 1 if missing else 0

@@ -134,25 +134,28 @@ async fn settles_on(now: chrono::DateTime<Utc>) -> bool {
         results.push(no_rows(&[
             ("account_id", "varchar"),
             ("day", "varchar"),
-            ("invocations", "bigint"),
+            ("service", "varchar"),
+            ("records", "bigint"),
             ("cost_usd", "decimal"),
         ]));
         results.push(no_rows(&[
             ("account_id", "varchar"),
             ("day", "varchar"),
+            ("service", "varchar"),
             ("cost_usd", "decimal"),
-            ("lambda_cost_usd", "decimal"),
         ]));
     }
     results.extend([
-        json!({"rows": [row(&["account_id", "day", "invocations", "cost_usd"]),
-                      row(&[ACCOUNT_ID, &day, "45", "5.400000000"])],
+        json!({"rows": [row(&["account_id", "day", "service", "records", "cost_usd"]),
+                      row(&[ACCOUNT_ID, &day, "lambda", "45", "5.400000000"])],
              "column_info": [column("account_id", "varchar"), column("day", "varchar"),
-                             column("invocations", "bigint"), column("cost_usd", "decimal")]}),
-        json!({"rows": [row(&["account_id", "day", "cost_usd", "lambda_cost_usd"]),
-                      row(&[ACCOUNT_ID, &day, "5.500000000", "1.000000000"])],
+                             column("service", "varchar"), column("records", "bigint"),
+                             column("cost_usd", "decimal")]}),
+        json!({"rows": [row(&["account_id", "day", "service", "cost_usd"]),
+                      row(&[ACCOUNT_ID, &day, "(other)", "4.500000000"]),
+                      row(&[ACCOUNT_ID, &day, "lambda", "1.000000000"])],
              "column_info": [column("account_id", "varchar"), column("day", "varchar"),
-                             column("cost_usd", "decimal"), column("lambda_cost_usd", "decimal")]}),
+                             column("service", "varchar"), column("cost_usd", "decimal")]}),
     ]);
     let response = purser::http_client()
         .build()
@@ -194,7 +197,7 @@ async fn settles_on(now: chrono::DateTime<Utc>) -> bool {
         .expect("the settlement is stored");
     assert_eq!(stored.source, SpendSource::Cur);
     assert_eq!(stored.total, 9_900_000_000);
-    let figures = stored.accounts[ACCOUNT_ID][&today];
+    let figures = &stored.accounts[ACCOUNT_ID][&today];
     assert_eq!(
         figures.missed, 600_000_000,
         "the lake held 0.60 more than the counter"
@@ -203,7 +206,8 @@ async fn settles_on(now: chrono::DateTime<Utc>) -> bool {
         figures.cur,
         Some(CurDay {
             total: 5_500_000_000,
-            lambda: 1_000_000_000
+            lambda: 1_000_000_000,
+            services: [("lambda".to_string(), 1_000_000_000)].into(),
         })
     );
     assert!(stored.announced);

@@ -219,6 +219,7 @@ fn settlement(team_name: &str, total: i64, settled_at: DateTime<Utc>) -> Settled
                     DayFigures {
                         missed: 9_000,
                         cur: None,
+                        lake: [("lambda".to_string(), 12_000), ("bedrock".to_string(), 7)].into(),
                     },
                 ),
                 (
@@ -228,7 +229,9 @@ fn settlement(team_name: &str, total: i64, settled_at: DateTime<Utc>) -> Settled
                         cur: Some(CurDay {
                             total: -3,
                             lambda: 0,
+                            services: [("ec2".to_string(), 2)].into(),
                         }),
+                        lake: Default::default(),
                     },
                 ),
             ]

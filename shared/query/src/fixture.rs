@@ -20,6 +20,8 @@ use purser_core::lake::{
 pub struct CurLine {
     pub account_id: String,
     pub product_code: String,
+    /// `line_item_usage_type`, where the product needs it told apart.
+    pub usage_type: Option<String>,
     pub usage_start: DateTime<Utc>,
     pub unblended_cost: f64,
 }
@@ -104,6 +106,34 @@ const USAGE: [(&str, &str, &str, &str, Option<f64>); 4] = [
         None,
     ),
 ];
+
+/// The CUR's products of each account and day, with their usage types.
+const CUR_PRODUCTS: [(&str, Option<&str>); 6] = [
+    ("AWSLambda", Some("USE1-Lambda-GB-Second")),
+    ("AmazonS3", Some("USE1-TimedStorage-ByteHrs")),
+    ("AmazonDynamoDB", Some("USE1-WriteRequestUnits")),
+    ("AmazonEC2", Some("USE1-BoxUsage:g5.xlarge")),
+    ("AmazonEC2", Some("USE1-NatGateway-Bytes")),
+    ("AmazonEC2", Some("USE1-EBS:VolumeUsage.gp3")),
+];
+
+/// The service Purser streams a CUR line as (cur_cost_per_account_day's
+/// mapping), or `(other)`.
+pub fn cur_service(product: &str, usage_type: Option<&str>) -> &'static str {
+    let usage = usage_type.unwrap_or_default();
+    match product {
+        "AWSLambda" => "lambda",
+        "AmazonBedrock" => "bedrock",
+        "AmazonEC2" if usage.contains("NatGateway-Bytes") => "nat_gateway",
+        "AmazonEC2" if usage.contains("BoxUsage") => "ec2",
+        "AmazonECS" if usage.contains("Fargate") => "fargate",
+        "AmazonSageMaker" => "sagemaker",
+        "AmazonApiGateway" => "api_gateway",
+        "AmazonDynamoDB" if usage.contains("RequestUnits") => "dynamodb",
+        "AWSStepFunctions" => "step_functions",
+        _ => "(other)",
+    }
+}
 
 /// The functions of each account: (region, name, architecture, memory).
 const FUNCTIONS: [(&str, &str, &str, u32); 4] = [
@@ -273,10 +303,11 @@ impl Lake {
         if with_cur {
             for d in days() {
                 for (account, _) in ACCOUNTS {
-                    for product in ["AWSLambda", "AmazonS3", "AmazonDynamoDB"] {
+                    for (product, usage_type) in CUR_PRODUCTS {
                         lake.cur.push(CurLine {
                             account_id: account.to_string(),
                             product_code: product.to_string(),
+                            usage_type: usage_type.map(String::from),
                             usage_start: at(d, 3_600_000 * rng.below(24)),
                             unblended_cost: rng.below(1_000_000) as f64 / 1_000_000.0,
                         });
@@ -373,6 +404,7 @@ impl Lake {
                     "bill_billing_period_start_date": "ignored",
                     "line_item_usage_account_id": c.account_id,
                     "line_item_product_code": c.product_code,
+                    "line_item_usage_type": c.usage_type,
                     "line_item_usage_start_date": c.usage_start.format("%Y-%m-%dT%H:%M:%S").to_string(),
                     "line_item_unblended_cost": c.unblended_cost,
                     "billing_period": c.usage_start.format("%Y-%m").to_string(),

@@ -122,6 +122,9 @@ pub fn cur_schema() -> Schema {
             true,
         ),
         utf8("line_item_product_code"),
+        // Which part of the product (`USE1-BoxUsage:g5.xlarge`,
+        // `NatGateway-Bytes`, …): tells EC2 instances from NAT gateways.
+        utf8("line_item_usage_type"),
         // The export's partition (its BILLING_PERIOD=YYYY-MM folder) in
         // Athena; locally a column of each line.
         utf8("billing_period"),

@@ -150,7 +150,9 @@ async fn cost_per_service_counts_each_record_once_and_unpriced_apart() {
     }
     for u in &s.lake.usage {
         if (from..=to).contains(&&u.timestamp[..10]) {
-            let e = expected.entry((team(&u.team), u.service.clone())).or_default();
+            let e = expected
+                .entry((team(&u.team), u.service.clone()))
+                .or_default();
             e.0.insert(u.account_id.clone());
             e.1 += 1;
             match u.cost_usd {
@@ -498,63 +500,84 @@ async fn cost_per_function_is_one_teams_functions_over_days() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn lambda_cost_per_account_day_counts_each_invocation_once() {
+async fn stream_cost_per_account_day_counts_each_record_once_per_service() {
     let s = setup(false);
-    let mut expected: BTreeMap<(String, String), (i64, f64)> = BTreeMap::new();
+    let mut expected: BTreeMap<(String, String, String), (i64, f64)> = BTreeMap::new();
     for r in s.lake.invocations.iter().filter(|r| month(r) == "2026-11") {
         let e = expected
-            .entry((r.account_id.clone(), r.timestamp[..10].to_string()))
+            .entry((
+                r.account_id.clone(),
+                r.timestamp[..10].to_string(),
+                "lambda".into(),
+            ))
             .or_default();
         e.0 += 1;
         e.1 += r.cost_usd;
     }
-    let result = run(&s.engine, "lambda_cost_per_account_day", &["2026-11"]).await;
+    for u in s
+        .lake
+        .usage
+        .iter()
+        .filter(|u| &u.timestamp[..7] == "2026-11")
+    {
+        let e = expected
+            .entry((
+                u.account_id.clone(),
+                u.timestamp[..10].to_string(),
+                u.service.clone(),
+            ))
+            .or_default();
+        e.0 += 1;
+        e.1 += u.cost_usd.unwrap_or(0.0);
+    }
+    let result = run(&s.engine, "stream_cost_per_account_day", &["2026-11"]).await;
     assert_eq!(result.rows.len(), expected.len());
-    let keys: Vec<(String, String)> = result
+    let keys: Vec<(String, String, String)> = result
         .rows
         .iter()
-        .map(|r| (text(&r[0]), text(&r[1])))
+        .map(|r| (text(&r[0]), text(&r[1]), text(&r[2])))
         .collect();
     assert_eq!(
         keys,
         expected.keys().cloned().collect::<Vec<_>>(),
-        "in account and day order"
+        "in account, day and service order"
     );
     for row in &result.rows {
-        let key = (text(&row[0]), text(&row[1]));
+        let key = (text(&row[0]), text(&row[1]), text(&row[2]));
         let (count, cost) = expected[&key];
-        assert_eq!(row[2], json!(count), "{key:?}");
-        close(&row[3], cost, &format!("{key:?}"));
+        assert_eq!(row[3], json!(count), "{key:?}");
+        close(&row[4], cost, &format!("{key:?}"));
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cur_cost_per_account_day_splits_out_lambda() {
+async fn cur_cost_per_account_day_splits_the_streamed_services_out() {
     let s = setup(true);
-    let mut expected: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+    let mut expected: BTreeMap<(String, String, String), f64> = BTreeMap::new();
     for c in &s.lake.cur {
         if c.usage_start.format("%Y-%m").to_string() != "2026-11" {
             continue;
         }
-        let e = expected
+        let service = purser_query::fixture::cur_service(&c.product_code, c.usage_type.as_deref());
+        *expected
             .entry((
                 c.account_id.clone(),
                 c.usage_start.format("%Y-%m-%d").to_string(),
+                service.to_string(),
             ))
-            .or_default();
-        e.0 += c.unblended_cost;
-        if c.product_code == "AWSLambda" {
-            e.1 += c.unblended_cost;
-        }
+            .or_default() += c.unblended_cost;
     }
-    assert!(expected.len() > 3, "the fixture has CUR lines to compare");
+    let services: BTreeSet<&str> = expected.keys().map(|(_, _, s)| s.as_str()).collect();
+    assert_eq!(
+        services,
+        BTreeSet::from(["(other)", "dynamodb", "ec2", "lambda", "nat_gateway"]),
+        "EBS and S3 are not streamed; EC2 instances and NAT gateways are told apart"
+    );
     let result = run(&s.engine, "cur_cost_per_account_day", &["2026-11"]).await;
     assert_eq!(result.rows.len(), expected.len());
     for row in &result.rows {
-        let key = (text(&row[0]), text(&row[1]));
-        let (cost, lambda) = expected[&key];
-        close(&row[2], cost, &format!("{key:?} cost"));
-        close(&row[3], lambda, &format!("{key:?} lambda cost"));
+        let key = (text(&row[0]), text(&row[1]), text(&row[2]));
+        close(&row[3], expected[&key], &format!("{key:?} cost"));
     }
     let empty = setup(false);
     let result = run(&empty.engine, "cur_cost_per_account_day", &["2026-11"]).await;

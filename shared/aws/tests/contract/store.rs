@@ -708,6 +708,7 @@ fn settlement(total: i64, settled_at: DateTime<Utc>) -> SettledSpend {
                 DayFigures {
                     missed: 9_000,
                     cur: None,
+                    lake: Default::default(),
                 },
             )]
             .into(),

@@ -48,8 +48,8 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../../infra/queries/cost_per_function.sql"),
     ),
     (
-        "lambda_cost_per_account_day",
-        include_str!("../../../../infra/queries/lambda_cost_per_account_day.sql"),
+        "stream_cost_per_account_day",
+        include_str!("../../../../infra/queries/stream_cost_per_account_day.sql"),
     ),
     (
         "cur_cost_per_account_day",

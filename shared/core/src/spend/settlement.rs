@@ -3,18 +3,27 @@
 //! The recorder's streaming counters see an invocation within seconds of its
 //! report: they drive budgets. Every 15 minutes the `spend` function settles
 //! each team's month to date from slower, authoritative figures: the lake
-//! through Athena (each invocation once, by request id) and, where a CUR 2.0
-//! export is configured, AWS's own bill, per account and day:
+//! through Athena (each invocation and usage record once) and, where a CUR
+//! 2.0 export is configured, AWS's own bill, per account, day and streamed
+//! service S (Lambda, Bedrock, NAT gateways, EC2, …):
 //!
 //! ```text
-//! missed          = what the lake held beyond the counters when settled
-//! streamed Lambda = counters now + missed
-//! settled         = max(CUR total, CUR non-Lambda + streamed Lambda)   (with CUR)
-//!                 = streamed Lambda                                    (without)
+//! lake_S   = what the lake holds of S that day
+//! missed   = what the lake held beyond the counters when settled
+//! streamed = counters now + missed
+//! settled  = CUR unstreamed + max(Σ_S max(CUR_S, lake_S), streamed)   (with CUR)
+//!          = streamed                                                  (without)
 //! ```
 //!
-//! The settlement stores `missed` and the CUR's figures per team, month,
-//! account and day, and every read weighs them against the counters as they
+//! Each streamed service is the bill where it has arrived and the stream
+//! where it has not (the larger of the two, since a day's bill arrives
+//! line by line); what Purser does not stream is the bill's; and the whole
+//! is never less than the counters, whose freshest spend the lake and the
+//! bill have not seen yet. With Lambda alone this is `max(CUR total, CUR
+//! non-Lambda + streamed)`.
+//!
+//! The settlement stores these figures per team, month, account and day,
+//! and every read weighs them against the counters as they
 //! stand then: spend streamed after a settlement counts at once, and a CUR
 //! line that covers it is not added on top. One case counts twice, for a
 //! settlement's lifetime at most: an invocation the lake held before its
@@ -104,35 +113,40 @@ fn is_zero(n: &i64) -> bool {
 }
 
 /// What the lake and the CUR said of one account's day, in nano-USD.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayFigures {
-    /// Lambda spend the lake held beyond the counter when settled.
+    /// Streamed spend the lake held beyond the counter when settled.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub missed: i64,
     /// The CUR's line items, where the export has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cur: Option<CurDay>,
+    /// What the lake held per streamed service (`lambda`, `bedrock`, …);
+    /// empty in settlements from before usage beyond Lambda.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lake: BTreeMap<String, i64>,
 }
 
 impl DayFigures {
     /// These figures against a counter.
-    pub fn against(self, counted: i64) -> AccountDay {
+    pub fn against(&self, counted: i64) -> AccountDay {
         AccountDay {
             counted,
             missed: self.missed,
-            cur: self.cur,
+            cur: self.cur.clone(),
+            lake: self.lake.clone(),
         }
     }
 
-    /// What the lake (`Some` where it has records) and the CUR said, against
-    /// the counter when settled; a lake within rounding of its counter
-    /// missed nothing.
-    pub fn settled(lake: Option<i64>, cur: Option<CurDay>, counted: i64) -> Self {
-        let missed = lake
-            .map(|l| l.saturating_sub(counted))
-            .filter(|m| *m > NOISE_NANOS)
+    /// What the lake (per service, where it has records) and the CUR said,
+    /// against the counter when settled; a lake within rounding of its
+    /// counter missed nothing.
+    pub fn settled(lake: BTreeMap<String, i64>, cur: Option<CurDay>, counted: i64) -> Self {
+        let held = lake.values().fold(0i64, |a, n| a.saturating_add(*n));
+        let missed = Some(held.saturating_sub(counted))
+            .filter(|m| !lake.is_empty() && *m > NOISE_NANOS)
             .unwrap_or(0);
-        Self { missed, cur }
+        Self { missed, cur, lake }
     }
 
     /// Whether the figures can add anything to a counter.
@@ -142,11 +156,21 @@ impl DayFigures {
 
     fn close_to(&self, other: &Self) -> bool {
         let near = |a: i64, b: i64| a.abs_diff(b) <= NOISE_NANOS as u64;
-        let cur = match (self.cur, other.cur) {
-            (Some(a), Some(b)) => near(a.total, b.total) && near(a.lambda, b.lambda),
+        let near_all = |a: &BTreeMap<String, i64>, b: &BTreeMap<String, i64>| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((k, x), (l, y))| k == l && near(*x, *y))
+        };
+        let cur = match (&self.cur, &other.cur) {
+            (Some(a), Some(b)) => {
+                near(a.total, b.total)
+                    && near(a.lambda, b.lambda)
+                    && near_all(&a.services, &b.services)
+            }
             (a, b) => a == b,
         };
-        near(self.missed, other.missed) && cur
+        near(self.missed, other.missed) && cur && near_all(&self.lake, &other.lake)
     }
 }
 
@@ -193,45 +217,68 @@ impl SettledSpend {
 }
 
 /// One account's figures for one day, in nano-USD.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountDay {
     /// The streaming counter.
     pub counted: i64,
-    /// Lambda spend the lake held beyond the counter when settled.
+    /// Streamed spend the lake held beyond the counter when settled.
     pub missed: i64,
     /// The CUR's line items, where the export has any.
     pub cur: Option<CurDay>,
+    /// What the lake held per streamed service.
+    pub lake: BTreeMap<String, i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurDay {
     /// All services.
     pub total: i64,
     /// The AWSLambda part of `total`.
     pub lambda: i64,
+    /// The part of `total` of each service Purser streams (`lambda`,
+    /// `bedrock`, `ec2`, …); empty in settlements from before usage beyond
+    /// Lambda, which knew only `lambda`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, i64>,
+}
+
+impl CurDay {
+    /// The bill's part of each streamed service.
+    fn streamed_parts(&self) -> BTreeMap<String, i64> {
+        if self.services.is_empty() {
+            BTreeMap::from([("lambda".to_string(), self.lambda)])
+        } else {
+            self.services.clone()
+        }
+    }
 }
 
 impl AccountDay {
-    /// Lambda cost as streamed: the counter, plus what the lake held that
-    /// the counter lacked (the lake lags the counters by Firehose's buffer,
+    /// The streamed cost: the counter, plus what the lake held that the
+    /// counter lacked (the lake lags the counters by Firehose's buffer,
     /// so it is only ever ahead where a counter write was lost).
-    pub fn streamed_lambda(&self) -> i64 {
+    pub fn streamed(&self) -> i64 {
         self.counted.saturating_add(self.missed)
     }
 
-    /// The day's authoritative figure: `max(CUR total, CUR non-Lambda +
-    /// streamed Lambda)`: the CUR covers every service but arrives hours
-    /// late; streamed Lambda covers today.
+    /// The day's authoritative figure (see the module's doc): each streamed
+    /// service the larger of its bill and its stream, the bill for the
+    /// rest, never less than the counters.
     pub fn settled(&self) -> i64 {
-        let streamed = self.streamed_lambda();
-        match self.cur {
-            Some(cur) => cur.total.max(
-                cur.total
-                    .saturating_sub(cur.lambda)
-                    .saturating_add(streamed),
-            ),
-            None => streamed,
-        }
+        let streamed = self.streamed();
+        let Some(cur) = &self.cur else {
+            return streamed;
+        };
+        let parts = cur.streamed_parts();
+        let billed = parts.values().fold(0i64, |a, n| a.saturating_add(*n));
+        let unstreamed = cur.total.saturating_sub(billed);
+        let services: BTreeSet<&String> = parts.keys().chain(self.lake.keys()).collect();
+        let per_service = services.into_iter().fold(0i64, |sum, s| {
+            let bill = parts.get(s).copied().unwrap_or(0);
+            let lake = self.lake.get(s).copied().unwrap_or(0);
+            sum.saturating_add(bill.max(lake))
+        });
+        unstreamed.saturating_add(per_service.max(streamed))
     }
 
     /// What the settled figure adds to the counter.
@@ -567,8 +614,9 @@ impl SpendSettler {
     ) -> Result<Settled, SpendError> {
         let (first, last) = month_of(day);
         let period = first.format("%Y-%m").to_string();
-        // Per account and day: the lake's Lambda cost and the CUR's lines.
-        type Found = (Option<i64>, Option<CurDay>);
+        // Per account and day: the lake's cost per streamed service and the
+        // CUR's lines.
+        type Found = (BTreeMap<String, i64>, Option<CurDay>);
         let mut figures: BTreeMap<String, BTreeMap<NaiveDate, Found>> = BTreeMap::new();
         // A row that cannot be read leaves its account unsettled (it keeps
         // its streamed figures) and is reported; the others settle. A row
@@ -584,45 +632,41 @@ impl SpendSettler {
                 Err(_) => skipped_rows += 1,
             }
         };
-        let lake_rows = self.run("lambda_cost_per_account_day", &period).await?;
-        for row in rows(
-            &lake_rows,
-            "lambda_cost_per_account_day",
-            &["account_id", "day", "cost_usd"],
-        )? {
-            let read = (|| Ok::<_, SpendError>((row.text(0)?, row.day(1)?, row.nanos(2)?)))();
-            match read {
-                Ok((account_id, on, nanos)) => {
+        let columns = ["account_id", "day", "service", "cost_usd"];
+        let lake_rows = self.run(STREAM_QUERY, &period).await?;
+        for row in rows(&lake_rows, STREAM_QUERY, &columns)? {
+            match row.service_cost() {
+                Ok((account_id, on, service, nanos)) => {
                     let day = figures
                         .entry(account_id)
                         .or_default()
                         .entry(on)
                         .or_default();
-                    day.0 = Some(day.0.unwrap_or(0).saturating_add(nanos));
+                    let sum = day.0.entry(service).or_default();
+                    *sum = sum.saturating_add(nanos);
                 }
                 Err(e) => skip(&row, e),
             }
         }
         if self.cur {
-            let cur_rows = self.run("cur_cost_per_account_day", &period).await?;
-            let columns = ["account_id", "day", "cost_usd", "lambda_cost_usd"];
-            for row in rows(&cur_rows, "cur_cost_per_account_day", &columns)? {
-                let read = (|| {
-                    Ok::<_, SpendError>((row.text(0)?, row.day(1)?, row.nanos(2)?, row.nanos(3)?))
-                })();
-                match read {
-                    Ok((account_id, on, total, lambda)) => {
+            let cur_rows = self.run(CUR_QUERY, &period).await?;
+            for row in rows(&cur_rows, CUR_QUERY, &columns)? {
+                match row.service_cost() {
+                    Ok((account_id, on, service, nanos)) => {
                         let day = figures
                             .entry(account_id)
                             .or_default()
                             .entry(on)
                             .or_default();
-                        let cur = day.1.get_or_insert(CurDay {
-                            total: 0,
-                            lambda: 0,
-                        });
-                        cur.total = cur.total.saturating_add(total);
-                        cur.lambda = cur.lambda.saturating_add(lambda);
+                        let cur = day.1.get_or_insert_with(CurDay::default);
+                        cur.total = cur.total.saturating_add(nanos);
+                        if service != UNSTREAMED {
+                            if service == "lambda" {
+                                cur.lambda = cur.lambda.saturating_add(nanos);
+                            }
+                            let part = cur.services.entry(service).or_default();
+                            *part = part.saturating_add(nanos);
+                        }
                     }
                     Err(e) => skip(&row, e),
                 }
@@ -728,6 +772,7 @@ impl SpendSettler {
     }
 
     async fn run(&self, name: &str, period: &str) -> Result<QueryResult, SpendError> {
+        // (Every named query it runs takes the month.)
         let query = named_queries::named(name).ok_or_else(|| SpendError::UnexpectedRow {
             query: name.into(),
             message: "no such named query is compiled in".into(),
@@ -735,6 +780,13 @@ impl SpendSettler {
         Ok(self.query.run(&query, &[period.to_string()]).await?)
     }
 }
+
+/// The lake's streamed cost per account, day and service.
+const STREAM_QUERY: &str = "stream_cost_per_account_day";
+/// The CUR's cost per account, day and service.
+const CUR_QUERY: &str = "cur_cost_per_account_day";
+/// What `cur_cost_per_account_day` calls the services Purser does not stream.
+const UNSTREAMED: &str = "(other)";
 
 /// A row's values in the order of the columns asked for.
 struct Row<'a> {
@@ -811,6 +863,19 @@ impl Row<'_> {
             .map(to_nanos)
             .ok_or_else(|| self.bad(format!("{} is not an amount", self.values[i])))
     }
+
+    /// `account_id, day, service, cost_usd`: the service a short name of
+    /// lowercase letters and `_`, or `(other)`, never a key of any shape.
+    fn service_cost(&self) -> Result<(String, NaiveDate, String, i64), SpendError> {
+        let service = self.text(2)?;
+        let known = service == UNSTREAMED
+            || ((1..=32).contains(&service.len())
+                && service.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        if !known {
+            return Err(self.bad(format!("{service:?} is not a service")));
+        }
+        Ok((self.text(0)?, self.day(1)?, service, self.nanos(3)?))
+    }
 }
 
 #[cfg(test)]
@@ -818,10 +883,65 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A day settled when its counter stood at `counted`, read then.
+    /// A day of Lambda alone settled when its counter stood at `counted`,
+    /// read then.
     fn day(counted: i64, lake: Option<i64>, cur: Option<(i64, i64)>) -> AccountDay {
-        let cur = cur.map(|(total, lambda)| CurDay { total, lambda });
+        let cur = cur.map(|(total, lambda)| CurDay {
+            total,
+            lambda,
+            services: BTreeMap::from([("lambda".to_string(), lambda)]),
+        });
+        let lake = lake
+            .map(|l| BTreeMap::from([("lambda".to_string(), l)]))
+            .unwrap_or_default();
         DayFigures::settled(lake, cur, counted).against(counted)
+    }
+
+    fn services(of: &[(&str, i64)]) -> BTreeMap<String, i64> {
+        of.iter().map(|(s, n)| (s.to_string(), *n)).collect()
+    }
+
+    /// The lake's figures of a day of Lambda alone.
+    fn lambda(nanos: i64) -> BTreeMap<String, i64> {
+        services(&[("lambda", nanos)])
+    }
+
+    #[test]
+    fn each_streamed_service_is_its_bill_or_its_stream_whichever_is_more() {
+        // The bill: $5 of EBS (not streamed), $3 of EC2 (the morning's
+        // hours), no Bedrock yet. The lake: $4 of EC2 (the whole day so
+        // far), $6 of Bedrock. The counters: $10 (EC2 and Bedrock).
+        let cur = CurDay {
+            total: 8,
+            lambda: 0,
+            services: services(&[("ec2", 3)]),
+        };
+        let figures = DayFigures::settled(services(&[("ec2", 4), ("bedrock", 6)]), Some(cur), 10);
+        // 5 + max(max(3, 4) + max(0, 6), 10) = 15: neither the bill's EC2
+        // nor the stream's Bedrock is lost, and nothing counts twice.
+        assert_eq!(figures.against(10).settled(), 15);
+        // The counters ahead of the lake (minutes of spend not yet landed).
+        assert_eq!(figures.against(12).settled(), 17);
+        // A whole day's bill for EC2 larger than the stream saw.
+        let billed = CurDay {
+            total: 14,
+            lambda: 0,
+            services: services(&[("ec2", 9)]),
+        };
+        let figures =
+            DayFigures::settled(services(&[("ec2", 4), ("bedrock", 6)]), Some(billed), 10);
+        assert_eq!(figures.against(10).settled(), 5 + 9 + 6);
+    }
+
+    #[test]
+    fn a_settlement_from_before_usage_reads_as_lambda_alone() {
+        let stored: DayFigures =
+            serde_json::from_value(json!({"missed": 2, "cur": {"total": 10, "lambda": 8}}))
+                .unwrap();
+        assert!(stored.lake.is_empty());
+        // max(CUR 10, CUR non-Lambda 2 + streamed 3 + 2) = 10.
+        assert_eq!(stored.against(3).settled(), 10);
+        assert_eq!(stored.against(9).settled(), 2 + 11);
     }
 
     #[test]
@@ -867,12 +987,12 @@ mod tests {
         ) {
             let cur = with_cur.then_some((other + cur_lambda, cur_lambda));
             let d = day(counted, lake, cur);
-            prop_assert!(d.settled() >= d.streamed_lambda());
+            prop_assert!(d.settled() >= d.streamed());
             prop_assert!(d.settled() >= counted);
             prop_assert_eq!(d.counted + d.adjustment(), d.settled());
             if let Some((total, _)) = cur {
                 prop_assert!(d.settled() >= total);
-                prop_assert!(d.settled() >= other + d.streamed_lambda());
+                prop_assert!(d.settled() >= other + d.streamed());
             }
         }
     }
@@ -966,7 +1086,7 @@ mod tests {
     #[test]
     fn figures_are_weighed_against_the_counters_as_they_stand() {
         // Settled when the counter stood at 300 and the lake at 500.
-        let lake = DayFigures::settled(Some(500_000), None, 300_000);
+        let lake = DayFigures::settled(lambda(500_000), None, 300_000);
         let settled = settlement(BTreeMap::from([(
             "111111111111".to_string(),
             BTreeMap::from([(d("2026-11-02"), lake)]),
@@ -1015,7 +1135,12 @@ mod tests {
                     d("2026-11-02"),
                     DayFigures {
                         missed,
-                        cur: Some(CurDay { total, lambda: 10 }),
+                        cur: Some(CurDay {
+                            total,
+                            lambda: 10,
+                            services: BTreeMap::new(),
+                        }),
+                        lake: BTreeMap::new(),
                     },
                 )]),
             )]))
@@ -1024,8 +1149,10 @@ mod tests {
         assert!(at(1_000_000, 5_000_000).differs(&at(1_000_000 + NOISE_NANOS + 1, 5_000_000)));
         assert!(at(1_000_000, 5_000_000).differs(&settlement(BTreeMap::new())));
         // A lake within rounding of its counter missed nothing.
-        assert!(!DayFigures::settled(Some(1_000_500), None, 1_000_000).may_add());
-        assert!(DayFigures::settled(Some(1_000_000 + NOISE_NANOS + 1), None, 1_000_000).may_add());
+        assert!(!DayFigures::settled(lambda(1_000_500), None, 1_000_000).may_add());
+        assert!(
+            DayFigures::settled(lambda(1_000_000 + NOISE_NANOS + 1), None, 1_000_000).may_add()
+        );
     }
 
     // ------------------------------------------------------------ the settler on fakes
@@ -1034,8 +1161,8 @@ mod tests {
     use crate::fakes::{FakeAccounts, FakeBus, FakeCounters, FakeQueries, FakeSettlements, locked};
     use crate::ports::ManualClock;
 
-    const LAKE: &str = "lambda_cost_per_account_day";
-    const CUR: &str = "cur_cost_per_account_day";
+    const LAKE: &str = STREAM_QUERY;
+    const CUR: &str = CUR_QUERY;
     const PAY: &str = "111111111111";
     const SEARCH: &str = "222222222222";
     const NANOS: i64 = 1_000_000_000;
@@ -1114,7 +1241,9 @@ mod tests {
         fn lake(&self, period: &str, rows: &[(&str, &str, &str)]) {
             let rows = rows
                 .iter()
-                .map(|(a, day, cost)| vec![json!(a), json!(day), json!(1), json!(cost)])
+                .map(|(a, day, cost)| {
+                    vec![json!(a), json!(day), json!("lambda"), json!(1), json!(cost)]
+                })
                 .collect();
             self.queries.answer(LAKE, &[period], Ok(rows));
         }
@@ -1163,7 +1292,8 @@ mod tests {
             payments.accounts[PAY][&d("2026-11-19")],
             DayFigures {
                 missed: NANOS / 5,
-                cur: None
+                cur: None,
+                lake: lambda(NANOS / 2),
             }
         );
         let search = w.settlements.get(&team("search"), "2026-11").unwrap();
@@ -1258,10 +1388,34 @@ mod tests {
     async fn an_unreadable_row_skips_its_account_and_the_others_settle() {
         let w = world("2026-11-20T10:00:00Z", false);
         let rows = vec![
-            vec![json!(PAY), json!("2026-11-19"), json!(1), json!("0.5")],
-            vec![json!(SEARCH), json!("2026-11-18"), json!(1), json!("0.2")],
-            vec![json!(SEARCH), json!("19/11/2026"), json!(1), json!("0.1")],
-            vec![json!(null), json!("2026-11-19"), json!(1), json!("0.1")],
+            vec![
+                json!(PAY),
+                json!("2026-11-19"),
+                json!("lambda"),
+                json!(1),
+                json!("0.5"),
+            ],
+            vec![
+                json!(SEARCH),
+                json!("2026-11-18"),
+                json!("lambda"),
+                json!(1),
+                json!("0.2"),
+            ],
+            vec![
+                json!(SEARCH),
+                json!("19/11/2026"),
+                json!("lambda"),
+                json!(1),
+                json!("0.1"),
+            ],
+            vec![
+                json!(null),
+                json!("2026-11-19"),
+                json!("lambda"),
+                json!(1),
+                json!("0.1"),
+            ],
         ];
         w.queries.answer(LAKE, &["2026-11"], Ok(rows));
         let settled = w.settler.settle().await.unwrap();
@@ -1330,12 +1484,20 @@ mod tests {
         w.queries.answer(
             CUR,
             &["2026-11"],
-            Ok(vec![vec![
-                json!(PAY),
-                json!("2026-11-18"),
-                json!("5.000000000"),
-                json!("0.300000000"),
-            ]]),
+            Ok(vec![
+                vec![
+                    json!(PAY),
+                    json!("2026-11-18"),
+                    json!("(other)"),
+                    json!("4.700000000"),
+                ],
+                vec![
+                    json!(PAY),
+                    json!("2026-11-18"),
+                    json!("lambda"),
+                    json!("0.300000000"),
+                ],
+            ]),
         );
         let settled = w.settler.settle().await.unwrap();
         assert_eq!(settled.announced, 1);
@@ -1353,7 +1515,8 @@ mod tests {
             payments.accounts[PAY][&d("2026-11-18")].cur,
             Some(CurDay {
                 total: 5 * NANOS,
-                lambda: 3 * NANOS / 10
+                lambda: 3 * NANOS / 10,
+                services: BTreeMap::from([("lambda".to_string(), 3 * NANOS / 10)]),
             })
         );
         let announced = w.announced();
