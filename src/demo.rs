@@ -197,6 +197,13 @@ const WORKLOADS: [Workload; 5] = [
 /// $0.15 each, in batches that take the team's $5 budget over 50, 80 and
 /// 100 %.
 const RUNAWAY_FUNCTION: &str = "train-model";
+/// Step 8: a chatbot's retry loop on Bedrock in search's account, Claude
+/// 3.5 Sonnet at 200,000 input and 100,000 output tokens a minute ($2.10),
+/// for four minutes of its metric stream: 84 % of search's $10.
+const BEDROCK_TEAM: &str = "search";
+const BEDROCK_MODEL: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+const BEDROCK_MINUTES: i64 = 4;
+const BEDROCK_TOKENS_PER_MINUTE: (f64, f64) = (200_000.0, 100_000.0);
 const RUNAWAY_BATCHES: [usize; 3] = [17, 10, 7];
 
 struct Demo<'a> {
@@ -236,6 +243,13 @@ impl<'a> Demo<'a> {
             .await
             .context("the runaway training job")?;
         self.raise(runaway).await.context("raising the budget")?;
+        let looping = accounts
+            .iter()
+            .find(|a| a.team == BEDROCK_TEAM)
+            .context("the Bedrock team has no account")?;
+        self.bedrock_loop(looping)
+            .await
+            .context("the Bedrock loop")?;
         let to_day = Utc::now().date_naive();
         self.costs(to_day).await.context("the cost table")?;
         self.notifications()
@@ -817,8 +831,118 @@ impl<'a> Demo<'a> {
         Ok(())
     }
 
+    async fn bedrock_loop(&self, account: &Vended) -> anyhow::Result<()> {
+        heading(
+            8,
+            &format!("{BEDROCK_TEAM}'s chatbot loops on Bedrock: spend beyond Lambda"),
+        );
+        let (input, output) = BEDROCK_TOKENS_PER_MINUTE;
+        say(&format!(
+            "A retry loop calls Claude 3.5 Sonnet: {}k input and {}k output tokens a minute, about 2.10 USD.",
+            input / 1000.0,
+            output / 1000.0
+        ));
+        say(&format!(
+            "{}'s CloudWatch metric stream lands a minute of Bedrock's token counts at a time in the lake",
+            account.account_id
+        ));
+        say(&format!(
+            "bucket, under metrics/account={}/ (here {}/landing/):",
+            account.account_id,
+            self.data_dir.display()
+        ));
+        let folder = self
+            .data_dir
+            .join("landing")
+            .join(format!("metrics/account={}", account.account_id))
+            .join(self.today.format("%Y/%m/%d").to_string());
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        let spend_of = |view: &Value| text(&view["spend"]).parse::<f64>().unwrap_or(0.0);
+        let before = spend_of(
+            &self
+                .api(
+                    "GET",
+                    &format!("/teams/{BEDROCK_TEAM}/budget"),
+                    None,
+                    None,
+                    200,
+                )
+                .await?,
+        );
+        let start = Utc::now() - chrono::Duration::minutes(BEDROCK_MINUTES);
+        let mut landed_last = Instant::now();
+        for minute in 0..BEDROCK_MINUTES {
+            let at = (start + chrono::Duration::minutes(minute)).timestamp_millis();
+            let lines: Vec<String> = [("InputTokenCount", input), ("OutputTokenCount", output)]
+                .into_iter()
+                .map(|(metric, tokens)| {
+                    json!({"metric_stream_name": "purser-usage", "account_id": account.account_id,
+                        "region": "us-east-1", "namespace": "AWS/Bedrock", "metric_name": metric,
+                        "dimensions": {"ModelId": BEDROCK_MODEL}, "timestamp": at,
+                        "value": {"max": tokens / 20.0, "min": 0.0, "sum": tokens, "count": 60.0},
+                        "unit": "Count"})
+                    .to_string()
+                })
+                .collect();
+            let name = format!("purser-usage-{}", minute + 1);
+            // Written aside and renamed: the watcher never sees half a file.
+            let partial = folder.join(format!(".{name}"));
+            std::fs::write(&partial, lines.join("\n") + "\n")?;
+            landed_last = Instant::now();
+            std::fs::rename(&partial, folder.join(&name))?;
+            let spent = self
+                .until(
+                    &format!("minute {} of the loop is counted", minute + 1),
+                    async || {
+                        let view = self
+                            .api(
+                                "GET",
+                                &format!("/teams/{BEDROCK_TEAM}/budget"),
+                                None,
+                                None,
+                                200,
+                            )
+                            .await?;
+                        let floor = before + 2.1 * (minute + 1) as f64 - 0.001;
+                        Ok((spend_of(&view) >= floor).then_some(view))
+                    },
+                )
+                .await?;
+            say(&format!(
+                "  minute {}: {} landed, {}'s spend {} ({} of its budget)",
+                minute + 1,
+                name,
+                BEDROCK_TEAM,
+                money(text(&spent["spend"]), text(&spent["currency"])),
+                percent(text(&spent["spend"]), text(&spent["amount"]))
+            ));
+        }
+        let crossing = self
+            .until("search's 80 % threshold is crossed", async || {
+                let events = self.crossings(BEDROCK_TEAM).await?;
+                Ok(events.into_iter().find(|e| e["detail"]["threshold"] == 80))
+            })
+            .await?;
+        let d = &crossing["detail"];
+        say(&format!(
+            "  BudgetThresholdCrossed: {} at 80 %, spend {} of {}, {} ms after the minute that crossed it landed; actions: {}",
+            BEDROCK_TEAM,
+            money(text(&d["spend"]), text(&d["currency"])),
+            money(text(&d["amount"]), text(&d["currency"])),
+            landed_last.elapsed().as_millis(),
+            words(&d["actions"])
+        ));
+        let per_day = 2.10 * 60.0 * 24.0;
+        say(&format!(
+            "AWS Budgets and Cost Explorer see Bedrock when the bill does, about a day later: polled hourly, the same loop would have run about 25 hours, {:.0} USD, before anything noticed.",
+            per_day * 25.0 / 24.0
+        ));
+        Ok(())
+    }
+
     async fn costs(&self, to_day: NaiveDate) -> anyhow::Result<()> {
-        heading(8, "Cost per team, from the lake");
+        heading(9, "Cost per team, from the lake");
         let (from, to) = (month(self.today), month(to_day));
         say(
             "The named query cost_per_team_monthly (infra/queries/cost_per_team_monthly.sql), the SQL",
@@ -855,7 +979,7 @@ impl<'a> Demo<'a> {
             "Every 15 minutes the spend function settles each team's month to date against the lake",
         );
         say(
-            "(lambda_cost_per_account_day) and, where a CUR 2.0 export is configured, AWS's own bill.",
+            "(stream_cost_per_account_day) and, where a CUR 2.0 export is configured, AWS's own bill.",
         );
         say(&format!(
             "Run now for {}: {} team(s) settled, {} figure(s) changed{}.",
@@ -875,7 +999,7 @@ impl<'a> Demo<'a> {
 
     /// Who was told what, as `purser notifications list` shows it.
     async fn notifications(&self) -> anyhow::Result<()> {
-        heading(9, "Who was told");
+        heading(10, "Who was told");
         self.running
             .settle(Duration::from_secs(30))
             .await

@@ -70,8 +70,14 @@ async fn the_demo_tells_the_whole_story_and_leaves_its_state() {
         .collect();
     assert_eq!(
         crossed,
-        [("ml".into(), 50), ("ml".into(), 80), ("ml".into(), 100)],
-        "each threshold once, in order, and only the runaway team's"
+        [
+            ("ml".into(), 50),
+            ("ml".into(), 80),
+            ("ml".into(), 100),
+            ("search".into(), 50),
+            ("search".into(), 80)
+        ],
+        "each threshold once, in order: the runaway training job's, then the Bedrock loop's"
     );
     let store = SqliteStore::new(db.clone());
     let ml = TeamName::parse("ml").unwrap();
@@ -93,11 +99,13 @@ async fn the_demo_tells_the_whole_story_and_leaves_its_state() {
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["detail"]["reason_code"], "EMAIL_ALREADY_EXISTS");
     assert_eq!(failed[0]["detail"]["team"], "search");
-    assert_eq!(
-        archived(&db, "AccountReady").len(),
-        4,
-        "3 teams' and one hackathon"
-    );
+    // Delivery is at least once: two handlers completing one creation at
+    // the same moment may both announce it (a known race, docs/architecture.md).
+    let ready: std::collections::BTreeSet<String> = archived(&db, "AccountReady")
+        .iter()
+        .map(|e| e["detail"]["request_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ready.len(), 4, "3 teams' and one hackathon");
     let all = store.list_accounts(None, None, 50).await.unwrap().items;
     assert_eq!(
         all.iter()
@@ -137,9 +145,12 @@ async fn the_demo_tells_the_whole_story_and_leaves_its_state() {
         2
     );
 
-    // The lake holds the invocations and deployments it reported.
+    // The lake holds the invocations and deployments it reported, and the
+    // Bedrock loop's usage, every token priced.
     assert!(lake_files(&data, "invocations") >= 1);
     assert!(lake_files(&data, "deployments") >= 1);
+    assert!(lake_files(&data, "usage") >= 1);
+    assert!(archived(&db, "UnpricedUsage").is_empty());
     assert!(archived(&db, "TeamSpendUpdated").len() >= 14);
     // The runaway team's functions were throttled, then given back.
     assert_eq!(archived(&db, "LambdasThrottled").len(), 1);

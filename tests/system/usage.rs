@@ -47,9 +47,16 @@ impl Local {
         let root = self.dir.path().join("lake").join("usage");
         let mut rows = Vec::new();
         for part in std::fs::read_dir(root).into_iter().flatten().flatten() {
-            for file in std::fs::read_dir(part.path()).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(part.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let text = std::fs::read_to_string(file.path()).unwrap();
-                rows.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+                rows.extend(
+                    text.lines()
+                        .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+                );
             }
         }
         rows
@@ -64,8 +71,10 @@ async fn a_landed_metric_stream_is_priced_counted_once_and_freezes_the_team() {
         .call(
             "PUT",
             "/teams/payments/budget",
-            Some(json!({"amount": "2.00", "currency": "USD", "thresholds": [100],
-                "actions": {"100": ["notify", "freeze"]}, "mode": "actual"})),
+            Some(
+                json!({"amount": "2.00", "currency": "USD", "thresholds": [100],
+                "actions": {"100": ["notify", "freeze"]}, "mode": "actual"}),
+            ),
         )
         .await;
     assert_eq!(status, 200, "{budget}");
@@ -80,7 +89,12 @@ async fn a_landed_metric_stream_is_priced_counted_once_and_freezes_the_team() {
             line(&account, HAIKU, 800_000.0, now - 120_000),
             line(&account, HAIKU, 400_000.0, now - 60_000),
             line("999999999999", HAIKU, 9_000_000.0, now - 60_000),
-            line(&account, "us.anthropic.claude-future-v9:0", 5_000.0, now - 60_000),
+            line(
+                &account,
+                "us.anthropic.claude-future-v9:0",
+                5_000.0,
+                now - 60_000,
+            ),
         ],
     );
     local
@@ -92,7 +106,10 @@ async fn a_landed_metric_stream_is_priced_counted_once_and_freezes_the_team() {
     let (_, b) = local.call("GET", "/teams/payments/budget", None).await;
     assert!((amount(&b["spend"]) - 1.5).abs() < 1e-6, "{b}");
     assert_eq!(
-        local.call("GET", &format!("/accounts/{request}"), None).await.1["state"],
+        local
+            .call("GET", &format!("/accounts/{request}"), None)
+            .await
+            .1["state"],
         "ready",
         "under its budget"
     );
@@ -101,7 +118,10 @@ async fn a_landed_metric_stream_is_priced_counted_once_and_freezes_the_team() {
     // none of the other account's.
     let rows = local.usage_rows();
     assert_eq!(rows.len(), 3, "{rows:#?}");
-    assert!(rows.iter().all(|r| r["account_id"] == account.as_str() && r["team"] == "payments"));
+    assert!(
+        rows.iter()
+            .all(|r| r["account_id"] == account.as_str() && r["team"] == "payments")
+    );
     let unpriced: Vec<&Value> = rows.iter().filter(|r| r["cost_usd"].is_null()).collect();
     assert_eq!(unpriced.len(), 1);
     assert_eq!(unpriced[0]["quantity"], json!(5.0));
@@ -113,7 +133,8 @@ async fn a_landed_metric_stream_is_priced_counted_once_and_freezes_the_team() {
     // As its schema describes it.
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/schemas/UnpricedUsage.json"),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("infra/schemas/UnpricedUsage.json"),
         )
         .unwrap(),
     )
@@ -137,7 +158,10 @@ async fn a_landed_metric_stream_is_priced_counted_once_and_freezes_the_team() {
         .unwrap();
     local.settle().await;
     let (_, b) = local.call("GET", "/teams/payments/budget", None).await;
-    assert!((amount(&b["spend"]) - 1.5).abs() < 1e-6, "counted once: {b}");
+    assert!(
+        (amount(&b["spend"]) - 1.5).abs() < 1e-6,
+        "counted once: {b}"
+    );
 
     // Another minute of the runaway loop takes the team over: frozen.
     let started = std::time::Instant::now();
@@ -170,7 +194,9 @@ async fn named_queries_count_streamed_usage_per_service() {
         &[line(&account, HAIKU, 800_000.0, now.timestamp_millis())],
     );
     local
-        .until("the usage is in the lake", async |l| !l.usage_rows().is_empty())
+        .until("the usage is in the lake", async |l| {
+            !l.usage_rows().is_empty()
+        })
         .await;
     let day = now.format("%Y-%m-%d").to_string();
     let result = local.lake_query("cost_per_service", &[&day, &day]).await;
@@ -180,5 +206,9 @@ async fn named_queries_count_streamed_usage_per_service() {
         .filter(|r| r[0] == "payments" && r[1] == "bedrock")
         .collect();
     assert_eq!(bedrock.len(), 1, "{:?}", result.rows);
-    assert!((amount(&bedrock[0][5]) - 1.0).abs() < 1e-6, "{:?}", bedrock[0]);
+    assert!(
+        (amount(&bedrock[0][5]) - 1.0).abs() < 1e-6,
+        "{:?}",
+        bedrock[0]
+    );
 }

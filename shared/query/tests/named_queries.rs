@@ -136,8 +136,8 @@ async fn cost_per_service_counts_each_record_once_and_unpriced_apart() {
     let s = setup(false);
     let (from, to) = ("2026-11-01", "2026-11-30");
     // (accounts, records, unpriced, cost)
-    let mut expected: BTreeMap<(String, String), (BTreeSet<String>, i64, i64, f64)> =
-        BTreeMap::new();
+    type Service = (BTreeSet<String>, i64, i64, f64);
+    let mut expected: BTreeMap<(String, String), Service> = BTreeMap::new();
     for r in &s.lake.invocations {
         if (from..=to).contains(&&r.timestamp[..10]) {
             let e = expected

@@ -11,6 +11,7 @@ mod event_bus;
 mod identity_center;
 mod lake;
 mod lambdas;
+mod landing;
 mod notifier;
 mod organization;
 mod query;
