@@ -17,6 +17,25 @@ pub fn invalid(field: Option<&str>, message: &str) -> ValidationError {
     }
 }
 
+/// Whether `text` is an AWS region's code (`us-east-1`, `ap-southeast-2`,
+/// `us-gov-west-1`): at most 25 characters of lowercase words, the first of
+/// two letters, then a number of one or two digits. Where a region is read from a
+/// caller, a template or a member account, this is the one rule.
+pub fn is_region(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let Some((number, words)) = parts.split_last() else {
+        return false;
+    };
+    text.len() <= 25
+        && words.len() >= 2
+        && words[0].len() == 2
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && (1..=2).contains(&number.len())
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Whether `text` is a name of `[a-z0-9-]{2,32}`, as teams and lease
 /// templates are named (a team's is also its OU's name).
 pub fn is_slug(text: &str) -> bool {

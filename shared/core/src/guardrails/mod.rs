@@ -24,7 +24,7 @@ pub use policy::{
 };
 
 use crate::budgets::FreezeExemptions;
-use crate::validation::{ValidationError, invalid};
+use crate::validation::{ValidationError, invalid, is_region};
 
 /// What a developer account should never do, as IAM actions: commitments
 /// that outlive the lease (reserved capacity, savings plans, capacity
@@ -324,19 +324,6 @@ fn checked(
         }
     }
     Ok(out)
-}
-
-/// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`: letters, a dash, …, a
-/// number.
-fn is_region(text: &str) -> bool {
-    let parts: Vec<&str> = text.split('-').collect();
-    parts.len() >= 3
-        && parts[0].len() == 2
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
-        && !parts[parts.len() - 1].is_empty()
 }
 
 fn is_action(text: &str) -> bool {

@@ -340,7 +340,15 @@ fn a_deny_list_beyond_what_a_target_takes_is_refused_naming_it() {
 #[test]
 fn a_region_rule_too_long_for_one_document_is_refused_not_split() {
     // 400 made-up but well-formed regions: the NotAction cannot be split.
-    let regions: Vec<String> = (0..400).map(|i| format!("xx-somewhere-{i}")).collect();
+    let word = |i: usize| -> String {
+        format!("{i:03}")
+            .bytes()
+            .map(|d| char::from(b'a' + (d - b'0')))
+            .collect()
+    };
+    let regions: Vec<String> = (0..400)
+        .map(|i| format!("xx-somewhere{}-1", word(i)))
+        .collect();
     let err = guardrails(GuardrailSettings {
         regions,
         ..GuardrailSettings::default()

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::accounts::{TeamName, reject_unknown, rfc3339};
 use crate::budgets::{Budget, BudgetAction};
 use crate::leases::ApprovalPolicy;
-use crate::validation::{ValidationError, invalid};
+use crate::validation::{ValidationError, invalid, is_region};
 
 /// The longest lease a template may allow (as a request without one).
 pub const MAX_LEASE_DAYS: u32 = 365;
@@ -426,19 +426,6 @@ impl LeaseTemplate {
             "updated_at": rfc3339(self.updated_at),
         })
     }
-}
-
-/// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`: letters, dashes, a digit.
-fn is_region(text: &str) -> bool {
-    let parts: Vec<&str> = text.split('-').collect();
-    text.len() <= 25
-        && parts.len() >= 3
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1]
-            .parse::<u8>()
-            .is_ok_and(|n| (1..=20).contains(&n))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::budgets::{CONTROL_TOWER_FUNCTIONS, CONTROL_TOWER_ROLE, STACK_SETS_ROLE};
+use crate::validation::is_region;
 
 /// The role StackSets with self-managed permissions deploy through.
 const SELF_MANAGED_STACK_SETS_ROLE: &str = "AWSCloudFormationStackSetExecutionRole";
@@ -459,22 +460,6 @@ fn name_error(field: &'static str, value: &str, what: &'static str) -> NukeConfi
 
 fn is_account_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`: lowercase words, the
-/// first of two letters, then a number.
-fn is_region(text: &str) -> bool {
-    let parts: Vec<&str> = text.split('-').collect();
-    let Some((number, words)) = parts.split_last() else {
-        return false;
-    };
-    words.len() >= 2
-        && words[0].len() == 2
-        && words
-            .iter()
-            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
-        && !number.is_empty()
-        && number.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// IAM's name characters only: none of them is special to a glob.

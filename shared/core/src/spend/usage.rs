@@ -435,11 +435,7 @@ fn check_account(account_id: &str) -> Result<(), UsageError> {
 }
 
 fn check_region(region: &str) -> Result<(), UsageError> {
-    let ok = (5..=25).contains(&region.len())
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
+    if crate::validation::is_region(region) {
         Ok(())
     } else {
         Err(bad("region", format!("{region:?} is not a region")))

@@ -101,15 +101,7 @@ fn bad(field: &str, message: impl Into<String>) -> RecordError {
     }
 }
 
-/// FNV-1a of `text`, as hex.
-fn fnv(text: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
-}
+use super::usage::fnv;
 
 // ------------------------------------------------------------ the detail
 
@@ -170,11 +162,7 @@ fn check_account(account: &str) -> Result<(), RecordError> {
 }
 
 fn check_region(region: &str) -> Result<(), RecordError> {
-    let ok = (5..=25).contains(&region.len())
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
+    if crate::validation::is_region(region) {
         Ok(())
     } else {
         Err(bad("region", "is not a region"))

@@ -101,7 +101,7 @@ pub struct UnpricedQuantity {
 }
 
 /// FNV-1a of `text`, as hex: a short stable id.
-fn fnv(text: &str) -> String {
+pub(super) fn fnv(text: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in text.bytes() {
         hash ^= u64::from(byte);
