@@ -870,7 +870,13 @@ impl<'a> Demo<'a> {
                 )
                 .await?,
         );
-        let start = Utc::now() - chrono::Duration::minutes(BEDROCK_MINUTES);
+        // The loop's minutes end now, but never start before today (UTC):
+        // at midnight on the 1st they would count for last month's budget.
+        let midnight = self
+            .today
+            .and_hms_opt(0, 0, 0)
+            .map_or(Utc::now(), |t| t.and_utc());
+        let start = (Utc::now() - chrono::Duration::minutes(BEDROCK_MINUTES)).max(midnight);
         let mut landed_last = Instant::now();
         for minute in 0..BEDROCK_MINUTES {
             let at = (start + chrono::Duration::minutes(minute)).timestamp_millis();
