@@ -1700,6 +1700,10 @@ fn a_guard_scp_keeps_member_admins_off_purser_s_resources() {
         "events:RemoveTargets",
         "stack/StackSet-${MemberStackSetName}-*/*",
         "cloudformation:DeleteStack",
+        "metric-stream/purser-*",
+        "deliverystream/purser-*",
+        "cloudwatch:StopMetricStreams",
+        "firehose:UpdateDestination",
     ] {
         assert!(text.contains(needed), "the guard covers {needed}: {text}");
     }
@@ -1728,6 +1732,18 @@ fn a_guard_scp_keeps_member_admins_off_purser_s_resources() {
                     .to_string()
                     .contains("PurserTelemetryPolicy-"),
                 "{name}"
+            ),
+            "AWS::CloudWatch::MetricStream" => assert!(
+                props["Name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("purser-")),
+                "{name} is named purser-*, as the guard matches"
+            ),
+            "AWS::KinesisFirehose::DeliveryStream" => assert!(
+                props["DeliveryStreamName"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("purser-")),
+                "{name} is named purser-*, as the guard matches"
             ),
             _ => {}
         }
