@@ -5,6 +5,7 @@
 //! `Object Created`, on the default bus) within a second, and the recorder
 //! reads it back through [`LocalLanding`], as on AWS.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -109,6 +110,18 @@ fn files(root: &Path) -> Vec<String> {
 /// Announces each new landed file once, until `stop`.
 pub async fn watch(db: Db, bus: LocalBus, data_dir: PathBuf, stop: CancellationToken) {
     let root = landing_dir(&data_dir);
+    // What was announced, before this run too: each look then writes to the
+    // database only for files it has not seen, not for every file it lists.
+    let mut seen: HashSet<String> = db
+        .call(|conn| {
+            let mut stmt = conn.prepare("SELECT key FROM sim_landed")?;
+            stmt.query_map([], |r| r.get(0))?.collect()
+        })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the landing watcher cannot read what it announced");
+            HashSet::new()
+        });
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -119,7 +132,7 @@ pub async fn watch(db: Db, bus: LocalBus, data_dir: PathBuf, stop: CancellationT
             .await
             .unwrap_or_default();
         for key in found {
-            if !key.starts_with(METRICS_PREFIX) {
+            if !key.starts_with(METRICS_PREFIX) || seen.contains(&key) {
                 continue;
             }
             let k = key.clone();
@@ -132,8 +145,13 @@ pub async fn watch(db: Db, bus: LocalBus, data_dir: PathBuf, stop: CancellationT
                 })
                 .await;
             match fresh {
-                Ok(1) => {}
-                Ok(_) => continue,
+                Ok(1) => {
+                    seen.insert(key.clone());
+                }
+                Ok(_) => {
+                    seen.insert(key);
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, key, "the landing watcher cannot record what it saw");
                     continue;
