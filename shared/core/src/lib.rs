@@ -29,9 +29,10 @@ pub use ports::{
     AccountStore, Appended, BudgetStore, BusError, Clock, CreationState, CreationStatus,
     DeploymentLog, DeploymentMark, DeploymentSource, EventBus, FunctionSpend, IdempotencyKey,
     Inserted, LakeError, LakeSink, LambdasError, ManualClock, Marker, Markers, MemberFunction,
-    MemberLambdas, MemberStatus, NoLambdas, Organization, OrganizationError, Page, RejectedEntry,
-    SettlementStore, ShiftedClock, SpendAdd, SpendCounters, Store, StoreError, SystemClock,
-    TemplateStore, Transitioned,
+    MemberLambdas, MemberResource, MemberResources, MemberStatus, NoLambdas, Organization,
+    OrganizationError, Page, RejectedEntry, ResourcesError, SettlementStore, ShiftedClock,
+    SpendAdd, SpendCounters, StopOutcome, Stoppable, Store, StoreError, SystemClock, TemplateStore,
+    Transitioned,
 };
 pub use services::{Ports, RecyclingSettings, Settings, Unwired};
 pub use validation::ValidationError;

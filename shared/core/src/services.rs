@@ -53,6 +53,10 @@ pub struct Ports {
     /// What runs in member accounts and costs by the second (the
     /// recorder's), in the store's table or database.
     pub running: Arc<dyn crate::ports::RunningResources>,
+    /// Stops member accounts' EC2 instances and SageMaker endpoints (the
+    /// runaway guard's `stop-resource`) and describes instances; on AWS
+    /// only the budgets function and the recorder have it.
+    pub member_resources: Option<Arc<dyn crate::ports::MemberResources>>,
     pub settings: Settings,
 }
 

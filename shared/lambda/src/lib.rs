@@ -108,6 +108,7 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
             config,
             required(vars, "PURSER_TABLE")?,
         )),
+        member_resources: None,
         settings: Settings {
             guardrails,
             guardrails_on_ou: get("PURSER_GUARDRAILS_ON_OU").is_some_and(|v| v == "true"),

@@ -258,6 +258,7 @@ pub async fn start(
             &config.data_dir,
         ))),
         running: Arc::new(SqliteStore::new(db.clone())),
+        member_resources: None,
         settings: Settings {
             // The simulated organization attaches SCPs to accounts only:
             // each account gets the default guardrails itself.

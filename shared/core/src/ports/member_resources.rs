@@ -1,0 +1,83 @@
+//! The MemberResources port: the costly resources of member accounts the
+//! runaway guard's `stop-resource` action stops (EC2 instances, SageMaker
+//! real-time endpoints), and what EC2 and SageMaker say about a resource
+//! whose launch Purser did not see (its instance type).
+//!
+//! Purser acts through its member role, as `throttle-lambdas` does. A stop
+//! is idempotent: stopping what is stopped (or gone) says so, not fails.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// A resource Purser can stop.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Stoppable {
+    /// `StopInstances`: the instance keeps its disks and can be started
+    /// again. (Spot instances that cannot stop are terminated by EC2's own
+    /// rules; Purser never terminates.)
+    Ec2Instance { instance_id: String },
+    /// `DeleteEndpoint`: a real-time endpoint bills by the instance-hour
+    /// until it is deleted; SageMaker has no stop. Its endpoint
+    /// configuration is kept, so `CreateEndpoint` with the name
+    /// [`StopOutcome::Stopped::restore`] gives brings it back.
+    SagemakerEndpoint { name: String },
+}
+
+/// One resource of a member account, in a region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MemberResource {
+    pub account_id: String,
+    pub region: String,
+    pub resource: Stoppable,
+}
+
+/// What a stop did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum StopOutcome {
+    /// It was running and is stopping now. `restore`: what brings it back
+    /// (an endpoint's configuration name; `None` for an instance, which
+    /// `StartInstances` starts again).
+    Stopped { restore: Option<String> },
+    /// It was stopped, stopping, terminated or deleted already.
+    AlreadyStopped,
+    /// No such resource in the account and region.
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResourcesError {
+    /// Purser may not act in the account: `role` is the member role to
+    /// deploy there (infra/member-account.yaml) or to let Purser assume.
+    #[error(
+        "Purser may not manage {service} resources in account {account_id} through role {role}: {message}"
+    )]
+    AccessDenied {
+        account_id: String,
+        service: String,
+        role: String,
+        message: String,
+    },
+    /// The service refused the call for a reason of its own (its message).
+    #[error("{service} refused: {message}")]
+    Refused { service: String, message: String },
+    #[error("{0} could not be reached")]
+    Unavailable(String),
+}
+
+/// The stoppable resources of member accounts.
+#[async_trait]
+pub trait MemberResources: Send + Sync {
+    /// Stops `resource`. Idempotent.
+    async fn stop(&self, resource: &MemberResource) -> Result<StopOutcome, ResourcesError>;
+
+    /// The instance type of an EC2 instance (`DescribeInstances`), `None`
+    /// when there is no such instance.
+    async fn instance_type(
+        &self,
+        account_id: &str,
+        region: &str,
+        instance_id: &str,
+    ) -> Result<Option<String>, ResourcesError>;
+}
