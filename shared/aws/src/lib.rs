@@ -11,6 +11,8 @@
 //! [`Notifier`](purser_core::Notifier) on SES v2, SNS and chat webhooks, and
 //! [`CloudFormationStackSets`] the [`Blueprints`](purser_core::ports::Blueprints)
 //! of lease templates on CloudFormation StackSets.
+//! [`MemberResourcesClient`] is [`MemberResources`](purser_core::MemberResources)
+//! on EC2 and SageMaker in member accounts, its calls signed by hand.
 //!
 //! The domain never sees the SDK: functions build these adapters once per
 //! cold start from [`load_config`] and hand them to their handlers as ports.
@@ -35,6 +37,8 @@ mod identity_center;
 mod lake;
 #[cfg(feature = "member-lambdas")]
 mod lambdas;
+#[cfg(feature = "member-resources")]
+mod member_resources;
 #[cfg(feature = "lake")]
 mod landing;
 #[cfg(feature = "notifier")]
@@ -64,6 +68,8 @@ pub use identity_center::{ALREADY_ABSENT, IdentityCenterClient};
 pub use lake::{DeadLetterBucket, FirehoseSink, LakeStreams};
 #[cfg(feature = "member-lambdas")]
 pub use lambdas::MemberLambdasClient;
+#[cfg(feature = "member-resources")]
+pub use member_resources::MemberResourcesClient;
 #[cfg(feature = "lake")]
 pub use landing::S3Landing;
 #[cfg(feature = "notifier")]

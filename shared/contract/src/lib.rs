@@ -19,7 +19,7 @@
 //! with `macros` and `rt-multi-thread`.
 //!
 //! The other ports' contracts ([`organization`], [`event_bus`],
-//! [`lake_sink`], [`member_lambdas`], [`identity_center`], [`notifier`]) are run the same
+//! [`lake_sink`], [`member_lambdas`], [`member_resources`], [`identity_center`], [`notifier`]) are run the same
 //! way, each by its macro (`organization_contract!`, …), on a fixture with
 //! an `Observer` for what the port does not return (or, for
 //! `identity_center`, with the users and permission sets made beforehand).
@@ -28,6 +28,7 @@ pub mod event_bus;
 pub mod identity_center;
 pub mod lake_sink;
 pub mod member_lambdas;
+pub mod member_resources;
 pub mod notifier;
 pub mod organization;
 pub mod running;
@@ -77,6 +78,7 @@ macro_rules! __store_scenarios {
                 spend_ranges_are_inclusive_and_ordered,
                 function_spend_is_counted_once_and_listed_costliest_first,
                 a_range_of_99_days_reads_back_whole_and_in_order,
+                hourly_spend_is_counted_once_per_account_and_resource,
                 a_marker_is_remembered_once_recalled_until_it_expires_and_forgotten,
                 markers_and_claims_do_not_share_keys,
                 a_budget_is_stored_revision_after_revision_and_a_stale_one_refused,

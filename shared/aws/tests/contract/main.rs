@@ -12,6 +12,7 @@ mod identity_center;
 mod lake;
 mod lambdas;
 mod landing;
+mod member_resources;
 mod notifier;
 mod organization;
 mod query;
