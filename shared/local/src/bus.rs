@@ -297,6 +297,21 @@ impl LocalBus {
         service.put_events(entries, &self.own_account).await
     }
 
+    /// `PutEvents` by an AWS service of member account `account`, as its
+    /// forwarding rules deliver them (a simulated stop's state change):
+    /// `aws.*` sources are allowed.
+    pub async fn put_member_service_events(
+        &self,
+        entries: Vec<EventEntry>,
+        account: &str,
+    ) -> Result<Vec<EntryResult>, PutEventsError> {
+        let service = Self {
+            allow_aws_sources: true,
+            ..self.clone()
+        };
+        service.put_events(entries, account).await
+    }
+
     /// Queues a delivery that no event caused (a schedule firing).
     pub async fn enqueue(
         &self,
@@ -353,6 +368,7 @@ fn record(
         ],
     )?;
     crate::lambdas::register_reporter(tx, event)?;
+    crate::member_resources::register_resource(tx, event)?;
     queue_deliveries(tx, rules, bus, &event.id, &envelope, received_ms)
 }
 

@@ -422,6 +422,31 @@ CREATE TABLE running_resources (
     PRIMARY KEY (account_id, region, service, resource)
 );
 "#,
+    r#"
+-- The member accounts' EC2 instances and SageMaker endpoints, simulated
+-- (member_resources.rs): kind 'instance' (id its instance id, detail its
+-- type, state EC2's) or 'endpoint' (id its name, detail its endpoint
+-- configuration, state SageMaker's status, arn as its events name it);
+-- and every stop Purser made (restore: what brings it back).
+CREATE TABLE sim_resources (
+    account_id  TEXT NOT NULL,
+    region      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    detail      TEXT,
+    state       TEXT NOT NULL,
+    arn         TEXT,
+    PRIMARY KEY (account_id, region, kind, id)
+);
+CREATE TABLE sim_stops (
+    account_id  TEXT NOT NULL,
+    region      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    restore     TEXT,
+    stopped_ms  INTEGER NOT NULL
+);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

@@ -228,6 +228,11 @@ pub async fn start(
         db.clone(),
         Arc::clone(&clock),
     ));
+    let resources = Arc::new(crate::member_resources::SimulatedResources::new(
+        db.clone(),
+        bus.clone(),
+        Arc::clone(&clock),
+    ));
     // Locally every function has every port: one process plays them all.
     let ports = Ports {
         store: Arc::new(SqliteStore::new(db.clone())),
@@ -258,7 +263,9 @@ pub async fn start(
             &config.data_dir,
         ))),
         running: Arc::new(SqliteStore::new(db.clone())),
-        member_resources: None,
+        // Instances and endpoints the member accounts' events told of
+        // (sim_resources); a stop puts AWS's state change on the bus.
+        member_resources: Some(resources),
         settings: Settings {
             // The simulated organization attaches SCPs to accounts only:
             // each account gets the default guardrails itself.
