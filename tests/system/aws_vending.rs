@@ -63,6 +63,7 @@ async fn vending_and_closing_on_the_aws_adapters_emit_every_event() {
         ("PURSER_INVOCATIONS_STREAM", "none".into()),
         ("PURSER_DEPLOYMENTS_STREAM", "none".into()),
         ("PURSER_USAGE_STREAM", "none".into()),
+        ("PURSER_LEASES_STREAM", "none".into()),
         ("PURSER_LAKE_BUCKET", "none".into()),
         ("PURSER_ATHENA_WORKGROUP", "primary".into()),
         ("PURSER_LAKE_DATABASE", "purser_lake".into()),

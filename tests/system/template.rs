@@ -10,7 +10,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use purser_core::lake::{self, DeploymentRecord, InvocationRecord, LakeTable, TeamSpendUpdated};
+use purser_core::lake::{
+    self, DeploymentRecord, InvocationRecord, LakeTable, LeaseRecord, TeamSpendUpdated,
+};
 use purser_eventbridge::EventPattern;
 use purser_local::template::{LocalContext, Template, Trigger};
 use serde_json::{Value, json};
@@ -521,6 +523,16 @@ fn sample_records() -> Vec<(LakeTable, Value)> {
         duration_s: Some(212.0),
         timestamp: "2026-05-02T09:31:43.000Z".into(),
     };
+    let lease = LeaseRecord {
+        schema_version: lake::LAKE_SCHEMA_VERSION,
+        lease_id: "r-0a1b2c3d4e5f".into(),
+        account_id: "210987654321".into(),
+        team: "payments".into(),
+        template: Some("sandbox".into()),
+        event: lake::LEASE_STARTED.into(),
+        cause: "AccountReady".into(),
+        timestamp: "2026-05-02T09:31:43.000Z".into(),
+    };
     vec![
         (
             LakeTable::Invocations,
@@ -530,6 +542,7 @@ fn sample_records() -> Vec<(LakeTable, Value)> {
             LakeTable::Deployments,
             serde_json::to_value(deployment).unwrap(),
         ),
+        (LakeTable::Leases, serde_json::to_value(lease).unwrap()),
     ]
 }
 
@@ -656,6 +669,7 @@ fn each_lake_stream_converts_to_parquet_by_day_and_keeps_its_errors() {
     for (stream, table) in [
         ("InvocationsStream", LakeTable::Invocations),
         ("DeploymentsStream", LakeTable::Deployments),
+        ("LeasesStream", LakeTable::Leases),
     ] {
         let props = &resource(&t, stream)["Properties"];
         assert_eq!(props["DeliveryStreamType"], "DirectPut", "{stream}");
@@ -850,7 +864,7 @@ fn no_rule_of_the_recorder_matches_its_own_output() {
     let rules = rules_of(&t, "RecorderFunction");
     assert_eq!(
         rules.len(),
-        8,
+        9,
         "the recorder's rules: {:?}",
         rules.iter().map(|r| &r.0).collect::<Vec<_>>()
     );
@@ -988,6 +1002,44 @@ fn the_recorder_takes_what_it_records_and_nothing_from_aws_posing_as_ci() {
             ),
             None,
         ),
+        // A lease starts or ends: Purser's own account events, from its
+        // own account only, and only those.
+        (
+            envelope(
+                "purser",
+                purser_core::events::ACCOUNT_READY,
+                &ctx.account_id,
+                schema_example(purser_core::events::ACCOUNT_READY),
+            ),
+            Some("Leases"),
+        ),
+        (
+            envelope(
+                "purser",
+                purser_core::events::ACCOUNT_CLEANING_STARTED,
+                &ctx.account_id,
+                schema_example(purser_core::events::ACCOUNT_CLEANING_STARTED),
+            ),
+            Some("Leases"),
+        ),
+        (
+            envelope(
+                "purser",
+                purser_core::events::ACCOUNT_READY,
+                member,
+                schema_example(purser_core::events::ACCOUNT_READY),
+            ),
+            None,
+        ),
+        (
+            envelope(
+                "purser",
+                purser_core::events::ACCOUNT_CLEANED,
+                &ctx.account_id,
+                schema_example(purser_core::events::ACCOUNT_CLEANED),
+            ),
+            None,
+        ),
         // What runs in member accounts, forwarded from their buses.
         (
             envelope(
@@ -1070,6 +1122,28 @@ fn the_recorder_takes_what_it_records_and_nothing_from_aws_posing_as_ci() {
     }
 }
 
+/// The recorder's Leases rule takes exactly the account events that start
+/// and end a lease, as the recorder reads them.
+#[test]
+fn the_recorder_hears_every_event_that_starts_or_ends_a_lease() {
+    let t = template();
+    let pattern = &t.document["Resources"]["RecorderFunction"]["Properties"]["Events"]["Leases"]["Properties"]
+        ["Pattern"];
+    let heard: BTreeSet<&str> = pattern["detail-type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let read: BTreeSet<&str> = lake::LEASE_STARTS
+        .into_iter()
+        .chain(lake::LEASE_ENDS)
+        .collect();
+    assert_eq!(heard, read);
+    assert_eq!(pattern["source"], json!(["purser"]));
+    assert_eq!(pattern["account"], json!([reference("AWS::AccountId")]));
+}
+
 #[test]
 fn the_recorder_and_the_api_write_only_their_streams_and_dead_letters() {
     let t = template();
@@ -1080,6 +1154,7 @@ fn the_recorder_and_the_api_write_only_their_streams_and_dead_letters() {
                 get_att("InvocationsStream", "Arn"),
                 get_att("DeploymentsStream", "Arn"),
                 get_att("UsageStream", "Arn"),
+                get_att("LeasesStream", "Arn"),
             ],
         ),
         ("ApiFunction", vec![get_att("DeploymentsStream", "Arn")]),
@@ -1099,6 +1174,11 @@ fn the_recorder_and_the_api_write_only_their_streams_and_dead_letters() {
         assert_eq!(
             vars["PURSER_USAGE_STREAM"],
             reference("UsageStream"),
+            "{function}"
+        );
+        assert_eq!(
+            vars["PURSER_LEASES_STREAM"],
+            reference("LeasesStream"),
             "{function}"
         );
         assert_eq!(

@@ -7,12 +7,16 @@
 //! the metric streams' objects that land in the lake bucket (usage beyond
 //! Lambda); EC2 instance, ECS task (Fargate) and SageMaker training job and
 //! endpoint state changes, and EC2's launch calls, forwarded by member
-//! accounts (what runs and costs by the second); and its `Accrual`
+//! accounts (what runs and costs by the second); Purser's own account
+//! events that start and end leases (`AccountReady`, `AccountCloseRequested`,
+//! `AccountCleaningStarted`, `AccountRecycled`, `AccountClosed`: the lake's
+//! lease history); and its `Accrual`
 //! schedule, which prices what still runs every 5 minutes. Its own output,
 //! `TeamSpendUpdated` and `UnpricedUsage`, matches none of its rules: no
 //! event loops.
 
 use async_trait::async_trait;
+use purser_core::events::PURSER_SOURCE;
 use purser_core::handler::{SCHEDULED_EVENT, each_queued_event, event_of, is_queue_batch};
 use purser_core::lake::{
     API_CALL, EC2_STATE_CHANGE, ECS_TASK_STATE_CHANGE, SAGEMAKER_ENDPOINT_STATE_CHANGE,
@@ -21,7 +25,7 @@ use purser_core::lake::{
 use purser_core::lake::{
     DEPLOYMENT_REPORTED, INVOCATIONS_REPORTED, STACK_STATUS_CHANGE, TELEMETRY_SOURCE,
 };
-use purser_core::lake::{Recorded, Recorder, RecorderError};
+use purser_core::lake::{LEASE_ENDS, LEASE_STARTS, Recorded, Recorder, RecorderError};
 use purser_core::{Handler, HandlerError};
 use serde_json::{Value, json};
 
@@ -94,6 +98,13 @@ impl RecorderHandler {
                 "aws.sagemaker",
                 SAGEMAKER_TRAINING_JOB_STATE_CHANGE | SAGEMAKER_ENDPOINT_STATE_CHANGE,
             ) => self.recorder.resource(&event).await,
+            // A lease starts or ends: Purser's own account events (the
+            // rule takes them from Purser's account only).
+            (PURSER_SOURCE, detail_type)
+                if LEASE_STARTS.contains(&detail_type) || LEASE_ENDS.contains(&detail_type) =>
+            {
+                self.recorder.lease(&event).await
+            }
             // The accrual: what still runs, priced up to now.
             ("aws.events", SCHEDULED_EVENT) => {
                 let accrued = self.recorder.accrue().await.map_err(failed)?;

@@ -50,6 +50,7 @@ pub struct LakeStreams {
     pub invocations: String,
     pub deployments: String,
     pub usage: String,
+    pub leases: String,
 }
 
 impl LakeStreams {
@@ -58,6 +59,7 @@ impl LakeStreams {
             LakeTable::Invocations => &self.invocations,
             LakeTable::Deployments => &self.deployments,
             LakeTable::Usage => &self.usage,
+            LakeTable::Leases => &self.leases,
         }
     }
 }
@@ -1052,10 +1054,12 @@ mod tests {
             invocations: "purser-invocations".into(),
             deployments: "purser-deployments".into(),
             usage: "purser-usage".into(),
+            leases: "purser-leases".into(),
         };
         assert_eq!(streams.of(LakeTable::Invocations), "purser-invocations");
         assert_eq!(streams.of(LakeTable::Deployments), "purser-deployments");
         assert_eq!(streams.of(LakeTable::Usage), "purser-usage");
+        assert_eq!(streams.of(LakeTable::Leases), "purser-leases");
     }
 
     /// The real clients, pointed at a port where nothing listens: records
@@ -1088,6 +1092,7 @@ mod tests {
                 invocations: "purser-invocations".into(),
                 deployments: "purser-deployments".into(),
                 usage: "purser-usage".into(),
+                leases: "purser-leases".into(),
             },
             dead_letter(),
         )

@@ -43,9 +43,10 @@ pub type Variables<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// `PURSER_BUS`, `PURSER_ADMIN_PRINCIPALS`, `PURSER_MEMBER_ROLE` and
 /// `PURSER_BREAK_GLASS_ROLES` for all; the lake streams
 /// (`PURSER_INVOCATIONS_STREAM`, `PURSER_DEPLOYMENTS_STREAM`, `PURSER_USAGE_STREAM`,
-/// `PURSER_LAKE_BUCKET`) and the Athena workgroup (`PURSER_ATHENA_WORKGROUP`,
-/// `PURSER_LAKE_DATABASE`, `PURSER_QUERY_TIMEOUT_SECONDS`, `PURSER_CUR`) only
-/// for the functions that write or query the lake.
+/// `PURSER_LEASES_STREAM`, `PURSER_LAKE_BUCKET`) and the Athena workgroup
+/// (`PURSER_ATHENA_WORKGROUP`, `PURSER_LAKE_DATABASE`,
+/// `PURSER_QUERY_TIMEOUT_SECONDS`, `PURSER_CUR`) only for the functions that
+/// write or query the lake.
 pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Ports, Error> {
     let get = |name: &str| vars(name).filter(|v| !v.trim().is_empty());
     let list = |name: &str| list(&get(name).unwrap_or_default());
@@ -280,6 +281,7 @@ fn lake(
             invocations: required(vars, "PURSER_INVOCATIONS_STREAM")?,
             deployments: required(vars, "PURSER_DEPLOYMENTS_STREAM")?,
             usage: required(vars, "PURSER_USAGE_STREAM")?,
+            leases: required(vars, "PURSER_LEASES_STREAM")?,
         },
         purser_aws::DeadLetterBucket {
             bucket: required(vars, "PURSER_LAKE_BUCKET")?,
@@ -624,6 +626,7 @@ mod tests {
             ("PURSER_INVOCATIONS_STREAM", "i"),
             ("PURSER_DEPLOYMENTS_STREAM", "d"),
             ("PURSER_USAGE_STREAM", "u"),
+            ("PURSER_LEASES_STREAM", "l"),
             ("PURSER_LAKE_BUCKET", "lake"),
             ("PURSER_ATHENA_WORKGROUP", "w"),
             ("PURSER_LAKE_DATABASE", "db"),

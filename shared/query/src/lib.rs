@@ -2,7 +2,7 @@
 //! run on Apache DataFusion over the local lake's files.
 //!
 //! Tables, as Athena has them:
-//! - `invocations` and `deployments`: listing tables over
+//! - `invocations`, `deployments`, `usage` and `leases`: listing tables over
 //!   `<data-dir>/lake/<table>/dt=YYYY-MM-DD/*.json` (newline-delimited JSON,
 //!   Hive partitions on `dt`, a string), with the explicit schema of the
 //!   Glue tables, so an empty or missing folder is an empty table;
@@ -42,7 +42,7 @@ use serde_json::{Number, Value};
 pub const DB_FILE: &str = "purser.db";
 
 /// The lake's tables read from NDJSON files, partitioned by `dt`.
-pub const LAKE_TABLES: [&str; 3] = ["invocations", "deployments", "usage"];
+pub const LAKE_TABLES: [&str; 4] = ["invocations", "deployments", "usage", "leases"];
 
 fn utf8(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
@@ -108,6 +108,21 @@ pub fn usage_schema() -> Schema {
         utf8("timestamp"),
         utf8("end_timestamp"),
         utf8("source"),
+    ])
+}
+
+/// The columns of `leases` (`LeaseRecord`: each lease's start and end),
+/// without `dt`.
+pub fn leases_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("schema_version", DataType::Int32, true),
+        utf8("lease_id"),
+        utf8("account_id"),
+        utf8("team"),
+        utf8("template"),
+        utf8("event"),
+        utf8("cause"),
+        utf8("timestamp"),
     ])
 }
 
@@ -177,6 +192,7 @@ impl LocalQueryEngine {
             (LAKE_TABLES[0], invocations_schema()),
             (LAKE_TABLES[1], deployments_schema()),
             (LAKE_TABLES[2], usage_schema()),
+            (LAKE_TABLES[3], leases_schema()),
         ] {
             let dir = lake.join(name);
             std::fs::create_dir_all(&dir).map_err(|e| {
@@ -263,7 +279,8 @@ fn accounts_table(accounts: Vec<(String, String)>) -> Result<Arc<MemTable>, Quer
 }
 
 /// `(account_id, team)` of every account of the local registry that has an
-/// account id, or none when `purser up` has not created the database yet.
+/// account id, the newest request's team for an account lent more than
+/// once, or none when `purser up` has not created the database yet.
 pub fn registry_accounts(data_dir: &Path) -> Result<Vec<(String, String)>, QueryError> {
     use rusqlite::{Connection, OpenFlags};
     let path = data_dir.join(DB_FILE);
@@ -288,7 +305,13 @@ pub fn registry_accounts(data_dir: &Path) -> Result<Vec<(String, String)>, Query
         return Ok(Vec::new());
     }
     let mut statement = db
-        .prepare("SELECT account_id, team FROM accounts WHERE account_id IS NOT NULL ORDER BY account_id")
+        // An account lent again from a pool is held by several requests:
+        // its team is the newest's (SQLite takes a bare column from the
+        // row of max()), as the Store's account_by_account_id answers.
+        .prepare(
+            "SELECT account_id, team, max(created_at) FROM accounts \
+             WHERE account_id IS NOT NULL GROUP BY account_id ORDER BY account_id",
+        )
         .map_err(unavailable)?;
     statement
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))

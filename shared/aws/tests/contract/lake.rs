@@ -169,12 +169,14 @@ impl Lake {
         let invocations = stream(config, &bucket, "invocations/").await;
         let deployments = stream(config, &bucket, "deployments/").await;
         let usage = stream(config, &bucket, "usage/").await;
+        let leases = stream(config, &bucket, "leases/").await;
         let sink = sink(
             config,
             LakeStreams {
                 invocations,
                 deployments,
                 usage,
+                leases,
             },
             &bucket,
         );
@@ -256,6 +258,7 @@ async fn records_for_a_stream_that_does_not_exist_are_dead_lettered() {
             invocations: crate::common::unique("absent"),
             deployments: missing.clone(),
             usage: crate::common::unique("absent"),
+            leases: crate::common::unique("absent"),
         },
         &bucket,
     );
@@ -304,6 +307,7 @@ async fn when_nothing_can_be_stored_the_lake_is_unavailable_and_says_why() {
             invocations: crate::common::unique("absent"),
             deployments: crate::common::unique("absent"),
             usage: crate::common::unique("absent"),
+            leases: crate::common::unique("absent"),
         },
         &missing_bucket,
     );

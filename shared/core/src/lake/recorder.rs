@@ -26,8 +26,10 @@ use crate::ports::{
 };
 use crate::spend::{PriceTable, UsagePrices, from_nanos, to_nanos};
 
+mod leases;
 mod resources;
 mod usage;
+pub use leases::{LEASE_ENDED, LEASE_ENDS, LEASE_STARTED, LEASE_STARTS, LeaseRecord};
 pub use resources::*;
 pub use usage::{UNPRICED_USAGE, UnpricedQuantity, UnpricedUsage, UsageRecord};
 

@@ -19,16 +19,25 @@ pub enum LakeTable {
     Deployments,
     /// Usage beyond Lambda, priced as it happens (`UsageRecord`).
     Usage,
+    /// Each lease's start and end (`LeaseRecord`): which team held an
+    /// account when, for attributing cost by lease.
+    Leases,
 }
 
 impl LakeTable {
-    pub const ALL: [LakeTable; 3] = [Self::Invocations, Self::Deployments, Self::Usage];
+    pub const ALL: [LakeTable; 4] = [
+        Self::Invocations,
+        Self::Deployments,
+        Self::Usage,
+        Self::Leases,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Invocations => "invocations",
             Self::Deployments => "deployments",
             Self::Usage => "usage",
+            Self::Leases => "leases",
         }
     }
 }
