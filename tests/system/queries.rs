@@ -283,16 +283,18 @@ fn query_runs_ad_hoc_sql_with_parameters() {
 }
 
 #[test]
-fn query_takes_teams_from_the_local_registry() {
+fn query_takes_teams_from_the_leases_and_else_the_local_registry() {
     let (dir, lake) = lake();
-    // The registry of `purser up`: its real schema, two known accounts.
+    // The registry of `purser up`, its real schema: 333333333333 (which
+    // has no lease in the lake) was web's, then lent to pay: the newest
+    // request's team is its team.
     let db = purser_local::Db::open(dir.path()).unwrap();
     db.call_blocking(|conn| {
-        for (i, (account, team)) in lake.accounts.iter().take(2).enumerate() {
+        for (id, team, created_at) in [("acc-0", "web", "0"), ("acc-1", "pay", "1")] {
             conn.execute(
                 "INSERT INTO accounts (id, state, team, created_at, account_id, data) \
-                 VALUES (?1, 'ready', ?2, 0, ?3, '{}')",
-                [format!("acc-{i}"), team.clone(), account.clone()],
+                 VALUES (?1, 'ready', ?2, ?3, '333333333333', '{}')",
+                [id, team, created_at],
             )?;
         }
         Ok(())
@@ -315,8 +317,12 @@ fn query_takes_teams_from_the_local_registry() {
         .iter()
         .map(|r| (r["team"].as_str().unwrap(), r["accounts"].as_u64().unwrap()))
         .collect();
-    // Both known accounts are web's; the other three are unknown to it.
-    assert_eq!(teams, BTreeMap::from([("(none)", 3), ("web", 2)]));
+    // Leases: web's two accounts and the days of 444444444444 before it
+    // was lent to data; the registry: pay's; 555555555555 is no one's.
+    assert_eq!(
+        teams,
+        BTreeMap::from([("(none)", 1), ("data", 1), ("pay", 1), ("web", 3)])
+    );
     let total: f64 = rows
         .iter()
         .map(|r| r["cost_usd"].as_str().unwrap().parse::<f64>().unwrap())

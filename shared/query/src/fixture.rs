@@ -1,5 +1,6 @@
-//! A generated lake, for tests and demos: realistic invocation, deployment
-//! and CUR records of several teams, accounts, regions and days, written as
+//! A generated lake, for tests and demos: realistic invocation, deployment,
+//! usage, lease and CUR records of several teams, accounts, regions and
+//! days (one account lent to a second team mid-month), written as
 //! the local lake sink writes them (`<data-dir>/lake/<table>/dt=…/*.json`),
 //! with some records delivered twice, as Firehose and EventBridge may.
 //!
@@ -12,7 +13,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use purser_core::lake::{
-    DeploymentRecord, InvocationRecord, LAKE_SCHEMA_VERSION, UsageRecord, timestamp,
+    DeploymentRecord, InvocationRecord, LAKE_SCHEMA_VERSION, LeaseRecord, UsageRecord, timestamp,
 };
 
 /// One line of the CUR 2.0 export (the columns the queries use).
@@ -38,6 +39,9 @@ pub struct Lake {
     pub cur: Vec<CurLine>,
     /// Every usage record beyond Lambda, once (likewise); some unpriced.
     pub usage: Vec<UsageRecord>,
+    /// Every lease record (see [`LEASES`]); the files hold some twice, and
+    /// one lease's end told twice, later the second time.
+    pub leases: Vec<LeaseRecord>,
     /// Records written more than once.
     pub duplicates: usize,
 }
@@ -73,6 +77,77 @@ pub const ACCOUNTS: [(&str, Option<&str>); 5] = [
     ("444444444444", Some("data")),
     ("555555555555", None),
 ];
+
+/// A lease of the fixture: (lease id, account, team, template, started,
+/// ended).
+pub type Lease = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    Option<&'static str>,
+);
+
+/// The lease history. 111111111111's only lease starts after its first records (which
+/// are that lease's all the same); 444444444444 was web's, cleaned and
+/// cooled, then lent to data mid-day on 2026-11-15 (the registry names
+/// data, its newest holder); 333333333333 has no lease in the lake (as an
+/// account made before leases were exported: the registry's team).
+pub const LEASES: [Lease; 4] = [
+    (
+        "r-web-1",
+        "111111111111",
+        "web",
+        Some("sandbox"),
+        "2026-11-01T12:00:00.000Z",
+        None,
+    ),
+    (
+        "r-web-2",
+        "222222222222",
+        "web",
+        None,
+        "2026-10-01T08:00:00.000Z",
+        None,
+    ),
+    (
+        "r-web-4",
+        "444444444444",
+        "web",
+        Some("sandbox"),
+        "2026-10-01T09:00:00.000Z",
+        Some("2026-11-02T09:00:00.000Z"),
+    ),
+    (
+        "r-data-4",
+        "444444444444",
+        "data",
+        Some("sandbox"),
+        "2026-11-15T13:30:00.000Z",
+        None,
+    ),
+];
+
+/// The lease of `LEASES` that covers `account` at `at` (RFC 3339 with
+/// milliseconds, as the lake writes it): the latest started at or before
+/// it, or the account's first lease for a time before all of them.
+pub fn lease_at(account: &str, at: &str) -> Option<(&'static str, &'static str)> {
+    let mut leases: Vec<_> = LEASES.iter().filter(|l| l.1 == account).collect();
+    leases.sort_by_key(|l| (l.4, l.0));
+    let first = leases.first()?;
+    let covering = leases.iter().rev().find(|l| l.4 <= at).unwrap_or(first);
+    Some((covering.0, covering.2))
+}
+
+/// The team a record of `account` at `at` is made for: its lease's, or
+/// the registry's for an account with no lease.
+fn team_at(account: &str, registry: Option<&str>, at: &str) -> Option<String> {
+    lease_at(account, at)
+        .map(|(_, team)| team)
+        .or(registry)
+        .map(String::from)
+}
 
 /// Usage beyond Lambda: (service, resource, usage type, unit, price per
 /// unit); a model with no price is unpriced usage.
@@ -224,7 +299,7 @@ impl Lake {
                     lake.deployments.push(DeploymentRecord {
                         schema_version: LAKE_SCHEMA_VERSION,
                         account_id: account.to_string(),
-                        team: team.map(String::from),
+                        team: team_at(account, *team, &timestamp(t)),
                         region: "us-east-1".into(),
                         source: if ci { "ci" } else { "cloudformation" }.into(),
                         stack: stack.clone(),
@@ -257,7 +332,7 @@ impl Lake {
                         lake.invocations.push(InvocationRecord {
                             schema_version: LAKE_SCHEMA_VERSION,
                             account_id: account.to_string(),
-                            team: team.map(String::from),
+                            team: team_at(account, *team, &timestamp(at(d, ms))),
                             region: region.to_string(),
                             function_name: name.to_string(),
                             architecture: arch.to_string(),
@@ -332,7 +407,7 @@ impl Lake {
                         schema_version: LAKE_SCHEMA_VERSION,
                         usage_id: format!("metrics-{account}-{n}"),
                         account_id: account.to_string(),
-                        team: team.map(String::from),
+                        team: team_at(account, *team, &timestamp(start)),
                         region: "us-east-1".into(),
                         service: service.into(),
                         resource: resource.into(),
@@ -348,8 +423,30 @@ impl Lake {
             }
         }
 
+        for (lease_id, account, team, template, started, ended) in LEASES {
+            let record = |event: &str, cause: &str, at: &str| LeaseRecord {
+                schema_version: LAKE_SCHEMA_VERSION,
+                lease_id: lease_id.into(),
+                account_id: account.into(),
+                team: team.into(),
+                template: template.map(String::from),
+                event: event.into(),
+                cause: cause.into(),
+                timestamp: at.into(),
+            };
+            lake.leases.push(record("started", "AccountReady", started));
+            if let Some(ended) = ended {
+                lake.leases
+                    .push(record("ended", "AccountCleaningStarted", ended));
+                // The pooled request closed when lent again: a later end.
+                lake.leases
+                    .push(record("ended", "AccountRecycled", LEASES[3].4));
+            }
+        }
+
         lake.write(data_dir, &mut rng)?;
         lake.write_usage(data_dir, &mut usage_rng)?;
+        lake.write_leases(data_dir)?;
         Ok(lake)
     }
 
@@ -418,6 +515,35 @@ impl Lake {
             std::fs::write(path, bytes)?;
         }
         self.duplicates = duplicates;
+        Ok(())
+    }
+
+    /// Writes the lease records as the local sink does, the first of each
+    /// account's twice (counted in `duplicates`).
+    fn write_leases(&mut self, data_dir: &Path) -> std::io::Result<()> {
+        let root = data_dir.join("lake").join("leases");
+        let mut files: BTreeMap<std::path::PathBuf, Vec<u8>> = BTreeMap::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &self.leases {
+            let partition = root.join(format!("dt={}", &r.timestamp[..10]));
+            let mut line = serde_json::to_vec(r).expect("a record serializes");
+            line.push(b'\n');
+            files
+                .entry(partition.join("part-1-100.json"))
+                .or_default()
+                .extend_from_slice(&line);
+            if seen.insert(r.account_id.clone()) {
+                self.duplicates += 1;
+                files
+                    .entry(partition.join("part-4-400.json"))
+                    .or_default()
+                    .extend_from_slice(&line);
+            }
+        }
+        for (path, bytes) in files {
+            std::fs::create_dir_all(path.parent().expect("a file has a folder"))?;
+            std::fs::write(path, bytes)?;
+        }
         Ok(())
     }
 

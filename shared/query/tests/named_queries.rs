@@ -201,7 +201,11 @@ async fn cost_per_team_monthly_spans_a_range_of_months() {
     }
     let result = run(&s.engine, "cost_per_team_monthly", &["2026-10", "2026-11"]).await;
     assert_eq!(result.rows.len(), expected.len());
-    assert_eq!(result.rows.len(), 8, "two months of four teams");
+    assert_eq!(
+        result.rows.len(),
+        7,
+        "two months of four teams, data's account web's in October"
+    );
     for (row, ((m, t), (accounts, count, lambda, other))) in result.rows.iter().zip(&expected) {
         assert_eq!((text(&row[0]), text(&row[1])), (m.clone(), t.clone()));
         assert_eq!(row[2], json!(accounts.len()));
@@ -230,7 +234,12 @@ async fn cost_per_account_orders_accounts_by_cost() {
         e.2 += r.cost_usd;
     }
     let result = run(&s.engine, "cost_per_account", &["2026-11"]).await;
-    assert_eq!(result.rows.len(), 5);
+    assert_eq!(result.rows.len(), expected.len());
+    assert_eq!(
+        result.rows.len(),
+        6,
+        "five accounts, one lent to a second team mid-month"
+    );
     let costs: Vec<f64> = result.rows.iter().map(|r| number(&r[4])).collect();
     assert!(costs.windows(2).all(|w| w[0] >= w[1]), "{costs:?}");
     for row in &result.rows {
@@ -421,7 +430,7 @@ async fn deployments_per_team_counts_outcomes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cur_cost_per_team_joins_the_registry() {
+async fn cur_cost_per_team_attributes_each_line_to_its_lease_or_the_registry() {
     let s = setup(true);
     let registry: HashMap<&str, &str> = s
         .lake
@@ -434,8 +443,12 @@ async fn cur_cost_per_team_joins_the_registry() {
         if c.usage_start.format("%Y-%m").to_string() != "2026-11" {
             continue;
         }
-        let team = registry
-            .get(c.account_id.as_str())
+        // The lease that covered the usage; the registry for an account
+        // with no lease in the lake.
+        let usage_start = purser_core::lake::timestamp(c.usage_start);
+        let team = purser_query::fixture::lease_at(&c.account_id, &usage_start)
+            .map(|(_, team)| team)
+            .or(registry.get(c.account_id.as_str()).copied())
             .map_or(NONE.to_string(), |t| t.to_string());
         let e = expected.entry(team).or_default();
         e.0.insert(c.account_id.clone());
@@ -446,6 +459,11 @@ async fn cur_cost_per_team_joins_the_registry() {
     }
     let result = run(&s.engine, "cur_cost_per_team", &["2026-11"]).await;
     assert_eq!(result.rows.len(), 4);
+    assert_eq!(
+        expected["web"].0.len(),
+        3,
+        "web's two accounts, and the days of data's it held"
+    );
     let costs: Vec<f64> = result.rows.iter().map(|r| number(&r[2])).collect();
     assert!(costs.windows(2).all(|w| w[0] >= w[1]), "{costs:?}");
     for row in &result.rows {
@@ -502,13 +520,15 @@ async fn cost_per_function_is_one_teams_functions_over_days() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stream_cost_per_account_day_counts_each_record_once_per_service() {
     let s = setup(false);
-    let mut expected: BTreeMap<(String, String, String), (i64, f64)> = BTreeMap::new();
+    type Key = (String, String, String, String);
+    let mut expected: BTreeMap<Key, (i64, f64)> = BTreeMap::new();
     for r in s.lake.invocations.iter().filter(|r| month(r) == "2026-11") {
         let e = expected
             .entry((
                 r.account_id.clone(),
                 r.timestamp[..10].to_string(),
                 "lambda".into(),
+                text(&json!(r.team)),
             ))
             .or_default();
         e.0 += 1;
@@ -525,25 +545,36 @@ async fn stream_cost_per_account_day_counts_each_record_once_per_service() {
                 u.account_id.clone(),
                 u.timestamp[..10].to_string(),
                 u.service.clone(),
+                text(&json!(u.team)),
             ))
             .or_default();
         e.0 += 1;
         e.1 += u.cost_usd.unwrap_or(0.0);
     }
+    // The day data's lease of 444444444444 began, web's records and data's.
+    let teams_of = |day: &str| -> BTreeSet<&str> {
+        expected
+            .keys()
+            .filter(|(a, d, _, _)| a == "444444444444" && d == day)
+            .map(|(_, _, _, t)| t.as_str())
+            .collect()
+    };
+    assert_eq!(teams_of("2026-11-15"), BTreeSet::from(["data", "web"]));
+    assert_eq!(teams_of("2026-11-03"), BTreeSet::from(["web"]));
     let result = run(&s.engine, "stream_cost_per_account_day", &["2026-11"]).await;
     assert_eq!(result.rows.len(), expected.len());
-    let keys: Vec<(String, String, String)> = result
+    let keys: Vec<Key> = result
         .rows
         .iter()
-        .map(|r| (text(&r[0]), text(&r[1]), text(&r[2])))
+        .map(|r| (text(&r[0]), text(&r[1]), text(&r[2]), text(&r[5])))
         .collect();
     assert_eq!(
         keys,
         expected.keys().cloned().collect::<Vec<_>>(),
-        "in account, day and service order"
+        "in account, day, service and team order"
     );
     for row in &result.rows {
-        let key = (text(&row[0]), text(&row[1]), text(&row[2]));
+        let key = (text(&row[0]), text(&row[1]), text(&row[2]), text(&row[5]));
         let (count, cost) = expected[&key];
         assert_eq!(row[3], json!(count), "{key:?}");
         close(&row[4], cost, &format!("{key:?}"));
@@ -551,23 +582,46 @@ async fn stream_cost_per_account_day_counts_each_record_once_per_service() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cur_cost_per_account_day_splits_the_streamed_services_out() {
+async fn cur_cost_per_account_day_splits_the_streamed_services_out_per_lease() {
     let s = setup(true);
-    let mut expected: BTreeMap<(String, String, String), f64> = BTreeMap::new();
+    type Key = (String, String, String, String, String);
+    let mut expected: BTreeMap<Key, f64> = BTreeMap::new();
     for c in &s.lake.cur {
         if c.usage_start.format("%Y-%m").to_string() != "2026-11" {
             continue;
         }
         let service = purser_query::fixture::cur_service(&c.product_code, c.usage_type.as_deref());
+        let usage_start = purser_core::lake::timestamp(c.usage_start);
+        let lease = purser_query::fixture::lease_at(&c.account_id, &usage_start);
         *expected
             .entry((
                 c.account_id.clone(),
                 c.usage_start.format("%Y-%m-%d").to_string(),
                 service.to_string(),
+                lease.map_or("null".into(), |(_, team)| team.to_string()),
+                lease.map_or("null".into(), |(id, _)| id.to_string()),
             ))
             .or_default() += c.unblended_cost;
     }
-    let services: BTreeSet<&str> = expected.keys().map(|(_, _, s)| s.as_str()).collect();
+    // The lines of 444444444444 before data's lease (web's, cleaning and
+    // cooling included) are web's lease's; those after it data's.
+    let leases: BTreeSet<(&str, &str)> = expected
+        .keys()
+        .filter(|k| k.0 == "444444444444")
+        .map(|k| (k.1.as_str(), k.4.as_str()))
+        .filter(|(day, _)| *day == "2026-11-03" || *day == "2026-11-29")
+        .collect();
+    assert_eq!(
+        leases,
+        BTreeSet::from([("2026-11-03", "r-web-4"), ("2026-11-29", "r-data-4")])
+    );
+    // 111111111111's lines before its first lease are that lease's.
+    assert!(
+        expected
+            .keys()
+            .any(|k| k.0 == "111111111111" && k.1 == "2026-11-01" && k.4 == "r-web-1")
+    );
+    let services: BTreeSet<&str> = expected.keys().map(|k| k.2.as_str()).collect();
     assert_eq!(
         services,
         BTreeSet::from(["(other)", "dynamodb", "ec2", "lambda", "nat_gateway"]),
@@ -576,12 +630,70 @@ async fn cur_cost_per_account_day_splits_the_streamed_services_out() {
     let result = run(&s.engine, "cur_cost_per_account_day", &["2026-11"]).await;
     assert_eq!(result.rows.len(), expected.len());
     for row in &result.rows {
-        let key = (text(&row[0]), text(&row[1]), text(&row[2]));
-        close(&row[3], expected[&key], &format!("{key:?} cost"));
+        let key = (
+            text(&row[0]),
+            text(&row[1]),
+            text(&row[2]),
+            text(&row[4]),
+            text(&row[5]),
+        );
+        let cost = expected
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key:?} is not expected"));
+        close(&row[3], *cost, &format!("{key:?} cost"));
     }
     let empty = setup(false);
     let result = run(&empty.engine, "cur_cost_per_account_day", &["2026-11"]).await;
     assert!(result.rows.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cost_per_lease_covers_each_accounts_records_from_each_lease_to_the_next() {
+    use purser_query::fixture::{LEASES, lease_at};
+    let s = setup(false);
+    let mut expected: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
+    let records = s
+        .lake
+        .invocations
+        .iter()
+        .map(|r| (&r.account_id, &r.timestamp, r.cost_usd))
+        .chain(
+            s.lake
+                .usage
+                .iter()
+                .map(|u| (&u.account_id, &u.timestamp, u.cost_usd.unwrap_or(0.0))),
+        );
+    for (account, at, cost) in records {
+        if &at[..7] != "2026-11" {
+            continue;
+        }
+        if let Some((lease, _)) = lease_at(account, at) {
+            let e = expected.entry(lease).or_default();
+            e.0 += 1;
+            e.1 += cost;
+        }
+    }
+    let result = run(&s.engine, "cost_per_lease", &["2026-11"]).await;
+    let leases: Vec<String> = result.rows.iter().map(|r| text(&r[0])).collect();
+    assert_eq!(
+        leases,
+        ["r-web-1", "r-web-2", "r-web-4", "r-data-4"],
+        "by account, then start; 333333333333 has no lease"
+    );
+    for row in &result.rows {
+        let id = text(&row[0]);
+        let lease = LEASES.iter().find(|l| l.0 == id).unwrap();
+        assert_eq!(
+            (text(&row[1]), text(&row[2]), text(&row[4])),
+            (lease.1.into(), lease.2.into(), lease.4.into())
+        );
+        assert_eq!(row[3], json!(lease.3), "{id}: template");
+        // The first end told wins over the later one.
+        assert_eq!(row[5], json!(lease.5), "{id}: ended");
+        let (count, cost) = expected[id.as_str()];
+        assert_eq!(row[6], json!(count), "{id}");
+        close(&row[7], cost, &id);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -608,6 +720,7 @@ async fn every_named_query_runs_on_an_empty_lake() {
     // The missing folders were created.
     assert!(dir.path().join("lake/invocations").is_dir());
     assert!(dir.path().join("lake/deployments").is_dir());
+    assert!(dir.path().join("lake/leases").is_dir());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -693,9 +806,16 @@ async fn ad_hoc_sql_converts_every_arrow_type_it_meets() {
         .unwrap();
     assert_eq!(
         tables.rows,
-        ["accounts", "cur", "deployments", "invocations", "usage"]
-            .map(|t| vec![json!(t)])
-            .to_vec()
+        [
+            "accounts",
+            "cur",
+            "deployments",
+            "invocations",
+            "leases",
+            "usage"
+        ]
+        .map(|t| vec![json!(t)])
+        .to_vec()
     );
     // Statements that change anything are refused.
     for statement in [

@@ -55,6 +55,10 @@ const FILES: &[(&str, &str)] = &[
         "cur_cost_per_account_day",
         include_str!("../../../../infra/queries/cur_cost_per_account_day.sql"),
     ),
+    (
+        "cost_per_lease",
+        include_str!("../../../../infra/queries/cost_per_lease.sql"),
+    ),
 ];
 
 /// The names of the named queries, in catalog order.

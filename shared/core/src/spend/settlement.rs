@@ -22,6 +22,17 @@
 //! bill have not seen yet. With Lambda alone this is `max(CUR total, CUR
 //! non-Lambda + streamed)`.
 //!
+//! Figures are settled by lease: the lake's records carry the team that
+//! held the account when they were made, and each CUR line goes to the team
+//! of the lease that covered its account at its usage start (the lake's
+//! `leases`, joined by `cur_cost_per_account_day`), so a late line of a
+//! recycled account lands on the team that spent it, not on the account's
+//! next holder. Figures the lake names no team for (an account with no
+//! lease in the lake, made before leases were exported) are the account's
+//! current holder's. An account-day is settled whole for one team: where
+//! two leases meet in a day, the one with the larger share (see
+//! [`by_lease`]).
+//!
 //! The settlement stores these figures per team, month, account and day,
 //! and every read weighs them against the counters as they
 //! stand then: spend streamed after a settlement counts at once, and a CUR
@@ -614,10 +625,12 @@ impl SpendSettler {
     ) -> Result<Settled, SpendError> {
         let (first, last) = month_of(day);
         let period = first.format("%Y-%m").to_string();
-        // Per account and day: the lake's cost per streamed service and the
+        // Per account, day and team (the lease's: the records' own team in
+        // the lake, the covering lease's for a CUR line; `None` where the
+        // lake names none): the lake's cost per streamed service and the
         // CUR's lines.
-        type Found = (BTreeMap<String, i64>, Option<CurDay>);
-        let mut figures: BTreeMap<String, BTreeMap<NaiveDate, Found>> = BTreeMap::new();
+        let mut figures: BTreeMap<String, BTreeMap<NaiveDate, BTreeMap<Option<TeamName>, Found>>> =
+            BTreeMap::new();
         // A row that cannot be read leaves its account unsettled (it keeps
         // its streamed figures) and is reported; the others settle. A row
         // naming no account is skipped alone.
@@ -632,17 +645,19 @@ impl SpendSettler {
                 Err(_) => skipped_rows += 1,
             }
         };
-        let columns = ["account_id", "day", "service", "cost_usd"];
+        let columns = ["account_id", "day", "service", "cost_usd", "team"];
         let lake_rows = self.run(STREAM_QUERY, &period).await?;
         for row in rows(&lake_rows, STREAM_QUERY, &columns)? {
             match row.service_cost() {
-                Ok((account_id, on, service, nanos)) => {
-                    let day = figures
+                Ok((account_id, on, service, nanos, team)) => {
+                    let found = figures
                         .entry(account_id)
                         .or_default()
                         .entry(on)
+                        .or_default()
+                        .entry(team)
                         .or_default();
-                    let sum = day.0.entry(service).or_default();
+                    let sum = found.0.entry(service).or_default();
                     *sum = sum.saturating_add(nanos);
                 }
                 Err(e) => skip(&row, e),
@@ -652,13 +667,15 @@ impl SpendSettler {
             let cur_rows = self.run(CUR_QUERY, &period).await?;
             for row in rows(&cur_rows, CUR_QUERY, &columns)? {
                 match row.service_cost() {
-                    Ok((account_id, on, service, nanos)) => {
-                        let day = figures
+                    Ok((account_id, on, service, nanos, team)) => {
+                        let found = figures
                             .entry(account_id)
                             .or_default()
                             .entry(on)
+                            .or_default()
+                            .entry(team)
                             .or_default();
-                        let cur = day.1.get_or_insert_with(CurDay::default);
+                        let cur = found.1.get_or_insert_with(CurDay::default);
                         cur.total = cur.total.saturating_add(nanos);
                         if service != UNSTREAMED {
                             if service == "lambda" {
@@ -684,44 +701,57 @@ impl SpendSettler {
             ..Settled::default()
         };
         for (account_id, days) in figures {
-            let Some(account) = self.accounts.account_by_account_id(&account_id).await? else {
+            // Figures the lake names no team for (an account with no lease
+            // in the lake: made before leases were exported) are its
+            // current holder's.
+            let holder = self
+                .accounts
+                .account_by_account_id(&account_id)
+                .await?
+                .map(|a| a.team);
+            let (by_team, unknown) = by_lease(days, holder.as_ref());
+            if unknown {
                 tracing::debug!(
                     account_id,
                     "spend of an account Purser does not know: not settled"
                 );
                 settled.unknown_accounts += 1;
+            }
+            if by_team.is_empty() {
                 continue;
-            };
+            }
             let counted: BTreeMap<NaiveDate, i64> = self
                 .counters
                 .account_spend(&account_id, first, last)
                 .await?
                 .into_iter()
                 .collect();
-            let (team, added) = teams.entry(account.team.clone()).or_insert_with(|| {
-                let team = SettledSpend {
-                    team: account.team.clone(),
-                    period: period.clone(),
-                    source: SpendSource::Athena,
-                    accounts: BTreeMap::new(),
-                    total: 0,
-                    settled_at: now,
-                    announced: false,
-                };
-                (team, 0)
-            });
-            for (day, (lake, cur)) in days {
-                let on_day = counted.get(&day).copied().unwrap_or(0);
-                let f = DayFigures::settled(lake, cur, on_day);
-                if f.cur.is_some() {
-                    team.source = SpendSource::Cur;
-                }
-                if f.may_add() {
-                    *added = added.saturating_add(f.against(on_day).adjustment());
-                    team.accounts
-                        .entry(account_id.clone())
-                        .or_default()
-                        .insert(day, f);
+            for (name, days) in by_team {
+                let (team, added) = teams.entry(name.clone()).or_insert_with(|| {
+                    let team = SettledSpend {
+                        team: name,
+                        period: period.clone(),
+                        source: SpendSource::Athena,
+                        accounts: BTreeMap::new(),
+                        total: 0,
+                        settled_at: now,
+                        announced: false,
+                    };
+                    (team, 0)
+                });
+                for (day, (lake, cur)) in days {
+                    let on_day = counted.get(&day).copied().unwrap_or(0);
+                    let f = DayFigures::settled(lake, cur, on_day);
+                    if f.cur.is_some() {
+                        team.source = SpendSource::Cur;
+                    }
+                    if f.may_add() {
+                        *added = added.saturating_add(f.against(on_day).adjustment());
+                        team.accounts
+                            .entry(account_id.clone())
+                            .or_default()
+                            .insert(day, f);
+                    }
                 }
             }
         }
@@ -781,9 +811,83 @@ impl SpendSettler {
     }
 }
 
-/// The lake's streamed cost per account, day and service.
+/// What the lake and the CUR said of an account's day for one team: the
+/// lake's cost per streamed service, and the CUR's lines.
+type Found = (BTreeMap<String, i64>, Option<CurDay>);
+
+/// Adds `more` to `found`.
+fn merge(found: &mut Found, more: Found) {
+    for (service, nanos) in more.0 {
+        let sum = found.0.entry(service).or_default();
+        *sum = sum.saturating_add(nanos);
+    }
+    if let Some(more) = more.1 {
+        let cur = found.1.get_or_insert_with(CurDay::default);
+        cur.total = cur.total.saturating_add(more.total);
+        cur.lambda = cur.lambda.saturating_add(more.lambda);
+        for (service, nanos) in more.services {
+            let part = cur.services.entry(service).or_default();
+            *part = part.saturating_add(nanos);
+        }
+    }
+}
+
+/// How much of an account's day `found` is: the bill's total and the
+/// lake's figures together (only ever compared with another team's).
+fn share(found: &Found) -> i64 {
+    let lake = found.0.values().fold(0i64, |a, n| a.saturating_add(*n));
+    let cur = found.1.as_ref().map_or(0, |c| c.total);
+    lake.saturating_add(cur)
+}
+
+/// An account's figures per day and lease team, as each team settles
+/// them: figures the lake names no team for are `holder`'s (the account's
+/// current team: an account with no lease in the lake), and whether some
+/// were left for want of one (an account Purser does not know).
+///
+/// An account-day is settled whole for one team, since the account's
+/// counter it is weighed against is one figure for the day: where two
+/// leases' figures meet in one day (an account lent again the day its
+/// cooling ended, or cooled for no hours), the day goes to the team with
+/// the larger share, ties to the first by name. The other team's streamed
+/// spend still counts in its own counters; the day's correction (the bill
+/// or the lake above the counter) goes to the larger.
+fn by_lease(
+    days: BTreeMap<NaiveDate, BTreeMap<Option<TeamName>, Found>>,
+    holder: Option<&TeamName>,
+) -> (BTreeMap<TeamName, BTreeMap<NaiveDate, Found>>, bool) {
+    let mut by_team: BTreeMap<TeamName, BTreeMap<NaiveDate, Found>> = BTreeMap::new();
+    let mut unknown = false;
+    for (day, teams) in days {
+        let mut resolved: BTreeMap<TeamName, Found> = BTreeMap::new();
+        for (team, found) in teams {
+            match team.or_else(|| holder.cloned()) {
+                Some(team) => merge(resolved.entry(team).or_default(), found),
+                None => unknown = true,
+            }
+        }
+        let larger = resolved
+            .iter()
+            .fold(None::<(&TeamName, i64)>, |best, (team, found)| match best {
+                Some((_, most)) if most >= share(found) => best,
+                _ => Some((team, share(found))),
+            })
+            .map(|(team, _)| team.clone());
+        let Some(larger) = larger else {
+            continue;
+        };
+        let mut whole = Found::default();
+        for (_, found) in resolved {
+            merge(&mut whole, found);
+        }
+        by_team.entry(larger).or_default().insert(day, whole);
+    }
+    (by_team, unknown)
+}
+
+/// The lake's streamed cost per account, day, service and team.
 const STREAM_QUERY: &str = "stream_cost_per_account_day";
-/// The CUR's cost per account, day and service.
+/// The CUR's cost per account, day, service and lease team.
 const CUR_QUERY: &str = "cur_cost_per_account_day";
 /// What `cur_cost_per_account_day` calls the services Purser does not stream.
 const UNSTREAMED: &str = "(other)";
@@ -864,9 +968,12 @@ impl Row<'_> {
             .ok_or_else(|| self.bad(format!("{} is not an amount", self.values[i])))
     }
 
-    /// `account_id, day, service, cost_usd`: the service a short name of
-    /// lowercase letters and `_`, or `(other)`, never a key of any shape.
-    fn service_cost(&self) -> Result<(String, NaiveDate, String, i64), SpendError> {
+    /// `account_id, day, service, cost_usd, team`: the service a short
+    /// name of lowercase letters and `_`, or `(other)`, never a key of any
+    /// shape; the team a team's name, or null where the lake names none.
+    fn service_cost(
+        &self,
+    ) -> Result<(String, NaiveDate, String, i64, Option<TeamName>), SpendError> {
         let service = self.text(2)?;
         let known = service == UNSTREAMED
             || ((1..=32).contains(&service.len())
@@ -874,7 +981,17 @@ impl Row<'_> {
         if !known {
             return Err(self.bad(format!("{service:?} is not a service")));
         }
-        Ok((self.text(0)?, self.day(1)?, service, self.nanos(3)?))
+        let team = match self.values[4] {
+            Value::Null => None,
+            _ => {
+                let text = self.text(4)?;
+                Some(
+                    TeamName::parse(&text)
+                        .map_err(|e| self.bad(format!("{text:?} is not a team: {e}")))?,
+                )
+            }
+        };
+        Ok((self.text(0)?, self.day(1)?, service, self.nanos(3)?, team))
     }
 }
 
@@ -1177,6 +1294,7 @@ mod tests {
 
     struct World {
         settler: SpendSettler,
+        accounts: Arc<FakeAccounts>,
         counters: Arc<FakeCounters>,
         settlements: Arc<FakeSettlements>,
         queries: Arc<FakeQueries>,
@@ -1212,7 +1330,7 @@ mod tests {
         let bus = Arc::new(FakeBus::default());
         let clock = Arc::new(ManualClock::new(at(now)));
         let settler = SpendSettler::new(
-            accounts,
+            accounts.clone(),
             counters.clone(),
             settlements.clone(),
             queries.clone(),
@@ -1222,6 +1340,7 @@ mod tests {
         );
         World {
             settler,
+            accounts,
             counters,
             settlements,
             queries,
@@ -1533,5 +1652,211 @@ mod tests {
         .unwrap();
         assert_eq!(spend.total, 5 * NANOS);
         assert_eq!(spend.source, SpendSource::Cur);
+    }
+
+    impl World {
+        /// `account_id` lent again, from the pool, to `team_name`: a newer
+        /// request holds it, as `account_by_account_id` answers.
+        fn lent_to(&self, team_name: &str, account_id: &str, at_: &str) {
+            let input = NewAccount {
+                team: team(team_name),
+                owner: "bo@example.com".into(),
+                purpose: "tests".into(),
+                lease_days: None,
+                template: None,
+            };
+            let mut a = Account::request(
+                crate::accounts::new_id(),
+                input,
+                "arn:aws:iam::123456789012:user/bo",
+                at(at_),
+            )
+            .unwrap();
+            a.state = AccountState::Ready;
+            a.account_id = Some(account_id.into());
+            self.accounts.add(a);
+        }
+
+        /// The CUR's rows for `period`: (account, day, service, cost in
+        /// dollars, the covering lease's team).
+        fn cur(&self, period: &str, rows: &[(&str, &str, &str, &str, Option<&str>)]) {
+            let rows = rows
+                .iter()
+                .map(|(a, day, service, cost, team)| {
+                    vec![
+                        json!(a),
+                        json!(day),
+                        json!(service),
+                        json!(cost),
+                        json!(team),
+                        json!(team.map(|_| "r-lease")),
+                    ]
+                })
+                .collect();
+            self.queries.answer(CUR, &[period], Ok(rows));
+        }
+
+        /// The lake's rows for `period`, each with the team its records
+        /// were made for.
+        fn lake_of(&self, period: &str, rows: &[(&str, &str, &str, Option<&str>)]) {
+            let rows = rows
+                .iter()
+                .map(|(a, day, cost, team)| {
+                    vec![
+                        json!(a),
+                        json!(day),
+                        json!("lambda"),
+                        json!(1),
+                        json!(cost),
+                        json!(team),
+                    ]
+                })
+                .collect();
+            self.queries.answer(LAKE, &[period], Ok(rows));
+        }
+    }
+
+    /// Payments' lease of PAY ended; the account was cleaned, cooled and
+    /// lent to search, which holds it now. A late CUR line of a day of
+    /// payments' lease is payments', not search's; the lines of search's
+    /// lease are search's; and the lake's figures go to the team its
+    /// records name.
+    #[tokio::test]
+    async fn a_late_cur_line_of_a_recycled_account_is_settled_for_the_lease_it_fell_in() {
+        let w = world("2026-11-20T10:00:00Z", true);
+        w.lent_to("search", PAY, "2026-11-10T12:00:00Z");
+        // Payments streamed $1 on the 3rd, search $0.50 on the 15th.
+        w.counted("payments", PAY, "2026-11-03", NANOS);
+        w.counted("search", PAY, "2026-11-15", NANOS / 2);
+        w.lake_of(
+            "2026-11",
+            &[
+                (PAY, "2026-11-03", "1.000000000", Some("payments")),
+                (PAY, "2026-11-15", "0.500000000", Some("search")),
+            ],
+        );
+        w.cur(
+            "2026-11",
+            &[
+                // EBS billed late for payments' days.
+                (
+                    PAY,
+                    "2026-11-03",
+                    "(other)",
+                    "4.000000000",
+                    Some("payments"),
+                ),
+                (PAY, "2026-11-03", "lambda", "1.000000000", Some("payments")),
+                (PAY, "2026-11-15", "(other)", "2.000000000", Some("search")),
+            ],
+        );
+        let settled = w.settler.settle().await.unwrap();
+        assert_eq!((settled.teams, settled.unknown_accounts), (2, 0));
+        let payments = w.settlements.get(&team("payments"), "2026-11").unwrap();
+        assert_eq!(payments.total, 5 * NANOS, "its $1 streamed and the late $4");
+        assert_eq!(
+            payments.accounts[PAY].keys().collect::<Vec<_>>(),
+            [&d("2026-11-03")]
+        );
+        let search = w.settlements.get(&team("search"), "2026-11").unwrap();
+        assert_eq!(search.total, 5 * NANOS / 2, "its $0.50 and its own $2");
+        assert_eq!(
+            search.accounts[PAY].keys().collect::<Vec<_>>(),
+            [&d("2026-11-15")]
+        );
+        // What each team's budget reads.
+        let spend = |name: &'static str| {
+            let (counters, settlements) = (w.counters.clone(), w.settlements.clone());
+            async move {
+                month_to_date(
+                    counters.as_ref(),
+                    settlements.as_ref(),
+                    &team(name),
+                    at("2026-11-20T10:00:00Z"),
+                )
+                .await
+                .unwrap()
+                .total
+            }
+        };
+        assert_eq!(spend("payments").await, 5 * NANOS);
+        assert_eq!(spend("search").await, 5 * NANOS / 2);
+    }
+
+    /// Figures the lake names no team for (an account with no lease in
+    /// the lake) are the account's current holder's, as before leases.
+    #[tokio::test]
+    async fn figures_with_no_lease_go_to_the_accounts_current_holder() {
+        let w = world("2026-11-20T10:00:00Z", true);
+        w.lent_to("search", PAY, "2026-11-10T12:00:00Z");
+        w.cur(
+            "2026-11",
+            &[
+                (PAY, "2026-11-03", "(other)", "4.000000000", None),
+                ("999999999999", "2026-11-03", "(other)", "1.000000000", None),
+            ],
+        );
+        let settled = w.settler.settle().await.unwrap();
+        assert_eq!(settled.unknown_accounts, 1);
+        assert!(w.settlements.get(&team("payments"), "2026-11").is_none());
+        let search = w.settlements.get(&team("search"), "2026-11").unwrap();
+        assert_eq!(search.total, 4 * NANOS);
+    }
+
+    /// Two leases in one account-day (lent again the day its cooling
+    /// ended): the day is settled whole for the team with the larger
+    /// share, weighed against the account's one counter; the other keeps
+    /// what its own counters streamed.
+    #[tokio::test]
+    async fn an_account_day_of_two_leases_is_settled_for_the_larger_share() {
+        let w = world("2026-11-20T10:00:00Z", true);
+        w.lent_to("search", PAY, "2026-11-15T18:00:00Z");
+        w.counters
+            .set_account(PAY, d("2026-11-15"), NANOS + NANOS / 10);
+        w.counters
+            .set_team(&team("payments"), d("2026-11-15"), NANOS);
+        w.counters
+            .set_team(&team("search"), d("2026-11-15"), NANOS / 10);
+        w.cur(
+            "2026-11",
+            &[
+                (
+                    PAY,
+                    "2026-11-15",
+                    "(other)",
+                    "3.000000000",
+                    Some("payments"),
+                ),
+                (PAY, "2026-11-15", "(other)", "0.500000000", Some("search")),
+            ],
+        );
+        w.settler.settle().await.unwrap();
+        let payments = w.settlements.get(&team("payments"), "2026-11").unwrap();
+        let day = &payments.accounts[PAY][&d("2026-11-15")];
+        assert_eq!(
+            day.cur.as_ref().unwrap().total,
+            7 * NANOS / 2,
+            "the whole day"
+        );
+        // 3.50 billed + 1.10 streamed, less the 1.10 the account counted:
+        // payments' own 1 and the 3.50 of the day's correction.
+        assert_eq!(payments.total, NANOS + 7 * NANOS / 2);
+        let search = w.settlements.get(&team("search"), "2026-11");
+        assert!(
+            search.as_ref().is_none_or(|s| s.accounts.is_empty()),
+            "search keeps its counters: {search:?}"
+        );
+        // Ties go to the first team by name.
+        let tied = BTreeMap::from([(
+            d("2026-11-15"),
+            BTreeMap::from([
+                (Some(team("search")), (lambda(5), None)),
+                (Some(team("payments")), (lambda(5), None)),
+            ]),
+        )]);
+        let (by_team, unknown) = by_lease(tied, None);
+        assert!(!unknown);
+        assert_eq!(by_team.keys().collect::<Vec<_>>(), [&team("payments")]);
+        assert_eq!(by_team[&team("payments")][&d("2026-11-15")].0, lambda(10));
     }
 }
