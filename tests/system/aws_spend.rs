@@ -120,7 +120,7 @@ async fn settles_on(now: chrono::DateTime<Utc>) -> bool {
     };
     assert!(
         store
-            .record_spend_once(&batch_1(), now, now + Duration::days(1), &[add])
+            .record_spend_once(&batch_1(), now, now + Duration::days(1), &[add], &[])
             .await
             .unwrap()
     );

@@ -573,7 +573,7 @@ proptest! {
                         // A batch id carries one amount; a repeat is a redelivery.
                         let cents = *counted.entry(*batch).or_insert(*cents);
                         let add = SpendAdd { team: Some(team.clone()), account_id: "210987654321".into(), day: today, nanos: cents * 10_000_000 };
-                        ports.store.record_spend_once(&purser_core::Marker::SpendBatch { account_id: "210987654321".into(), batch_id: batch.to_string() }, local.now(), local.now() + chrono::Duration::days(1), &[add]).await.unwrap();
+                        ports.store.record_spend_once(&purser_core::Marker::SpendBatch { account_id: "210987654321".into(), batch_id: batch.to_string() }, local.now(), local.now() + chrono::Duration::days(1), &[add], &[]).await.unwrap();
                     }
                     Step::Evaluate => budgets.evaluate(&team).await.unwrap(),
                 }
@@ -697,7 +697,7 @@ async fn one_sweep_freezes_every_over_budget_team_of_ten_thousand_accounts() {
         };
         ports
             .store
-            .record_spend_once(&batch, now, now + chrono::Duration::days(1), &[add])
+            .record_spend_once(&batch, now, now + chrono::Duration::days(1), &[add], &[])
             .await
             .unwrap();
     }

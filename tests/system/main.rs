@@ -30,6 +30,7 @@ mod queries;
 mod recycling;
 mod redrive_aws;
 mod resources;
+mod runaway;
 mod schemas;
 mod template;
 mod throttle;

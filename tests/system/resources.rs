@@ -9,10 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use purser_core::ManualClock;
-use purser_core::TeamName;
-use purser_core::lake::last_day_of_month;
 use serde_json::{Value, json};
 
 use crate::common;
@@ -35,26 +33,6 @@ async fn start() -> Local {
 }
 
 impl Local {
-    fn manual_clock(&self) -> &ManualClock {
-        self.manual.as_deref().expect("a manual clock")
-    }
-
-    /// An event as the member account's forwarding rule delivers it.
-    async fn forward(&self, account: &str, source: &str, detail_type: &str, detail: Value) {
-        self.driver
-            .put(
-                account,
-                source,
-                detail_type,
-                &detail,
-                Some(self.now()),
-                vec![],
-            )
-            .await
-            .unwrap();
-        self.settle().await;
-    }
-
     async fn instance_state(&self, account: &str, state: &str) {
         self.forward(
             account,
@@ -63,31 +41,6 @@ impl Local {
             json!({"instance-id": INSTANCE, "state": state}),
         )
         .await;
-    }
-
-    /// Team `payments`' spend counted this month and last, in USD.
-    async fn team_spent(&self) -> f64 {
-        let team = TeamName::parse("payments").unwrap();
-        let now = self.now().date_naive();
-        let first = now.with_day(1).unwrap() - chrono::Duration::days(31);
-        let days = self
-            .running
-            .ports()
-            .store
-            .team_spend(&team, first, last_day_of_month(now))
-            .await
-            .unwrap();
-        days.iter().map(|(_, nanos)| *nanos as f64 / 1e9).sum()
-    }
-
-    async fn accrue(&self) -> Value {
-        self.running.run_schedule("RecorderFunction").await.unwrap()
-    }
-
-    fn advance(&self, minutes: i64) -> DateTime<Utc> {
-        self.manual_clock()
-            .advance(chrono::Duration::minutes(minutes));
-        self.now()
     }
 
     fn lake_usage(&self) -> Vec<Value> {

@@ -94,6 +94,10 @@ const BUDGET_EVENTS: [&str; 3] = [
 /// What `throttle-lambdas` does to an account's functions, emitted by the
 /// budgets function (shared/core/src/budgets/throttle.rs).
 const THROTTLE_EVENTS: [&str; 2] = [throttle::LAMBDAS_THROTTLED, throttle::LAMBDAS_RESTORED];
+/// The runaway guard's episodes, emitted by the budgets function
+/// (shared/core/src/budgets/guard.rs; tests/system/runaway.rs validates
+/// what it emits).
+pub const RUNAWAY_EVENTS: [&str; 1] = [budgets::SPEND_RATE_EXCEEDED];
 /// What budgets do to accounts: events with the detail of account events
 /// (`AccountEvent`), emitted by the budgets function.
 const FREEZE_EVENTS: [&str; 3] = [
@@ -274,7 +278,7 @@ fn schema(name: &str) -> Value {
 
 /// A draft 2020-12 validator that also checks `format` (an annotation only,
 /// unless asked).
-fn validator(name: &str) -> Validator {
+pub fn validator(name: &str) -> Validator {
     jsonschema::draft202012::options()
         .should_validate_formats(true)
         .build(&schema(name))
@@ -288,7 +292,7 @@ fn errors(validator: &Validator, instance: &Value) -> Vec<String> {
         .collect()
 }
 
-fn assert_valid(name: &str, validator: &Validator, instance: &Value) {
+pub fn assert_valid(name: &str, validator: &Validator, instance: &Value) {
     let errors = errors(validator, instance);
     assert!(
         errors.is_empty(),
@@ -781,6 +785,7 @@ fn every_account_event_has_a_schema_and_every_schema_a_known_event() {
         .into_iter()
         .chain(BUDGET_EVENTS)
         .chain(THROTTLE_EVENTS)
+        .chain(RUNAWAY_EVENTS)
     {
         assert!(
             names.contains(detail_type),
@@ -792,6 +797,7 @@ fn every_account_event_has_a_schema_and_every_schema_a_known_event() {
             account_shaped().contains(&name.as_str())
                 || BUDGET_EVENTS.contains(&name.as_str())
                 || THROTTLE_EVENTS.contains(&name.as_str())
+                || RUNAWAY_EVENTS.contains(&name.as_str())
                 || AWS_EVENTS.contains(&name.as_str())
                 || LAKE_EVENTS.contains(&name.as_str())
                 || name == STACK_STATUS_CHANGE_SCHEMA
@@ -2068,6 +2074,7 @@ async fn the_events_of_budgets_the_local_runtime_archives_validate() {
             now,
             now + Duration::days(1),
             &[spend(&payments, &open_id, "1.20")],
+            &[],
         )
         .await
         .unwrap();
@@ -2105,6 +2112,7 @@ async fn the_events_of_budgets_the_local_runtime_archives_validate() {
             now + Duration::days(1),
             // an account Purser does not know: the team counter takes it all the same
             &[spend(&data_eng, "345678901234", "0.2")],
+            &[],
         )
         .await
         .unwrap();

@@ -200,7 +200,7 @@ proptest! {
             // written to the store directly, so no BudgetChanged starts an
             // evaluation this test does not order.
             let add = SpendAdd { team: Some(team.clone()), account_id: account.clone(), day: local.now().date_naive(), nanos: 20_000_000 };
-            ports.store.record_spend_once(&Marker::SpendBatch { account_id: account.clone(), batch_id: "spend".into() }, local.now(), local.now() + chrono::Duration::days(1), &[add]).await.unwrap();
+            ports.store.record_spend_once(&Marker::SpendBatch { account_id: account.clone(), batch_id: "spend".into() }, local.now(), local.now() + chrono::Duration::days(1), &[add], &[]).await.unwrap();
             let set_budget = async |over: bool| {
                 let threshold = if over { 1 } else { 100 };
                 let body = json!({"amount": "1", "thresholds": [threshold], "actions": {threshold.to_string(): ["throttle-lambdas"]}});

@@ -75,8 +75,8 @@ use purser_core::ports::{
 };
 use purser_core::spend::SettledSpend;
 use purser_core::{
-    Account, AccountState, DeploymentMark, FunctionSpend, IdempotencyKey, Inserted, Page, SpendAdd,
-    StoreError, Team, TeamName, Transitioned,
+    Account, AccountState, DeploymentMark, FunctionSpend, HourlySpend, IdempotencyKey, Inserted,
+    Page, RateAdd, SpendAdd, StoreError, Team, TeamName, Transitioned,
 };
 
 use crate::RetryPolicy;
@@ -245,9 +245,11 @@ impl SpendCounters for DynamoStore {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> Result<bool, StoreError> {
         let key = marker.key();
-        self.add_spend_once(&key, now, expires_at, None, adds).await
+        self.add_spend_once(&key, now, expires_at, None, adds, rates)
+            .await
     }
 
     async fn record_function_spend_once(
@@ -257,9 +259,10 @@ impl SpendCounters for DynamoStore {
         expires_at: DateTime<Utc>,
         function: &str,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> Result<bool, StoreError> {
         let key = marker.key();
-        self.add_spend_once(&key, now, expires_at, Some(function), adds)
+        self.add_spend_once(&key, now, expires_at, Some(function), adds, rates)
             .await
     }
 
@@ -294,6 +297,15 @@ impl SpendCounters for DynamoStore {
             to,
         )
         .await
+    }
+
+    async fn hourly_spend(
+        &self,
+        account_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourlySpend>, StoreError> {
+        self.hourly_between(account_id, from, to).await
     }
 }
 

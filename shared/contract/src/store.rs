@@ -18,7 +18,7 @@ use purser_core::accounts::new_id;
 use purser_core::budgets::Budget;
 use purser_core::leases::{LeaseTemplate, TemplateName};
 use purser_core::ports::{DeploymentMark, DeploymentSource, FunctionSpend};
-use purser_core::ports::{MAX_CONCURRENT_CREATIONS, Marker, Store};
+use purser_core::ports::{MAX_CONCURRENT_CREATIONS, Marker, RateAdd, Store};
 use purser_core::spend::{CurDay, DayFigures, SettledSpend, SpendSource};
 use purser_core::{
     Account, AccountState, IdempotencyKey, Inserted, NewAccount, SpendAdd, StoreError, Team,
@@ -1258,7 +1258,8 @@ pub async fn every_teams_accounts_are_listed_once_across_pages(fixture: &Fixture
                 &marker("batch-1"),
                 at(0),
                 at(60),
-                &[add(Some("payments"), "111111111111", "2026-11-20", 1)]
+                &[add(Some("payments"), "111111111111", "2026-11-20", 1)],
+                &[]
             )
             .await
             .unwrap()
@@ -1464,7 +1465,7 @@ pub async fn a_batch_recorded_twice_adds_once(fixture: &Fixture) {
     assert!(!store.is_claimed(&marker("batch#1"), now).await.unwrap());
     assert!(
         store
-            .record_spend_once(&marker("batch#1"), now, later, &adds)
+            .record_spend_once(&marker("batch#1"), now, later, &adds, &[])
             .await
             .unwrap()
     );
@@ -1472,7 +1473,7 @@ pub async fn a_batch_recorded_twice_adds_once(fixture: &Fixture) {
     assert!(store.is_claimed(&marker("batch#1"), later).await.unwrap());
     assert!(
         !store
-            .record_spend_once(&marker("batch#1"), now, later, &adds)
+            .record_spend_once(&marker("batch#1"), now, later, &adds, &[])
             .await
             .unwrap(),
         "the key is claimed: nothing is added"
@@ -1498,7 +1499,7 @@ pub async fn a_batch_recorded_twice_adds_once(fixture: &Fixture) {
     assert!(store.is_claimed(&marker("batch#2"), now).await.unwrap());
     assert!(
         !store
-            .record_spend_once(&marker("batch#2"), now, later, &adds)
+            .record_spend_once(&marker("batch#2"), now, later, &adds, &[])
             .await
             .unwrap()
     );
@@ -1521,7 +1522,13 @@ pub async fn a_batch_recorded_twice_adds_once(fixture: &Fixture) {
     assert!(!store.is_claimed(&marker("batch#1"), after).await.unwrap());
     assert!(
         store
-            .record_spend_once(&marker("batch#1"), after, after + Duration::hours(1), &adds)
+            .record_spend_once(
+                &marker("batch#1"),
+                after,
+                after + Duration::hours(1),
+                &adds,
+                &[]
+            )
             .await
             .unwrap()
     );
@@ -1539,14 +1546,14 @@ pub async fn a_batch_recorded_twice_adds_once(fixture: &Fixture) {
     // An empty batch still takes its key.
     assert!(
         store
-            .record_spend_once(&marker("batch#3"), now, later, &[])
+            .record_spend_once(&marker("batch#3"), now, later, &[], &[])
             .await
             .unwrap()
     );
     assert!(store.is_claimed(&marker("batch#3"), now).await.unwrap());
     assert!(
         !store
-            .record_spend_once(&marker("batch#3"), now, later, &adds)
+            .record_spend_once(&marker("batch#3"), now, later, &adds, &[])
             .await
             .unwrap()
     );
@@ -1564,7 +1571,7 @@ pub async fn of_8_concurrent_recordings_of_one_batch_one_adds(fixture: &Fixture)
                     add(Some("payments"), "111111111111", "2026-11-22", 11),
                 ];
                 store
-                    .record_spend_once(&marker("same"), now, now + Duration::minutes(5), &adds)
+                    .record_spend_once(&marker("same"), now, now + Duration::minutes(5), &adds, &[])
                     .await
             })
         })
@@ -1614,7 +1621,7 @@ pub async fn spend_sums_per_team_account_and_day_across_batches(fixture: &Fixtur
     for (i, adds) in batches.iter().enumerate() {
         assert!(
             store
-                .record_spend_once(&marker(&format!("batch#{i}")), now, later, adds)
+                .record_spend_once(&marker(&format!("batch#{i}")), now, later, adds, &[])
                 .await
                 .unwrap()
         );
@@ -1672,7 +1679,7 @@ pub async fn spend_ranges_are_inclusive_and_ordered(fixture: &Fixture) {
     ];
     assert!(
         store
-            .record_spend_once(&marker("k"), at(0), at(60), &adds)
+            .record_spend_once(&marker("k"), at(0), at(60), &adds, &[])
             .await
             .unwrap()
     );
@@ -1769,20 +1776,20 @@ pub async fn function_spend_is_counted_once_and_listed_costliest_first(fixture: 
         let batch = marker(&format!("batch#{i}"));
         assert!(
             store
-                .record_function_spend_once(&batch, now, later, function, adds)
+                .record_function_spend_once(&batch, now, later, function, adds, &[])
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .record_function_spend_once(&batch, now, later, function, adds)
+                .record_function_spend_once(&batch, now, later, function, adds, &[])
                 .await
                 .unwrap(),
             "a batch arriving again counts nothing"
         );
         assert!(
             !store
-                .record_spend_once(&batch, now, later, adds)
+                .record_spend_once(&batch, now, later, adds, &[])
                 .await
                 .unwrap(),
             "nor through record_spend_once: one claim"
@@ -1851,6 +1858,7 @@ pub async fn function_spend_is_counted_once_and_listed_costliest_first(fixture: 
                 now,
                 later,
                 &[add(Some("payments"), "111111111111", "2026-11-30", 1)],
+                &[],
             )
             .await
             .unwrap()
@@ -1864,6 +1872,92 @@ pub async fn function_spend_is_counted_once_and_listed_costliest_first(fixture: 
             .map(|f| f.nanos)
             .sum::<i64>(),
         1_400
+    );
+}
+
+/// The runaway guard's hourly counters: each rate adds to its account's
+/// counter of its hour and, with a resource, to that resource's; once per
+/// batch; read back by hour range, the account's own first in an hour.
+pub async fn hourly_spend_is_counted_once_per_account_and_resource(fixture: &Fixture) {
+    let store = &fixture.store;
+    let hour = |h: i64| at(0) + Duration::hours(h);
+    let rate = |h: i64, resource: Option<&str>, nanos: i64| RateAdd {
+        account_id: "666666666666".into(),
+        hour: hour(h),
+        resource: resource.map(String::from),
+        nanos,
+    };
+    let gpu = "ec2:us-east-1:i-0abc";
+    let model = "bedrock:us-east-1:anthropic.claude-3-haiku";
+    let rates = [
+        rate(0, Some(gpu), 5),
+        rate(0, Some(model), 7),
+        rate(0, None, 1),
+        rate(1, Some(gpu), 11),
+    ];
+    let adds = [add(Some("payments"), "666666666666", "2026-11-20", 24)];
+    for _ in 0..2 {
+        store
+            .record_spend_once(&marker("hourly"), at(0), at(60), &adds, &rates)
+            .await
+            .unwrap();
+    }
+    store
+        .record_function_spend_once(
+            &marker("hourly-2"),
+            at(0),
+            at(60),
+            "f",
+            &[],
+            &[rate(1, Some(gpu), 100)],
+        )
+        .await
+        .unwrap();
+    let got = store
+        .hourly_spend("666666666666", hour(0), hour(1))
+        .await
+        .unwrap();
+    let view: Vec<(DateTime<Utc>, Option<&str>, i64)> = got
+        .iter()
+        .map(|h| (h.hour, h.resource.as_deref(), h.nanos))
+        .collect();
+    assert_eq!(
+        view,
+        [
+            (hour(0), None, 13),
+            (hour(0), Some(model), 7),
+            (hour(0), Some(gpu), 5),
+            (hour(1), None, 111),
+            (hour(1), Some(gpu), 111),
+        ]
+    );
+    // Ranges are inclusive, by whole hours; other accounts' are apart.
+    let one = store
+        .hourly_spend("666666666666", hour(1), hour(1))
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 2);
+    assert!(
+        store
+            .hourly_spend("666666666666", hour(2), hour(9))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .hourly_spend("777777777777", hour(0), hour(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The day counters moved once too.
+    assert_eq!(
+        store
+            .account_spend("666666666666", day("2026-11-20"), day("2026-11-20"))
+            .await
+            .unwrap(),
+        [(day("2026-11-20"), 24)]
     );
 }
 
@@ -1882,7 +1976,7 @@ pub async fn a_range_of_99_days_reads_back_whole_and_in_order(fixture: &Fixture)
         .collect();
     assert!(
         store
-            .record_spend_once(&marker("days"), at(0), at(60), &adds)
+            .record_spend_once(&marker("days"), at(0), at(60), &adds, &[])
             .await
             .unwrap()
     );

@@ -19,10 +19,10 @@ use crate::leases::{LeaseTemplate, TemplateName};
 use crate::ports::TemplateStore;
 use crate::ports::{
     AccountStore, BudgetStore, BusError, Column, ColumnType, CreationState, CreationStatus,
-    DeploymentLog, DeploymentMark, FunctionSpend, IdempotencyKey, Inserted,
+    DeploymentLog, DeploymentMark, FunctionSpend, HourlySpend, IdempotencyKey, Inserted,
     MAX_CONCURRENT_CREATIONS, Marker, Markers, MemberStatus, NamedQuery, Organization,
-    OrganizationError, Page, QueryEngine, QueryError, QueryResult, SettlementStore, SpendAdd,
-    SpendCounters, StoreError, Transitioned,
+    OrganizationError, Page, QueryEngine, QueryError, QueryResult, RateAdd, SettlementStore,
+    SpendAdd, SpendCounters, StoreError, Transitioned,
 };
 use crate::spend::SettledSpend;
 
@@ -304,6 +304,9 @@ pub struct FakeCounters {
     pub teams: Mutex<BTreeMap<(String, NaiveDate), i64>>,
     pub accounts: Mutex<BTreeMap<(String, NaiveDate), i64>>,
     pub functions: Mutex<BTreeMap<FunctionCounter, i64>>,
+    /// Hourly counters by account, hour and resource (`None` first: the
+    /// account's own).
+    pub hourly: Mutex<BTreeMap<(String, DateTime<Utc>, Option<String>), i64>>,
 }
 
 impl FakeCounters {
@@ -338,9 +341,23 @@ impl FakeCounters {
         expires_at: DateTime<Utc>,
         function: Option<&str>,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> bool {
         if !self.markers.claim(batch.key(), now, expires_at) {
             return false;
+        }
+        {
+            let mut hourly = locked(&self.hourly);
+            for rate in rates {
+                *hourly
+                    .entry((rate.account_id.clone(), rate.hour, None))
+                    .or_default() += rate.nanos;
+                if rate.resource.is_some() {
+                    *hourly
+                        .entry((rate.account_id.clone(), rate.hour, rate.resource.clone()))
+                        .or_default() += rate.nanos;
+                }
+            }
         }
         let (mut teams, mut accounts) = (locked(&self.teams), locked(&self.accounts));
         let mut functions = locked(&self.functions);
@@ -386,8 +403,9 @@ impl SpendCounters for FakeCounters {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> Result<bool, StoreError> {
-        Ok(self.add_once(batch, now, expires_at, None, adds))
+        Ok(self.add_once(batch, now, expires_at, None, adds, rates))
     }
 
     async fn record_function_spend_once(
@@ -397,8 +415,9 @@ impl SpendCounters for FakeCounters {
         expires_at: DateTime<Utc>,
         function: &str,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> Result<bool, StoreError> {
-        Ok(self.add_once(batch, now, expires_at, Some(function), adds))
+        Ok(self.add_once(batch, now, expires_at, Some(function), adds, rates))
     }
 
     async fn team_function_spend(
@@ -439,6 +458,23 @@ impl SpendCounters for FakeCounters {
         to: NaiveDate,
     ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
         Ok(days_of(&self.accounts, account_id, from, to))
+    }
+
+    async fn hourly_spend(
+        &self,
+        account_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourlySpend>, StoreError> {
+        Ok(locked(&self.hourly)
+            .iter()
+            .filter(|((a, h, _), _)| a == account_id && (from..=to).contains(h))
+            .map(|((_, hour, resource), nanos)| HourlySpend {
+                hour: *hour,
+                resource: resource.clone(),
+                nanos: *nanos,
+            })
+            .collect())
     }
 }
 
@@ -683,9 +719,10 @@ impl SpendCounters for FakeStore {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> Result<bool, StoreError> {
         self.counters
-            .record_spend_once(batch, now, expires_at, adds)
+            .record_spend_once(batch, now, expires_at, adds, rates)
             .await
     }
     async fn record_function_spend_once(
@@ -695,9 +732,10 @@ impl SpendCounters for FakeStore {
         expires_at: DateTime<Utc>,
         function: &str,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> Result<bool, StoreError> {
         self.counters
-            .record_function_spend_once(batch, now, expires_at, function, adds)
+            .record_function_spend_once(batch, now, expires_at, function, adds, rates)
             .await
     }
     async fn team_function_spend(
@@ -723,6 +761,14 @@ impl SpendCounters for FakeStore {
         to: NaiveDate,
     ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
         self.counters.account_spend(account_id, from, to).await
+    }
+    async fn hourly_spend(
+        &self,
+        account_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourlySpend>, StoreError> {
+        self.counters.hourly_spend(account_id, from, to).await
     }
 }
 

@@ -27,12 +27,12 @@ pub use events::{EntryError, Event, EventEntry};
 pub use handler::{Handler, HandlerError};
 pub use ports::{
     AccountStore, Appended, BudgetStore, BusError, Clock, CreationState, CreationStatus,
-    DeploymentLog, DeploymentMark, DeploymentSource, EventBus, FunctionSpend, IdempotencyKey,
-    Inserted, LakeError, LakeSink, LambdasError, ManualClock, Marker, Markers, MemberFunction,
-    MemberLambdas, MemberResource, MemberResources, MemberStatus, NoLambdas, Organization,
-    OrganizationError, Page, RejectedEntry, ResourcesError, SettlementStore, ShiftedClock,
-    SpendAdd, SpendCounters, StopOutcome, Stoppable, Store, StoreError, SystemClock, TemplateStore,
-    Transitioned,
+    DeploymentLog, DeploymentMark, DeploymentSource, EventBus, FunctionSpend, HourlySpend,
+    IdempotencyKey, Inserted, LakeError, LakeSink, LambdasError, ManualClock, Marker, Markers,
+    MemberFunction, MemberLambdas, MemberResource, MemberResources, MemberStatus, NoLambdas,
+    Organization, OrganizationError, Page, RateAdd, RejectedEntry, ResourcesError, SettlementStore,
+    ShiftedClock, SpendAdd, SpendCounters, StopOutcome, Stoppable, Store, StoreError, SystemClock,
+    TemplateStore, Transitioned,
 };
 pub use services::{Ports, RecyclingSettings, Settings, Unwired};
 pub use validation::ValidationError;

@@ -181,7 +181,7 @@ impl Ports {
     }
 
     pub fn budgets(&self) -> Budgets {
-        Budgets::new(
+        let budgets = Budgets::new(
             Arc::clone(&self.store),
             Arc::clone(&self.organization),
             Arc::clone(&self.bus),
@@ -189,7 +189,11 @@ impl Ports {
             Arc::clone(&self.member_lambdas),
             self.settings.freeze_exemptions.clone(),
         )
-        .with_access(self.access_grants())
+        .with_access(self.access_grants());
+        match &self.member_resources {
+            Some(resources) => budgets.with_member_resources(Arc::clone(resources)),
+            None => budgets,
+        }
     }
 
     pub fn recorder(&self) -> Result<Recorder, Unwired> {

@@ -447,6 +447,19 @@ CREATE TABLE sim_stops (
     stopped_ms  INTEGER NOT NULL
 );
 "#,
+    r#"
+-- Hourly spend per account ('' as resource) and per resource of it
+-- (`<service>:<region>:<resource>`), moved in the same transaction as the
+-- `spend` rows of the batch: what the runaway guard weighs. `hour` is
+-- `YYYY-MM-DDTHH`, so the text sorts as the hours do.
+CREATE TABLE hourly_spend (
+    account_id  TEXT NOT NULL,
+    hour        TEXT NOT NULL,
+    resource    TEXT NOT NULL,
+    nanos       INTEGER NOT NULL,
+    PRIMARY KEY (account_id, hour, resource)
+);
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

@@ -6,14 +6,14 @@
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use purser_core::budgets::Budget;
 use purser_core::leases::{LeaseTemplate, TemplateName};
 use purser_core::ports::MAX_CONCURRENT_CREATIONS;
 use purser_core::ports::TemplateStore;
 use purser_core::ports::{
     AccountStore, BudgetStore, DEPLOYMENTS_KEPT, DeploymentLog, DeploymentMark, DeploymentSource,
-    FunctionSpend, Marker, Markers, SettlementStore, SpendCounters,
+    FunctionSpend, HourlySpend, Marker, Markers, RateAdd, SettlementStore, SpendCounters,
 };
 use purser_core::spend::SettledSpend;
 use purser_core::{
@@ -46,6 +46,12 @@ const ADD_FUNCTION_SPEND: &str =
     "INSERT INTO function_spend (team, period, account_id, function, nanos)
      VALUES (?1, ?2, ?3, ?4, ?5)
      ON CONFLICT (team, period, account_id, function) DO UPDATE SET nanos = nanos + excluded.nanos";
+
+/// Adds nanos (?4) to the hourly counter of an account (?1), hour (?2) and
+/// resource (?3, '' for the account's own).
+const ADD_HOURLY_SPEND: &str = "INSERT INTO hourly_spend (account_id, hour, resource, nanos)
+     VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (account_id, hour, resource) DO UPDATE SET nanos = nanos + excluded.nanos";
 
 /// The `spend` scopes.
 const TEAM: &str = "team";
@@ -582,8 +588,9 @@ impl SpendCounters for SqliteStore {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> Result<bool, StoreError> {
-        self.add_spend_once(marker, now, expires_at, None, adds)
+        self.add_spend_once(marker, now, expires_at, None, adds, rates)
             .await
     }
 
@@ -594,9 +601,17 @@ impl SpendCounters for SqliteStore {
         expires_at: DateTime<Utc>,
         function: &str,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> Result<bool, StoreError> {
-        self.add_spend_once(marker, now, expires_at, Some(function.to_string()), adds)
-            .await
+        self.add_spend_once(
+            marker,
+            now,
+            expires_at,
+            Some(function.to_string()),
+            adds,
+            rates,
+        )
+        .await
     }
 
     async fn team_function_spend(
@@ -645,6 +660,47 @@ impl SpendCounters for SqliteStore {
     ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
         self.spend(ACCOUNT, account_id.to_string(), from, to).await
     }
+
+    async fn hourly_spend(
+        &self,
+        account_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourlySpend>, StoreError> {
+        let (account_id, from, to) = (account_id.to_string(), hour_key(from), hour_key(to));
+        let rows: Vec<(String, String, i64)> = self
+            .db
+            .call(move |conn| {
+                conn.prepare(
+                    "SELECT hour, resource, nanos FROM hourly_spend
+                     WHERE account_id = ?1 AND hour BETWEEN ?2 AND ?3
+                     ORDER BY hour, resource",
+                )?
+                .query_map(params![account_id, from, to], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect()
+            })
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|(hour, resource, nanos)| {
+                let hour = NaiveDateTime::parse_from_str(&format!("{hour}:00"), "%Y-%m-%dT%H:%M")
+                    .map_err(|e| StoreError::Corrupt(format!("hourly_spend hour {hour:?}: {e}")))?
+                    .and_utc();
+                Ok(HourlySpend {
+                    hour,
+                    resource: (!resource.is_empty()).then_some(resource),
+                    nanos,
+                })
+            })
+            .collect()
+    }
+}
+
+/// An hour as `hourly_spend` keys it: `YYYY-MM-DDTHH`.
+fn hour_key(hour: DateTime<Utc>) -> String {
+    hour.format("%Y-%m-%dT%H").to_string()
 }
 
 #[async_trait]
@@ -1077,8 +1133,25 @@ impl SqliteStore {
         expires_at: DateTime<Utc>,
         function: Option<String>,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> Result<bool, StoreError> {
         let key = marker.key();
+        let rates: Vec<(String, String, String, i64)> = rates
+            .iter()
+            .flat_map(|r| {
+                let own = (
+                    r.account_id.clone(),
+                    hour_key(r.hour),
+                    String::new(),
+                    r.nanos,
+                );
+                let resource = r
+                    .resource
+                    .clone()
+                    .map(|res| (r.account_id.clone(), hour_key(r.hour), res, r.nanos));
+                std::iter::once(own).chain(resource)
+            })
+            .collect();
         let (now, expires) = (epoch_ms(now), epoch_ms(expires_at));
         let adds: Vec<(Option<String>, String, NaiveDate, i64)> = adds
             .iter()
@@ -1110,6 +1183,10 @@ impl SqliteStore {
                             }
                         }
                         add.execute(params![ACCOUNT, account_id, day_key(*day), nanos])?;
+                    }
+                    let mut add_hourly = tx.prepare(ADD_HOURLY_SPEND)?;
+                    for (account_id, hour, resource, nanos) in &rates {
+                        add_hourly.execute(params![account_id, hour, resource, nanos])?;
                     }
                 }
                 tx.commit()?;
@@ -1450,7 +1527,7 @@ mod tests {
         let adds = [add(Some("payments"), "111111111111", "2026-11-21", 1_500)];
         assert!(
             store
-                .record_spend_once(&marker("batch#1"), now, later, &adds)
+                .record_spend_once(&marker("batch#1"), now, later, &adds, &[])
                 .await
                 .unwrap()
         );
@@ -1466,7 +1543,8 @@ mod tests {
                     &marker("batch#1"),
                     just_after,
                     just_after + Duration::hours(1),
-                    &adds
+                    &adds,
+                    &[]
                 )
                 .await
                 .unwrap()
@@ -1524,7 +1602,7 @@ mod tests {
         for (i, adds) in batches.iter().enumerate() {
             assert!(
                 store
-                    .record_spend_once(&marker(&format!("batch#{i}")), at(0), at(60), adds)
+                    .record_spend_once(&marker(&format!("batch#{i}")), at(0), at(60), adds, &[])
                     .await
                     .unwrap()
             );

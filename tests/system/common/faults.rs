@@ -297,10 +297,11 @@ impl SpendCounters for FaultyStore {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         adds: &[SpendAdd],
+        rates: &[purser_core::RateAdd],
     ) -> Result<bool, StoreError> {
         self.enter("record_spend_once", batch.key())?;
         self.inner
-            .record_spend_once(batch, now, expires_at, adds)
+            .record_spend_once(batch, now, expires_at, adds, rates)
             .await
     }
 
@@ -311,10 +312,11 @@ impl SpendCounters for FaultyStore {
         expires_at: DateTime<Utc>,
         function: &str,
         adds: &[SpendAdd],
+        rates: &[purser_core::RateAdd],
     ) -> Result<bool, StoreError> {
         self.enter("record_function_spend_once", batch.key())?;
         self.inner
-            .record_function_spend_once(batch, now, expires_at, function, adds)
+            .record_function_spend_once(batch, now, expires_at, function, adds, rates)
             .await
     }
 
@@ -346,6 +348,16 @@ impl SpendCounters for FaultyStore {
     ) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
         self.enter("account_spend", account_id)?;
         self.inner.account_spend(account_id, from, to).await
+    }
+
+    async fn hourly_spend(
+        &self,
+        account_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<purser_core::HourlySpend>, StoreError> {
+        self.enter("hourly_spend", account_id)?;
+        self.inner.hourly_spend(account_id, from, to).await
     }
 }
 

@@ -277,6 +277,55 @@ impl Local {
         std::fs::write(file, text).unwrap();
     }
 
+    /// The runtime's manual clock (a runtime started with one).
+    pub fn manual_clock(&self) -> &ManualClock {
+        self.manual.as_deref().expect("a manual clock")
+    }
+
+    /// Moves the manual clock on by `minutes`.
+    pub fn advance(&self, minutes: i64) -> chrono::DateTime<Utc> {
+        self.manual_clock()
+            .advance(chrono::Duration::minutes(minutes));
+        self.now()
+    }
+
+    /// An event as the member account's forwarding rule delivers it.
+    pub async fn forward(&self, account: &str, source: &str, detail_type: &str, detail: Value) {
+        self.driver
+            .put(
+                account,
+                source,
+                detail_type,
+                &detail,
+                Some(self.now()),
+                vec![],
+            )
+            .await
+            .unwrap();
+        self.settle().await;
+    }
+
+    /// The recorder's `Accrual` schedule, run once: running resources'
+    /// slices priced.
+    pub async fn accrue(&self) -> Value {
+        self.running.run_schedule("RecorderFunction").await.unwrap()
+    }
+
+    /// Team `payments`' spend counted this month and last, in USD.
+    pub async fn team_spent(&self) -> f64 {
+        let team = purser_core::TeamName::parse("payments").unwrap();
+        let now = self.now().date_naive();
+        let first = chrono::Datelike::with_day(&now, 1).unwrap() - chrono::Duration::days(31);
+        let days = self
+            .running
+            .ports()
+            .store
+            .team_spend(&team, first, purser_core::lake::last_day_of_month(now))
+            .await
+            .unwrap();
+        days.iter().map(|(_, nanos)| *nanos as f64 / 1e9).sum()
+    }
+
     pub async fn until(&self, what: &str, mut check: impl AsyncFnMut(&Self) -> bool) {
         self.driver
             .until(what, Duration::from_secs(10), async || {

@@ -7,7 +7,9 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use purser_core::budgets::Budget;
-use purser_core::ports::{DEPLOYMENTS_KEPT, DeploymentMark, DeploymentSource, FunctionSpend};
+use purser_core::ports::{
+    DEPLOYMENTS_KEPT, DeploymentMark, DeploymentSource, FunctionSpend, HourlySpend,
+};
 use purser_core::{Account, StoreError, Team, TeamName, TeamNotify};
 
 /// One item, as the SDK reads and writes it.
@@ -239,6 +241,64 @@ pub(super) fn account_spend_key(account_id: &str, day: NaiveDate) -> Item {
         ),
         (SK.to_owned(), s(day_sort_key(day))),
     ])
+}
+
+/// The partition of an account's hourly counters.
+pub(super) const SPEND_HOURLY_PREFIX: &str = "SPEND#HOURLY#";
+/// Sort keys of hourly counters: `HOUR#YYYY-MM-DDTHH#<resource>` (an empty
+/// resource: the account's own), which sort by hour, then resource.
+pub(super) const HOUR_PREFIX: &str = "HOUR#";
+/// An hourly counter's hour (`YYYY-MM-DDTHH`) and resource, which reads take.
+pub(super) const HOUR: &str = "hour";
+pub(super) const RESOURCE: &str = "resource";
+
+pub(super) fn hour_text(hour: DateTime<Utc>) -> String {
+    hour.format("%Y-%m-%dT%H").to_string()
+}
+
+pub(super) fn hourly_spend_partition(account_id: &str) -> String {
+    format!("{SPEND_HOURLY_PREFIX}{account_id}")
+}
+
+pub(super) fn hourly_spend_key(
+    account_id: &str,
+    hour: DateTime<Utc>,
+    resource: Option<&str>,
+) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(hourly_spend_partition(account_id))),
+        (
+            SK.to_owned(),
+            s(format!(
+                "{HOUR_PREFIX}{}#{}",
+                hour_text(hour),
+                resource.unwrap_or_default()
+            )),
+        ),
+    ])
+}
+
+/// The sort keys from the first counter of `from` to the last of `to`:
+/// `$` sorts right after `#`, so `HOUR#<to>$` follows every resource of `to`.
+pub(super) fn hourly_sort_range(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
+    (
+        format!("{HOUR_PREFIX}{}#", hour_text(from)),
+        format!("{HOUR_PREFIX}{}$", hour_text(to)),
+    )
+}
+
+/// An hourly counter read back.
+pub(super) fn hourly_spend_from_item(item: &Item) -> Result<HourlySpend, StoreError> {
+    let text = string(item, HOUR)?;
+    let hour = chrono::NaiveDateTime::parse_from_str(&format!("{text}:00"), "%Y-%m-%dT%H:%M")
+        .map_err(|e| StoreError::Corrupt(format!("hourly spend counter with hour {text:?}: {e}")))?
+        .and_utc();
+    let resource = string(item, RESOURCE)?;
+    Ok(HourlySpend {
+        hour,
+        resource: (!resource.is_empty()).then(|| resource.to_owned()),
+        nanos: number(item, NANOS)?,
+    })
 }
 
 /// The partition of a team's function counters of `period` (`YYYY-MM`).

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use purser_core::{FunctionSpend, SpendAdd, StoreError, TeamName};
+use purser_core::ports::HOURLY_KEPT_DAYS;
+use purser_core::{FunctionSpend, HourlySpend, RateAdd, SpendAdd, StoreError, TeamName};
 
 use super::items::{
     self, ACCOUNT_ID, EXPIRES_AT, FUNCTION, Item, NANOS, PK, SK, SPEND_TEAM, n, s, unavailable,
@@ -34,6 +35,12 @@ enum Counter<'a> {
         account_id: &'a str,
         function: &'a str,
     },
+    /// An account's (`resource: None`) or its resource's spend in an hour.
+    Hourly {
+        account_id: &'a str,
+        hour: DateTime<Utc>,
+        resource: Option<&'a str>,
+    },
 }
 
 /// `YYYY-MM`, as function counters' partitions name a month.
@@ -56,8 +63,25 @@ struct Sum<'a> {
 fn merge<'a>(
     adds: &'a [SpendAdd],
     function: Option<&'a str>,
+    rates: &'a [RateAdd],
 ) -> Result<BTreeMap<Counter<'a>, Sum<'a>>, StoreError> {
     let mut sums = BTreeMap::new();
+    for r in rates {
+        let own = Counter::Hourly {
+            account_id: &r.account_id,
+            hour: r.hour,
+            resource: None,
+        };
+        add_to_sum(&mut sums, own, r.nanos, None)?;
+        if let Some(resource) = &r.resource {
+            let counter = Counter::Hourly {
+                account_id: &r.account_id,
+                hour: r.hour,
+                resource: Some(resource),
+            };
+            add_to_sum(&mut sums, counter, r.nanos, None)?;
+        }
+    }
     for a in adds {
         if let Some(team) = &a.team {
             add_to_sum(&mut sums, Counter::Team(team, a.day), a.nanos, None)?;
@@ -113,8 +137,9 @@ impl DynamoStore {
         expires_at: DateTime<Utc>,
         function: Option<&str>,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> Result<bool, StoreError> {
-        let sums = merge(adds, function)?;
+        let sums = merge(adds, function, rates)?;
         if sums.len() > MAX_COUNTERS {
             return Err(StoreError::Unavailable(format!(
                 "record_spend_once of key {key}: the batch moves {} spend counters; one \
@@ -188,6 +213,49 @@ impl DynamoStore {
         }
     }
 
+    /// An account's hourly counters from `from` to `to` (whole hours), all
+    /// pages, strongly consistent: the runaway guard reads an hour or two,
+    /// or a week of one account.
+    pub(super) async fn hourly_between(
+        &self,
+        account_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourlySpend>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let pk = items::hourly_spend_partition(account_id);
+        let (low, high) = items::hourly_sort_range(from, to);
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":from", s(low.clone()))
+                .expression_attribute_values(":to", s(high.clone()))
+                .consistent_read(true)
+                .scan_index_forward(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query (hourly spend)", &self.table, &e))?;
+            for item in output.items() {
+                found.push(items::hourly_spend_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(last) => start = Some(last),
+                None => return Ok(found),
+            }
+        }
+    }
+
     /// The team's function counters of `period`: the whole partition (all
     /// pages, strongly consistent; a team runs tens or hundreds of
     /// functions, not millions), the costliest `limit` of them.
@@ -245,6 +313,11 @@ impl DynamoStore {
                 account_id,
                 function,
             } => items::function_spend_key(team, &period(*month), account_id, function),
+            Counter::Hourly {
+                account_id,
+                hour,
+                resource,
+            } => items::hourly_spend_key(account_id, *hour, *resource),
         };
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -252,6 +325,25 @@ impl DynamoStore {
             .expression_attribute_names("#nanos", NANOS)
             .expression_attribute_values(":nanos", n(sum.nanos));
         update = match (counter, sum.team) {
+            // What reads take, and the TTL: a week and a day after the hour.
+            (
+                Counter::Hourly {
+                    hour, resource, ..
+                },
+                _,
+            ) => update
+                .update_expression(
+                    "ADD #nanos :nanos SET #hour = :hour, #resource = :resource, #expires_at = :expires_at",
+                )
+                .expression_attribute_names("#hour", items::HOUR)
+                .expression_attribute_names("#resource", items::RESOURCE)
+                .expression_attribute_names("#expires_at", EXPIRES_AT)
+                .expression_attribute_values(":hour", s(items::hour_text(*hour)))
+                .expression_attribute_values(":resource", s(resource.unwrap_or_default()))
+                .expression_attribute_values(
+                    ":expires_at",
+                    n((*hour + chrono::Duration::days(HOURLY_KEPT_DAYS)).timestamp()),
+                ),
             // What reads take, beside the key they never parse.
             (
                 Counter::Function {
@@ -323,7 +415,7 @@ mod tests {
             add(Some(&payments), "222222222222", "2026-11-21", 1),
             add(None, "333333333333", "2026-11-22", 2),
         ];
-        let sums = merge(&adds, None).unwrap();
+        let sums = merge(&adds, None, &[]).unwrap();
         let nanos: Vec<_> = sums.iter().map(|(c, s)| (c.clone(), s.nanos)).collect();
         assert_eq!(
             nanos,
@@ -357,7 +449,7 @@ mod tests {
             add(None, "111111111111", "2026-11-21", 1),
         ];
         assert!(
-            matches!(merge(&adds, None), Err(StoreError::Unavailable(m)) if m.contains("overflows"))
+            matches!(merge(&adds, None, &[]), Err(StoreError::Unavailable(m)) if m.contains("overflows"))
         );
     }
 
@@ -371,7 +463,7 @@ mod tests {
             add(Some(&payments), "222222222222", "2026-12-01", 2),
             add(None, "333333333333", "2026-12-01", 100),
         ];
-        let sums = merge(&adds, Some("checkout")).unwrap();
+        let sums = merge(&adds, Some("checkout"), &[]).unwrap();
         let functions: Vec<_> = sums
             .iter()
             .filter_map(|(c, s)| match c {
@@ -400,7 +492,7 @@ mod tests {
             "an unknown account's spend counts for no team's function"
         );
         assert_eq!(
-            merge(&adds, None).unwrap().len() + 3,
+            merge(&adds, None, &[]).unwrap().len() + 3,
             sums.len(),
             "the day counters are as without a function"
         );
@@ -421,7 +513,7 @@ mod tests {
             })
             .collect();
         let longest_name = "f".repeat(purser_core::ports::MAX_FUNCTION_NAME);
-        let sums = merge(&adds, Some(&longest_name)).unwrap();
+        let sums = merge(&adds, Some(&longest_name), &[]).unwrap();
         assert_eq!(sums.len(), 42 + 42 + 3);
         assert!(sums.len() <= MAX_COUNTERS);
     }

@@ -352,7 +352,7 @@ async fn spend_counters_are_stored_as_the_layout_says() {
     for (i, adds) in batches.iter().enumerate() {
         assert!(
             store
-                .record_spend_once(&marker(&format!("batch#{i}")), now, later, adds)
+                .record_spend_once(&marker(&format!("batch#{i}")), now, later, adds, &[])
                 .await
                 .unwrap()
         );
@@ -429,7 +429,7 @@ async fn a_range_over_several_pages_reads_them_all_in_order() {
         .collect();
     assert!(
         store
-            .record_spend_once(&marker("days"), now, later, &adds)
+            .record_spend_once(&marker("days"), now, later, &adds, &[])
             .await
             .unwrap()
     );
@@ -493,7 +493,7 @@ async fn a_batch_of_more_than_99_counters_is_refused_and_claims_nothing() {
         })
         .collect();
     let err = store
-        .record_spend_once(&marker("big"), now, later, &adds)
+        .record_spend_once(&marker("big"), now, later, &adds, &[])
         .await
         .unwrap_err();
     assert!(
@@ -503,7 +503,7 @@ async fn a_batch_of_more_than_99_counters_is_refused_and_claims_nothing() {
     assert!(!store.is_claimed(&marker("big"), now).await.unwrap());
     assert!(
         store
-            .record_spend_once(&marker("big"), now, later, &adds[..49])
+            .record_spend_once(&marker("big"), now, later, &adds[..49], &[])
             .await
             .unwrap(),
         "98 counters fit"

@@ -240,6 +240,8 @@ pub enum FreezeCause {
     Team,
     /// The account's own budget (its template version's) demands it.
     Account,
+    /// A runaway rule froze it; it stays frozen until an admin releases it.
+    Runaway,
 }
 
 impl FreezeCause {
@@ -247,6 +249,7 @@ impl FreezeCause {
         match self {
             Self::Team => "team",
             Self::Account => "account",
+            Self::Runaway => "runaway",
         }
     }
 }
@@ -400,6 +403,7 @@ impl Account {
             "email": self.email,
             "ou": self.ou,
             "lease_end": self.lease_end.map(rfc3339),
+            "frozen_by": self.freeze_causes().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
             "failure_reason": self.failure_reason,

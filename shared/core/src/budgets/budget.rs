@@ -54,6 +54,9 @@ pub struct Budget {
     pub thresholds: Vec<u32>,
     pub actions: BTreeMap<u32, Vec<BudgetAction>>,
     pub mode: BudgetMode,
+    /// Spend-rate rules for each of the team's accounts (the runaway guard).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runaway: Vec<crate::budgets::runaway::RunawayRule>,
     /// Raised on every change: a changed budget's thresholds may fire anew.
     pub revision: u64,
     pub updated_at: DateTime<Utc>,
@@ -71,7 +74,14 @@ impl Budget {
         };
         reject_unknown(
             fields,
-            &["amount", "currency", "thresholds", "actions", "mode"],
+            &[
+                "amount",
+                "currency",
+                "thresholds",
+                "actions",
+                "mode",
+                "runaway",
+            ],
         )?;
         let amount = match fields.get("amount") {
             Some(Value::String(s)) => Decimal::from_str(s.trim()).ok(),
@@ -151,6 +161,8 @@ impl Budget {
                 ));
             }
         };
+        let runaway =
+            crate::budgets::runaway::RunawayRule::parse_list(fields.get("runaway"), "runaway")?;
         Ok(Self {
             team,
             amount,
@@ -158,6 +170,7 @@ impl Budget {
             thresholds,
             actions,
             mode,
+            runaway,
             revision: 0,
             updated_at: now,
         })
@@ -205,6 +218,7 @@ impl Budget {
             "thresholds": self.thresholds,
             "actions": actions,
             "mode": self.mode,
+            "runaway": self.runaway.iter().map(crate::budgets::runaway::RunawayRule::to_view).collect::<Vec<_>>(),
             "revision": self.revision,
             "updated_at": crate::accounts::rfc3339(self.updated_at),
         })

@@ -71,6 +71,7 @@ impl AccountStanding {
             thresholds: budget.thresholds.clone(),
             actions: budget.actions.clone(),
             mode: BudgetMode::Actual,
+            runaway: Vec::new(),
             revision: template.version,
             updated_at: lease_start,
         };

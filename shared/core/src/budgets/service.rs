@@ -213,20 +213,22 @@ const EVALUATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The budgets function: weighs each team's spend against its budget and
 /// acts on what it crosses.
 pub struct Budgets {
-    accounts: Arc<dyn AccountStore>,
+    pub(super) accounts: Arc<dyn AccountStore>,
     budgets: Arc<dyn BudgetStore>,
-    counters: Arc<dyn SpendCounters>,
+    pub(super) counters: Arc<dyn SpendCounters>,
     settlements: Arc<dyn SettlementStore>,
-    templates: Arc<dyn TemplateStore>,
-    markers: Arc<dyn Markers>,
+    pub(super) templates: Arc<dyn TemplateStore>,
+    pub(super) markers: Arc<dyn Markers>,
     organization: Arc<dyn Organization>,
-    bus: Arc<dyn EventBus>,
-    clock: Arc<dyn Clock>,
+    pub(super) bus: Arc<dyn EventBus>,
+    pub(super) clock: Arc<dyn Clock>,
     exemptions: FreezeExemptions,
     /// The budget action `throttle-lambdas`.
     pub(crate) throttle: LambdaThrottle,
     /// Sign-in, swapped to read-only while an account is frozen.
     access: AccessGrants,
+    /// The runaway guard's `stop-resource`.
+    pub(crate) member_resources: Option<Arc<dyn crate::ports::MemberResources>>,
 }
 
 /// A team's spend and forecast this period, in the budget's currency.
@@ -270,6 +272,7 @@ impl Budgets {
             exemptions,
             throttle,
             access: AccessGrants::none(),
+            member_resources: None,
         }
     }
 
@@ -541,7 +544,15 @@ impl Budgets {
             .team_accounts_in(team, &[AccountState::Ready, AccountState::Frozen])
             .await?;
         let own = self.account_standings(team, &accounts, now).await?;
-        if budget.is_none() && own.is_empty() {
+        // The runaway guard: episodes announced, resources stopped; what
+        // it demands of freeze and throttle is enforced below.
+        let runaway = self
+            .guard_runaways(team, budget.as_ref(), &accounts, now)
+            .await?;
+        let held = accounts
+            .iter()
+            .any(|a| a.freeze_causes().contains(&FreezeCause::Runaway));
+        if budget.is_none() && own.is_empty() && !runaway.watched && !held {
             return Ok(());
         }
         for standing in &own {
@@ -575,7 +586,7 @@ impl Budgets {
             .map(|s| s.account.id.clone())
             .collect();
         let froze = self
-            .enforce_freeze(team, accounts, team_freeze, &own_freeze)
+            .enforce_freeze(team, accounts, team_freeze, &own_freeze, &runaway.freeze)
             .await;
         // Throttled whether or not the freeze went through: it stops what
         // is already running, the freeze only what is new.
@@ -586,6 +597,8 @@ impl Budgets {
                     Some(TEAM_OVER)
                 } else if own_throttle.contains(&account.id) {
                     Some(ACCOUNT_OVER)
+                } else if runaway.throttle.contains(&account.id) {
+                    Some(RUNAWAY)
                 } else {
                     None
                 }
@@ -700,6 +713,7 @@ impl Budgets {
         accounts: Vec<Account>,
         team_freeze: bool,
         own: &BTreeMap<String, String>,
+        runaway: &BTreeMap<String, String>,
     ) -> Result<(), BudgetError> {
         let mut changes = Vec::new();
         for account in accounts {
@@ -713,6 +727,9 @@ impl Budgets {
             }
             if own.contains_key(&account.id) {
                 want.push(FreezeCause::Account);
+            }
+            if runaway.contains_key(&account.id) {
+                want.push(FreezeCause::Runaway);
             }
             if account.freeze_causes() != want {
                 changes.push((account, want));
@@ -738,6 +755,10 @@ impl Budgets {
                             .get(&account.id)
                             .cloned()
                             .unwrap_or_else(|| ACCOUNT_OVER.to_string()),
+                        FreezeCause::Runaway => runaway
+                            .get(&account.id)
+                            .cloned()
+                            .unwrap_or_else(|| RUNAWAY.to_string()),
                     };
                     self.freeze(team, account, want, policy, &why).await?;
                 }
@@ -890,6 +911,7 @@ impl Budgets {
         let why = match account.freeze_causes().as_slice() {
             [FreezeCause::Account] => "the account is back within its own budget",
             [FreezeCause::Team] => "the team is back within its budget",
+            [FreezeCause::Runaway] => "an admin released it from the runaway guard's freeze",
             _ => "the team and the account are back within their budgets",
         };
         let mut next = account.next_revision();
@@ -918,6 +940,8 @@ impl Budgets {
 const TEAM_OVER: &str = "the team is over its budget";
 /// Why an account's own budget throttles it.
 const ACCOUNT_OVER: &str = "the account is over its own budget";
+/// Why the runaway guard throttles or freezes it.
+const RUNAWAY: &str = "its spend rate is over a runaway rule";
 
 fn threshold_key(budget: &Budget, period: &str, t: u32) -> Marker {
     Marker::ThresholdCrossed {

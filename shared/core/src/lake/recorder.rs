@@ -14,6 +14,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::accounts::TeamName;
+use crate::budgets::runaway;
 use crate::events::{Event, EventEntry};
 use crate::lake::{
     self, DeploymentReported, InvocationsReported, LakeTable, RecordError, ReportRefusal,
@@ -22,7 +23,8 @@ use crate::lake::{
 use crate::ports::Clock;
 use crate::ports::{
     AccountStore, BusError, DeploymentLog, DeploymentMark, DeploymentSource, EventBus, LakeError,
-    LakeSink, MAX_FUNCTION_NAME, Marker, Markers, SpendAdd, SpendCounters, StoreError,
+    LakeSink, MAX_BATCH_COUNTERS, MAX_FUNCTION_NAME, Marker, Markers, SpendAdd, SpendCounters,
+    StoreError,
 };
 use crate::spend::{PriceTable, UsagePrices, from_nanos, to_nanos};
 
@@ -255,6 +257,17 @@ impl Recorder {
                 "a function name Lambda cannot have reported: its spend counts under another name");
         }
         let now = self.clock.now();
+        // The runaway guard's hourly counters, per function.
+        let resource = runaway::resource_key("lambda", region, function);
+        let rates = runaway::rate_adds(
+            &event.account,
+            now,
+            priced.iter().filter_map(|p| {
+                let at = DateTime::parse_from_rfc3339(&p.record.timestamp).ok()?;
+                Some((resource.clone(), at.with_timezone(&Utc), to_nanos(p.cost)))
+            }),
+            MAX_BATCH_COUNTERS.saturating_sub(2 * adds.len() + 3),
+        );
         // The reports are at most `MAX_REPORT_AGE` (40 days) old and
         // `MAX_REPORT_LEAD` ahead: at most 42 days, so 42 team and 42
         // account counters and 3 months of the function's, which one
@@ -262,7 +275,7 @@ impl Recorder {
         // without splitting the batch.
         if !self
             .counters
-            .record_function_spend_once(&key, now, now + BATCH_MEMORY, function, &adds)
+            .record_function_spend_once(&key, now, now + BATCH_MEMORY, function, &adds, &rates)
             .await?
         {
             // Another delivery of the same batch won the race; the lake may

@@ -169,6 +169,9 @@ pub struct LeaseTemplate {
     /// available accounts above it (within the closure quota).
     #[serde(default)]
     pub pool_size: u32,
+    /// Spend-rate rules for each account made from it (the runaway guard).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runaway: Vec<crate::budgets::runaway::RunawayRule>,
     /// 1 for the first version, one more at every change.
     pub version: u64,
     pub updated_at: DateTime<Utc>,
@@ -200,6 +203,7 @@ impl LeaseTemplate {
                 "lease_end",
                 "cooling_hours",
                 "pool_size",
+                "runaway",
             ],
         )?;
         let description = match fields.get("description") {
@@ -376,6 +380,8 @@ impl LeaseTemplate {
         };
         let cooling_hours = bounded("cooling_hours", MAX_COOLING_HOURS, DEFAULT_COOLING_HOURS)?;
         let pool_size = bounded("pool_size", MAX_POOL_SIZE, 0)?;
+        let runaway =
+            crate::budgets::runaway::RunawayRule::parse_list(fields.get("runaway"), "runaway")?;
         Ok(Self {
             name,
             description: description.to_string(),
@@ -390,6 +396,7 @@ impl LeaseTemplate {
             lease_end,
             cooling_hours,
             pool_size,
+            runaway,
             version: 0,
             updated_at: now,
         })
@@ -422,6 +429,7 @@ impl LeaseTemplate {
             "lease_end": self.lease_end.as_str(),
             "cooling_hours": self.cooling_hours,
             "pool_size": self.pool_size,
+            "runaway": self.runaway.iter().map(crate::budgets::runaway::RunawayRule::to_view).collect::<Vec<_>>(),
             "version": self.version,
             "updated_at": rfc3339(self.updated_at),
         })

@@ -5,7 +5,8 @@
 use serde_json::Value;
 
 use crate::budgets::{
-    ACCOUNT_FROZEN, ACCOUNT_UNFROZEN, BUDGET_THRESHOLD_CROSSED, LAMBDAS_RESTORED, LAMBDAS_THROTTLED,
+    ACCOUNT_FROZEN, ACCOUNT_UNFROZEN, BUDGET_THRESHOLD_CROSSED, LAMBDAS_RESTORED,
+    LAMBDAS_THROTTLED, SPEND_RATE_EXCEEDED,
 };
 use crate::events::Event;
 use crate::events::catalog::{
@@ -17,7 +18,7 @@ use crate::ports::Message;
 
 /// Every detail-type the notify function tells people about (its rule in
 /// infra/template.yaml matches these, and a template test holds it to it).
-pub const NOTIFIED: [&str; 14] = [
+pub const NOTIFIED: [&str; 15] = [
     ACCOUNT_READY,
     ACCOUNT_FAILED,
     LEASE_EXPIRING,
@@ -32,6 +33,7 @@ pub const NOTIFIED: [&str; 14] = [
     ACCOUNT_DENIED,
     LEASE_EXTENDED,
     ACCOUNT_QUARANTINED,
+    SPEND_RATE_EXCEEDED,
 ];
 
 /// The reason codes of an `AccountClosed` that follows an `AccountDenied`
@@ -135,6 +137,64 @@ pub fn message_for(event: &Event) -> Option<Message> {
                 text(d, "lease_end")
             ),
         ),
+        SPEND_RATE_EXCEEDED => {
+            let actions: Vec<String> = d["actions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(String::from))
+                .collect();
+            let stopped: Vec<String> = d["stopped"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    let restore = match s["restore"].as_str() {
+                        Some(config) => {
+                            format!(", endpoint configuration {config} kept to recreate it")
+                        }
+                        None => String::new(),
+                    };
+                    format!(
+                        "{} {} in {}: {}{}",
+                        text(s, "kind"),
+                        text(s, "id"),
+                        text(s, "region"),
+                        text(s, "outcome"),
+                        restore
+                    )
+                })
+                .collect();
+            let what = d["resource"].as_str().unwrap_or("the account as a whole");
+            (
+                format!("Runaway spend in AWS account {account}"),
+                format!(
+                    "In account {account} of team {team}, {what} spent {} {} in the hour from {}, over the limit of {} {} (rule {}).
+
+What happens: {}.{}
+
+What to do: look at what runs there (`purser costs --team {team} --by function`, `purser accounts show {}`). A frozen account stays frozen until a platform admin runs `purser accounts release {}`.",
+                    text(d, "spend"),
+                    text(d, "currency"),
+                    text(d, "hour"),
+                    text(d, "limit"),
+                    text(d, "currency"),
+                    text(&d["rule"], "id"),
+                    if actions.is_empty() {
+                        "nothing but this notice".into()
+                    } else {
+                        actions.join(", ")
+                    },
+                    if stopped.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\n\nStopped: {}.", stopped.join("; "))
+                    },
+                    text(d, "request_id"),
+                    text(d, "request_id"),
+                ),
+            )
+        }
         BUDGET_THRESHOLD_CROSSED if d["scope"] == "account" => {
             let actions: Vec<String> = d["actions"]
                 .as_array()

@@ -80,6 +80,25 @@ pub enum Marker {
         region: String,
         instance_id: String,
     },
+    /// A runaway rule over its limit for an account (or one resource of
+    /// it) in an hour; an hour whose previous hour is claimed continues
+    /// that episode.
+    Runaway {
+        rule: String,
+        account_id: String,
+        resource: Option<String>,
+        hour: DateTime<Utc>,
+    },
+    /// An account frozen by the runaway guard, held until an admin
+    /// releases it (`purser accounts release`).
+    RunawayFreeze { request_id: String },
+    /// A resource the runaway guard stopped (what brings it back is the
+    /// value).
+    RunawayStopped {
+        account_id: String,
+        region: String,
+        resource: String,
+    },
 }
 
 impl Marker {
@@ -157,6 +176,23 @@ impl fmt::Display for Marker {
                 region,
                 instance_id,
             } => write!(f, "instance-type#{account_id}#{region}#{instance_id}"),
+            Marker::Runaway {
+                rule,
+                account_id,
+                resource,
+                hour,
+            } => write!(
+                f,
+                "runaway#{rule}#{account_id}#{}#{}",
+                hour.format("%Y-%m-%dT%H"),
+                resource.as_deref().unwrap_or("*")
+            ),
+            Marker::RunawayFreeze { request_id } => write!(f, "runaway-freeze#{request_id}"),
+            Marker::RunawayStopped {
+                account_id,
+                region,
+                resource,
+            } => write!(f, "runaway-stopped#{account_id}#{region}#{resource}"),
         }
     }
 }

@@ -111,12 +111,17 @@ pub trait SpendCounters: Send + Sync {
     /// day, all in one atomic step: `false`, and nothing added, when the
     /// batch was already claimed. This is how a
     /// batch that arrives twice is counted once.
+    ///
+    /// In the same step each of `rates` adds to its account's counter of
+    /// its hour and, with a resource, to that resource's: the hourly
+    /// counters the runaway guard weighs (`hourly_spend`).
     async fn record_spend_once(
         &self,
         batch: &Marker,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> Result<bool, StoreError>;
 
     /// As `record_spend_once`, and in the same atomic step adds each add of
@@ -134,6 +139,7 @@ pub trait SpendCounters: Send + Sync {
         expires_at: DateTime<Utc>,
         function: &str,
         adds: &[SpendAdd],
+        rates: &[RateAdd],
     ) -> Result<bool, StoreError>;
 
     /// The team's `limit` costliest functions of `period` (`YYYY-MM`), by
@@ -162,6 +168,17 @@ pub trait SpendCounters: Send + Sync {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<(NaiveDate, i64)>, StoreError>;
+
+    /// An account's hourly counters (`RateAdd`) for the hours from `from`
+    /// to `to` inclusive (both whole hours): its own (`resource: None`)
+    /// and its resources', in hour order (the account's first in an hour,
+    /// then its resources by name). Hours with none are absent.
+    async fn hourly_spend(
+        &self,
+        account_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourlySpend>, StoreError>;
 }
 
 /// Teams' budgets, each a revision that only the next revision replaces.
@@ -272,6 +289,42 @@ pub struct SpendAdd {
     pub account_id: String,
     pub day: NaiveDate,
     /// Nano-units of the currency (see `pricing::to_nanos`).
+    pub nanos: i64,
+}
+
+/// At most this many counters move in one batch (`record_spend_once`):
+/// DynamoDB's transaction takes 100 items, one of them the batch's claim.
+/// The recorder bounds its rates to what is left.
+pub const MAX_BATCH_COUNTERS: usize = 99;
+
+/// How long the hourly counters are kept: the runaway guard's trailing
+/// week and a day.
+pub const HOURLY_KEPT_DAYS: i64 = 8;
+
+/// The longest resource name an hourly counter keeps: the longest
+/// resource key the recorder forms (`<service>:<region>:<resource>`, an
+/// ARN at most 2,048 characters long is cut to this).
+pub const MAX_RATE_RESOURCE: usize = 300;
+
+/// Spend of one hour, for an account's hourly counter and, with
+/// `resource`, that resource's too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateAdd {
+    pub account_id: String,
+    /// The hour's start (whole hour).
+    pub hour: DateTime<Utc>,
+    /// `<service>:<region>:<resource>` (see `budgets::runaway`), at most
+    /// [`MAX_RATE_RESOURCE`] characters; `None`: the account's counter only.
+    pub resource: Option<String>,
+    /// Nano-units of the currency.
+    pub nanos: i64,
+}
+
+/// One hourly counter: an account's (`resource: None`) or a resource's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourlySpend {
+    pub hour: DateTime<Utc>,
+    pub resource: Option<String>,
     pub nanos: i64,
 }
 

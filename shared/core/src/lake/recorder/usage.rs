@@ -21,9 +21,10 @@ use serde_json::Value;
 
 use super::{BATCH_MEMORY, Recorded, Recorder, RecorderError};
 use crate::accounts::TeamName;
+use crate::budgets::runaway;
 use crate::events::EventEntry;
 use crate::lake::{self, LakeTable, RecordError};
-use crate::ports::{Landing, LandingError, Marker, SpendAdd, landed_account};
+use crate::ports::{Landing, LandingError, MAX_BATCH_COUNTERS, Marker, SpendAdd, landed_account};
 use crate::spend::{Usage, UsagePrices, parse_metric_stream, to_nanos};
 
 /// Purser's event for usage it could not price.
@@ -267,9 +268,20 @@ impl Recorder {
                 nanos: to_nanos(*cost),
             })
             .collect();
+        // The runaway guard's hourly counters, per resource.
+        let rates = runaway::rate_adds(
+            account_id,
+            now,
+            priced.iter().filter_map(|u| {
+                let cost = u.cost?;
+                let key = runaway::resource_key(u.service.as_str(), &u.region, &u.resource);
+                Some((key, u.start, to_nanos(cost)))
+            }),
+            MAX_BATCH_COUNTERS.saturating_sub(2 * adds.len()),
+        );
         if !self
             .counters
-            .record_spend_once(&key, now, now + BATCH_MEMORY, &adds)
+            .record_spend_once(&key, now, now + BATCH_MEMORY, &adds, &rates)
             .await?
         {
             return self.duplicate(team.as_ref(), latest).await;
