@@ -207,6 +207,10 @@ impl Ports {
             Arc::clone(&self.clock),
         )
         .with_running(Arc::clone(&self.running));
+        let recorder = match &self.member_resources {
+            Some(resources) => recorder.with_member_resources(Arc::clone(resources)),
+            None => recorder,
+        };
         Ok(match &self.landing {
             Some(landing) => recorder.with_landing(Arc::clone(landing)),
             None => recorder,

@@ -140,6 +140,9 @@ pub struct Recorder {
     landing: Option<Arc<dyn crate::ports::Landing>>,
     /// What runs in member accounts (`with_running`).
     running: Option<Arc<dyn crate::ports::RunningResources>>,
+    /// Describes the member accounts' instances whose launch no call event
+    /// told (`with_member_resources`).
+    member_resources: Option<Arc<dyn crate::ports::MemberResources>>,
 }
 
 impl Recorder {
@@ -165,6 +168,7 @@ impl Recorder {
             usage_prices: UsagePrices::builtin(),
             landing: None,
             running: None,
+            member_resources: None,
         }
     }
 

@@ -17,8 +17,10 @@
 //! through [`Recorder::usage`] under a batch id of its resources and
 //! bounds, so a redelivery counts once; a slice that could not be counted
 //! is given back. EC2's state changes carry no instance type: the type is
-//! remembered from the `RunInstances` call event (where a trail logs it);
-//! without it the run is priced as unpriced usage (`BoxUsage:unknown`),
+//! remembered from the `RunInstances` call event (where a trail logs it),
+//! else asked of EC2 (`DescribeInstances` through the [`MemberResources`]
+//! port, where the recorder has it) as the instance starts running;
+//! without either the run is priced as unpriced usage (`BoxUsage:unknown`),
 //! recorded with its hours and announced as `UnpricedUsage`.
 //!
 //! The account is always the envelope's (set by EventBridge); every field
@@ -35,7 +37,9 @@ use serde_json::Value;
 use super::{Recorded, Recorder, RecorderError};
 use crate::events::Event;
 use crate::lake::RecordError;
-use crate::ports::{Marker, Run, RunKey, RunWhat, RunningResources, SagemakerInstances, to_millis};
+use crate::ports::{
+    Marker, MemberResources, Run, RunKey, RunWhat, RunningResources, SagemakerInstances, to_millis,
+};
 use crate::spend::{
     Architecture, Interval, MAX_INTERVAL, SagemakerUse, Usage, ec2_instance, ec2_usage_type,
     fargate_task, sagemaker_instances, sagemaker_usage_type,
@@ -696,6 +700,13 @@ impl Recorder {
         self
     }
 
+    /// Asks `resources` the type of an instance whose launch no call event
+    /// told, when it starts running.
+    pub fn with_member_resources(mut self, resources: Arc<dyn MemberResources>) -> Self {
+        self.member_resources = Some(resources);
+        self
+    }
+
     fn running_port(&self) -> Result<&Arc<dyn RunningResources>, RecorderError> {
         self.running
             .as_ref()
@@ -732,7 +743,10 @@ impl Recorder {
                     run.priced_until = run.started_at;
                 }
                 if let RunWhat::Ec2 { instance_type } = &mut run.what {
-                    *instance_type = self.instance_type(&run.key).await?;
+                    *instance_type = match self.instance_type(&run.key).await? {
+                        Some(told) => Some(told),
+                        None => self.described_type(&run.key).await,
+                    };
                     if instance_type.is_none() {
                         tracing::warn!(account_id = %run.key.account_id, instance = %run.key.resource,
                             "an instance runs whose type no launch call told: priced as unpriced usage until one does");
@@ -769,6 +783,41 @@ impl Recorder {
                     Some(recorded) => Ok(recorded),
                     None => Ok(Recorded::Duplicate),
                 }
+            }
+        }
+    }
+
+    /// The instance's type as EC2 describes it (`DescribeInstances`
+    /// through the member role), where the recorder has member resources:
+    /// for an instance whose launch no call event told (no trail, or one
+    /// that logs no management events). A failure is logged, not raised:
+    /// the run is then recorded unpriced, as without the port.
+    async fn described_type(&self, key: &RunKey) -> Option<String> {
+        let resources = self.member_resources.as_ref()?;
+        match resources
+            .instance_type(&key.account_id, &key.region, &key.resource)
+            .await
+        {
+            Ok(Some(t)) if instance_type(&t, "instance_type").is_ok() => {
+                tracing::info!(account_id = %key.account_id, instance = %key.resource,
+                    instance_type = %t, "an instance's type described by EC2");
+                Some(t)
+            }
+            Ok(Some(t)) => {
+                tracing::warn!(account_id = %key.account_id, instance = %key.resource,
+                    instance_type = %t.chars().take(40).collect::<String>(),
+                    "EC2 described a type Purser cannot price");
+                None
+            }
+            Ok(None) => {
+                tracing::warn!(account_id = %key.account_id, instance = %key.resource,
+                    "EC2 describes no such instance");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(account_id = %key.account_id, instance = %key.resource,
+                    error = %e, "an instance's type could not be described");
+                None
             }
         }
     }
@@ -1204,6 +1253,98 @@ mod tests {
             .unwrap();
         accrue_at(&w, start + Duration::minutes(65)).await;
         assert_eq!(spent(&w), Decimal::new(1006, 3));
+    }
+
+    /// EC2 as `DescribeInstances` answers in the member account: `answer`
+    /// for the one instance; how often it was asked.
+    struct Ec2 {
+        answer: Result<Option<String>, crate::ports::ResourcesError>,
+        asked: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl MemberResources for Ec2 {
+        async fn stop(
+            &self,
+            _: &crate::ports::MemberResource,
+        ) -> Result<crate::ports::StopOutcome, crate::ports::ResourcesError> {
+            unreachable!("the recorder stops nothing")
+        }
+
+        async fn instance_type(
+            &self,
+            account_id: &str,
+            region: &str,
+            instance_id: &str,
+        ) -> Result<Option<String>, crate::ports::ResourcesError> {
+            assert_eq!(
+                (account_id, region, instance_id),
+                (MEMBER, "us-east-1", INSTANCE)
+            );
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            self.answer.clone()
+        }
+    }
+
+    fn described(
+        answer: Result<Option<String>, crate::ports::ResourcesError>,
+    ) -> (World, Arc<Ec2>) {
+        let w = world();
+        let ec2 = Arc::new(Ec2 {
+            answer,
+            asked: Default::default(),
+        });
+        let recorder = w.recorder.with_member_resources(ec2.clone());
+        (World { recorder, ..w }, ec2)
+    }
+
+    #[tokio::test]
+    async fn an_instance_no_launch_call_told_is_priced_as_ec2_describes_it() {
+        let (w, ec2) = described(Ok(Some("g5.xlarge".into())));
+        let start = evening();
+        w.recorder.resource(&state("running", start)).await.unwrap();
+        assert_eq!(ec2.asked.load(Ordering::SeqCst), 1);
+        accrue_at(&w, start + Duration::minutes(60)).await;
+        assert_eq!(spent(&w), Decimal::new(1006, 3));
+        assert!(w.bus.of(UNPRICED_USAGE).is_empty());
+
+        // A type a launch call told is not asked of EC2.
+        let (w, ec2) = described(Ok(Some("t3.micro".into())));
+        w.recorder
+            .resource(&run_instances("g5.xlarge", start))
+            .await
+            .unwrap();
+        w.recorder.resource(&state("running", start)).await.unwrap();
+        accrue_at(&w, start + Duration::minutes(60)).await;
+        assert_eq!(ec2.asked.load(Ordering::SeqCst), 0);
+        assert_eq!(spent(&w), Decimal::new(1006, 3));
+    }
+
+    #[tokio::test]
+    async fn an_instance_ec2_cannot_describe_is_still_recorded_unpriced() {
+        for answer in [
+            Err(crate::ports::ResourcesError::AccessDenied {
+                account_id: MEMBER.into(),
+                service: "EC2".into(),
+                role: "arn:aws:iam::210987654321:role/purser-lambda-throttle".into(),
+                message: "UnauthorizedOperation".into(),
+            }),
+            Err(crate::ports::ResourcesError::Unavailable(
+                "EC2 timed out".into(),
+            )),
+            Ok(None),
+            Ok(Some("not a type".into())),
+        ] {
+            let (w, ec2) = described(answer.clone());
+            let start = evening();
+            w.recorder.resource(&state("running", start)).await.unwrap();
+            assert_eq!(ec2.asked.load(Ordering::SeqCst), 1, "{answer:?}");
+            accrue_at(&w, start + Duration::minutes(5)).await;
+            assert_eq!(spent(&w), Decimal::ZERO, "{answer:?}");
+            let unpriced = w.bus.of(UNPRICED_USAGE);
+            assert_eq!(unpriced.len(), 1, "the run is kept: {answer:?}");
+            assert_eq!(unpriced[0]["usage"][0]["usage_type"], "BoxUsage:unknown");
+        }
     }
 
     #[tokio::test]
