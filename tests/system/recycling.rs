@@ -6,6 +6,9 @@
 //! at once (no account created); a cleanup that keeps failing quarantines
 //! the account after three runs and tells the admins; an admin releases it.
 //! Pooled accounts count against no team's quota, and `GET /pool` shows it.
+//! Cost across leases: a late CUR line of a day of the first lease is the
+//! first team's, in the named queries (by the lake's lease history) and in
+//! the spend settlement, not the team that holds the account when it comes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -286,4 +289,161 @@ async fn a_recycled_lease_is_cleaned_cooled_and_lent_again_and_a_failing_one_qua
     reap(&local).await;
     state_becomes(&local, &second_id, "available").await;
     assert_eq!(local.archived(catalog::ACCOUNT_RELEASED).len(), 1);
+}
+
+/// Cost across leases: payments' lease of an account ends, the account is
+/// cleaned, cooled and lent to search; then AWS bills a late line of a day
+/// of payments' lease. The lake's lease history attributes it to payments
+/// (the named queries say so, by lease), and the spend settlement counts
+/// it in payments' spend, not in search's, which holds the account now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_cur_line_of_a_recycled_account_is_the_first_leases_team() {
+    const BO: &str = "arn:aws:iam::123456789012:user/bo";
+    let (local, clock) = start().await;
+    setup(&local).await;
+    let (status, team) = local
+        .call(
+            "PUT",
+            "/teams/search",
+            Some(json!({"quota": 2, "members": [BO]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{team}");
+    let first = lease(&local).await;
+    let first_id = first["id"].as_str().unwrap().to_string();
+    let account_id = first["account_id"].as_str().unwrap().to_string();
+    // Payments' developer runs something on the 18th.
+    local.report(&account_id, "checkout", "b-pay", 5).await;
+    local
+        .until("the batch is counted", async |l| {
+            l.call("GET", "/teams/payments/costs", None).await.1["total"] != "0"
+        })
+        .await;
+
+    // The lease ends on the 25th; cleaned, cooled 72 hours, lent to search.
+    clock.advance(Span::days(7) + Span::minutes(1));
+    reap(&local).await;
+    reap(&local).await;
+    state_becomes(&local, &first_id, "cooling").await;
+    clock.advance(Span::hours(72));
+    reap(&local).await;
+    state_becomes(&local, &first_id, "available").await;
+    let (status, asked) = local
+        .call_as(
+            "POST",
+            "/accounts",
+            Some(BO),
+            Some(json!({"team": "search", "owner": "bo@example.com",
+                "purpose": "sandbox", "template": "sandbox"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{asked}");
+    let second_id = asked["id"].as_str().unwrap().to_string();
+    let second = state_becomes(&local, &second_id, "ready").await;
+    assert_eq!(second["account_id"], account_id.as_str(), "from the pool");
+
+    // The lake holds both leases of the account, the first one ended.
+    let leases = local.lake_query("cost_per_lease", &["2026-11"]).await;
+    let listed: Vec<(&str, &str, bool)> = leases
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap(),
+                r[2].as_str().unwrap(),
+                r[5].is_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [(first_id.as_str(), "payments", true)],
+        "only payments' lease streamed anything in November"
+    );
+    assert_eq!(leases.rows[0][6], json!(5), "its five invocations");
+
+    // Two hours into search's lease, AWS bills: $7 of EC2 on the 20th
+    // (payments' lease, late) and $1 today (search's).
+    clock.advance(Span::hours(2));
+    let line = |at: &str, cost: f64| {
+        json!({"line_item_usage_account_id": account_id, "line_item_product_code": "AmazonEC2",
+            "line_item_usage_type": "USE1-EBS:VolumeUsage.gp3",
+            "line_item_usage_start_date": at, "line_item_unblended_cost": cost,
+            "billing_period": "2026-11"})
+    };
+    local.drop_into_lake(
+        "cur/late.json",
+        &[
+            line("2026-11-20T05:00:00", 7.0),
+            line("2026-11-28T13:00:00", 1.0),
+        ],
+    );
+
+    // The named queries attribute each line to its lease.
+    let by_day = local
+        .lake_query("cur_cost_per_account_day", &["2026-11"])
+        .await;
+    let lines: Vec<(&str, &str, &str)> = by_day
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r[1].as_str().unwrap(),
+                r[4].as_str().unwrap(),
+                r[5].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("2026-11-20", "payments", first_id.as_str()),
+            ("2026-11-28", "search", second_id.as_str()),
+        ]
+    );
+    let by_team = local.lake_query("cur_cost_per_team", &["2026-11"]).await;
+    let teams: Vec<(&str, f64)> = by_team
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap(),
+                r[2].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(teams, [("payments", 7.0), ("search", 1.0)]);
+
+    // The settlement: payments' spend includes the late line, search's
+    // does not.
+    let settled = local.settle_spend().await;
+    assert_eq!(settled["teams"], 2, "{settled}");
+    let november = "costs?from=2026-11-01&to=2026-11-30";
+    let (_, payments) = local
+        .call("GET", &format!("/teams/payments/{november}"), None)
+        .await;
+    let streamed = 5.0 * local::COST;
+    assert!(
+        (local::amount(&payments["total"]) - (streamed + 7.0)).abs() < 1e-6,
+        "{payments}"
+    );
+    assert!(payments["source"]["cur"].is_string(), "{payments}");
+    let (_, search) = local
+        .call("GET", &format!("/teams/search/{november}"), None)
+        .await;
+    assert!(
+        (local::amount(&search["total"]) - 1.0).abs() < 1e-6,
+        "{search}"
+    );
+    let updates = local.archived("TeamSpendUpdated");
+    let settled_for = |team: &str| {
+        updates
+            .iter()
+            .rfind(|u| u["team"] == team && u["source"] == "cur")
+            .map(|u| local::amount(&u["spend"]))
+    };
+    assert!((settled_for("payments").unwrap() - (streamed + 7.0)).abs() < 1e-6);
+    assert!((settled_for("search").unwrap() - 1.0).abs() < 1e-6);
+    local.running.shutdown().await;
 }
