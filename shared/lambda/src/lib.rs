@@ -109,7 +109,7 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
             config,
             required(vars, "PURSER_TABLE")?,
         )),
-        member_resources: None,
+        member_resources: member_resources(config, &throttle_role),
         settings: Settings {
             guardrails,
             guardrails_on_ou: get("PURSER_GUARDRAILS_ON_OU").is_some_and(|v| v == "true"),
@@ -197,6 +197,28 @@ fn cleaner(config: &aws_config::SdkConfig, vars: Variables) -> Option<Arc<dyn Cl
 
 #[cfg(not(feature = "cleaner"))]
 fn cleaner(_: &aws_config::SdkConfig, _: Variables) -> Option<Arc<dyn Cleaner>> {
+    None
+}
+
+/// EC2 and SageMaker in member accounts, through the throttle role (the
+/// role `throttle-lambdas` assumes): the budgets function's
+/// `stop-resource`, the recorder's instance types. Each resource names its
+/// region, so no list of regions is needed.
+#[cfg(feature = "member-resources")]
+fn member_resources(
+    config: &aws_config::SdkConfig,
+    role: &str,
+) -> Option<Arc<dyn purser_core::MemberResources>> {
+    Some(Arc::new(purser_aws::MemberResourcesClient::from_config(
+        config, role,
+    )))
+}
+
+#[cfg(not(feature = "member-resources"))]
+fn member_resources(
+    _: &aws_config::SdkConfig,
+    _: &str,
+) -> Option<Arc<dyn purser_core::MemberResources>> {
     None
 }
 
@@ -441,6 +463,22 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         super::ports_from(&config(), &|name| vars.get(name).cloned())
+    }
+
+    /// EC2 and SageMaker in member accounts only where the function's
+    /// crate asks for them (budgets and the recorder).
+    #[test]
+    fn member_resources_are_built_with_their_feature_only() {
+        let ports = ports(&[
+            ("PURSER_TABLE", "purser"),
+            ("PURSER_BUS", "purser-bus"),
+            ("PURSER_THROTTLE_ROLE", "purser-throttle"),
+        ])
+        .unwrap();
+        assert_eq!(
+            ports.member_resources.is_some(),
+            cfg!(feature = "member-resources")
+        );
     }
 
     #[test]
