@@ -204,6 +204,22 @@ const BEDROCK_TEAM: &str = "search";
 const BEDROCK_MODEL: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 const BEDROCK_MINUTES: i64 = 4;
 const BEDROCK_TOKENS_PER_MINUTE: (f64, f64) = (200_000.0, 100_000.0);
+/// search's runaway rule: an hour of its account over 10 times its trailing
+/// week's hourly median (0: the account is new) and at least 3 USD freezes
+/// it. The loop's 4 minutes (8.40 USD) put at least 2 of them (4.20 USD)
+/// in one clock hour, wherever the hour turns.
+const BEDROCK_RULE_AT_LEAST_USD: &str = "3";
+/// The hackathon template's runaway rule: a resource over 5 USD an hour is
+/// stopped.
+const GPU_RULE_USD_PER_HOUR: &str = "5";
+/// The GPU instance left running: a p4d.24xlarge (32.7726 USD an hour in
+/// us-east-1, infra/prices.json), launched this many minutes before the
+/// accrual that prices it: 10.92 USD, over 5 USD in one clock hour even
+/// were the slice split at the hour, and under half payments' budget.
+const GPU_TYPE: &str = "p4d.24xlarge";
+const GPU_PRICE: f64 = 32.7726;
+const GPU_MINUTES: i64 = 20;
+const GPU_INSTANCE: &str = "i-0a1b2c3d4e5f60718";
 const RUNAWAY_BATCHES: [usize; 3] = [17, 10, 7];
 
 struct Demo<'a> {
@@ -226,7 +242,8 @@ impl<'a> Demo<'a> {
     async fn tell(&self) -> anyhow::Result<Story> {
         self.teams().await.context("setting up the teams")?;
         let accounts = self.accounts().await.context("vending the accounts")?;
-        self.lease_template()
+        let hackathon = self
+            .lease_template()
             .await
             .context("the lease template and its approval")?;
         self.deployments(&accounts)
@@ -250,6 +267,9 @@ impl<'a> Demo<'a> {
         self.bedrock_loop(looping)
             .await
             .context("the Bedrock loop")?;
+        self.gpu_left_running(&hackathon)
+            .await
+            .context("the GPU instance left running")?;
         let to_day = Utc::now().date_naive();
         self.costs(to_day).await.context("the cost table")?;
         self.notifications()
@@ -287,6 +307,11 @@ impl<'a> Demo<'a> {
             self.api("PUT", &format!("/teams/{team}"), Some(&body), None, 200)
                 .await?;
             let mut budget = json!({"amount": amount, "currency": "USD", "thresholds": [50, 80, 100], "mode": "actual"});
+            if team == BEDROCK_TEAM {
+                // The runaway guard: an hour far above the account's usual.
+                budget["runaway"] = json!([{"per": "account", "median_multiple": "10",
+                    "at_least_usd": BEDROCK_RULE_AT_LEAST_USD, "actions": ["notify", "freeze"]}]);
+            }
             if team == RUNAWAY_TEAM {
                 // Freezing stops new deployments; throttling stops what runs.
                 budget["actions"] = json!({"50": ["notify"], "80": ["notify"],
@@ -421,7 +446,7 @@ impl<'a> Demo<'a> {
         Ok(vended)
     }
 
-    async fn lease_template(&self) -> anyhow::Result<()> {
+    async fn lease_template(&self) -> anyhow::Result<Vended> {
         heading(3, "A lease template that needs an approver");
         let template = self
             .api(
@@ -430,7 +455,9 @@ impl<'a> Demo<'a> {
                 Some(
                     &json!({"description": "two days to try things", "default_lease_days": 2,
                     "max_lease_days": 7, "approval": "always", "teams": [TEMPLATE_TEAM],
-                    "blueprint": BLUEPRINT}),
+                    "blueprint": BLUEPRINT,
+                    "runaway": [{"per": "resource", "usd_per_hour": GPU_RULE_USD_PER_HOUR,
+                        "actions": ["notify", "stop-resource"]}]}),
                 ),
                 None,
                 200,
@@ -443,6 +470,9 @@ impl<'a> Demo<'a> {
             cell(&template["max_lease_days"]),
             cell(&template["approval"]),
             cell(&template["blueprint"])
+        ));
+        say(&format!(
+            "  and a runaway rule: any one resource of its accounts spending more than {GPU_RULE_USD_PER_HOUR} USD in an hour is stopped"
         ));
         let (dev, purpose) = ("ana", "hackathon bot");
         let ana = principal(dev);
@@ -519,7 +549,11 @@ impl<'a> Demo<'a> {
             text(&refused["error"]["field"]),
             text(&refused["error"]["message"])
         ));
-        Ok(())
+        Ok(Vended {
+            team: TEMPLATE_TEAM,
+            request_id: id,
+            account_id: text(&ready["account_id"]).to_string(),
+        })
     }
 
     async fn deployments(&self, accounts: &[Vended]) -> anyhow::Result<()> {
@@ -836,6 +870,9 @@ impl<'a> Demo<'a> {
             8,
             &format!("{BEDROCK_TEAM}'s chatbot loops on Bedrock: spend beyond Lambda"),
         );
+        say(&format!(
+            "{BEDROCK_TEAM}'s budget has a runaway rule: an hour of an account's spend over 10 times its trailing week's hourly median, and over {BEDROCK_RULE_AT_LEAST_USD} USD, freezes the account."
+        ));
         let (input, output) = BEDROCK_TOKENS_PER_MINUTE;
         say(&format!(
             "A retry loop calls Claude 3.5 Sonnet: {}k input and {}k output tokens a minute, about 2.10 USD.",
@@ -939,6 +976,26 @@ impl<'a> Demo<'a> {
             landed_last.elapsed().as_millis(),
             words(&d["actions"])
         ));
+        let episode = self
+            .event_of("SpendRateExceeded", "account_id", &account.account_id)
+            .await?;
+        let d = &episode.envelope["detail"];
+        say(&format!(
+            "  SpendRateExceeded: {} spent {} in the hour from {}, over {} (10 x a median of {}); actions: {}",
+            account.account_id,
+            money(text(&d["spend"]), text(&d["currency"])),
+            text(&d["hour"]),
+            money(text(&d["limit"]), text(&d["currency"])),
+            money(text(&d["median"]), text(&d["currency"])),
+            words(&d["actions"])
+        ));
+        let view = self.account_until(&account.request_id, &["frozen"]).await?;
+        say(&format!(
+            "  {} is {} by the runaway guard: no call to Bedrock goes through until a platform admin runs `purser accounts release {}`.",
+            account.account_id,
+            text(&view["state"]),
+            account.request_id
+        ));
         let per_day = 2.10 * 60.0 * 24.0;
         say(&format!(
             "AWS Budgets and Cost Explorer see Bedrock when the bill does, about a day later: polled hourly, the same loop would have run about 25 hours, {:.0} USD, before anything noticed.",
@@ -947,8 +1004,93 @@ impl<'a> Demo<'a> {
         Ok(())
     }
 
+    async fn gpu_left_running(&self, account: &Vended) -> anyhow::Result<()> {
+        heading(9, "A GPU instance left running: the runaway guard stops it");
+        say(&format!(
+            "ana launches a {GPU_TYPE} ({GPU_PRICE} USD an hour) in her {TEMPLATE} account {} and forgets it;",
+            account.account_id
+        ));
+        say(
+            "its RunInstances call and EC2's state change reach Purser through the account's forwarding rules.",
+        );
+        let launched = Utc::now() - chrono::Duration::minutes(GPU_MINUTES);
+        self.put(
+            &account.account_id,
+            "aws.ec2",
+            "AWS API Call via CloudTrail",
+            json!({"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
+                "requestParameters": {"instanceType": GPU_TYPE},
+                "responseElements": {"instancesSet": {"items": [
+                    {"instanceId": GPU_INSTANCE, "instanceType": GPU_TYPE}]}}}),
+            Some(launched),
+            vec![],
+        )
+        .await?;
+        self.put(
+            &account.account_id,
+            "aws.ec2",
+            "EC2 Instance State-change Notification",
+            json!({"instance-id": GPU_INSTANCE, "state": "running"}),
+            Some(launched),
+            vec![],
+        )
+        .await?;
+        self.driver.settle().await?;
+        say(&format!(
+            "The recorder's Accrual schedule prices what runs every 5 minutes; its run {GPU_MINUTES} minutes after the launch prices {:.2} USD:",
+            GPU_PRICE * GPU_MINUTES as f64 / 60.0
+        ));
+        let accrued = Instant::now();
+        self.running
+            .run_schedule("RecorderFunction")
+            .await
+            .context("the recorder's Accrual schedule")?;
+        let episode = self
+            .event_of("SpendRateExceeded", "account_id", &account.account_id)
+            .await?;
+        let took = accrued.elapsed();
+        let d = &episode.envelope["detail"];
+        say(&format!(
+            "  SpendRateExceeded: {} spent {} in the hour from {}, over the template's {}; {} ms after the accrual",
+            text(&d["resource"]),
+            money(text(&d["spend"]), text(&d["currency"])),
+            text(&d["hour"]),
+            money(text(&d["limit"]), text(&d["currency"])),
+            took.as_millis()
+        ));
+        for stop in d["stopped"].as_array().into_iter().flatten() {
+            say(&format!(
+                "    stop-resource: {} {} in {}: {} (StopInstances through Purser's member role; its disks are kept)",
+                text(&stop["kind"]),
+                text(&stop["id"]),
+                text(&stop["region"]),
+                text(&stop["outcome"])
+            ));
+        }
+        self.until("EC2 says the instance stopped", async || {
+            Ok(self
+                .archived("EC2 Instance State-change Notification", 0)
+                .await?
+                .into_iter()
+                .find(|e| {
+                    e.envelope["detail"]["instance-id"] == GPU_INSTANCE
+                        && e.envelope["detail"]["state"] == "stopped"
+                }))
+        })
+        .await?;
+        say(
+            "  EC2 Instance State-change Notification: stopped, so the recorder ends its run and nothing more is priced.",
+        );
+        say(&format!(
+            "Polled hourly on a bill a day late, the same instance would have run about 25 hours, {:.0} USD, before anything noticed; over a weekend, {:.0} USD.",
+            GPU_PRICE * 25.0,
+            GPU_PRICE * 64.0
+        ));
+        Ok(())
+    }
+
     async fn costs(&self, to_day: NaiveDate) -> anyhow::Result<()> {
-        heading(9, "Cost per team, from the lake");
+        heading(10, "Cost per team, from the lake");
         let (from, to) = (month(self.today), month(to_day));
         say(
             "The named query cost_per_team_monthly (infra/queries/cost_per_team_monthly.sql), the SQL",
@@ -1005,7 +1147,7 @@ impl<'a> Demo<'a> {
 
     /// Who was told what, as `purser notifications list` shows it.
     async fn notifications(&self) -> anyhow::Result<()> {
-        heading(10, "Who was told");
+        heading(11, "Who was told");
         self.running
             .settle(Duration::from_secs(30))
             .await

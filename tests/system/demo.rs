@@ -87,14 +87,35 @@ async fn the_demo_tells_the_whole_story_and_leaves_its_state() {
     assert_eq!(account.state, AccountState::Ready, "unfrozen: {account:?}");
     let account_id = account.account_id.clone().unwrap();
     for detail_type in ["AccountFrozen", "AccountUnfrozen"] {
-        let events = archived(&db, detail_type);
+        let events: Vec<Value> = archived(&db, detail_type)
+            .into_iter()
+            .filter(|e| e["detail"]["team"] == "ml")
+            .collect();
         assert_eq!(events.len(), 1, "{detail_type}: {events:?}");
         assert_eq!(events[0]["detail"]["account_id"], account_id.as_str());
     }
+
+    // The runaway guard: search's Bedrock loop froze its account (held until
+    // released); the hackathon account's GPU instance was stopped, once.
+    let episodes = archived(&db, "SpendRateExceeded");
+    assert_eq!(episodes.len(), 2, "{episodes:#?}");
+    let search = &episodes[0]["detail"];
+    assert_eq!(search["team"], "search");
+    assert_eq!(search["resource"], Value::Null);
+    let gpu = &episodes[1]["detail"];
+    assert_eq!(gpu["team"], "payments");
+    assert_eq!(gpu["rule"]["origin"]["name"], "hackathon");
+    assert_eq!(gpu["stopped"][0]["outcome"], "stopped", "{gpu:#}");
+    let frozen: Vec<Value> = archived(&db, "AccountFrozen")
+        .into_iter()
+        .filter(|e| e["detail"]["team"] == "search")
+        .collect();
+    assert_eq!(frozen.len(), 1, "{frozen:?}");
     let budget = store.budget(&ml).await.unwrap().unwrap();
     assert_eq!(budget.amount.to_string(), "20.00", "the raised budget");
 
-    // One request failed with AWS's reason; the others are ready.
+    // One request failed with AWS's reason; the others are ready, but
+    // search's, which the runaway guard froze.
     let failed = archived(&db, "AccountFailed");
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["detail"]["reason_code"], "EMAIL_ALREADY_EXISTS");
@@ -116,7 +137,8 @@ async fn the_demo_tells_the_whole_story_and_leaves_its_state() {
     assert!(
         all.iter()
             .filter(|a| a.state != AccountState::Failed)
-            .all(|a| a.state == AccountState::Ready),
+            .all(|a| a.state == AccountState::Ready
+                || (a.state == AccountState::Frozen && a.team.as_str() == "search")),
         "{all:?}"
     );
 
