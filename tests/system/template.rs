@@ -1347,8 +1347,10 @@ fn the_member_account_template_grants_least_privilege() {
 
 /// `throttle-lambdas`: the budgets function may assume the throttle role of
 /// accounts of the organization and nothing else; the role, created once
-/// per account, trusts that function's role only and may list functions
-/// and set their reserved concurrency, nothing more.
+/// per account, trusts that function's role only (and the recorder's, which
+/// describes instances, where PurserRecorderRoleArn is given) and may list
+/// functions and set their reserved concurrency, stop instances and delete
+/// endpoints of its own account, and describe instances, nothing more.
 #[test]
 fn only_the_budgets_function_throttles_and_only_reserved_concurrency() {
     let t = template();
@@ -1368,8 +1370,36 @@ fn only_the_budgets_function_throttles_and_only_reserved_concurrency() {
         assume[0]["Condition"]["StringEquals"]["aws:ResourceOrgID"],
         reference("OrganizationId")
     );
+    // The recorder asks EC2 an instance's type through the same role, in
+    // the same accounts.
+    let recorder = resource(&t, "RecorderFunction");
+    let described: Vec<Value> = inline_statements(recorder)
+        .into_iter()
+        .filter(|s| as_list(&s["Action"]).iter().any(|a| a.starts_with("sts:")))
+        .collect();
+    assert_eq!(described.len(), 1, "{described:?}");
+    assert_eq!(described[0]["Action"], assume[0]["Action"]);
+    assert_eq!(described[0]["Resource"], assume[0]["Resource"]);
+    assert_eq!(described[0]["Condition"], assume[0]["Condition"]);
+    assert_eq!(
+        recorder["Properties"]["Environment"]["Variables"]["PURSER_THROTTLE_ROLE"],
+        reference("ThrottleRoleName")
+    );
+    assert_eq!(
+        t.document["Outputs"]["RecorderFunctionRoleArn"]["Value"],
+        get_att("RecorderFunctionRole", "Arn")
+    );
     for (id, function) in functions(&t) {
-        if id != "BudgetsFunction" {
+        if id == "RecorderFunction" {
+            let mut found = Vec::new();
+            statements(&function["Properties"], &mut found);
+            assert!(
+                found.iter().all(|s| !as_list(&s["Action"])
+                    .iter()
+                    .any(|a| a.starts_with("lambda:"))),
+                "{id} may not change functions"
+            );
+        } else if id != "BudgetsFunction" {
             let mut found = Vec::new();
             statements(&function["Properties"], &mut found);
             assert!(
@@ -1404,8 +1434,16 @@ fn only_the_budgets_function_throttles_and_only_reserved_concurrency() {
     assert_eq!(trust.as_array().map(Vec::len), Some(1));
     assert_eq!(
         trust[0]["Condition"]["ArnEquals"]["aws:PrincipalArn"],
-        reference("PurserBudgetsRoleArn"),
-        "only the budgets function's role"
+        serde_json::json!({"Fn::If": [
+            "TrustsRecorder",
+            [reference("PurserBudgetsRoleArn"), reference("PurserRecorderRoleArn")],
+            reference("PurserBudgetsRoleArn"),
+        ]}),
+        "only the budgets function's role, and the recorder's where given"
+    );
+    assert_eq!(
+        m.document["Conditions"]["TrustsRecorder"],
+        serde_json::json!({"Fn::Not": [{"Fn::Equals": [reference("PurserRecorderRoleArn"), ""]}]})
     );
     let mut allowed = Vec::new();
     statements(&properties["Policies"], &mut allowed);
@@ -1417,10 +1455,31 @@ fn only_the_budgets_function_throttles_and_only_reserved_concurrency() {
                 "lambda:ListFunctions",
                 "lambda:GetFunctionConcurrency",
                 "lambda:PutFunctionConcurrency",
-                "lambda:DeleteFunctionConcurrency"
+                "lambda:DeleteFunctionConcurrency",
+                "ec2:StopInstances",
+                "ec2:DescribeInstances",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:DeleteEndpoint",
             ]
             .map(String::from)
         )
+    );
+    let stop = statement_with_action(&allowed, "ec2:StopInstances");
+    assert_eq!(
+        sub(&stop["Resource"]),
+        "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:instance/*",
+        "this account's instances only"
+    );
+    let delete = statement_with_action(&allowed, "sagemaker:DeleteEndpoint");
+    assert_eq!(
+        sub(&delete["Resource"]),
+        "arn:${AWS::Partition}:sagemaker:*:${AWS::AccountId}:endpoint/*",
+        "this account's endpoints only"
+    );
+    assert_eq!(
+        as_list(&statement_with_action(&allowed, "ec2:DescribeInstances")["Action"]),
+        ["ec2:DescribeInstances"],
+        "only DescribeInstances takes every resource"
     );
     let concurrency = statement_with_action(&allowed, "lambda:PutFunctionConcurrency");
     assert!(
