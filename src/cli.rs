@@ -821,11 +821,54 @@ pub struct BudgetSetArgs {
     /// Act on spend to date, or on the month-end forecast.
     #[arg(long, value_enum)]
     pub mode: Option<BudgetMode>,
+    /// A runaway rule (repeatable): per=account|resource, then
+    /// usd_per_hour=X and/or median_multiple=N (with at_least_usd=Y), and
+    /// actions=A[+A] of notify, freeze, throttle-lambdas, stop-resource;
+    /// like per=resource,usd_per_hour=20,actions=notify+stop-resource.
+    #[arg(long = "runaway", value_name = "RULE", value_parser = parse_runaway)]
+    pub runaway: Vec<serde_json::Value>,
     /// An aligned table for people, or the JSON for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// `--runaway per=resource,usd_per_hour=20,actions=notify+stop-resource`
+/// as the API's rule object; the API says what is wrong with its values.
+fn parse_runaway(text: &str) -> Result<serde_json::Value, String> {
+    let usage = "give KEY=VALUE pairs separated by commas, like per=resource,usd_per_hour=20,actions=notify+stop-resource";
+    let mut rule = serde_json::Map::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not KEY=VALUE; {usage}"))?;
+        let (key, value) = (key.trim(), value.trim());
+        let value = match key {
+            "actions" => serde_json::json!(
+                value
+                    .split('+')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .collect::<Vec<_>>()
+            ),
+            "per" | "usd_per_hour" | "median_multiple" | "at_least_usd" => {
+                serde_json::json!(value)
+            }
+            _ => {
+                return Err(format!(
+                    "{key:?} is not a rule's field; the fields are per, usd_per_hour, median_multiple, at_least_usd, actions"
+                ));
+            }
+        };
+        if rule.insert(key.to_string(), value).is_some() {
+            return Err(format!("{key} is given twice"));
+        }
+    }
+    if rule.is_empty() {
+        return Err(usage.to_string());
+    }
+    Ok(serde_json::Value::Object(rule))
 }
 
 #[derive(Debug, Args)]
@@ -967,6 +1010,23 @@ fn parse_date(text: &str) -> Result<NaiveDate, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_runaway_rule_reads_as_the_api_s_object() {
+        assert_eq!(
+            parse_runaway("per=resource, usd_per_hour=20,actions=notify+stop-resource").unwrap(),
+            serde_json::json!({"per": "resource", "usd_per_hour": "20",
+                "actions": ["notify", "stop-resource"]})
+        );
+        assert!(
+            parse_runaway("per=resource,colour=red")
+                .unwrap_err()
+                .contains("colour")
+        );
+        assert!(parse_runaway("per").unwrap_err().contains("KEY=VALUE"));
+        assert!(parse_runaway("per=a,per=b").unwrap_err().contains("twice"));
+    }
+
     use super::*;
     use clap::CommandFactory;
 

@@ -19,6 +19,9 @@ pub async fn set(args: BudgetSetArgs) -> anyhow::Result<()> {
         }
         body["actions"] = Value::Object(actions);
     }
+    if !args.runaway.is_empty() {
+        body["runaway"] = json!(args.runaway);
+    }
     if let Some(mode) = args.mode {
         body["mode"] = json!(match mode {
             BudgetMode::Actual => "actual",
@@ -233,6 +236,32 @@ fn team_budget_view(b: &Value) -> String {
             .to_string(),
         );
     }
+    let rules: Vec<Vec<String>> = b["runaway"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let mut limits = Vec::new();
+            if let Some(x) = r["usd_per_hour"].as_str() {
+                limits.push(format!("> {x} {currency} in an hour"));
+            }
+            if let Some(n) = r["median_multiple"].as_str() {
+                limits.push(format!(
+                    "> {n} x the week's hourly median (and > {} {currency})",
+                    cell(&r["at_least_usd"])
+                ));
+            }
+            let actions: Vec<&str> = r["actions"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            vec![cell(&r["per"]), limits.join(" or "), actions.join(", ")]
+        })
+        .collect();
+    if !rules.is_empty() {
+        text.push_str("\n\nRunaway rules (an episode is announced and acted on once):\n");
+        text.push_str(&table_right(&["PER", "WHEN", "ACTIONS"], rules, &[]).to_string());
+    }
     text
 }
 
@@ -272,6 +301,27 @@ mod tests {
             "{view}"
         );
         assert!(!view.contains("ACCOUNTS"), "{view}");
+    }
+
+    #[test]
+    fn runaway_rules_read_as_a_table() {
+        let view = team_budget_view(&json!({
+            "team": "payments", "amount": "10", "currency": "USD", "mode": "actual",
+            "thresholds": [100], "actions": {"100": ["notify"]}, "period": "2026-11",
+            "spend": "1", "forecast": "2", "crossed_thresholds": [], "frozen": false,
+            "throttled": 0, "runaway": [
+                {"per": "resource", "usd_per_hour": "20", "median_multiple": null,
+                 "at_least_usd": "1", "actions": ["notify", "stop-resource"]},
+                {"per": "account", "usd_per_hour": null, "median_multiple": "10",
+                 "at_least_usd": "3", "actions": ["freeze"]}]
+        }));
+        assert!(view.contains("Runaway rules"), "{view}");
+        assert!(view.contains("> 20 USD in an hour"), "{view}");
+        assert!(view.contains("notify, stop-resource"), "{view}");
+        assert!(
+            view.contains("> 10 x the week's hourly median (and > 3 USD)"),
+            "{view}"
+        );
     }
 
     #[test]

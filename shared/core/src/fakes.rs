@@ -296,6 +296,9 @@ impl Markers for FakeMarkers {
 /// A function counter's key: team, month (`YYYY-MM`), account, function.
 pub type FunctionCounter = (String, String, String, String);
 
+/// An hourly counter's key: account, hour, resource (`None`: the account's).
+pub type HourlyCounter = (String, DateTime<Utc>, Option<String>);
+
 /// Counters per team and per account and day, and per team, month and
 /// function; a batch is claimed in the markers' namespace.
 #[derive(Default)]
@@ -306,7 +309,7 @@ pub struct FakeCounters {
     pub functions: Mutex<BTreeMap<FunctionCounter, i64>>,
     /// Hourly counters by account, hour and resource (`None` first: the
     /// account's own).
-    pub hourly: Mutex<BTreeMap<(String, DateTime<Utc>, Option<String>), i64>>,
+    pub hourly: Mutex<BTreeMap<HourlyCounter, i64>>,
 }
 
 impl FakeCounters {
