@@ -2,7 +2,7 @@
 //! over 100 % of its budget to its account being `frozen`, on `purser up`'s
 //! embedded backends, through the real endpoint and handlers.
 //!
-//!     cargo run --example freeze_latency [ROUNDS] [lambda|bedrock]
+//!     cargo run --example freeze_latency [ROUNDS] [lambda|bedrock|gpu]
 //!
 //! Each round: a fresh data dir, a team with a ready account and a $1
 //! budget, then what takes it over: one batch of invocation reports costing
@@ -11,6 +11,13 @@
 //! metric stream writes it (`bedrock`: the landing watcher, S3's event, the
 //! recorder reading and pricing the object); the clock runs until the
 //! account reads `frozen`.
+//!
+//! `gpu` measures the runaway guard instead: a p4d.24xlarge launched 20
+//! minutes ago (its launch call and state change put as the member account
+//! forwards them), a team rule stopping any resource over $5 an hour; the
+//! clock runs from the recorder's accrual (which prices the 20 minutes,
+//! $10.92) until EC2's `stopped` state change, which the stop puts on the
+//! bus, is there.
 
 use std::time::{Duration, Instant};
 
@@ -25,23 +32,24 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20);
-    let bedrock = match std::env::args().nth(2).as_deref() {
-        None | Some("lambda") => false,
-        Some("bedrock") => true,
-        Some(other) => anyhow::bail!("the source is lambda or bedrock, not {other:?}"),
+    let source = match std::env::args().nth(2).as_deref() {
+        None | Some("lambda") => Source::Lambda,
+        Some("bedrock") => Source::Bedrock,
+        Some("gpu") => Source::Gpu,
+        Some(other) => anyhow::bail!("the source is lambda, bedrock or gpu, not {other:?}"),
     };
     let mut samples = Vec::with_capacity(rounds);
     for round in 0..rounds {
-        samples.push(one_round(round, bedrock).await?);
+        samples.push(one_round(round, source).await?);
     }
     samples.sort();
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "freeze latency ({}) over {rounds} rounds: min {:.1} ms, p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms",
-        if bedrock {
-            "bedrock metric stream"
-        } else {
-            "lambda reports"
+        "{} over {rounds} rounds: min {:.1} ms, p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        match source {
+            Source::Lambda => "freeze latency (lambda reports)",
+            Source::Bedrock => "freeze latency (bedrock metric stream)",
+            Source::Gpu => "stop latency (runaway guard, GPU instance)",
         },
         ms(&samples[0]),
         ms(&samples[samples.len() / 2]),
@@ -51,10 +59,19 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn one_round(round: usize, bedrock: bool) -> anyhow::Result<Duration> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Lambda,
+    Bedrock,
+    Gpu,
+}
+
+async fn one_round(round: usize, source: Source) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
     let mut config = RuntimeConfig::new(dir.path(), 0);
     config.organization.delay = Duration::from_millis(20);
+    // The GPU's launch call and state change, put as the member account.
+    config.allow_aws_sources = true;
     let running = purser_local::start(
         config,
         &Template::builtin(),
@@ -80,7 +97,11 @@ async fn one_round(round: usize, bedrock: bool) -> anyhow::Result<Duration> {
             As::Admin,
             "PUT",
             "/teams/ops/budget",
-            Some(&json!({"amount": "1"})),
+            Some(&match source {
+                Source::Gpu => json!({"amount": "1000", "runaway": [{"per": "resource",
+                    "usd_per_hour": "5", "actions": ["notify", "stop-resource"]}]}),
+                _ => json!({"amount": "1"}),
+            }),
             None,
         )
         .await?
@@ -93,8 +114,13 @@ async fn one_round(round: usize, bedrock: bool) -> anyhow::Result<Duration> {
         .collect();
     let detail = json!({"version": 1, "batch_id": format!("over-{round}"), "function_name": "runaway",
         "architecture": "x86_64", "memory_mb": 10240, "reports": reports});
+    if source == Source::Gpu {
+        let took = gpu_round(&running, &driver, &account_id).await;
+        running.shutdown().await;
+        return took;
+    }
     let started = Instant::now();
-    if bedrock {
+    if source == Source::Bedrock {
         // A million Claude 3 Haiku output tokens ($1.25), as one minute of
         // the account's metric stream; written aside, then renamed.
         let line = json!({"metric_stream_name": "purser-usage", "account_id": account_id,
@@ -141,4 +167,54 @@ async fn one_round(round: usize, bedrock: bool) -> anyhow::Result<Duration> {
     let took = started.elapsed();
     running.shutdown().await;
     Ok(took)
+}
+
+/// The runaway guard's round: from the accrual that prices a GPU instance's
+/// 20 minutes to EC2's `stopped` state change on the bus.
+async fn gpu_round(
+    running: &purser_local::Running,
+    driver: &Driver,
+    account_id: &str,
+) -> anyhow::Result<Duration> {
+    let instance = "i-0123456789abcdef0";
+    let launched = chrono::Utc::now() - chrono::Duration::minutes(20);
+    driver
+        .put(
+            account_id,
+            "aws.ec2",
+            "AWS API Call via CloudTrail",
+            &json!({"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
+                "requestParameters": {"instanceType": "p4d.24xlarge"},
+                "responseElements": {"instancesSet": {"items": [
+                    {"instanceId": instance, "instanceType": "p4d.24xlarge"}]}}}),
+            Some(launched),
+            vec![],
+        )
+        .await?;
+    driver
+        .put(
+            account_id,
+            "aws.ec2",
+            "EC2 Instance State-change Notification",
+            &json!({"instance-id": instance, "state": "running"}),
+            Some(launched),
+            vec![],
+        )
+        .await?;
+    driver.settle().await?;
+    let started = Instant::now();
+    running.run_schedule("RecorderFunction").await?;
+    loop {
+        let stopped = driver
+            .archived("EC2 Instance State-change Notification", 0)?
+            .into_iter()
+            .any(|e| e.envelope["detail"]["state"] == "stopped");
+        if stopped {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!("the GPU instance was not stopped after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
