@@ -360,6 +360,31 @@ pub fn stoppable(account_id: &str, key: &str) -> Option<MemberResource> {
     })
 }
 
+/// `nanos` spent evenly from `start` to `end`, split at the clock hours it
+/// spans, each part at the start of its hour (or at `start`): a running
+/// resource's slice that crosses an hour counts in both.
+pub fn by_hour(start: DateTime<Utc>, end: DateTime<Utc>, nanos: i64) -> Vec<(DateTime<Utc>, i64)> {
+    let whole = (end - start).num_milliseconds();
+    if whole <= 0 || hour_of(start) == hour_of(end - Duration::milliseconds(1)) {
+        return vec![(start, nanos)];
+    }
+    let mut parts = Vec::new();
+    let (mut from, mut given) = (start, 0i64);
+    while from < end {
+        let until = (hour_of(from) + Duration::hours(1)).min(end);
+        let share = if until == end {
+            nanos - given
+        } else {
+            let ms = (until - from).num_milliseconds();
+            i64::try_from(i128::from(nanos) * i128::from(ms) / i128::from(whole)).unwrap_or(0)
+        };
+        parts.push((from, share));
+        given = given.saturating_add(share);
+        from = until;
+    }
+    parts
+}
+
 /// The hourly counters a batch moves: its spend per hour and resource
 /// (`spent`: resource key, when, nano-units), for the hours the guard
 /// weighs (the current one and the one before, and a few minutes ahead
@@ -586,6 +611,23 @@ mod tests {
         assert_eq!(named, [true, false, false]);
         assert_eq!(tight.iter().map(|a| a.nanos).sum::<i64>(), 1015);
         assert!(rate_adds("111111111111", now, spent, 1).is_empty());
+    }
+
+    #[test]
+    fn a_slice_across_hours_counts_in_each_by_its_time() {
+        let parts = by_hour(at("2026-12-07T11:50:00Z"), at("2026-12-07T13:05:00Z"), 750);
+        assert_eq!(
+            parts,
+            [
+                (at("2026-12-07T11:50:00Z"), 100),
+                (at("2026-12-07T12:00:00Z"), 600),
+                (at("2026-12-07T13:00:00Z"), 50),
+            ]
+        );
+        let within = by_hour(at("2026-12-07T11:50:00Z"), at("2026-12-07T12:00:00Z"), 7);
+        assert_eq!(within, [(at("2026-12-07T11:50:00Z"), 7)]);
+        let instant = by_hour(at("2026-12-07T11:50:00Z"), at("2026-12-07T11:50:00Z"), 7);
+        assert_eq!(instant, [(at("2026-12-07T11:50:00Z"), 7)]);
     }
 
     #[test]

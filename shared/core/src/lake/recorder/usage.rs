@@ -272,10 +272,13 @@ impl Recorder {
         let rates = runaway::rate_adds(
             account_id,
             now,
-            priced.iter().filter_map(|u| {
-                let cost = u.cost?;
+            priced.iter().flat_map(|u| {
                 let key = runaway::resource_key(u.service.as_str(), &u.region, &u.resource);
-                Some((key, u.start, to_nanos(cost)))
+                let parts = match u.cost {
+                    Some(cost) => runaway::by_hour(u.start, u.end, to_nanos(cost)),
+                    None => Vec::new(),
+                };
+                parts.into_iter().map(move |(at, n)| (key.clone(), at, n))
             }),
             MAX_BATCH_COUNTERS.saturating_sub(2 * adds.len()),
         );
