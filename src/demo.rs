@@ -1122,6 +1122,15 @@ impl<'a> Demo<'a> {
             .run_schedule("SpendFunction")
             .await
             .map_err(|e| anyhow::anyhow!("the spend function failed: {e}"))?;
+        if let Some(skipped) = settled["skipped_accounts"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+        {
+            anyhow::bail!(
+                "the spend function could not read the lake's rows of {} (see its log)",
+                words(&Value::Array(skipped.clone()))
+            );
+        }
         say("");
         say(
             "Every 15 minutes the spend function settles each team's month to date against the lake",

@@ -969,7 +969,8 @@ impl Row<'_> {
     }
 
     /// `account_id, day, service, cost_usd, team`: the service a short
-    /// name of lowercase letters and `_`, or `(other)`, never a key of any
+    /// name of lowercase letters, digits and `_` (`ec2`, `nat_gateway`), or
+    /// `(other)`, never a key of any
     /// shape; the team a team's name, or null where the lake names none.
     fn service_cost(
         &self,
@@ -977,7 +978,10 @@ impl Row<'_> {
         let service = self.text(2)?;
         let known = service == UNSTREAMED
             || ((1..=32).contains(&service.len())
-                && service.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+                && service.starts_with(|c: char| c.is_ascii_lowercase())
+                && service
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
         if !known {
             return Err(self.bad(format!("{service:?} is not a service")));
         }
@@ -1549,6 +1553,37 @@ mod tests {
         );
         let announced: Vec<Value> = w.announced().iter().map(|a| a["team"].clone()).collect();
         assert_eq!(announced, [json!("payments")]);
+    }
+
+    /// Services are named as the lake names them, digits included (`ec2`);
+    /// a name of any other shape is refused with its account.
+    #[tokio::test]
+    async fn streamed_services_with_digits_settle_and_odd_names_do_not() {
+        let w = world("2026-11-20T10:00:00Z", false);
+        w.counted("payments", PAY, "2026-11-19", NANOS);
+        let row = |account: &str, service: &str, cost: &str| {
+            vec![
+                json!(account),
+                json!("2026-11-19"),
+                json!(service),
+                json!(1),
+                json!(cost),
+            ]
+        };
+        let rows = vec![
+            row(PAY, "ec2", "1.5"),
+            row(PAY, "nat_gateway", "0.5"),
+            row(SEARCH, "EC2; DROP", "0.1"),
+        ];
+        w.queries.answer(LAKE, &["2026-11"], Ok(rows));
+        let settled = w.settler.settle().await.unwrap();
+        assert_eq!(settled.skipped_accounts, [SEARCH]);
+        let payments = w.settlements.get(&team("payments"), "2026-11").unwrap();
+        assert_eq!(
+            payments.total,
+            2 * NANOS,
+            "the lake's 2 USD over the counted 1"
+        );
     }
 
     #[tokio::test]
