@@ -36,10 +36,7 @@ async fn budget(local: &Local, runaway: Value) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body["runaway"][0]["per"], runaway[0]["per"],
-        "{body}"
-    );
+    assert_eq!(body["runaway"][0]["per"], runaway[0]["per"], "{body}");
 }
 
 #[tokio::test]

@@ -37,10 +37,10 @@ mod identity_center;
 mod lake;
 #[cfg(feature = "member-lambdas")]
 mod lambdas;
-#[cfg(feature = "member-resources")]
-mod member_resources;
 #[cfg(feature = "lake")]
 mod landing;
+#[cfg(feature = "member-resources")]
+mod member_resources;
 #[cfg(feature = "notifier")]
 mod notifier;
 #[cfg(feature = "organization")]
@@ -68,10 +68,10 @@ pub use identity_center::{ALREADY_ABSENT, IdentityCenterClient};
 pub use lake::{DeadLetterBucket, FirehoseSink, LakeStreams};
 #[cfg(feature = "member-lambdas")]
 pub use lambdas::MemberLambdasClient;
-#[cfg(feature = "member-resources")]
-pub use member_resources::MemberResourcesClient;
 #[cfg(feature = "lake")]
 pub use landing::S3Landing;
+#[cfg(feature = "member-resources")]
+pub use member_resources::MemberResourcesClient;
 #[cfg(feature = "notifier")]
 pub use notifier::{AwsNotifier, NotifierSettings};
 #[cfg(feature = "organization")]

@@ -26,10 +26,6 @@ pub async fn release(call: Call<'_>) -> Answer {
                 "message": "the runaway guard's hold is let go; the account is unfrozen within moments unless a budget still demands the freeze"}),
         ));
     }
-    let account = call
-        .api
-        .accounts
-        .release(id, call.caller)
-        .await?;
+    let account = call.api.accounts.release(id, call.caller).await?;
     Ok(Reply::json(200, account.to_view()))
 }
