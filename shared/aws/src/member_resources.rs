@@ -28,9 +28,9 @@
 //! `Refused`; a refused `AssumeRole` or call (`AccessDenied`,
 //! `UnauthorizedOperation`, `AuthFailure`, a region not enabled) is
 //! `AccessDenied` naming the role; throttling, 5xx, timeouts and the
-//! network are `Unavailable`, for the caller to retry, and so is an
-//! instance still `pending` (it can be stopped once it runs); what else the
-//! service refuses (a Spot instance that cannot stop) is `Refused` with its
+//! network are `Unavailable`, for the caller to retry; what else the
+//! service refuses (a Spot instance that cannot stop, an instance still
+//! `pending`, which can be stopped once it runs) is `Refused` with its
 //! message.
 
 use std::collections::HashMap;
@@ -456,9 +456,12 @@ impl MemberResourcesClient {
                 {
                     None => Ok(StopOutcome::NotFound),
                     Some(d) if is_stopped_state(&d.state) => Ok(StopOutcome::AlreadyStopped),
-                    Some(d) if d.state == "pending" => Err(ResourcesError::Unavailable(format!(
-                        "EC2 instance {instance_id} is pending: it can be stopped once it runs"
-                    ))),
+                    Some(d) if d.state == "pending" => Err(ResourcesError::Refused {
+                        service: Service::Ec2.name().into(),
+                        message: format!(
+                            "StopInstances: {instance_id} is pending: it can be stopped once it runs"
+                        ),
+                    }),
                     Some(_) => Err(self.refused(account_id, Service::Ec2, "StopInstances", e)),
                 }
             }

@@ -511,9 +511,12 @@ impl MemberResources for SimulatedResources {
                     return Ok(StopOutcome::AlreadyStopped);
                 }
                 if row.state == "pending" {
-                    return Err(ResourcesError::Unavailable(format!(
-                        "EC2 instance {instance_id} is pending: it can be stopped once it runs"
-                    )));
+                    return Err(ResourcesError::Refused {
+                        service: "EC2".into(),
+                        message: format!(
+                            "StopInstances: {instance_id} is pending: it can be stopped once it runs"
+                        ),
+                    });
                 }
                 if !self
                     .mark_stopped(account_id, region, stoppable, &row.state, None)
@@ -672,6 +675,16 @@ mod tests {
             resources.state(ACCOUNT, REGION, &instance).await.unwrap(),
             Some("pending".into())
         );
+        // As EC2 does (IncorrectInstanceState): it can be stopped once it runs.
+        let pending = MemberResource {
+            account_id: ACCOUNT.into(),
+            region: REGION.into(),
+            resource: instance.clone(),
+        };
+        assert!(matches!(
+            resources.stop(&pending).await,
+            Err(ResourcesError::Refused { .. })
+        ));
         put(
             &resources,
             "aws.ec2",

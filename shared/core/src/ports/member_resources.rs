@@ -5,6 +5,11 @@
 //!
 //! Purser acts through its member role, as `throttle-lambdas` does. A stop
 //! is idempotent: stopping what is stopped (or gone) says so, not fails.
+//!
+//! Adapters: `MemberResourcesClient` (purser-aws, EC2 and SageMaker through
+//! STS, its calls signed by hand) and `SimulatedResources` (purser-local,
+//! what the member accounts' events told of; a stop puts AWS's state
+//! change on the bus). Both run `purser_contract::member_resources`.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -32,7 +37,9 @@ pub struct MemberResource {
     pub resource: Stoppable,
 }
 
-/// What a stop did.
+/// What a stop did. A second stop of an instance is `AlreadyStopped`; of an
+/// endpoint, `AlreadyStopped` while SageMaker deletes it, `NotFound` once
+/// it is gone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum StopOutcome {
@@ -48,8 +55,10 @@ pub enum StopOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourcesError {
-    /// Purser may not act in the account: `role` is the member role to
-    /// deploy there (infra/member-account.yaml) or to let Purser assume.
+    /// Purser may not act in the account (`AssumeRole` refused, or the
+    /// role may not make the call, or the region is not enabled): `role`
+    /// is the member role to deploy there (infra/member-account.yaml) or
+    /// to let Purser assume.
     #[error(
         "Purser may not manage {service} resources in account {account_id} through role {role}: {message}"
     )]
@@ -59,9 +68,13 @@ pub enum ResourcesError {
         role: String,
         message: String,
     },
-    /// The service refused the call for a reason of its own (its message).
+    /// The service refused the call for a reason of its own (its message:
+    /// a Spot instance that cannot stop, an instance still `pending`), or
+    /// what was asked is not an id, a name, an account or a region (refused
+    /// before anything is asked of AWS).
     #[error("{service} refused: {message}")]
     Refused { service: String, message: String },
+    /// Throttling, 5xx, timeouts, the network: for the caller to retry.
     #[error("{0} could not be reached")]
     Unavailable(String),
 }
