@@ -137,25 +137,31 @@ async fn settles_on(now: chrono::DateTime<Utc>) -> bool {
             ("service", "varchar"),
             ("records", "bigint"),
             ("cost_usd", "decimal"),
+            ("team", "varchar"),
         ]));
         results.push(no_rows(&[
             ("account_id", "varchar"),
             ("day", "varchar"),
             ("service", "varchar"),
             ("cost_usd", "decimal"),
+            ("team", "varchar"),
+            ("lease_id", "varchar"),
         ]));
     }
+    // The lake's records name the team that held the account; the CUR's
+    // lines the team of the lease that covered it.
     results.extend([
-        json!({"rows": [row(&["account_id", "day", "service", "records", "cost_usd"]),
-                      row(&[ACCOUNT_ID, &day, "lambda", "45", "5.400000000"])],
+        json!({"rows": [row(&["account_id", "day", "service", "records", "cost_usd", "team"]),
+                      row(&[ACCOUNT_ID, &day, "lambda", "45", "5.400000000", "payments"])],
              "column_info": [column("account_id", "varchar"), column("day", "varchar"),
                              column("service", "varchar"), column("records", "bigint"),
-                             column("cost_usd", "decimal")]}),
-        json!({"rows": [row(&["account_id", "day", "service", "cost_usd"]),
-                      row(&[ACCOUNT_ID, &day, "(other)", "4.500000000"]),
-                      row(&[ACCOUNT_ID, &day, "lambda", "1.000000000"])],
+                             column("cost_usd", "decimal"), column("team", "varchar")]}),
+        json!({"rows": [row(&["account_id", "day", "service", "cost_usd", "team", "lease_id"]),
+                      row(&[ACCOUNT_ID, &day, "(other)", "4.500000000", "payments", "r-0123456789ab"]),
+                      row(&[ACCOUNT_ID, &day, "lambda", "1.000000000", "payments", "r-0123456789ab"])],
              "column_info": [column("account_id", "varchar"), column("day", "varchar"),
-                             column("service", "varchar"), column("cost_usd", "decimal")]}),
+                             column("service", "varchar"), column("cost_usd", "decimal"),
+                             column("team", "varchar"), column("lease_id", "varchar")]}),
     ]);
     let response = purser::http_client()
         .build()
