@@ -1347,10 +1347,11 @@ fn the_member_account_template_grants_least_privilege() {
 
 /// `throttle-lambdas`: the budgets function may assume the throttle role of
 /// accounts of the organization and nothing else; the role, created once
-/// per account, trusts that function's role only (and the recorder's, which
-/// describes instances, where PurserRecorderRoleArn is given) and may list
-/// functions and set their reserved concurrency, stop instances and delete
-/// endpoints of its own account, and describe instances, nothing more.
+/// per account, trusts that function's role only and may list functions
+/// and set their reserved concurrency, stop instances and delete endpoints
+/// of its own account, and describe instances, nothing more. The recorder
+/// may assume only the describe-only role, which trusts its role alone
+/// (where PurserRecorderRoleArn is given) and may only describe instances.
 #[test]
 fn only_the_budgets_function_throttles_and_only_reserved_concurrency() {
     let t = template();
@@ -1370,8 +1371,8 @@ fn only_the_budgets_function_throttles_and_only_reserved_concurrency() {
         assume[0]["Condition"]["StringEquals"]["aws:ResourceOrgID"],
         reference("OrganizationId")
     );
-    // The recorder asks EC2 an instance's type through the same role, in
-    // the same accounts.
+    // The recorder asks EC2 an instance's type through the describe-only
+    // role, in the same accounts.
     let recorder = resource(&t, "RecorderFunction");
     let described: Vec<Value> = inline_statements(recorder)
         .into_iter()
@@ -1379,11 +1380,34 @@ fn only_the_budgets_function_throttles_and_only_reserved_concurrency() {
         .collect();
     assert_eq!(described.len(), 1, "{described:?}");
     assert_eq!(described[0]["Action"], assume[0]["Action"]);
-    assert_eq!(described[0]["Resource"], assume[0]["Resource"]);
+    assert_eq!(
+        sub(&described[0]["Resource"]),
+        "arn:${AWS::Partition}:iam::*:role/purser-describe-instances"
+    );
     assert_eq!(described[0]["Condition"], assume[0]["Condition"]);
     assert_eq!(
-        recorder["Properties"]["Environment"]["Variables"]["PURSER_THROTTLE_ROLE"],
-        reference("ThrottleRoleName")
+        recorder["Properties"]["Environment"]["Variables"]["PURSER_MEMBER_RESOURCES_ROLE"],
+        "purser-describe-instances"
+    );
+    let describe = &m.document["Resources"]["PurserDescribeRole"];
+    assert_eq!(describe["Condition"], "CreateDescribeRole");
+    assert_eq!(
+        describe["Properties"]["RoleName"],
+        "purser-describe-instances"
+    );
+    let trust = &describe["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+    assert_eq!(trust.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        trust[0]["Condition"]["ArnEquals"]["aws:PrincipalArn"],
+        reference("PurserRecorderRoleArn"),
+        "only the recorder's role"
+    );
+    let mut reads = Vec::new();
+    statements(&describe["Properties"]["Policies"], &mut reads);
+    let read_actions: BTreeSet<String> = reads.iter().flat_map(|s| as_list(&s["Action"])).collect();
+    assert_eq!(
+        read_actions,
+        BTreeSet::from(["ec2:DescribeInstances".to_string()])
     );
     assert_eq!(
         t.document["Outputs"]["RecorderFunctionRoleArn"]["Value"],
@@ -1434,12 +1458,8 @@ fn only_the_budgets_function_throttles_and_only_reserved_concurrency() {
     assert_eq!(trust.as_array().map(Vec::len), Some(1));
     assert_eq!(
         trust[0]["Condition"]["ArnEquals"]["aws:PrincipalArn"],
-        serde_json::json!({"Fn::If": [
-            "TrustsRecorder",
-            [reference("PurserBudgetsRoleArn"), reference("PurserRecorderRoleArn")],
-            reference("PurserBudgetsRoleArn"),
-        ]}),
-        "only the budgets function's role, and the recorder's where given"
+        reference("PurserBudgetsRoleArn"),
+        "only the budgets function's role"
     );
     assert_eq!(
         m.document["Conditions"]["TrustsRecorder"],

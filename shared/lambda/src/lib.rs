@@ -109,7 +109,12 @@ pub fn ports_from(config: &aws_config::SdkConfig, vars: Variables) -> Result<Por
             config,
             required(vars, "PURSER_TABLE")?,
         )),
-        member_resources: member_resources(config, &throttle_role),
+        // The recorder's describe-only role where the template names one;
+        // the throttle role (budgets' stop-resource) otherwise.
+        member_resources: member_resources(
+            config,
+            &get("PURSER_MEMBER_RESOURCES_ROLE").unwrap_or_else(|| throttle_role.clone()),
+        ),
         settings: Settings {
             guardrails,
             guardrails_on_ou: get("PURSER_GUARDRAILS_ON_OU").is_some_and(|v| v == "true"),
@@ -200,9 +205,9 @@ fn cleaner(_: &aws_config::SdkConfig, _: Variables) -> Option<Arc<dyn Cleaner>> 
     None
 }
 
-/// EC2 and SageMaker in member accounts, through the throttle role (the
-/// role `throttle-lambdas` assumes): the budgets function's
-/// `stop-resource`, the recorder's instance types. Each resource names its
+/// EC2 and SageMaker in member accounts, through `role`: the throttle role
+/// for the budgets function's `stop-resource`, the describe-only
+/// `purser-describe-instances` for the recorder's instance types. Each resource names its
 /// region, so no list of regions is needed.
 #[cfg(feature = "member-resources")]
 fn member_resources(
