@@ -399,6 +399,27 @@ def run(purser, shots):
             if state != "ready":
                 raise Failure(f"the account is {state} after the budget was raised, not ready")
 
+            # d2. a runaway rule freezes the account; raising the budget
+            # would not lift it, the banner says who does.
+            step("d2. a runaway rule freezes the account until an admin releases it")
+            budget["runaway"] = [{"per": "account", "usd_per_hour": "0.5", "actions": ["notify", "freeze"]}]
+            budget = purser.call("PUT", "/teams/payments/budget", {k: budget[k] for k in
+                                 ("amount", "currency", "thresholds", "actions", "mode", "runaway")})
+            purser.put_events(account_id, [
+                ("purser.telemetry", "InvocationsReported",
+                 invocations(f"runaway-{uuid.uuid4().hex[:8]}", 6, 900_000, memory_mb=10_240)),
+            ])
+            banner = page.get_by_test_id("frozen-banner")
+            expect(banner).to_contain_text("frozen by the runaway guard", timeout=60_000)
+            expect(banner).to_contain_text(f"purser accounts release {account_request}")
+            # Saving the budget in the console keeps the rule.
+            editor.get_by_test_id("budget-save").click()
+            expect(editor.get_by_test_id("budget-status")).to_contain_text("Saved", timeout=SEEN_WITHIN_MS)
+            if len(purser.call("GET", "/teams/payments/budget").get("runaway", [])) != 1:
+                raise Failure("saving the budget in the console dropped its runaway rule")
+            purser.call("POST", f"/accounts/{account_request}/release", expect_status=(202,))
+            expect(page.get_by_test_id("frozen-banner")).to_have_count(0, timeout=60_000)
+
             # e. cy is no member of payments: the 403 shows in the page.
             step("e. as cy, team payments' spend: the 403 is shown in the page")
             picker.select_option(CY)

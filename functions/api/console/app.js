@@ -531,10 +531,24 @@
     const byTeam = new Map();
     for (const t of (state.teams && state.teams.items) || []) byTeam.set(t.team, t);
     const frozenByTeam = new Map();
+    const held = [];
     for (const a of state.accounts) {
       if (a.state !== 'frozen') continue;
+      // The runaway guard's freeze holds until an admin releases it: a
+      // raised budget does not lift it, so it has a banner of its own.
+      if ((a.frozen_by || []).includes('runaway')) {
+        held.push(a);
+        continue;
+      }
       if (!frozenByTeam.has(a.team)) frozenByTeam.set(a.team, []);
       frozenByTeam.get(a.team).push(a);
+    }
+    for (const a of held) {
+      out.push({
+        kind: 'frozen',
+        team: a.team,
+        text: `Account ${a.account_id || a.id} of team ${a.team} is frozen by the runaway guard: its spend in an hour went over a runaway rule. It stays frozen until a platform admin releases it after a look (purser accounts release ${a.id}).`,
+      });
     }
     const names = new Set([...frozenByTeam.keys(), ...byTeam.keys()]);
     for (const team of Array.from(names).sort()) {
@@ -1507,9 +1521,10 @@
             if (error.status !== 404) throw error;
           }
           const body = current
-            ? { amount: amount.value.trim(), currency: current.currency, thresholds: current.thresholds, actions: current.actions, mode: current.mode }
+            ? { amount: amount.value.trim(), currency: current.currency, thresholds: current.thresholds, actions: current.actions, mode: current.mode, runaway: current.runaway }
             : { amount: amount.value.trim(), currency: 'USD' };
           if (body.mode === undefined || body.mode === null) delete body.mode;
+          if (!Array.isArray(body.runaway)) delete body.runaway;
           const saved = await api('PUT', `${path('teams', t.team)}/budget`, { body });
           amount.value = saved.amount;
           budgetStatus.textContent = `Saved: ${money(saved.amount, saved.currency)} a month.`;
@@ -1749,7 +1764,14 @@
       const acts = (b.actions && b.actions[String(t)]) || [];
       return `${t} %: ${acts.length ? acts.join(', ') : 'notify'}`;
     });
-    return `Thresholds (kept as they are): ${parts.join('; ')}.`;
+    const runaway = (b.runaway || []).map((r) => {
+      const when = [];
+      if (r.usd_per_hour) when.push(`over ${r.usd_per_hour} USD in an hour`);
+      if (r.median_multiple) when.push(`over ${r.median_multiple} x its week's hourly median (and ${r.at_least_usd} USD)`);
+      return `per ${r.per}, ${when.join(' or ')}: ${(r.actions || []).join(', ')}`;
+    });
+    const kept = `Thresholds (kept as they are): ${parts.join('; ')}.`;
+    return runaway.length ? `${kept} Runaway rules (kept too): ${runaway.join('; ')}.` : kept;
   }
 
   function lines(text) {
