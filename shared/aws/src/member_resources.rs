@@ -11,13 +11,16 @@
 //! - an endpoint: `DescribeEndpoint` (its configuration's name, kept to
 //!   bring it back, and whether it is being deleted), then `DeleteEndpoint`
 //!   (SageMaker's JSON 1.1 protocol); SageMaker has no stop;
-//! - an instance's type: `DescribeInstances`.
+//! - an instance's type: `DescribeInstances`;
+//! - an endpoint's instances: `DescribeEndpoint` (its configuration's
+//!   name and each variant's current instance count), then
+//!   `DescribeEndpointConfig` (each variant's instance type).
 //!
 //! The requests are signed by hand with `aws-sigv4` and sent through the
 //! SDK's own connector (hyper 1 and rustls on ring, the stack every client
 //! already builds): the aws-sdk-ec2 and aws-sdk-sagemaker crates would
 //! compile for minutes each (aws-sdk-ec2 alone 3.5 minutes and a 1.46 GB
-//! rlib in the dev profile on one core) for four calls. EC2's XML is read
+//! rlib in the dev profile on one core) for five calls. EC2's XML is read
 //! with `aws-smithy-xml`, the SDK's own reader; no answer is read beyond
 //! [`MAX_ANSWER`] bytes.
 //!
@@ -50,6 +53,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
+use purser_core::ports::SagemakerInstances;
 use purser_core::{MemberResource, MemberResources, ResourcesError, StopOutcome, Stoppable};
 
 /// Credentials this close to their expiry are assumed anew.
@@ -61,6 +65,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// The most bytes of an answer read: one instance's description is a few
 /// kilobytes, an endpoint's less.
 pub const MAX_ANSWER: usize = 256 * 1024;
+/// The most production variants (and as many shadow variants) an endpoint
+/// has: SageMaker allows 10.
+const MAX_VARIANTS: usize = 10;
+/// The most instances one variant is read with (SageMaker's quotas are far
+/// lower).
+const MAX_VARIANT_INSTANCES: u64 = 1_000;
 const EC2_VERSION: &str = "2016-11-15";
 
 /// The two services, as signed and named in errors.
@@ -517,6 +527,77 @@ impl MemberResourcesClient {
             Err(e) => Err(self.refused(account_id, Service::Sagemaker, "DeleteEndpoint", e)),
         }
     }
+
+    /// The endpoint's instances (see [`MemberResources::endpoint_instances`]),
+    /// `None` when SageMaker knows no such endpoint.
+    async fn describe_endpoint_instances(
+        &self,
+        account_id: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<Vec<SagemakerInstances>>, ResourcesError> {
+        let described = match self
+            .sagemaker(
+                account_id,
+                region,
+                "SageMaker.DescribeEndpoint",
+                serde_json::json!({ "EndpointName": name }),
+            )
+            .await?
+        {
+            Ok(described) => described,
+            Err(e) if is_missing_endpoint(&e) => return Ok(None),
+            Err(e) => {
+                return Err(self.refused(account_id, Service::Sagemaker, "DescribeEndpoint", e));
+            }
+        };
+        let answered = |operation: &str, e: String| {
+            ResourcesError::Unavailable(format!("SageMaker {operation} answered {e}"))
+        };
+        let Some(config) = described
+            .get("EndpointConfigName")
+            .and_then(|c| c.as_str())
+            .filter(|c| is_sagemaker_name(c))
+        else {
+            return Err(answered(
+                "DescribeEndpoint",
+                "no endpoint configuration name".into(),
+            ));
+        };
+        let configured = match self
+            .sagemaker(
+                account_id,
+                region,
+                "SageMaker.DescribeEndpointConfig",
+                serde_json::json!({ "EndpointConfigName": config }),
+            )
+            .await?
+        {
+            Ok(configured) => Some(configured),
+            // Deleted while the endpoint runs on it (SageMaker allows it).
+            Err(e) if is_missing_endpoint_config(&e) => {
+                tracing::warn!(
+                    account_id,
+                    region,
+                    endpoint = name,
+                    config,
+                    "an endpoint's configuration is gone: its instance types are not known"
+                );
+                None
+            }
+            Err(e) => {
+                return Err(self.refused(
+                    account_id,
+                    Service::Sagemaker,
+                    "DescribeEndpointConfig",
+                    e,
+                ));
+            }
+        };
+        endpoint_instances(&described, configured.as_ref())
+            .map(Some)
+            .map_err(|e| answered("DescribeEndpoint or DescribeEndpointConfig", e))
+    }
 }
 
 #[async_trait]
@@ -531,12 +612,7 @@ impl MemberResources for MemberResourcesClient {
             }
             Stoppable::SagemakerEndpoint { name } => {
                 check_place(Service::Sagemaker, account_id, region)?;
-                if !is_sagemaker_name(name) {
-                    return Err(ResourcesError::Refused {
-                        service: Service::Sagemaker.name().into(),
-                        message: format!("{:?} is not an endpoint name", truncated(name)),
-                    });
-                }
+                check_endpoint_name(name)?;
                 self.delete_endpoint(account_id, region, name).await
             }
         }
@@ -554,6 +630,18 @@ impl MemberResources for MemberResourcesClient {
             .describe_instance(account_id, region, instance_id)
             .await?
             .and_then(|d| d.instance_type))
+    }
+
+    async fn endpoint_instances(
+        &self,
+        account_id: &str,
+        region: &str,
+        endpoint_name: &str,
+    ) -> Result<Option<Vec<SagemakerInstances>>, ResourcesError> {
+        check_place(Service::Sagemaker, account_id, region)?;
+        check_endpoint_name(endpoint_name)?;
+        self.describe_endpoint_instances(account_id, region, endpoint_name)
+            .await
     }
 }
 
@@ -666,6 +754,17 @@ fn check_instance_id(id: &str) -> Result<(), ResourcesError> {
     }
 }
 
+fn check_endpoint_name(name: &str) -> Result<(), ResourcesError> {
+    if is_sagemaker_name(name) {
+        Ok(())
+    } else {
+        Err(ResourcesError::Refused {
+            service: Service::Sagemaker.name().into(),
+            message: format!("{:?} is not an endpoint name", truncated(name)),
+        })
+    }
+}
+
 /// SageMaker's names: `^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`.
 fn is_sagemaker_name(name: &str) -> bool {
     let bytes = name.as_bytes();
@@ -737,7 +836,103 @@ fn is_missing_endpoint(e: &ServiceError) -> bool {
     e.code == "ValidationException" && e.message.starts_with("Could not find endpoint")
 }
 
+/// SageMaker's answer for an endpoint configuration it does not have.
+fn is_missing_endpoint_config(e: &ServiceError) -> bool {
+    e.code == "ValidationException"
+        && e.message
+            .starts_with("Could not find endpoint configuration")
+}
+
 // ------------------------------------------------------------ answers
+
+/// An endpoint's instances from `DescribeEndpoint`'s answer (`endpoint`:
+/// each variant's `CurrentInstanceCount`) and `DescribeEndpointConfig`'s
+/// (`config`: each variant's `InstanceType` and `InitialInstanceCount`),
+/// production and shadow variants alike, matched by `VariantName`.
+/// Serverless variants (no `InstanceType`) and variants of no instances
+/// are left out. Without the configuration (deleted), the endpoint's
+/// counts, of no type.
+fn endpoint_instances(
+    endpoint: &serde_json::Value,
+    config: Option<&serde_json::Value>,
+) -> Result<Vec<SagemakerInstances>, String> {
+    const LISTS: [&str; 2] = ["ProductionVariants", "ShadowProductionVariants"];
+    fn variants<'a>(
+        answer: &'a serde_json::Value,
+        list: &str,
+    ) -> Result<&'a [serde_json::Value], String> {
+        match answer.get(list) {
+            None | Some(serde_json::Value::Null) => Ok(&[]),
+            Some(serde_json::Value::Array(v)) if v.len() <= MAX_VARIANTS => Ok(v),
+            Some(serde_json::Value::Array(_)) => {
+                Err(format!("{list} of more than {MAX_VARIANTS} variants"))
+            }
+            Some(_) => Err(format!("{list} that is not a list")),
+        }
+    }
+    fn count(variant: &serde_json::Value, field: &str) -> Result<Option<u32>, String> {
+        match variant.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(n) => n
+                .as_u64()
+                .filter(|n| *n <= MAX_VARIANT_INSTANCES)
+                .map(|n| Some(n as u32))
+                .ok_or_else(|| format!("a {field} that is not 0 to {MAX_VARIANT_INSTANCES}")),
+        }
+    }
+    fn name(variant: &serde_json::Value) -> Option<&str> {
+        variant.get("VariantName").and_then(|n| n.as_str())
+    }
+    let mut instances = Vec::new();
+    for list in LISTS {
+        let running = variants(endpoint, list)?;
+        let Some(config) = config else {
+            for variant in running {
+                if variant
+                    .get("CurrentServerlessConfig")
+                    .is_some_and(|c| !c.is_null())
+                {
+                    continue;
+                }
+                if let Some(n) = count(variant, "CurrentInstanceCount")?.filter(|n| *n > 0) {
+                    instances.push(SagemakerInstances {
+                        instance_type: None,
+                        count: n,
+                    });
+                }
+            }
+            continue;
+        };
+        for variant in variants(config, list)? {
+            let instance_type = match variant.get("InstanceType") {
+                // Serverless: billed by request, not by the instance-hour.
+                None | Some(serde_json::Value::Null) => continue,
+                Some(serde_json::Value::String(t)) if (1..=64).contains(&t.len()) => t.clone(),
+                Some(_) => return Err("an InstanceType that is not one".into()),
+            };
+            let current = match name(variant) {
+                Some(n) => running
+                    .iter()
+                    .find(|r| name(r) == Some(n))
+                    .map(|r| count(r, "CurrentInstanceCount"))
+                    .transpose()?
+                    .flatten(),
+                None => None,
+            };
+            let n = match current {
+                Some(n) => n,
+                None => count(variant, "InitialInstanceCount")?.unwrap_or(0),
+            };
+            if n > 0 {
+                instances.push(SagemakerInstances {
+                    instance_type: Some(instance_type),
+                    count: n,
+                });
+            }
+        }
+    }
+    Ok(instances)
+}
 
 /// An instance as `DescribeInstances` tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1030,6 +1225,76 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_s_instances_are_its_configuration_s_types_at_the_current_counts() {
+        let endpoint = serde_json::json!({
+            "EndpointName": "chat",
+            "EndpointConfigName": "chat-v2",
+            "EndpointStatus": "InService",
+            "ProductionVariants": [
+                {"VariantName": "main", "CurrentInstanceCount": 3, "DesiredInstanceCount": 3,
+                 "CurrentWeight": 1.0},
+                {"VariantName": "small", "CurrentServerlessConfig": {"MemorySizeInMB": 2048}},
+                {"VariantName": "idle", "CurrentInstanceCount": 0}
+            ],
+            "ShadowProductionVariants": [{"VariantName": "shadow", "CurrentInstanceCount": 1}]
+        });
+        let config = serde_json::json!({
+            "EndpointConfigName": "chat-v2",
+            "ProductionVariants": [
+                {"VariantName": "main", "InstanceType": "ml.g5.2xlarge", "InitialInstanceCount": 2},
+                {"VariantName": "small", "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}},
+                {"VariantName": "idle", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1},
+                {"VariantName": "new", "InstanceType": "ml.c5.xlarge", "InitialInstanceCount": 1}
+            ],
+            "ShadowProductionVariants": [
+                {"VariantName": "shadow", "InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 2}
+            ]
+        });
+        let of = |t: &str, count| SagemakerInstances {
+            instance_type: Some(t.into()),
+            count,
+        };
+        assert_eq!(
+            endpoint_instances(&endpoint, Some(&config)).unwrap(),
+            [
+                of("ml.g5.2xlarge", 3),
+                of("ml.c5.xlarge", 1),
+                of("ml.g5.xlarge", 1)
+            ],
+            "the current counts; the initial one where the endpoint gives none; \
+             serverless and idle variants left out"
+        );
+        assert_eq!(
+            endpoint_instances(&endpoint, None).unwrap(),
+            [
+                SagemakerInstances {
+                    instance_type: None,
+                    count: 3
+                },
+                SagemakerInstances {
+                    instance_type: None,
+                    count: 1
+                }
+            ],
+            "a configuration gone: the counts, of no type"
+        );
+        let mut huge = endpoint.clone();
+        huge["ProductionVariants"][0]["CurrentInstanceCount"] = serde_json::json!(1e12);
+        assert!(endpoint_instances(&huge, Some(&config)).is_err());
+        let mut many = config.clone();
+        many["ProductionVariants"] =
+            serde_json::json!(vec![config["ProductionVariants"][0].clone(); 11]);
+        assert!(endpoint_instances(&endpoint, Some(&many)).is_err());
+        let mut odd = config.clone();
+        odd["ProductionVariants"][0]["InstanceType"] = serde_json::json!(7);
+        assert!(endpoint_instances(&endpoint, Some(&odd)).is_err());
+        assert_eq!(
+            endpoint_instances(&serde_json::json!({}), Some(&serde_json::json!({}))).unwrap(),
+            []
+        );
+    }
+
+    #[test]
     fn errors_are_read_from_either_protocol() {
         let body = r#"<?xml version="1.0" encoding="UTF-8"?>
 <Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>The instance ID 'i-1' does not exist</Message></Error></Errors><RequestID>ea966190</RequestID></Response>"#;
@@ -1043,6 +1308,12 @@ mod tests {
             br#"{"__type":"com.amazon.coral.validate#ValidationException","message":"Could not find endpoint \"x\"."}"#,
         );
         assert!(is_missing_endpoint(&e), "{e:?}");
+        assert!(!is_missing_endpoint_config(&e), "{e:?}");
+        let e = json_error(
+            400,
+            br#"{"__type":"ValidationException","message":"Could not find endpoint configuration \"arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/x\"."}"#,
+        );
+        assert!(is_missing_endpoint_config(&e), "{e:?}");
         let e = json_error(
             400,
             br#"{"__type":"ValidationException","Message":"Cannot update in-progress endpoint"}"#,

@@ -18,12 +18,18 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use purser_core::ports::SagemakerInstances;
 use purser_core::{MemberResource, MemberResources, ResourcesError, StopOutcome, Stoppable};
 
 /// An instance id no account has.
 pub const UNKNOWN_INSTANCE: &str = "i-0123456789abcdef0";
 /// The type the scenarios launch.
 pub const INSTANCE_TYPE: &str = "g5.xlarge";
+/// The type of the scenarios' endpoints (moto's list of SageMaker types
+/// predates ml.g5).
+pub const ENDPOINT_INSTANCE_TYPE: &str = "ml.g4dn.xlarge";
+/// How many instances the scenarios' endpoints run on.
+pub const ENDPOINT_INSTANCE_COUNT: u32 = 2;
 
 /// The member accounts as their teams see them: each adapter's test acts
 /// on its backend directly, and panics if it cannot.
@@ -43,13 +49,16 @@ pub trait Observer: Send + Sync {
         region: &str,
         instance_id: &str,
     ) -> impl Future<Output = Option<String>> + Send;
-    /// Creates a model, an endpoint configuration and endpoint `name` on
-    /// it (in service); the configuration's name.
+    /// Creates a model, an endpoint configuration of one production
+    /// variant (`count` instances of `instance_type`) and endpoint `name`
+    /// on it (in service); the configuration's name.
     fn create_endpoint(
         &self,
         account_id: &str,
         region: &str,
         name: &str,
+        instance_type: &str,
+        count: u32,
     ) -> impl Future<Output = String> + Send;
     /// The endpoint's status (`InService`, `Deleting`, …), `None` when
     /// there is no such endpoint.
@@ -152,6 +161,49 @@ pub async fn an_instance_s_type_is_described<O: Observer>(fixture: &Fixture<O>) 
     );
 }
 
+/// An endpoint's instances are its variant's type (its configuration's,
+/// `DescribeEndpointConfig`) and count (`DescribeEndpoint`); an endpoint
+/// no account has, or another account's, has none.
+pub async fn an_endpoint_s_instances_are_described<O: Observer>(fixture: &Fixture<O>) {
+    let (resources, team) = (&fixture.resources, &fixture.observer);
+    let [one, other] = &fixture.accounts;
+    let region = fixture.region.as_str();
+    let name = endpoint_name("described");
+    team.create_endpoint(
+        one,
+        region,
+        &name,
+        ENDPOINT_INSTANCE_TYPE,
+        ENDPOINT_INSTANCE_COUNT,
+    )
+    .await;
+    assert_eq!(
+        resources
+            .endpoint_instances(one, region, &name)
+            .await
+            .unwrap(),
+        Some(vec![SagemakerInstances {
+            instance_type: Some(ENDPOINT_INSTANCE_TYPE.into()),
+            count: ENDPOINT_INSTANCE_COUNT,
+        }])
+    );
+    assert_eq!(
+        resources
+            .endpoint_instances(one, region, &endpoint_name("never"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        resources
+            .endpoint_instances(other, region, &name)
+            .await
+            .unwrap(),
+        None,
+        "another account's endpoint is not this one's"
+    );
+}
+
 /// A running instance is stopped (nothing to restore but `StartInstances`)
 /// and its team sees it stopping or stopped; stopping it again says it was
 /// stopped already, and its type is still described.
@@ -212,7 +264,15 @@ pub async fn an_endpoint_is_deleted_keeping_its_configuration<O: Observer>(fixtu
     let account = fixture.accounts[0].as_str();
     let region = fixture.region.as_str();
     let name = endpoint_name("guarded");
-    let config = team.create_endpoint(account, region, &name).await;
+    let config = team
+        .create_endpoint(
+            account,
+            region,
+            &name,
+            ENDPOINT_INSTANCE_TYPE,
+            ENDPOINT_INSTANCE_COUNT,
+        )
+        .await;
     assert_eq!(
         team.endpoint_status(account, region, &name)
             .await
@@ -252,7 +312,14 @@ pub async fn only_the_account_asked_for_is_stopped<O: Observer>(fixture: &Fixtur
     let [one, other] = &fixture.accounts;
     let region = fixture.region.as_str();
     let name = endpoint_name("theirs");
-    team.create_endpoint(other, region, &name).await;
+    team.create_endpoint(
+        other,
+        region,
+        &name,
+        ENDPOINT_INSTANCE_TYPE,
+        ENDPOINT_INSTANCE_COUNT,
+    )
+    .await;
     assert_eq!(
         resources.stop(&fixture.endpoint(one, &name)).await.unwrap(),
         StopOutcome::NotFound
@@ -292,7 +359,14 @@ pub async fn what_is_not_an_id_is_refused<O: Observer>(fixture: &Fixture<O>) {
             refused(resources.stop(&fixture.endpoint(account, name)).await),
             "{name}"
         );
+        assert!(
+            refused(resources.endpoint_instances(account, region, name).await),
+            "{name}"
+        );
     }
+    assert!(refused(
+        resources.endpoint_instances("12345", region, "chat").await
+    ));
     assert!(refused(
         resources
             .instance_type("12345", region, UNKNOWN_INSTANCE)
@@ -327,6 +401,7 @@ macro_rules! __member_resources_scenarios {
             $($args)*;
             [
                 an_instance_s_type_is_described,
+                an_endpoint_s_instances_are_described,
                 an_instance_is_stopped_once,
                 an_unknown_instance_is_not_found,
                 an_endpoint_is_deleted_keeping_its_configuration,

@@ -460,6 +460,12 @@ CREATE TABLE hourly_spend (
     PRIMARY KEY (account_id, hour, resource)
 );
 "#,
+    r#"
+-- A simulated endpoint's instances, as its events or its team told them
+-- (member_resources.rs): JSON, a list of {instance_type, count}; NULL when
+-- none did.
+ALTER TABLE sim_resources ADD COLUMN instances TEXT;
+"#,
 ];
 
 /// A shared handle on the database. SQLite calls block, so they run on

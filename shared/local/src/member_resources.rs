@@ -7,7 +7,9 @@
 //! archives the event ([`register_resource`]), the instance of every
 //! accepted EC2 state change (its state) and `RunInstances` or
 //! `StartInstances` call event (its type), and the endpoint of every
-//! SageMaker endpoint state change (its ARN, status and configuration),
+//! SageMaker endpoint state change (its ARN, status and configuration, and
+//! the instances of its production variants where an `InService` change
+//! names them: a type only where it does, as AWS's own events name none),
 //! read by the recorder's own parser (`purser_core::lake::resource_change`),
 //! so the simulation knows exactly what the recorder counts. Tests and demos
 //! may also launch them directly ([`SimulatedResources::run_instance`],
@@ -28,6 +30,7 @@ use async_trait::async_trait;
 use purser_core::lake::{
     EC2_STATE_CHANGE, ResourceChange, SAGEMAKER_ENDPOINT_STATE_CHANGE, resource_change,
 };
+use purser_core::ports::{RunWhat, SagemakerInstances};
 use purser_core::{
     Clock, Event, EventEntry, MemberResource, MemberResources, ResourcesError, StopOutcome,
     Stoppable,
@@ -83,6 +86,8 @@ struct Row {
     state: String,
     /// An endpoint's ARN, as its events name it.
     arn: Option<String>,
+    /// An endpoint's instances (JSON), as its events or team told them.
+    instances: Option<String>,
 }
 
 impl SimulatedResources {
@@ -119,16 +124,18 @@ impl SimulatedResources {
         Ok(())
     }
 
-    /// Creates endpoint `name` on configuration `config`, in service (as a
-    /// team would; no event is put).
+    /// Creates endpoint `name` on configuration `config`, whose variants
+    /// run on `instances`, in service (as a team would; no event is put).
     pub async fn create_endpoint(
         &self,
         account_id: &str,
         region: &str,
         name: &str,
         config: &str,
+        instances: &[SagemakerInstances],
     ) -> Result<(), DbError> {
         let arn = endpoint_arn(account_id, region, name);
+        let instances = serde_json::to_string(instances).unwrap_or_else(|_| "[]".into());
         let (a, r, n, c) = (
             account_id.to_owned(),
             region.to_owned(),
@@ -138,11 +145,12 @@ impl SimulatedResources {
         self.db
             .call(move |conn| {
                 conn.execute(
-                    "INSERT INTO sim_resources (account_id, region, kind, id, detail, state, arn)
-                     VALUES (?1, ?2, 'endpoint', ?3, ?4, 'InService', ?5)
+                    "INSERT INTO sim_resources (account_id, region, kind, id, detail, state, arn, instances)
+                     VALUES (?1, ?2, 'endpoint', ?3, ?4, 'InService', ?5, ?6)
                      ON CONFLICT (account_id, region, kind, id)
-                     DO UPDATE SET detail = excluded.detail, state = excluded.state, arn = excluded.arn",
-                    params![a, r, n, c, arn],
+                     DO UPDATE SET detail = excluded.detail, state = excluded.state, arn = excluded.arn,
+                         instances = excluded.instances",
+                    params![a, r, n, c, arn, instances],
                 )
             })
             .await?;
@@ -179,7 +187,7 @@ impl SimulatedResources {
         self.db
             .call(move |conn| {
                 conn.query_row(
-                    "SELECT detail, state, arn FROM sim_resources
+                    "SELECT detail, state, arn, instances FROM sim_resources
                      WHERE account_id = ?1 AND region = ?2 AND kind = ?3 AND id = ?4",
                     params![a, r, k, i],
                     |row| {
@@ -187,6 +195,7 @@ impl SimulatedResources {
                             detail: row.get(0)?,
                             state: row.get(1)?,
                             arn: row.get(2)?,
+                            instances: row.get(3)?,
                         })
                     },
                 )
@@ -398,12 +407,28 @@ pub(crate) fn register_resource(
                 .detail
                 .get("EndpointConfigName")
                 .and_then(|v| v.as_str());
+            // The variants' instances where the event names variants (the
+            // parser's one instance of no type for an event that names
+            // none is not the endpoint's).
+            let names_variants = event
+                .detail
+                .get("ProductionVariants")
+                .and_then(|v| v.as_array())
+                .is_some_and(|v| !v.is_empty());
+            let instances = match &change {
+                ResourceChange::Start(run) if names_variants => match &run.what {
+                    RunWhat::Sagemaker { instances, .. } => serde_json::to_string(instances).ok(),
+                    _ => None,
+                },
+                _ => None,
+            };
             tx.execute(
-                "INSERT INTO sim_resources (account_id, region, kind, id, detail, state, arn)
-                 VALUES (?1, ?2, 'endpoint', ?3, ?4, ?5, ?6)
+                "INSERT INTO sim_resources (account_id, region, kind, id, detail, state, arn, instances)
+                 VALUES (?1, ?2, 'endpoint', ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (account_id, region, kind, id) DO UPDATE SET
-                     detail = coalesce(excluded.detail, detail), state = excluded.state, arn = excluded.arn",
-                params![account, region, name, config, endpoint_status(status), arn],
+                     detail = coalesce(excluded.detail, detail), state = excluded.state, arn = excluded.arn,
+                     instances = coalesce(excluded.instances, instances)",
+                params![account, region, name, config, endpoint_status(status), arn, instances],
             )?;
         }
         _ => {}
@@ -590,6 +615,35 @@ impl MemberResources for SimulatedResources {
             .map_err(unavailable)?
             .and_then(|row| row.detail))
     }
+
+    async fn endpoint_instances(
+        &self,
+        account_id: &str,
+        region: &str,
+        endpoint_name: &str,
+    ) -> Result<Option<Vec<SagemakerInstances>>, ResourcesError> {
+        let endpoint = Stoppable::SagemakerEndpoint {
+            name: endpoint_name.into(),
+        };
+        check(account_id, region, &endpoint)?;
+        let Some(row) = self
+            .row(account_id, region, &endpoint)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        // What no event or team told is not known: no instances.
+        let instances = match row.instances {
+            None => Vec::new(),
+            Some(json) => serde_json::from_str(&json).map_err(|e| {
+                ResourcesError::Unavailable(format!(
+                    "the simulated endpoint {endpoint_name}'s instances: {e}"
+                ))
+            })?,
+        };
+        Ok(Some(instances))
+    }
 }
 
 #[cfg(test)]
@@ -717,6 +771,56 @@ mod tests {
             resources.state(ACCOUNT, REGION, &endpoint).await.unwrap(),
             Some("InService".into())
         );
+        assert_eq!(
+            resources
+                .endpoint_instances(ACCOUNT, REGION, "Chat")
+                .await
+                .unwrap(),
+            Some(vec![]),
+            "no event named its variants"
+        );
+        // As AWS's events do: counts, no type; a type where one names it.
+        put(
+            &resources,
+            "aws.sagemaker",
+            SAGEMAKER_ENDPOINT_STATE_CHANGE,
+            json!({"EndpointName": "Chat", "EndpointArn": arn, "EndpointStatus": "IN_SERVICE",
+                "ProductionVariants": [{"VariantName": "a", "CurrentInstanceCount": 2},
+                    {"VariantName": "b", "InstanceType": "ml.g5.xlarge", "CurrentInstanceCount": 1}]}),
+        )
+        .await;
+        assert_eq!(
+            resources
+                .endpoint_instances(ACCOUNT, REGION, "Chat")
+                .await
+                .unwrap(),
+            Some(vec![
+                SagemakerInstances {
+                    instance_type: None,
+                    count: 2
+                },
+                SagemakerInstances {
+                    instance_type: Some("ml.g5.xlarge".into()),
+                    count: 1
+                }
+            ])
+        );
+        put(
+            &resources,
+            "aws.sagemaker",
+            SAGEMAKER_ENDPOINT_STATE_CHANGE,
+            json!({"EndpointName": "Chat", "EndpointArn": arn, "EndpointStatus": "UPDATING"}),
+        )
+        .await;
+        assert_eq!(
+            resources
+                .endpoint_instances(ACCOUNT, REGION, "Chat")
+                .await
+                .unwrap()
+                .map(|i| i.len()),
+            Some(2),
+            "kept through a change that names none"
+        );
         put(
             &resources,
             "aws.sagemaker",
@@ -726,6 +830,13 @@ mod tests {
         .await;
         assert_eq!(
             resources.state(ACCOUNT, REGION, &endpoint).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            resources
+                .endpoint_instances(ACCOUNT, REGION, "Chat")
+                .await
+                .unwrap(),
             None
         );
     }
@@ -832,6 +943,7 @@ mod tests {
 
         use purser_contract::member_resources::{Fixture, Observer};
         use purser_core::Stoppable;
+        use purser_core::ports::SagemakerInstances;
 
         use super::fresh;
         use crate::member_resources::SimulatedResources;
@@ -861,10 +973,21 @@ mod tests {
                 self.0.state(account_id, region, &instance).await.unwrap()
             }
 
-            async fn create_endpoint(&self, account_id: &str, region: &str, name: &str) -> String {
+            async fn create_endpoint(
+                &self,
+                account_id: &str,
+                region: &str,
+                name: &str,
+                instance_type: &str,
+                count: u32,
+            ) -> String {
                 let config = format!("{name}-config");
+                let instances = [SagemakerInstances {
+                    instance_type: Some(instance_type.into()),
+                    count,
+                }];
                 self.0
-                    .create_endpoint(account_id, region, name, &config)
+                    .create_endpoint(account_id, region, name, &config, &instances)
                     .await
                     .unwrap();
                 config

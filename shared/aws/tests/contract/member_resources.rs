@@ -200,7 +200,14 @@ impl Observer for Teams {
         )
     }
 
-    async fn create_endpoint(&self, account_id: &str, region: &str, name: &str) -> String {
+    async fn create_endpoint(
+        &self,
+        account_id: &str,
+        region: &str,
+        name: &str,
+        instance_type: &str,
+        count: u32,
+    ) -> String {
         let member = self.member(account_id);
         let (model, config) = (format!("{name}-model"), format!("{name}-config"));
         member
@@ -223,9 +230,8 @@ impl Observer for Teams {
                     "ProductionVariants": [{
                         "VariantName": "main",
                         "ModelName": model,
-                        "InitialInstanceCount": 1,
-                        // moto's list of types predates ml.g5.
-                        "InstanceType": "ml.g4dn.xlarge",
+                        "InitialInstanceCount": count,
+                        "InstanceType": instance_type,
                     }],
                 }),
             )

@@ -1,7 +1,8 @@
 //! The MemberResources port: the costly resources of member accounts the
 //! runaway guard's `stop-resource` action stops (EC2 instances, SageMaker
 //! real-time endpoints), and what EC2 and SageMaker say about a resource
-//! whose launch Purser did not see (its instance type).
+//! whose launch Purser did not see (an instance's type, an endpoint's
+//! instances: SageMaker's state change counts them but names no type).
 //!
 //! Purser acts through its member role, as `throttle-lambdas` does. A stop
 //! is idempotent: stopping what is stopped (or gone) says so, not fails.
@@ -13,6 +14,8 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+use super::SagemakerInstances;
 
 /// A resource Purser can stop.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -93,4 +96,21 @@ pub trait MemberResources: Send + Sync {
         region: &str,
         instance_id: &str,
     ) -> Result<Option<String>, ResourcesError>;
+
+    /// The instances a SageMaker real-time endpoint runs on, one entry a
+    /// production variant (shadow variants included, since they bill
+    /// alike): its instance type (`DescribeEndpointConfig` of the
+    /// configuration `DescribeEndpoint` names) and its current instance
+    /// count (`CurrentInstanceCount`, else the configuration's
+    /// `InitialInstanceCount`). Serverless variants run on no instances of
+    /// their own and are left out, as are variants scaled to zero; a
+    /// variant whose configuration is gone has `instance_type: None`.
+    /// `None` when there is no such endpoint. `endpoint_name` is the
+    /// endpoint's name, checked as [`MemberResources::stop`] checks it.
+    async fn endpoint_instances(
+        &self,
+        account_id: &str,
+        region: &str,
+        endpoint_name: &str,
+    ) -> Result<Option<Vec<SagemakerInstances>>, ResourcesError>;
 }

@@ -21,7 +21,12 @@
 //! else asked of EC2 (`DescribeInstances` through the [`MemberResources`]
 //! port, where the recorder has it) as the instance starts running;
 //! without either the run is priced as unpriced usage (`BoxUsage:unknown`),
-//! recorded with its hours and announced as `UnpricedUsage`.
+//! recorded with its hours and announced as `UnpricedUsage`. SageMaker's
+//! endpoint state change counts the variants' instances but names no type:
+//! an endpoint whose event names none has its instances asked of SageMaker
+//! (`DescribeEndpoint`, `DescribeEndpointConfig`, through the same port) as
+//! it comes in service; without an answer its hours are recorded unpriced
+//! (`Host:unknown`).
 //!
 //! The account is always the envelope's (set by EventBridge); every field
 //! of the detail is bounded and checked, an ARN must name the envelope's
@@ -588,6 +593,19 @@ fn endpoint_instances(detail: &Value) -> Result<Vec<SagemakerInstances>, RecordE
     total_bounded(instances, "detail.ProductionVariants")
 }
 
+/// The name of the endpoint `arn` (`…:endpoint/<name>`, which SageMaker
+/// writes in lower case): the event's `EndpointName` where it is that name
+/// in its own case, else the ARN's.
+fn endpoint_name<'a>(event: &'a Event, arn: &'a str) -> Option<&'a str> {
+    let from_arn = arn.split_once(":endpoint/").map(|(_, name)| name)?;
+    let named = event
+        .detail
+        .get("EndpointName")
+        .and_then(Value::as_str)
+        .filter(|n| n.eq_ignore_ascii_case(from_arn));
+    Some(named.unwrap_or(from_arn))
+}
+
 fn total_bounded(
     instances: Vec<SagemakerInstances>,
     field: &str,
@@ -701,7 +719,8 @@ impl Recorder {
     }
 
     /// Asks `resources` the type of an instance whose launch no call event
-    /// told, when it starts running.
+    /// told, when it starts running, and the instances of an endpoint whose
+    /// state change names no type, when it comes in service.
     pub fn with_member_resources(mut self, resources: Arc<dyn MemberResources>) -> Self {
         self.member_resources = Some(resources);
         self
@@ -750,6 +769,20 @@ impl Recorder {
                     if instance_type.is_none() {
                         tracing::warn!(account_id = %run.key.account_id, instance = %run.key.resource,
                             "an instance runs whose type no launch call told: priced as unpriced usage until one does");
+                    }
+                }
+                if let RunWhat::Sagemaker {
+                    use_: SagemakerUse::Hosting,
+                    instances,
+                } = &mut run.what
+                    && instances.iter().any(|i| i.instance_type.is_none())
+                {
+                    match self.described_endpoint(event, &run.key).await {
+                        Some(described) => *instances = described,
+                        None => {
+                            tracing::warn!(account_id = %run.key.account_id, endpoint = %run.key.resource,
+                                "an endpoint is in service whose instance type neither its event nor SageMaker told: its hours are recorded unpriced");
+                        }
                     }
                 }
                 if running.start_run(&run).await? {
@@ -820,6 +853,53 @@ impl Recorder {
                 None
             }
         }
+    }
+
+    /// The endpoint's instances as SageMaker describes them
+    /// (`DescribeEndpoint`, `DescribeEndpointConfig` through the member
+    /// role), where the recorder has member resources: for an endpoint whose
+    /// state change names no instance type (AWS's never does). Used only if
+    /// every instance has a type Purser can price; else, or on a failure,
+    /// logged and `None`: the event's instances stand, recorded unpriced.
+    async fn described_endpoint(
+        &self,
+        event: &Event,
+        key: &RunKey,
+    ) -> Option<Vec<SagemakerInstances>> {
+        let resources = self.member_resources.as_ref()?;
+        let name = endpoint_name(event, &key.resource)?;
+        let (account_id, endpoint) = (&key.account_id, &key.resource);
+        let instances = match resources
+            .endpoint_instances(account_id, &key.region, name)
+            .await
+        {
+            Ok(Some(instances)) => instances,
+            Ok(None) => {
+                tracing::warn!(%account_id, %endpoint, "SageMaker describes no such endpoint");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(%account_id, %endpoint, error = %e,
+                    "an endpoint's instances could not be described");
+                return None;
+            }
+        };
+        let priceable = !instances.is_empty()
+            && instances.iter().all(|i| {
+                (1..=MAX_INSTANCES).contains(&i.count)
+                    && i.instance_type
+                        .as_deref()
+                        .is_some_and(|t| ml_type(t, "instance_type").is_ok())
+            })
+            && total_bounded(instances.clone(), "instances").is_ok();
+        if !priceable {
+            tracing::warn!(%account_id, %endpoint, instances = ?instances.iter().take(10).collect::<Vec<_>>(),
+                "SageMaker described instances Purser cannot price");
+            return None;
+        }
+        tracing::info!(%account_id, %endpoint, instances = ?instances,
+            "an endpoint's instances described by SageMaker");
+        Some(instances)
     }
 
     fn instance_marker(&self, account_id: &str, region: &str, instance_id: &str) -> Marker {
@@ -1284,6 +1364,15 @@ mod tests {
             self.asked.fetch_add(1, Ordering::SeqCst);
             self.answer.clone()
         }
+
+        async fn endpoint_instances(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<Vec<SagemakerInstances>>, crate::ports::ResourcesError> {
+            unreachable!("no endpoint here")
+        }
     }
 
     fn described(
@@ -1345,6 +1434,189 @@ mod tests {
             assert_eq!(unpriced.len(), 1, "the run is kept: {answer:?}");
             assert_eq!(unpriced[0]["usage"][0]["usage_type"], "BoxUsage:unknown");
         }
+    }
+
+    /// SageMaker as `DescribeEndpoint` and `DescribeEndpointConfig` answer
+    /// in the member account: `answer` for the one endpoint; the names it
+    /// was asked.
+    struct Sagemaker {
+        answer: Result<Option<Vec<SagemakerInstances>>, crate::ports::ResourcesError>,
+        asked: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl MemberResources for Sagemaker {
+        async fn stop(
+            &self,
+            _: &crate::ports::MemberResource,
+        ) -> Result<crate::ports::StopOutcome, crate::ports::ResourcesError> {
+            unreachable!("the recorder stops nothing")
+        }
+
+        async fn instance_type(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<String>, crate::ports::ResourcesError> {
+            unreachable!("no instance here")
+        }
+
+        async fn endpoint_instances(
+            &self,
+            account_id: &str,
+            region: &str,
+            endpoint_name: &str,
+        ) -> Result<Option<Vec<SagemakerInstances>>, crate::ports::ResourcesError> {
+            assert_eq!((account_id, region), (MEMBER, "us-east-1"));
+            locked(&self.asked).push(endpoint_name.to_string());
+            self.answer.clone()
+        }
+    }
+
+    fn with_sagemaker(
+        answer: Result<Option<Vec<SagemakerInstances>>, crate::ports::ResourcesError>,
+    ) -> (World, Arc<Sagemaker>) {
+        let w = world();
+        let sagemaker = Arc::new(Sagemaker {
+            answer,
+            asked: Default::default(),
+        });
+        let recorder = w.recorder.with_member_resources(sagemaker.clone());
+        (World { recorder, ..w }, sagemaker)
+    }
+
+    /// SageMaker's endpoint state change as AWS sends it: the variants'
+    /// counts, no instance type; `variants` replaces them.
+    fn endpoint(status: &str, at: DateTime<Utc>, variants: Value) -> Event {
+        event_of(
+            MEMBER,
+            "aws.sagemaker",
+            SAGEMAKER_ENDPOINT_STATE_CHANGE,
+            at,
+            json!({"EndpointName": "Chat",
+                "EndpointArn": format!("arn:aws:sagemaker:us-east-1:{MEMBER}:endpoint/chat"),
+                "EndpointConfigName": "chat-config",
+                "EndpointStatus": status, "ProductionVariants": variants}),
+        )
+    }
+
+    fn g5(count: u32) -> Vec<SagemakerInstances> {
+        vec![SagemakerInstances {
+            instance_type: Some("ml.g5.xlarge".into()),
+            count,
+        }]
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_whose_event_names_no_type_is_priced_as_sagemaker_describes_it() {
+        let (w, sagemaker) = with_sagemaker(Ok(Some(g5(2))));
+        let start = evening();
+        let counts = json!([{"VariantName": "main", "CurrentInstanceCount": 2.0,
+            "DesiredInstanceCount": 2.0, "DesiredWeight": 1.0}]);
+        w.recorder
+            .resource(&endpoint("IN_SERVICE", start, counts.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            *locked(&sagemaker.asked),
+            ["Chat"],
+            "asked by its name, in its own case"
+        );
+        accrue_at(&w, start + Duration::hours(1)).await;
+        // Two ml.g5.xlarge for an hour.
+        assert_eq!(
+            spent(&w),
+            "1.408".parse::<Decimal>().unwrap() * Decimal::TWO
+        );
+        assert!(w.bus.of(UNPRICED_USAGE).is_empty());
+        assert!(
+            locked(&w.lake.rows)
+                .iter()
+                .all(|r| r["usage_type"] == "Host:ml.g5.xlarge")
+        );
+        let stop = start + Duration::hours(2);
+        w.clock.set(stop);
+        w.recorder
+            .resource(&endpoint("DELETING", stop, counts))
+            .await
+            .unwrap();
+        assert_eq!(
+            spent(&w),
+            "1.408".parse::<Decimal>().unwrap() * Decimal::from(4)
+        );
+        assert_eq!(locked(&sagemaker.asked).len(), 1, "a stop asks nothing");
+
+        // An event that names its type is not asked of SageMaker.
+        let (w, sagemaker) = with_sagemaker(Ok(Some(g5(5))));
+        w.recorder
+            .resource(&endpoint(
+                "IN_SERVICE",
+                start,
+                json!([{"InstanceType": "ml.g5.xlarge", "CurrentInstanceCount": 1}]),
+            ))
+            .await
+            .unwrap();
+        accrue_at(&w, start + Duration::hours(1)).await;
+        assert!(locked(&sagemaker.asked).is_empty());
+        assert_eq!(spent(&w), "1.408".parse::<Decimal>().unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_sagemaker_cannot_describe_is_still_recorded_unpriced() {
+        let untyped = vec![SagemakerInstances {
+            instance_type: None,
+            count: 2,
+        }];
+        let not_ml = vec![SagemakerInstances {
+            instance_type: Some("g5.xlarge".into()),
+            count: 2,
+        }];
+        for answer in [
+            Err(crate::ports::ResourcesError::AccessDenied {
+                account_id: MEMBER.into(),
+                service: "SageMaker".into(),
+                role: "arn:aws:iam::210987654321:role/purser-describe-instances".into(),
+                message: "AccessDeniedException".into(),
+            }),
+            Err(crate::ports::ResourcesError::Unavailable(
+                "SageMaker timed out".into(),
+            )),
+            Ok(None),
+            Ok(Some(vec![])),
+            Ok(Some(untyped)),
+            Ok(Some(not_ml)),
+            Ok(Some(g5(1_001))),
+        ] {
+            let (w, sagemaker) = with_sagemaker(answer.clone());
+            let start = evening();
+            w.recorder
+                .resource(&endpoint(
+                    "IN_SERVICE",
+                    start,
+                    json!([{"CurrentInstanceCount": 2}]),
+                ))
+                .await
+                .unwrap();
+            assert_eq!(locked(&sagemaker.asked).len(), 1, "{answer:?}");
+            accrue_at(&w, start + Duration::minutes(5)).await;
+            assert_eq!(spent(&w), Decimal::ZERO, "{answer:?}");
+            let unpriced = w.bus.of(UNPRICED_USAGE);
+            assert_eq!(unpriced.len(), 1, "the run is kept: {answer:?}");
+            assert_eq!(unpriced[0]["usage"][0]["usage_type"], "Host:unknown");
+        }
+        // Without the port, as before.
+        let w = world();
+        w.recorder
+            .resource(&endpoint(
+                "IN_SERVICE",
+                evening(),
+                json!([{"CurrentInstanceCount": 2}]),
+            ))
+            .await
+            .unwrap();
+        accrue_at(&w, evening() + Duration::minutes(5)).await;
+        assert_eq!(w.bus.of(UNPRICED_USAGE).len(), 1);
     }
 
     #[tokio::test]
