@@ -1304,11 +1304,14 @@ fn the_member_account_template_grants_least_privilege() {
     assert_least_privilege(&m.document);
     let mut found = Vec::new();
     statements(&m.document["Resources"], &mut found);
-    // The throttle role and the metric stream's two roles grant their own
-    // (member_account.rs checks the stream's: its Firehose, its prefix).
+    // The throttle role, the recorder's describe role and the metric
+    // stream's two roles grant their own (member_account.rs checks the
+    // stream's: its Firehose, its prefix; the describe role's reads are
+    // checked with the recorder's, below).
     let mut throttle = Vec::new();
     for role in [
         "PurserThrottleRole",
+        "PurserDescribeRole",
         "MetricStreamRole",
         "MetricsFirehoseRole",
     ] {
@@ -1327,7 +1330,7 @@ fn the_member_account_template_grants_least_privilege() {
         assert_eq!(
             as_list(&s["Action"]),
             ["events:PutEvents"],
-            "member accounts grant only PutEvents (and the throttle role its own): {s}"
+            "member accounts grant only PutEvents (and the roles above their own): {s}"
         );
     }
     let role = &m.document["Resources"]["ForwardToPurserRole"]["Properties"];
@@ -1407,8 +1410,33 @@ fn only_the_budgets_function_throttles_and_only_reserved_concurrency() {
     let read_actions: BTreeSet<String> = reads.iter().flat_map(|s| as_list(&s["Action"])).collect();
     assert_eq!(
         read_actions,
-        BTreeSet::from(["ec2:DescribeInstances".to_string()])
+        BTreeSet::from([
+            "ec2:DescribeInstances".to_string(),
+            "sagemaker:DescribeEndpoint".to_string(),
+            "sagemaker:DescribeEndpointConfig".to_string(),
+        ])
     );
+    // SageMaker's reads on this account's endpoints and their
+    // configurations only.
+    for read in reads.iter().filter(|s| {
+        as_list(&s["Action"])
+            .iter()
+            .any(|a| a.starts_with("sagemaker:"))
+    }) {
+        let resources: BTreeSet<&str> = read["Resource"]
+            .as_array()
+            .expect("a list of resources")
+            .iter()
+            .map(sub)
+            .collect();
+        assert_eq!(
+            resources,
+            BTreeSet::from([
+                "arn:${AWS::Partition}:sagemaker:*:${AWS::AccountId}:endpoint/*",
+                "arn:${AWS::Partition}:sagemaker:*:${AWS::AccountId}:endpoint-config/*",
+            ])
+        );
+    }
     assert_eq!(
         t.document["Outputs"]["RecorderFunctionRoleArn"]["Value"],
         get_att("RecorderFunctionRole", "Arn")
