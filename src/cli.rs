@@ -409,8 +409,9 @@ pub enum AccountsCommand {
     /// Extend an account's lease (beyond its template's maximum it waits for an approver).
     #[command(after_help = "Examples:\n  purser accounts extend r-0123456789ab --days 3")]
     Extend(ExtendArgs),
-    /// Release a quarantined account after a look (admins): it cools, then
-    /// its template's pool lends it again.
+    /// Release an account after a look (admins): a quarantined one cools,
+    /// then its template's pool lends it again; one the runaway guard froze
+    /// is unfrozen (unless a budget still demands the freeze).
     #[command(
         after_help = "Examples:\n  purser pool show                       # what is quarantined, and why\n  purser accounts release r-0123456789ab"
     )]
@@ -419,7 +420,7 @@ pub enum AccountsCommand {
 
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
-    /// The request id (`r-…`) of the quarantined account.
+    /// The request id (`r-…`) of the quarantined or runaway-frozen account.
     #[arg(value_name = "ID")]
     pub id: String,
     /// An aligned table for people, or the JSON for scripts.

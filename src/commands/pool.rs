@@ -103,6 +103,18 @@ pub async fn release(args: ReleaseArgs) -> anyhow::Result<()> {
     let account = client
         .post(&["accounts", &args.id, "release"], &json!({}), &[])
         .await?;
+    if account["released"] == "runaway_freeze" {
+        // The runaway guard's hold let go: the budgets function unfreezes.
+        return match args.output {
+            Output::Json => print_json(&account),
+            Output::Table => println(record(&[
+                ("request", cell(&account["account"]["id"])),
+                ("account", cell(&account["account"]["account_id"])),
+                ("state", cell(&account["account"]["state"])),
+                ("released", cell(&account["message"])),
+            ])),
+        };
+    }
     match args.output {
         Output::Json => print_json(&account),
         Output::Table => println(record(&[

@@ -111,22 +111,6 @@ async fn reap(local: &Local) {
     local.settle().await;
 }
 
-/// The `purser` CLI against this `purser up` (as its admin): its stdout.
-async fn cli(local: &Local, args: &[&str]) -> String {
-    use assert_cmd::cargo::CommandCargoExt;
-    let mut cmd = std::process::Command::cargo_bin("purser").unwrap();
-    cmd.args(args).env("PURSER_ENDPOINT", &local.url);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "purser {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test]
 async fn a_recycled_lease_is_cleaned_cooled_and_lent_again_and_a_failing_one_quarantined() {
     let (local, clock) = start().await;
@@ -272,17 +256,15 @@ async fn a_recycled_lease_is_cleaned_cooled_and_lent_again_and_a_failing_one_qua
         .await;
     assert_eq!(status, 403, "admins only");
     // What an admin sees with the CLI, and the release by the CLI.
-    let shown = cli(&local, &["pool", "show"]).await;
+    let shown = local.cli(&["pool", "show"]).await;
     assert!(
         shown.contains("quarantined") && shown.contains(&second_id),
         "{shown}"
     );
     assert!(shown.contains("3 failed"), "{shown}");
-    let released = cli(
-        &local,
-        &["accounts", "release", &second_id, "--output", "json"],
-    )
-    .await;
+    let released = local
+        .cli(&["accounts", "release", &second_id, "--output", "json"])
+        .await;
     let released: Value = serde_json::from_str(&released).unwrap();
     assert_eq!(released["state"], "cooling");
     clock.advance(Span::hours(72));

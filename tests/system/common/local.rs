@@ -277,6 +277,23 @@ impl Local {
         std::fs::write(file, text).unwrap();
     }
 
+    /// The `purser` CLI against this `purser up` (as its admin): its stdout.
+    pub async fn cli(&self, args: &[&str]) -> String {
+        use assert_cmd::cargo::CommandCargoExt;
+        let mut cmd = std::process::Command::cargo_bin("purser").unwrap();
+        cmd.args(args).env("PURSER_ENDPOINT", &self.url);
+        let shown = format!("{args:?}");
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "purser {shown}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The runtime's manual clock (a runtime started with one).
     pub fn manual_clock(&self) -> &ManualClock {
         self.manual.as_deref().expect("a manual clock")
