@@ -17,27 +17,21 @@
 //! enabled in the account), is `AccessDenied` naming the role; anything
 //! else (throttling included) is `Unavailable`, for the caller to retry.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
-
 use async_trait::async_trait;
 use aws_sdk_lambda::config::{Credentials, Region};
 use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use purser_core::{LambdasError, MemberFunction, MemberLambdas};
 
-/// Credentials this close to their expiry are assumed anew.
-const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+use crate::member_role::{AssumeError, MemberRole, is_denial};
+
 const SESSION_NAME: &str = "purser-budgets";
 
 /// The Lambda functions of member accounts, through the member role.
 #[derive(Debug)]
 pub struct MemberLambdasClient {
     config: aws_config::SdkConfig,
-    sts: aws_sdk_sts::Client,
-    role: String,
+    role: MemberRole,
     regions: Vec<String>,
-    credentials: Mutex<HashMap<String, Credentials>>,
 }
 
 impl MemberLambdasClient {
@@ -54,10 +48,8 @@ impl MemberLambdasClient {
         };
         Self {
             config: config.clone(),
-            sts: aws_sdk_sts::Client::new(config),
-            role: role.to_owned(),
+            role: MemberRole::new(config, role, SESSION_NAME),
             regions,
-            credentials: Mutex::new(HashMap::new()),
         }
     }
 
@@ -68,12 +60,7 @@ impl MemberLambdasClient {
     /// The member role's ARN in `account_id`, in the partition of the
     /// configuration's region.
     pub fn role_arn(&self, account_id: &str) -> String {
-        let region = self.config.region().map(|r| r.as_ref()).unwrap_or("");
-        format!(
-            "arn:{}:iam::{account_id}:role/{}",
-            partition(region),
-            self.role
-        )
+        self.role.arn(account_id)
     }
 
     fn denied(&self, account_id: &str, message: String) -> LambdasError {
@@ -85,51 +72,13 @@ impl MemberLambdasClient {
     }
 
     async fn credentials(&self, account_id: &str) -> Result<Credentials, LambdasError> {
-        let cached = self
-            .credentials
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(account_id)
-            .cloned();
-        if let Some(c) = cached
-            && c.expiry()
-                .is_some_and(|e| e > SystemTime::now() + REFRESH_BEFORE)
-        {
-            return Ok(c);
-        }
-        let assumed = self
-            .sts
-            .assume_role()
-            .role_arn(self.role_arn(account_id))
-            .role_session_name(SESSION_NAME)
-            .send()
+        self.role
+            .credentials(account_id)
             .await
-            .map_err(|e| {
-                let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
-                if is_denial(code) {
-                    self.denied(account_id, format!("AssumeRole: {}", message(&e)))
-                } else {
-                    LambdasError::Unavailable(format!("AssumeRole: {}", DisplayErrorContext(&e)))
-                }
-            })?;
-        let Some(c) = assumed.credentials() else {
-            return Err(LambdasError::Unavailable(
-                "AssumeRole returned no credentials".into(),
-            ));
-        };
-        let expiry = SystemTime::try_from(*c.expiration()).ok();
-        let credentials = Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_owned()),
-            expiry,
-            "purser-member-role",
-        );
-        self.credentials
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(account_id.to_owned(), credentials.clone());
-        Ok(credentials)
+            .map_err(|e| match e {
+                AssumeError::Denied(message) => self.denied(account_id, message),
+                AssumeError::Unavailable(message) => LambdasError::Unavailable(message),
+            })
     }
 
     async fn client(
@@ -169,30 +118,6 @@ impl MemberLambdasClient {
             )),
         }
     }
-}
-
-/// AWS's partition of a region.
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
-/// Codes that mean Purser may not act there (STS's and Lambda's own, and
-/// the answer of a region not enabled in the account).
-fn is_denial(code: &str) -> bool {
-    matches!(
-        code,
-        "AccessDenied"
-            | "AccessDeniedException"
-            | "UnrecognizedClientException"
-            | "InvalidClientTokenId"
-            | "RegionDisabledException"
-    )
 }
 
 fn message<E, R>(e: &SdkError<E, R>) -> String
@@ -295,13 +220,6 @@ impl MemberLambdas for MemberLambdasClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_role_is_in_the_partition_of_the_region() {
-        assert_eq!(partition("us-east-1"), "aws");
-        assert_eq!(partition("cn-north-1"), "aws-cn");
-        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
-    }
 
     #[test]
     fn regions_default_to_the_configuration_s_own() {

@@ -41,6 +41,8 @@ mod lambdas;
 mod landing;
 #[cfg(feature = "member-resources")]
 mod member_resources;
+#[cfg(any(feature = "member-lambdas", feature = "member-resources"))]
+mod member_role;
 #[cfg(feature = "notifier")]
 mod notifier;
 #[cfg(feature = "organization")]

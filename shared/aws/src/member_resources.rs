@@ -25,7 +25,7 @@
 //! [`MAX_ANSWER`] bytes.
 //!
 //! Assumed credentials are kept per account until five minutes before they
-//! expire. They are never logged, nor put in an error.
+//! expire (`member_role`). They are never logged, nor put in an error.
 //!
 //! Errors: an id that is not one (checked before any request) is
 //! `Refused`; a refused `AssumeRole` or call (`AccessDenied`,
@@ -36,13 +36,11 @@
 //! `pending`, which can be stopped once it runs) is `Refused` with its
 //! message.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_sts::config::Credentials;
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_sts::error::DisplayErrorContext;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_http_client::Connector;
@@ -56,8 +54,8 @@ use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
 use purser_core::ports::SagemakerInstances;
 use purser_core::{MemberResource, MemberResources, ResourcesError, StopOutcome, Stoppable};
 
-/// Credentials this close to their expiry are assumed anew.
-const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+use crate::member_role::{AssumeError, MemberRole, is_denial};
+
 const SESSION_NAME: &str = "purser-member-resources";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The whole call, answer read.
@@ -135,13 +133,10 @@ struct ServiceError {
 /// member role.
 #[derive(Debug)]
 pub struct MemberResourcesClient {
-    config: aws_config::SdkConfig,
-    sts: aws_sdk_sts::Client,
-    role: String,
+    role: MemberRole,
     /// Where EC2 and SageMaker are called instead of AWS (moto, in tests).
     endpoint: Option<String>,
     http: Connector,
-    credentials: Mutex<HashMap<String, Credentials>>,
 }
 
 impl MemberResourcesClient {
@@ -160,24 +155,16 @@ impl MemberResourcesClient {
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build();
         Self {
-            config: config.clone(),
-            sts: aws_sdk_sts::Client::new(config),
-            role: role.to_owned(),
+            role: MemberRole::new(config, role, SESSION_NAME),
             endpoint: config.endpoint_url().map(str::to_owned),
             http,
-            credentials: Mutex::new(HashMap::new()),
         }
     }
 
     /// The member role's ARN in `account_id`, in the partition of the
     /// configuration's region.
     pub fn role_arn(&self, account_id: &str) -> String {
-        let region = self.config.region().map(|r| r.as_ref()).unwrap_or("");
-        format!(
-            "arn:{}:iam::{account_id}:role/{}",
-            partition(region),
-            self.role
-        )
+        self.role.arn(account_id)
     }
 
     fn endpoint(&self, service: Service, region: &str) -> String {
@@ -202,58 +189,13 @@ impl MemberResourcesClient {
         account_id: &str,
         service: Service,
     ) -> Result<Credentials, ResourcesError> {
-        let cached = self
-            .credentials
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(account_id)
-            .cloned();
-        if let Some(c) = cached
-            && c.expiry()
-                .is_some_and(|e| e > SystemTime::now() + REFRESH_BEFORE)
-        {
-            return Ok(c);
-        }
-        let assumed = self
-            .sts
-            .assume_role()
-            .role_arn(self.role_arn(account_id))
-            .role_session_name(SESSION_NAME)
-            .send()
+        self.role
+            .credentials(account_id)
             .await
-            .map_err(|e| {
-                let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
-                if is_denial(code) {
-                    let message = e
-                        .as_service_error()
-                        .and_then(|s| s.message())
-                        .unwrap_or(code);
-                    self.denied(account_id, service, format!("AssumeRole: {message}"))
-                } else {
-                    ResourcesError::Unavailable(format!(
-                        "STS AssumeRole: {}",
-                        DisplayErrorContext(&e)
-                    ))
-                }
-            })?;
-        let Some(c) = assumed.credentials() else {
-            return Err(ResourcesError::Unavailable(
-                "STS AssumeRole returned no credentials".into(),
-            ));
-        };
-        let expiry = SystemTime::try_from(*c.expiration()).ok();
-        let credentials = Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_owned()),
-            expiry,
-            "purser-member-role",
-        );
-        self.credentials
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(account_id.to_owned(), credentials.clone());
-        Ok(credentials)
+            .map_err(|e| match e {
+                AssumeError::Denied(message) => self.denied(account_id, service, message),
+                AssumeError::Unavailable(message) => ResourcesError::Unavailable(message),
+            })
     }
 
     /// Signs and sends one POST of `body` to `service` in `region`, as the
@@ -779,33 +721,6 @@ fn is_sagemaker_name(name: &str) -> bool {
 
 fn truncated(text: &str) -> String {
     text.chars().take(80).collect()
-}
-
-/// AWS's partition of a region.
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
-/// Codes that mean Purser may not act there: STS's, EC2's and SageMaker's
-/// own, and the answer of a region not enabled in the account.
-fn is_denial(code: &str) -> bool {
-    matches!(
-        code,
-        "AccessDenied"
-            | "AccessDeniedException"
-            | "UnauthorizedOperation"
-            | "AuthFailure"
-            | "OptInRequired"
-            | "UnrecognizedClientException"
-            | "InvalidClientTokenId"
-            | "RegionDisabledException"
-    )
 }
 
 fn is_throttling(code: &str) -> bool {
