@@ -76,18 +76,7 @@ async fn a_gpu_instance_is_priced_while_it_runs_and_its_stop_once() {
     let (_, account) = local.ready_account().await;
     // The launch call (where a trail logs it) tells the type; the state
     // change that the instance runs starts its run.
-    local
-        .forward(
-            &account,
-            "aws.ec2",
-            "AWS API Call via CloudTrail",
-            json!({"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
-                "requestParameters": {"instanceType": "g5.xlarge"},
-                "responseElements": {"instancesSet": {"items": [
-                    {"instanceId": INSTANCE, "instanceType": "g5.xlarge"}]}}}),
-        )
-        .await;
-    local.instance_state(&account, "running").await;
+    local.launch(&account, INSTANCE, "g5.xlarge").await;
     near(local.team_spent().await, 0.0, "nothing yet");
 
     // Five minutes on, the accrual counts them.

@@ -57,25 +57,7 @@ async fn a_gpu_instance_left_running_is_stopped_within_minutes_and_announced_onc
     )
     .await;
     // A p4d.24xlarge ($32.77 an hour) launched and running.
-    local
-        .forward(
-            &account,
-            "aws.ec2",
-            "AWS API Call via CloudTrail",
-            json!({"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
-                "requestParameters": {"instanceType": "p4d.24xlarge"},
-                "responseElements": {"instancesSet": {"items": [
-                    {"instanceId": GPU, "instanceType": "p4d.24xlarge"}]}}}),
-        )
-        .await;
-    local
-        .forward(
-            &account,
-            "aws.ec2",
-            "EC2 Instance State-change Notification",
-            json!({"instance-id": GPU, "state": "running"}),
-        )
-        .await;
+    local.launch(&account, GPU, "p4d.24xlarge").await;
     assert!(exceeded(&local).is_empty());
 
     // Five minutes on, its first slice ($2.73) is over the $2 an hour.

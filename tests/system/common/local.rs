@@ -322,6 +322,29 @@ impl Local {
         self.settle().await;
     }
 
+    /// An EC2 instance launched in `account` and running, as its member
+    /// account forwards it: the `RunInstances` call (where a trail logs it),
+    /// which tells the type, then the state change that starts its run.
+    pub async fn launch(&self, account: &str, instance_id: &str, instance_type: &str) {
+        self.forward(
+            account,
+            "aws.ec2",
+            "AWS API Call via CloudTrail",
+            json!({"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
+                "requestParameters": {"instanceType": instance_type},
+                "responseElements": {"instancesSet": {"items": [
+                    {"instanceId": instance_id, "instanceType": instance_type}]}}}),
+        )
+        .await;
+        self.forward(
+            account,
+            "aws.ec2",
+            "EC2 Instance State-change Notification",
+            json!({"instance-id": instance_id, "state": "running"}),
+        )
+        .await;
+    }
+
     /// The recorder's `Accrual` schedule, run once: running resources'
     /// slices priced.
     pub async fn accrue(&self) -> Value {

@@ -184,33 +184,9 @@ impl DynamoStore {
             // DynamoDB refuses a BETWEEN whose bounds are reversed.
             return Ok(Vec::new());
         }
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":from", s(items::day_sort_key(from)))
-                .expression_attribute_values(":to", s(items::day_sort_key(to)))
-                .consistent_read(true)
-                .scan_index_forward(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query (spend)", &self.table, &e))?;
-            for item in output.items() {
-                found.push(items::spend_from_item(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(last) => start = Some(last),
-                None => return Ok(found),
-            }
-        }
+        let (low, high) = (items::day_sort_key(from), items::day_sort_key(to));
+        self.sort_range(&pk, &low, &high, "Query (spend)", items::spend_from_item)
+            .await
     }
 
     /// An account's hourly counters from `from` to `to` (whole hours), all
@@ -227,6 +203,27 @@ impl DynamoStore {
         }
         let pk = items::hourly_spend_partition(account_id);
         let (low, high) = items::hourly_sort_range(from, to);
+        self.sort_range(
+            &pk,
+            &low,
+            &high,
+            "Query (hourly spend)",
+            items::hourly_spend_from_item,
+        )
+        .await
+    }
+
+    /// The items of partition `pk` whose sort key is from `low` to `high`,
+    /// in sort key order, all pages, read strongly consistent, each read
+    /// by `read`.
+    async fn sort_range<T>(
+        &self,
+        pk: &str,
+        low: &str,
+        high: &str,
+        what: &str,
+        read: fn(&Item) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let mut found = Vec::new();
         let mut start = None;
         loop {
@@ -237,17 +234,17 @@ impl DynamoStore {
                 .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":from", s(low.clone()))
-                .expression_attribute_values(":to", s(high.clone()))
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":from", s(low))
+                .expression_attribute_values(":to", s(high))
                 .consistent_read(true)
                 .scan_index_forward(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| unavailable("Query (hourly spend)", &self.table, &e))?;
+                .map_err(|e| unavailable(what, &self.table, &e))?;
             for item in output.items() {
-                found.push(items::hourly_spend_from_item(item)?);
+                found.push(read(item)?);
             }
             match output.last_evaluated_key {
                 Some(last) => start = Some(last),
