@@ -185,4 +185,10 @@ async fn rules_are_refused_with_the_field_at_fault() {
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["error"]["field"], field, "{body}");
     }
+    // The hourly sweep evaluates every team, budget or not: its accounts'
+    // templates may hold rules, and an ended episode's throttle is lifted.
+    local.running.run_schedule("BudgetsFunction").await.unwrap();
+    local.settle().await;
+    let due = local.archived("BudgetEvaluationDue");
+    assert!(due.iter().any(|d| d["team"] == "payments"), "{due:?}");
 }

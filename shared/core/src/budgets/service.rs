@@ -668,25 +668,35 @@ impl Budgets {
     }
 
     /// The hourly sweep (the start of a period, and a safety net): one
-    /// `BudgetEvaluationDue` per team with a budget, each evaluated by its
-    /// own invocation, so the sweep takes the time of a few `PutEvents`
-    /// calls however many teams there are, and one team's slow or failing
+    /// `BudgetEvaluationDue` per team, each evaluated by its own
+    /// invocation, so the sweep takes the time of a few `PutEvents` calls
+    /// however many teams there are, and one team's slow or failing
     /// evaluation delays no other (each is retried by its own delivery).
+    /// Every team, not only those with a budget: a team's accounts may have
+    /// budgets or runaway rules of their templates, and a throttle whose
+    /// episode ended is lifted by an evaluation even when no spend changes.
     pub async fn request_evaluations(&self) -> Result<usize, BudgetError> {
-        let budgets = self.budgets.budgets().await?;
+        let mut teams: BTreeSet<TeamName> = self
+            .accounts
+            .teams()
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        teams.extend(self.budgets.budgets().await?.into_iter().map(|b| b.team));
         let at = rfc3339(self.clock.now());
-        let entries: Vec<EventEntry> = budgets
+        let entries: Vec<EventEntry> = teams
             .iter()
-            .map(|b| {
+            .map(|team| {
                 EventEntry::purser(
                     BUDGET_EVALUATION_DUE,
-                    &json!({"version": 1, "team": b.team, "at": at}),
+                    &json!({"version": 1, "team": team, "at": at}),
                 )
             })
             .collect();
         self.bus.put(entries).await?;
-        tracing::info!(teams = budgets.len(), "budget evaluations requested");
-        Ok(budgets.len())
+        tracing::info!(teams = teams.len(), "budget evaluations requested");
+        Ok(teams.len())
     }
 
     /// The id of the freeze SCP, created or brought up to date.
