@@ -51,7 +51,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
-use purser_core::ports::SagemakerInstances;
+use purser_core::ports::{SagemakerInstances, is_instance_id, is_sagemaker_name};
 use purser_core::{MemberResource, MemberResources, ResourcesError, StopOutcome, Stoppable};
 
 use crate::member_role::{AssumeError, MemberRole, is_denial};
@@ -681,12 +681,8 @@ fn check_place(service: Service, account_id: &str, region: &str) -> Result<(), R
     Ok(())
 }
 
-/// `i-` and 8 or 17 hexadecimal digits.
 fn check_instance_id(id: &str) -> Result<(), ResourcesError> {
-    let ok = id.strip_prefix("i-").is_some_and(|hex| {
-        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    });
-    if ok {
+    if is_instance_id(id) {
         Ok(())
     } else {
         Err(ResourcesError::Refused {
@@ -705,18 +701,6 @@ fn check_endpoint_name(name: &str) -> Result<(), ResourcesError> {
             message: format!("{:?} is not an endpoint name", truncated(name)),
         })
     }
-}
-
-/// SageMaker's names: `^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`.
-fn is_sagemaker_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
-        && bytes.iter().filter(|b| b.is_ascii_alphanumeric()).count() <= 63
 }
 
 fn truncated(text: &str) -> String {

@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use purser_core::lake::{
     EC2_STATE_CHANGE, ResourceChange, SAGEMAKER_ENDPOINT_STATE_CHANGE, resource_change,
 };
-use purser_core::ports::{RunWhat, SagemakerInstances};
+use purser_core::ports::{RunWhat, SagemakerInstances, is_instance_id, is_sagemaker_name};
 use purser_core::{
     Clock, Event, EventEntry, MemberResource, MemberResources, ResourcesError, StopOutcome,
     Stoppable,
@@ -465,7 +465,7 @@ fn check(account_id: &str, region: &str, resource: &Stoppable) -> Result<(), Res
             ("EC2", is_instance_id(instance_id), "an instance id")
         }
         Stoppable::SagemakerEndpoint { name } => {
-            ("SageMaker", is_endpoint_name(name), "an endpoint name")
+            ("SageMaker", is_sagemaker_name(name), "an endpoint name")
         }
     };
     let refused = |message: String| ResourcesError::Refused {
@@ -490,24 +490,6 @@ fn check(account_id: &str, region: &str, resource: &Stoppable) -> Result<(), Res
 
 fn truncated(text: &str) -> String {
     text.chars().take(80).collect()
-}
-
-fn is_instance_id(id: &str) -> bool {
-    id.strip_prefix("i-").is_some_and(|hex| {
-        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    })
-}
-
-/// `^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`
-fn is_endpoint_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
-        && bytes.iter().filter(|b| b.is_ascii_alphanumeric()).count() <= 63
 }
 
 fn is_stopped_state(state: &str) -> bool {

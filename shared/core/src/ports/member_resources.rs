@@ -114,3 +114,24 @@ pub trait MemberResources: Send + Sync {
         endpoint_name: &str,
     ) -> Result<Option<Vec<SagemakerInstances>>, ResourcesError>;
 }
+
+/// An EC2 instance id: `i-` and 8 or 17 hexadecimal digits. Adapters
+/// refuse any other before they ask anything.
+pub fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("i-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// A SageMaker name (an endpoint's, an endpoint configuration's):
+/// `^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`.
+pub fn is_sagemaker_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && bytes.iter().filter(|b| b.is_ascii_alphanumeric()).count() <= 63
+}
