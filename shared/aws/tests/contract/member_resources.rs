@@ -33,12 +33,6 @@ use purser_contract::member_resources::{Fixture, Observer};
 const ROLE: &str = "purser-lambda-throttle";
 const REGION: &str = "eu-west-1";
 
-/// An account id no other test uses.
-fn account_id() -> String {
-    let n = uuid::Uuid::new_v4().as_u128() % 900_000_000_000 + 100_000_000_000;
-    n.to_string()
-}
-
 /// A member account as its team sees it: credentials of a role there.
 struct Member {
     endpoint: String,
@@ -48,22 +42,8 @@ struct Member {
 
 impl Member {
     async fn new(config: &SdkConfig) -> Self {
-        let account_id = account_id();
-        let assumed = aws_sdk_sts::Client::new(config)
-            .assume_role()
-            .role_arn(format!("arn:aws:iam::{account_id}:role/team"))
-            .role_session_name("team")
-            .send()
-            .await
-            .expect("AssumeRole");
-        let c = assumed.credentials().expect("credentials");
-        let credentials = Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_owned()),
-            None,
-            "member",
-        );
+        let account_id = crate::common::account_id();
+        let credentials = crate::common::member_credentials(config, &account_id, "team").await;
         let endpoint = std::env::var("PURSER_MOTO_ENDPOINT").expect("moto's endpoint");
         Self {
             endpoint,

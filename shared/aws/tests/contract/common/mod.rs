@@ -49,3 +49,33 @@ pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
+
+/// An account id no other test uses.
+pub fn account_id() -> String {
+    let n = uuid::Uuid::new_v4().as_u128() % 900_000_000_000 + 100_000_000_000;
+    n.to_string()
+}
+
+/// Credentials of `role` in member account `account_id`, as a team that
+/// works there holds them (moto's STS grants any `AssumeRole`).
+pub async fn member_credentials(
+    config: &SdkConfig,
+    account_id: &str,
+    role: &str,
+) -> aws_sdk_sts::config::Credentials {
+    let assumed = aws_sdk_sts::Client::new(config)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account_id}:role/{role}"))
+        .role_session_name("team")
+        .send()
+        .await
+        .expect("AssumeRole");
+    let c = assumed.credentials().expect("credentials");
+    aws_sdk_sts::config::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_owned()),
+        None,
+        "member",
+    )
+}
